@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what memload needs to build and test on Debian 12, and nothing when it is all
+# there already (idempotent: apt runs only for missing packages). Run as root.
+set -euo pipefail
+
+PACKAGES=(
+  # Bazel 4.2.3 and the toolchain data it asks for (see bazel/shims/README.md).
+  bazel-bootstrap bazel-platforms bazel-rules-java
+  # Compilers and libraries; everything links against Debian's builds.
+  g++ pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libc-ares-dev
+  # Tests read and drive processes (ps, kill) and cgroups.
+  procps
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "memload: missing packages: ${missing[*]}; run this as root to install them" >&2
+    exit 1
+  fi
+  echo "memload: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's second command: installs whatever is missing, then runs every test —
+# `bazel test //...`, then the core and proto tests again under ASan+UBSan — and ends with
+# one line "N passed, N failed" counting test targets (from Bazel's own per-target verdicts).
+# Exit status: 0 when everything passed, 1 otherwise.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash bazel/install_deps.sh || exit 1
+
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Runs `bazel test` with the given arguments and adds its per-target verdicts to the totals.
+# Bazel prints one summary line per test target: "//pkg:name  PASSED in 1.2s", "(cached)
+# PASSED", "FAILED", "TIMEOUT", "FLAKY", "NO STATUS", "FAILED TO BUILD"...
+run_bazel_test() {
+  local label=$1
+  shift
+  echo "=== memload tests: $label ==="
+  bazel test "$@" 2>&1 | tee "$log"
+  local code=${PIPESTATUS[0]}
+  local ok bad
+  ok=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
+  bad=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE)' "$log")
+  # A build that broke before any test ran leaves no per-target line: count it as a failure.
+  if [[ $code -ne 0 && $bad -eq 0 ]]; then bad=1; fi
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+  echo "=== $label: $ok passed, $bad failed (bazel exit $code) ==="
+}
+
+run_bazel_test "all tests" //...
+run_bazel_test "core and proto under ASan+UBSan" --config=asan //core/... //proto/...
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

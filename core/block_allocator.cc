@@ -1,0 +1,218 @@
+#include "core/block_allocator.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/touch.h"
+
+namespace memload {
+
+absl::StatusOr<Backing> ParseBacking(absl::string_view text) {
+  if (text == "malloc") return Backing::kMalloc;
+  if (text == "mmap") return Backing::kMmap;
+  if (text == "shmem") return Backing::kShmem;
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid backing \"", text, "\": want malloc, mmap or shmem"));
+}
+
+absl::string_view BackingName(Backing backing) {
+  switch (backing) {
+    case Backing::kMalloc:
+      return "malloc";
+    case Backing::kMmap:
+      return "mmap";
+    case Backing::kShmem:
+      return "shmem";
+  }
+  return "unknown";
+}
+
+namespace {
+
+size_t RoundUpToPages(size_t size) {
+  const size_t page = PageSize();
+  return (size + page - 1) & ~(page - 1);
+}
+
+std::string MemlockLimitText() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0) return "unknown";
+  if (limit.rlim_cur == RLIM_INFINITY) return "unlimited";
+  return absl::StrCat(limit.rlim_cur, " bytes");
+}
+
+// Applies huge-page advice and mlock to [data, data + size). On an mlock refusal returns
+// the status; the caller frees the block.
+absl::Status ApplyOptions(void* data, size_t size, const AllocatorOptions& options) {
+  if (options.huge_pages) {
+    // Only the page-aligned interior can be advised; malloc blocks may start mid-page.
+    const uintptr_t page = PageSize();
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size) & ~(page - 1);
+    if (end > begin) {
+      // Advice only: a kernel without THP says EINVAL, and the load is still correct.
+      madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+    }
+  }
+  if (options.mlock && ::mlock(data, size) != 0) {
+    const int error = errno;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "mlock of ", size, " bytes refused (", std::strerror(error),
+        "); RLIMIT_MEMLOCK is ", MemlockLimitText(),
+        ": raise it (ulimit -l, LimitMEMLOCK=) or grant CAP_IPC_LOCK"));
+  }
+  return absl::OkStatus();
+}
+
+class MallocAllocator final : public BlockAllocator {
+ public:
+  explicit MallocAllocator(AllocatorOptions options) : options_(options) {}
+
+  absl::StatusOr<void*> Allocate(size_t size) override {
+    void* block = std::malloc(size);
+    if (block == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat("malloc of ", size, " bytes failed"));
+    }
+    if (options_.huge_pages || options_.mlock) {
+      absl::Status status = ApplyOptions(block, size, options_);
+      if (!status.ok()) {
+        std::free(block);
+        return status;
+      }
+    }
+    return block;
+  }
+
+  void Free(void* block, size_t size) override {
+    if (options_.mlock) munlock(block, size);
+    std::free(block);
+  }
+
+  size_t MappedSize(size_t size) const override { return size; }
+
+ private:
+  const AllocatorOptions options_;
+};
+
+class MmapAllocator final : public BlockAllocator {
+ public:
+  explicit MmapAllocator(AllocatorOptions options) : options_(options) {}
+
+  absl::StatusOr<void*> Allocate(size_t size) override {
+    void* block = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (block == MAP_FAILED) {
+      const int error = errno;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("mmap of ", size, " bytes failed: ", std::strerror(error)));
+    }
+    absl::Status status = ApplyOptions(block, size, options_);
+    if (!status.ok()) {
+      munmap(block, size);
+      return status;
+    }
+    return block;
+  }
+
+  void Free(void* block, size_t size) override { munmap(block, size); }
+
+  size_t MappedSize(size_t size) const override { return RoundUpToPages(size); }
+
+ private:
+  const AllocatorOptions options_;
+};
+
+class ShmemAllocator final : public BlockAllocator {
+ public:
+  ShmemAllocator(int fd, AllocatorOptions options) : fd_(fd), options_(options) {}
+  ~ShmemAllocator() override { close(fd_); }
+
+  absl::StatusOr<void*> Allocate(size_t size) override {
+    const size_t mapped = RoundUpToPages(size);
+    off_t offset;
+    {
+      // Each block gets its own page-aligned range of the file; freed ranges are punched
+      // out (MADV_REMOVE), so the file's size only grows while its memory follows the live
+      // blocks. The lock keeps concurrent growth from shrinking the file under a block.
+      std::lock_guard<std::mutex> lock(mutex_);
+      offset = file_end_;
+      if (ftruncate(fd_, offset + static_cast<off_t>(mapped)) != 0) {
+        const int error = errno;
+        return absl::ResourceExhaustedError(absl::StrCat("growing the shmem file to ",
+                                                         offset + mapped, " bytes failed: ",
+                                                         std::strerror(error)));
+      }
+      file_end_ += static_cast<off_t>(mapped);
+    }
+    void* block = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, offset);
+    if (block == MAP_FAILED) {
+      const int error = errno;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("mmap of ", size, " shmem bytes failed: ", std::strerror(error)));
+    }
+    absl::Status status = ApplyOptions(block, size, options_);
+    if (!status.ok()) {
+      Free(block, size);
+      return status;
+    }
+    return block;
+  }
+
+  void Free(void* block, size_t size) override {
+    const size_t mapped = RoundUpToPages(size);
+    // Drop the pages from the file too: unmapping alone would leave them in the page cache.
+    madvise(block, mapped, MADV_REMOVE);
+    munmap(block, mapped);
+  }
+
+  size_t MappedSize(size_t size) const override { return RoundUpToPages(size); }
+
+ private:
+  const int fd_;
+  const AllocatorOptions options_;
+  std::mutex mutex_;
+  off_t file_end_ = 0;  // Guarded by mutex_.
+};
+
+}  // namespace
+
+BlockAllocator* SharedBlockAllocator(Backing backing, const AllocatorOptions& options) {
+  // One instance per (backing, options) combination, alive for the whole process.
+  static MallocAllocator* const malloc_allocators[4] = {
+      new MallocAllocator({false, false}), new MallocAllocator({true, false}),
+      new MallocAllocator({false, true}), new MallocAllocator({true, true})};
+  static MmapAllocator* const mmap_allocators[4] = {
+      new MmapAllocator({false, false}), new MmapAllocator({true, false}),
+      new MmapAllocator({false, true}), new MmapAllocator({true, true})};
+  const int index = (options.huge_pages ? 1 : 0) + (options.mlock ? 2 : 0);
+  switch (backing) {
+    case Backing::kMalloc:
+      return malloc_allocators[index];
+    case Backing::kMmap:
+      return mmap_allocators[index];
+    case Backing::kShmem:
+      return nullptr;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::unique_ptr<BlockAllocator>> MakeShmemAllocator(
+    const AllocatorOptions& options) {
+  const int fd = memfd_create("memload-shmem", MFD_CLOEXEC);
+  if (fd < 0) {
+    const int error = errno;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("memfd_create failed: ", std::strerror(error)));
+  }
+  return std::unique_ptr<BlockAllocator>(new ShmemAllocator(fd, options));
+}
+
+}  // namespace memload

@@ -1,0 +1,72 @@
+// Where a block's memory comes from: the process allocator, anonymous mappings, or a
+// memfd (shared memory). RetainedSet and the streaming loop allocate every payload block
+// through a BlockAllocator, one Allocate per block, so the allocation count is exact and
+// tests can count it by injecting their own allocator.
+//
+//   BlockAllocator* mmap_allocator = SharedBlockAllocator(Backing::kMmap, {});
+//   MEMLOAD_ASSIGN_OR_RETURN(void* block, mmap_allocator->Allocate(1 << 20));
+//   ...
+//   mmap_allocator->Free(block, 1 << 20);
+#ifndef MEMLOAD_CORE_BLOCK_ALLOCATOR_H_
+#define MEMLOAD_CORE_BLOCK_ALLOCATOR_H_
+
+#include <cstddef>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace memload {
+
+enum class Backing {
+  kMalloc,  // glibc malloc/free: exercises the process allocator (may keep freed memory).
+  kMmap,    // One private anonymous mapping per block, page aligned, munmap on free.
+  kShmem,   // One shared mapping per block of a memfd_create file: page-cache (Shmem)
+            // memory; a free punches the range out of the file (MADV_REMOVE).
+};
+
+// "malloc", "mmap", "shmem" <-> Backing. Unknown text is InvalidArgument naming it.
+absl::StatusOr<Backing> ParseBacking(absl::string_view text);
+absl::string_view BackingName(Backing backing);
+
+struct AllocatorOptions {
+  // madvise(MADV_HUGEPAGE) on each block (the page-aligned part of it for malloc), so the
+  // kernel may back it with transparent huge pages.
+  bool huge_pages = false;
+  // mlock(2) each block after allocating it (which also makes it resident). A refusal by
+  // RLIMIT_MEMLOCK is ResourceExhausted naming the limit; the block is then freed.
+  bool mlock = false;
+};
+
+// Allocates and frees payload blocks.
+//
+// Thread-safety: implementations from this file are thread-safe; injected test allocators
+// state their own.
+class BlockAllocator {
+ public:
+  virtual ~BlockAllocator() = default;
+
+  // Returns a new block of `size` (> 0) bytes, or ResourceExhausted when the system refuses
+  // (the message names the size and the reason). Never returns nullptr with OK.
+  virtual absl::StatusOr<void*> Allocate(size_t size) = 0;
+
+  // Returns a block obtained from Allocate(size) with the same size.
+  virtual void Free(void* block, size_t size) = 0;
+
+  // Bytes of address space the OS reserves for a block of `size`: `size` for malloc (its
+  // own headers are the allocator's business), `size` rounded up to whole pages otherwise.
+  virtual size_t MappedSize(size_t size) const = 0;
+};
+
+// The process-wide malloc or mmap allocator with `options` (stateless, never freed).
+// Returns nullptr for Backing::kShmem, which needs MakeShmemAllocator.
+BlockAllocator* SharedBlockAllocator(Backing backing, const AllocatorOptions& options);
+
+// A new allocator over its own memfd; the file is closed when the allocator is destroyed
+// (after every block is freed). ResourceExhausted or Internal when memfd_create fails.
+absl::StatusOr<std::unique_ptr<BlockAllocator>> MakeShmemAllocator(
+    const AllocatorOptions& options);
+
+}  // namespace memload
+
+#endif  // MEMLOAD_CORE_BLOCK_ALLOCATOR_H_

@@ -1,0 +1,37 @@
+#include "core/cancel_signal.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace memload {
+
+void CancelSignal::Cancel() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_.store(true, std::memory_order_relaxed);
+    ++notifications_;
+  }
+  wake_.notify_all();
+}
+
+void CancelSignal::Notify() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++notifications_;
+  }
+  wake_.notify_all();
+}
+
+bool CancelSignal::WaitUntil(absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  // Waits are measured on the steady clock; an infinite or far deadline is capped at a day
+  // per wait, which callers cannot tell apart from a spurious wake-up.
+  const absl::Duration left = std::min(deadline - absl::Now(), absl::Hours(24));
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(absl::ToInt64Nanoseconds(left));
+  wake_.wait_until(lock, until, [&] { return notifications_ != seen_ || cancelled(); });
+  seen_ = notifications_;
+  return cancelled();
+}
+
+}  // namespace memload

@@ -1,0 +1,51 @@
+// CancelSignal: a cancellation flag that sleepers can wait on, so a held or rate-limited
+// plan sleeps (no CPU) yet stops or reacts within microseconds of a request.
+//
+//   CancelSignal cancel;
+//   // plan thread:
+//   while (!cancel.cancelled()) {
+//     ... do a step ...
+//     if (cancel.WaitUntil(next_step)) break;   // woken early by Cancel() or Notify()
+//   }
+//   // any thread:
+//   cancel.Cancel();
+//
+// Thread-safety: every method is thread-safe.
+#ifndef MEMLOAD_CORE_CANCEL_SIGNAL_H_
+#define MEMLOAD_CORE_CANCEL_SIGNAL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace memload {
+
+class CancelSignal {
+ public:
+  // Sets the flag for good and wakes every waiter.
+  void Cancel();
+  // Wakes every waiter without cancelling (e.g. a plan's target changed).
+  void Notify();
+  // Cheap enough for a hot loop: one relaxed load.
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+  // Sleeps until `deadline`, Cancel() or Notify() — whichever comes first. Returns
+  // cancelled(). A Notify() that happened after the last WaitUntil returned is not lost:
+  // the next WaitUntil returns at once.
+  bool WaitUntil(absl::Time deadline);
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  uint64_t notifications_ = 0;  // Guarded by mutex_.
+  uint64_t seen_ = 0;           // Guarded by mutex_; notifications_ at the last wake-up.
+};
+
+}  // namespace memload
+
+#endif  // MEMLOAD_CORE_CANCEL_SIGNAL_H_

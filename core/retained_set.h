@@ -1,0 +1,110 @@
+// RetainedSet: `amount` blocks of `block_size` bytes, held until released — the seed
+// library's New(amount, size, physical, duration), with exact accounting.
+//
+//   RetainedSetOptions options;
+//   options.block_size = 1 << 20;            // 1 MiB blocks
+//   options.touch = TouchMode::kPage;        // make every page resident
+//   options.backing = Backing::kMmap;
+//   MEMLOAD_ASSIGN_OR_RETURN(RetainedSet set, RetainedSet::Create(options, 64));
+//   MEMLOAD_RETURN_IF_ERROR(set.Grow(64));    // ramps grow in steps
+//   MEMLOAD_ASSIGN_OR_RETURN(uint64_t resident, set.ResidentBytes());
+//   // ~RetainedSet (or Release()) gives every block back.
+//
+// Accounting (exact; see README "Accounting"):
+//   payload_bytes     = block_count × block_size
+//   allocations       = blocks ever allocated: exactly one allocator call per block, nothing
+//                       else goes through the allocator
+//   bookkeeping_bytes = sizeof(RetainedSet) + sizeof(void*) × table capacity, where the
+//                       table (one pointer per block) lives on the heap only when the set
+//                       has held more than one block; Create(amount) sizes it exactly,
+//                       Grow() afterwards at least doubles it when it is full
+//   mapped_bytes      = block_count × block_size rounded up to whole pages (mmap/shmem)
+//   resident          = ResidentBytes(): mincore(2) over the blocks, from the OS
+//
+// Thread-safety: thread-compatible. One thread at a time may call non-const methods; const
+// methods may run concurrently with each other but not with a mutation.
+#ifndef MEMLOAD_CORE_RETAINED_SET_H_
+#define MEMLOAD_CORE_RETAINED_SET_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/block_allocator.h"
+#include "core/touch.h"
+
+namespace memload {
+
+struct RetainedSetOptions {
+  uint64_t block_size = 0;  // Bytes per block, > 0.
+  TouchMode touch = TouchMode::kPage;
+  Backing backing = Backing::kMmap;
+  bool huge_pages = false;  // madvise(MADV_HUGEPAGE) every block.
+  bool mlock = false;       // mlock every block (needs RLIMIT_MEMLOCK or CAP_IPC_LOCK).
+  // Overrides `backing` (and huge_pages/mlock) when set; not owned, must outlive the set.
+  // Tests inject a counting allocator here.
+  BlockAllocator* allocator = nullptr;
+};
+
+// Counters of one set; all cumulative except payload/mapped/bookkeeping/blocks.
+struct RetainedSetStats {
+  uint64_t blocks = 0;             // Blocks held now.
+  uint64_t payload_bytes = 0;      // blocks × block_size.
+  uint64_t mapped_bytes = 0;       // Address space the OS reserved for the blocks.
+  uint64_t bookkeeping_bytes = 0;  // memload's own records (formula above).
+  uint64_t allocations = 0;        // Allocator calls that succeeded, ever.
+  uint64_t frees = 0;              // Blocks given back, ever.
+  uint64_t bytes_touched = 0;      // Bytes written by touching, ever.
+};
+
+class RetainedSet {
+ public:
+  // Validates `options`, then allocates and touches `amount` blocks (0 is allowed: an empty
+  // set to Grow later). InvalidArgument for a zero block size or when amount × block_size
+  // overflows 64 bits; ResourceExhausted when memory runs out (everything allocated so far
+  // is freed again before returning).
+  static absl::StatusOr<RetainedSet> Create(const RetainedSetOptions& options, uint64_t amount);
+
+  RetainedSet(RetainedSet&& other) noexcept;
+  RetainedSet& operator=(RetainedSet&& other) noexcept;
+  RetainedSet(const RetainedSet&) = delete;
+  RetainedSet& operator=(const RetainedSet&) = delete;
+  ~RetainedSet();
+
+  // Adds `blocks` blocks. On failure returns ResourceExhausted saying how many of them were
+  // allocated; those stay in the set (owned, counted, freeable), so a ramp keeps what it got.
+  absl::Status Grow(uint64_t blocks);
+
+  // Frees blocks from the end until at most `blocks` remain.
+  void ShrinkTo(uint64_t blocks);
+
+  // Frees every block and the block table. The set stays usable (empty).
+  void Release();
+
+  uint64_t block_count() const { return blocks_.size(); }
+  uint64_t block_size() const { return options_.block_size; }
+  RetainedSetStats stats() const;
+
+  // Resident bytes of the blocks, measured by mincore(2). Counted in whole pages, so tiny
+  // malloc blocks sharing a page count that page once.
+  absl::StatusOr<uint64_t> ResidentBytes() const;
+
+ private:
+  RetainedSet(const RetainedSetOptions& options, BlockAllocator* allocator,
+              std::unique_ptr<BlockAllocator> owned_allocator);
+
+  RetainedSetOptions options_;
+  BlockAllocator* allocator_;                         // Not null.
+  std::unique_ptr<BlockAllocator> owned_allocator_;   // The shmem allocator, if any.
+  absl::InlinedVector<void*, 1> blocks_;
+  uint64_t allocations_ = 0;
+  uint64_t frees_ = 0;
+  uint64_t bytes_touched_ = 0;
+};
+
+}  // namespace memload
+
+#endif  // MEMLOAD_CORE_RETAINED_SET_H_

@@ -1,0 +1,88 @@
+#include "core/touch.h"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace memload {
+
+absl::StatusOr<TouchMode> ParseTouchMode(absl::string_view text) {
+  if (text == "none") return TouchMode::kNone;
+  if (text == "page") return TouchMode::kPage;
+  if (text == "fill") return TouchMode::kFill;
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid touch mode \"", text, "\": want none, page or fill"));
+}
+
+absl::string_view TouchModeName(TouchMode mode) {
+  switch (mode) {
+    case TouchMode::kNone:
+      return "none";
+    case TouchMode::kPage:
+      return "page";
+    case TouchMode::kFill:
+      return "fill";
+  }
+  return "unknown";
+}
+
+size_t PageSize() {
+  static const size_t page_size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return page_size;
+}
+
+namespace {
+
+// One volatile write at `p`: the compiler may not drop it, so the page is faulted in.
+inline void WriteByte(char* p, char value) { *static_cast<volatile char*>(p) = value; }
+
+void TouchPages(char* data, size_t size) {
+  const uintptr_t page = PageSize();
+  WriteByte(data, 1);
+  // Then the first byte of every later page the block overlaps.
+  uintptr_t next = (reinterpret_cast<uintptr_t>(data) | (page - 1)) + 1;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data) + size;
+  for (; next < end; next += page) WriteByte(reinterpret_cast<char*>(next), 1);
+}
+
+void FillPattern(char* data, size_t size, uint64_t seed) {
+  // xorshift64*: fast, and its output does not compress.
+  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+  if (state == 0) state = 1;
+  size_t i = 0;
+  for (; i + sizeof(uint64_t) <= size; i += sizeof(uint64_t)) {
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    const uint64_t word = state * 0x2545F4914F6CDD1Dull;
+    std::memcpy(data + i, &word, sizeof(word));
+  }
+  for (; i < size; ++i) {
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    data[i] = static_cast<char>(state * 0x2545F4914F6CDD1Dull >> 56);
+  }
+}
+
+}  // namespace
+
+uint64_t TouchBlock(void* data, size_t size, TouchMode mode, uint64_t seed) {
+  if (size == 0 || data == nullptr) return 0;
+  char* bytes = static_cast<char*>(data);
+  switch (mode) {
+    case TouchMode::kNone:
+      return 0;
+    case TouchMode::kPage:
+      TouchPages(bytes, size);
+      return size;
+    case TouchMode::kFill:
+      FillPattern(bytes, size, seed);
+      return size;
+  }
+  return 0;
+}
+
+}  // namespace memload

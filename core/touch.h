@@ -1,0 +1,43 @@
+// How memload makes allocated memory real.
+//
+// A fresh allocation is only virtual: the kernel backs a page with RAM the first time it is
+// written. TouchBlock writes a block according to a TouchMode so that the load is resident
+// (kPage), or resident and incompressible (kFill), or deliberately left virtual (kNone).
+//
+//   uint64_t touched = TouchBlock(data, size, TouchMode::kPage, /*seed=*/1);
+//
+// All functions here are thread-safe (they touch only the memory they are given).
+#ifndef MEMLOAD_CORE_TOUCH_H_
+#define MEMLOAD_CORE_TOUCH_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace memload {
+
+enum class TouchMode {
+  kNone,  // Never written: virtual memory only.
+  kPage,  // One write per page the block overlaps: every page becomes resident.
+  kFill,  // Every byte written with a pseudo-random pattern (xorshift64*): resident and
+          // incompressible, so zram/zswap/KSM cannot shrink or merge it.
+};
+
+// "none", "page", "fill" <-> TouchMode. Unknown text is InvalidArgument naming it.
+absl::StatusOr<TouchMode> ParseTouchMode(absl::string_view text);
+absl::string_view TouchModeName(TouchMode mode);
+
+// The kernel's page size (sysconf(_SC_PAGESIZE)), read once.
+size_t PageSize();
+
+// Writes `size` bytes at `data` according to `mode`. `seed` varies the fill pattern so
+// blocks differ from each other (KSM merges identical pages). Returns the bytes of the
+// block that are now backed by written pages: `size` for kPage and kFill, 0 for kNone.
+uint64_t TouchBlock(void* data, size_t size, TouchMode mode, uint64_t seed);
+
+}  // namespace memload
+
+#endif  // MEMLOAD_CORE_TOUCH_H_
