@@ -25,9 +25,10 @@ def cc_grpc_proto(name, src, grpc = False, deps = [], visibility = None):
         cmd = cmd,
         visibility = ["//visibility:private"],
     )
+    # This .proto and, transitively, every .proto it imports (protoc needs them all).
     native.filegroup(
         name = name + "_srcs",
-        srcs = [src],
+        srcs = [src] + [d + "_srcs" for d in deps],
         visibility = visibility,
     )
     native.cc_library(

@@ -2,7 +2,16 @@
 // are not built with -fsanitize=thread, so their internal synchronisation is invisible to
 // TSan and reports inside them are noise. Our own code uses std primitives, which TSan sees.
 extern "C" const char* __tsan_default_suppressions() {
-  return "race:libgrpc.so\n"
+  // called_from_lib: also ignore the interceptors (epoll, fds, memmove) these libraries call.
+  return "called_from_lib:libgrpc.so\n"
+         "called_from_lib:libgpr.so\n"
+         "called_from_lib:libgrpc++.so\n"
+         "called_from_lib:libprotobuf.so\n"
+         "race:libgrpc.so\n"
+         // gRPC's C++ templates are compiled into our binaries, but synchronise inside
+         // libgrpc, where TSan cannot see it.
+         "race:grpc::\n"
+         "race:google::protobuf::\n"
          "race:libgrpc++.so\n"
          "race:libgpr.so\n"
          "race:libabsl_\n"

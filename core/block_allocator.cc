@@ -168,6 +168,8 @@ class ShmemAllocator final : public BlockAllocator {
 
   void Free(void* block, size_t size) override {
     const size_t mapped = RoundUpToPages(size);
+    // MADV_REMOVE refuses (EINVAL) a locked range, which would leave the pages in the file.
+    if (options_.mlock) munlock(block, mapped);
     // Drop the pages from the file too: unmapping alone would leave them in the page cache.
     madvise(block, mapped, MADV_REMOVE);
     munmap(block, mapped);

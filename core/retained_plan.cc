@@ -12,9 +12,12 @@
 namespace memload {
 namespace {
 
-// Resident bytes are re-measured at most this often while ramping, and this often while
-// holding (the only reason a held plan wakes up).
+// While ramping, resident bytes are re-measured after every chunk unless measuring is
+// expensive (a huge set): then at most every 50× the last measurement's cost, and at
+// least this often.
 constexpr absl::Duration kRampMeasureInterval = absl::Milliseconds(200);
+constexpr int kMeasureCostFactor = 50;
+// While holding, once a second (the only reason a held plan wakes up).
 constexpr absl::Duration kHoldMeasureInterval = absl::Seconds(1);
 // A step grows at most this much between two looks at the cancel flag, so a cancel is
 // honoured within a few tens of milliseconds even mid-step (one block is the floor).
@@ -152,7 +155,7 @@ absl::Status RetainedPlan::RunPhase(const Phase& phase) {
         set_.ShrinkTo(std::max(desired, current - std::min(current, chunk_blocks)));
       }
       resident_stale_ = true;
-      Publish(now - last_resident_measure_ >= kRampMeasureInterval);
+      Publish(MeasureDue(now));
       continue;  // Look at the cancel flag and the clock again before the next chunk.
     }
 
@@ -160,7 +163,7 @@ absl::Status RetainedPlan::RunPhase(const Phase& phase) {
     const bool capped = current < target_blocks && current >= ceiling_blocks;
     // Measure before announcing the state, so a reader who sees HOLDING also sees the
     // resident bytes of what is held.
-    Publish(resident_stale_ || now - last_resident_measure_ >= kRampMeasureInterval);
+    Publish(resident_stale_ || MeasureDue(now));
     if (at_target || capped) {
       counters->SetState(at_target ? PlanState::kHolding : PlanState::kCapped);
       if (!hold_started) {
@@ -189,6 +192,11 @@ absl::Status RetainedPlan::RunPhase(const Phase& phase) {
   return absl::OkStatus();
 }
 
+bool RetainedPlan::MeasureDue(absl::Time now) const {
+  const absl::Duration since = now - last_resident_measure_;
+  return since >= kRampMeasureInterval || since >= kMeasureCostFactor * last_measure_cost_;
+}
+
 void RetainedPlan::Publish(bool measure_resident) {
   PlanCounters* counters = mutable_counters();
   const RetainedSetStats stats = set_.stats();
@@ -205,9 +213,11 @@ void RetainedPlan::Publish(bool measure_resident) {
   if (measure_resident) {
     // A failed mincore leaves the last measurement; the set's blocks are always mapped, so
     // this does not happen in practice.
+    const absl::Time start = absl::Now();
     absl::StatusOr<uint64_t> resident = set_.ResidentBytes();
     if (resident.ok()) counters->resident_bytes.store(*resident);
     last_resident_measure_ = absl::Now();
+    last_measure_cost_ = last_resident_measure_ - start;
     resident_stale_ = false;
   }
 }

@@ -86,6 +86,8 @@ class RetainedPlan final : public Plan {
 
   absl::Status RunPhase(const Phase& phase);
   void Publish(bool measure_resident);
+  // Whether a ramping plan should re-measure its resident bytes now (plan thread only).
+  bool MeasureDue(absl::Time now) const;
 
   const RetainedPlanSpec spec_;
   RetainedSet set_;  // Touched only by the plan's thread.
@@ -95,6 +97,7 @@ class RetainedPlan final : public Plan {
   std::atomic<uint64_t> target_generation_{0};
   std::atomic<uint64_t> ceiling_bytes_{UINT64_MAX};
   absl::Time last_resident_measure_ = absl::InfinitePast();  // Plan thread only.
+  absl::Duration last_measure_cost_;                          // Plan thread only.
   bool resident_stale_ = false;  // Plan thread only: blocks changed since the measurement.
 };
 

@@ -1,14 +1,52 @@
 #include "core/retained_set.h"
 
 #include <algorithm>
+#include <exception>
 #include <utility>
 
+#include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 #include "core/resident.h"
 #include "core/size.h"
 #include "core/status_macros.h"
 
 namespace memload {
+
+namespace {
+
+// Makes room for `wanted` pointers in `table` (at least doubling it when it grows). The
+// table is memload's own allocation: when it cannot be had (2^61 one-byte blocks fit in 64
+// bits, their table does not fit in memory), that is a status, never an exception escaping.
+template <typename Table>
+ABSL_ATTRIBUTE_NOINLINE absl::Status GrowTable(Table& table, uint64_t wanted) {
+  try {
+    table.reserve(wanted);
+  } catch (const std::exception&) {  // std::bad_alloc, or std::length_error past max_size().
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot allocate the block table for ", wanted, " blocks"));
+  }
+  return absl::OkStatus();
+}
+
+// Error paths, kept out of line so the hot path stays small.
+ABSL_ATTRIBUTE_NOINLINE absl::Status CannotGrowBy(uint64_t blocks) {
+  return absl::InvalidArgumentError(absl::StrCat("cannot grow by ", blocks, " blocks"));
+}
+
+ABSL_ATTRIBUTE_NOINLINE absl::Status GrowFailed(uint64_t got, uint64_t blocks, size_t size,
+                                                uint64_t held, const absl::Status& why) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "allocated ", got, " of ", blocks, " blocks of ", size, " bytes (", got * size, " of ",
+      blocks * size, " bytes; the set holds ", held, " blocks) before: ", why.message()));
+}
+
+template <typename Table>
+inline absl::Status ReserveTable(Table& table, uint64_t wanted) {
+  if (ABSL_PREDICT_TRUE(wanted <= table.capacity())) return absl::OkStatus();
+  return GrowTable(table, wanted);
+}
+
+}  // namespace
 
 absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& options,
                                                 uint64_t amount) {
@@ -19,7 +57,12 @@ absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& option
     return absl::InvalidArgumentError(absl::StrCat("block size ", options.block_size,
                                                    " does not fit this machine's address space"));
   }
-  MEMLOAD_RETURN_IF_ERROR(MultiplySizes(amount, options.block_size).status());
+  // The hot path (a 1-byte set is the seed's benchmark) checks with a builtin and leaves
+  // building the error to MultiplySizes.
+  uint64_t total;
+  if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(amount, options.block_size, &total))) {
+    return MultiplySizes(amount, options.block_size).status();
+  }
   BlockAllocator* allocator = options.allocator;
   std::unique_ptr<BlockAllocator> owned;
   if (allocator == nullptr) {
@@ -31,14 +74,20 @@ absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& option
       allocator = SharedBlockAllocator(options.backing, allocator_options);
     }
   }
-  RetainedSet set(options, allocator, std::move(owned));
-  if (amount > 1) set.blocks_.reserve(amount);
-  absl::Status status = set.Grow(amount);
-  if (!status.ok()) return status;  // `set` frees what it got on the way out.
-  return set;
+  // Built in place and returned as is, so the set is never moved on the way out: the lambda
+  // has a single return, which lets GCC apply NRVO (it does not with the returns above).
+  return [&]() -> absl::StatusOr<RetainedSet> {
+    absl::StatusOr<RetainedSet> set(absl::in_place, PrivateTag(), options, allocator,
+                                    std::move(owned));
+    absl::Status status = ReserveTable(set->blocks_, amount);
+    if (status.ok()) status = set->Grow(amount);
+    if (!status.ok()) set = std::move(status);  // Frees what it got.
+    return set;
+  }();
 }
 
-RetainedSet::RetainedSet(const RetainedSetOptions& options, BlockAllocator* allocator,
+RetainedSet::RetainedSet(PrivateTag, const RetainedSetOptions& options,
+                         BlockAllocator* allocator,
                          std::unique_ptr<BlockAllocator> owned_allocator)
     : options_(options), allocator_(allocator), owned_allocator_(std::move(owned_allocator)) {}
 
@@ -50,7 +99,11 @@ RetainedSet::RetainedSet(RetainedSet&& other) noexcept
       allocations_(other.allocations_),
       frees_(other.frees_),
       bytes_touched_(other.bytes_touched_) {
+  // The moved-from set is empty and counts nothing. It must not keep the allocator: a shmem
+  // allocator now belongs to this set and dies with it.
   other.blocks_.clear();
+  other.allocator_ = nullptr;
+  other.allocations_ = other.frees_ = other.bytes_touched_ = 0;
 }
 
 RetainedSet& RetainedSet::operator=(RetainedSet&& other) noexcept {
@@ -60,10 +113,12 @@ RetainedSet& RetainedSet::operator=(RetainedSet&& other) noexcept {
     allocator_ = other.allocator_;
     owned_allocator_ = std::move(other.owned_allocator_);
     blocks_ = std::move(other.blocks_);
-    other.blocks_.clear();
     allocations_ = other.allocations_;
     frees_ = other.frees_;
     bytes_touched_ = other.bytes_touched_;
+    other.blocks_.clear();  // As in the move constructor.
+    other.allocator_ = nullptr;
+    other.allocations_ = other.frees_ = other.bytes_touched_ = 0;
   }
   return *this;
 }
@@ -71,25 +126,30 @@ RetainedSet& RetainedSet::operator=(RetainedSet&& other) noexcept {
 RetainedSet::~RetainedSet() { Release(); }
 
 absl::Status RetainedSet::Grow(uint64_t blocks) {
-  const uint64_t wanted = blocks_.size() + blocks;
-  if (wanted < blocks_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot grow by ", blocks, " blocks"));
+  if (ABSL_PREDICT_FALSE(allocator_ == nullptr)) {
+    return absl::FailedPreconditionError("cannot grow a moved-from retained set");
   }
-  MEMLOAD_RETURN_IF_ERROR(MultiplySizes(wanted, options_.block_size).status());
+  uint64_t wanted;
+  if (ABSL_PREDICT_FALSE(__builtin_add_overflow(blocks_.size(), blocks, &wanted))) {
+    return CannotGrowBy(blocks);
+  }
+  uint64_t total;
+  if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(wanted, options_.block_size, &total))) {
+    return MultiplySizes(wanted, options_.block_size).status();
+  }
   // InlinedVector at least doubles a full table, so ramps of many small steps do not copy it
   // every step.
-  if (wanted > blocks_.capacity()) blocks_.reserve(wanted);
+  MEMLOAD_RETURN_IF_ERROR(ReserveTable(blocks_, wanted));
   const size_t size = static_cast<size_t>(options_.block_size);
   for (uint64_t i = 0; i < blocks; ++i) {
     absl::StatusOr<void*> block = allocator_->Allocate(size);
-    if (!block.ok()) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "allocated ", i, " of ", blocks, " blocks of ", size, " bytes (", i * size, " of ",
-          blocks * size, " bytes; the set holds ", blocks_.size(), " blocks) before: ",
-          block.status().message()));
+    if (ABSL_PREDICT_FALSE(!block.ok())) {
+      return GrowFailed(i, blocks, size, blocks_.size(), block.status());
     }
     ++allocations_;
-    bytes_touched_ += TouchBlock(*block, size, options_.touch, allocations_);
+    if (options_.touch != TouchMode::kNone) {
+      bytes_touched_ += TouchBlock(*block, size, options_.touch, allocations_);
+    }
     blocks_.push_back(*block);
   }
   return absl::OkStatus();
@@ -113,7 +173,8 @@ RetainedSetStats RetainedSet::stats() const {
   RetainedSetStats stats;
   stats.blocks = blocks_.size();
   stats.payload_bytes = stats.blocks * options_.block_size;
-  stats.mapped_bytes = stats.blocks * allocator_->MappedSize(options_.block_size);
+  stats.mapped_bytes =
+      stats.blocks == 0 ? 0 : stats.blocks * allocator_->MappedSize(options_.block_size);
   const uint64_t table_bytes =
       blocks_.capacity() > 1 ? sizeof(void*) * blocks_.capacity() : 0;
   stats.bookkeeping_bytes = sizeof(RetainedSet) + table_bytes;

@@ -61,13 +61,20 @@ struct RetainedSetStats {
 };
 
 class RetainedSet {
+ private:
+  struct PrivateTag {
+    explicit PrivateTag() = default;
+  };
+
  public:
   // Validates `options`, then allocates and touches `amount` blocks (0 is allowed: an empty
   // set to Grow later). InvalidArgument for a zero block size or when amount × block_size
-  // overflows 64 bits; ResourceExhausted when memory runs out (everything allocated so far
-  // is freed again before returning).
+  // overflows 64 bits; ResourceExhausted when memory (or room for the block table) runs out
+  // (everything allocated so far is freed again before returning).
   static absl::StatusOr<RetainedSet> Create(const RetainedSetOptions& options, uint64_t amount);
 
+  // Moving transfers the blocks, counters and allocator. The moved-from set is empty, counts
+  // nothing and refuses Grow (FailedPrecondition) until a set is move-assigned to it.
   RetainedSet(RetainedSet&& other) noexcept;
   RetainedSet& operator=(RetainedSet&& other) noexcept;
   RetainedSet(const RetainedSet&) = delete;
@@ -76,6 +83,8 @@ class RetainedSet {
 
   // Adds `blocks` blocks. On failure returns ResourceExhausted saying how many of them were
   // allocated; those stay in the set (owned, counted, freeable), so a ramp keeps what it got.
+  // InvalidArgument (nothing allocated) when the new total overflows 64 bits;
+  // ResourceExhausted (nothing allocated) when the block table cannot grow.
   absl::Status Grow(uint64_t blocks);
 
   // Frees blocks from the end until at most `blocks` remain.
@@ -92,12 +101,13 @@ class RetainedSet {
   // malloc blocks sharing a page count that page once.
   absl::StatusOr<uint64_t> ResidentBytes() const;
 
- private:
-  RetainedSet(const RetainedSetOptions& options, BlockAllocator* allocator,
+  // For Create() only (the tag is private); public so absl::StatusOr can build in place.
+  RetainedSet(PrivateTag, const RetainedSetOptions& options, BlockAllocator* allocator,
               std::unique_ptr<BlockAllocator> owned_allocator);
 
+ private:
   RetainedSetOptions options_;
-  BlockAllocator* allocator_;                         // Not null.
+  BlockAllocator* allocator_;                         // Null only once moved from.
   std::unique_ptr<BlockAllocator> owned_allocator_;   // The shmem allocator, if any.
   absl::InlinedVector<void*, 1> blocks_;
   uint64_t allocations_ = 0;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <mutex>
 #include <new>
 #include <system_error>
@@ -84,7 +83,8 @@ absl::Status ValidateStreamOptions(const StreamOptions& options) {
   }
   if (options.duration < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("duration must not be negative, got ", absl::FormatDuration(options.duration)));
+        absl::StrCat("duration must not be negative, got ",
+                     absl::FormatDuration(options.duration)));
   }
   return absl::OkStatus();
 }
@@ -115,7 +115,6 @@ absl::Status StreamWorker::Step() {
     if (live_ == window_) {
       allocator_->Free(ring_[head_], size_);
       --live_;
-      ++frees_;
     }
   }
   absl::StatusOr<void*> block = allocator_->Allocate(size_);
@@ -126,7 +125,6 @@ absl::Status StreamWorker::Step() {
   }
   if (window_ == 0) {
     allocator_->Free(*block, size_);
-    ++frees_;
     return absl::OkStatus();
   }
   ring_[head_] = *block;
@@ -140,7 +138,6 @@ void StreamWorker::ReleaseAll() {
   uint64_t slot = (head_ + window_ - live_) % (window_ == 0 ? 1 : window_);
   for (; live_ > 0; --live_) {
     allocator_->Free(ring_[slot], size_);
-    ++frees_;
     slot = slot + 1 == window_ ? 0 : slot + 1;
   }
   head_ = 0;
@@ -171,7 +168,7 @@ void StreamWorker::Flush(PlanCounters* counters) {
     counters->bytes_allocated.fetch_add(new_blocks * size_, std::memory_order_relaxed);
     published_allocations_ = allocations_;
   }
-  PublishDelta(counters->frees, frees_, published_frees_);
+  PublishDelta(counters->frees, frees(), published_frees_);
   PublishDelta(counters->bytes_touched, bytes_touched_, published_touched_);
   if (live_ != published_live_) {
     const uint64_t delta_blocks = live_ - published_live_;  // Wraps for a decrease.
@@ -268,9 +265,10 @@ void RunWorker(RunContext* context, uint32_t index) {
       now = measured;
     }
     if (rate_limited) {
+      // Capped at ~30 years so that absurdly slow rates cannot overflow the clock.
+      const double due_ns = std::min(worker.bytes_allocated() * ns_per_byte, 1e18);
       const Clock::time_point due =
-          context->start + std::chrono::nanoseconds(static_cast<int64_t>(
-                               std::llround(worker.bytes_allocated() * ns_per_byte)));
+          context->start + std::chrono::nanoseconds(static_cast<int64_t>(due_ns));
       if (due - now >= kMinSleep) {
         // Publish before sleeping: a slow rate may sleep for seconds.
         worker.Flush(counters);
@@ -286,6 +284,9 @@ void RunWorker(RunContext* context, uint32_t index) {
       next_flush = now + kFlushInterval;
     }
   }
+  // Publish the full window before releasing it, so even a run shorter than one flush
+  // interval leaves a true peak_payload_bytes.
+  worker.Flush(counters);
   worker.ReleaseAll();
   worker.MeasureResident();
   worker.Flush(counters);

@@ -112,7 +112,7 @@ class StreamWorker {
   void Flush(PlanCounters* counters);
 
   uint64_t allocations() const { return allocations_; }
-  uint64_t frees() const { return frees_; }
+  uint64_t frees() const { return allocations_ - live_; }  // Every block not live was freed.
   uint64_t live_blocks() const { return live_; }
   uint64_t bytes_allocated() const { return allocations_ * size_; }
   uint64_t bytes_touched() const { return bytes_touched_; }
@@ -132,7 +132,6 @@ class StreamWorker {
   uint64_t head_ = 0;  // Next slot to fill; when the ring is full, the oldest block.
   uint64_t live_ = 0;
   uint64_t allocations_ = 0;
-  uint64_t frees_ = 0;
   uint64_t bytes_touched_ = 0;
   uint64_t resident_bytes_ = 0;
   // Values as of the last Flush().

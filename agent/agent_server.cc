@@ -1,0 +1,120 @@
+#include "agent/agent_server.h"
+
+#include <unistd.h>
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "agent/worker_process.h"
+#include "core/version.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "proto/proto_time.h"
+
+namespace memload {
+namespace agent {
+namespace {
+
+std::string NewIncarnation() {
+  std::random_device random;
+  return absl::StrFormat("%08x%08x%08x%08x", random(), random(), random(), random());
+}
+
+std::string Hostname() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+std::string DefaultWorkerBinary() {
+  char self[4096] = {};
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length <= 0) return "memload-worker";
+  std::string path(self, length);
+  return path.substr(0, path.rfind('/') + 1) + "memload-worker";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions options) {
+  std::unique_ptr<AgentServer> agent(new AgentServer());
+  agent->probe_ = options.probe ? options.probe : std::make_shared<SystemNodeProbe>();
+  if (options.launcher) {
+    agent->launcher_ = options.launcher;
+  } else {
+    const std::string worker =
+        options.worker_binary.empty() ? DefaultWorkerBinary() : options.worker_binary;
+    if (access(worker.c_str(), X_OK) != 0) {
+      return absl::NotFoundError(absl::StrCat(
+          "worker binary ", worker, " is missing or not executable (see --worker-binary)"));
+    }
+    agent->launcher_ = std::make_shared<WorkerProcessLauncher>(worker);
+  }
+  absl::StatusOr<NodeMemory> node = agent->probe_->Read();
+  if (!node.ok()) return node.status();
+  if (options.plans.cgroup_dir.empty() && node->cgroup.has_value()) {
+    options.plans.cgroup_dir = node->cgroup->path;
+  }
+
+  v1::NodeInfo& identity = agent->identity_;
+  identity.set_node_name(options.node_name.empty() ? Hostname() : options.node_name);
+  for (const auto& [key, value] : options.labels) (*identity.mutable_labels())[key] = value;
+  identity.set_incarnation(NewIncarnation());
+  identity.set_version(kVersion);
+  ToProtoTimestamp(absl::Now(), identity.mutable_start_time());
+  identity.set_max_memory_bytes(options.plans.max_memory_bytes);
+  identity.set_reserve_bytes(options.plans.reserve_bytes);
+  ToProtoDuration(options.plans.default_lease, identity.mutable_default_lease());
+
+  agent->manager_ = std::make_unique<PlanManager>(options.plans, agent->probe_.get(),
+                                                  agent->launcher_.get());
+  agent->service_ = std::make_unique<AgentService>(agent->manager_.get(), agent->probe_.get(),
+                                                   identity);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+                           &agent->port_);
+  builder.RegisterService(agent->service_.get());
+  agent->server_ = builder.BuildAndStart();
+  if (agent->server_ == nullptr || agent->port_ == 0) {
+    agent->manager_->Shutdown();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on \"", options.listen_address,
+                     "\" (is the address valid, local, and the port free?)"));
+  }
+  const std::string host =
+      options.listen_address.substr(0, options.listen_address.rfind(':'));
+  agent->address_ = absl::StrCat(host, ":", agent->port_);
+  identity.set_listen_address(agent->address_);
+  // The service keeps its own copy of the identity: give it the bound address too.
+  agent->service_->set_listen_address(agent->address_);
+  return agent;
+}
+
+AgentServer::~AgentServer() { Shutdown(absl::Seconds(2)); }
+
+void AgentServer::Shutdown(absl::Duration deadline) {
+  std::lock_guard<std::mutex> lock(shutdown_mutex_);
+  if (shut_down_) return;
+  const absl::Time until = absl::Now() + deadline;
+  // Plans first: new starts are refused, pending stops are answered, memory goes back.
+  manager_->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    std::chrono::nanoseconds(
+                        absl::ToInt64Nanoseconds(std::max(until - absl::Now(),
+                                                          absl::ZeroDuration()))));
+  shut_down_ = true;
+  shut_down_cv_.notify_all();
+}
+
+void AgentServer::Wait() {
+  std::unique_lock<std::mutex> lock(shutdown_mutex_);
+  shut_down_cv_.wait(lock, [this] { return shut_down_; });
+}
+
+}  // namespace agent
+}  // namespace memload

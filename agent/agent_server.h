@@ -1,0 +1,83 @@
+// AgentServer: a running memload-agent — plan manager, gRPC service, health and
+// reflection — behind a small handle.
+//
+//   AgentOptions options;
+//   options.listen_address = "127.0.0.1:0";          // port 0: the OS picks one
+//   options.worker_binary = "/usr/local/bin/memload-worker";
+//   MEMLOAD_ASSIGN_OR_RETURN(std::unique_ptr<AgentServer> agent, AgentServer::Start(options));
+//   std::cout << agent->address();                   // "127.0.0.1:41234"
+//   agent->Shutdown(absl::Seconds(2));               // plans stopped, memory returned
+//
+// Thread-safety: thread-safe. Shutdown() may be called from any thread (e.g. a signal
+// thread) while another thread is in Wait().
+#ifndef MEMLOAD_AGENT_AGENT_SERVER_H_
+#define MEMLOAD_AGENT_AGENT_SERVER_H_
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/agent_service.h"
+#include "agent/node_probe.h"
+#include "agent/plan_manager.h"
+#include "agent/worker.h"
+#include "grpcpp/grpcpp.h"
+
+namespace memload {
+namespace agent {
+
+struct AgentOptions {
+  std::string listen_address = "127.0.0.1:7070";
+  std::string node_name;  // "" = the hostname.
+  std::map<std::string, std::string> labels;
+  // The memload-worker binary; "" = "memload-worker" beside this executable.
+  std::string worker_binary;
+  PlanManagerOptions plans;
+  // Test seams: when set, used instead of the real /proc reader and process launcher.
+  std::shared_ptr<NodeProbe> probe;
+  std::shared_ptr<WorkerLauncher> launcher;
+};
+
+class AgentServer {
+ public:
+  // Starts everything and binds the listening address. InvalidArgument for a bad address
+  // or options; Unavailable when the address cannot be bound; NotFound when the worker
+  // binary is missing.
+  static absl::StatusOr<std::unique_ptr<AgentServer>> Start(AgentOptions options);
+  ~AgentServer();  // Shutdown(2 s).
+
+  // The bound address, with the real port ("127.0.0.1:41234").
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+  const v1::NodeInfo& identity() const { return identity_; }
+  PlanManager& plans() { return *manager_; }
+
+  // Stops every plan (their memory returned), then the server; in-flight RPCs get until
+  // `deadline` from now to finish. Idempotent.
+  void Shutdown(absl::Duration deadline);
+  // Blocks until Shutdown() has completed.
+  void Wait();
+
+ private:
+  AgentServer() = default;
+
+  std::shared_ptr<NodeProbe> probe_;
+  std::shared_ptr<WorkerLauncher> launcher_;
+  std::unique_ptr<PlanManager> manager_;
+  std::unique_ptr<AgentService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  v1::NodeInfo identity_;
+  std::string address_;
+  int port_ = 0;
+  std::mutex shutdown_mutex_;
+  bool shut_down_ = false;  // Guarded by shutdown_mutex_.
+  std::condition_variable shut_down_cv_;
+};
+
+}  // namespace agent
+}  // namespace memload
+
+#endif  // MEMLOAD_AGENT_AGENT_SERVER_H_

@@ -1,0 +1,71 @@
+// AgentService: the gRPC callback-API adapter for memload.v1.Agent. It validates the
+// request shape, calls the PlanManager / NodeProbe, and converts results and statuses
+// (absl → gRPC, in one place: ToGrpcStatus). No plan logic lives here, and no handler
+// blocks: StartPlan/StopPlan finish their reactor from the manager's callback, and each
+// WatchUsage stream is paced by a thread of its own.
+//
+// Thread-safety: thread-safe (gRPC calls it from many threads).
+#ifndef MEMLOAD_AGENT_AGENT_SERVICE_H_
+#define MEMLOAD_AGENT_AGENT_SERVICE_H_
+
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "agent/node_probe.h"
+#include "agent/plan_manager.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/memload.grpc.pb.h"
+
+namespace memload {
+namespace agent {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+class AgentService final : public v1::Agent::CallbackService {
+ public:
+  // Not owned; must outlive the service.
+  AgentService(PlanManager* manager, NodeProbe* probe, v1::NodeInfo identity);
+
+  grpc::ServerUnaryReactor* StartPlan(grpc::CallbackServerContext* context,
+                                      const v1::StartPlanRequest* request,
+                                      v1::StartPlanResponse* response) override;
+  grpc::ServerUnaryReactor* ResizePlan(grpc::CallbackServerContext* context,
+                                       const v1::ResizePlanRequest* request,
+                                       v1::ResizePlanResponse* response) override;
+  grpc::ServerUnaryReactor* StopPlan(grpc::CallbackServerContext* context,
+                                     const v1::StopPlanRequest* request,
+                                     v1::StopPlanResponse* response) override;
+  grpc::ServerUnaryReactor* RenewLeases(grpc::CallbackServerContext* context,
+                                        const v1::RenewLeasesRequest* request,
+                                        v1::RenewLeasesResponse* response) override;
+  grpc::ServerUnaryReactor* GetUsage(grpc::CallbackServerContext* context,
+                                     const v1::GetUsageRequest* request,
+                                     v1::NodeUsage* response) override;
+  grpc::ServerWriteReactor<v1::NodeUsage>* WatchUsage(
+      grpc::CallbackServerContext* context, const v1::WatchUsageRequest* request) override;
+  grpc::ServerUnaryReactor* ListPlans(grpc::CallbackServerContext* context,
+                                      const v1::ListPlansRequest* request,
+                                      v1::ListPlansResponse* response) override;
+  grpc::ServerUnaryReactor* GetNodeInfo(grpc::CallbackServerContext* context,
+                                        const v1::GetNodeInfoRequest* request,
+                                        v1::NodeInfo* response) override;
+
+  // The usage message GetUsage and WatchUsage send.
+  absl::StatusOr<v1::NodeUsage> Usage();
+
+  // Called once by the server after binding, before any RPC arrives.
+  void set_listen_address(const std::string& address);
+  v1::NodeInfo identity() const;
+
+ private:
+  PlanManager* const manager_;
+  NodeProbe* const probe_;
+  mutable std::mutex identity_mutex_;
+  v1::NodeInfo identity_;  // Guarded by identity_mutex_.
+};
+
+}  // namespace agent
+}  // namespace memload
+
+#endif  // MEMLOAD_AGENT_AGENT_SERVICE_H_

@@ -1,0 +1,516 @@
+#include "controller/fake_agent_client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+
+namespace memload {
+namespace controller {
+
+FakeReply::FakeReply(const google::protobuf::Message& response) {
+  std::shared_ptr<google::protobuf::Message> copy(response.New());
+  copy->CopyFrom(response);
+  response_ = std::move(copy);
+}
+
+FakeReply::FakeReply(absl::Status status) : status_(std::move(status)) {}
+
+FakeReply FakeReply::Hold() {
+  FakeReply reply;
+  reply.hold_ = true;
+  return reply;
+}
+
+namespace {
+
+// One open WatchUsage stream. `deliver_mutex` serialises its callbacks, so that on_usage
+// never runs concurrently with itself or with on_done, and a handle being destroyed waits
+// for a callback in progress.
+struct FakeWatchState {
+  std::string target;
+  uint64_t call_id = 0;
+  std::function<void(const v1::NodeUsage&)> on_usage;
+  std::function<void(absl::Status)> on_done;
+  std::mutex deliver_mutex;
+  bool done = false;  // Guarded by deliver_mutex.
+};
+
+}  // namespace
+
+// The state of every fake of a fleet: the call log, responders, watches and the delivery
+// thread. Thread-safe; user callbacks always run outside `mutex`.
+struct FakeHub {
+  struct Entry {
+    FakeCall call;
+    // The response type; null for WatchUsage entries (not counted as pending).
+    const google::protobuf::Descriptor* response_type = nullptr;
+    std::function<void(const FakeReply&)> deliver;  // Moved out when answered.
+  };
+  struct Responder {
+    FakeResponder respond;
+    FakeDelivery delivery = FakeDelivery::kInline;
+  };
+
+  ~FakeHub() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+    }
+    tasks_changed.notify_all();
+    if (delivery_thread.joinable()) delivery_thread.join();
+  }
+
+  // Logs a call, then lets the responder (if any) answer it.
+  void Add(const std::string& target, const char* method,
+           std::shared_ptr<const google::protobuf::Message> request, absl::Duration timeout,
+           const google::protobuf::Descriptor* response_type,
+           std::function<void(const FakeReply&)> deliver) {
+    FakeCall snapshot;
+    Responder responder;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      Entry entry;
+      entry.call.id = log.size() + 1;
+      entry.call.target = target;
+      entry.call.method = method;
+      entry.call.request = std::move(request);
+      entry.call.timeout = timeout;
+      entry.call.time = absl::Now();
+      entry.response_type = response_type;
+      entry.deliver = std::move(deliver);
+      snapshot = entry.call;
+      log.push_back(std::move(entry));
+      ++pending;
+      max_pending = std::max(max_pending, pending);
+      responder = ResponderFor(target);
+    }
+    changed.notify_all();
+    if (!responder.respond) return;
+    FakeReply reply = responder.respond(snapshot);
+    if (reply.hold()) return;
+    const uint64_t id = snapshot.id;
+    Run(responder.delivery, [this, id, reply] { Answer(id, reply, /*from_responder=*/true); });
+  }
+
+  // Answers the call `id`. From a responder, a response of the wrong type becomes an
+  // INTERNAL error for the caller (someone must notice); from a test, it is refused.
+  absl::Status Answer(uint64_t id, const FakeReply& reply, bool from_responder) {
+    std::function<void(const FakeReply&)> deliver;
+    FakeReply effective = reply;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (id == 0 || id > log.size()) {
+        return absl::NotFoundError(absl::StrFormat("no fake call %d", id));
+      }
+      Entry& entry = log[id - 1];
+      if (entry.response_type == nullptr) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "call %d is a WatchUsage stream: use SendUsage/FinishWatches", id));
+      }
+      if (!entry.call.pending()) {
+        return absl::FailedPreconditionError(absl::StrFormat("call %d was already answered", id));
+      }
+      if (reply.status().ok() && reply.response() != nullptr &&
+          reply.response()->GetDescriptor() != entry.response_type) {
+        const std::string message = absl::StrFormat(
+            "%s answers with %s, not %s", entry.call.method, entry.response_type->full_name(),
+            reply.response()->GetDescriptor()->full_name());
+        if (!from_responder) return absl::InvalidArgumentError(message);
+        effective = FakeReply(absl::InternalError("fake responder: " + message));
+      }
+      entry.call.answered = absl::Now();
+      deliver = std::move(entry.deliver);
+      entry.deliver = nullptr;
+      --pending;
+    }
+    changed.notify_all();
+    deliver(effective);
+    return absl::OkStatus();
+  }
+
+  // The oldest pending unary call (of `target`, or of any target when empty); 0 if none.
+  uint64_t OldestPending(const std::string& target) const {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const Entry& entry : log) {
+      if (IsPendingUnary(entry) && (target.empty() || entry.call.target == target)) {
+        return entry.call.id;
+      }
+    }
+    return 0;
+  }
+
+  absl::Status ReplyNext(const std::string& target, const FakeReply& reply) {
+    // Another thread may answer the picked call first: then pick again.
+    while (true) {
+      const uint64_t id = OldestPending(target);
+      if (id == 0) {
+        return absl::FailedPreconditionError(
+            target.empty() ? "no pending call" : absl::StrCat("no pending call to ", target));
+      }
+      absl::Status status = Answer(id, reply, /*from_responder=*/false);
+      if (!absl::IsFailedPrecondition(status)) return status;
+    }
+  }
+
+  size_t ReplyAll(const std::string& target, const FakeReply& reply) {
+    // Only the calls pending now: answers may trigger new calls (retries), left pending.
+    size_t answered = 0;
+    for (const FakeCall& call : Snapshot(target, /*pending_only=*/true)) {
+      if (Answer(call.id, reply, /*from_responder=*/false).ok()) ++answered;
+    }
+    return answered;
+  }
+
+  std::vector<FakeCall> Snapshot(const std::string& target, bool pending_only) const {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::vector<FakeCall> calls;
+    for (const Entry& entry : log) {
+      if (!target.empty() && entry.call.target != target) continue;
+      if (pending_only && !IsPendingUnary(entry)) continue;
+      calls.push_back(entry.call);
+    }
+    return calls;
+  }
+
+  size_t PendingCount(const std::string& target) const {
+    std::lock_guard<std::mutex> lock(mutex);
+    return CountPendingLocked(target);
+  }
+
+  bool WaitForPending(const std::string& target, size_t n, absl::Duration timeout) const {
+    std::unique_lock<std::mutex> lock(mutex);
+    // Capped so that an infinite timeout cannot overflow the clock arithmetic.
+    return changed.wait_for(lock, absl::ToChronoNanoseconds(std::min(timeout, absl::Hours(24))),
+                            [&] { return CountPendingLocked(target) >= n; });
+  }
+
+  void SetResponder(const std::string& target, FakeResponder respond, FakeDelivery delivery) {
+    std::lock_guard<std::mutex> lock(mutex);
+    Responder& slot = target.empty() ? default_responder : responders[target];
+    slot.respond = std::move(respond);
+    slot.delivery = delivery;
+    if (delivery == FakeDelivery::kAsync && !delivery_thread.joinable()) {
+      delivery_thread = std::thread([this] { DeliveryLoop(); });
+    }
+  }
+
+  // Runs `task` now, or queues it for the delivery thread.
+  void Run(FakeDelivery delivery, std::function<void()> task) {
+    if (delivery == FakeDelivery::kInline) {
+      task();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      tasks.push_back(std::move(task));
+    }
+    tasks_changed.notify_all();
+  }
+
+  // --- Watches ---
+  std::shared_ptr<FakeWatchState> AddWatch(const std::string& target,
+                                           const v1::WatchUsageRequest& request,
+                                           std::function<void(const v1::NodeUsage&)> on_usage,
+                                           std::function<void(absl::Status)> on_done) {
+    auto watch = std::make_shared<FakeWatchState>();
+    watch->target = target;
+    watch->on_usage = std::move(on_usage);
+    watch->on_done = std::move(on_done);
+    FakeCall snapshot;
+    Responder responder;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      Entry entry;
+      entry.call.id = log.size() + 1;
+      entry.call.target = target;
+      entry.call.method = "WatchUsage";
+      entry.call.request = std::make_shared<v1::WatchUsageRequest>(request);
+      entry.call.time = absl::Now();
+      watch->call_id = entry.call.id;
+      snapshot = entry.call;
+      log.push_back(std::move(entry));
+      watches.push_back(watch);
+      responder = ResponderFor(target);
+    }
+    changed.notify_all();
+    // A responder's error status ends the stream at once (an unreachable agent).
+    if (responder.respond) {
+      FakeReply reply = responder.respond(snapshot);
+      if (!reply.hold() && !reply.status().ok()) {
+        std::weak_ptr<FakeWatchState> weak = watch;
+        Run(responder.delivery, [this, weak, status = reply.status()] {
+          if (auto alive = weak.lock()) FinishWatch(alive, status);
+        });
+      }
+    }
+    return watch;
+  }
+
+  std::vector<std::shared_ptr<FakeWatchState>> OpenWatches(const std::string& target) const {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::vector<std::shared_ptr<FakeWatchState>> open;
+    for (const auto& watch : watches) {
+      if (watch->target == target) open.push_back(watch);
+    }
+    return open;
+  }
+
+  void FinishWatch(const std::shared_ptr<FakeWatchState>& watch, const absl::Status& status) {
+    std::lock_guard<std::mutex> deliver_lock(watch->deliver_mutex);
+    if (watch->done) return;
+    watch->done = true;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      watches.erase(std::remove(watches.begin(), watches.end(), watch), watches.end());
+      log[watch->call_id - 1].call.answered = absl::Now();
+    }
+    changed.notify_all();
+    watch->on_done(status);
+  }
+
+  mutable std::mutex mutex;
+  mutable std::condition_variable changed;   // The log or a pending count changed.
+  std::condition_variable tasks_changed;     // `tasks` or `stopping` changed.
+  std::vector<Entry> log;                    // Guarded by mutex; log[id - 1].
+  size_t pending = 0;                        // Guarded by mutex; unary calls only.
+  size_t max_pending = 0;                    // Guarded by mutex.
+  std::map<std::string, Responder> responders;  // Guarded by mutex; per target.
+  Responder default_responder;               // Guarded by mutex.
+  std::vector<std::shared_ptr<FakeWatchState>> watches;  // Guarded by mutex; open ones.
+  std::deque<std::function<void()>> tasks;   // Guarded by mutex; for the delivery thread.
+  bool stopping = false;                     // Guarded by mutex.
+  std::thread delivery_thread;               // Started by the first kAsync responder.
+
+ private:
+  static bool IsPendingUnary(const Entry& entry) {
+    return entry.response_type != nullptr && entry.call.pending();
+  }
+
+  size_t CountPendingLocked(const std::string& target) const {
+    if (target.empty()) return pending;
+    return std::count_if(log.begin(), log.end(), [&](const Entry& entry) {
+      return IsPendingUnary(entry) && entry.call.target == target;
+    });
+  }
+
+  Responder ResponderFor(const std::string& target) const {
+    auto it = responders.find(target);
+    if (it != responders.end() && it->second.respond) return it->second;
+    return default_responder;
+  }
+
+  void DeliveryLoop() {
+    std::unique_lock<std::mutex> lock(mutex);
+    while (true) {
+      tasks_changed.wait(lock, [&] { return stopping || !tasks.empty(); });
+      if (stopping) return;  // Undelivered answers are dropped, like pending calls.
+      std::function<void()> task = std::move(tasks.front());
+      tasks.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+};
+
+namespace {
+
+class FakeUsageWatch : public UsageWatch {
+ public:
+  FakeUsageWatch(std::shared_ptr<FakeHub> hub, std::shared_ptr<FakeWatchState> watch)
+      : hub_(std::move(hub)), watch_(std::move(watch)) {}
+  ~FakeUsageWatch() override { Cancel(); }
+  void Cancel() override { hub_->FinishWatch(watch_, absl::CancelledError("watch cancelled")); }
+
+ private:
+  const std::shared_ptr<FakeHub> hub_;
+  const std::shared_ptr<FakeWatchState> watch_;
+};
+
+}  // namespace
+
+FakeAgentClient::FakeAgentClient(std::string target)
+    : FakeAgentClient(std::move(target), std::make_shared<FakeHub>()) {}
+
+FakeAgentClient::FakeAgentClient(std::string target, std::shared_ptr<FakeHub> hub)
+    : target_(std::move(target)), hub_(std::move(hub)) {}
+
+FakeAgentClient::~FakeAgentClient() = default;
+
+template <typename Response>
+void FakeAgentClient::Enqueue(const char* method, const google::protobuf::Message& request,
+                              absl::Duration timeout, Done<Response> done) {
+  std::shared_ptr<google::protobuf::Message> copy(request.New());
+  copy->CopyFrom(request);
+  auto deliver = [done = std::move(done)](const FakeReply& reply) {
+    if (!reply.status().ok()) {
+      done(reply.status());
+      return;
+    }
+    Response response;
+    if (reply.response() != nullptr) response.CopyFrom(*reply.response());
+    done(std::move(response));
+  };
+  hub_->Add(target_, method, std::move(copy), timeout, Response::descriptor(),
+            std::move(deliver));
+}
+
+void FakeAgentClient::StartPlan(const v1::StartPlanRequest& request, absl::Duration timeout,
+                                Done<v1::StartPlanResponse> done) {
+  Enqueue("StartPlan", request, timeout, std::move(done));
+}
+void FakeAgentClient::ResizePlan(const v1::ResizePlanRequest& request, absl::Duration timeout,
+                                 Done<v1::ResizePlanResponse> done) {
+  Enqueue("ResizePlan", request, timeout, std::move(done));
+}
+void FakeAgentClient::StopPlan(const v1::StopPlanRequest& request, absl::Duration timeout,
+                               Done<v1::StopPlanResponse> done) {
+  Enqueue("StopPlan", request, timeout, std::move(done));
+}
+void FakeAgentClient::RenewLeases(const v1::RenewLeasesRequest& request,
+                                  absl::Duration timeout, Done<v1::RenewLeasesResponse> done) {
+  Enqueue("RenewLeases", request, timeout, std::move(done));
+}
+void FakeAgentClient::GetUsage(const v1::GetUsageRequest& request, absl::Duration timeout,
+                               Done<v1::NodeUsage> done) {
+  Enqueue("GetUsage", request, timeout, std::move(done));
+}
+void FakeAgentClient::ListPlans(const v1::ListPlansRequest& request, absl::Duration timeout,
+                                Done<v1::ListPlansResponse> done) {
+  Enqueue("ListPlans", request, timeout, std::move(done));
+}
+void FakeAgentClient::GetNodeInfo(const v1::GetNodeInfoRequest& request,
+                                  absl::Duration timeout, Done<v1::NodeInfo> done) {
+  Enqueue("GetNodeInfo", request, timeout, std::move(done));
+}
+
+std::unique_ptr<UsageWatch> FakeAgentClient::WatchUsage(
+    const v1::WatchUsageRequest& request, std::function<void(const v1::NodeUsage&)> on_usage,
+    std::function<void(absl::Status)> on_done) {
+  return std::make_unique<FakeUsageWatch>(
+      hub_, hub_->AddWatch(target_, request, std::move(on_usage), std::move(on_done)));
+}
+
+std::vector<FakeCall> FakeAgentClient::Calls() const {
+  return hub_->Snapshot(target_, /*pending_only=*/false);
+}
+std::vector<FakeCall> FakeAgentClient::Pending() const {
+  return hub_->Snapshot(target_, /*pending_only=*/true);
+}
+size_t FakeAgentClient::pending_count() const { return hub_->PendingCount(target_); }
+bool FakeAgentClient::WaitForPending(size_t n, absl::Duration timeout) const {
+  return hub_->WaitForPending(target_, n, timeout);
+}
+absl::Status FakeAgentClient::ReplyNext(const FakeReply& reply) {
+  return hub_->ReplyNext(target_, reply);
+}
+absl::Status FakeAgentClient::FailNext(absl::Status status) {
+  if (status.ok()) return absl::InvalidArgumentError("FailNext needs a non-OK status");
+  return hub_->ReplyNext(target_, FakeReply(std::move(status)));
+}
+absl::Status FakeAgentClient::Reply(uint64_t call_id, const FakeReply& reply) {
+  return hub_->Answer(call_id, reply, /*from_responder=*/false);
+}
+size_t FakeAgentClient::ReplyAll(const FakeReply& reply) { return hub_->ReplyAll(target_, reply); }
+void FakeAgentClient::SetResponder(FakeResponder responder, FakeDelivery delivery) {
+  hub_->SetResponder(target_, std::move(responder), delivery);
+}
+void FakeAgentClient::ClearResponder() {
+  hub_->SetResponder(target_, nullptr, FakeDelivery::kInline);
+}
+
+size_t FakeAgentClient::open_watches() const { return hub_->OpenWatches(target_).size(); }
+
+void FakeAgentClient::SendUsage(const v1::NodeUsage& usage) {
+  for (const auto& watch : hub_->OpenWatches(target_)) {
+    std::lock_guard<std::mutex> lock(watch->deliver_mutex);
+    if (!watch->done) watch->on_usage(usage);
+  }
+}
+
+void FakeAgentClient::FinishWatches(absl::Status status) {
+  for (const auto& watch : hub_->OpenWatches(target_)) hub_->FinishWatch(watch, status);
+}
+
+// --- FakeFleet ---
+
+FakeFleet::FakeFleet(const std::vector<std::string>& targets)
+    : hub_(std::make_shared<FakeHub>()) {
+  for (const std::string& target : targets) {
+    clients_.push_back(std::make_unique<FakeAgentClient>(target, hub_));
+  }
+}
+
+FakeFleet::~FakeFleet() = default;
+
+std::vector<std::string> FakeFleet::Targets(int n) {
+  std::vector<std::string> targets;
+  for (int i = 1; i <= n; ++i) {
+    targets.push_back(absl::StrFormat("10.0.%d.%d:7070", i / 256, i % 256));
+  }
+  return targets;
+}
+
+FakeAgentClient* FakeFleet::Find(const std::string& target) {
+  for (auto& client : clients_) {
+    if (client->target() == target) return client.get();
+  }
+  return nullptr;
+}
+
+std::vector<AgentClient*> FakeFleet::clients() {
+  std::vector<AgentClient*> out;
+  for (auto& client : clients_) out.push_back(client.get());
+  return out;
+}
+
+AgentClientFactory FakeFleet::factory() {
+  // A fake keeps all its state in the hub, so a second fake on the same target and hub is
+  // the same fake: no forwarding wrapper is needed.
+  std::shared_ptr<FakeHub> hub = hub_;
+  std::vector<std::string> known;
+  for (auto& client : clients_) known.push_back(client->target());
+  return [hub, known](const std::string& target) -> std::unique_ptr<AgentClient> {
+    if (std::find(known.begin(), known.end(), target) == known.end()) {
+      hub->SetResponder(
+          target,
+          [](const FakeCall& call) -> FakeReply {
+            return absl::UnavailableError(call.target + ": agent unreachable (not in the fleet)");
+          },
+          FakeDelivery::kInline);
+    }
+    return std::make_unique<FakeAgentClient>(target, hub);
+  };
+}
+
+void FakeFleet::SetResponder(FakeResponder responder, FakeDelivery delivery) {
+  hub_->SetResponder("", std::move(responder), delivery);
+}
+void FakeFleet::ClearResponder() { hub_->SetResponder("", nullptr, FakeDelivery::kInline); }
+std::vector<FakeCall> FakeFleet::Calls() const { return hub_->Snapshot("", false); }
+std::vector<FakeCall> FakeFleet::Pending() const { return hub_->Snapshot("", true); }
+size_t FakeFleet::pending_count() const { return hub_->PendingCount(""); }
+size_t FakeFleet::max_pending() const {
+  std::lock_guard<std::mutex> lock(hub_->mutex);
+  return hub_->max_pending;
+}
+bool FakeFleet::WaitForPending(size_t n, absl::Duration timeout) const {
+  return hub_->WaitForPending("", n, timeout);
+}
+absl::Status FakeFleet::ReplyNext(const FakeReply& reply) { return hub_->ReplyNext("", reply); }
+absl::Status FakeFleet::Reply(uint64_t call_id, const FakeReply& reply) {
+  return hub_->Answer(call_id, reply, /*from_responder=*/false);
+}
+size_t FakeFleet::ReplyAll(const FakeReply& reply) { return hub_->ReplyAll("", reply); }
+
+}  // namespace controller
+}  // namespace memload

@@ -1,0 +1,238 @@
+#include "controller/grpc_agent_client.h"
+
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+bool HasArg(const grpc::ChannelArguments& args, const char* key) {
+  const grpc_channel_args c_args = args.c_channel_args();
+  for (size_t i = 0; i < c_args.num_args; ++i) {
+    if (std::strcmp(c_args.args[i].key, key) == 0) return true;
+  }
+  return false;
+}
+
+// Sets `key` unless the caller's channel_args already did.
+void SetDefault(grpc::ChannelArguments& args, const char* key, absl::Duration value) {
+  if (!HasArg(args, key)) args.SetInt(key, static_cast<int>(absl::ToInt64Milliseconds(value)));
+}
+
+// One unary call's state, on the heap from the call until its callback (which frees it).
+template <typename Request, typename Response>
+struct UnaryCall {
+  // Keeps the channel, and the callback queue it owns, alive until the answer.
+  std::shared_ptr<grpc::Channel> channel;
+  grpc::ClientContext context;
+  Request request;
+  Response response;
+  Done<Response> done;
+  std::string target;
+  absl::Duration timeout;
+};
+
+// The WatchUsage stream. Owned by GrpcUsageWatch, which deletes it only after OnDone.
+class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
+ public:
+  WatchReactor(std::shared_ptr<grpc::Channel> channel, std::string target,
+               const v1::WatchUsageRequest& request,
+               std::function<void(const v1::NodeUsage&)> on_usage,
+               std::function<void(absl::Status)> on_done)
+      : channel_(std::move(channel)),
+        target_(std::move(target)),
+        request_(request),
+        on_usage_(std::move(on_usage)),
+        on_done_(std::move(on_done)),
+        sync_(std::make_shared<Sync>()) {}
+
+  void Start(v1::Agent::Stub* stub) {
+    stub->async()->WatchUsage(&context_, &request_, this);
+    StartRead(&usage_);
+    StartCall();
+  }
+
+  // Safe at any time before the destructor, even after the stream ended (then a no-op).
+  void Cancel() { context_.TryCancel(); }
+
+  void WaitDone() {
+    std::unique_lock<std::mutex> lock(sync_->mutex);
+    sync_->changed.wait(lock, [&] { return sync_->done; });
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // The stream is ending; OnDone follows.
+    on_usage_(usage_);
+    StartRead(&usage_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    on_done_(FromGrpcStatus(status, target_, absl::InfiniteDuration()));
+    // Once `done` is set the owner may delete this reactor: signal through a local copy.
+    std::shared_ptr<Sync> sync = sync_;
+    {
+      std::lock_guard<std::mutex> lock(sync->mutex);
+      sync->done = true;
+    }
+    sync->changed.notify_all();
+  }
+
+ private:
+  struct Sync {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool done = false;  // Guarded by mutex.
+  };
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::string target_;
+  grpc::ClientContext context_;
+  const v1::WatchUsageRequest request_;
+  v1::NodeUsage usage_;  // Only touched by gRPC's serialised read reactions.
+  const std::function<void(const v1::NodeUsage&)> on_usage_;
+  const std::function<void(absl::Status)> on_done_;
+  const std::shared_ptr<Sync> sync_;
+};
+
+class GrpcUsageWatch final : public UsageWatch {
+ public:
+  explicit GrpcUsageWatch(std::unique_ptr<WatchReactor> reactor) : reactor_(std::move(reactor)) {}
+  ~GrpcUsageWatch() override {
+    reactor_->Cancel();
+    reactor_->WaitDone();
+  }
+  void Cancel() override { reactor_->Cancel(); }
+
+ private:
+  const std::unique_ptr<WatchReactor> reactor_;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> CreateAgentChannel(const std::string& target,
+                                                  const GrpcClientOptions& options) {
+  grpc::ChannelArguments args = options.channel_args;
+  if (options.keepalive_time > absl::ZeroDuration()) {
+    SetDefault(args, GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_time);
+    SetDefault(args, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_timeout);
+  }
+  SetDefault(args, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, options.initial_reconnect_backoff);
+  SetDefault(args, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, options.initial_reconnect_backoff);
+  SetDefault(args, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, options.max_reconnect_backoff);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials();
+  return grpc::CreateCustomChannel(target, credentials, args);
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view target,
+                            absl::Duration timeout) {
+  if (status.ok()) return absl::OkStatus();
+  // gRPC and absl share the canonical code numbering.
+  const auto code = static_cast<absl::StatusCode>(status.error_code());
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      return absl::Status(code, absl::StrCat(target, ": agent unreachable (",
+                                             status.error_message(), ")"));
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      if (timeout != absl::InfiniteDuration()) {
+        return absl::Status(
+            code, absl::StrCat(target, ": no answer within ", absl::FormatDuration(timeout)));
+      }
+      break;
+    default:
+      break;
+  }
+  return absl::Status(code, absl::StrCat(target, ": ", status.error_message()));
+}
+
+GrpcAgentClient::GrpcAgentClient(std::string target, const GrpcClientOptions& options)
+    : GrpcAgentClient(target, CreateAgentChannel(target, options)) {}
+
+GrpcAgentClient::GrpcAgentClient(std::string target, std::shared_ptr<grpc::Channel> channel)
+    : target_(std::move(target)),
+      channel_(std::move(channel)),
+      stub_(v1::Agent::NewStub(channel_)) {}
+
+GrpcAgentClient::~GrpcAgentClient() = default;
+
+template <typename Request, typename Response, typename Start>
+void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout,
+                            Done<Response> done, Start start) {
+  auto* call = new UnaryCall<Request, Response>();
+  call->channel = channel_;
+  call->request = request;
+  call->done = std::move(done);
+  call->target = target_;
+  call->timeout = timeout;
+  call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  start(stub_->async(), &call->context, &call->request, &call->response,
+        [call](grpc::Status status) {
+          std::unique_ptr<UnaryCall<Request, Response>> owned(call);
+          if (status.ok()) {
+            owned->done(std::move(owned->response));
+          } else {
+            owned->done(FromGrpcStatus(status, owned->target, owned->timeout));
+          }
+        });
+}
+
+// Each method names its stub method once; Unary does the rest.
+#define MEMLOAD_GRPC_UNARY(Method, Request, Response)                                       \
+  void GrpcAgentClient::Method(const Request& request, absl::Duration timeout,              \
+                               Done<Response> done) {                                       \
+    Unary<Request, Response>(                                                                \
+        request, timeout, std::move(done),                                                   \
+        [](v1::Agent::Stub::async* async, grpc::ClientContext* context, const Request* req, \
+           Response* resp, std::function<void(grpc::Status)> callback) {                    \
+          async->Method(context, req, resp, std::move(callback));                            \
+        });                                                                                  \
+  }
+
+MEMLOAD_GRPC_UNARY(StartPlan, v1::StartPlanRequest, v1::StartPlanResponse)
+MEMLOAD_GRPC_UNARY(ResizePlan, v1::ResizePlanRequest, v1::ResizePlanResponse)
+MEMLOAD_GRPC_UNARY(StopPlan, v1::StopPlanRequest, v1::StopPlanResponse)
+MEMLOAD_GRPC_UNARY(RenewLeases, v1::RenewLeasesRequest, v1::RenewLeasesResponse)
+MEMLOAD_GRPC_UNARY(GetUsage, v1::GetUsageRequest, v1::NodeUsage)
+MEMLOAD_GRPC_UNARY(ListPlans, v1::ListPlansRequest, v1::ListPlansResponse)
+MEMLOAD_GRPC_UNARY(GetNodeInfo, v1::GetNodeInfoRequest, v1::NodeInfo)
+
+#undef MEMLOAD_GRPC_UNARY
+
+std::unique_ptr<UsageWatch> GrpcAgentClient::WatchUsage(
+    const v1::WatchUsageRequest& request, std::function<void(const v1::NodeUsage&)> on_usage,
+    std::function<void(absl::Status)> on_done) {
+  auto reactor = std::make_unique<WatchReactor>(channel_, target_, request, std::move(on_usage),
+                                                std::move(on_done));
+  reactor->Start(stub_.get());
+  return std::make_unique<GrpcUsageWatch>(std::move(reactor));
+}
+
+AgentClientFactory GrpcAgentClientFactory(GrpcClientOptions options) {
+  struct Channels {
+    GrpcClientOptions options;
+    std::mutex mutex;
+    std::map<std::string, std::shared_ptr<grpc::Channel>> by_target;  // Guarded by mutex.
+  };
+  auto channels = std::make_shared<Channels>();
+  channels->options = std::move(options);
+  return [channels](const std::string& target) -> std::unique_ptr<AgentClient> {
+    std::shared_ptr<grpc::Channel> channel;
+    {
+      std::lock_guard<std::mutex> lock(channels->mutex);
+      std::shared_ptr<grpc::Channel>& slot = channels->by_target[target];
+      if (slot == nullptr) slot = CreateAgentChannel(target, channels->options);
+      channel = slot;
+    }
+    return std::make_unique<GrpcAgentClient>(target, std::move(channel));
+  };
+}
+
+}  // namespace controller
+}  // namespace memload

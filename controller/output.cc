@@ -1,0 +1,822 @@
+#include "controller/output.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "core/size.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/type_resolver.h"
+#include "google/protobuf/util/type_resolver_util.h"
+#include "proto/proto_time.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+// --- Text helpers.
+
+bool ValidContinuation(absl::string_view text, size_t at) {
+  return at < text.size() && (static_cast<unsigned char>(text[at]) & 0xc0) == 0x80;
+}
+
+// Length of the well-formed UTF-8 sequence at `at`, or 0 (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF).
+size_t Utf8SequenceLength(absl::string_view text, size_t at) {
+  const unsigned char lead = static_cast<unsigned char>(text[at]);
+  if (lead < 0x80) return 1;
+  size_t length = 0;
+  unsigned char low = 0x80, high = 0xbf;  // Range of the second byte.
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (at + 1 >= text.size()) return 0;
+  const unsigned char second = static_cast<unsigned char>(text[at + 1]);
+  if (second < low || second > high) return 0;
+  for (size_t i = 2; i < length; ++i) {
+    if (!ValidContinuation(text, at + i)) return 0;
+  }
+  return length;
+}
+
+// One row per line, and no agent-supplied byte may move the cursor or recolour the
+// terminal: whitespace controls become spaces, other controls and invalid UTF-8 '?'.
+std::string SanitizeCell(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const size_t length = Utf8SequenceLength(text, i);
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (length == 0) {
+      out += '?';
+      ++i;
+    } else if (length > 1) {
+      out.append(text.data() + i, length);
+      i += length;
+    } else {
+      out += c == '\n' || c == '\r' || c == '\t' ? ' ' : (c < 0x20 || c == 0x7f) ? '?' : c;
+      ++i;
+    }
+  }
+  return out;
+}
+
+size_t DisplayWidth(absl::string_view text) {
+  size_t width = 0;
+  for (char c : text) {
+    if ((static_cast<unsigned char>(c) & 0xc0) != 0x80) ++width;  // Not a continuation byte.
+  }
+  return width;
+}
+
+std::string OrDash(absl::string_view text) { return text.empty() ? "-" : std::string(text); }
+
+// floor(part * 100 / whole), exact for any uint64 values.
+uint64_t PercentFloor(uint64_t part, uint64_t whole) {
+  if (whole == 0) return 0;
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(part) * 100 / whole);
+}
+
+std::string Percent(uint64_t part, uint64_t whole) {
+  return absl::StrCat(PercentFloor(part, whole), "%");
+}
+
+int RunningPlans(const v1::NodeUsage& usage) {
+  int running = 0;
+  for (const v1::PlanStatus& plan : usage.plans()) running += PlanIsRunning(plan.state());
+  return running;
+}
+
+std::string PlanTarget(const v1::PlanStatus& plan) {
+  if (plan.spec().kind_case() == v1::PlanSpec::kStreaming) return "-";  // No target.
+  return FormatSize(plan.target_bytes());
+}
+
+std::optional<absl::Duration> TimeToTarget(const v1::PlanStatus& plan) {
+  if (!plan.has_started() || !plan.has_target_reached()) return std::nullopt;
+  return std::max(absl::ZeroDuration(), FromProtoTimestamp(plan.target_reached()) -
+                                            FromProtoTimestamp(plan.started()));
+}
+
+// --- JSON helpers. Everything untrusted goes through JsonQuote or ProtoToJson.
+
+// Ordered object fields whose values are already JSON.
+class JsonObject {
+ public:
+  JsonObject& Raw(absl::string_view key, std::string json) {
+    fields_.emplace_back(std::string(key), std::move(json));
+    return *this;
+  }
+  JsonObject& String(absl::string_view key, absl::string_view text) {
+    return Raw(key, JsonQuote(text));
+  }
+  JsonObject& Bool(absl::string_view key, bool value) {
+    return Raw(key, value ? "true" : "false");
+  }
+  JsonObject& Number(absl::string_view key, int64_t value) {
+    return Raw(key, absl::StrCat(value));
+  }
+  // 64-bit byte counts as strings, as the protobuf mapping prints them.
+  JsonObject& Bytes(absl::string_view key, uint64_t value) {
+    return Raw(key, absl::StrCat("\"", value, "\""));
+  }
+
+  std::string Compact() const {
+    std::string out = "{";
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      absl::StrAppend(&out, i == 0 ? "" : ",", JsonQuote(fields_[i].first), ":",
+                      fields_[i].second);
+    }
+    return out + "}";
+  }
+
+  // One field per line; "nodes"-style arrays come pre-rendered by ArrayOfLines.
+  std::string Pretty() const {
+    std::string out = "{\n";
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      absl::StrAppend(&out, "  ", JsonQuote(fields_[i].first), ": ", fields_[i].second,
+                      i + 1 < fields_.size() ? ",\n" : "\n");
+    }
+    return out + "}\n";
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+// An array inside a Pretty() object, one element per line.
+std::string ArrayOfLines(const std::vector<std::string>& elements) {
+  if (elements.empty()) return "[]";
+  return absl::StrCat("[\n    ", absl::StrJoin(elements, ",\n    "), "\n  ]");
+}
+
+std::string ErrorJsonObject(const absl::Status& status) {
+  return JsonObject()
+      .String("code", absl::StatusCodeToString(status.code()))
+      .String("message", status.message())
+      .Compact();
+}
+
+std::string DurationJson(absl::Duration duration) {
+  google::protobuf::Duration proto;
+  ToProtoDuration(duration, &proto);
+  return ProtoToJson(proto);
+}
+
+std::string TimeText(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
+}
+
+// The documented envelope: command, ok, [error], extras, nodes, summary.
+class Envelope {
+ public:
+  explicit Envelope(absl::string_view command) : command_(command) {}
+
+  void Field(absl::string_view key, std::string json) {
+    extras_.emplace_back(std::string(key), std::move(json));
+  }
+  void SummaryField(absl::string_view key, std::string json) {
+    summary_extras_.emplace_back(std::string(key), std::move(json));
+  }
+  void Fail(const absl::Status& status) { error_ = status; }
+
+  // `entry` starts with target and ok; the payload or error follows.
+  void Node(bool ok, const JsonObject& entry) {
+    nodes_.push_back(entry.Compact());
+    ok ? ++ok_ : ++failed_;
+  }
+
+  std::string Render() const {
+    JsonObject summary;
+    summary.Number("nodes", ok_ + failed_).Number("ok", ok_).Number("failed", failed_);
+    for (const auto& [key, json] : summary_extras_) summary.Raw(key, json);
+    JsonObject document;
+    document.String("command", command_).Bool("ok", failed_ == 0 && error_.ok());
+    if (!error_.ok()) document.Raw("error", ErrorJsonObject(error_));
+    for (const auto& [key, json] : extras_) document.Raw(key, json);
+    document.Raw("nodes", ArrayOfLines(nodes_)).Raw("summary", summary.Compact());
+    return document.Pretty();
+  }
+
+ private:
+  std::string command_;
+  absl::Status error_;
+  std::vector<std::pair<std::string, std::string>> extras_;
+  std::vector<std::pair<std::string, std::string>> summary_extras_;
+  std::vector<std::string> nodes_;
+  int ok_ = 0;
+  int failed_ = 0;
+};
+
+JsonObject NodeEntry(absl::string_view target, bool ok) {
+  JsonObject entry;
+  entry.String("target", target).Bool("ok", ok);
+  return entry;
+}
+
+template <typename T, typename Payload>
+std::string NodesJson(absl::string_view command, const std::vector<NodeResult<T>>& nodes,
+                      Payload payload) {
+  Envelope envelope(command);
+  for (const NodeResult<T>& node : nodes) {
+    JsonObject entry = NodeEntry(node.target, node.value.ok());
+    if (node.value.ok()) {
+      payload(*node.value, entry);
+    } else {
+      entry.Raw("error", ErrorJsonObject(node.value.status()));
+    }
+    envelope.Node(node.value.ok(), entry);
+  }
+  return envelope.Render();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Table
+
+Table::Table(std::vector<Column> columns) : columns_(std::move(columns)) {}
+
+void Table::AddRow(std::vector<std::string> cells) {
+  cells.resize(columns_.size());
+  for (std::string& cell : cells) cell = SanitizeCell(cell);
+  rows_.push_back(std::move(cells));
+}
+
+std::string Table::Render() const {
+  std::vector<size_t> visible;
+  std::vector<size_t> widths(columns_.size(), 0);
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    bool any = false;
+    widths[c] = DisplayWidth(columns_[c].title);
+    for (const auto& row : rows_) {
+      any = any || !row[c].empty();
+      widths[c] = std::max(widths[c], DisplayWidth(row[c]));
+    }
+    if (any || !columns_[c].hide_if_empty) visible.push_back(c);
+  }
+  std::string out;
+  auto render_line = [&](auto cell_of) {
+    std::string line;
+    for (size_t i = 0; i < visible.size(); ++i) {
+      const size_t c = visible[i];
+      const std::string& text = cell_of(c);
+      const std::string pad(widths[c] - DisplayWidth(text), ' ');
+      if (i > 0) line += "  ";
+      line += columns_[c].align == kRight ? pad + text : text + pad;
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    absl::StrAppend(&out, line, "\n");
+  };
+  render_line([&](size_t c) -> const std::string& { return columns_[c].title; });
+  for (const auto& row : rows_) {
+    render_line([&](size_t c) -> const std::string& { return row[c]; });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Value formatting
+
+std::string FormatRate(double bytes_per_sec) {
+  if (!(bytes_per_sec > 0)) return "0 B/s";
+  const double capped = std::min(bytes_per_sec, 18446744073709549568.0);  // < 2^64.
+  return absl::StrCat(FormatSize(static_cast<uint64_t>(capped)), "/s");
+}
+
+std::string FormatShortDuration(absl::Duration duration) {
+  if (duration == absl::InfiniteDuration()) return "forever";
+  if (duration < absl::ZeroDuration()) duration = absl::ZeroDuration();
+  const int64_t ms = absl::ToInt64Milliseconds(duration);
+  if (ms < 1000) return absl::StrCat(ms, "ms");
+  if (ms < 60 * 1000) return absl::StrCat(ms / 1000, ".", ms % 1000 / 100, "s");
+  const int64_t seconds = ms / 1000;
+  if (seconds < 3600) return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
+  return absl::StrFormat("%dh%02dm", seconds / 3600, seconds % 3600 / 60);
+}
+
+std::string PlanStateName(v1::PlanState state) {
+  if (state == v1::PLAN_STATE_UNSPECIFIED || !v1::PlanState_IsValid(state)) return "unknown";
+  absl::string_view name = v1::PlanState_Name(state);
+  absl::ConsumePrefix(&name, "PLAN_STATE_");
+  return absl::AsciiStrToLower(name);
+}
+
+std::string PlanKindName(const v1::PlanSpec& spec) {
+  switch (spec.kind_case()) {
+    case v1::PlanSpec::kRetained:
+      return "retained";
+    case v1::PlanSpec::kUtilization:
+      return "utilization";
+    case v1::PlanSpec::kStreaming:
+      return "streaming";
+    case v1::PlanSpec::KIND_NOT_SET:
+      break;
+  }
+  return "-";
+}
+
+std::string FormatQuantity(const v1::Quantity& quantity) {
+  switch (quantity.value_case()) {
+    case v1::Quantity::kBytes:
+      return FormatSize(quantity.bytes());
+    case v1::Quantity::kPercentOfTotal:
+      return absl::StrCat(quantity.percent_of_total(), "% of total");
+    case v1::Quantity::kPercentOfAvailable:
+      return absl::StrCat(quantity.percent_of_available(), "% of available");
+    case v1::Quantity::kPercentOfCgroupLimit:
+      return absl::StrCat(quantity.percent_of_cgroup_limit(), "% of cgroup limit");
+    case v1::Quantity::VALUE_NOT_SET:
+      break;
+  }
+  return "-";
+}
+
+std::string FormatLabels(const google::protobuf::Map<std::string, std::string>& labels) {
+  if (labels.empty()) return "-";
+  const std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+  return absl::StrJoin(sorted, ",", absl::PairFormatter("="));
+}
+
+bool PlanIsRunning(v1::PlanState state) {
+  switch (state) {
+    case v1::PLAN_STATE_PENDING:
+    case v1::PLAN_STATE_RAMPING:
+    case v1::PLAN_STATE_HOLDING:
+    case v1::PLAN_STATE_STREAMING:
+    case v1::PLAN_STATE_CAPPED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string FormatStatus(const absl::Status& status) {
+  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
+}
+
+absl::Status PlanOutcomeStatus(const v1::PlanStatus& plan) {
+  if (PlanIsRunning(plan.state()) || plan.state() == v1::PLAN_STATE_UNSPECIFIED ||
+      plan.outcome_ok()) {
+    return absl::OkStatus();
+  }
+  switch (plan.state()) {
+    case v1::PLAN_STATE_OOM_KILLED:
+      return absl::ResourceExhaustedError(
+          plan.error().empty() ? "the plan's worker was OOM-killed" : plan.error());
+    case v1::PLAN_STATE_LEASE_EXPIRED:
+      return absl::DeadlineExceededError("the plan's lease expired: not renewed in time");
+    case v1::PLAN_STATE_COMPLETED:
+    case v1::PLAN_STATE_STOPPED:
+      return absl::OkStatus();  // Good ends, whatever outcome_ok an old agent sent.
+    default:
+      return absl::AbortedError(plan.error().empty() ? "the plan failed" : plan.error());
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// agents
+
+std::string FormatAgentsTable(const std::vector<NodeResult<AgentInfo>>& agents) {
+  Table table({{"AGENT"},
+               {"NODE"},
+               {"REACHABLE"},
+               {"VERSION"},
+               {"INCARNATION"},
+               {"LABELS"},
+               {"PLANS", Table::kRight},
+               {"ERROR", Table::kLeft, true}});
+  for (const NodeResult<AgentInfo>& agent : agents) {
+    if (!agent.value.ok()) {
+      table.AddRow({agent.target, "-", "no", "-", "-", "-", "-",
+                    FormatStatus(agent.value.status())});
+      continue;
+    }
+    const v1::NodeInfo& info = agent.value->info;
+    table.AddRow({agent.target, OrDash(info.node_name()), "yes", OrDash(info.version()),
+                  OrDash(info.incarnation().substr(0, 8)), FormatLabels(info.labels()),
+                  agent.value->running_plans ? absl::StrCat(*agent.value->running_plans) : "-"});
+  }
+  return table.Render();
+}
+
+std::string AgentsJson(const std::vector<NodeResult<AgentInfo>>& agents) {
+  return NodesJson("agents", agents, [](const AgentInfo& agent, JsonObject& entry) {
+    entry.Raw("node", ProtoToJson(agent.info));
+    if (agent.running_plans) entry.Number("plans", *agent.running_plans);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// usage
+
+std::string FormatUsageTable(const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
+  Table node_table({{"AGENT"},
+                    {"NODE"},
+                    {"TOTAL", Table::kRight},
+                    {"AVAILABLE", Table::kRight},
+                    {"CG-LIMIT", Table::kRight},
+                    {"CG-USAGE", Table::kRight},
+                    {"PSI10", Table::kRight},
+                    {"AGENT-RSS", Table::kRight},
+                    {"PLANS", Table::kRight},
+                    {"RESIDENT", Table::kRight},
+                    {"ERROR", Table::kLeft, true}});
+  Table plan_table({{"NODE"},
+                    {"PLAN"},
+                    {"KIND"},
+                    {"STATE"},
+                    {"TARGET", Table::kRight},
+                    {"PAYLOAD", Table::kRight},
+                    {"RESIDENT", Table::kRight},
+                    {"RATE", Table::kRight},
+                    {"ERROR", Table::kLeft, true}});
+  bool any_plans = false;
+  for (const NodeResult<v1::NodeUsage>& node : nodes) {
+    if (!node.value.ok()) {
+      node_table.AddRow({node.target, "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                         FormatStatus(node.value.status())});
+      continue;
+    }
+    const v1::NodeUsage& usage = *node.value;
+    const v1::CgroupUsage& cgroup = usage.cgroup();
+    const bool has_cgroup = cgroup.version() != 0;
+    node_table.AddRow({node.target, OrDash(usage.node().node_name()),
+                       FormatSize(usage.meminfo().total_bytes()),
+                       FormatSize(usage.meminfo().available_bytes()),
+                       !has_cgroup ? "-" : cgroup.limited() ? FormatSize(cgroup.limit_bytes())
+                                                           : "none",
+                       has_cgroup ? FormatSize(cgroup.usage_bytes()) : "-",
+                       usage.pressure().available()
+                           ? absl::StrFormat("%.2f", usage.pressure().some_avg10())
+                           : "-",
+                       FormatSize(usage.agent_rss_bytes()), absl::StrCat(RunningPlans(usage)),
+                       FormatSize(usage.plans_resident_bytes())});
+    const std::string node_name =
+        usage.node().node_name().empty() ? node.target : usage.node().node_name();
+    for (const v1::PlanStatus& plan : usage.plans()) {
+      any_plans = true;
+      plan_table.AddRow({node_name, plan.plan_id(), PlanKindName(plan.spec()),
+                         PlanStateName(plan.state()), PlanTarget(plan),
+                         FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
+                         FormatRate(plan.allocation_rate_bytes_per_sec()), plan.error()});
+    }
+  }
+  std::string out = node_table.Render();
+  if (any_plans) absl::StrAppend(&out, "\n", plan_table.Render());
+  return out;
+}
+
+std::string UsageJson(const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
+  return NodesJson("usage", nodes, [](const v1::NodeUsage& usage, JsonObject& entry) {
+    entry.Raw("usage", ProtoToJson(usage));
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// start, resize, stop
+
+std::string FormatPlanResultsTable(const std::vector<NodeResult<v1::PlanStatus>>& nodes) {
+  Table table({{"AGENT"},
+               {"PLAN"},
+               {"STATE"},
+               {"TARGET", Table::kRight},
+               {"PAYLOAD", Table::kRight},
+               {"RESIDENT", Table::kRight},
+               {"ERROR", Table::kLeft, true}});
+  for (const NodeResult<v1::PlanStatus>& node : nodes) {
+    if (!node.value.ok()) {
+      table.AddRow({node.target, "-", "-", "-", "-", "-", FormatStatus(node.value.status())});
+      continue;
+    }
+    const v1::PlanStatus& plan = *node.value;
+    table.AddRow({node.target, plan.plan_id(), PlanStateName(plan.state()), PlanTarget(plan),
+                  FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
+                  plan.error()});
+  }
+  return table.Render();
+}
+
+std::string PlanResultsJson(absl::string_view command,
+                            const std::vector<NodeResult<v1::PlanStatus>>& nodes) {
+  return NodesJson(command, nodes, [](const v1::PlanStatus& plan, JsonObject& entry) {
+    entry.Raw("plan", ProtoToJson(plan));
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// run
+
+bool RunNodeOk(const RunNode& node) {
+  return node.errors.empty() && node.plan.has_value() && PlanOutcomeStatus(*node.plan).ok();
+}
+
+namespace {
+
+constexpr char kNeverStarted[] = "the plan never started";
+
+// Everything that went wrong on a node, for people (progress: the latest only; a node not
+// started yet is waiting, not failed).
+std::string NodeErrors(const RunNode& node, bool last_only) {
+  std::vector<std::string> errors;
+  for (const absl::Status& error : node.errors) errors.push_back(FormatStatus(error));
+  if (node.plan.has_value()) {
+    const absl::Status outcome = PlanOutcomeStatus(*node.plan);
+    if (!outcome.ok()) {
+      errors.push_back(FormatStatus(outcome));
+    } else if (!node.plan->error().empty()) {
+      errors.push_back(node.plan->error());  // E.g. why it was capped.
+    }
+  }
+  if (!node.plan.has_value() && errors.empty() && !last_only) errors.push_back(kNeverStarted);
+  if (last_only && errors.size() > 1) errors.erase(errors.begin(), errors.end() - 1);
+  return absl::StrJoin(errors, "; ");
+}
+
+std::string RunTitle(const RunView& run) {
+  return absl::StrCat("plan ", run.spec.plan_id(), " (", PlanKindName(run.spec), ") on ",
+                      run.nodes.size(), run.nodes.size() == 1 ? " node" : " nodes", ", ",
+                      FormatShortDuration(run.elapsed), " elapsed\n");
+}
+
+}  // namespace
+
+std::string FormatRunProgress(const RunView& run) {
+  Table table({{"AGENT"},
+               {"NODE"},
+               {"STATE"},
+               {"TARGET", Table::kRight},
+               {"RESIDENT", Table::kRight},
+               {"%TARGET", Table::kRight},
+               {"RATE", Table::kRight},
+               {"ERROR", Table::kLeft, true}});
+  uint64_t total_target = 0, total_done = 0, total_resident = 0;
+  double total_rate = 0;
+  int at_target = 0, with_plan = 0;
+  for (const RunNode& node : run.nodes) {
+    if (!node.plan.has_value()) {
+      table.AddRow({node.target, OrDash(node.node_name), node.errors.empty() ? "waiting" : "-",
+                    "-", "-", "-", "-", NodeErrors(node, /*last_only=*/true)});
+      continue;
+    }
+    const v1::PlanStatus& plan = *node.plan;
+    ++with_plan;
+    const bool running = PlanIsRunning(plan.state());
+    const bool has_target = plan.spec().kind_case() != v1::PlanSpec::kStreaming &&
+                            plan.target_bytes() > 0;
+    if (has_target) {
+      total_target += plan.target_bytes();
+      total_done += std::min(plan.payload_bytes(), plan.target_bytes());
+    }
+    if (plan.has_target_reached()) ++at_target;
+    total_resident += plan.resident_bytes();
+    if (running) total_rate += plan.allocation_rate_bytes_per_sec();
+    table.AddRow({node.target, OrDash(node.node_name), PlanStateName(plan.state()),
+                  PlanTarget(plan), FormatSize(plan.resident_bytes()),
+                  has_target && running ? Percent(plan.payload_bytes(), plan.target_bytes())
+                                        : "-",
+                  running ? FormatRate(plan.allocation_rate_bytes_per_sec()) : "-",
+                  NodeErrors(node, /*last_only=*/true)});
+  }
+  table.AddRow({"TOTAL", absl::StrCat(run.nodes.size(), run.nodes.size() == 1 ? " node" : " nodes"),
+                "", total_target > 0 ? FormatSize(total_target) : "-",
+                FormatSize(total_resident),
+                total_target > 0 ? Percent(total_done, total_target) : "-",
+                FormatRate(total_rate)});
+  std::string out = absl::StrCat(RunTitle(run), table.Render());
+  if (total_target > 0) {
+    constexpr int kBarWidth = 30;
+    const uint64_t percent = PercentFloor(total_done, total_target);
+    const int filled = static_cast<int>(percent * kBarWidth / 100);
+    // Nodes not started yet have no resolved target: the percentage covers those with a
+    // plan, and the line says how many that is.
+    absl::StrAppend(&out, "progress [", std::string(filled, '#'),
+                    std::string(kBarWidth - filled, '-'), "] ", percent, "% of the target on ",
+                    with_plan, " of ", run.nodes.size(), " nodes; ", at_target,
+                    " reached it\n");
+  }
+  return out;
+}
+
+std::string FormatRunSummary(const RunView& run) {
+  Table table({{"AGENT"},
+               {"NODE"},
+               {"STATE"},
+               {"OUTCOME"},
+               {"PEAK", Table::kRight},
+               {"TIME-TO-TARGET", Table::kRight},
+               {"ERRORS", Table::kLeft, true}});
+  size_t ok = 0;
+  for (const RunNode& node : run.nodes) {
+    const bool node_ok = RunNodeOk(node);
+    ok += node_ok;
+    std::string state = "-", peak = "-", time_to_target = "-";
+    if (node.plan.has_value()) {
+      state = PlanStateName(node.plan->state());
+      peak = FormatSize(node.plan->peak_resident_bytes());
+      if (std::optional<absl::Duration> took = TimeToTarget(*node.plan)) {
+        time_to_target = FormatShortDuration(*took);
+      }
+    }
+    table.AddRow({node.target, OrDash(node.node_name), state, node_ok ? "ok" : "failed", peak,
+                  time_to_target, NodeErrors(node, /*last_only=*/false)});
+  }
+  std::string verdict = absl::StrCat("plan ", run.spec.plan_id(), " (", PlanKindName(run.spec),
+                                     ") ran ", FormatShortDuration(run.elapsed), ": ", ok,
+                                     " of ", run.nodes.size(), " nodes ok");
+  if (ok < run.nodes.size()) absl::StrAppend(&verdict, ", ", run.nodes.size() - ok, " failed");
+  return absl::StrCat(verdict, "\n", table.Render());
+}
+
+std::string RunJson(const RunView& run) {
+  Envelope envelope("run");
+  envelope.Field("planId", JsonQuote(run.spec.plan_id()));
+  envelope.Field("spec", ProtoToJson(run.spec));
+  envelope.Field("elapsed", DurationJson(run.elapsed));
+  int reached = 0;
+  uint64_t target_bytes = 0, peak_bytes = 0;
+  for (const RunNode& node : run.nodes) {
+    const bool ok = RunNodeOk(node);
+    JsonObject entry = NodeEntry(node.target, ok);
+    if (!node.node_name.empty()) entry.String("node", node.node_name);
+    if (node.plan.has_value()) {
+      entry.Raw("plan", ProtoToJson(*node.plan));
+      if (std::optional<absl::Duration> took = TimeToTarget(*node.plan)) {
+        entry.Raw("timeToTarget", DurationJson(*took));
+        ++reached;
+      }
+      target_bytes += node.plan->target_bytes();
+      peak_bytes += node.plan->peak_resident_bytes();
+    }
+    std::vector<std::string> errors;
+    for (const absl::Status& error : node.errors) errors.push_back(ErrorJsonObject(error));
+    entry.Raw("errors", absl::StrCat("[", absl::StrJoin(errors, ","), "]"));
+    if (!ok) {
+      absl::Status error = node.errors.empty() ? absl::UnknownError(kNeverStarted)
+                                               : node.errors.back();
+      if (node.errors.empty() && node.plan.has_value()) error = PlanOutcomeStatus(*node.plan);
+      entry.Raw("error", ErrorJsonObject(error));
+    }
+    envelope.Node(ok, entry);
+  }
+  envelope.SummaryField("reachedTarget", absl::StrCat(reached));
+  envelope.SummaryField("targetBytes", absl::StrCat("\"", target_bytes, "\""));
+  envelope.SummaryField("peakResidentBytes", absl::StrCat("\"", peak_bytes, "\""));
+  return envelope.Render();
+}
+
+// ---------------------------------------------------------------------------------------
+// watch
+
+std::string FormatWatchFrame(absl::Time now,
+                             const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
+  return absl::StrCat("memload usage at ",
+                      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now, absl::UTCTimeZone()),
+                      "\n\n", FormatUsageTable(nodes));
+}
+
+std::string FormatWatchLine(absl::Time now, const NodeResult<v1::NodeUsage>& node) {
+  std::string line = absl::StrCat(TimeText(now), " ", node.target);
+  if (!node.value.ok()) {
+    absl::StrAppend(&line, " error=", FormatStatus(node.value.status()));
+  } else {
+    const v1::NodeUsage& usage = *node.value;
+    absl::StrAppend(&line, " ", OrDash(usage.node().node_name()),
+                    " total=", FormatSize(usage.meminfo().total_bytes()),
+                    " available=", FormatSize(usage.meminfo().available_bytes()),
+                    " plans=", RunningPlans(usage),
+                    " resident=", FormatSize(usage.plans_resident_bytes()));
+    if (usage.pressure().available()) {
+      absl::StrAppend(&line, absl::StrFormat(" psi10=%.2f", usage.pressure().some_avg10()));
+    }
+  }
+  return SanitizeCell(line) + "\n";
+}
+
+std::string WatchJsonLine(absl::Time now, const NodeResult<v1::NodeUsage>& node) {
+  JsonObject line;
+  line.String("command", "watch").String("time", TimeText(now));
+  line.String("target", node.target).Bool("ok", node.value.ok());
+  if (node.value.ok()) {
+    line.Raw("usage", ProtoToJson(*node.value));
+  } else {
+    line.Raw("error", ErrorJsonObject(node.value.status()));
+  }
+  return line.Compact() + "\n";
+}
+
+std::string ErrorJson(absl::string_view command, const absl::Status& status) {
+  Envelope envelope(command);
+  envelope.Fail(status.ok() ? absl::UnknownError("no error given") : status);
+  return envelope.Render();
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON
+
+std::string ProtoToJson(const google::protobuf::Message& message) {
+  // MessageToJsonString serializes maps in hash order; serialize deterministically (map
+  // keys sorted) so that documents are stable, then print with the same mapping.
+  static google::protobuf::util::TypeResolver* const resolver =
+      google::protobuf::util::NewTypeResolverForDescriptorPool(
+          "type.googleapis.com", google::protobuf::DescriptorPool::generated_pool());
+  std::string binary;
+  {
+    google::protobuf::io::StringOutputStream stream(&binary);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;  // Scripts find every field, zeros too.
+  std::string json;
+  const auto status = google::protobuf::util::BinaryToJsonString(
+      resolver, absl::StrCat("type.googleapis.com/", message.GetDescriptor()->full_name()),
+      binary, &json, options);
+  if (!status.ok()) {
+    // Not expected for generated messages; still hand back valid JSON.
+    const auto text = status.message();
+    return JsonQuote(absl::StrCat("unprintable ", message.GetDescriptor()->full_name(), ": ",
+                                  absl::string_view(text.data(), text.size())));
+  }
+  return json;
+}
+
+std::string JsonQuote(absl::string_view text) {
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    const size_t length = Utf8SequenceLength(text, i);
+    if (length == 0) {
+      out += "\\ufffd";
+      ++i;
+      continue;
+    }
+    if (length > 1) {
+      out.append(text.data() + i, length);
+      i += length;
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+    ++i;
+  }
+  return out + "\"";
+}
+
+// ---------------------------------------------------------------------------------------
+// Redraw
+
+int FrameLines(absl::string_view frame) {
+  int lines = static_cast<int>(std::count(frame.begin(), frame.end(), '\n'));
+  if (!frame.empty() && frame.back() != '\n') ++lines;
+  return lines;
+}
+
+std::string ClearFrame(int lines) {
+  if (lines <= 0) return "";
+  return absl::StrCat("\x1b[", lines, "A\x1b[J");
+}
+
+}  // namespace controller
+}  // namespace memload

@@ -1,0 +1,632 @@
+#include "controller/plan_builder.h"
+
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "core/status_matchers.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "proto/proto_time.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::StartsWith;
+
+const absl::Time kNow =
+    absl::FromCivil(absl::CivilSecond(2026, 11, 3, 14, 25, 1), absl::UTCTimeZone());
+constexpr uint32_t kRandom = 0x5a3f9;  // Only the low 16 bits count.
+constexpr char kGeneratedId[] = "memload-20261103-142501-a3f9";
+
+absl::StatusOr<v1::PlanSpec> Build(const PlanFlags& flags) {
+  return BuildPlanFromFlags(flags, kNow, kRandom);
+}
+
+v1::PlanSpec Spec(const std::string& text) {
+  v1::PlanSpec spec;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &spec)) << text;
+  return spec;
+}
+
+MATCHER_P(EqualsProto, expected, "") {
+  if (google::protobuf::util::MessageDifferencer::Equals(arg, expected)) return true;
+  *result_listener << "got " << arg.ShortDebugString() << "\nwant "
+                   << expected.ShortDebugString();
+  return false;
+}
+
+std::string WriteFile(const std::string& name, const std::string& text) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/", name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+// --- From flags.
+
+TEST(PlanIdTest, GeneratedFromTimeAndRandom) {
+  EXPECT_EQ(MakePlanId(kNow, kRandom), kGeneratedId);
+  EXPECT_EQ(MakePlanId(kNow, 0x7), "memload-20261103-142501-0007");
+}
+
+TEST(PlanIdTest, RealSeamMakesAWellFormedId) {
+  PlanFlags flags;
+  flags.kind = "retained";
+  flags.target = "1MiB";
+  absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(flags);
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_THAT(spec->plan_id(), MatchesRegex("memload-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}"));
+}
+
+TEST(FlagsTest, RetainedEveryFlag) {
+  PlanFlags flags;
+  flags.kind = "retained";
+  flags.target = "512MiB";
+  flags.touch = "fill";
+  flags.backing = "shmem";
+  flags.block_size = "2MiB";
+  flags.ramp = "30s";
+  flags.hold = "10m";
+  flags.lease = "45s";
+  flags.plan_id = "drill-1";
+  flags.labels = "zone=a,drill=capacity";
+  flags.expect_oom = true;
+  flags.oom_score_adj = "500";
+  flags.huge_pages = true;
+  flags.mlock = true;
+  EXPECT_THAT(Build(flags), IsOk());
+  EXPECT_THAT(*Build(flags), EqualsProto(Spec(R"pb(
+    plan_id: "drill-1"
+    lease { seconds: 45 }
+    labels { key: "zone" value: "a" }
+    labels { key: "drill" value: "capacity" }
+    expect_oom: true
+    oom_score_adj: 500
+    retained {
+      block_size: 2097152
+      touch: TOUCH_MODE_FILL
+      backing: BACKING_SHMEM
+      huge_pages: true
+      mlock: true
+      phases {
+        target { bytes: 536870912 }
+        ramp_duration { seconds: 30 }
+        hold { seconds: 600 }
+      }
+    }
+  )pb")));
+}
+
+TEST(FlagsTest, RetainedDefaultsHoldForeverWithAGeneratedId) {
+  PlanFlags flags;
+  flags.kind = "Retained";  // Case does not matter.
+  flags.target = "1.5GiB";
+  EXPECT_THAT(*Build(flags), EqualsProto(Spec(absl::StrCat(R"pb(
+    plan_id: ")pb", kGeneratedId, R"pb("
+    retained {
+      block_size: 1048576
+      phases { target { bytes: 1610612736 } hold_forever: true }
+    }
+  )pb"))));
+}
+
+TEST(FlagsTest, RetainedTargetPercentages) {
+  struct Case {
+    std::string text;
+    std::string quantity;
+  };
+  for (const Case& c : std::vector<Case>{{"80%", "percent_of_total: 80"},
+                                         {"100%", "percent_of_total: 100"},
+                                         {"12.5%total", "percent_of_total: 12.5"},
+                                         {"50%available", "percent_of_available: 50"},
+                                         {"90%cgroup", "percent_of_cgroup_limit: 90"}}) {
+    PlanFlags flags;
+    flags.kind = "retained";
+    flags.target = c.text;
+    absl::StatusOr<v1::PlanSpec> spec = Build(flags);
+    ASSERT_THAT(spec, IsOk()) << c.text;
+    v1::Quantity want;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(c.quantity, &want));
+    EXPECT_THAT(spec->retained().phases(0).target(), EqualsProto(want)) << c.text;
+  }
+}
+
+TEST(FlagsTest, RetainedRampRate) {
+  PlanFlags flags;
+  flags.kind = "retained";
+  flags.target = "1GiB";
+  flags.ramp = "64MiB/s";
+  flags.hold = "forever";
+  absl::StatusOr<v1::PlanSpec> spec = Build(flags);
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_EQ(spec->retained().phases(0).ramp_bytes_per_sec(), 64u << 20);
+  EXPECT_FALSE(spec->retained().phases(0).has_ramp_duration());
+  EXPECT_TRUE(spec->retained().phases(0).hold_forever());
+}
+
+TEST(FlagsTest, RepeatMakesASawtooth) {
+  PlanFlags flags;
+  flags.kind = "retained";
+  flags.target = "256MiB";
+  flags.ramp = "5s";
+  flags.hold = "10s";
+  flags.repeat = "3";
+  EXPECT_THAT(*Build(flags), EqualsProto(Spec(absl::StrCat(R"pb(
+    plan_id: ")pb", kGeneratedId, R"pb("
+    retained {
+      block_size: 1048576
+      repeat: 3
+      phases { target { bytes: 268435456 } ramp_duration { seconds: 5 } hold { seconds: 10 } }
+      phases { target { bytes: 0 } }
+    }
+  )pb"))));
+
+  flags.repeat = "forever";
+  flags.hold = "";  // Unset with --repeat: no hold at the top.
+  absl::StatusOr<v1::PlanSpec> spec = Build(flags);
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_TRUE(spec->retained().repeat_forever());
+  EXPECT_FALSE(spec->retained().phases(0).hold_forever());
+  EXPECT_FALSE(spec->retained().phases(0).has_hold());
+  EXPECT_EQ(spec->retained().phases_size(), 2);
+}
+
+TEST(FlagsTest, StreamingEveryFlag) {
+  PlanFlags flags;
+  flags.kind = "streaming";
+  flags.block_size = "64KiB";
+  flags.touch = "page";
+  flags.rate = "100MiB/s";
+  flags.window = "16";
+  flags.workers = "4";
+  flags.return_to_os = true;
+  flags.amount = "1GiB";
+  flags.duration = "1m";
+  flags.plan_id = "churn";
+  EXPECT_THAT(*Build(flags), EqualsProto(Spec(R"pb(
+    plan_id: "churn"
+    streaming {
+      block_size: 65536
+      touch: TOUCH_MODE_PAGE
+      return_to_os: true
+      window: 16
+      rate_bytes_per_sec: 104857600
+      workers: 4
+      amount_bytes: 1073741824
+      duration { seconds: 60 }
+    }
+  )pb")));
+}
+
+TEST(FlagsTest, StreamingDefaultsAndPlainRate) {
+  PlanFlags flags;
+  flags.kind = "streaming";
+  flags.rate = "10MiB";  // "/s" is optional.
+  flags.duration = "forever";
+  EXPECT_THAT(*Build(flags), EqualsProto(Spec(absl::StrCat(R"pb(
+    plan_id: ")pb", kGeneratedId, R"pb("
+    streaming { block_size: 1048576 rate_bytes_per_sec: 10485760 }
+  )pb"))));
+}
+
+TEST(FlagsTest, Utilization) {
+  PlanFlags flags;
+  flags.kind = "utilization";
+  flags.target = "85%";
+  flags.duration = "10m";
+  flags.touch = "fill";
+  flags.backing = "malloc";
+  flags.block_size = "4MiB";
+  flags.plan_id = "hold-85";
+  EXPECT_THAT(*Build(flags), EqualsProto(Spec(R"pb(
+    plan_id: "hold-85"
+    utilization {
+      target_percent: 85
+      duration { seconds: 600 }
+      block_size: 4194304
+      touch: TOUCH_MODE_FILL
+      backing: BACKING_MALLOC
+    }
+  )pb")));
+
+  flags.target = "70%cgroup";
+  EXPECT_EQ(Build(flags)->utilization().reference(), v1::UtilizationPlan::REFERENCE_CGROUP);
+  flags.target = "70%node";
+  EXPECT_EQ(Build(flags)->utilization().reference(), v1::UtilizationPlan::REFERENCE_NODE);
+}
+
+struct BadFlag {
+  std::string name;  // For the failure message.
+  std::function<void(PlanFlags&)> set;
+  std::string message;  // A substring of the error.
+};
+
+void ExpectBad(const PlanFlags& base, const std::vector<BadFlag>& cases) {
+  for (const BadFlag& c : cases) {
+    PlanFlags flags = base;
+    c.set(flags);
+    EXPECT_THAT(Build(flags), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+        << c.name;
+  }
+}
+
+TEST(FlagsTest, BadRetainedFlags) {
+  PlanFlags base;
+  base.kind = "retained";
+  base.target = "1GiB";
+  ExpectBad(
+      base,
+      {
+          {"size", [](PlanFlags& f) { f.target = "12Q"; },
+           R"(--target="12Q": invalid size "12Q": unknown unit "Q")"},
+          {"percent high", [](PlanFlags& f) { f.target = "120%"; },
+           R"(--target="120%": percent must be in (0, 100], got 120)"},
+          {"percent zero", [](PlanFlags& f) { f.target = "0%"; },
+           R"(--target="0%": percent must be in (0, 100], got 0)"},
+          {"percent word", [](PlanFlags& f) { f.target = "lots%"; },
+           R"(--target="lots%": not a percentage)"},
+          {"percent suffix", [](PlanFlags& f) { f.target = "80%free"; },
+           R"(--target="80%free": unknown percentage suffix "free")"},
+          {"no target", [](PlanFlags& f) { f.target = ""; },
+           "--target is required for --kind=retained"},
+          {"touch", [](PlanFlags& f) { f.touch = "paged"; },
+           R"(--touch="paged": want none, page or fill)"},
+          {"backing", [](PlanFlags& f) { f.backing = "heap"; },
+           R"(--backing="heap": want malloc, mmap or shmem)"},
+          {"block size zero", [](PlanFlags& f) { f.block_size = "0"; },
+           R"(--block_size="0": must be at least 1 byte)"},
+          {"block size", [](PlanFlags& f) { f.block_size = "1x"; },
+           R"(--block_size="1x": invalid size)"},
+          {"ramp word", [](PlanFlags& f) { f.ramp = "soon"; },
+           R"(--ramp="soon": not a duration)"},
+          {"ramp negative", [](PlanFlags& f) { f.ramp = "-5s"; },
+           R"(--ramp="-5s": must not be negative, got -5s)"},
+          {"ramp rate zero", [](PlanFlags& f) { f.ramp = "0B/s"; },
+           R"(--ramp="0B/s": a rate must be more than 0 bytes per second)"},
+          {"ramp rate", [](PlanFlags& f) { f.ramp = "fastMiB/s"; },
+           R"(--ramp="fastMiB/s": invalid size)"},
+          {"hold", [](PlanFlags& f) { f.hold = "later"; }, R"(--hold="later": not a duration)"},
+          {"hold infinite", [](PlanFlags& f) { f.hold = "inf"; },
+           R"(--hold="inf": not a duration)"},
+          {"repeat zero", [](PlanFlags& f) { f.repeat = "0"; },
+           R"(--repeat="0": want N >= 1 or forever)"},
+          {"repeat word", [](PlanFlags& f) { f.repeat = "often"; },
+           R"(--repeat="often": not a whole number)"},
+          {"repeat forever hold", [](PlanFlags& f) { f.repeat = "2"; f.hold = "forever"; },
+           R"(--hold="forever": a hold that never ends)"},
+          {"lease zero", [](PlanFlags& f) { f.lease = "0s"; },
+           R"(--lease="0s": must be positive, got 0s)"},
+          {"lease", [](PlanFlags& f) { f.lease = "1 minute"; },
+           R"(--lease="1 minute": not a duration)"},
+          {"plan id", [](PlanFlags& f) { f.plan_id = "my plan!"; },
+           R"(--plan_id="my plan!": must be 1-128 characters of [A-Za-z0-9._-])"},
+          {"plan id long", [](PlanFlags& f) { f.plan_id = std::string(129, 'a'); },
+           "must be 1-128 characters"},
+          {"labels", [](PlanFlags& f) { f.labels = "novalue"; },
+           R"(--labels="novalue": label "novalue" is not of the form key=value)"},
+          {"oom score", [](PlanFlags& f) { f.oom_score_adj = "2000"; },
+           R"(--oom_score_adj="2000": must be in [-1000, 1000], got 2000)"},
+          {"oom score word", [](PlanFlags& f) { f.oom_score_adj = "high"; },
+           R"(--oom_score_adj="high": not a whole number)"},
+          {"window", [](PlanFlags& f) { f.window = "8"; },
+           "--window does not apply to --kind=retained (only to streaming plans)"},
+          {"duration", [](PlanFlags& f) { f.duration = "1m"; },
+           "--duration does not apply to --kind=retained (only to utilization and streaming "
+           "plans)"},
+          {"return to os", [](PlanFlags& f) { f.return_to_os = true; },
+           "--return_to_os does not apply to --kind=retained"},
+          {"explicit false", [](PlanFlags& f) { f.explicitly_set.insert("workers"); },
+           "--workers does not apply to --kind=retained"},
+          {"kind", [](PlanFlags& f) { f.kind = "heap"; },
+           R"(--kind="heap": want retained, streaming or utilization)"},
+          {"no kind", [](PlanFlags& f) { f.kind = ""; }, "--kind is required"},
+      });
+}
+
+TEST(FlagsTest, BadStreamingFlags) {
+  PlanFlags base;
+  base.kind = "streaming";
+  ExpectBad(base,
+            {
+                {"target", [](PlanFlags& f) { f.target = "1GiB"; },
+                 "--target does not apply to --kind=streaming (only to retained and "
+                 "utilization plans)"},
+                {"backing", [](PlanFlags& f) { f.backing = "mmap"; },
+                 "--backing does not apply to --kind=streaming"},
+                {"huge pages", [](PlanFlags& f) { f.huge_pages = true; },
+                 "--huge_pages does not apply to --kind=streaming (only to retained plans)"},
+                {"ramp", [](PlanFlags& f) { f.ramp = "1s"; }, "--ramp does not apply"},
+                {"window", [](PlanFlags& f) { f.window = "many"; },
+                 R"(--window="many": not a whole number: want a block count)"},
+                {"window negative", [](PlanFlags& f) { f.window = "-1"; },
+                 R"(--window="-1": not a whole number)"},
+                {"window empty but given",
+                 [](PlanFlags& f) { f.explicitly_set.insert("window"); },
+                 R"(--window="": not a whole number)"},
+                {"window overflow",
+                 [](PlanFlags& f) { f.window = "18446744073709551615"; },
+                 "do not fit in 64 bits"},
+                {"workers zero", [](PlanFlags& f) { f.workers = "0"; },
+                 R"(--workers="0": must be 1..64, got 0)"},
+                {"workers many", [](PlanFlags& f) { f.workers = "65"; },
+                 R"(--workers="65": must be 1..64, got 65)"},
+                {"amount", [](PlanFlags& f) { f.amount = "1000"; },
+                 R"(--amount="1000": must be a multiple of the block size (1048576 bytes), got 1000)"},
+                {"amount zero", [](PlanFlags& f) { f.amount = "0"; },
+                 R"(--amount="0": must be more than 0 bytes)"},
+                {"rate", [](PlanFlags& f) { f.rate = "fast"; }, R"(--rate="fast": invalid size)"},
+                {"duration zero", [](PlanFlags& f) { f.duration = "0s"; },
+                 R"(--duration="0s": must be positive, got 0s)"},
+            });
+}
+
+TEST(FlagsTest, BadUtilizationFlags) {
+  PlanFlags base;
+  base.kind = "utilization";
+  base.target = "80%";
+  ExpectBad(base,
+            {
+                {"size", [](PlanFlags& f) { f.target = "512MiB"; },
+                 R"(--target="512MiB": utilization plans take a percentage)"},
+                {"hundred", [](PlanFlags& f) { f.target = "100%"; },
+                 R"(--target="100%": percent must be in (0, 100), got 100)"},
+                {"suffix", [](PlanFlags& f) { f.target = "80%available"; },
+                 R"(unknown percentage suffix "available": want N%, N%node or N%cgroup)"},
+                {"no target", [](PlanFlags& f) { f.target = ""; },
+                 "--target is required for --kind=utilization"},
+                {"touch none", [](PlanFlags& f) { f.touch = "none"; },
+                 R"(--touch="none": utilization plans need page or fill)"},
+                {"repeat", [](PlanFlags& f) { f.repeat = "2"; },
+                 "--repeat does not apply to --kind=utilization (only to retained plans)"},
+                {"mlock", [](PlanFlags& f) { f.mlock = true; }, "--mlock does not apply"},
+            });
+}
+
+TEST(FlagsTest, FlagNamesCoverEveryField) {
+  const std::vector<absl::string_view>& names = PlanFlagNames();
+  EXPECT_EQ(names.size(), 22u);
+  EXPECT_THAT(names, ::testing::Contains("plan_id"));
+  EXPECT_THAT(names, ::testing::Contains("return_to_os"));
+  EXPECT_THAT(names, ::testing::Contains("plan"));
+}
+
+// --- Plan files.
+
+TEST(PlanFileTest, ParsesTheDocumentedExample) {
+  absl::StatusOr<v1::PlanSpec> spec = ParsePlanFile(
+      R"({"planId":"drill","retained":{"blockSize":"1048576","phases":[{"target":{"bytes":"536870912"},"rampDuration":"10s","holdForever":true}]}})",
+      "drill.json");
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_THAT(*spec, EqualsProto(Spec(R"pb(
+    plan_id: "drill"
+    retained {
+      block_size: 1048576
+      phases {
+        target { bytes: 536870912 }
+        ramp_duration { seconds: 10 }
+        hold_forever: true
+      }
+    }
+  )pb")));
+}
+
+TEST(PlanFileTest, MultiPhaseWithProtoNamesAndPercentages) {
+  absl::StatusOr<v1::PlanSpec> spec = ParsePlanFile(R"({
+    "plan_id": "steps",
+    "lease": "90s",
+    "labels": {"drill": "capacity"},
+    "retained": {
+      "touch": "TOUCH_MODE_FILL",
+      "repeat": 2,
+      "phases": [
+        {"target": {"percentOfTotal": 40}, "ramp_bytes_per_sec": "67108864", "hold": "30s"},
+        {"target": {"percentOfAvailable": 50}, "hold": "0.5s"},
+        {"target": {"bytes": "0"}}
+      ]
+    }
+  })",
+                                                    "steps.json");
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_EQ(spec->retained().phases_size(), 3);
+  EXPECT_EQ(spec->retained().phases(0).target().percent_of_total(), 40);
+  EXPECT_EQ(spec->retained().phases(1).hold().nanos(), 500000000);
+  EXPECT_EQ(spec->labels().at("drill"), "capacity");
+}
+
+TEST(PlanFileTest, StreamingAndUtilization) {
+  EXPECT_THAT(ParsePlanFile(R"({"streaming": {"blockSize": "65536", "workers": 2}})", "s.json"),
+              IsOk());
+  EXPECT_THAT(ParsePlanFile(R"({"utilization": {"targetPercent": 85, "reference":
+                                "REFERENCE_CGROUP", "interval": "0.1s"}})",
+                            "u.json"),
+              IsOk());
+}
+
+TEST(PlanFileTest, SyntaxErrorsGiveLineAndColumn) {
+  EXPECT_THAT(ParsePlanFile("{\n  \"planId\": \"drill\",\n  \"retained\": {\"blockSize\": 1,, }\n}",
+                            "drill.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("drill.json:3:")));
+  EXPECT_THAT(ParsePlanFile("{\"planId\":", "cut.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("cut.json:1:11: ")));
+  EXPECT_THAT(ParsePlanFile("", "empty.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("empty.json")));
+}
+
+TEST(PlanFileTest, MappingErrorsNameTheField) {
+  EXPECT_THAT(ParsePlanFile(R"({"retaind": {}})", "p.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("p.json: retaind")));
+  EXPECT_THAT(
+      ParsePlanFile(R"({"retained": {"blockSize": "1MiB"}})", "p.json"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(StartsWith("p.json: retained.block_size: invalid value \"1MiB\""),
+                     HasSubstr("integer byte counts"))));
+  EXPECT_THAT(ParsePlanFile(R"({"retained": {"phases": [{"hold": "forever"}]}})", "p.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(StartsWith("p.json: retained.phases[0].hold: "),
+                             HasSubstr("durations are strings"))));
+  EXPECT_THAT(ParsePlanFile(R"({"retained": {"touch": "TOUCH_MODE_PAGES"}})", "p.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("p.json: retained.touch")));
+  EXPECT_THAT(ParsePlanFile(R"([1, 2])", "p.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("p.json: Root element must be a message")));
+}
+
+TEST(PlanFileTest, SemanticErrors) {
+  struct Case {
+    std::string json;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"({"planId": "x"})", "f.json: the plan has no kind"},
+           {R"({"retained": {}})", "f.json: retained.phases: at least one phase is required"},
+           {R"({"retained": {"phases": [{}]}})", "f.json: retained.phases[0].target: required"},
+           {R"({"retained": {"phases": [{"target": {"percentOfTotal": 120}}]}})",
+            "f.json: retained.phases[0].target.percent_of_total: percent must be in (0, 100], "
+            "got 120"},
+           {R"({"retained": {"phases": [{"target": {"percentOfCgroupLimit": 0}}]}})",
+            "retained.phases[0].target.percent_of_cgroup_limit: percent must be in (0, 100]"},
+           {R"({"retained": {"phases": [{"target": {"bytes": "1"}},
+               {"target": {"bytes": "2"}, "rampDuration": "5s", "rampBytesPerSec": "1024"}]}})",
+            "f.json: retained.phases[1]: give ramp_bytes_per_sec or ramp_duration, not both"},
+           {R"({"retained": {"phases": [{"target": {"bytes": "1"}, "hold": "-5s"}]}})",
+            "f.json: retained.phases[0].hold: must not be negative, got -5s"},
+           {R"({"retained": {"phases": [{"target": {"bytes": "1"}, "hold": "5s",
+               "holdForever": true}]}})",
+            "retained.phases[0]: give hold or hold_forever, not both"},
+           {R"({"retained": {"repeat": 2, "repeatForever": true, "phases": [{"target":
+               {"bytes": "1"}}]}})",
+            "retained: give repeat or repeat_forever, not both"},
+           {R"({"retained": {"touch": 7, "phases": [{"target": {"bytes": "1"}}]}})",
+            "f.json: retained.touch: unknown value 7"},
+           {R"({"lease": "0s", "streaming": {"blockSize": "1"}})",
+            "f.json: lease: must be positive, got 0s"},
+           {R"({"oomScoreAdj": 5000, "streaming": {"blockSize": "1"}})",
+            "f.json: oom_score_adj: must be in [-1000, 1000], got 5000"},
+           {R"({"planId": "a b", "streaming": {"blockSize": "1"}})",
+            R"(f.json: plan_id: must be 1-128 characters of [A-Za-z0-9._-], got "a b")"},
+           {R"({"streaming": {}})", "f.json: streaming.block_size: required (> 0)"},
+           {R"({"streaming": {"blockSize": "1024", "workers": 65}})",
+            "streaming.workers: must be 1..64, got 65"},
+           {R"({"streaming": {"blockSize": "1024", "amountBytes": "1000"}})",
+            "streaming.amount_bytes: must be a multiple of the block size (1024 bytes), got 1000"},
+           {R"({"utilization": {"targetPercent": 100}})",
+            "f.json: utilization.target_percent: percent must be in (0, 100), got 100"},
+           {R"({"utilization": {"targetPercent": 50, "touch": "TOUCH_MODE_NONE"}})",
+            "utilization.touch: utilization plans need page or fill"},
+           {R"({"utilization": {"targetPercent": 50, "interval": "0.001s"}})",
+            "utilization.interval: must be at least 10ms, got 1ms"},
+       }) {
+    EXPECT_THAT(ParsePlanFile(c.json, "f.json"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+        << c.json;
+  }
+}
+
+// Flags and files describe a shared problem in the same words.
+TEST(PlanFileTest, SameProblemSameWordsAsFlags) {
+  PlanFlags flags;
+  flags.kind = "retained";
+  flags.target = "120%";
+  const std::string problem = "percent must be in (0, 100], got 120";
+  EXPECT_THAT(Build(flags), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(problem)));
+  EXPECT_THAT(ParsePlanFile(R"({"retained":{"phases":[{"target":{"percentOfTotal":120}}]}})",
+                            "f.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(problem)));
+
+  flags.target = "1GiB";
+  flags.hold = "-5s";
+  EXPECT_THAT(Build(flags), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("must not be negative, got -5s")));
+}
+
+TEST(PlanFileTest, ReadPlanFile) {
+  const std::string good =
+      WriteFile("good.json", R"({"planId":"drill","streaming":{"blockSize":"4096"}})");
+  absl::StatusOr<v1::PlanSpec> spec = ReadPlanFile(good);
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_EQ(spec->streaming().block_size(), 4096u);
+
+  const std::string missing = absl::StrCat(::testing::TempDir(), "/missing.json");
+  EXPECT_THAT(ReadPlanFile(missing), StatusIs(absl::StatusCode::kNotFound, HasSubstr(missing)));
+  EXPECT_THAT(ReadPlanFile(::testing::TempDir()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is a directory")));
+  const std::string huge = WriteFile("huge.json", std::string((1 << 20) + 10, ' '));
+  EXPECT_THAT(ReadPlanFile(huge),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("larger than 1 MiB")));
+  const std::string bad = WriteFile("bad.json", R"({"retained": {}})");
+  EXPECT_THAT(ReadPlanFile(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          StartsWith(absl::StrCat(bad, ": retained.phases"))));
+}
+
+// --- --plan with overrides.
+
+TEST(OverridesTest, PlanLevelFlagsOverrideTheFile) {
+  PlanFlags flags;
+  flags.plan = WriteFile("base.json", R"({
+    "planId": "drill", "lease": "60s", "labels": {"a": "1", "keep": "yes"},
+    "expectOom": true, "oomScoreAdj": 900,
+    "retained": {"phases": [{"target": {"bytes": "1048576"}, "holdForever": true}]}})");
+  flags.plan_id = "drill-2";
+  flags.lease = "2m";
+  flags.labels = "a=3,b=2";
+  flags.expect_oom = false;
+  flags.explicitly_set.insert("expect_oom");  // --expect_oom=false given on purpose.
+  flags.oom_score_adj = "-100";
+  EXPECT_THAT(*Build(flags), EqualsProto(Spec(R"pb(
+    plan_id: "drill-2"
+    lease { seconds: 120 }
+    labels { key: "a" value: "3" }
+    labels { key: "b" value: "2" }
+    labels { key: "keep" value: "yes" }
+    expect_oom: false
+    oom_score_adj: -100
+    retained { phases { target { bytes: 1048576 } hold_forever: true } }
+  )pb")));
+}
+
+TEST(OverridesTest, FileValuesStayWithoutFlagsAndAMissingIdIsGenerated) {
+  PlanFlags flags;
+  flags.plan = WriteFile("noid.json", R"({"expectOom": true, "streaming": {"blockSize": "8"}})");
+  absl::StatusOr<v1::PlanSpec> spec = Build(flags);
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_EQ(spec->plan_id(), kGeneratedId);
+  EXPECT_TRUE(spec->expect_oom());
+}
+
+TEST(OverridesTest, PlanFlagsCannotBeCombinedWithAFile) {
+  PlanFlags base;
+  base.plan = WriteFile("combine.json", R"({"streaming": {"blockSize": "8"}})");
+  ExpectBad(base, {
+                      {"target", [](PlanFlags& f) { f.target = "1GiB"; },
+                       "--target cannot be combined with --plan: the file defines the plan"},
+                      {"kind", [](PlanFlags& f) { f.kind = "streaming"; },
+                       "--kind cannot be combined with --plan"},
+                      {"mlock", [](PlanFlags& f) { f.mlock = true; },
+                       "--mlock cannot be combined with --plan"},
+                      {"bad lease", [](PlanFlags& f) { f.lease = "-1s"; },
+                       R"(--lease="-1s": must not be negative, got -1s)"},
+                      {"empty plan",
+                       [](PlanFlags& f) {
+                         f.plan = "";
+                         f.explicitly_set.insert("plan");
+                       },
+                       R"(--plan="": want a file name)"},
+                  });
+  PlanFlags missing;
+  missing.plan = "/nonexistent/plan.json";
+  EXPECT_THAT(Build(missing), StatusIs(absl::StatusCode::kNotFound, HasSubstr("plan.json")));
+  missing.touch = "page";  // The usage error comes first, before the file is read.
+  EXPECT_THAT(Build(missing), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("--touch cannot be combined with --plan")));
+}
+
+}  // namespace
+}  // namespace controller
+}  // namespace memload

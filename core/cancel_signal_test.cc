@@ -1,0 +1,219 @@
+#include "core/cancel_signal.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace {
+
+constexpr absl::Duration kWakeBound = absl::Milliseconds(100);
+constexpr absl::Duration kLongWait = absl::Seconds(10);  // Never reached when the test passes.
+
+// A thread that calls WaitUntil(deadline) once and records when it returned.
+class Waiter {
+ public:
+  Waiter(CancelSignal* signal, absl::Time deadline)
+      : thread_([this, signal, deadline] {
+          tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
+          result_ = signal->WaitUntil(deadline);
+          returned_at_ = absl::Now();
+          done_.store(true);
+        }) {}
+  ~Waiter() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Returns once the thread is asleep in the kernel inside WaitUntil (its state in
+  // /proc is 'S'), or false after `timeout`. Observes the thread instead of sleeping.
+  bool AwaitBlocked(absl::Duration timeout = absl::Seconds(10)) {
+    const absl::Time give_up = absl::Now() + timeout;
+    while (absl::Now() < give_up) {
+      const pid_t tid = tid_.load();
+      if (tid != 0 && !done_.load() && ThreadState(tid) == 'S') return true;
+      std::this_thread::yield();
+    }
+    return false;
+  }
+
+  // Joins and returns WaitUntil's result and the time it returned.
+  bool Join(absl::Time* returned_at) {
+    thread_.join();
+    *returned_at = returned_at_;
+    return result_;
+  }
+
+ private:
+  static char ThreadState(pid_t tid) {
+    std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    const size_t paren = stat.rfind(')');  // "tid (comm) S ..."
+    return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
+  }
+
+  std::atomic<pid_t> tid_{0};
+  std::atomic<bool> done_{false};
+  bool result_ = false;     // Written by the thread before it ends; read after join.
+  absl::Time returned_at_;  // Likewise.
+  std::thread thread_;      // Last: starts after the fields above exist.
+};
+
+TEST(CancelSignalTest, StartsNotCancelled) {
+  CancelSignal signal;
+  EXPECT_FALSE(signal.cancelled());
+}
+
+TEST(CancelSignalTest, WaitUntilReturnsAtTheDeadline) {
+  CancelSignal signal;
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + absl::Milliseconds(50);
+  EXPECT_FALSE(signal.WaitUntil(deadline));
+  const absl::Time end = absl::Now();
+  EXPECT_GE(end, deadline);
+  EXPECT_LT(end - deadline, absl::Seconds(1));
+}
+
+TEST(CancelSignalTest, PastDeadlinesReturnAtOnce) {
+  CancelSignal signal;
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(signal.WaitUntil(start - absl::Seconds(1)));
+  EXPECT_FALSE(signal.WaitUntil(absl::InfinitePast()));
+  EXPECT_FALSE(signal.WaitUntil(absl::UnixEpoch()));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST(CancelSignalTest, CancelFromAnotherThreadWakesAWaiterPromptly) {
+  CancelSignal signal;
+  Waiter waiter(&signal, absl::Now() + kLongWait);
+  ASSERT_TRUE(waiter.AwaitBlocked());
+  const absl::Time cancelled_at = absl::Now();
+  signal.Cancel();
+  absl::Time returned_at;
+  EXPECT_TRUE(waiter.Join(&returned_at));
+  EXPECT_LT(returned_at - cancelled_at, kWakeBound);
+  EXPECT_TRUE(signal.cancelled());
+}
+
+TEST(CancelSignalTest, CancelWakesAWaiterWithAnInfiniteDeadline) {
+  CancelSignal signal;
+  Waiter waiter(&signal, absl::InfiniteFuture());
+  ASSERT_TRUE(waiter.AwaitBlocked());
+  const absl::Time cancelled_at = absl::Now();
+  signal.Cancel();
+  absl::Time returned_at;
+  EXPECT_TRUE(waiter.Join(&returned_at));
+  EXPECT_LT(returned_at - cancelled_at, kWakeBound);
+}
+
+TEST(CancelSignalTest, CancelIsForGood) {
+  CancelSignal signal;
+  signal.Cancel();
+  EXPECT_TRUE(signal.cancelled());
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(signal.WaitUntil(absl::Now() + kLongWait));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  signal.Notify();
+  signal.Cancel();
+  EXPECT_TRUE(signal.cancelled());
+}
+
+TEST(CancelSignalTest, NotifyWakesAWaiterWithoutCancelling) {
+  CancelSignal signal;
+  Waiter waiter(&signal, absl::Now() + kLongWait);
+  ASSERT_TRUE(waiter.AwaitBlocked());
+  const absl::Time notified_at = absl::Now();
+  signal.Notify();
+  absl::Time returned_at;
+  EXPECT_FALSE(waiter.Join(&returned_at));
+  EXPECT_LT(returned_at - notified_at, kWakeBound);
+  EXPECT_FALSE(signal.cancelled());
+}
+
+TEST(CancelSignalTest, NotifyBeforeWaitUntilIsNotLostAndIsConsumedOnce) {
+  CancelSignal signal;
+  signal.Notify();
+  signal.Notify();  // Several notifications before a wait still make one wake-up.
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(signal.WaitUntil(start + kLongWait));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  // Consumed: the next wait runs to its deadline.
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(30);
+  EXPECT_FALSE(signal.WaitUntil(deadline));
+  EXPECT_GE(absl::Now(), deadline);
+}
+
+TEST(CancelSignalTest, NotifyFromAnotherThreadBeforeTheWaitIsNotLost) {
+  CancelSignal signal;
+  std::thread notifier([&] { signal.Notify(); });
+  notifier.join();
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(signal.WaitUntil(start + kLongWait));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST(CancelSignalTest, NotifyWakesEveryWaiter) {
+  CancelSignal signal;
+  std::vector<std::unique_ptr<Waiter>> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.push_back(std::make_unique<Waiter>(&signal, absl::Now() + kLongWait));
+  }
+  for (auto& waiter : waiters) ASSERT_TRUE(waiter->AwaitBlocked());
+  const absl::Time notified_at = absl::Now();
+  signal.Notify();
+  for (auto& waiter : waiters) {
+    absl::Time returned_at;
+    EXPECT_FALSE(waiter->Join(&returned_at));
+    EXPECT_LT(returned_at - notified_at, kWakeBound);
+  }
+}
+
+TEST(CancelSignalTest, CancelWakesEveryWaiter) {
+  CancelSignal signal;
+  std::vector<std::unique_ptr<Waiter>> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.push_back(std::make_unique<Waiter>(&signal, absl::Now() + kLongWait));
+  }
+  for (auto& waiter : waiters) ASSERT_TRUE(waiter->AwaitBlocked());
+  const absl::Time cancelled_at = absl::Now();
+  signal.Cancel();
+  for (auto& waiter : waiters) {
+    absl::Time returned_at;
+    EXPECT_TRUE(waiter->Join(&returned_at));
+    EXPECT_LT(returned_at - cancelled_at, kWakeBound);
+  }
+}
+
+TEST(CancelSignalTest, ConcurrentNotifyAndCancelAreSafe) {
+  // For TSan: many threads hammering every method at once.
+  CancelSignal signal;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] {
+      while (!stop.load()) signal.Notify();
+    });
+    threads.emplace_back([&] {
+      while (!signal.WaitUntil(absl::Now() + absl::Milliseconds(1))) {
+      }
+    });
+  }
+  for (int i = 0; i < 1000; ++i) (void)signal.cancelled();
+  signal.Cancel();
+  stop.store(true);
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_TRUE(signal.cancelled());
+}
+
+}  // namespace
+}  // namespace memload

@@ -1,0 +1,77 @@
+#include "core/flag_values.h"
+
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/size.h"
+
+namespace memload {
+namespace {
+
+bool ValidLabelText(absl::string_view text, bool key) {
+  if (text.empty() ? key : false) return false;
+  if (text.size() > 63) return false;
+  for (char c : text) {
+    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                    c == '_' || c == '-' || (key && c == '/');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> ParseLabels(absl::string_view text) {
+  std::map<std::string, std::string> labels;
+  text = absl::StripAsciiWhitespace(text);
+  if (text.empty()) return labels;
+  for (absl::string_view entry : absl::StrSplit(text, ',')) {
+    entry = absl::StripAsciiWhitespace(entry);
+    const size_t equals = entry.find('=');
+    if (equals == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("label \"", entry, "\" is not of the form key=value"));
+    }
+    const absl::string_view key = entry.substr(0, equals);
+    const absl::string_view value = entry.substr(equals + 1);
+    if (!ValidLabelText(key, /*key=*/true) || !ValidLabelText(value, /*key=*/false)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label \"", entry,
+          "\": keys are 1-63 of [A-Za-z0-9._/-], values up to 63 of [A-Za-z0-9._-]"));
+    }
+    if (!labels.emplace(std::string(key), std::string(value)).second) {
+      return absl::InvalidArgumentError(absl::StrCat("label \"", key, "\" given twice"));
+    }
+  }
+  return labels;
+}
+
+absl::StatusOr<uint64_t> SizeOrPercent::Resolve(uint64_t whole) const {
+  if (bytes.has_value()) return *bytes;
+  return PercentOf(percent.value_or(0), whole);
+}
+
+absl::StatusOr<SizeOrPercent> ParseSizeOrPercent(absl::string_view text) {
+  SizeOrPercent result;
+  absl::string_view trimmed = absl::StripAsciiWhitespace(text);
+  if (absl::ConsumeSuffix(&trimmed, "%")) {
+    double percent = 0;
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(trimmed), &percent) ||
+        !std::isfinite(percent) || percent <= 0 || percent > 100) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid percentage \"", text, "\": want a number in (0, 100] then %"));
+    }
+    result.percent = percent;
+    return result;
+  }
+  absl::StatusOr<uint64_t> bytes = ParseSize(trimmed);
+  if (!bytes.ok()) return bytes.status();
+  result.bytes = *bytes;
+  return result;
+}
+
+}  // namespace memload

@@ -1,0 +1,38 @@
+// Parsers for values that memload's command-line flags share: label lists and
+// "bytes or percent" quantities. Thread-safe free functions.
+//
+//   ParseLabels("zone=a,tier=gold")  → {{"tier","gold"},{"zone","a"}}
+//   ParseSizeOrPercent("80%")        → {percent = 80}
+//   ParseSizeOrPercent("512MiB")     → {bytes = 536870912}
+#ifndef MEMLOAD_CORE_FLAG_VALUES_H_
+#define MEMLOAD_CORE_FLAG_VALUES_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace memload {
+
+// "k=v,k2=v2" (empty = none). Keys: 1-63 of [A-Za-z0-9._/-]; values: up to 63 of
+// [A-Za-z0-9._-] (Kubernetes label syntax, loosely). Duplicate keys, missing '=' and bad
+// characters are InvalidArgument naming the entry.
+absl::StatusOr<std::map<std::string, std::string>> ParseLabels(absl::string_view text);
+
+struct SizeOrPercent {
+  std::optional<uint64_t> bytes;  // Exactly one of the two is set.
+  std::optional<double> percent;  // (0, 100].
+
+  // bytes, or percent of `whole` (rounded down).
+  absl::StatusOr<uint64_t> Resolve(uint64_t whole) const;
+};
+
+// "80%" or anything ParseSize accepts. InvalidArgument naming the text.
+absl::StatusOr<SizeOrPercent> ParseSizeOrPercent(absl::string_view text);
+
+}  // namespace memload
+
+#endif  // MEMLOAD_CORE_FLAG_VALUES_H_

@@ -1,0 +1,56 @@
+#include "core/flag_values.h"
+
+#include "core/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+TEST(ParseLabelsTest, ParsesPairs) {
+  auto labels = ParseLabels(" zone=a, tier=gold ,kubernetes.io/role=worker");
+  ASSERT_THAT(labels, IsOk());
+  EXPECT_THAT(*labels, ElementsAre(Pair("kubernetes.io/role", "worker"), Pair("tier", "gold"),
+                                   Pair("zone", "a")));
+  EXPECT_THAT(ParseLabels(""), IsOk());
+  EXPECT_TRUE(ParseLabels("")->empty());
+  auto empty_value = ParseLabels("flag=");
+  ASSERT_THAT(empty_value, IsOk());
+  EXPECT_THAT(*empty_value, ElementsAre(Pair("flag", "")));
+}
+
+TEST(ParseLabelsTest, RejectsBadEntries) {
+  for (const char* bad : {"zone", "=a", "zone=a,zone=b", "zo ne=a", "zone=a b", "zone=a/b",
+                          "zone=a,,tier=b"}) {
+    EXPECT_THAT(ParseLabels(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("label")))
+        << bad;
+  }
+}
+
+TEST(ParseSizeOrPercentTest, ParsesBoth) {
+  auto percent = ParseSizeOrPercent("80%");
+  ASSERT_THAT(percent, IsOk());
+  EXPECT_DOUBLE_EQ(*percent->percent, 80.0);
+  EXPECT_FALSE(percent->bytes.has_value());
+  EXPECT_THAT(percent->Resolve(1000), IsOk());
+  EXPECT_EQ(*percent->Resolve(1000), 800u);
+
+  auto bytes = ParseSizeOrPercent("512MiB");
+  ASSERT_THAT(bytes, IsOk());
+  EXPECT_EQ(*bytes->bytes, 512u << 20);
+  EXPECT_EQ(*bytes->Resolve(1), 512u << 20);
+}
+
+TEST(ParseSizeOrPercentTest, RejectsBadText) {
+  for (const char* bad : {"", "%", "0%", "101%", "-5%", "abc%", "nan%", "12Q"}) {
+    EXPECT_THAT(ParseSizeOrPercent(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("")))
+        << bad;
+  }
+}
+
+}  // namespace
+}  // namespace memload

@@ -1,0 +1,467 @@
+#include "core/streaming.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/block_allocator.h"
+#include "core/counting_allocator.h"
+#include "core/plan_counters.h"
+#include "core/status_matchers.h"
+#include "core/touch.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace {
+
+using ::testing::HasSubstr;
+
+BlockAllocator* Malloc() { return SharedBlockAllocator(Backing::kMalloc, {}); }
+
+// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+bool Eventually(const std::function<bool()>& condition,
+                absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+std::unique_ptr<StreamingPlan> MustCreate(const StreamOptions& options, PlanCounters* counters) {
+  absl::StatusOr<std::unique_ptr<StreamingPlan>> plan = StreamingPlan::Create(options, counters);
+  EXPECT_THAT(plan, IsOk());
+  return plan.ok() ? std::move(*plan) : nullptr;
+}
+
+// Everything a finished plan must have given back.
+void ExpectAllReleased(const PlanCountersSnapshot& s) {
+  EXPECT_EQ(s.frees, s.allocations);
+  EXPECT_EQ(s.payload_bytes, 0u);
+  EXPECT_EQ(s.mapped_bytes, 0u);
+  EXPECT_EQ(s.resident_bytes, 0u);
+  EXPECT_EQ(s.bookkeeping_bytes, 0u);
+}
+
+TEST(ValidateStreamOptionsTest, RejectsBadFieldsNamingThem) {
+  struct Case {
+    std::string name;
+    std::function<void(StreamOptions&)> change;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {"zero block", [](StreamOptions& o) { o.block_size = 0; }, "block_size"},
+      {"no workers", [](StreamOptions& o) { o.workers = 0; }, "workers"},
+      {"too many workers", [](StreamOptions& o) { o.workers = 65; }, "workers"},
+      {"window overflow",
+       [](StreamOptions& o) {
+         o.block_size = 1 << 20;
+         o.window = uint64_t{1} << 50;
+       },
+       "window"},
+      {"ring overflow",
+       [](StreamOptions& o) {
+         o.block_size = 1;
+         o.window = UINT64_MAX;
+       },
+       "window"},
+      {"ragged amount", [](StreamOptions& o) { o.amount_bytes = 4096 + 1; }, "amount_bytes"},
+      {"negative duration", [](StreamOptions& o) { o.duration = -absl::Seconds(1); },
+       "duration"},
+  };
+  for (const Case& c : cases) {
+    StreamOptions options;
+    options.block_size = 4096;
+    c.change(options);
+    EXPECT_THAT(ValidateStreamOptions(options),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.field)))
+        << c.name;
+    PlanCounters counters;
+    EXPECT_THAT(StreamingPlan::Create(options, &counters),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.field)))
+        << c.name;
+  }
+  StreamOptions good;
+  good.block_size = 1;
+  good.workers = 64;
+  good.window = 1000;
+  good.amount_bytes = 12345;
+  good.duration = absl::Seconds(1);
+  EXPECT_THAT(ValidateStreamOptions(good), IsOk());
+}
+
+TEST(StreamWorkerTest, KeepsItsWindowAndFreesTheOldestFirst) {
+  CountingAllocator counting(Malloc());
+  StreamOptions options;
+  options.block_size = 1000;
+  options.touch = TouchMode::kFill;
+  PlanCounters counters;
+  {
+    StreamWorker worker(options, &counting, /*window_share=*/3, /*seed=*/1);
+    for (int i = 0; i < 5; ++i) ASSERT_THAT(worker.Step(), IsOk());
+    EXPECT_EQ(counting.allocations(), 5u);
+    EXPECT_EQ(counting.frees(), 2u);
+    EXPECT_EQ(counting.live_bytes(), 3000u);
+    EXPECT_EQ(worker.live_blocks(), 3u);
+    EXPECT_EQ(worker.bytes_touched(), 5000u);
+
+    worker.MeasureResident();
+    EXPECT_GT(worker.resident_bytes(), 0u);
+    worker.Flush(&counters);
+    PlanCountersSnapshot s = counters.Snapshot();
+    EXPECT_EQ(s.allocations, 5u);
+    EXPECT_EQ(s.frees, 2u);
+    EXPECT_EQ(s.bytes_allocated, 5000u);
+    EXPECT_EQ(s.bytes_touched, 5000u);
+    EXPECT_EQ(s.payload_bytes, 3000u);
+    EXPECT_EQ(s.mapped_bytes, 3000u);  // malloc: MappedSize is the size.
+    EXPECT_EQ(s.peak_payload_bytes, 3000u);
+    EXPECT_EQ(s.resident_bytes, worker.resident_bytes());
+
+    worker.ReleaseAll();
+    EXPECT_EQ(counting.frees(), 5u);
+    EXPECT_EQ(counting.live_bytes(), 0u);
+    worker.MeasureResident();
+    worker.Flush(&counters);
+    s = counters.Snapshot();
+    EXPECT_EQ(s.frees, 5u);
+    EXPECT_EQ(s.payload_bytes, 0u);
+    EXPECT_EQ(s.mapped_bytes, 0u);
+    EXPECT_EQ(s.resident_bytes, 0u);
+    EXPECT_EQ(s.peak_payload_bytes, 3000u);
+
+    // Still usable after ReleaseAll; the destructor frees what is left.
+    ASSERT_THAT(worker.Step(), IsOk());
+  }
+  EXPECT_EQ(counting.allocations(), 6u);
+  EXPECT_EQ(counting.frees(), 6u);
+}
+
+TEST(StreamWorkerTest, WithoutWindowFreesEveryBlockAtOnce) {
+  CountingAllocator counting(Malloc());
+  StreamOptions options;
+  options.block_size = 1;
+  options.touch = TouchMode::kNone;
+  StreamWorker worker(options, &counting, /*window_share=*/0, /*seed=*/1);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_THAT(worker.Step(), IsOk());
+    ASSERT_EQ(counting.live_bytes(), 0u);
+  }
+  EXPECT_EQ(counting.allocations(), 100u);
+  EXPECT_EQ(counting.frees(), 100u);
+  EXPECT_EQ(worker.bytes_touched(), 0u);
+}
+
+TEST(StreamWorkerTest, AllocationFailureLeavesTheRingIntact) {
+  CountingAllocator counting(Malloc());
+  counting.FailAfter(2);
+  StreamOptions options;
+  options.block_size = 64;
+  StreamWorker worker(options, &counting, /*window_share=*/4, /*seed=*/1);
+  ASSERT_THAT(worker.Step(), IsOk());
+  ASSERT_THAT(worker.Step(), IsOk());
+  EXPECT_THAT(worker.Step(), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("64")));
+  EXPECT_EQ(worker.live_blocks(), 2u);
+  worker.ReleaseAll();
+  EXPECT_EQ(counting.frees(), 2u);
+}
+
+TEST(StreamingPlanTest, AmountIsExact) {
+  // 1000 blocks do not divide evenly into 3 workers' 64-block claims; window 5 neither.
+  CountingAllocator counting(Malloc());
+  StreamOptions options;
+  options.block_size = 4096;
+  options.touch = TouchMode::kPage;
+  options.workers = 3;
+  options.window = 5;
+  options.amount_bytes = 1000 * 4096;
+  options.allocator = &counting;
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_EQ(counters.Snapshot().state, PlanState::kPending);
+  ASSERT_THAT(plan->Start(), IsOk());
+  ASSERT_THAT(plan->Wait(), IsOk());
+
+  EXPECT_EQ(counting.allocations(), 1000u);
+  EXPECT_EQ(counting.frees(), 1000u);
+  EXPECT_EQ(counting.live_bytes(), 0u);
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, PlanState::kCompleted);
+  EXPECT_EQ(s.allocations, 1000u);
+  EXPECT_EQ(s.bytes_allocated, options.amount_bytes);
+  EXPECT_EQ(s.bytes_touched, options.amount_bytes);
+  EXPECT_EQ(s.target_bytes, options.amount_bytes);
+  EXPECT_GT(s.peak_payload_bytes, 0u);
+  EXPECT_LE(s.peak_payload_bytes, 5u * 4096);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, AmountWithMoreWorkersThanWindowAndNoTouch) {
+  // Shares 1, 1, 1, 0: the last worker drops each block at once.
+  CountingAllocator counting(Malloc());
+  StreamOptions options;
+  options.block_size = 1;
+  options.touch = TouchMode::kNone;
+  options.workers = 4;
+  options.window = 3;
+  options.amount_bytes = 100003;
+  options.allocator = &counting;
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  ASSERT_THAT(plan->Start(), IsOk());
+  ASSERT_THAT(plan->Wait(), IsOk());
+  EXPECT_EQ(counting.allocations(), 100003u);
+  EXPECT_EQ(counting.frees(), 100003u);
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, PlanState::kCompleted);
+  EXPECT_EQ(s.bytes_allocated, 100003u);
+  EXPECT_EQ(s.bytes_touched, 0u);
+  EXPECT_LE(s.peak_payload_bytes, 3u);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, SamplerNeverSeesMoreThanTheWindow) {
+  StreamOptions options;
+  options.block_size = 16 << 10;
+  options.touch = TouchMode::kPage;
+  options.workers = 4;
+  options.window = 10;  // Shares 3, 3, 2, 2.
+  options.duration = absl::Milliseconds(300);
+  const uint64_t bound = options.window * options.block_size;
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  ASSERT_THAT(plan->Start(), IsOk());
+
+  uint64_t max_payload = 0, max_mapped = 0, max_resident = 0, samples = 0;
+  bool saw_bookkeeping = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  for (PlanCountersSnapshot s = counters.Snapshot(); !IsTerminal(s.state);
+       s = counters.Snapshot()) {
+    ASSERT_LT(absl::Now(), give_up) << "plan did not end";
+    max_payload = std::max(max_payload, s.payload_bytes);
+    max_mapped = std::max(max_mapped, s.mapped_bytes);
+    max_resident = std::max(max_resident, s.resident_bytes);
+    if (s.state == PlanState::kStreaming) {
+      saw_bookkeeping |= s.bookkeeping_bytes == sizeof(void*) * options.window;
+    }
+    ++samples;
+    std::this_thread::yield();
+  }
+  ASSERT_THAT(plan->Wait(), IsOk());
+  EXPECT_GT(samples, 10u);
+  EXPECT_GT(max_payload, 0u);
+  EXPECT_LE(max_payload, bound);
+  EXPECT_LE(max_mapped, bound);
+  EXPECT_GT(max_resident, 0u);
+  EXPECT_TRUE(saw_bookkeeping);
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, PlanState::kCompleted);
+  EXPECT_LE(s.peak_payload_bytes, bound);
+  EXPECT_GE(s.peak_payload_bytes, max_payload);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, RateLimitHoldsWithinTenPercent) {
+  StreamOptions options;
+  options.block_size = 256 << 10;
+  options.touch = TouchMode::kPage;
+  options.workers = 2;
+  options.rate_bytes_per_sec = 64 << 20;
+  options.duration = absl::Seconds(1);
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  const absl::Time start = absl::Now();
+  ASSERT_THAT(plan->Start(), IsOk());
+  ASSERT_THAT(plan->Wait(), IsOk());
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const PlanCountersSnapshot s = counters.Snapshot();
+  const double rate = s.bytes_allocated / seconds;
+  EXPECT_NEAR(rate, options.rate_bytes_per_sec, 0.1 * options.rate_bytes_per_sec)
+      << s.bytes_allocated << " bytes in " << seconds << " s";
+  EXPECT_EQ(s.state, PlanState::kCompleted);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, CancelStopsWithin100msWhenRunningFlatOut) {
+  StreamOptions options;
+  options.block_size = 64 << 10;
+  options.touch = TouchMode::kPage;
+  options.workers = 2;
+  options.window = 4;
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  ASSERT_THAT(plan->Start(), IsOk());
+  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations >= 100; }));
+  EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
+
+  const absl::Time cancelled = absl::Now();
+  plan->Cancel();
+  ASSERT_THAT(plan->Wait(), IsOk());
+  EXPECT_LT(absl::Now() - cancelled, absl::Milliseconds(100));
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, PlanState::kCancelled);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, CancelStopsWithin100msWhileRateLimited) {
+  StreamOptions options;
+  options.block_size = 1 << 20;
+  options.window = 1;
+  options.rate_bytes_per_sec = (1 << 20) / 10;  // One block every 10 s.
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  ASSERT_THAT(plan->Start(), IsOk());
+  // The worker publishes before it sleeps, so this means it is (about to be) asleep.
+  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations == 1; }));
+  EXPECT_EQ(counters.Snapshot().payload_bytes, 1u << 20);
+
+  const absl::Time cancelled = absl::Now();
+  plan->Cancel();
+  ASSERT_THAT(plan->Wait(), IsOk());
+  EXPECT_LT(absl::Now() - cancelled, absl::Milliseconds(100));
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, PlanState::kCancelled);
+  EXPECT_EQ(s.allocations, 1u);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, StopsWhenTheDurationIsOver) {
+  StreamOptions options;
+  options.block_size = 4096;
+  options.workers = 2;
+  options.window = 8;
+  options.duration = absl::Milliseconds(200);
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  const absl::Time start = absl::Now();
+  ASSERT_THAT(plan->Start(), IsOk());
+  ASSERT_THAT(plan->WaitFor(absl::Seconds(10)), IsOk());
+  const absl::Duration elapsed = absl::Now() - start;
+  EXPECT_GE(elapsed, absl::Milliseconds(200));
+  EXPECT_LT(elapsed, absl::Milliseconds(450));  // Margin for a loaded machine.
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, PlanState::kCompleted);
+  EXPECT_GT(s.allocations, 0u);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, ReturnToOsUnmapsEveryBlock) {
+  // A ragged size shows which allocator ran: only mmap rounds blocks up to whole pages.
+  StreamOptions options;
+  options.block_size = (256 << 10) + 100;
+  options.touch = TouchMode::kPage;
+  options.return_to_os = true;
+  options.workers = 2;
+  options.window = 8;
+  options.duration = absl::Milliseconds(300);
+  const uint64_t mapped_block = (options.block_size + PageSize() - 1) / PageSize() * PageSize();
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  ASSERT_THAT(plan->Start(), IsOk());
+
+  bool saw_mapped = false, saw_resident = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  for (PlanCountersSnapshot s = counters.Snapshot(); !IsTerminal(s.state);
+       s = counters.Snapshot()) {
+    ASSERT_LT(absl::Now(), give_up) << "plan did not end";
+    EXPECT_EQ(s.mapped_bytes % mapped_block, 0u);
+    EXPECT_LE(s.mapped_bytes, options.window * mapped_block);
+    saw_mapped |= s.mapped_bytes > 0;
+    saw_resident |= s.resident_bytes > 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_THAT(plan->Wait(), IsOk());
+  EXPECT_TRUE(saw_mapped);
+  EXPECT_TRUE(saw_resident);
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, PlanState::kCompleted);
+  EXPECT_GT(s.allocations, options.window);  // It churned, not just filled the window.
+  EXPECT_EQ(s.bytes_touched, s.bytes_allocated);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, AllocationFailureIsResourceExhaustedWithProgress) {
+  CountingAllocator counting(Malloc());
+  counting.FailAfter(100);
+  StreamOptions options;
+  options.block_size = 4096;
+  options.workers = 2;
+  options.window = 4;
+  options.allocator = &counting;
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  ASSERT_THAT(plan->Start(), IsOk());
+  const absl::Status status = plan->WaitFor(absl::Seconds(10));
+  // CountingAllocator's limit is not atomic across threads, so ask it how far it got.
+  const uint64_t allocated = counting.allocations();
+  EXPECT_GE(allocated, 100u);
+  EXPECT_THAT(status,
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr(absl::StrCat("after allocating ", allocated * 4096, " bytes"))));
+  EXPECT_THAT(status.message(), HasSubstr("injected failure"));
+  EXPECT_EQ(counting.frees(), allocated);
+  EXPECT_EQ(counting.live_bytes(), 0u);
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, PlanState::kFailed);
+  EXPECT_EQ(s.allocations, allocated);
+  ExpectAllReleased(s);
+}
+
+TEST(StreamingPlanTest, StatesGoFromPendingThroughStreamingToCancelled) {
+  StreamOptions options;
+  options.block_size = 1024;
+  options.touch = TouchMode::kNone;
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_EQ(counters.Snapshot().state, PlanState::kPending);
+  EXPECT_THAT(plan->SetTarget(1 << 20), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                 ::testing::_));
+  ASSERT_THAT(plan->Start(), IsOk());
+  EXPECT_TRUE(Eventually([&] { return counters.Snapshot().state == PlanState::kStreaming; }));
+  EXPECT_THAT(plan->WaitFor(absl::Milliseconds(20)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
+  plan->Cancel();
+  ASSERT_THAT(plan->Wait(), IsOk());
+  EXPECT_EQ(counters.Snapshot().state, PlanState::kCancelled);
+}
+
+TEST(StreamingPlanTest, DestroyingARunningPlanStopsIt) {
+  CountingAllocator counting(Malloc());
+  StreamOptions options;
+  options.block_size = 4096;
+  options.workers = 3;
+  options.window = 6;
+  options.allocator = &counting;
+  PlanCounters counters;
+  {
+    std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+    ASSERT_NE(plan, nullptr);
+    ASSERT_THAT(plan->Start(), IsOk());
+    ASSERT_TRUE(Eventually([&] { return counting.allocations() > 10; }));
+  }
+  EXPECT_EQ(counting.frees(), counting.allocations());
+  EXPECT_EQ(counting.live_bytes(), 0u);
+  EXPECT_EQ(counters.Snapshot().state, PlanState::kCancelled);
+}
+
+}  // namespace
+}  // namespace memload

@@ -1,0 +1,577 @@
+// UtilizationPlan: convergence, competing workloads, ceilings, target changes, cancel,
+// failures — against a simulated node whose use includes the plan's own payload, plus a
+// smoke test against the real node and cgroup sources over real and fake cgroup files.
+#include "core/utilization_plan.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/block_allocator.h"
+#include "core/counting_allocator.h"
+#include "core/node_readers.h"
+#include "core/plan_counters.h"
+#include "core/status_matchers.h"
+#include "core/touch.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kCapacity = 512 * kMiB;  // The simulated node.
+constexpr uint64_t kBaseline = 100 * kMiB;
+
+// Polls `condition` until it holds or `timeout` passes: waiting on a real condition of the
+// plan, not a guess at how long it takes.
+bool Eventually(const std::function<bool()>& condition,
+                absl::Duration timeout = absl::Seconds(20)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return condition();
+}
+
+// A simulated node: used = baseline + another workload + the plan's own payload (read from
+// its counters, so the loop sees its corrections at once). The other workload moves
+// linearly from where it is to a new size over a ramp, as real workloads allocate.
+// Thread-safety: thread-safe.
+class FakeNode {
+ public:
+  explicit FakeNode(const PlanCounters* counters) : counters_(counters) {}
+
+  MemoryUseSource Source() {
+    return [this] { return Measure(); };
+  }
+
+  void SetBaseline(uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    baseline_ = bytes;
+  }
+  void RampWorkload(uint64_t bytes, absl::Duration ramp) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const absl::Time now = absl::Now();
+    workload_from_ = WorkloadLocked(now);
+    workload_to_ = bytes;
+    ramp_start_ = now;
+    ramp_ = ramp;
+  }
+  uint64_t workload() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return WorkloadLocked(absl::Now());
+  }
+  void FailWith(absl::Status status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::move(status);
+  }
+  uint64_t measurements() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return measurements_;
+  }
+
+ private:
+  absl::StatusOr<MemoryUse> Measure() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++measurements_;
+    if (!error_.ok()) return error_;
+    MemoryUse use;
+    use.capacity_bytes = kCapacity;
+    use.used_bytes =
+        baseline_ + WorkloadLocked(absl::Now()) + counters_->payload_bytes.load();
+    return use;
+  }
+  uint64_t WorkloadLocked(absl::Time now) const {
+    const double progress =
+        ramp_ <= absl::ZeroDuration()
+            ? 1.0
+            : std::min(1.0, absl::FDivDuration(now - ramp_start_, ramp_));
+    return static_cast<uint64_t>(static_cast<double>(workload_from_) +
+                                 progress * (static_cast<double>(workload_to_) -
+                                             static_cast<double>(workload_from_)));
+  }
+
+  const PlanCounters* const counters_;
+  std::mutex mutex_;
+  uint64_t baseline_ = kBaseline;  // Guarded by mutex_.
+  uint64_t workload_from_ = 0;     // Guarded by mutex_.
+  uint64_t workload_to_ = 0;       // Guarded by mutex_.
+  absl::Time ramp_start_;          // Guarded by mutex_.
+  absl::Duration ramp_;            // Guarded by mutex_.
+  absl::Status error_;             // Guarded by mutex_.
+  uint64_t measurements_ = 0;      // Guarded by mutex_.
+};
+
+UtilizationSpec Spec(double percent, MemoryUseSource source) {
+  UtilizationSpec spec;
+  spec.target_percent = percent;
+  spec.interval = absl::Milliseconds(25);
+  spec.set.block_size = kMiB;
+  spec.set.touch = TouchMode::kPage;
+  spec.set.backing = Backing::kMmap;
+  spec.source = std::move(source);
+  return spec;
+}
+
+PlanState StateOf(const PlanCounters& counters) { return counters.Snapshot().state; }
+
+// Payload the simulated node needs for `percent` with `other` bytes of other workload,
+// rounded down to whole blocks as the plan does.
+uint64_t PayloadFor(double percent, uint64_t other = 0) {
+  const uint64_t desired = static_cast<uint64_t>(percent / 100 * kCapacity);
+  return (desired - kBaseline - other) / kMiB * kMiB;
+}
+
+// A snapshot is not atomic as a whole: the state is read again after the payload, so a
+// HOLDING seen on both sides belongs to that payload (the plan announces RAMPING before
+// the payload moves).
+bool HoldsPayloadWithin(const PlanCounters& counters, uint64_t payload, uint64_t slack) {
+  const PlanCountersSnapshot s = counters.Snapshot();
+  const uint64_t miss =
+      s.payload_bytes > payload ? s.payload_bytes - payload : payload - s.payload_bytes;
+  return s.state == PlanState::kHolding && miss <= slack &&
+         StateOf(counters) == PlanState::kHolding;
+}
+
+bool HoldsPayload(const PlanCounters& counters, uint64_t payload) {
+  return HoldsPayloadWithin(counters, payload, 0);
+}
+
+// Within the dead band (0.5% of 512 MiB = 2.56 MiB): after a gradual change the last
+// correction may have been left inside it.
+bool HoldsPayloadNear(const PlanCounters& counters, uint64_t payload) {
+  return HoldsPayloadWithin(counters, payload, 3 * kMiB);
+}
+
+void ExpectReleased(const PlanCounters& counters) {
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.payload_bytes, 0u);
+  EXPECT_EQ(s.resident_bytes, 0u);
+  EXPECT_EQ(s.frees, s.allocations);
+}
+
+TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
+  PlanCounters counters;
+  FakeNode node(&counters);
+  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
+
+  const PlanCountersSnapshot held = counters.Snapshot();
+  EXPECT_EQ(held.target_bytes, static_cast<uint64_t>(0.6 * kCapacity));
+  EXPECT_GE(held.resident_bytes, held.payload_bytes);
+  EXPECT_EQ(held.allocations, held.payload_bytes / kMiB);  // Straight there, no overshoot.
+  EXPECT_EQ(held.frees, 0u);
+  EXPECT_NEAR((*plan)->utilization_percent(), 60, 0.5);
+  EXPECT_TRUE((*plan)->settled_at().has_value());
+  EXPECT_LT((*plan)->max_deviation_percent(), 1.0);
+
+  // Holding: one measurement per interval (25 ms), no busy loop.
+  const uint64_t before = node.measurements();
+  const absl::Time window_start = absl::Now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // A window, not a sync.
+  const double intervals = absl::FDivDuration(absl::Now() - window_start, absl::Milliseconds(25));
+  EXPECT_LE(node.measurements() - before, intervals + 2);
+  EXPECT_EQ(counters.Snapshot().allocations, held.allocations);  // And no flapping.
+
+  (*plan)->Cancel();
+  EXPECT_THAT((*plan)->Wait(), IsOk());
+  EXPECT_EQ(StateOf(counters), PlanState::kCancelled);
+  ExpectReleased(counters);
+}
+
+TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
+  PlanCounters counters;
+  FakeNode node(&counters);
+  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
+  ASSERT_TRUE((*plan)->settled_at().has_value());
+
+  // Another workload takes 30% of the node over 3 s: the plan gives way.
+  const uint64_t workload = static_cast<uint64_t>(0.3 * kCapacity);
+  node.RampWorkload(workload, absl::Seconds(3));
+  ASSERT_TRUE(Eventually([&] {
+    return node.workload() == workload && HoldsPayloadNear(counters, PayloadFor(60, workload));
+  }));
+  EXPECT_GT(counters.Snapshot().frees, 100u);
+  EXPECT_NEAR((*plan)->utilization_percent(), 60, 0.5);
+
+  // It goes away again: the plan takes the room back.
+  node.RampWorkload(0, absl::Seconds(3));
+  ASSERT_TRUE(Eventually(
+      [&] { return node.workload() == 0 && HoldsPayloadNear(counters, PayloadFor(60)); }));
+  EXPECT_NEAR((*plan)->utilization_percent(), 60, 0.5);
+
+  const double max_deviation = (*plan)->max_deviation_percent();
+  const double mean_deviation = (*plan)->mean_abs_deviation_percent();
+  std::cout << "competing workload (+30% over 3 s, then gone over 3 s, 25 ms interval): "
+            << "max deviation " << max_deviation << " points, mean |deviation| "
+            << mean_deviation << " points\n";
+  ::testing::Test::RecordProperty("max_deviation_percent", absl::StrCat(max_deviation));
+  ::testing::Test::RecordProperty("mean_abs_deviation_percent", absl::StrCat(mean_deviation));
+  EXPECT_LE(max_deviation, 5.0);
+  EXPECT_LE(mean_deviation, max_deviation);
+
+  (*plan)->Cancel();
+  EXPECT_THAT((*plan)->Wait(), IsOk());
+  ExpectReleased(counters);
+}
+
+TEST(UtilizationPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
+  PlanCounters counters;
+  FakeNode node(&counters);
+  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
+  const PlanCountersSnapshot held = counters.Snapshot();
+
+  // The dead band here is 0.5% of 512 MiB = 2.56 MiB; 2 MiB of noise stays inside it.
+  node.SetBaseline(kBaseline + 2 * kMiB);
+  const uint64_t seen = node.measurements();
+  ASSERT_TRUE(Eventually([&] { return node.measurements() >= seen + 5; }));
+  EXPECT_EQ(counters.Snapshot().allocations, held.allocations);
+  EXPECT_EQ(counters.Snapshot().frees, held.frees);
+  EXPECT_EQ(StateOf(counters), PlanState::kHolding);
+
+  // 4 MiB is outside it: corrected.
+  node.SetBaseline(kBaseline + 4 * kMiB);
+  ASSERT_TRUE(
+      Eventually([&] { return HoldsPayload(counters, PayloadFor(60, 4 * kMiB)); }));
+  (*plan)->Cancel();
+  EXPECT_THAT((*plan)->Wait(), IsOk());
+}
+
+TEST(UtilizationPlanTest, CeilingCapsThePayloadAndLiftingItResumes) {
+  PlanCounters counters;
+  FakeNode node(&counters);
+  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
+  ASSERT_THAT(plan, IsOk());
+  (*plan)->SetCeiling(64 * kMiB + 1000);  // Rounded down to whole blocks.
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  ASSERT_TRUE(Eventually([&] {
+    const PlanCountersSnapshot s = counters.Snapshot();
+    return s.state == PlanState::kCapped && s.payload_bytes == 64 * kMiB;
+  }));
+  EXPECT_EQ(counters.Snapshot().peak_payload_bytes, 64 * kMiB);
+
+  // A lower ceiling takes memory away: the payload never exceeds it.
+  (*plan)->SetCeiling(32 * kMiB);
+  ASSERT_TRUE(Eventually([&] {
+    const PlanCountersSnapshot s = counters.Snapshot();
+    return s.state == PlanState::kCapped && s.payload_bytes == 32 * kMiB;
+  }));
+
+  (*plan)->SetCeiling(UINT64_MAX);
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
+  (*plan)->Cancel();
+  EXPECT_THAT((*plan)->Wait(), IsOk());
+  ExpectReleased(counters);
+}
+
+TEST(UtilizationPlanTest, TargetChangesInPlace) {
+  PlanCounters counters;
+  FakeNode node(&counters);
+  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
+
+  ASSERT_THAT((*plan)->SetTargetPercent(40), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(40)); }));
+  EXPECT_EQ(counters.Snapshot().target_bytes, static_cast<uint64_t>(0.4 * kCapacity));
+  EXPECT_NEAR((*plan)->utilization_percent(), 40, 0.5);
+  ASSERT_TRUE(Eventually([&] { return (*plan)->settled_at().has_value(); }));
+  // The 20-point step itself is a transient, not a failure to hold.
+  EXPECT_LT((*plan)->max_deviation_percent(), 1.0);
+
+  // As used bytes (the agent's form): 300 MiB of the node.
+  ASSERT_THAT((*plan)->SetTarget(300 * kMiB), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, 200 * kMiB); }));
+  EXPECT_EQ(counters.Snapshot().target_bytes, 300 * kMiB);
+
+  for (double bad : {0.0, 100.0, -5.0, std::numeric_limits<double>::quiet_NaN()}) {
+    EXPECT_THAT((*plan)->SetTargetPercent(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(0, 100)")));
+  }
+  EXPECT_THAT((*plan)->SetTarget(0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("above 0")));
+
+  (*plan)->Cancel();
+  EXPECT_THAT((*plan)->Wait(), IsOk());
+  EXPECT_THAT((*plan)->SetTargetPercent(50),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CANCELLED")));
+}
+
+// A node with nothing on it but the plan.
+MemoryUseSource EmptyNode(const PlanCounters* counters, uint64_t capacity) {
+  return [counters, capacity]() -> absl::StatusOr<MemoryUse> {
+    return MemoryUse{counters->payload_bytes.load(), capacity};
+  };
+}
+
+// Cancel is measured to Wait() returning, so it includes giving the memory back: the held
+// payload is 64 MiB, as in RetainedPlan's test.
+TEST(UtilizationPlanTest, CancelIsPromptWhileHoldingAndWhileGrowing) {
+  {
+    PlanCounters counters;
+    UtilizationSpec spec = Spec(25, EmptyNode(&counters, 256 * kMiB));
+    spec.interval = absl::Seconds(10);  // Asleep for a long time.
+    auto plan = UtilizationPlan::Create(spec, &counters);
+    ASSERT_THAT(plan, IsOk());
+    ASSERT_THAT((*plan)->Start(), IsOk());
+    // The first correction leaves it ramping (unmeasured since); a same-value target
+    // wakes it for the measurement that shows it holding, and then it sleeps for 10 s.
+    ASSERT_TRUE(Eventually([&] { return counters.Snapshot().payload_bytes == 64 * kMiB; }));
+    ASSERT_THAT((*plan)->SetTargetPercent(25), IsOk());
+    ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
+    const absl::Time cancel_at = absl::Now();
+    (*plan)->Cancel();
+    EXPECT_THAT((*plan)->Wait(), IsOk());
+    const absl::Duration latency = absl::Now() - cancel_at;
+    std::cout << "cancel while holding 64 MiB: " << latency << "\n";
+    EXPECT_LT(latency, absl::Milliseconds(100));
+    ExpectReleased(counters);
+  }
+  {
+    // 4 GiB to grow (on a simulated 8 GiB node): cancelled a few chunks in.
+    PlanCounters counters;
+    auto plan = UtilizationPlan::Create(Spec(50, EmptyNode(&counters, 8192 * kMiB)), &counters);
+    ASSERT_THAT(plan, IsOk());
+    ASSERT_THAT((*plan)->Start(), IsOk());
+    ASSERT_TRUE(Eventually([&] { return counters.Snapshot().payload_bytes >= 32 * kMiB; }));
+    const absl::Time cancel_at = absl::Now();
+    (*plan)->Cancel();
+    EXPECT_THAT((*plan)->Wait(), IsOk());
+    const absl::Duration latency = absl::Now() - cancel_at;
+    std::cout << "cancel while growing: " << latency << " (peak "
+              << counters.Snapshot().peak_payload_bytes / kMiB << " MiB)\n";
+    EXPECT_LT(latency, absl::Milliseconds(100));
+    EXPECT_EQ(StateOf(counters), PlanState::kCancelled);
+    EXPECT_LT(counters.Snapshot().peak_payload_bytes, 1024 * kMiB);
+    ExpectReleased(counters);
+  }
+}
+
+TEST(UtilizationPlanTest, DurationEndReleasesAndCompletes) {
+  PlanCounters counters;
+  FakeNode node(&counters);
+  UtilizationSpec spec = Spec(60, node.Source());
+  spec.duration = absl::Milliseconds(300);
+  auto plan = UtilizationPlan::Create(spec, &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)), IsOk());
+  EXPECT_EQ(StateOf(counters), PlanState::kCompleted);
+  EXPECT_EQ(counters.Snapshot().peak_payload_bytes, PayloadFor(60));
+  ExpectReleased(counters);
+}
+
+TEST(UtilizationPlanTest, SourceErrorFailsThePlanAndFreesMemory) {
+  PlanCounters counters;
+  FakeNode node(&counters);
+  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
+  node.FailWith(absl::UnavailableError("sensor gone"));
+  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("measuring memory use: sensor gone")));
+  EXPECT_EQ(StateOf(counters), PlanState::kFailed);
+  ExpectReleased(counters);
+}
+
+TEST(UtilizationPlanTest, ZeroCapacityFailsThePlan) {
+  PlanCounters counters;
+  auto plan = UtilizationPlan::Create(
+      Spec(60, []() -> absl::StatusOr<MemoryUse> { return MemoryUse{0, 0}; }), &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("capacity of 0")));
+}
+
+TEST(UtilizationPlanTest, AllocationFailureSaysHowFarItGotAndFreesEverything) {
+  CountingAllocator allocator(SharedBlockAllocator(Backing::kMmap, {}));
+  allocator.FailAfter(10);
+  PlanCounters counters;
+  FakeNode node(&counters);
+  UtilizationSpec spec = Spec(60, node.Source());
+  spec.set.allocator = &allocator;
+  auto plan = UtilizationPlan::Create(spec, &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr(absl::StrCat("reached 10 MiB of the ",
+                                              PayloadFor(60) / kMiB, " MiB payload"))));
+  EXPECT_EQ(StateOf(counters), PlanState::kFailed);
+  EXPECT_EQ(allocator.frees(), 10u);
+  EXPECT_EQ(allocator.live_bytes(), 0u);
+  ExpectReleased(counters);
+}
+
+TEST(UtilizationPlanTest, InvalidSpecsAreRejectedNamingTheField) {
+  const MemoryUseSource source = [] { return absl::StatusOr<MemoryUse>(MemoryUse{1, 2}); };
+  struct Case {
+    const char* field;
+    std::function<void(UtilizationSpec&)> mutate;
+  };
+  const Case cases[] = {
+      {"target_percent", [](UtilizationSpec& s) { s.target_percent = 0; }},
+      {"target_percent", [](UtilizationSpec& s) { s.target_percent = 100; }},
+      {"target_percent", [](UtilizationSpec& s) { s.target_percent = 150; }},
+      {"target_percent",
+       [](UtilizationSpec& s) { s.target_percent = std::numeric_limits<double>::quiet_NaN(); }},
+      {"duration", [](UtilizationSpec& s) { s.duration = absl::ZeroDuration(); }},
+      {"duration", [](UtilizationSpec& s) { s.duration = absl::Seconds(-1); }},
+      {"interval", [](UtilizationSpec& s) { s.interval = absl::Milliseconds(9); }},
+      {"interval", [](UtilizationSpec& s) { s.interval = absl::InfiniteDuration(); }},
+      {"set.block_size", [](UtilizationSpec& s) { s.set.block_size = 0; }},
+      {"set.touch", [](UtilizationSpec& s) { s.set.touch = TouchMode::kNone; }},
+      {"source", [](UtilizationSpec& s) { s.source = nullptr; }},
+  };
+  PlanCounters counters;
+  EXPECT_THAT(ValidateUtilizationSpec(Spec(50, source)), IsOk());
+  for (const Case& c : cases) {
+    UtilizationSpec spec = Spec(50, source);
+    c.mutate(spec);
+    EXPECT_THAT(UtilizationPlan::Create(spec, &counters),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.field)));
+  }
+}
+
+TEST(UtilizationPlanTest, RealNodeSmokeConvergesOnePointUp) {
+  const absl::StatusOr<Meminfo> info = ReadMeminfo();
+  ASSERT_THAT(info, IsOk());
+  const uint64_t used = info->total_bytes - info->available_bytes;
+  const uint64_t growth = std::min<uint64_t>(info->total_bytes / 100, 256 * kMiB);
+  if (growth > 512 * kMiB || info->available_bytes < growth + 1024 * kMiB) {
+    GTEST_SKIP() << "not enough free memory for a " << growth / kMiB << " MiB smoke test";
+  }
+  const double start_percent = 100.0 * used / info->total_bytes;
+  const double target = 100.0 * (used + growth) / info->total_bytes;
+
+  PlanCounters counters;
+  UtilizationSpec spec = Spec(target, NodeMemoryUse());
+  spec.interval = absl::Milliseconds(100);
+  auto plan = UtilizationPlan::Create(spec, &counters);
+  ASSERT_THAT(plan, IsOk());
+  // Other processes may free memory meanwhile; the ceiling bounds what the test may take.
+  (*plan)->SetCeiling(growth + 64 * kMiB);
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  ASSERT_TRUE(Eventually([&] {
+    const PlanCountersSnapshot s = counters.Snapshot();
+    return s.state == PlanState::kHolding && s.payload_bytes > 0;
+  }, absl::Seconds(30)));
+  const PlanCountersSnapshot held = counters.Snapshot();
+  std::cout << "real node: " << start_percent << "% -> target " << target << "%, holding at "
+            << (*plan)->utilization_percent() << "% with " << held.payload_bytes / kMiB
+            << " MiB (" << held.resident_bytes / kMiB << " MiB resident)\n";
+  EXPECT_LE(held.payload_bytes, growth + 64 * kMiB);
+  EXPECT_GE(held.resident_bytes, held.payload_bytes);
+  EXPECT_NEAR((*plan)->utilization_percent(), target, 1.0);
+  (*plan)->Cancel();
+  EXPECT_THAT((*plan)->Wait(), IsOk());
+  ExpectReleased(counters);
+}
+
+// ---- Cgroup source --------------------------------------------------------------------------
+
+// A fresh directory under TEST_TMPDIR named after the running test.
+std::string TestDir() {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = absl::StrCat(
+      tmp != nullptr ? tmp : "/tmp", "/",
+      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << contents;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// A cgroup v1 directory; "9223372036854771712" is how v1 says unlimited.
+void WriteV1Cgroup(const std::string& dir, const std::string& limit, uint64_t usage) {
+  std::filesystem::create_directories(dir);
+  WriteFile(dir + "/memory.limit_in_bytes", limit + "\n");
+  WriteFile(dir + "/memory.usage_in_bytes", absl::StrCat(usage, "\n"));
+}
+
+TEST(CgroupMemoryUseTest, LimitedCgroupGivesUsageOfLimit) {
+  const std::string dir = TestDir() + "/limited";
+  WriteV1Cgroup(dir, absl::StrCat(1024 * kMiB), 300 * kMiB);
+  const absl::StatusOr<MemoryUse> use = CgroupMemoryUse(dir)();
+  ASSERT_THAT(use, IsOk());
+  EXPECT_EQ(use->used_bytes, 300 * kMiB);
+  EXPECT_EQ(use->capacity_bytes, 1024 * kMiB);
+}
+
+TEST(CgroupMemoryUseTest, CapacityIsTheSmallestLimitUpTheHierarchy) {
+  const std::string parent = TestDir() + "/parent";
+  WriteV1Cgroup(parent, absl::StrCat(512 * kMiB), 400 * kMiB);
+  WriteV1Cgroup(parent + "/child", "9223372036854771712", 100 * kMiB);
+  const absl::StatusOr<MemoryUse> use = CgroupMemoryUse(parent + "/child")();
+  ASSERT_THAT(use, IsOk());
+  EXPECT_EQ(use->used_bytes, 100 * kMiB);
+  EXPECT_EQ(use->capacity_bytes, 512 * kMiB);
+}
+
+TEST(CgroupMemoryUseTest, UnlimitedCgroupIsFailedPreconditionAndFailsThePlan) {
+  const std::string dir = TestDir() + "/unlimited";
+  WriteV1Cgroup(dir, "9223372036854771712", 300 * kMiB);
+  EXPECT_THAT(CgroupMemoryUse(dir)(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                               HasSubstr("has no memory limit")));
+
+  PlanCounters counters;
+  auto plan = UtilizationPlan::Create(Spec(50, CgroupMemoryUse(dir)), &counters);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_THAT((*plan)->Start(), IsOk());
+  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no memory limit")));
+  ExpectReleased(counters);
+}
+
+TEST(CgroupMemoryUseTest, OwnCgroupOfThisMachine) {
+  const absl::StatusOr<CgroupMemory> own = ReadCgroupMemory();
+  if (!own.ok()) GTEST_SKIP() << "no readable memory cgroup here: " << own.status();
+  const absl::StatusOr<MemoryUse> use = CgroupMemoryUse("")();
+  std::cout << "own cgroup " << own->path << " (v" << own->version << "): " << use.status()
+            << "\n";
+  if (own->hierarchical_limit_bytes.has_value()) {
+    ASSERT_THAT(use, IsOk());
+    EXPECT_EQ(use->capacity_bytes, *own->hierarchical_limit_bytes);
+  } else {
+    EXPECT_THAT(use, StatusIs(absl::StatusCode::kFailedPrecondition,
+                              HasSubstr("has no memory limit")));
+  }
+}
+
+TEST(CgroupMemoryUseTest, MissingCgroupIsNotFound) {
+  EXPECT_THAT(CgroupMemoryUse(TestDir() + "/nothing-here")(),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("nothing-here")));
+}
+
+}  // namespace
+}  // namespace memload
