@@ -43,7 +43,11 @@ int Fail(const absl::Status& status) {
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Runs memory-load plans on this node for memloadctl.");
-  absl::ParseCommandLine(argc, argv);
+  // "--node-name" and "--node_name" both work.
+  std::vector<std::string> args = NormalizeFlagNames(argc, argv);
+  std::vector<char*> arg_pointers;
+  for (std::string& arg : args) arg_pointers.push_back(arg.data());
+  absl::ParseCommandLine(static_cast<int>(arg_pointers.size()), arg_pointers.data());
 
   // Block the shutdown signals in every thread; one thread waits for them (sigwait).
   sigset_t signals;

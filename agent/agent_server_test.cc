@@ -26,7 +26,7 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = 1 << 20;
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#if defined(MEMLOAD_THREAD_SANITIZER) || defined(__SANITIZE_ADDRESS__)
 // Sanitized workers also hold shadow memory, so their RSS has no tight upper bound.
 constexpr bool kSanitized = true;
 #else

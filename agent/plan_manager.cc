@@ -77,6 +77,7 @@ struct PlanManager::Record {
   v1::PlanSpec spec;          // As the client sent it.
   WorkerSpec worker_spec;     // Resolved.
   uint64_t commitment = 0;    // Bytes counted against --max-memory.
+  uint64_t first_target = 0;  // Resolved target of the first phase, until the worker says.
   uint64_t block_size = kDefaultBlockSize;
   absl::Duration lease;
   absl::Time started;
@@ -193,6 +194,7 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::Plan
             Resolve(phase->target(), node, absl::StrCat("retained.phases[", i, "].target")));
         phase->mutable_target()->set_bytes(bytes);
         record->commitment = std::max(record->commitment, bytes);
+        if (i == 0) record->first_target = bytes;
       }
       if (retained->block_size() > 0) record->block_size = retained->block_size();
       MEMLOAD_RETURN_IF_ERROR(ToRetainedPlanSpec(*retained).status());
@@ -219,6 +221,7 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::Plan
                                PercentOf(utilization.target_percent(), capacity));
       // What the plan must add now; it grows and shrinks as others come and go.
       record->commitment = wanted > used ? wanted - used : 0;
+      record->first_target = wanted;
       if (capacity - std::min(capacity, wanted) < options_.reserve_bytes) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "utilization target ", utilization.target_percent(), "% of ", FormatSize(capacity),
@@ -579,7 +582,13 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {
   v1::PlanStatus status;
   status.set_plan_id(record.spec.plan_id());
   *status.mutable_spec() = record.spec;
-  const PlanCountersSnapshot& counters = record.counters;
+  // A running plan answers with its live numbers (a lock-free read of the worker's shared
+  // counters, RSS from /proc), not the last tick's.
+  const bool live = !record.ended && record.worker != nullptr;
+  const PlanCountersSnapshot counters = live ? record.worker->Counters() : record.counters;
+  const uint64_t resident = live ? record.worker->ResidentBytes() : record.resident_bytes;
+  std::optional<absl::Time> target_reached = record.target_reached;
+  if (!target_reached && counters.state == PlanState::kHolding) target_reached = absl::Now();
   if (record.ended) {
     status.set_state(record.final_state);
     status.set_outcome_ok(record.outcome_ok);
@@ -596,18 +605,19 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {
     status.set_worker_pid(record.worker_pid);
     ToProtoTimestamp(record.lease_expires, status.mutable_lease_expires());
   }
-  status.set_target_bytes(counters.target_bytes);
+  status.set_target_bytes(counters.target_bytes != 0 ? counters.target_bytes
+                                                    : record.first_target);
   status.set_payload_bytes(record.ended ? 0 : counters.payload_bytes);
-  status.set_resident_bytes(record.resident_bytes);
+  status.set_resident_bytes(resident);
   status.set_bookkeeping_bytes(record.ended ? 0 : counters.bookkeeping_bytes);
   status.set_allocations(counters.allocations);
   status.set_frees(counters.frees);
   status.set_allocation_rate_bytes_per_sec(record.ended ? 0 : record.rate);
-  status.set_peak_resident_bytes(record.peak_resident_bytes);
+  status.set_peak_resident_bytes(std::max(record.peak_resident_bytes, resident));
   status.set_phase(static_cast<uint32_t>(counters.phase));
   status.set_cycle(static_cast<uint32_t>(counters.cycle));
   ToProtoTimestamp(record.started, status.mutable_started());
-  if (record.target_reached) ToProtoTimestamp(*record.target_reached, status.mutable_target_reached());
+  if (target_reached) ToProtoTimestamp(*target_reached, status.mutable_target_reached());
   status.set_utilization_percent(record.extras.utilization_percent);
   status.set_max_deviation_percent(record.extras.max_deviation_percent);
   return status;

@@ -98,7 +98,10 @@ struct FakeHub {
     FakeReply reply = responder.respond(snapshot);
     if (reply.hold()) return;
     const uint64_t id = snapshot.id;
-    Run(responder.delivery, [this, id, reply] { Answer(id, reply, /*from_responder=*/true); });
+    Run(responder.delivery, [this, id, reply] {
+      // Fails only when the test answered the call by hand first: its answer stands.
+      Answer(id, reply, /*from_responder=*/true).IgnoreError();
+    });
   }
 
   // Answers the call `id`. From a responder, a response of the wrong type becomes an
@@ -113,17 +116,17 @@ struct FakeHub {
       }
       Entry& entry = log[id - 1];
       if (entry.response_type == nullptr) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "call %d is a WatchUsage stream: use SendUsage/FinishWatches", id));
+        return absl::FailedPreconditionError(
+            absl::StrFormat("call %d is a WatchUsage stream: use SendUsage/FinishWatches", id));
       }
       if (!entry.call.pending()) {
         return absl::FailedPreconditionError(absl::StrFormat("call %d was already answered", id));
       }
       if (reply.status().ok() && reply.response() != nullptr &&
           reply.response()->GetDescriptor() != entry.response_type) {
-        const std::string message = absl::StrFormat(
-            "%s answers with %s, not %s", entry.call.method, entry.response_type->full_name(),
-            reply.response()->GetDescriptor()->full_name());
+        const std::string message = absl::StrFormat("%s answers with %s, not %s", entry.call.method,
+                                                    entry.response_type->full_name(),
+                                                    reply.response()->GetDescriptor()->full_name());
         if (!from_responder) return absl::InvalidArgumentError(message);
         effective = FakeReply(absl::InternalError("fake responder: " + message));
       }
@@ -278,17 +281,17 @@ struct FakeHub {
   }
 
   mutable std::mutex mutex;
-  mutable std::condition_variable changed;   // The log or a pending count changed.
-  std::condition_variable tasks_changed;     // `tasks` or `stopping` changed.
-  std::vector<Entry> log;                    // Guarded by mutex; log[id - 1].
-  size_t pending = 0;                        // Guarded by mutex; unary calls only.
-  size_t max_pending = 0;                    // Guarded by mutex.
-  std::map<std::string, Responder> responders;  // Guarded by mutex; per target.
-  Responder default_responder;               // Guarded by mutex.
+  mutable std::condition_variable changed;               // The log or a pending count changed.
+  std::condition_variable tasks_changed;                 // `tasks` or `stopping` changed.
+  std::vector<Entry> log;                                // Guarded by mutex; log[id - 1].
+  size_t pending = 0;                                    // Guarded by mutex; unary calls only.
+  size_t max_pending = 0;                                // Guarded by mutex.
+  std::map<std::string, Responder> responders;           // Guarded by mutex; per target.
+  Responder default_responder;                           // Guarded by mutex.
   std::vector<std::shared_ptr<FakeWatchState>> watches;  // Guarded by mutex; open ones.
-  std::deque<std::function<void()>> tasks;   // Guarded by mutex; for the delivery thread.
-  bool stopping = false;                     // Guarded by mutex.
-  std::thread delivery_thread;               // Started by the first kAsync responder.
+  std::deque<std::function<void()>> tasks;  // Guarded by mutex; for the delivery thread.
+  bool stopping = false;                    // Guarded by mutex.
+  std::thread delivery_thread;              // Started by the first kAsync responder.
 
  private:
   static bool IsPendingUnary(const Entry& entry) {
@@ -360,8 +363,7 @@ void FakeAgentClient::Enqueue(const char* method, const google::protobuf::Messag
     if (reply.response() != nullptr) response.CopyFrom(*reply.response());
     done(std::move(response));
   };
-  hub_->Add(target_, method, std::move(copy), timeout, Response::descriptor(),
-            std::move(deliver));
+  hub_->Add(target_, method, std::move(copy), timeout, Response::descriptor(), std::move(deliver));
 }
 
 void FakeAgentClient::StartPlan(const v1::StartPlanRequest& request, absl::Duration timeout,
@@ -376,8 +378,8 @@ void FakeAgentClient::StopPlan(const v1::StopPlanRequest& request, absl::Duratio
                                Done<v1::StopPlanResponse> done) {
   Enqueue("StopPlan", request, timeout, std::move(done));
 }
-void FakeAgentClient::RenewLeases(const v1::RenewLeasesRequest& request,
-                                  absl::Duration timeout, Done<v1::RenewLeasesResponse> done) {
+void FakeAgentClient::RenewLeases(const v1::RenewLeasesRequest& request, absl::Duration timeout,
+                                  Done<v1::RenewLeasesResponse> done) {
   Enqueue("RenewLeases", request, timeout, std::move(done));
 }
 void FakeAgentClient::GetUsage(const v1::GetUsageRequest& request, absl::Duration timeout,
@@ -388,8 +390,8 @@ void FakeAgentClient::ListPlans(const v1::ListPlansRequest& request, absl::Durat
                                 Done<v1::ListPlansResponse> done) {
   Enqueue("ListPlans", request, timeout, std::move(done));
 }
-void FakeAgentClient::GetNodeInfo(const v1::GetNodeInfoRequest& request,
-                                  absl::Duration timeout, Done<v1::NodeInfo> done) {
+void FakeAgentClient::GetNodeInfo(const v1::GetNodeInfoRequest& request, absl::Duration timeout,
+                                  Done<v1::NodeInfo> done) {
   Enqueue("GetNodeInfo", request, timeout, std::move(done));
 }
 
@@ -443,8 +445,7 @@ void FakeAgentClient::FinishWatches(absl::Status status) {
 
 // --- FakeFleet ---
 
-FakeFleet::FakeFleet(const std::vector<std::string>& targets)
-    : hub_(std::make_shared<FakeHub>()) {
+FakeFleet::FakeFleet(const std::vector<std::string>& targets) : hub_(std::make_shared<FakeHub>()) {
   for (const std::string& target : targets) {
     clients_.push_back(std::make_unique<FakeAgentClient>(target, hub_));
   }
@@ -507,6 +508,10 @@ bool FakeFleet::WaitForPending(size_t n, absl::Duration timeout) const {
   return hub_->WaitForPending("", n, timeout);
 }
 absl::Status FakeFleet::ReplyNext(const FakeReply& reply) { return hub_->ReplyNext("", reply); }
+absl::Status FakeFleet::FailNext(absl::Status status) {
+  if (status.ok()) return absl::InvalidArgumentError("FailNext needs a non-OK status");
+  return hub_->ReplyNext("", FakeReply(std::move(status)));
+}
 absl::Status FakeFleet::Reply(uint64_t call_id, const FakeReply& reply) {
   return hub_->Answer(call_id, reply, /*from_responder=*/false);
 }

@@ -48,8 +48,8 @@ struct FakeCall {
   std::string method;  // "StartPlan", "GetUsage", ..., "WatchUsage".
   std::shared_ptr<const google::protobuf::Message> request;  // A copy of the request.
   absl::Duration timeout = absl::InfiniteDuration();         // As passed by the caller.
-  absl::Time time;                                 // When the call was made.
-  absl::Time answered = absl::InfiniteFuture();    // When it was answered; future = pending.
+  absl::Time time;                                           // When the call was made.
+  absl::Time answered = absl::InfiniteFuture();  // When it was answered; future = pending.
 
   bool pending() const { return answered == absl::InfiniteFuture(); }
   // The request as its concrete type; nullptr when it is another type.
@@ -148,8 +148,8 @@ class FakeAgentClient : public AgentClient {
 
  private:
   template <typename Response>
-  void Enqueue(const char* method, const google::protobuf::Message& request,
-               absl::Duration timeout, Done<Response> done);
+  void Enqueue(const char* method, const google::protobuf::Message& request, absl::Duration timeout,
+               Done<Response> done);
 
   const std::string target_;
   const std::shared_ptr<FakeHub> hub_;
@@ -185,6 +185,7 @@ class FakeFleet {
   bool WaitForPending(size_t n, absl::Duration timeout) const;
   // The oldest pending call of any fake.
   absl::Status ReplyNext(const FakeReply& reply = FakeReply());
+  absl::Status FailNext(absl::Status status);
   absl::Status Reply(uint64_t call_id, const FakeReply& reply);
   size_t ReplyAll(const FakeReply& reply = FakeReply());
 

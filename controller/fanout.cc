@@ -52,7 +52,7 @@ struct Target {
 struct State {
   std::mutex mutex;
   std::condition_variable changed;
-  std::vector<Target> targets;  // Guarded by mutex.
+  std::vector<Target> targets;   // Guarded by mutex.
   std::vector<size_t> answered;  // Guarded by mutex; targets with a fresh answer.
   size_t in_flight = 0;          // Guarded by mutex.
 };
@@ -109,7 +109,8 @@ class Dispatcher {
       if (done_ == clients_.size()) break;
       const absl::Time wake = NextWake(now);
       const absl::Duration wait = std::min(wake - absl::Now(), absl::Hours(1));
-      state_->changed.wait_for(lock, absl::ToChronoNanoseconds(std::max(wait, absl::ZeroDuration())),
+      state_->changed.wait_for(lock,
+                               absl::ToChronoNanoseconds(std::max(wait, absl::ZeroDuration())),
                                [&] { return !state_->answered.empty(); });
     }
     return Results();
@@ -229,8 +230,7 @@ class Dispatcher {
       if (target.status.ok()) result.value = std::move(target.value);
       result.attempts = target.attempts;
       result.start = target.attempts > 0 ? target.start : absl::InfinitePast();
-      result.latency =
-          target.attempts > 0 ? target.answered - target.start : absl::ZeroDuration();
+      result.latency = target.attempts > 0 ? target.answered - target.start : absl::ZeroDuration();
     }
     return results;
   }
@@ -242,7 +242,7 @@ class Dispatcher {
   const int max_attempts_;
   const std::shared_ptr<State> state_;
   // The fields below belong to the dispatching thread (used with state_->mutex held).
-  size_t next_new_ = 0;   // The first target never started.
+  size_t next_new_ = 0;  // The first target never started.
   size_t done_ = 0;
   size_t failed_ = 0;
   uint64_t last_attempt_id_ = 0;
@@ -251,8 +251,8 @@ class Dispatcher {
 
 }  // namespace
 
-std::vector<RawResult> RunFanOut(const std::vector<AgentClient*>& clients,
-                                 const RawCallFn& call, const FanOutOptions& options) {
+std::vector<RawResult> RunFanOut(const std::vector<AgentClient*>& clients, const RawCallFn& call,
+                                 const FanOutOptions& options) {
   return Dispatcher(clients, call, options).Run();
 }
 

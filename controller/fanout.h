@@ -76,9 +76,9 @@ template <typename Response>
 struct TargetResult {
   std::string target;
   absl::StatusOr<Response> response = absl::UnknownError("no result");
-  int attempts = 0;                        // 0 = never attempted (cancelled or stopped).
+  int attempts = 0;                         // 0 = never attempted (cancelled or stopped).
   absl::Time start = absl::InfinitePast();  // When the first attempt started.
-  absl::Duration latency;  // From the first attempt's start to the final answer.
+  absl::Duration latency;                   // From the first attempt's start to the final answer.
 
   bool attempted() const { return attempts > 0; }
 };
@@ -108,8 +108,8 @@ struct RawResult {
 using RawDone = std::function<void(absl::Status status, std::any value)>;
 using RawCallFn = std::function<void(AgentClient& client, absl::Duration timeout, RawDone done)>;
 
-std::vector<RawResult> RunFanOut(const std::vector<AgentClient*>& clients,
-                                 const RawCallFn& call, const FanOutOptions& options);
+std::vector<RawResult> RunFanOut(const std::vector<AgentClient*>& clients, const RawCallFn& call,
+                                 const FanOutOptions& options);
 
 template <typename Response>
 RawCallFn Erase(CallFn<Response> call) {
@@ -145,8 +145,7 @@ TargetResult<Response> Restore(RawResult raw) {
 // result per client, in the same order.
 template <typename Response>
 std::vector<TargetResult<Response>> FanOut(const std::vector<AgentClient*>& clients,
-                                           CallFn<Response> call,
-                                           const FanOutOptions& options) {
+                                           CallFn<Response> call, const FanOutOptions& options) {
   std::vector<fanout_internal::RawResult> raw = fanout_internal::RunFanOut(
       clients, fanout_internal::Erase<Response>(std::move(call)), options);
   std::vector<TargetResult<Response>> results;

@@ -267,7 +267,8 @@ TEST(FanOutTest, CancelStopsNewTargetsButAwaitsCallsInFlight) {
   EXPECT_THAT(results[1].response, StatusIs(absl::StatusCode::kUnavailable, "down"));
   for (size_t i = 2; i < 5; ++i) {
     EXPECT_EQ(results[i].attempts, 0);
-    EXPECT_THAT(results[i].response, StatusIs(absl::StatusCode::kCancelled, "not attempted: cancelled"));
+    EXPECT_THAT(results[i].response,
+                StatusIs(absl::StatusCode::kCancelled, "not attempted: cancelled"));
   }
   EXPECT_EQ(fleet.Calls().size(), 2u);
 }

@@ -40,6 +40,8 @@ struct UnaryCall {
 };
 
 // The WatchUsage stream. Owned by GrpcUsageWatch, which deletes it only after OnDone.
+// Thread-safety: gRPC serialises the read reactions; Cancel() and WaitDone() may be called
+// from any thread while the stream runs.
 class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
  public:
   WatchReactor(std::shared_ptr<grpc::Channel> channel, std::string target,
@@ -124,7 +126,6 @@ std::shared_ptr<grpc::Channel> CreateAgentChannel(const std::string& target,
     SetDefault(args, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_timeout);
   }
   SetDefault(args, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, options.initial_reconnect_backoff);
-  SetDefault(args, GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, options.initial_reconnect_backoff);
   SetDefault(args, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, options.max_reconnect_backoff);
   std::shared_ptr<grpc::ChannelCredentials> credentials =
       options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials();
@@ -138,8 +139,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view target
   const auto code = static_cast<absl::StatusCode>(status.error_code());
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
-      return absl::Status(code, absl::StrCat(target, ": agent unreachable (",
-                                             status.error_message(), ")"));
+      return absl::Status(
+          code, absl::StrCat(target, ": agent unreachable (", status.error_message(), ")"));
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       if (timeout != absl::InfiniteDuration()) {
         return absl::Status(
@@ -163,8 +164,8 @@ GrpcAgentClient::GrpcAgentClient(std::string target, std::shared_ptr<grpc::Chann
 GrpcAgentClient::~GrpcAgentClient() = default;
 
 template <typename Request, typename Response, typename Start>
-void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout,
-                            Done<Response> done, Start start) {
+void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout, Done<Response> done,
+                            Start start) {
   auto* call = new UnaryCall<Request, Response>();
   call->channel = channel_;
   call->request = request;
@@ -184,15 +185,14 @@ void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout,
 }
 
 // Each method names its stub method once; Unary does the rest.
-#define MEMLOAD_GRPC_UNARY(Method, Request, Response)                                       \
-  void GrpcAgentClient::Method(const Request& request, absl::Duration timeout,              \
-                               Done<Response> done) {                                       \
-    Unary<Request, Response>(                                                                \
-        request, timeout, std::move(done),                                                   \
-        [](v1::Agent::Stub::async* async, grpc::ClientContext* context, const Request* req, \
-           Response* resp, std::function<void(grpc::Status)> callback) {                    \
-          async->Method(context, req, resp, std::move(callback));                            \
-        });                                                                                  \
+#define MEMLOAD_GRPC_UNARY(Method, Request, Response)                                          \
+  void GrpcAgentClient::Method(const Request& request, absl::Duration timeout,                 \
+                               Done<Response> done) {                                          \
+    Unary<Request, Response>(request, timeout, std::move(done),                                \
+                             [](auto* async, grpc::ClientContext* context, const Request* req, \
+                                Response* resp, std::function<void(grpc::Status)> callback) {  \
+                               async->Method(context, req, resp, std::move(callback));         \
+                             });                                                               \
   }
 
 MEMLOAD_GRPC_UNARY(StartPlan, v1::StartPlanRequest, v1::StartPlanResponse)

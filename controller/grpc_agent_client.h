@@ -45,7 +45,7 @@ struct GrpcClientOptions {
   absl::Duration keepalive_timeout = absl::Seconds(10);
   // Reconnect backoff after a failed connection. gRPC's defaults (1 s growing to 120 s)
   // would make the fan-out's retries fail fast on a channel still backing off instead of
-  // reconnecting.
+  // reconnecting. (The connect timeout itself keeps gRPC's default of 20 s.)
   absl::Duration initial_reconnect_backoff = absl::Milliseconds(100);
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
   // Any other channel argument. These win over the fields above.
@@ -94,8 +94,7 @@ class GrpcAgentClient : public AgentClient {
  private:
   // Starts one unary call; `start` calls the matching stub_->async() method.
   template <typename Request, typename Response, typename Start>
-  void Unary(const Request& request, absl::Duration timeout, Done<Response> done,
-             Start start);
+  void Unary(const Request& request, absl::Duration timeout, Done<Response> done, Start start);
 
   const std::string target_;
   const std::shared_ptr<grpc::Channel> channel_;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -846,6 +847,10 @@ absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, absl::Ti
 absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags) {
   absl::BitGen random;
   return BuildPlanFromFlags(flags, absl::Now(), absl::Uniform<uint32_t>(random));
+}
+
+absl::StatusOr<v1::Quantity> ParseTargetFlag(const std::string& text) {
+  return RetainedTarget(text);
 }
 
 }  // namespace controller

@@ -145,6 +145,10 @@ absl::StatusOr<v1::PlanSpec> ApplyPlanOverrides(v1::PlanSpec spec, const PlanFla
 // and touch. InvalidArgument naming the field path ("retained.phases[1].target: ...").
 absl::Status ValidatePlanSpec(const v1::PlanSpec& spec);
 
+// `memloadctl resize --target=...`: the retained --target syntax (SIZE, N%, N%available,
+// N%cgroup). For a utilization plan the agent reads the result as the node's used bytes.
+absl::StatusOr<v1::Quantity> ParseTargetFlag(const std::string& text);
+
 }  // namespace controller
 }  // namespace memload
 

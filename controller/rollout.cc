@@ -1,12 +1,14 @@
 #include "controller/rollout.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 namespace memload {
@@ -24,8 +26,7 @@ bool ParseCount(absl::string_view text, int64_t* out) {
 
 absl::Status BadRollout(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrFormat(
-      "--rollout=\"%s\": expected all, serial, batch:N (N >= 1) or batch:N%% (N in 1-100)",
-      text));
+      "--rollout=\"%s\": expected all, serial, batch:N (N >= 1) or batch:N%% (N in 1-100)", text));
 }
 
 }  // namespace
@@ -63,8 +64,7 @@ std::string FormatRollout(const RolloutStrategy& strategy) {
   return "all";
 }
 
-std::vector<std::pair<size_t, size_t>> PlanWaves(const RolloutStrategy& strategy,
-                                                 size_t targets) {
+std::vector<std::pair<size_t, size_t>> PlanWaves(const RolloutStrategy& strategy, size_t targets) {
   size_t wave = targets;
   switch (strategy.mode) {
     case RolloutStrategy::Mode::kAll:
@@ -142,9 +142,11 @@ RawRollout RunRollout(const std::vector<AgentClient*>& clients,
     FanOutOptions fanout = options.fanout;
     fanout.cancel = cancel;
     // What is left of the failure budget, so that a wide wave stops early too.
-    fanout.stop_after_failures = allowed < 0 ? -1 : static_cast<int>(allowed - failures);
+    fanout.stop_after_failures =
+        allowed < 0 ? -1 : static_cast<int>(std::min<int64_t>(allowed - failures, INT32_MAX));
     const std::vector<AgentClient*> wave(clients.begin() + begin, clients.begin() + end);
-    std::vector<fanout_internal::RawResult> results = fanout_internal::RunFanOut(wave, call, fanout);
+    std::vector<fanout_internal::RawResult> results =
+        fanout_internal::RunFanOut(wave, call, fanout);
     ++rollout.waves;
     for (size_t i = 0; i < results.size(); ++i) {
       if (results[i].attempts > 0 && !results[i].status.ok()) ++failures;
@@ -158,21 +160,20 @@ RawRollout RunRollout(const std::vector<AgentClient*>& clients,
     if (cancelled()) break;
   }
   // Cancelled only when the signal actually kept something from starting.
-  rollout.cancelled = cancelled() && (next < clients.size() ||
-                                      std::any_of(rollout.results.begin(), rollout.results.end(),
-                                                  [](const fanout_internal::RawResult& r) {
-                                                    return r.attempts == 0;
-                                                  }));
+  rollout.cancelled =
+      cancelled() &&
+      (next < clients.size() ||
+       std::any_of(rollout.results.begin(), rollout.results.end(),
+                   [](const fanout_internal::RawResult& r) { return r.attempts == 0; }));
   // Waves never started: their targets were not attempted.
   for (size_t i = next; i < clients.size(); ++i) {
     fanout_internal::RawResult& result = rollout.results[i];
     result.target = clients[i]->target();
-    result.status =
-        rollout.stopped_by_failures
-            ? absl::AbortedError(absl::StrFormat(
-                  "not attempted: the rollout stopped after %d failures (max %d)", failures,
-                  allowed))
-            : absl::CancelledError("not attempted: cancelled");
+    result.status = rollout.stopped_by_failures
+                        ? absl::AbortedError(absl::StrFormat(
+                              "not attempted: the rollout stopped after %d failures (max %d)",
+                              failures, allowed))
+                        : absl::CancelledError("not attempted: cancelled");
   }
   return rollout;
 }

@@ -54,8 +54,7 @@ std::string FormatRollout(const RolloutStrategy& strategy);  // Inverse of Parse
 
 // The waves for `targets` targets, as [begin, end) index ranges in target order. A
 // percentage is rounded up, and every wave holds at least one target.
-std::vector<std::pair<size_t, size_t>> PlanWaves(const RolloutStrategy& strategy,
-                                                 size_t targets);
+std::vector<std::pair<size_t, size_t>> PlanWaves(const RolloutStrategy& strategy, size_t targets);
 
 // Parses --stagger: an absl duration ("500ms", "2s", "1m30s", "0"); negative is refused.
 absl::StatusOr<absl::Duration> ParseStagger(absl::string_view text);
@@ -126,8 +125,8 @@ RawRollout RunRollout(const std::vector<AgentClient*>& clients,
 
 // Runs `call` on `clients` (non-owning) in waves per `options`; blocks until done.
 template <typename Response>
-RolloutResult<Response> Rollout(const std::vector<AgentClient*>& clients,
-                                CallFn<Response> call, const RolloutOptions& options) {
+RolloutResult<Response> Rollout(const std::vector<AgentClient*>& clients, CallFn<Response> call,
+                                const RolloutOptions& options) {
   rollout_internal::RawRollout raw = rollout_internal::RunRollout(
       clients, fanout_internal::Erase<Response>(std::move(call)), options);
   RolloutResult<Response> result;

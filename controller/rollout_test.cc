@@ -22,8 +22,7 @@ constexpr absl::Duration kWait = absl::Seconds(10);
 CallFn<v1::StartPlanResponse> StartCall() {
   v1::StartPlanRequest request;
   request.mutable_spec()->set_plan_id("drill-1");
-  return [request](AgentClient& client, absl::Duration timeout,
-                   Done<v1::StartPlanResponse> done) {
+  return [request](AgentClient& client, absl::Duration timeout, Done<v1::StartPlanResponse> done) {
     client.StartPlan(request, timeout, std::move(done));
   };
 }
@@ -122,7 +121,9 @@ TEST(RolloutTest, SerialStartsOneTargetAfterAnother) {
     EXPECT_EQ(calls[i].RequestAs<v1::StartPlanRequest>()->spec().plan_id(), "drill-1");
     // Each target's start time is recorded: just before its call, after the previous answer.
     EXPECT_LE(result.results[i].start, calls[i].time);
-    if (i > 0) EXPECT_GE(result.results[i].start, calls[i - 1].answered);
+    if (i > 0) {
+      EXPECT_GE(result.results[i].start, calls[i - 1].answered);
+    }
   }
   ExpectWaves(calls, PlanWaves(*ParseRollout("serial"), 4));
 }
@@ -234,7 +235,8 @@ TEST(RolloutTest, CancelDuringTheStaggerStopsAtOnce) {
   EXPECT_THAT(result.succeeded, ElementsAre(0));
   EXPECT_THAT(result.not_attempted, ElementsAre(1, 2, 3, 4));
   EXPECT_THAT(result.Attempted(), ElementsAre(0));
-  EXPECT_THAT(result.results[4].response, StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+  EXPECT_THAT(result.results[4].response,
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
   EXPECT_EQ(fleet.Calls().size(), 1u);
 }
 

@@ -1,7 +1,7 @@
 #include "controller/targets.h"
 
-#include <arpa/inet.h>
 #include <ares.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 
@@ -53,7 +53,7 @@ struct TargetKey {
   int family = 0;     // 0 IPv4, 1 IPv6, 2 name.
   std::string bytes;  // Address bytes, or the name.
   int port = 0;
-  std::string text;   // The canonical "host:port".
+  std::string text;  // The canonical "host:port".
 
   bool operator<(const TargetKey& other) const {
     return std::tie(family, bytes, port) < std::tie(other.family, other.bytes, other.port);
@@ -156,8 +156,8 @@ absl::Status AddFile(absl::string_view path, const TargetOptions& options,
         ++items;
       }
       if (!status.ok()) {
-        return absl::Status(status.code(), absl::StrFormat("%s:%d: %s", path, line_number,
-                                                           status.message()));
+        return absl::Status(status.code(),
+                            absl::StrFormat("%s:%d: %s", path, line_number, status.message()));
       }
     }
   }
@@ -244,14 +244,15 @@ absl::Status DnsError(absl::string_view uri, absl::string_view name, const std::
       return absl::NotFoundError(absl::StrFormat(
           "%s: \"%s\" does not resolve: no such name (asked %s)", uri, name, asked));
     case ARES_ENODATA:
-      return absl::NotFoundError(absl::StrFormat(
-          "%s: \"%s\" has no A or AAAA records (asked %s)", uri, name, asked));
+      return absl::NotFoundError(
+          absl::StrFormat("%s: \"%s\" has no A or AAAA records (asked %s)", uri, name, asked));
     case ARES_ECANCELLED:
-      return absl::UnavailableError(absl::StrFormat("%s: no DNS answer within %s (asked %s)",
-                                                    uri, absl::FormatDuration(timeout), asked));
+      return absl::UnavailableError(absl::StrFormat("%s: no DNS answer within %s (asked %s)", uri,
+                                                    absl::FormatDuration(timeout), asked));
     default:
-      return absl::UnavailableError(absl::StrFormat("%s: DNS lookup of \"%s\" failed: %s (asked %s)",
-                                                    uri, name, ares_strerror(status), asked));
+      return absl::UnavailableError(
+          absl::StrFormat("%s: DNS lookup of \"%s\" failed: %s (asked %s)", uri, name,
+                          ares_strerror(status), asked));
   }
 }
 
@@ -266,8 +267,8 @@ absl::StatusOr<std::vector<std::string>> Resolve(absl::string_view uri, const st
   std::memset(&options, 0, sizeof(options));
   int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
   // Several tries fit in the bound: a lost UDP datagram should not fail the lookup.
-  options.timeout = static_cast<int>(
-      std::clamp<int64_t>(absl::ToInt64Milliseconds(timeout) / 3, 100, 2000));
+  options.timeout =
+      static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(timeout) / 3, 100, 2000));
   options.tries = 3;
   char lookups[] = "b";  // DNS only.
   if (!server.empty()) {
@@ -287,14 +288,14 @@ absl::StatusOr<std::vector<std::string>> Resolve(absl::string_view uri, const st
   if (!server.empty()) {
     status = ares_set_servers_ports_csv(channel, server.c_str());
     if (status != ARES_SUCCESS) {
-      return absl::InvalidArgumentError(absl::StrFormat("%s: bad DNS server \"%s\": %s", uri,
-                                                        server, ares_strerror(status)));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: bad DNS server \"%s\": %s", uri, server, ares_strerror(status)));
     }
   }
   Lookup lookup;
   ares_addrinfo_hints hints;
   std::memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;  // A and AAAA.
+  hints.ai_family = AF_UNSPEC;      // A and AAAA.
   hints.ai_flags = ARES_AI_NOSORT;  // The caller sorts; RFC 6724 sorting would probe routes.
   ares_getaddrinfo(channel, name.c_str(), nullptr, &hints, OnAddrInfo, &lookup);
   RunChannel(channel, lookup, absl::Now() + timeout);
@@ -315,7 +316,8 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text) {
   absl::string_view port;
   if (absl::StartsWith(text, "[")) {
     const size_t close = text.find(']');
-    if (close == absl::string_view::npos) return BadTarget(text, "missing ']' after an IPv6 address");
+    if (close == absl::string_view::npos)
+      return BadTarget(text, "missing ']' after an IPv6 address");
     hp.host = std::string(text.substr(1, close - 1));
     if (!IsIpv6(hp.host)) return BadTarget(text, "not an IPv6 address between [ ]");
     absl::string_view rest = text.substr(close + 1);
@@ -370,8 +372,8 @@ absl::StatusOr<std::vector<std::string>> ResolveDnsTarget(absl::string_view uri,
       // The DNS server: an IP address, port 53 unless given.
       std::string with_port(authority);
       const bool bracketed = absl::StartsWith(authority, "[");
-      const bool has_port = bracketed ? absl::StrContains(authority, "]:")
-                                      : absl::StrContains(authority, ':');
+      const bool has_port =
+          bracketed ? absl::StrContains(authority, "]:") : absl::StrContains(authority, ':');
       if (!has_port) with_port = absl::StrCat(authority, ":53");
       absl::StatusOr<HostPort> hp = ParseHostPort(with_port);
       if (!hp.ok()) {
@@ -385,8 +387,8 @@ absl::StatusOr<std::vector<std::string>> ResolveDnsTarget(absl::string_view uri,
   }
   absl::StatusOr<HostPort> name = ParseHostPort(rest);
   if (!name.ok()) {
-    return BadTarget(uri, absl::StrCat("expected name:port after the DNS part: ",
-                                       name.status().message()));
+    return BadTarget(
+        uri, absl::StrCat("expected name:port after the DNS part: ", name.status().message()));
   }
   std::vector<std::string> addresses;
   if (IsIpv4(name->host) || IsIpv6(name->host)) {
@@ -454,8 +456,8 @@ absl::StatusOr<Selector> ParseSelector(absl::string_view text) {
       op_size = 1;
     }
     if (op == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "--selector term \"%s\": expected key=value or key!=value", term));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--selector term \"%s\": expected key=value or key!=value", term));
     }
     parsed.key = std::string(absl::StripAsciiWhitespace(term.substr(0, op)));
     parsed.value = std::string(absl::StripAsciiWhitespace(term.substr(op + op_size)));

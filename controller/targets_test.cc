@@ -72,8 +72,8 @@ class FakeDnsServer {
       uint8_t query[512];
       sockaddr_storage from;
       socklen_t from_length = sizeof(from);
-      const ssize_t n = recvfrom(fd_, query, sizeof(query), 0,
-                                 reinterpret_cast<sockaddr*>(&from), &from_length);
+      const ssize_t n =
+          recvfrom(fd_, query, sizeof(query), 0, reinterpret_cast<sockaddr*>(&from), &from_length);
       if (n < 12) continue;
       std::string reply;
       if (!Answer(query, static_cast<size_t>(n), &reply) || silent_) continue;
@@ -118,7 +118,7 @@ class FakeDnsServer {
       reply->push_back(static_cast<char>(value >> 8));
       reply->push_back(static_cast<char>(value & 0xff));
     };
-    reply->assign(reinterpret_cast<const char*>(query), 2);  // Same ID.
+    reply->assign(reinterpret_cast<const char*>(query), 2);         // Same ID.
     reply->push_back(static_cast<char>(0x84 | (query[2] & 0x01)));  // QR, AA, copy RD.
     reply->push_back(static_cast<char>(0x80 | (known ? 0 : 3)));    // RA; NXDOMAIN if unknown.
     put16(1);
@@ -205,8 +205,8 @@ TEST(ParseTargetsTest, BadItemsSayWhatIsWrong) {
       {"@", "missing file name"},
   };
   for (const auto& c : cases) {
-    EXPECT_THAT(ParseTargets(c.spec), StatusIs(absl::StatusCode::kInvalidArgument,
-                                               HasSubstr(c.message)))
+    EXPECT_THAT(ParseTargets(c.spec),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.spec;
   }
 }
@@ -215,7 +215,8 @@ TEST(ParseTargetsTest, UnreadableOrBadFiles) {
   EXPECT_THAT(ParseTargets("@/nonexistent/targets.txt"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/targets.txt")));
   const char* dir = std::getenv("TEST_TMPDIR");
-  EXPECT_THAT(ParseTargets(absl::StrCat("@", dir != nullptr ? dir : "/tmp")), ::testing::Not(IsOk()));
+  EXPECT_THAT(ParseTargets(absl::StrCat("@", dir != nullptr ? dir : "/tmp")),
+              ::testing::Not(IsOk()));
   const std::string empty = TempFile("empty.txt", "# nothing here\n\n");
   EXPECT_THAT(ParseTargets("@" + empty),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no targets in the file")));
@@ -228,12 +229,10 @@ TEST(ParseTargetsTest, UnreadableOrBadFiles) {
 }
 
 TEST(ParseTargetsTest, DnsNameResolvesToEveryAddress) {
-  FakeDnsServer dns("agents.test", {"10.1.0.2", "10.1.0.1", "10.1.0.10"},
-                    {"fd00::2", "fd00::1"});
+  FakeDnsServer dns("agents.test", {"10.1.0.2", "10.1.0.1", "10.1.0.10"}, {"fd00::2", "fd00::1"});
   const std::string uri = absl::StrCat("dns://127.0.0.1:", dns.port(), "/agents.test:7070");
-  EXPECT_THAT(*ParseTargets(uri),
-              ElementsAre("10.1.0.1:7070", "10.1.0.2:7070", "10.1.0.10:7070", "[fd00::1]:7070",
-                          "[fd00::2]:7070"));
+  EXPECT_THAT(*ParseTargets(uri), ElementsAre("10.1.0.1:7070", "10.1.0.2:7070", "10.1.0.10:7070",
+                                              "[fd00::1]:7070", "[fd00::2]:7070"));
   EXPECT_GE(dns.queries(kTypeA), 1);
   EXPECT_GE(dns.queries(kTypeAAAA), 1);
   // Mixed with plain targets, and de-duplicated against them.
@@ -262,9 +261,9 @@ TEST(ParseTargetsTest, SilentDnsServerIsUnavailableWithinTheTimeout) {
   TargetOptions options;
   options.dns_timeout = absl::Milliseconds(300);
   const absl::Time start = absl::Now();
-  EXPECT_THAT(ParseTargets(absl::StrCat("dns://127.0.0.1:", dns.port(), "/agents.test:7070"),
-                           options),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("agents.test")));
+  EXPECT_THAT(
+      ParseTargets(absl::StrCat("dns://127.0.0.1:", dns.port(), "/agents.test:7070"), options),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("agents.test")));
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
@@ -286,8 +285,8 @@ TEST(ParseTargetsTest, DnsForms) {
       {"dns:///agents.test:0", "out of range"},
   };
   for (const auto& c : bad) {
-    EXPECT_THAT(ParseTargets(c.spec), StatusIs(absl::StatusCode::kInvalidArgument,
-                                               HasSubstr(c.message)))
+    EXPECT_THAT(ParseTargets(c.spec),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.spec;
   }
 }

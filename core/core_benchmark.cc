@@ -27,7 +27,9 @@
 #include "absl/status/statusor.h"
 #include "benchmark/benchmark.h"
 #include "core/block_allocator.h"
+#include "core/plan_counters.h"
 #include "core/retained_set.h"
+#include "core/streaming.h"
 #include "core/touch.h"
 
 namespace memload {
@@ -120,6 +122,81 @@ void BM_RawMemset1GiB(benchmark::State& state) {
   Raw1GiB(state, [](char* block) { std::memset(block, 0x5A, kMiB); });
 }
 BENCHMARK(BM_RawMemset1GiB)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
+
+// One streaming step of a 1-byte block: malloc, (touch), free — the seed's
+// NewBackground(1, Byte). Arg 0 = touch none, 1 = page.
+void BM_Stream1Byte(benchmark::State& state) {
+  StreamOptions options;
+  options.block_size = 1;
+  options.touch = state.range(0) == 0 ? TouchMode::kNone : TouchMode::kPage;
+  StreamWorker worker(options, SharedBlockAllocator(Backing::kMalloc, {}), /*window_share=*/0,
+                      /*seed=*/1);
+  for (auto _ : state) {
+    if (!worker.Step().ok()) {
+      state.SkipWithError("allocation failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Stream1Byte)->ArgName("touch_page")->Arg(0)->Arg(1);
+
+// The whole plan loop (cancel/budget/clock checks, batched counters): 1M one-byte blocks.
+void BM_StreamPlan1Byte(benchmark::State& state) {
+  constexpr uint64_t kBlocks = 1 << 20;
+  StreamOptions options;
+  options.block_size = 1;
+  options.touch = TouchMode::kNone;
+  options.amount_bytes = kBlocks;
+  for (auto _ : state) {
+    PlanCounters counters;
+    auto plan = StreamingPlan::Create(options, &counters);
+    if (!plan.ok() || !(*plan)->Start().ok() || !(*plan)->Wait().ok()) {
+      state.SkipWithError("plan failed");
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kBlocks);
+}
+BENCHMARK(BM_StreamPlan1Byte)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Return-to-OS streaming of 1 MiB blocks (mmap, one write per page, munmap) in GiB/s...
+void BM_StreamReturnToOS_1MiB(benchmark::State& state) {
+  constexpr size_t kSize = 1 << 20;
+  StreamOptions options;
+  options.block_size = kSize;
+  options.touch = TouchMode::kPage;
+  options.return_to_os = true;
+  StreamWorker worker(options, SharedBlockAllocator(Backing::kMmap, {}), /*window_share=*/0,
+                      /*seed=*/1);
+  for (auto _ : state) {
+    if (!worker.Step().ok()) {
+      state.SkipWithError("allocation failed");
+      break;
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * kSize);
+}
+BENCHMARK(BM_StreamReturnToOS_1MiB);
+
+// ...against the same work by hand: what the kernel's fault-and-zero costs alone.
+void BM_RawMmapTouchMunmap_1MiB(benchmark::State& state) {
+  constexpr size_t kSize = 1 << 20;
+  const size_t page = PageSize();
+  for (auto _ : state) {
+    void* block = mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (block == MAP_FAILED) {
+      state.SkipWithError("mmap failed");
+      break;
+    }
+    for (size_t offset = 0; offset < kSize; offset += page) {
+      static_cast<volatile char*>(block)[offset] = 1;
+    }
+    munmap(block, kSize);
+  }
+  state.SetBytesProcessed(state.iterations() * kSize);
+}
+BENCHMARK(BM_RawMmapTouchMunmap_1MiB);
 
 }  // namespace
 }  // namespace memload

@@ -1,5 +1,6 @@
 #include "core/flag_values.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/ascii.h"
@@ -72,6 +73,20 @@ absl::StatusOr<SizeOrPercent> ParseSizeOrPercent(absl::string_view text) {
   if (!bytes.ok()) return bytes.status();
   result.bytes = *bytes;
   return result;
+}
+
+std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg.size() < 3 || arg[0] != '-' || arg[1] != '-') continue;
+    const size_t name_end = std::min(arg.find('='), arg.size());
+    for (size_t k = 2; k < name_end; ++k) {
+      if (arg[k] == '-') arg[k] = '_';
+    }
+  }
+  return args;
 }
 
 }  // namespace memload

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -32,6 +33,12 @@ struct SizeOrPercent {
 
 // "80%" or anything ParseSize accepts. InvalidArgument naming the text.
 absl::StatusOr<SizeOrPercent> ParseSizeOrPercent(absl::string_view text);
+
+// memload's binaries accept flags spelled with dashes or underscores ("--plan-id" and
+// "--plan_id"); absl's parser knows only the underscore form. Returns argv with every
+// "--flag-name[=value]" before a bare "--" rewritten to "--flag_name[=value]". Values are
+// left alone.
+std::vector<std::string> NormalizeFlagNames(int argc, char** argv);
 
 }  // namespace memload
 

@@ -52,5 +52,14 @@ TEST(ParseSizeOrPercentTest, RejectsBadText) {
   }
 }
 
+TEST(NormalizeFlagNamesTest, RewritesDashesInNamesOnly) {
+  const char* argv[] = {"memloadctl", "start", "--plan-id=a-b", "--max-failures", "10%",
+                        "-v", "--", "--not-a-flag"};
+  std::vector<std::string> args = NormalizeFlagNames(8, const_cast<char**>(argv));
+  EXPECT_THAT(args, ::testing::ElementsAre("memloadctl", "start", "--plan_id=a-b",
+                                           "--max_failures", "10%", "-v", "--",
+                                           "--not-a-flag"));
+}
+
 }  // namespace
 }  // namespace memload

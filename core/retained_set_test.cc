@@ -38,13 +38,13 @@ constexpr bool kAsan = false;
 
 // The sanitizers' runtimes intercept mlock(2)/munlock(2) as no-ops (shadow memory cannot
 // be locked), so locking is only observable in plain builds.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_ADDRESS__) || defined(MEMLOAD_THREAD_SANITIZER)
 constexpr bool kMlockIsNoop = true;
 #else
 constexpr bool kMlockIsNoop = false;
 #endif
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(MEMLOAD_THREAD_SANITIZER)
 constexpr bool kTsan = true;  // TSan's shadow of every written page is anonymous memory.
 #else
 constexpr bool kTsan = false;

@@ -1,0 +1,449 @@
+#include "controller/commands.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "controller/output.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+// The clients of one command, and the targets the selector kept.
+class Fleet {
+ public:
+  explicit Fleet(const CommandEnv& env) {
+    for (const std::string& target : env.targets) owned_.push_back(env.factory(target));
+    for (auto& client : owned_) all_.push_back(client.get());
+  }
+  const std::vector<AgentClient*>& all() const { return all_; }
+
+ private:
+  std::vector<std::unique_ptr<AgentClient>> owned_;
+  std::vector<AgentClient*> all_;
+};
+
+// Agents whose labels match the selector, and those that could not be asked (reported as
+// failed nodes: an agent whose labels are unknown is never silently skipped).
+struct Selection {
+  std::vector<AgentClient*> clients;
+  std::vector<v1::NodeInfo> infos;  // Parallel to clients (empty infos without a selector).
+  std::vector<std::pair<std::string, absl::Status>> failures;
+};
+
+Selection Select(const CommandEnv& env, const std::vector<AgentClient*>& clients,
+                 bool need_info) {
+  Selection selection;
+  if (env.selector.empty() && !need_info) {
+    selection.clients = clients;
+    return selection;
+  }
+  FanOutOptions options = env.fanout;
+  options.idempotent = true;
+  std::vector<TargetResult<v1::NodeInfo>> infos = FanOut<v1::NodeInfo>(
+      clients,
+      [](AgentClient& client, absl::Duration timeout, Done<v1::NodeInfo> done) {
+        client.GetNodeInfo(v1::GetNodeInfoRequest(), timeout, std::move(done));
+      },
+      options);
+  for (size_t i = 0; i < infos.size(); ++i) {
+    if (!infos[i].response.ok()) {
+      selection.failures.emplace_back(infos[i].target, infos[i].response.status());
+    } else if (MatchesSelector(infos[i].response->labels(), env.selector)) {
+      selection.clients.push_back(clients[i]);
+      selection.infos.push_back(*infos[i].response);
+    }
+  }
+  return selection;
+}
+
+template <typename T>
+void AddFailures(const Selection& selection, std::vector<NodeResult<T>>* results) {
+  for (const auto& [target, status] : selection.failures) {
+    results->push_back(NodeResult<T>{target, status});
+  }
+}
+
+template <typename T>
+int ExitCodeOf(const std::vector<NodeResult<T>>& results) {
+  for (const NodeResult<T>& result : results) {
+    if (!result.value.ok()) return kExitNodesFailed;
+  }
+  return kExitOk;
+}
+
+FanOutOptions Idempotent(const CommandEnv& env) {
+  FanOutOptions options = env.fanout;
+  options.idempotent = true;
+  options.cancel = nullptr;  // One-step commands finish what they started.
+  return options;
+}
+
+// Stops `plan_id` on `clients`; used by start/run to release what a failed or interrupted
+// rollout started. Never cancelled: releasing memory must finish.
+std::vector<TargetResult<v1::StopPlanResponse>> StopOn(const CommandEnv& env,
+                                                       const std::vector<AgentClient*>& clients,
+                                                       const std::string& plan_id) {
+  v1::StopPlanRequest request;
+  request.set_plan_id(plan_id);
+  return FanOut<v1::StopPlanResponse>(
+      clients,
+      [request](AgentClient& client, absl::Duration timeout, Done<v1::StopPlanResponse> done) {
+        client.StopPlan(request, timeout, std::move(done));
+      },
+      Idempotent(env));
+}
+
+}  // namespace
+
+int RunAgents(const CommandEnv& env) {
+  Fleet fleet(env);
+  Selection selection = Select(env, fleet.all(), /*need_info=*/true);
+  v1::ListPlansRequest list;
+  std::vector<TargetResult<v1::ListPlansResponse>> plans = FanOut<v1::ListPlansResponse>(
+      selection.clients,
+      [list](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
+        client.ListPlans(list, timeout, std::move(done));
+      },
+      Idempotent(env));
+  std::vector<NodeResult<AgentInfo>> results;
+  for (size_t i = 0; i < selection.clients.size(); ++i) {
+    AgentInfo info;
+    info.info = selection.infos[i];
+    if (plans[i].response.ok()) info.running_plans = plans[i].response->plans_size();
+    results.push_back({selection.clients[i]->target(), info});
+  }
+  AddFailures(selection, &results);
+  *env.out << (env.json ? AgentsJson(results) : FormatAgentsTable(results));
+  return ExitCodeOf(results);
+}
+
+int RunUsage(const CommandEnv& env) {
+  Fleet fleet(env);
+  Selection selection = Select(env, fleet.all(), /*need_info=*/false);
+  std::vector<TargetResult<v1::NodeUsage>> usage = FanOut<v1::NodeUsage>(
+      selection.clients,
+      [](AgentClient& client, absl::Duration timeout, Done<v1::NodeUsage> done) {
+        client.GetUsage(v1::GetUsageRequest(), timeout, std::move(done));
+      },
+      Idempotent(env));
+  std::vector<NodeResult<v1::NodeUsage>> results;
+  for (TargetResult<v1::NodeUsage>& one : usage) {
+    results.push_back({one.target, std::move(one.response)});
+  }
+  AddFailures(selection, &results);
+  *env.out << (env.json ? UsageJson(results) : FormatUsageTable(results));
+  return ExitCodeOf(results);
+}
+
+int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptions& rollout) {
+  Fleet fleet(env);
+  Selection selection = Select(env, fleet.all(), /*need_info=*/false);
+  v1::StartPlanRequest request;
+  *request.mutable_spec() = spec;
+  RolloutOptions options = rollout;
+  options.fanout = env.fanout;
+  options.fanout.idempotent = true;  // plan_id makes a repeated start one plan.
+  options.cancel = env.cancel;
+  RolloutResult<v1::StartPlanResponse> started = Rollout<v1::StartPlanResponse>(
+      selection.clients,
+      [request](AgentClient& client, absl::Duration timeout, Done<v1::StartPlanResponse> done) {
+        client.StartPlan(request, timeout, std::move(done));
+      },
+      options);
+  std::vector<NodeResult<v1::PlanStatus>> results;
+  for (TargetResult<v1::StartPlanResponse>& one : started.results) {
+    if (one.response.ok()) {
+      results.push_back({one.target, std::move(*one.response->mutable_plan())});
+    } else {
+      results.push_back({one.target, one.response.status()});
+    }
+  }
+  if (started.stopped_by_failures || started.cancelled) {
+    // Release what this rollout started, and say so per node.
+    std::vector<AgentClient*> to_release;
+    for (size_t i : started.succeeded) to_release.push_back(selection.clients[i]);
+    std::vector<TargetResult<v1::StopPlanResponse>> stopped = StopOn(env, to_release, spec.plan_id());
+    for (size_t k = 0; k < started.succeeded.size(); ++k) {
+      const size_t i = started.succeeded[k];
+      results[i].value = absl::AbortedError(absl::StrCat(
+          started.cancelled ? "interrupted" : "too many nodes failed (--max-failures)",
+          "; the plan was stopped here again",
+          stopped[k].response.ok() ? "" : absl::StrCat(" (stop failed: ",
+                                                       stopped[k].response.status().message(), ")")));
+    }
+  }
+  AddFailures(selection, &results);
+  *env.out << (env.json ? PlanResultsJson("start", results) : FormatPlanResultsTable(results));
+  if (started.cancelled) return kExitInterrupted;
+  return ExitCodeOf(results);
+}
+
+int RunResize(const CommandEnv& env, const std::string& plan_id, const v1::Quantity& target) {
+  Fleet fleet(env);
+  Selection selection = Select(env, fleet.all(), /*need_info=*/false);
+  v1::ResizePlanRequest request;
+  request.set_plan_id(plan_id);
+  *request.mutable_target() = target;
+  std::vector<TargetResult<v1::ResizePlanResponse>> resized = FanOut<v1::ResizePlanResponse>(
+      selection.clients,
+      [request](AgentClient& client, absl::Duration timeout, Done<v1::ResizePlanResponse> done) {
+        client.ResizePlan(request, timeout, std::move(done));
+      },
+      Idempotent(env));
+  std::vector<NodeResult<v1::PlanStatus>> results;
+  for (TargetResult<v1::ResizePlanResponse>& one : resized) {
+    if (one.response.ok()) {
+      results.push_back({one.target, std::move(*one.response->mutable_plan())});
+    } else {
+      results.push_back({one.target, one.response.status()});
+    }
+  }
+  AddFailures(selection, &results);
+  *env.out << (env.json ? PlanResultsJson("resize", results) : FormatPlanResultsTable(results));
+  return ExitCodeOf(results);
+}
+
+int RunStop(const CommandEnv& env, const std::string& plan_id) {
+  Fleet fleet(env);
+  Selection selection = Select(env, fleet.all(), /*need_info=*/false);
+  std::vector<NodeResult<v1::PlanStatus>> results;
+  if (!plan_id.empty()) {
+    for (TargetResult<v1::StopPlanResponse>& one : StopOn(env, selection.clients, plan_id)) {
+      if (one.response.ok()) {
+        results.push_back({one.target, std::move(*one.response->mutable_plan())});
+      } else {
+        results.push_back({one.target, one.response.status()});
+      }
+    }
+  } else {
+    // --all: every running plan of every agent.
+    v1::ListPlansRequest list;
+    std::vector<TargetResult<v1::ListPlansResponse>> listed = FanOut<v1::ListPlansResponse>(
+        selection.clients,
+        [list](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
+          client.ListPlans(list, timeout, std::move(done));
+        },
+        Idempotent(env));
+    std::map<std::string, std::vector<AgentClient*>> by_plan;
+    for (size_t i = 0; i < listed.size(); ++i) {
+      if (!listed[i].response.ok()) {
+        results.push_back({listed[i].target, listed[i].response.status()});
+        continue;
+      }
+      for (const v1::PlanStatus& plan : listed[i].response->plans()) {
+        by_plan[plan.plan_id()].push_back(selection.clients[i]);
+      }
+    }
+    for (const auto& [id, clients] : by_plan) {
+      for (TargetResult<v1::StopPlanResponse>& one : StopOn(env, clients, id)) {
+        if (one.response.ok()) {
+          results.push_back({one.target, std::move(*one.response->mutable_plan())});
+        } else {
+          results.push_back({one.target, one.response.status()});
+        }
+      }
+    }
+  }
+  AddFailures(selection, &results);
+  *env.out << (env.json ? PlanResultsJson("stop", results) : FormatPlanResultsTable(results));
+  return ExitCodeOf(results);
+}
+
+int RunWatch(const CommandEnv& env, const WatchOptions& options) {
+  Fleet fleet(env);
+  Selection selection = Select(env, fleet.all(), /*need_info=*/false);
+  std::mutex mutex;
+  // Latest answer per selected target (guarded by mutex), in selection order.
+  std::vector<absl::StatusOr<v1::NodeUsage>> latest(
+      selection.clients.size(), absl::UnavailableError("no usage received yet"));
+  std::vector<std::unique_ptr<UsageWatch>> watches;
+  v1::WatchUsageRequest request;
+  request.mutable_interval()->set_seconds(absl::ToInt64Seconds(options.interval));
+  request.mutable_interval()->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(options.interval % absl::Seconds(1))));
+  for (size_t i = 0; i < selection.clients.size(); ++i) {
+    watches.push_back(selection.clients[i]->WatchUsage(
+        request,
+        [&mutex, &latest, i](const v1::NodeUsage& usage) {
+          std::lock_guard<std::mutex> lock(mutex);
+          latest[i] = usage;
+        },
+        [&mutex, &latest, i](absl::Status status) {
+          if (status.ok() || status.code() == absl::StatusCode::kCancelled) return;
+          std::lock_guard<std::mutex> lock(mutex);
+          latest[i] = status;
+        }));
+  }
+  CancelSignal never;
+  CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
+  int previous_lines = 0;
+  bool any_failed = false;
+  absl::Time next = absl::Now() + options.interval;
+  for (int frame = 0; options.count == 0 || frame < options.count; ++frame) {
+    if (cancel->WaitUntil(next)) break;
+    next += options.interval;
+    std::vector<NodeResult<v1::NodeUsage>> nodes;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      for (size_t i = 0; i < selection.clients.size(); ++i) {
+        nodes.push_back({selection.clients[i]->target(), latest[i]});
+      }
+    }
+    AddFailures(selection, &nodes);
+    const absl::Time now = absl::Now();
+    for (const auto& node : nodes) any_failed |= !node.value.ok();
+    if (env.json) {
+      for (const auto& node : nodes) *env.out << WatchJsonLine(now, node) << "\n";
+    } else if (env.tty) {
+      const std::string text = FormatWatchFrame(now, nodes);
+      *env.out << ClearFrame(previous_lines) << text;
+      previous_lines = FrameLines(text);
+    } else {
+      for (const auto& node : nodes) *env.out << FormatWatchLine(now, node) << "\n";
+    }
+    env.out->flush();
+  }
+  for (auto& watch : watches) watch->Cancel();
+  watches.clear();  // Waits for the streams' callbacks to stop.
+  if (env.cancel != nullptr && env.cancel->cancelled()) return kExitOk;
+  return any_failed ? kExitNodesFailed : kExitOk;
+}
+
+int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options) {
+  Fleet fleet(env);
+  const absl::Time begin = absl::Now();
+  // Node names (and the selector) first: the progress table names every node.
+  Selection selection = Select(env, fleet.all(), /*need_info=*/true);
+  RunView view;
+  view.spec = spec;
+  std::map<AgentClient*, size_t> index;
+  for (size_t i = 0; i < selection.clients.size(); ++i) {
+    RunNode node;
+    node.target = selection.clients[i]->target();
+    node.node_name = selection.infos[i].node_name();
+    index[selection.clients[i]] = view.nodes.size();
+    view.nodes.push_back(std::move(node));
+  }
+  for (const auto& [target, status] : selection.failures) {
+    RunNode node;
+    node.target = target;
+    node.errors.push_back(status);
+    view.nodes.push_back(std::move(node));
+  }
+
+  // Start, per the rollout.
+  v1::StartPlanRequest start;
+  *start.mutable_spec() = spec;
+  RolloutOptions rollout = options.rollout;
+  rollout.fanout = env.fanout;
+  rollout.fanout.idempotent = true;
+  rollout.cancel = env.cancel;
+  RolloutResult<v1::StartPlanResponse> started = Rollout<v1::StartPlanResponse>(
+      selection.clients,
+      [start](AgentClient& client, absl::Duration timeout, Done<v1::StartPlanResponse> done) {
+        client.StartPlan(start, timeout, std::move(done));
+      },
+      rollout);
+  std::vector<AgentClient*> running;
+  for (size_t i = 0; i < started.results.size(); ++i) {
+    RunNode& node = view.nodes[i];
+    if (started.results[i].response.ok()) {
+      node.plan = started.results[i].response->plan();
+      running.push_back(selection.clients[i]);
+    } else if (started.results[i].attempted() || !started.cancelled) {
+      node.errors.push_back(started.results[i].response.status());
+    }
+  }
+
+  CancelSignal never;
+  CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
+  const bool abort_rollout = started.stopped_by_failures || started.cancelled;
+  const absl::Time keep_until =
+      options.keep == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + options.keep;
+  int previous_lines = 0;
+  v1::RenewLeasesRequest renew;
+  renew.add_plan_ids(spec.plan_id());
+  v1::ListPlansRequest list;
+  list.set_include_ended(true);
+
+  // Watch, renew, redraw — until every plan ended, the time is up, or Ctrl-C.
+  while (!abort_rollout && !running.empty()) {
+    FanOut<v1::RenewLeasesResponse>(
+        running,
+        [renew](AgentClient& client, absl::Duration timeout, Done<v1::RenewLeasesResponse> done) {
+          client.RenewLeases(renew, timeout, std::move(done));
+        },
+        Idempotent(env));
+    std::vector<TargetResult<v1::ListPlansResponse>> listed = FanOut<v1::ListPlansResponse>(
+        running,
+        [list](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
+          client.ListPlans(list, timeout, std::move(done));
+        },
+        Idempotent(env));
+    bool any_running = false;
+    for (size_t k = 0; k < running.size(); ++k) {
+      RunNode& node = view.nodes[index[running[k]]];
+      if (!listed[k].response.ok()) {
+        // An unreachable node may still be running the plan: keep renewing it. The same
+        // failure tick after tick is recorded once.
+        if (node.errors.empty() || node.errors.back() != listed[k].response.status()) {
+          node.errors.push_back(listed[k].response.status());
+        }
+        any_running = true;
+        continue;
+      }
+      for (const v1::PlanStatus& plan : listed[k].response->plans()) {
+        if (plan.plan_id() == spec.plan_id()) node.plan = plan;
+      }
+      any_running |= node.plan.has_value() && PlanIsRunning(node.plan->state());
+    }
+    view.elapsed = absl::Now() - begin;
+    if (!env.json) {
+      const std::string text = FormatRunProgress(view);
+      if (env.tty) {
+        *env.out << ClearFrame(previous_lines) << text;
+        previous_lines = FrameLines(text);
+      } else {
+        *env.out << text << "\n";
+      }
+      env.out->flush();
+    }
+    if (!any_running) break;
+    const absl::Time next = std::min(absl::Now() + options.refresh, keep_until);
+    if (cancel->WaitUntil(next) || absl::Now() >= keep_until) break;
+  }
+
+  // Stop everywhere it started (also after an interrupted or failed rollout): the final
+  // statuses come back with the stop.
+  std::vector<TargetResult<v1::StopPlanResponse>> stopped = StopOn(env, running, spec.plan_id());
+  for (size_t k = 0; k < running.size(); ++k) {
+    RunNode& node = view.nodes[index[running[k]]];
+    if (stopped[k].response.ok()) {
+      node.plan = stopped[k].response->plan();
+    } else {
+      node.errors.push_back(stopped[k].response.status());
+    }
+  }
+  if (started.stopped_by_failures) {
+    for (size_t i : started.not_attempted) {
+      view.nodes[i].errors.push_back(absl::AbortedError(
+          "not started: the rollout stopped after too many failures (--max-failures)"));
+    }
+  }
+  view.elapsed = absl::Now() - begin;
+  *env.out << (env.json ? RunJson(view) : FormatRunSummary(view));
+  env.out->flush();
+  if (cancel->cancelled()) return kExitInterrupted;
+  for (const RunNode& node : view.nodes) {
+    if (!RunNodeOk(node)) return kExitNodesFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace controller
+}  // namespace memload

@@ -1,0 +1,77 @@
+// memloadctl's commands as functions over AgentClients, so tests drive them with fakes
+// (FakeFleet) or real agents, and memloadctl_main.cc only parses flags.
+//
+//   CommandEnv env;
+//   env.targets = {"127.0.0.1:7070", "127.0.0.1:7071"};
+//   env.factory = GrpcAgentClientFactory();
+//   env.out = &std::cout;
+//   int exit_code = RunUsage(env);
+//
+// Exit codes: 0 every node ok; 1 one or more nodes failed (they are listed, and never hide
+// the others' results); 130 interrupted (run, after stopping what it started). Usage
+// errors (exit 2) are caught before a command runs, in main.
+//
+// Thread-safety: a command runs on the calling thread (the fan-out's callbacks come from
+// gRPC threads); `cancel` may be set from a signal thread.
+#ifndef MEMLOAD_CONTROLLER_COMMANDS_H_
+#define MEMLOAD_CONTROLLER_COMMANDS_H_
+
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "controller/agent_client.h"
+#include "controller/fanout.h"
+#include "controller/rollout.h"
+#include "controller/targets.h"
+#include "core/cancel_signal.h"
+#include "proto/memload.pb.h"
+
+namespace memload {
+namespace controller {
+
+constexpr int kExitOk = 0;
+constexpr int kExitNodesFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitInterrupted = 130;
+
+struct CommandEnv {
+  std::vector<std::string> targets;  // Resolved host:port, in the user's order.
+  AgentClientFactory factory;
+  Selector selector;                 // Keeps agents whose labels match (empty: all).
+  FanOutOptions fanout;              // Parallelism, per-call timeout, retries.
+  bool json = false;
+  bool tty = false;                  // Redraw live output in place.
+  std::ostream* out = nullptr;
+  CancelSignal* cancel = nullptr;    // Ctrl-C / SIGTERM; may be null.
+};
+
+int RunAgents(const CommandEnv& env);
+int RunUsage(const CommandEnv& env);
+int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptions& rollout);
+int RunResize(const CommandEnv& env, const std::string& plan_id, const v1::Quantity& target);
+// Stops `plan_id` everywhere, or every running plan when `plan_id` is empty (--all).
+int RunStop(const CommandEnv& env, const std::string& plan_id);
+
+struct WatchOptions {
+  absl::Duration interval = absl::Seconds(1);
+  int count = 0;  // Frames to show before returning; 0 = until cancelled.
+};
+int RunWatch(const CommandEnv& env, const WatchOptions& options);
+
+struct RunOptions {
+  RolloutOptions rollout;
+  // How long to keep the plan before stopping it everywhere; InfiniteDuration = until it
+  // ends by itself on every node, or Ctrl-C.
+  absl::Duration keep = absl::InfiniteDuration();
+  absl::Duration refresh = absl::Seconds(1);  // Progress refresh and usage polling.
+};
+int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options);
+
+}  // namespace controller
+}  // namespace memload
+
+#endif  // MEMLOAD_CONTROLLER_COMMANDS_H_

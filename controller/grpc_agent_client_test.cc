@@ -1,0 +1,340 @@
+#include "controller/grpc_agent_client.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_matchers.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/memload.grpc.pb.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+// Streams `count` usage messages (agent_rss_bytes 1, 2, ...), then ends the stream, or,
+// when `hold`, keeps it open until the client cancels or the server shuts down.
+class UsageWriter final : public grpc::ServerWriteReactor<v1::NodeUsage> {
+ public:
+  UsageWriter(int count, bool hold) : count_(count), hold_(hold) { Next(); }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      FinishOnce(grpc::Status(grpc::StatusCode::UNKNOWN, "write failed"));
+      return;
+    }
+    Next();
+  }
+  void OnCancel() override { FinishOnce(grpc::Status::CANCELLED); }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (sent_ < count_) {
+      usage_.set_agent_rss_bytes(++sent_);
+      StartWrite(&usage_);
+    } else if (!hold_) {
+      FinishOnce(grpc::Status::OK);
+    }
+  }
+  // OnCancel may run concurrently with OnWriteDone: Finish exactly once.
+  void FinishOnce(const grpc::Status& status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  const int count_;
+  const bool hold_;
+  int sent_ = 0;  // Only touched by serialised write reactions (and the constructor).
+  v1::NodeUsage usage_;
+  std::mutex mutex_;
+  bool finished_ = false;  // Guarded by mutex_.
+};
+
+// GetUsage answers, StartPlan refuses, GetNodeInfo never answers (until FinishHeld), and
+// WatchUsage streams; everything else is UNIMPLEMENTED.
+class TestAgent final : public v1::Agent::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* GetUsage(grpc::CallbackServerContext* context,
+                                     const v1::GetUsageRequest*, v1::NodeUsage* response) override {
+    response->mutable_node()->set_node_name("test-node");
+    response->mutable_meminfo()->set_total_bytes(uint64_t{1} << 30);
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* StartPlan(grpc::CallbackServerContext* context,
+                                      const v1::StartPlanRequest*,
+                                      v1::StartPlanResponse*) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "would cross --max-memory (1 GiB)"));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* GetNodeInfo(grpc::CallbackServerContext* context,
+                                        const v1::GetNodeInfoRequest*, v1::NodeInfo*) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    std::lock_guard<std::mutex> lock(mutex_);
+    held_.push_back(reactor);
+    return reactor;
+  }
+
+  grpc::ServerWriteReactor<v1::NodeUsage>* WatchUsage(grpc::CallbackServerContext*,
+                                                      const v1::WatchUsageRequest*) override {
+    return new UsageWriter(watch_count.load(), watch_hold.load());
+  }
+
+  void FinishHeld() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (grpc::ServerUnaryReactor* reactor : held_) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "test over"));
+    }
+    held_.clear();
+  }
+
+  std::atomic<int> watch_count{3};
+  std::atomic<bool> watch_hold{false};
+
+ private:
+  std::mutex mutex_;
+  std::vector<grpc::ServerUnaryReactor*> held_;  // Guarded by mutex_.
+};
+
+// Collects one asynchronous answer.
+template <typename T>
+class Answer {
+ public:
+  Done<T> callback() {
+    return [this](absl::StatusOr<T> result) { promise_.set_value(std::move(result)); };
+  }
+  absl::StatusOr<T> Get() {
+    if (future_.wait_for(absl::ToChronoNanoseconds(kWait)) != std::future_status::ready) {
+      return absl::InternalError("test: no callback");
+    }
+    return future_.get();
+  }
+
+ private:
+  std::promise<absl::StatusOr<T>> promise_;
+  std::future<absl::StatusOr<T>> future_ = promise_.get_future();
+};
+
+// Watch callbacks, gathered for the test thread.
+struct WatchLog {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<uint64_t> rss;  // Guarded by mutex.
+  bool done = false;          // Guarded by mutex.
+  absl::Status status;        // Guarded by mutex.
+
+  std::function<void(const v1::NodeUsage&)> on_usage() {
+    return [this](const v1::NodeUsage& usage) {
+      std::lock_guard<std::mutex> lock(mutex);
+      rss.push_back(usage.agent_rss_bytes());
+      changed.notify_all();
+    };
+  }
+  std::function<void(absl::Status)> on_done() {
+    return [this](absl::Status final_status) {
+      std::lock_guard<std::mutex> lock(mutex);
+      done = true;
+      status = std::move(final_status);
+      changed.notify_all();
+    };
+  }
+  bool WaitFor(const std::function<bool()>& condition) {
+    std::unique_lock<std::mutex> lock(mutex);
+    return changed.wait_for(lock, absl::ToChronoNanoseconds(kWait), condition);
+  }
+};
+
+// A port on 127.0.0.1 that nothing listens on.
+int ClosedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+class GrpcAgentClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&agent_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    target_ = absl::StrCat("127.0.0.1:", port);
+    client_ = std::make_unique<GrpcAgentClient>(target_);
+  }
+
+  void TearDown() override {
+    agent_.FinishHeld();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+
+  TestAgent agent_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string target_;
+  std::unique_ptr<GrpcAgentClient> client_;
+};
+
+TEST_F(GrpcAgentClientTest, ReturnsTheResponse) {
+  Answer<v1::NodeUsage> answer;
+  client_->GetUsage(v1::GetUsageRequest(), absl::Seconds(5), answer.callback());
+  absl::StatusOr<v1::NodeUsage> usage = answer.Get();
+  ASSERT_THAT(usage, IsOk());
+  EXPECT_EQ(usage->node().node_name(), "test-node");
+  EXPECT_EQ(usage->meminfo().total_bytes(), uint64_t{1} << 30);
+  EXPECT_EQ(client_->target(), target_);
+}
+
+TEST_F(GrpcAgentClientTest, AgentErrorKeepsItsCodeAndNamesTheTarget) {
+  Answer<v1::StartPlanResponse> answer;
+  client_->StartPlan(v1::StartPlanRequest(), absl::Seconds(5), answer.callback());
+  EXPECT_THAT(answer.Get(), StatusIs(absl::StatusCode::kResourceExhausted,
+                                     target_ + ": would cross --max-memory (1 GiB)"));
+}
+
+TEST_F(GrpcAgentClientTest, UnimplementedMethod) {
+  Answer<v1::ListPlansResponse> answer;
+  client_->ListPlans(v1::ListPlansRequest(), absl::Seconds(5), answer.callback());
+  EXPECT_THAT(answer.Get(), StatusIs(absl::StatusCode::kUnimplemented, StartsWith(target_ + ": ")));
+}
+
+TEST_F(GrpcAgentClientTest, DeadlineExceededSaysHowLongItWaited) {
+  Answer<v1::NodeInfo> answer;
+  const absl::Time start = absl::Now();
+  client_->GetNodeInfo(v1::GetNodeInfoRequest(), absl::Milliseconds(200), answer.callback());
+  EXPECT_THAT(answer.Get(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, target_ + ": no answer within 200ms"));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(190));
+}
+
+TEST_F(GrpcAgentClientTest, UnreachableAgent) {
+  const std::string closed = absl::StrCat("127.0.0.1:", ClosedPort());
+  GrpcAgentClient client(closed);
+  Answer<v1::NodeUsage> answer;
+  client.GetUsage(v1::GetUsageRequest(), absl::Seconds(5), answer.callback());
+  EXPECT_THAT(answer.Get(), StatusIs(absl::StatusCode::kUnavailable,
+                                     StartsWith(closed + ": agent unreachable (")));
+}
+
+TEST_F(GrpcAgentClientTest, ConcurrentCallsShareTheChannel) {
+  constexpr int kCalls = 50;
+  std::vector<std::unique_ptr<Answer<v1::NodeUsage>>> answers;
+  for (int i = 0; i < kCalls; ++i) {
+    answers.push_back(std::make_unique<Answer<v1::NodeUsage>>());
+    client_->GetUsage(v1::GetUsageRequest(), absl::Seconds(5), answers.back()->callback());
+  }
+  for (auto& answer : answers) EXPECT_THAT(answer->Get(), IsOk());
+}
+
+TEST_F(GrpcAgentClientTest, CallOutlivesItsClient) {
+  Answer<v1::NodeInfo> answer;
+  client_->GetNodeInfo(v1::GetNodeInfoRequest(), absl::Milliseconds(100), answer.callback());
+  client_.reset();
+  EXPECT_THAT(answer.Get(), StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("100ms")));
+}
+
+TEST_F(GrpcAgentClientTest, FactoryClientsWork) {
+  AgentClientFactory factory = GrpcAgentClientFactory();
+  std::unique_ptr<AgentClient> first = factory(target_);
+  std::unique_ptr<AgentClient> second = factory(target_);  // Same channel.
+  Answer<v1::NodeUsage> a;
+  Answer<v1::NodeUsage> b;
+  first->GetUsage(v1::GetUsageRequest(), absl::Seconds(5), a.callback());
+  second->GetUsage(v1::GetUsageRequest(), absl::Seconds(5), b.callback());
+  EXPECT_THAT(a.Get(), IsOk());
+  EXPECT_THAT(b.Get(), IsOk());
+  EXPECT_EQ(first->target(), target_);
+}
+
+TEST_F(GrpcAgentClientTest, WatchUsageStreamsUntilTheAgentEndsIt) {
+  agent_.watch_count = 3;
+  WatchLog log;
+  std::unique_ptr<UsageWatch> watch =
+      client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
+  ASSERT_TRUE(log.WaitFor([&] { return log.done; }));
+  std::lock_guard<std::mutex> lock(log.mutex);
+  EXPECT_EQ(log.rss, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_THAT(log.status, IsOk());
+}
+
+TEST_F(GrpcAgentClientTest, WatchUsageCancel) {
+  agent_.watch_count = 1;
+  agent_.watch_hold = true;
+  WatchLog log;
+  std::unique_ptr<UsageWatch> watch =
+      client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
+  ASSERT_TRUE(log.WaitFor([&] { return log.rss.size() == 1; }));
+  watch->Cancel();
+  ASSERT_TRUE(log.WaitFor([&] { return log.done; }));
+  std::lock_guard<std::mutex> lock(log.mutex);
+  EXPECT_THAT(log.status, StatusIs(absl::StatusCode::kCancelled, StartsWith(target_)));
+}
+
+TEST_F(GrpcAgentClientTest, DestroyingAWatchEndsItFirst) {
+  agent_.watch_count = 1;
+  agent_.watch_hold = true;
+  WatchLog log;
+  std::unique_ptr<UsageWatch> watch =
+      client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
+  ASSERT_TRUE(log.WaitFor([&] { return log.rss.size() == 1; }));
+  watch.reset();
+  std::lock_guard<std::mutex> lock(log.mutex);  // on_done has run: no waiting needed.
+  EXPECT_TRUE(log.done);
+  EXPECT_EQ(log.status.code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(GrpcAgentClientTest, WatchUsageOfAnUnreachableAgent) {
+  GrpcAgentClient client(absl::StrCat("127.0.0.1:", ClosedPort()));
+  WatchLog log;
+  std::unique_ptr<UsageWatch> watch =
+      client.WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
+  ASSERT_TRUE(log.WaitFor([&] { return log.done; }));
+  std::lock_guard<std::mutex> lock(log.mutex);
+  EXPECT_THAT(log.status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("agent unreachable")));
+  EXPECT_TRUE(log.rss.empty());
+}
+
+TEST(FromGrpcStatusTest, MapsCodesAndMessages) {
+  EXPECT_THAT(FromGrpcStatus(grpc::Status::OK, "a:1", absl::Seconds(2)), IsOk());
+  EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "no plan x"), "a:1",
+                             absl::Seconds(2)),
+              StatusIs(absl::StatusCode::kNotFound, "a:1: no plan x"));
+  EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"),
+                             "10.0.0.5:7070", absl::Seconds(2)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, "10.0.0.5:7070: no answer within 2s"));
+  EXPECT_THAT(FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused"),
+                             "10.0.0.5:7070", absl::Seconds(2)),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       "10.0.0.5:7070: agent unreachable (connection refused)"));
+}
+
+}  // namespace
+}  // namespace controller
+}  // namespace memload

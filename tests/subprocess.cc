@@ -1,0 +1,232 @@
+#include "tests/subprocess.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "core/node_readers.h"
+
+namespace memload {
+namespace testing {
+namespace {
+
+std::string TempPath(const std::string& stem) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  static int counter = 0;
+  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", stem, "-", getpid(), "-", ++counter);
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+bool WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream file(path);
+  file << text;
+  file.flush();
+  return static_cast<bool>(file);
+}
+
+}  // namespace
+
+std::string AgentBinary() { return "agent/memload-agent"; }
+std::string WorkerBinary() { return "agent/memload-worker"; }
+std::string CtlBinary() { return "controller/memloadctl"; }
+
+absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
+                                             const std::string& cgroup_procs) {
+  Subprocess process;
+  process.stdout_path_ = TempPath("stdout");
+  process.stderr_path_ = TempPath("stderr");
+  const int out = open(process.stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int err = open(process.stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0 || err < 0) return absl::InternalError("cannot create output files");
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid == 0) {
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    const int null = open("/dev/null", O_RDONLY);
+    if (null >= 0) dup2(null, STDIN_FILENO);
+    if (!cgroup_procs.empty()) {
+      const int procs = open(cgroup_procs.c_str(), O_WRONLY);
+      if (procs < 0 || write(procs, "0", 1) != 1) _exit(126);
+      close(procs);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out);
+  close(err);
+  process.pid_ = pid;
+  return process;
+}
+
+Subprocess::Subprocess(Subprocess&& other) noexcept
+    : pid_(other.pid_),
+      reaped_(other.reaped_),
+      exit_code_(other.exit_code_),
+      stdout_path_(std::move(other.stdout_path_)),
+      stderr_path_(std::move(other.stderr_path_)) {
+  other.pid_ = -1;
+}
+
+Subprocess::~Subprocess() {
+  if (pid_ > 0 && !reaped_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void Subprocess::Signal(int signal) const {
+  if (pid_ > 0 && !reaped_) kill(pid_, signal);
+}
+
+std::optional<int> Subprocess::Wait(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!reaped_) {
+    int status = 0;
+    const pid_t done = waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      reaped_ = true;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    if (absl::Now() >= deadline) return std::nullopt;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return exit_code_;
+}
+
+bool Subprocess::running() { return !Wait(absl::ZeroDuration()).has_value(); }
+
+std::string Subprocess::Stdout() const { return ReadAll(stdout_path_); }
+std::string Subprocess::Stderr() const { return ReadAll(stderr_path_); }
+
+CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout) {
+  CommandResult result;
+  absl::StatusOr<Subprocess> process = Subprocess::Start(argv);
+  if (!process.ok()) {
+    result.err = std::string(process.status().message());
+    return result;
+  }
+  std::optional<int> code = process->Wait(timeout);
+  if (!code.has_value()) {
+    process->Signal(SIGKILL);
+    code = process->Wait(absl::Seconds(5));
+    result.err = "timed out; ";
+  }
+  result.exit_code = code.value_or(-1);
+  result.out = process->Stdout();
+  result.err += process->Stderr();
+  return result;
+}
+
+std::string WaitForAgentAddress(Subprocess& agent, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    const std::string log = agent.Stderr();
+    const size_t at = log.find("listening on ");
+    if (at != std::string::npos) {
+      const size_t begin = at + std::strlen("listening on ");
+      const size_t end = log.find(' ', begin);
+      if (end != std::string::npos) return log.substr(begin, end - begin);
+    }
+    if (!agent.running()) return "";
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return "";
+}
+
+std::vector<pid_t> WorkersOf(pid_t agent_pid) {
+  std::vector<pid_t> workers;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return workers;
+  while (dirent* entry = readdir(proc)) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
+    const std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+    // "pid (comm) state ppid ..."
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos || stat.find("(memload-worker") == std::string::npos) continue;
+    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+    int parent = 0;
+    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &parent) && parent == agent_pid &&
+        fields[0] != "Z") {
+      workers.push_back(pid);
+    }
+  }
+  closedir(proc);
+  return workers;
+}
+
+absl::StatusOr<TestCgroup> TestCgroup::Create(const std::string& name, uint64_t limit_bytes) {
+  absl::StatusOr<std::string> cgroup_file = ReadFileToString("/proc/self/cgroup");
+  absl::StatusOr<std::string> mountinfo = ReadFileToString("/proc/self/mountinfo");
+  if (!cgroup_file.ok() || !mountinfo.ok()) return absl::UnavailableError("no /proc cgroup info");
+  absl::StatusOr<std::string> own = FindMemoryCgroupPath(*cgroup_file, *mountinfo);
+  if (!own.ok()) return own.status();
+  TestCgroup cgroup;
+  cgroup.dir_ = absl::StrCat(*own, "/", name, "-", getpid());
+  if (mkdir(cgroup.dir_.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create cgroup ", cgroup.dir_, ": ", std::strerror(errno)));
+  }
+  struct stat info;
+  if (stat((cgroup.dir_ + "/memory.limit_in_bytes").c_str(), &info) == 0) {
+    cgroup.version_ = 1;
+    if (!WriteFile(cgroup.dir_ + "/memory.limit_in_bytes", std::to_string(limit_bytes))) {
+      return absl::UnavailableError("cannot set memory.limit_in_bytes");
+    }
+  } else if (stat((cgroup.dir_ + "/memory.max").c_str(), &info) == 0) {
+    cgroup.version_ = 2;
+    if (!WriteFile(cgroup.dir_ + "/memory.max", std::to_string(limit_bytes)) ||
+        !WriteFile(cgroup.dir_ + "/memory.swap.max", "0")) {
+      return absl::UnavailableError("cannot set memory.max");
+    }
+  } else {
+    rmdir(cgroup.dir_.c_str());
+    return absl::UnavailableError("the new cgroup has no memory controller files");
+  }
+  return cgroup;
+}
+
+TestCgroup::TestCgroup(TestCgroup&& other) noexcept
+    : dir_(std::move(other.dir_)), version_(other.version_) {
+  other.dir_.clear();
+}
+
+TestCgroup::~TestCgroup() {
+  if (dir_.empty()) return;
+  // The kernel refuses while exiting processes are still charged; retry briefly.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (rmdir(dir_.c_str()) != 0 && errno == EBUSY && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+}  // namespace testing
+}  // namespace memload

@@ -1,0 +1,94 @@
+// Test helpers that run memload's real binaries as child processes: spawn with captured
+// output, optionally inside a memory cgroup; wait with a deadline; read the agent's bound
+// address from its first log line. Bounded in time everywhere: nothing here waits forever.
+//
+//   Subprocess agent = Subprocess::Start({AgentBinary(), "--listen=127.0.0.1:0"});
+//   std::string address = WaitForAgentAddress(agent, absl::Seconds(10));
+//   ...
+//   agent.Signal(SIGTERM);
+//   std::optional<int> code = agent.Wait(absl::Seconds(2));
+//
+// Thread-safety: thread-compatible.
+#ifndef MEMLOAD_TESTS_SUBPROCESS_H_
+#define MEMLOAD_TESTS_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace memload {
+namespace testing {
+
+// Paths of the binaries in the test's runfiles (Bazel runs tests from the workspace root).
+std::string AgentBinary();
+std::string WorkerBinary();
+std::string CtlBinary();
+
+class Subprocess {
+ public:
+  // Starts argv[0] with argv; stdout and stderr go to files of their own. When
+  // `cgroup_procs` is set, the child moves itself into that cgroup before exec.
+  static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
+                                          const std::string& cgroup_procs = "");
+  Subprocess(Subprocess&& other) noexcept;
+  Subprocess& operator=(Subprocess&& other) = delete;
+  ~Subprocess();  // SIGKILL and reap if still running.
+
+  pid_t pid() const { return pid_; }
+  void Signal(int signal) const;
+  // The exit code (128 + signal when killed), or nullopt if still running at the deadline.
+  std::optional<int> Wait(absl::Duration timeout);
+  bool running();
+  std::string Stdout() const;
+  std::string Stderr() const;
+
+ private:
+  Subprocess() = default;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int exit_code_ = -1;
+  std::string stdout_path_;
+  std::string stderr_path_;
+};
+
+// Runs a command to completion (memloadctl): exit code and captured output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout);
+
+// Waits for "listening on HOST:PORT" in the agent's log; "" on timeout or early exit.
+std::string WaitForAgentAddress(Subprocess& agent, absl::Duration timeout);
+
+// Pids of live memload-worker processes whose parent is `agent_pid`.
+std::vector<pid_t> WorkersOf(pid_t agent_pid);
+
+// A memory cgroup of the test's own (v1 or v2) with a limit; removed on destruction (its
+// processes must be gone by then). Start() fails (→ the test skips) where cgroups cannot
+// be created.
+class TestCgroup {
+ public:
+  static absl::StatusOr<TestCgroup> Create(const std::string& name, uint64_t limit_bytes);
+  TestCgroup(TestCgroup&& other) noexcept;
+  ~TestCgroup();
+  const std::string& dir() const { return dir_; }
+  std::string procs_file() const { return dir_ + "/cgroup.procs"; }
+  int version() const { return version_; }
+
+ private:
+  TestCgroup() = default;
+  std::string dir_;
+  int version_ = 0;
+};
+
+}  // namespace testing
+}  // namespace memload
+
+#endif  // MEMLOAD_TESTS_SUBPROCESS_H_
