@@ -152,6 +152,13 @@ absl::StatusOr<RolloutOptions> CollectRollout() {
 }
 
 int Main(int argc, char** argv) {
+  // Before any thread exists (gRPC starts its own): every thread inherits the blocked
+  // SIGINT/SIGTERM, so only the signal thread below ever receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   absl::SetProgramUsageMessage(kUsage);
   std::vector<std::string> args = NormalizeFlagNames(argc, argv);
   std::vector<char*> pointers;
@@ -225,11 +232,6 @@ int Main(int argc, char** argv) {
   // what it started and reports. A second signal exits at once.
   static CancelSignal cancel;  // Outlives the detached signal thread.
   env.cancel = &cancel;
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::thread([signals] {
     int signal = 0;
     sigwait(&signals, &signal);
