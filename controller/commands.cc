@@ -98,6 +98,22 @@ std::vector<TargetResult<v1::StopPlanResponse>> StopOn(const CommandEnv& env,
       Idempotent(env));
 }
 
+// The targets an aborted or finished rollout must stop: those that started the plan, and
+// those whose start ended UNAVAILABLE or DEADLINE_EXCEEDED (it may have reached the agent
+// and started anyway). A definite refusal started nothing: stopping there could even hit
+// another plan holding the same id (ALREADY_EXISTS).
+template <typename Response>
+std::vector<size_t> MayHaveStarted(const RolloutResult<Response>& started) {
+  std::vector<size_t> indexes;
+  for (size_t i = 0; i < started.results.size(); ++i) {
+    const TargetResult<Response>& result = started.results[i];
+    if (result.attempted() && (result.response.ok() || IsRetryable(result.response.status()))) {
+      indexes.push_back(i);
+    }
+  }
+  return indexes;
+}
+
 }  // namespace
 
 int RunAgents(const CommandEnv& env) {
@@ -165,11 +181,13 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
   }
   if (started.stopped_by_failures || started.cancelled) {
     // Release what this rollout started, and say so per node.
+    const std::vector<size_t> release = MayHaveStarted(started);
     std::vector<AgentClient*> to_release;
-    for (size_t i : started.succeeded) to_release.push_back(selection.clients[i]);
+    for (size_t i : release) to_release.push_back(selection.clients[i]);
     std::vector<TargetResult<v1::StopPlanResponse>> stopped = StopOn(env, to_release, spec.plan_id());
-    for (size_t k = 0; k < started.succeeded.size(); ++k) {
-      const size_t i = started.succeeded[k];
+    for (size_t k = 0; k < release.size(); ++k) {
+      const size_t i = release[k];
+      if (!results[i].value.ok()) continue;  // Its failed start is what the node reports.
       results[i].value = absl::AbortedError(absl::StrCat(
           started.cancelled ? "interrupted" : "too many nodes failed (--max-failures)",
           "; the plan was stopped here again",
@@ -359,6 +377,11 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
       node.errors.push_back(started.results[i].response.status());
     }
   }
+  // Failed starts that may have started the plan anyway: stopped at the end too.
+  std::vector<AgentClient*> uncertain;
+  for (size_t i : MayHaveStarted(started)) {
+    if (!started.results[i].response.ok()) uncertain.push_back(selection.clients[i]);
+  }
 
   CancelSignal never;
   CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
@@ -420,12 +443,14 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
 
   // Stop everywhere it started (also after an interrupted or failed rollout): the final
   // statuses come back with the stop.
-  std::vector<TargetResult<v1::StopPlanResponse>> stopped = StopOn(env, running, spec.plan_id());
-  for (size_t k = 0; k < running.size(); ++k) {
-    RunNode& node = view.nodes[index[running[k]]];
+  std::vector<AgentClient*> to_stop = running;
+  to_stop.insert(to_stop.end(), uncertain.begin(), uncertain.end());
+  std::vector<TargetResult<v1::StopPlanResponse>> stopped = StopOn(env, to_stop, spec.plan_id());
+  for (size_t k = 0; k < to_stop.size(); ++k) {
+    RunNode& node = view.nodes[index[to_stop[k]]];
     if (stopped[k].response.ok()) {
       node.plan = stopped[k].response->plan();
-    } else {
+    } else if (k < running.size()) {  // An uncertain node already reports its failed start.
       node.errors.push_back(stopped[k].response.status());
     }
   }

@@ -1,0 +1,565 @@
+#include "controller/commands.h"
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "controller/fake_agent_client.h"
+#include "core/cancel_signal.h"
+#include "core/status_matchers.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+constexpr absl::Duration kWait = absl::Seconds(10);  // Bound on every wait in these tests.
+constexpr char kPlanId[] = "drill-1";
+
+// A fleet of fakes behind a CommandEnv that prints JSON into a string.
+struct Harness {
+  explicit Harness(int n) : targets(FakeFleet::Targets(n)), fleet(targets) {
+    env.targets = targets;
+    env.factory = fleet.factory();
+    env.out = &out;
+    env.json = true;
+    env.fanout.timeout = absl::Seconds(5);
+    env.fanout.retry.max_attempts = 1;  // Tests that retry say so.
+    env.fanout.retry.initial_backoff = absl::Milliseconds(10);
+    env.fanout.retry.jitter = 0;
+  }
+
+  // The calls of `method` (to `target`, or to any), in arrival order.
+  std::vector<FakeCall> Calls(const std::string& method, const std::string& target = "") const {
+    std::vector<FakeCall> calls;
+    for (FakeCall& call : fleet.Calls()) {
+      if (call.method == method && (target.empty() || call.target == target)) {
+        calls.push_back(std::move(call));
+      }
+    }
+    return calls;
+  }
+  std::vector<std::string> TargetsOf(const std::string& method) const {
+    std::vector<std::string> called;
+    for (const FakeCall& call : Calls(method)) called.push_back(call.target);
+    return called;
+  }
+
+  // The output as a script would read it; fails the test unless it is one JSON document.
+  google::protobuf::Struct Json() const {
+    google::protobuf::Struct document;
+    const auto status = google::protobuf::util::JsonStringToMessage(out.str(), &document);
+    EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << out.str();
+    return document;
+  }
+
+  const std::vector<std::string> targets;
+  FakeFleet fleet;
+  std::ostringstream out;
+  CommandEnv env;
+};
+
+const google::protobuf::Value& Field(const google::protobuf::Struct& object,
+                                     const std::string& key) {
+  static const google::protobuf::Value* const kMissing = new google::protobuf::Value;
+  const auto it = object.fields().find(key);
+  EXPECT_TRUE(it != object.fields().end()) << "no field " << key;
+  return it == object.fields().end() ? *kMissing : it->second;
+}
+const google::protobuf::Struct& Sub(const google::protobuf::Struct& object,
+                                    const std::string& key) {
+  return Field(object, key).struct_value();
+}
+std::vector<google::protobuf::Struct> Nodes(const google::protobuf::Struct& document) {
+  std::vector<google::protobuf::Struct> nodes;
+  for (const auto& value : Field(document, "nodes").list_value().values()) {
+    nodes.push_back(value.struct_value());
+  }
+  return nodes;
+}
+void ExpectSummary(const google::protobuf::Struct& document, int nodes, int ok, int failed) {
+  const google::protobuf::Struct& summary = Sub(document, "summary");
+  EXPECT_EQ(Field(summary, "nodes").number_value(), nodes);
+  EXPECT_EQ(Field(summary, "ok").number_value(), ok);
+  EXPECT_EQ(Field(summary, "failed").number_value(), failed);
+  EXPECT_EQ(Field(document, "ok").bool_value(), failed == 0);
+}
+std::string ErrorCode(const google::protobuf::Struct& node) {
+  return Field(Sub(node, "error"), "code").string_value();
+}
+
+v1::PlanSpec Spec() {
+  v1::PlanSpec spec;
+  spec.set_plan_id(kPlanId);
+  return spec;
+}
+
+v1::PlanStatus Plan(const std::string& id, v1::PlanState state, bool outcome_ok = true) {
+  v1::PlanStatus plan;
+  plan.set_plan_id(id);
+  plan.set_state(state);
+  plan.set_outcome_ok(outcome_ok);
+  return plan;
+}
+
+// The plan id a StartPlan/StopPlan/ResizePlan call names.
+std::string PlanIdOf(const FakeCall& call) {
+  if (const auto* start = call.RequestAs<v1::StartPlanRequest>()) return start->spec().plan_id();
+  if (const auto* stop = call.RequestAs<v1::StopPlanRequest>()) return stop->plan_id();
+  if (const auto* resize = call.RequestAs<v1::ResizePlanRequest>()) return resize->plan_id();
+  return "";
+}
+
+// A healthy agent: GetUsage names the node after its target, StartPlan accepts (PENDING),
+// StopPlan stops; anything else gets the default response.
+FakeReply Healthy(const FakeCall& call) {
+  if (call.method == "GetUsage") {
+    v1::NodeUsage usage;
+    usage.mutable_node()->set_node_name("node@" + call.target);
+    usage.set_plans_resident_bytes(4096);
+    return usage;
+  }
+  if (call.method == "StartPlan") {
+    v1::StartPlanResponse response;
+    *response.mutable_plan() = Plan(PlanIdOf(call), v1::PLAN_STATE_PENDING);
+    response.set_created(true);
+    return response;
+  }
+  if (call.method == "StopPlan") {
+    v1::StopPlanResponse response;
+    *response.mutable_plan() = Plan(PlanIdOf(call), v1::PLAN_STATE_STOPPED);
+    return response;
+  }
+  return FakeReply();
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Partial failure
+
+TEST(RunUsageTest, FailedNodeNeverHidesTheOthers) {
+  Harness h(3);
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    if (call.target == h.targets[1]) return absl::UnavailableError("connection refused");
+    return Healthy(call);
+  });
+  EXPECT_EQ(RunUsage(h.env), kExitNodesFailed);
+
+  const google::protobuf::Struct document = h.Json();
+  EXPECT_EQ(Field(document, "command").string_value(), "usage");
+  ExpectSummary(document, 3, 2, 1);
+  const std::vector<google::protobuf::Struct> nodes = Nodes(document);
+  ASSERT_EQ(nodes.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(Field(nodes[i], "target").string_value(), h.targets[i]);
+    EXPECT_EQ(Field(nodes[i], "ok").bool_value(), i != 1);
+  }
+  for (size_t i : {0, 2}) {
+    const google::protobuf::Struct& usage = Sub(nodes[i], "usage");
+    EXPECT_EQ(Field(Sub(usage, "node"), "nodeName").string_value(), "node@" + h.targets[i]);
+    EXPECT_EQ(Field(usage, "plansResidentBytes").string_value(), "4096");
+  }
+  EXPECT_EQ(ErrorCode(nodes[1]), "UNAVAILABLE");
+  EXPECT_THAT(Field(Sub(nodes[1], "error"), "message").string_value(),
+              HasSubstr("connection refused"));
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Rollout order, waves and stagger
+
+TEST(RunStartTest, WavesInOrderSpacedByStagger) {
+  constexpr absl::Duration kStagger = absl::Milliseconds(50);
+  for (const auto& [rollout, wave_size] :
+       std::vector<std::pair<std::string, size_t>>{{"serial", 1}, {"batch:2", 2}}) {
+    SCOPED_TRACE(rollout);
+    Harness h(4);
+    h.fleet.SetResponder(Healthy);
+    RolloutOptions options;
+    ASSERT_THAT(ParseRollout(rollout), IsOk());
+    options.strategy = *ParseRollout(rollout);
+    options.stagger = kStagger;
+    EXPECT_EQ(RunStart(h.env, Spec(), options), kExitOk);
+
+    const std::vector<FakeCall> starts = h.Calls("StartPlan");
+    EXPECT_THAT(h.TargetsOf("StartPlan"), ElementsAreArray(h.targets));
+    ASSERT_EQ(starts.size(), 4u);
+    for (const FakeCall& call : starts) EXPECT_EQ(PlanIdOf(call), kPlanId);
+    // Every call of wave w starts at least `stagger` after the last answer of wave w-1.
+    for (size_t begin = wave_size; begin < starts.size(); begin += wave_size) {
+      absl::Time previous_end = absl::InfinitePast();
+      for (size_t i = begin - wave_size; i < begin; ++i) {
+        previous_end = std::max(previous_end, starts[i].answered);
+      }
+      for (size_t i = begin; i < begin + wave_size; ++i) {
+        EXPECT_GE(starts[i].time - previous_end, kStagger) << "call " << i;
+      }
+    }
+    EXPECT_TRUE(h.Calls("StopPlan").empty());
+
+    const google::protobuf::Struct document = h.Json();
+    ExpectSummary(document, 4, 4, 0);
+    const std::vector<google::protobuf::Struct> nodes = Nodes(document);
+    ASSERT_EQ(nodes.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(Field(nodes[i], "target").string_value(), h.targets[i]);
+      EXPECT_EQ(Field(Sub(nodes[i], "plan"), "planId").string_value(), kPlanId);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. --max-failures
+
+TEST(RunStartTest, MaxFailuresStopsTheRolloutAndReleasesWhatStarted) {
+  for (const absl::Status& failure :
+       {absl::InvalidArgumentError("bad spec"), absl::ResourceExhaustedError("no room")}) {
+    SCOPED_TRACE(failure.ToString());
+    Harness h(4);
+    h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+      if (call.method == "StartPlan" && call.target == h.targets[1]) return failure;
+      return Healthy(call);
+    });
+    RolloutOptions options;
+    options.strategy.mode = RolloutStrategy::Mode::kSerial;
+    options.max_failures.value = 0;
+    EXPECT_EQ(RunStart(h.env, Spec(), options), kExitNodesFailed);
+
+    EXPECT_THAT(h.TargetsOf("StartPlan"), ElementsAre(h.targets[0], h.targets[1]));
+    const std::vector<FakeCall> stops = h.Calls("StopPlan");
+    ASSERT_EQ(stops.size(), 1u);
+    EXPECT_EQ(stops[0].target, h.targets[0]);
+    EXPECT_EQ(PlanIdOf(stops[0]), kPlanId);
+
+    const google::protobuf::Struct document = h.Json();
+    ExpectSummary(document, 4, 0, 4);
+    const std::vector<google::protobuf::Struct> nodes = Nodes(document);
+    ASSERT_EQ(nodes.size(), 4u);
+    EXPECT_EQ(ErrorCode(nodes[0]), "ABORTED");  // Started, then released.
+    EXPECT_EQ(ErrorCode(nodes[1]), absl::StatusCodeToString(failure.code()));
+    EXPECT_EQ(ErrorCode(nodes[2]), "ABORTED");  // Never attempted.
+    EXPECT_EQ(ErrorCode(nodes[3]), "ABORTED");
+  }
+}
+
+// A start that timed out may have begun on its node: an aborted rollout releases it too
+// (not a node that refused it: see the test above).
+TEST(RolloutAbortTest, AlsoReleasesAStartThatTimedOut) {
+  for (const bool run : {false, true}) {
+    SCOPED_TRACE(run ? "run" : "start");
+    Harness h(3);
+    h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+      if (call.method == "StartPlan" && call.target == h.targets[1]) {
+        return absl::DeadlineExceededError("deadline exceeded");
+      }
+      return Healthy(call);
+    });
+    RunOptions options;
+    options.rollout.strategy.mode = RolloutStrategy::Mode::kSerial;
+    options.rollout.max_failures.value = 0;
+    EXPECT_EQ(run ? RunRun(h.env, Spec(), options) : RunStart(h.env, Spec(), options.rollout),
+              kExitNodesFailed);
+
+    EXPECT_THAT(h.TargetsOf("StartPlan"), ElementsAre(h.targets[0], h.targets[1]));
+    EXPECT_THAT(h.TargetsOf("StopPlan"), UnorderedElementsAre(h.targets[0], h.targets[1]));
+    for (const FakeCall& stop : h.Calls("StopPlan")) EXPECT_EQ(PlanIdOf(stop), kPlanId);
+    const std::vector<google::protobuf::Struct> nodes = Nodes(h.Json());
+    ASSERT_EQ(nodes.size(), 3u);
+    EXPECT_EQ(ErrorCode(nodes[1]), "DEADLINE_EXCEEDED");  // Its own failure, not the stop.
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Ctrl-C mid-rollout
+
+// Runs `command` over 3 nodes with a serial rollout and an hour of stagger, and cancels
+// once the first StartPlan arrived: it must return at once, having released node 0 only.
+void ExpectCtrlCReleasesWhatStarted(
+    const std::function<int(const CommandEnv&, const RolloutOptions&)>& command) {
+  Harness h(3);
+  CancelSignal ctrl_c;
+  CancelSignal first_start;  // Used as a one-shot notification.
+  h.env.cancel = &ctrl_c;
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    if (call.method == "StartPlan") first_start.Cancel();
+    return Healthy(call);
+  });
+  std::thread signal_thread([&] {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (!first_start.WaitUntil(deadline) && absl::Now() < deadline) {
+    }
+    EXPECT_TRUE(first_start.cancelled()) << "no StartPlan within " << kWait;
+    ctrl_c.Cancel();
+  });
+  RolloutOptions rollout;
+  rollout.strategy.mode = RolloutStrategy::Mode::kSerial;
+  rollout.stagger = absl::Hours(1);
+  const absl::Time begin = absl::Now();
+  const int exit_code = command(h.env, rollout);
+  const absl::Duration took = absl::Now() - begin;
+  signal_thread.join();
+
+  EXPECT_EQ(exit_code, kExitInterrupted);
+  EXPECT_LT(took, absl::Seconds(2));
+  EXPECT_THAT(h.TargetsOf("StartPlan"), ElementsAre(h.targets[0]));
+  const std::vector<FakeCall> stops = h.Calls("StopPlan");
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].target, h.targets[0]);
+  EXPECT_EQ(PlanIdOf(stops[0]), kPlanId);
+  const google::protobuf::Struct document = h.Json();
+  EXPECT_FALSE(Field(document, "ok").bool_value());
+  EXPECT_EQ(Nodes(document).size(), 3u);
+}
+
+TEST(CtrlCTest, StartReleasesWhatStarted) {
+  ExpectCtrlCReleasesWhatStarted([](const CommandEnv& env, const RolloutOptions& rollout) {
+    return RunStart(env, Spec(), rollout);
+  });
+}
+
+TEST(CtrlCTest, RunReleasesWhatStarted) {
+  ExpectCtrlCReleasesWhatStarted([](const CommandEnv& env, const RolloutOptions& rollout) {
+    RunOptions options;
+    options.rollout = rollout;
+    options.refresh = absl::Milliseconds(20);
+    return RunRun(env, Spec(), options);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. run: start, renew, watch to the end, stop, summary
+
+// Agents running one plan: ListPlans shows it HOLDING `holding_lists` times, then with
+// its final status (COMPLETED unless `ends` says otherwise), which StopPlan then returns.
+class PlanScript {
+ public:
+  PlanScript(int holding_lists, std::map<std::string, v1::PlanStatus> ends)
+      : holding_lists_(holding_lists), ends_(std::move(ends)) {}
+
+  FakeReply Answer(const FakeCall& call) {
+    if (call.method == "GetNodeInfo") {
+      v1::NodeInfo info;
+      info.set_node_name("node@" + call.target);
+      return info;
+    }
+    if (call.method == "ListPlans") {
+      v1::ListPlansResponse response;
+      *response.add_plans() = Plan("someone-else", v1::PLAN_STATE_HOLDING);
+      std::lock_guard<std::mutex> lock(mutex_);
+      *response.add_plans() = ++lists_[call.target] <= holding_lists_
+                                  ? Plan(kPlanId, v1::PLAN_STATE_HOLDING)
+                                  : End(call.target);
+      return response;
+    }
+    if (call.method == "StopPlan") {
+      v1::StopPlanResponse response;
+      *response.mutable_plan() = End(call.target);
+      return response;
+    }
+    return Healthy(call);
+  }
+
+ private:
+  v1::PlanStatus End(const std::string& target) const {
+    auto it = ends_.find(target);
+    return it != ends_.end() ? it->second : Plan(kPlanId, v1::PLAN_STATE_COMPLETED);
+  }
+
+  const int holding_lists_;
+  const std::map<std::string, v1::PlanStatus> ends_;
+  std::mutex mutex_;
+  std::map<std::string, int> lists_;  // Guarded by mutex_.
+};
+
+RunOptions FastRun() {
+  RunOptions options;
+  options.refresh = absl::Milliseconds(20);
+  return options;
+}
+
+TEST(RunRunTest, RunsToTheEndRenewingLeases) {
+  Harness h(2);
+  PlanScript script(/*holding_lists=*/3, {});
+  h.fleet.SetResponder([&](const FakeCall& call) { return script.Answer(call); },
+                       FakeDelivery::kAsync);
+  EXPECT_EQ(RunRun(h.env, Spec(), FastRun()), kExitOk);
+
+  for (const std::string& target : h.targets) {
+    SCOPED_TRACE(target);
+    const std::vector<FakeCall> renews = h.Calls("RenewLeases", target);
+    ASSERT_FALSE(renews.empty());
+    EXPECT_THAT(renews[0].RequestAs<v1::RenewLeasesRequest>()->plan_ids(), ElementsAre(kPlanId));
+    EXPECT_EQ(h.Calls("StartPlan", target).size(), 1u);
+    const std::vector<FakeCall> stops = h.Calls("StopPlan", target);
+    ASSERT_EQ(stops.size(), 1u);
+    EXPECT_EQ(PlanIdOf(stops[0]), kPlanId);
+  }
+  const google::protobuf::Struct document = h.Json();
+  EXPECT_EQ(Field(document, "planId").string_value(), kPlanId);
+  ExpectSummary(document, 2, 2, 0);
+  const std::vector<google::protobuf::Struct> nodes = Nodes(document);
+  ASSERT_EQ(nodes.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(Field(nodes[i], "node").string_value(), "node@" + h.targets[i]);
+    EXPECT_EQ(Field(Sub(nodes[i], "plan"), "state").string_value(), "PLAN_STATE_COMPLETED");
+  }
+}
+
+TEST(RunRunTest, UnexpectedOomKillFailsItsNode) {
+  Harness h(2);
+  PlanScript script(/*holding_lists=*/2,
+                    {{h.targets[1], Plan(kPlanId, v1::PLAN_STATE_OOM_KILLED, false)}});
+  h.fleet.SetResponder([&](const FakeCall& call) { return script.Answer(call); },
+                       FakeDelivery::kAsync);
+  EXPECT_EQ(RunRun(h.env, Spec(), FastRun()), kExitNodesFailed);
+
+  const google::protobuf::Struct document = h.Json();
+  ExpectSummary(document, 2, 1, 1);
+  const std::vector<google::protobuf::Struct> nodes = Nodes(document);
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_TRUE(Field(nodes[0], "ok").bool_value());
+  EXPECT_FALSE(Field(nodes[1], "ok").bool_value());
+  EXPECT_EQ(Field(Sub(nodes[1], "plan"), "state").string_value(), "PLAN_STATE_OOM_KILLED");
+  EXPECT_EQ(ErrorCode(nodes[1]), "RESOURCE_EXHAUSTED");
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. stop --all
+
+TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
+  Harness h(2);
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    if (call.method != "ListPlans") return Healthy(call);
+    EXPECT_FALSE(call.RequestAs<v1::ListPlansRequest>()->include_ended());
+    v1::ListPlansResponse response;
+    for (const char* id : call.target == h.targets[0] ? std::vector<const char*>{"a-1", "a-2"}
+                                                       : std::vector<const char*>{"b-1"}) {
+      *response.add_plans() = Plan(id, v1::PLAN_STATE_HOLDING);
+    }
+    return response;
+  });
+  EXPECT_EQ(RunStop(h.env, /*plan_id=*/""), kExitOk);
+
+  std::vector<std::pair<std::string, std::string>> stopped;
+  for (const FakeCall& call : h.Calls("StopPlan")) stopped.emplace_back(call.target, PlanIdOf(call));
+  EXPECT_THAT(stopped, UnorderedElementsAre(std::pair(h.targets[0], std::string("a-1")),
+                                            std::pair(h.targets[0], std::string("a-2")),
+                                            std::pair(h.targets[1], std::string("b-1"))));
+  const google::protobuf::Struct document = h.Json();
+  ExpectSummary(document, 3, 3, 0);
+  std::set<std::string> ids;
+  for (const auto& node : Nodes(document)) {
+    ids.insert(Field(Sub(node, "plan"), "planId").string_value());
+  }
+  EXPECT_THAT(ids, ElementsAre("a-1", "a-2", "b-1"));
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. --selector
+
+FakeReply ZoneInfo(const FakeCall& call, const std::string& zone) {
+  v1::NodeInfo info;
+  (*info.mutable_labels())["zone"] = zone;
+  return info;
+}
+
+TEST(SelectorTest, OnlyMatchingNodesAreAsked) {
+  Harness h(2);
+  h.env.selector = {{"zone", "a", true}};
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    if (call.method == "GetNodeInfo") return ZoneInfo(call, call.target == h.targets[0] ? "a" : "b");
+    return Healthy(call);
+  });
+  EXPECT_EQ(RunUsage(h.env), kExitOk);
+  EXPECT_THAT(h.TargetsOf("GetNodeInfo"), UnorderedElementsAre(h.targets[0], h.targets[1]));
+  EXPECT_THAT(h.TargetsOf("GetUsage"), ElementsAre(h.targets[0]));
+  const google::protobuf::Struct document = h.Json();
+  ExpectSummary(document, 1, 1, 0);
+  EXPECT_EQ(Field(Nodes(document)[0], "target").string_value(), h.targets[0]);
+}
+
+TEST(SelectorTest, NodeWithUnknownLabelsIsReportedFailed) {
+  Harness h(3);
+  h.env.selector = {{"zone", "a", true}};
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    if (call.method == "GetNodeInfo") {
+      if (call.target == h.targets[2]) return absl::UnavailableError("connection refused");
+      return ZoneInfo(call, call.target == h.targets[0] ? "a" : "b");
+    }
+    return Healthy(call);
+  });
+  EXPECT_EQ(RunUsage(h.env), kExitNodesFailed);
+  EXPECT_THAT(h.TargetsOf("GetUsage"), ElementsAre(h.targets[0]));
+  const google::protobuf::Struct document = h.Json();
+  ExpectSummary(document, 2, 1, 1);
+  const std::vector<google::protobuf::Struct> nodes = Nodes(document);
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(Field(nodes[0], "target").string_value(), h.targets[0]);
+  EXPECT_EQ(Field(nodes[1], "target").string_value(), h.targets[2]);
+  EXPECT_EQ(ErrorCode(nodes[1]), "UNAVAILABLE");
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Retries of idempotent calls
+
+// Fails the first `method` call to `flaky` with UNAVAILABLE; answers everything else.
+FakeResponder FlakyOnce(const std::string& method, const std::string& flaky) {
+  auto failed = std::make_shared<std::once_flag>();
+  return [method, flaky, failed](const FakeCall& call) -> FakeReply {
+    if (call.method == method && call.target == flaky) {
+      bool first = false;
+      std::call_once(*failed, [&] { first = true; });
+      if (first) return absl::UnavailableError("connection reset");
+    }
+    if (call.method == "ResizePlan") {
+      v1::ResizePlanResponse response;
+      *response.mutable_plan() = Plan(PlanIdOf(call), v1::PLAN_STATE_RAMPING);
+      return response;
+    }
+    return Healthy(call);
+  };
+}
+
+TEST(RetryTest, UsageRetriesUnavailable) {
+  Harness h(2);
+  h.env.fanout.retry.max_attempts = 3;
+  h.fleet.SetResponder(FlakyOnce("GetUsage", h.targets[0]));
+  EXPECT_EQ(RunUsage(h.env), kExitOk);
+  EXPECT_EQ(h.Calls("GetUsage", h.targets[0]).size(), 2u);
+  EXPECT_EQ(h.Calls("GetUsage", h.targets[1]).size(), 1u);
+  ExpectSummary(h.Json(), 2, 2, 0);
+}
+
+TEST(RetryTest, ResizeRetriesUnavailable) {
+  Harness h(2);
+  h.env.fanout.retry.max_attempts = 3;
+  h.fleet.SetResponder(FlakyOnce("ResizePlan", h.targets[1]));
+  v1::Quantity target;
+  target.set_bytes(256 << 20);
+  EXPECT_EQ(RunResize(h.env, kPlanId, target), kExitOk);
+  const std::vector<FakeCall> resizes = h.Calls("ResizePlan", h.targets[1]);
+  ASSERT_EQ(resizes.size(), 2u);
+  for (const FakeCall& call : resizes) {
+    EXPECT_EQ(PlanIdOf(call), kPlanId);
+    EXPECT_EQ(call.RequestAs<v1::ResizePlanRequest>()->target().bytes(), 256u << 20);
+  }
+  EXPECT_EQ(h.Calls("ResizePlan", h.targets[0]).size(), 1u);
+  ExpectSummary(h.Json(), 2, 2, 0);
+}
+
+}  // namespace
+}  // namespace controller
+}  // namespace memload
