@@ -1,5 +1,6 @@
 #include "core/touch.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -38,8 +39,18 @@ namespace {
 // One volatile write at `p`: the compiler may not drop it, so the page is faulted in.
 inline void WriteByte(char* p, char value) { *static_cast<volatile char*>(p) = value; }
 
+// Blocks at least this large that start on a page are populated by the kernel in one call.
+constexpr size_t kPopulateMinBytes = 64 * 1024;
+
 void TouchPages(char* data, size_t size) {
   const uintptr_t page = PageSize();
+  // MADV_POPULATE_WRITE (Linux 5.14+) faults every page in writable, exactly as one write
+  // per page would, but in one system call instead of one page fault per page. Older
+  // kernels say EINVAL and get the writes below.
+  if (size >= kPopulateMinBytes && (reinterpret_cast<uintptr_t>(data) & (page - 1)) == 0) {
+    const size_t whole_pages = (size + page - 1) & ~(page - 1);
+    if (madvise(data, whole_pages, MADV_POPULATE_WRITE) == 0) return;
+  }
   WriteByte(data, 1);
   // Then the first byte of every later page the block overlaps.
   uintptr_t next = (reinterpret_cast<uintptr_t>(data) | (page - 1)) + 1;
