@@ -405,9 +405,14 @@ class WorkerProcess final : public Worker {
     if (WIFEXITED(status)) {
       exit.exit_code = WEXITSTATUS(status);
       if (exit.exit_code == 0) {
-        const bool cancelled = shared_->counters.Snapshot().state == PlanState::kCancelled;
-        exit.kind = stop_requested_.load() || cancelled ? WorkerExit::Kind::kStopped
-                                                        : WorkerExit::Kind::kCompleted;
+        // The plan's own last word decides: a plan that completed just as a stop arrived
+        // did complete.
+        const PlanState state = shared_->counters.Snapshot().state;
+        const bool completed = state == PlanState::kCompleted;
+        const bool cancelled = state == PlanState::kCancelled;
+        exit.kind = completed || (!cancelled && !stop_requested_.load())
+                        ? WorkerExit::Kind::kCompleted
+                        : WorkerExit::Kind::kStopped;
         return exit;
       }
       exit.kind = WorkerExit::Kind::kFailed;

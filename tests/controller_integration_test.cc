@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -207,6 +208,42 @@ TEST_F(ControllerIntegrationTest, InterruptedRunStopsEverywhere) {
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 130) << run->Stderr();
   EXPECT_THAT(run->Stdout(), HasSubstr("stopped"));
+  EXPECT_EQ(RunningPlans(), 0);
+}
+
+TEST_F(ControllerIntegrationTest, WatchPrintsEveryNodeEveryInterval) {
+  CommandResult watch = Ctl({"watch", Targets(), "--interval=100ms", "--count=3",
+                             "--output=json"});
+  ASSERT_EQ(watch.exit_code, 0) << watch.err;
+  std::vector<std::string> lines = absl::StrSplit(watch.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 9u) << watch.out;  // 3 frames × 3 nodes, JSON Lines.
+  for (const std::string& line : lines) {
+    google::protobuf::Struct document = ParseJson(line);
+    EXPECT_TRUE(document.fields().at("ok").bool_value()) << line;
+    EXPECT_EQ(document.fields().at("command").string_value(), "watch");
+  }
+  CommandResult text = Ctl({"watch", Targets(), "--interval=100ms", "--count=1"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_THAT(text.out, HasSubstr("node-1"));
+}
+
+TEST_F(ControllerIntegrationTest, RunForADurationStopsAHeldPlanEverywhere) {
+  const absl::Time start = absl::Now();
+  CommandResult run = Ctl({"run", Targets(), "--kind=retained", "--target=16MiB",
+                           "--hold=forever", "--for=1s", "--interval=200ms", "--output=json"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));
+  google::protobuf::Struct document = ParseJson(run.out);
+  for (const auto& node : document.fields().at("nodes").list_value().values()) {
+    EXPECT_EQ(node.struct_value()
+                  .fields()
+                  .at("plan")
+                  .struct_value()
+                  .fields()
+                  .at("state")
+                  .string_value(),
+              "PLAN_STATE_STOPPED");
+  }
   EXPECT_EQ(RunningPlans(), 0);
 }
 
