@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "agent/testing/stock_services.pb.h"
 #include "core/node_readers.h"
+#include "core/sanitizers.h"
 #include "core/status_matchers.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -26,12 +27,8 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = 1 << 20;
-#if defined(MEMLOAD_THREAD_SANITIZER) || defined(__SANITIZE_ADDRESS__)
 // Sanitized workers also hold shadow memory, so their RSS has no tight upper bound.
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+constexpr bool kSanitized = kAddressSanitizer || kThreadSanitizer;
 // Bazel runs tests from the workspace root of their runfiles.
 constexpr char kWorkerBinary[] = "agent/memload-worker";
 

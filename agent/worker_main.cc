@@ -54,9 +54,6 @@ namespace memload {
 namespace agent {
 namespace {
 
-constexpr int kSpecFd = 3;
-constexpr int kSharedFd = 4;
-constexpr int kControlFd = 5;
 
 constexpr int kExitOk = 0;
 constexpr int kExitBadSpec = 2;

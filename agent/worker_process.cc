@@ -38,10 +38,6 @@ namespace agent {
 namespace {
 
 constexpr int kDefaultOomScoreAdj = 1000;
-// Descriptors the worker finds its inputs on (see worker_main.cc).
-constexpr int kSpecFd = 3;
-constexpr int kSharedFd = 4;
-constexpr int kControlFd = 5;
 constexpr int kFirstFreeFd = 6;
 // Without a pidfd, WaitExit looks at the child this often.
 constexpr absl::Duration kReapPollInterval = absl::Milliseconds(5);

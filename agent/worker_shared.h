@@ -38,6 +38,12 @@
 namespace memload {
 namespace agent {
 
+// The descriptors a worker finds its inputs on: the serialized WorkerSpec (a memfd), the
+// WorkerShared block (a memfd), and the control pipe ("target N", "ceiling N", "stop").
+inline constexpr int kSpecFd = 3;
+inline constexpr int kSharedFd = 4;
+inline constexpr int kControlFd = 5;
+
 struct WorkerShared {
   static constexpr uint64_t kMagic = 0x314b524f574c4d4dull;  // "MMLWORK1", little-endian.
   // Bumped whenever the layout changes: an agent and a worker binary of different builds

@@ -114,6 +114,19 @@ std::vector<size_t> MayHaveStarted(const RolloutResult<Response>& started) {
   return indexes;
 }
 
+// One row per target: the plan status a start/resize/stop answered with, or its error.
+template <typename Response>
+void AppendPlanResults(std::vector<TargetResult<Response>> answers,
+                       std::vector<NodeResult<v1::PlanStatus>>* results) {
+  for (TargetResult<Response>& one : answers) {
+    if (one.response.ok()) {
+      results->push_back({one.target, std::move(*one.response->mutable_plan())});
+    } else {
+      results->push_back({one.target, one.response.status()});
+    }
+  }
+}
+
 }  // namespace
 
 int RunAgents(const CommandEnv& env) {
@@ -172,13 +185,7 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
       },
       options);
   std::vector<NodeResult<v1::PlanStatus>> results;
-  for (TargetResult<v1::StartPlanResponse>& one : started.results) {
-    if (one.response.ok()) {
-      results.push_back({one.target, std::move(*one.response->mutable_plan())});
-    } else {
-      results.push_back({one.target, one.response.status()});
-    }
-  }
+  AppendPlanResults(started.results, &results);
   if (started.stopped_by_failures || started.cancelled) {
     // Release what this rollout started, and say so per node.
     const std::vector<size_t> release = MayHaveStarted(started);
@@ -214,13 +221,7 @@ int RunResize(const CommandEnv& env, const std::string& plan_id, const v1::Quant
       },
       Idempotent(env));
   std::vector<NodeResult<v1::PlanStatus>> results;
-  for (TargetResult<v1::ResizePlanResponse>& one : resized) {
-    if (one.response.ok()) {
-      results.push_back({one.target, std::move(*one.response->mutable_plan())});
-    } else {
-      results.push_back({one.target, one.response.status()});
-    }
-  }
+  AppendPlanResults(resized, &results);
   AddFailures(selection, &results);
   *env.out << (env.json ? PlanResultsJson("resize", results) : FormatPlanResultsTable(results));
   return ExitCodeOf(results);
@@ -231,13 +232,7 @@ int RunStop(const CommandEnv& env, const std::string& plan_id) {
   Selection selection = Select(env, fleet.all(), /*need_info=*/false);
   std::vector<NodeResult<v1::PlanStatus>> results;
   if (!plan_id.empty()) {
-    for (TargetResult<v1::StopPlanResponse>& one : StopOn(env, selection.clients, plan_id)) {
-      if (one.response.ok()) {
-        results.push_back({one.target, std::move(*one.response->mutable_plan())});
-      } else {
-        results.push_back({one.target, one.response.status()});
-      }
-    }
+    AppendPlanResults(StopOn(env, selection.clients, plan_id), &results);
   } else {
     // --all: every running plan of every agent.
     v1::ListPlansRequest list;
@@ -258,13 +253,7 @@ int RunStop(const CommandEnv& env, const std::string& plan_id) {
       }
     }
     for (const auto& [id, clients] : by_plan) {
-      for (TargetResult<v1::StopPlanResponse>& one : StopOn(env, clients, id)) {
-        if (one.response.ok()) {
-          results.push_back({one.target, std::move(*one.response->mutable_plan())});
-        } else {
-          results.push_back({one.target, one.response.status()});
-        }
-      }
+      AppendPlanResults(StopOn(env, clients, id), &results);
     }
   }
   AddFailures(selection, &results);

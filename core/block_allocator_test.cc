@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "core/resident.h"
+#include "core/sanitizers.h"
 #include "core/status_matchers.h"
 #include "core/touch.h"
 #include "gmock/gmock.h"
@@ -35,20 +36,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr size_t kMiB = size_t{1} << 20;
-
-// The sanitizers' runtimes intercept mlock(2)/munlock(2) as no-ops (shadow memory cannot
-// be locked), so locking is only observable in plain builds.
-#if defined(__SANITIZE_ADDRESS__) || defined(MEMLOAD_THREAD_SANITIZER)
-constexpr bool kMlockIsNoop = true;
-#else
-constexpr bool kMlockIsNoop = false;
-#endif
-
-#if defined(MEMLOAD_THREAD_SANITIZER)
-constexpr bool kTsan = true;  // TSan's shadow of every written page is anonymous memory.
-#else
-constexpr bool kTsan = false;
-#endif
 
 // The bytes of a "Name:   123 kB" line of /proc/self/status.
 uint64_t ProcStatusBytes(const std::string& field) {
@@ -194,7 +181,7 @@ TEST(ShmemAllocatorTest, MemoryIsShmemWhileHeldAndGoneAfterFree) {
 
   EXPECT_EQ(TouchBlock(*block, size, TouchMode::kPage, 1), size);
   EXPECT_GE(ProcStatusBytes("RssShmem"), shmem_before + size);
-  if (!kTsan) {
+  if (!kThreadSanitizer) {
     EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB) << "shmem is not anonymous";
   }
   EXPECT_EQ(MemloadMemfds().bytes, size);

@@ -191,4 +191,22 @@ absl::StatusOr<uint64_t> RetainedSet::ResidentBytes() const {
   return memload::ResidentBytes(std::move(ranges));
 }
 
+void PublishRetainedSet(const RetainedSet& set, bool measure_resident, PlanCounters* counters) {
+  const RetainedSetStats stats = set.stats();
+  counters->payload_bytes.store(stats.payload_bytes);
+  counters->mapped_bytes.store(stats.mapped_bytes);
+  counters->bookkeeping_bytes.store(stats.bookkeeping_bytes);
+  counters->allocations.store(stats.allocations);
+  counters->frees.store(stats.frees);
+  counters->bytes_allocated.store(stats.allocations * set.block_size());
+  counters->bytes_touched.store(stats.bytes_touched);
+  if (stats.payload_bytes > counters->peak_payload_bytes.load()) {
+    counters->peak_payload_bytes.store(stats.payload_bytes);
+  }
+  if (measure_resident) {
+    absl::StatusOr<uint64_t> resident = set.ResidentBytes();
+    if (resident.ok()) counters->resident_bytes.store(*resident);
+  }
+}
+
 }  // namespace memload

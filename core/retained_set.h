@@ -34,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/block_allocator.h"
+#include "core/plan_counters.h"
 #include "core/touch.h"
 
 namespace memload {
@@ -114,6 +115,12 @@ class RetainedSet {
   uint64_t frees_ = 0;
   uint64_t bytes_touched_ = 0;
 };
+
+// Publishes `set`'s numbers to `counters` — payload, mapped, bookkeeping, allocations,
+// frees, bytes allocated and touched, peak payload — and, when `measure_resident`, its
+// resident bytes (mincore; a failed measurement keeps the last one, which cannot happen
+// while the blocks are mapped). For the plans that own a set; call from the set's thread.
+void PublishRetainedSet(const RetainedSet& set, bool measure_resident, PlanCounters* counters);
 
 }  // namespace memload
 

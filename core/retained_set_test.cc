@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "core/block_allocator.h"
 #include "core/counting_allocator.h"
+#include "core/sanitizers.h"
 #include "core/status_matchers.h"
 #include "core/touch.h"
 #include "gmock/gmock.h"
@@ -29,26 +30,6 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
-
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAsan = true;  // ASan's malloc quarantines freed blocks: RSS stays up.
-#else
-constexpr bool kAsan = false;
-#endif
-
-// The sanitizers' runtimes intercept mlock(2)/munlock(2) as no-ops (shadow memory cannot
-// be locked), so locking is only observable in plain builds.
-#if defined(__SANITIZE_ADDRESS__) || defined(MEMLOAD_THREAD_SANITIZER)
-constexpr bool kMlockIsNoop = true;
-#else
-constexpr bool kMlockIsNoop = false;
-#endif
-
-#if defined(MEMLOAD_THREAD_SANITIZER)
-constexpr bool kTsan = true;  // TSan's shadow of every written page is anonymous memory.
-#else
-constexpr bool kTsan = false;
-#endif
 
 // glibc adapts its mmap threshold and keeps freed heap memory (untrimmed, still resident),
 // so what a malloc-backed set finds depends on what earlier tests freed. Pinning the
@@ -106,7 +87,7 @@ TEST_P(RetainedSetBackingTest, PageTouchIsResidentByTheOsAndReleaseGivesItBack) 
   set->Release();
   EXPECT_EQ(set->block_count(), 0u);
   EXPECT_EQ(Resident(*set), 0u);
-  if (GetParam() != Backing::kMalloc || !kAsan) {
+  if (GetParam() != Backing::kMalloc || !kAddressSanitizer) {
     EXPECT_LE(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB);
   }
 }
@@ -122,7 +103,7 @@ TEST_P(RetainedSetBackingTest, NoTouchStaysVirtual) {
   } else {
     // glibc writes its chunk header in the page where the block starts: at most one page
     // a block. ASan instead fills the first 4 KiB of every block, from mid-page: two.
-    EXPECT_LE(Resident(*set), (kAsan ? 2 : 1) * 64 * PageSize());
+    EXPECT_LE(Resident(*set), (kAddressSanitizer ? 2 : 1) * 64 * PageSize());
   }
   EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 8 * kMiB);
 }
@@ -179,7 +160,7 @@ TEST(RetainedSetTest, ShmemIsAccountedAsShmemAndReleased) {
   ASSERT_THAT(set, IsOk());
   EXPECT_GE(Resident(*set), size);
   EXPECT_GE(ProcStatusBytes("RssShmem"), shmem_before + size);
-  if (!kTsan) EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB);
+  if (!kThreadSanitizer) EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB);
   EXPECT_EQ(set->stats().mapped_bytes, size);
 
   set->Release();

@@ -266,22 +266,8 @@ absl::Status UtilizationPlan::Correct(const MemoryUse& use, uint64_t desired) {
 }
 
 void UtilizationPlan::Publish(bool measure_resident) {
-  PlanCounters* counters = mutable_counters();
-  const RetainedSetStats stats = set_.stats();
-  counters->payload_bytes.store(stats.payload_bytes);
-  counters->mapped_bytes.store(stats.mapped_bytes);
-  counters->bookkeeping_bytes.store(stats.bookkeeping_bytes);
-  counters->allocations.store(stats.allocations);
-  counters->frees.store(stats.frees);
-  counters->bytes_allocated.store(stats.allocations * spec_.set.block_size);
-  counters->bytes_touched.store(stats.bytes_touched);
-  if (stats.payload_bytes > counters->peak_payload_bytes.load()) {
-    counters->peak_payload_bytes.store(stats.payload_bytes);
-  }
+  PublishRetainedSet(set_, measure_resident, mutable_counters());
   if (measure_resident) {
-    // A failed mincore keeps the last measurement; the blocks are always mapped.
-    absl::StatusOr<uint64_t> resident = set_.ResidentBytes();
-    if (resident.ok()) counters->resident_bytes.store(*resident);
     last_resident_measure_ = absl::Now();
     resident_stale_ = false;
   }
