@@ -329,10 +329,14 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
   RunView view;
   view.spec = spec;
   std::map<AgentClient*, size_t> index;
+  // Each agent's incarnation when the run began: one that changes means the agent
+  // restarted and its plan died with the old process, so waiting for it would never end.
+  std::map<AgentClient*, std::string> incarnation;
   for (size_t i = 0; i < selection.clients.size(); ++i) {
     RunNode node;
     node.target = selection.clients[i]->target();
     node.node_name = selection.infos[i].node_name();
+    incarnation[selection.clients[i]] = selection.infos[i].incarnation();
     index[selection.clients[i]] = view.nodes.size();
     view.nodes.push_back(std::move(node));
   }
@@ -397,9 +401,24 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
           client.ListPlans(list, timeout, std::move(done));
         },
         Idempotent(env));
+    std::vector<TargetResult<v1::NodeInfo>> identities = FanOut<v1::NodeInfo>(
+        running,
+        [](AgentClient& client, absl::Duration timeout, Done<v1::NodeInfo> done) {
+          client.GetNodeInfo(v1::GetNodeInfoRequest(), timeout, std::move(done));
+        },
+        Idempotent(env));
     bool any_running = false;
+    std::vector<AgentClient*> still_running;
     for (size_t k = 0; k < running.size(); ++k) {
       RunNode& node = view.nodes[index[running[k]]];
+      const std::string& began_as = incarnation[running[k]];
+      if (identities[k].response.ok() && identities[k].response->incarnation() != began_as) {
+        node.errors.push_back(absl::AbortedError(
+            absl::StrCat("agent restarted (incarnation ", began_as, " → ",
+                         identities[k].response->incarnation(), "): the plan is gone")));
+        continue;  // Nothing left there to renew, watch or stop.
+      }
+      still_running.push_back(running[k]);
       if (!listed[k].response.ok()) {
         // An unreachable node may still be running the plan: keep renewing it. The same
         // failure tick after tick is recorded once.
@@ -414,6 +433,7 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
       }
       any_running |= node.plan.has_value() && PlanIsRunning(node.plan->state());
     }
+    running = std::move(still_running);
     view.elapsed = absl::Now() - begin;
     if (!env.json) {
       const std::string text = FormatRunProgress(view);

@@ -436,6 +436,59 @@ TEST(RunRunTest, UnexpectedOomKillFailsItsNode) {
   EXPECT_EQ(ErrorCode(nodes[1]), "RESOURCE_EXHAUSTED");
 }
 
+TEST(RunRunTest, AgentRestartedMidRunFailsItsNodeInsteadOfWaiting) {
+  Harness h(2);
+  // Node 1's agent restarts after the run's second look at it: a new incarnation that knows
+  // no plan. Node 0 holds for a while, then completes.
+  std::mutex mutex;
+  std::map<std::string, int> infos, lists;  // Calls per target, guarded by mutex.
+  auto restarted = [&](const std::string& target) {
+    return target == h.targets[1] && infos[target] > 2;
+  };
+  h.fleet.SetResponder(
+      [&](const FakeCall& call) -> FakeReply {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (call.method == "GetNodeInfo") {
+          ++infos[call.target];
+          v1::NodeInfo info;
+          info.set_node_name("node@" + call.target);
+          info.set_incarnation(restarted(call.target) ? "new" : "old");
+          return info;
+        }
+        if (call.method == "ListPlans") {
+          v1::ListPlansResponse response;
+          if (!restarted(call.target)) {
+            *response.add_plans() = Plan(kPlanId, ++lists[call.target] <= 10
+                                                      ? v1::PLAN_STATE_HOLDING
+                                                      : v1::PLAN_STATE_COMPLETED);
+          }
+          return response;
+        }
+        return Healthy(call);
+      },
+      FakeDelivery::kAsync);
+  RunOptions options = FastRun();
+  options.keep = kWait;  // Without the incarnation check the run would wait this long.
+  const absl::Time begin = absl::Now();
+  EXPECT_EQ(RunRun(h.env, Spec(), options), kExitNodesFailed);
+  EXPECT_LT(absl::Now() - begin, kWait / 2);
+
+  const google::protobuf::Struct document = h.Json();
+  ExpectSummary(document, 2, 1, 1);
+  const std::vector<google::protobuf::Struct> nodes = Nodes(document);
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_TRUE(Field(nodes[0], "ok").bool_value());
+  EXPECT_EQ(ErrorCode(nodes[1]), "ABORTED");
+  EXPECT_EQ(Field(Sub(nodes[1], "error"), "message").string_value(),
+            "agent restarted (incarnation old → new): the plan is gone");
+  // The new agent never heard of the plan: nothing is renewed or stopped there afterwards.
+  EXPECT_TRUE(h.Calls("StopPlan", h.targets[1]).empty());
+  const std::vector<FakeCall> renews = h.Calls("RenewLeases", h.targets[1]);
+  const std::vector<FakeCall> identities = h.Calls("GetNodeInfo", h.targets[1]);
+  ASSERT_EQ(identities.size(), 3u);
+  for (const FakeCall& renew : renews) EXPECT_LT(renew.time, identities[2].time);
+}
+
 // ---------------------------------------------------------------------------------------
 // 6. stop --all
 
