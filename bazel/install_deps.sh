@@ -12,6 +12,8 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libc-ares-dev
   # Tests read and drive processes (ps, kill) and cgroups.
   procps
+  # The end-to-end cluster's DNS server (/usr/sbin/dnsmasq), a headless Service stand-in.
+  dnsmasq-base
 )
 
 missing=()
