@@ -42,15 +42,21 @@ inline void WriteByte(char* p, char value) { *static_cast<volatile char*>(p) = v
 // Blocks at least this large that start on a page are populated by the kernel in one call.
 constexpr size_t kPopulateMinBytes = 64 * 1024;
 
-void TouchPages(char* data, size_t size) {
+// MADV_POPULATE_WRITE (Linux 5.14+) faults every page of a large page-aligned block in
+// writable, exactly as one write per page would, but in one system call instead of one
+// page fault per page. False when not applicable (small, unaligned, or an older kernel
+// saying EINVAL): the caller's writes then fault the pages in themselves.
+bool Populate(char* data, size_t size) {
   const uintptr_t page = PageSize();
-  // MADV_POPULATE_WRITE (Linux 5.14+) faults every page in writable, exactly as one write
-  // per page would, but in one system call instead of one page fault per page. Older
-  // kernels say EINVAL and get the writes below.
-  if (size >= kPopulateMinBytes && (reinterpret_cast<uintptr_t>(data) & (page - 1)) == 0) {
-    const size_t whole_pages = (size + page - 1) & ~(page - 1);
-    if (madvise(data, whole_pages, MADV_POPULATE_WRITE) == 0) return;
+  if (size < kPopulateMinBytes || (reinterpret_cast<uintptr_t>(data) & (page - 1)) != 0) {
+    return false;
   }
+  return madvise(data, (size + page - 1) & ~(page - 1), MADV_POPULATE_WRITE) == 0;
+}
+
+void TouchPages(char* data, size_t size) {
+  if (Populate(data, size)) return;
+  const uintptr_t page = PageSize();
   WriteByte(data, 1);
   // Then the first byte of every later page the block overlaps.
   uintptr_t next = (reinterpret_cast<uintptr_t>(data) | (page - 1)) + 1;
@@ -90,6 +96,8 @@ uint64_t TouchBlock(void* data, size_t size, TouchMode mode, uint64_t seed) {
       TouchPages(bytes, size);
       return size;
     case TouchMode::kFill:
+      // Faulting the pages in first lets the pattern run at memory speed.
+      Populate(bytes, size);
       FillPattern(bytes, size, seed);
       return size;
   }
