@@ -31,6 +31,9 @@ ABSL_FLAG(absl::Duration, default_lease, absl::Minutes(1),
 ABSL_FLAG(std::string, worker_binary, "",
           "path of memload-worker (default: beside this binary)");
 ABSL_FLAG(int, max_plans, 64, "most plans running at once");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9470; port 0 picks a "
+          "free one (logged as \"metrics on HOST:PORT\"); empty = no metrics");
 
 namespace memload {
 namespace {
@@ -90,6 +93,7 @@ int Main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError("--max_plans must be at least 1"));
   }
   options.plans.max_running_plans = absl::GetFlag(FLAGS_max_plans);
+  options.metrics_listen_address = absl::GetFlag(FLAGS_metrics_listen);
 
   absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
       agent::AgentServer::Start(options);
@@ -100,6 +104,9 @@ int Main(int argc, char** argv) {
               options.plans.max_memory_bytes ? FormatSize(options.plans.max_memory_bytes)
                                              : std::string("none"),
               FormatSize(options.plans.reserve_bytes));
+  if (const std::string metrics = (*server)->metrics_address(); !metrics.empty()) {
+    MEMLOAD_LOG("metrics on %s (GET /metrics)", metrics);
+  }
 
   std::thread signal_thread([&] {
     int signal = 0;

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "agent/agent_metrics.h"
+#include "agent/prometheus_text.h"
 #include "agent/worker_process.h"
 #include "core/version.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -79,6 +81,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
                            &agent->port_);
   builder.RegisterService(agent->service_.get());
+  // Every RPC of every service, counted in one place for memload_rpcs_total.
+  agent->rpc_counters_ = std::make_shared<RpcCounters>();
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counting;
+  counting.push_back(std::make_unique<RpcCountingInterceptorFactory>(agent->rpc_counters_));
+  builder.experimental().SetInterceptorCreators(std::move(counting));
   agent->server_ = builder.BuildAndStart();
   if (agent->server_ == nullptr || agent->port_ == 0) {
     agent->manager_->Shutdown();
@@ -92,6 +99,19 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   identity.set_listen_address(agent->address_);
   // The service keeps its own copy of the identity: give it the bound address too.
   agent->service_->set_listen_address(agent->address_);
+  if (!options.metrics_listen_address.empty()) {
+    AgentServer* self = agent.get();
+    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start(
+        options.metrics_listen_address, [self, node = identity.node_name()] {
+          return FormatPrometheusText(AgentMetricFamilies(TakeAgentMetricsSnapshot(
+              node, *self->probe_, *self->manager_, *self->rpc_counters_)));
+        });
+    if (!metrics.ok()) {
+      agent->Shutdown(absl::ZeroDuration());
+      return metrics.status();
+    }
+    agent->metrics_ = *std::move(metrics);
+  }
   return agent;
 }
 
@@ -103,6 +123,7 @@ void AgentServer::Shutdown(absl::Duration deadline) {
   const absl::Time until = absl::Now() + deadline;
   // Plans first: new starts are refused, pending stops are answered, memory goes back.
   manager_->Shutdown();
+  if (metrics_) metrics_->Shutdown();  // ~10 ms (see metrics_server.h).
   server_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::nanoseconds(
                         absl::ToInt64Nanoseconds(std::max(until - absl::Now(),

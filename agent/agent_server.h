@@ -21,8 +21,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/agent_service.h"
+#include "agent/metrics_server.h"
 #include "agent/node_probe.h"
 #include "agent/plan_manager.h"
+#include "agent/rpc_counters.h"
 #include "agent/worker.h"
 #include "grpcpp/grpcpp.h"
 
@@ -36,6 +38,8 @@ struct AgentOptions {
   // The memload-worker binary; "" = "memload-worker" beside this executable.
   std::string worker_binary;
   PlanManagerOptions plans;
+  // HOST:PORT of the Prometheus /metrics endpoint; "" = none. Port 0 picks a free one.
+  std::string metrics_listen_address;
   // Test seams: when set, used instead of the real /proc reader and process launcher.
   std::shared_ptr<NodeProbe> probe;
   std::shared_ptr<WorkerLauncher> launcher;
@@ -52,6 +56,8 @@ class AgentServer {
   // The bound address, with the real port ("127.0.0.1:41234").
   const std::string& address() const { return address_; }
   int port() const { return port_; }
+  // The bound metrics address ("127.0.0.1:9470"); "" without metrics.
+  std::string metrics_address() const { return metrics_ ? metrics_->address() : ""; }
   const v1::NodeInfo& identity() const { return identity_; }
   PlanManager& plans() { return *manager_; }
 
@@ -69,6 +75,8 @@ class AgentServer {
   std::unique_ptr<PlanManager> manager_;
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<RpcCounters> rpc_counters_;
+  std::unique_ptr<MetricsServer> metrics_;  // Null without --metrics-listen.
   v1::NodeInfo identity_;
   std::string address_;
   int port_ = 0;

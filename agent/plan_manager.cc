@@ -407,6 +407,16 @@ uint64_t PlanManager::plans_started() const {
   return plans_started_;
 }
 
+uint64_t PlanManager::plans_failed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plans_failed_;
+}
+
+uint64_t PlanManager::plans_oom_killed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plans_oom_killed_;
+}
+
 void PlanManager::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -576,6 +586,8 @@ void PlanManager::FinishLocked(Record& record, const WorkerExit& exit, absl::Tim
     record.outcome_ok = false;
     record.error = "the plan expected an OOM kill, but completed without one";
   }
+  plans_failed_ += record.final_state == v1::PLAN_STATE_FAILED ? 1 : 0;
+  plans_oom_killed_ += record.final_state == v1::PLAN_STATE_OOM_KILLED ? 1 : 0;
 }
 
 v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {

@@ -97,6 +97,9 @@ class PlanManager {
 
   // Counters for metrics and tests.
   uint64_t plans_started() const;
+  // Plans that ended FAILED, and OOM_KILLED (expected or not), since the manager started.
+  uint64_t plans_failed() const;
+  uint64_t plans_oom_killed() const;
 
  private:
   struct Record;
@@ -121,6 +124,8 @@ class PlanManager {
   std::map<std::string, std::unique_ptr<Record>> plans_;  // Guarded by mutex_.
   uint64_t next_sequence_ = 0;                         // Guarded by mutex_.
   uint64_t plans_started_ = 0;                         // Guarded by mutex_.
+  uint64_t plans_failed_ = 0;                          // Guarded by mutex_.
+  uint64_t plans_oom_killed_ = 0;                      // Guarded by mutex_.
   std::thread thread_;
 };
 

@@ -287,6 +287,10 @@ TEST_F(PlanManagerTest, WorkerDeathsBecomeTypedStates) {
   auto crashed = Find(manager, "crash");
   EXPECT_EQ(crashed->state(), v1::PLAN_STATE_FAILED);
   EXPECT_THAT(crashed->error(), HasSubstr("SIGSEGV"));
+  // What memload_plans_*_total export.
+  EXPECT_EQ(manager.plans_started(), 3);
+  EXPECT_EQ(manager.plans_oom_killed(), 2);
+  EXPECT_EQ(manager.plans_failed(), 1);
   // Ended plans no longer count against the cap.
   EXPECT_THAT(StartSync(manager, Retained("after", 8 * kGiB)), IsOk());
 }

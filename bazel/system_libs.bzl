@@ -29,9 +29,17 @@ _LIBRARIES = {
     "benchmark": (["benchmark"], ["-lpthread"]),
     "benchmark_main": (["benchmark"], ["-lbenchmark_main", "-lpthread"]),
     "cares": (["libcares"], []),
+    # OpenSSL's libcrypto (libssl-dev, pulled in by libgrpc++-dev): PEM checks, SHA-256.
+    "crypto": (["libcrypto"], []),
+    # deploy/ manifest tests parse YAML.
+    "yaml_cpp": (["yaml-cpp"], []),
+    # libcivetweb-dev ships no pkg-config file: linkopts only.
+    "civetweb": ([], ["-lcivetweb-cpp", "-lcivetweb"]),
 }
 
 def _pkg_config(ctx, flag, modules):
+    if not modules:
+        return []
     result = ctx.execute(["pkg-config", flag] + modules)
     if result.return_code != 0:
         fail("pkg-config %s %s failed (is the Debian -dev package installed?): %s" %
