@@ -1,0 +1,390 @@
+#include "tests/cluster.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "core/node_readers.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace testing {
+namespace {
+
+constexpr char kDnsmasq[] = "/usr/sbin/dnsmasq";
+constexpr char kDnsHost[] = "127.0.0.1";
+
+// A socket bound to host:port (0 = the kernel picks) with SO_REUSEPORT, never listening:
+// it keeps the port from other tests' port-0 binds, while the agent — gRPC sets
+// SO_REUSEPORT too — can still listen there, and connections only ever reach listeners.
+absl::StatusOr<int> HoldPort(const std::string& host, int port, int* bound_port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, host.c_str(), &address.sin_addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    const int error = errno;
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("bind ", host, ":", port, ": ", std::strerror(error)));
+  }
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  *bound_port = ntohs(address.sin_port);
+  return fd;
+}
+
+// A loopback port free for UDP and TCP on 127.0.0.1 at the moment (for dnsmasq, which
+// cannot share it; a lost race shows as dnsmasq exiting, and Start tries another).
+int FreeDnsPort() {
+  const int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  inet_pton(AF_INET, kDnsHost, &address.sin_addr);
+  bind(udp, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  getsockname(udp, reinterpret_cast<sockaddr*>(&address), &length);
+  const int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const bool tcp_free = bind(tcp, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  close(tcp);
+  close(udp);
+  return tcp_free ? ntohs(address.sin_port) : 0;
+}
+
+// Asks the DNS server on 127.0.0.1:port for `name`'s A records; how many came back, or -1
+// without an answer within 200 ms.
+int CountARecords(int port, const std::string& name) {
+  std::string query("\x4d\x4c\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+  for (absl::string_view label : absl::StrSplit(name, '.')) {
+    query.push_back(static_cast<char>(label.size()));
+    query.append(label.data(), label.size());
+  }
+  query.append("\x00\x00\x01\x00\x01", 5);  // Root, type A, class IN.
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in server{};
+  server.sin_family = AF_INET;
+  server.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, kDnsHost, &server.sin_addr);
+  int count = -1;
+  if (sendto(fd, query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&server),
+             sizeof(server)) == static_cast<ssize_t>(query.size())) {
+    pollfd ready{fd, POLLIN, 0};
+    unsigned char answer[512];
+    if (poll(&ready, 1, 200) == 1) {
+      const ssize_t n = recv(fd, answer, sizeof(answer), 0);
+      if (n >= 12 && answer[0] == 0x4d && answer[1] == 0x4c) count = answer[6] << 8 | answer[7];
+    }
+  }
+  close(fd);
+  return count;
+}
+
+std::string Hex(const std::string& text, size_t begin) {
+  size_t end = begin;
+  while (end < text.size() && std::isxdigit(static_cast<unsigned char>(text[end]))) ++end;
+  return text.substr(begin, end - begin);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// ClusterNode
+
+std::string ClusterNode::address() const { return absl::StrCat(host_, ":", port_); }
+
+uint64_t ClusterNode::CgroupUsage() const {
+  absl::StatusOr<CgroupMemory> cgroup = ReadCgroupMemory(cgroup_->dir());
+  return cgroup.ok() ? cgroup->usage_bytes : 0;
+}
+
+uint64_t ClusterNode::OomKills() const {
+  absl::StatusOr<CgroupMemory> cgroup = ReadCgroupMemory(cgroup_->dir());
+  return cgroup.ok() ? cgroup->oom_kill_count : 0;
+}
+
+std::unique_ptr<v1::Agent::Stub> ClusterNode::NewStub() const {
+  return v1::Agent::NewStub(grpc::CreateChannel(address(), grpc::InsecureChannelCredentials()));
+}
+
+absl::StatusOr<std::vector<v1::PlanStatus>> ClusterNode::Plans() const {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::ListPlansRequest request;
+  request.set_include_ended(true);
+  v1::ListPlansResponse response;
+  const grpc::Status status = NewStub()->ListPlans(&context, request, &response);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+  return std::vector<v1::PlanStatus>(response.plans().begin(), response.plans().end());
+}
+
+void ClusterNode::Kill() {
+  agent_->Signal(SIGKILL);
+  agent_->Wait(absl::Seconds(5));
+}
+
+absl::Status ClusterNode::Restart() {
+  if (agent_->running()) return absl::FailedPreconditionError("the agent is still running");
+  agent_.reset();
+  return StartAgent();
+}
+
+absl::Status ClusterNode::StartAgent() {
+  std::vector<std::string> argv = {AgentBinary(), absl::StrCat("--listen=", address()),
+                                   absl::StrCat("--node-name=", options_.name)};
+  if (!options_.labels.empty()) argv.push_back(absl::StrCat("--labels=", options_.labels));
+  argv.insert(argv.end(), options_.agent_flags.begin(), options_.agent_flags.end());
+  absl::StatusOr<Subprocess> agent = Subprocess::Start(argv, cgroup_->procs_file());
+  if (!agent.ok()) return agent.status();
+  agent_.emplace(*std::move(agent));
+  const std::string bound = WaitForAgentAddress(*agent_, absl::Seconds(15));
+  if (bound != address()) {
+    return absl::UnavailableError(absl::StrCat("agent ", options_.name, " did not listen on ",
+                                               address(), ": ", agent_->Stderr()));
+  }
+  const std::string log = agent_->Stderr();
+  const size_t at = log.find("incarnation=");
+  incarnation_ = at == std::string::npos ? "" : Hex(log, at + std::strlen("incarnation="));
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& options) {
+  std::unique_ptr<Cluster> cluster(new Cluster());
+  cluster->dns_name_ = options.dns_name;
+  std::vector<std::string> hosts;
+  for (size_t i = 0; i < options.nodes.size(); ++i) hosts.push_back(absl::StrCat("127.0.0.", i + 2));
+
+  // One port for every agent (a dns:///name:port target has one port), free on every
+  // address: the first address picks it, the others must have it free too.
+  for (int attempt = 0; attempt < 50 && cluster->agent_port_ == 0; ++attempt) {
+    std::vector<int> holds;
+    int port = 0;
+    bool all = true;
+    for (const std::string& host : hosts) {
+      int bound = 0;
+      absl::StatusOr<int> fd = HoldPort(host, port, &bound);
+      if (!fd.ok()) {
+        all = false;
+        break;
+      }
+      holds.push_back(*fd);
+      port = bound;
+    }
+    if (all) {
+      cluster->agent_port_ = port;
+      cluster->port_holds_ = holds;
+    } else {
+      for (int fd : holds) close(fd);
+    }
+  }
+  if (cluster->agent_port_ == 0) {
+    return absl::UnavailableError("no port free on every node address");
+  }
+
+  for (size_t i = 0; i < options.nodes.size(); ++i) {
+    std::unique_ptr<ClusterNode> node(new ClusterNode());
+    node->options_ = options.nodes[i];
+    node->host_ = hosts[i];
+    node->port_ = cluster->agent_port_;
+    absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create(
+        absl::StrCat("memload-e2e-", options.nodes[i].name), options.nodes[i].cgroup_limit);
+    if (!cgroup.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create a memory cgroup here: ", cgroup.status().message()));
+    }
+    node->cgroup_.emplace(*std::move(cgroup));
+    cluster->nodes_.push_back(std::move(node));
+    absl::Status started = cluster->nodes_.back()->StartAgent();
+    if (!started.ok()) return started;
+  }
+  absl::Status dns = cluster->StartDns(options);
+  if (!dns.ok()) return dns;
+  return cluster;
+}
+
+absl::Status Cluster::StartDns(const ClusterOptions& options) {
+  if (access(kDnsmasq, X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat(kDnsmasq, " is missing: install dnsmasq-base (bazel/install_deps.sh)"));
+  }
+  std::string last_error;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    const int port = FreeDnsPort();
+    if (port == 0) continue;
+    // Only the records given here: no upstream, no /etc/hosts, no config file, no pid file.
+    std::vector<std::string> argv = {kDnsmasq,
+                                     "--no-daemon",
+                                     "--no-resolv",
+                                     "--no-hosts",
+                                     "--conf-file=/dev/null",
+                                     "--pid-file=",
+                                     absl::StrCat("--listen-address=", kDnsHost),
+                                     absl::StrCat("--port=", port),
+                                     "--bind-interfaces"};
+    for (const auto& node : nodes_) {
+      argv.push_back(absl::StrCat("--host-record=", options.dns_name, ",", node->host()));
+    }
+    absl::StatusOr<Subprocess> dns = Subprocess::Start(argv);
+    if (!dns.ok()) return dns.status();
+    dns_.emplace(*std::move(dns));
+    const int expected = static_cast<int>(nodes_.size());
+    if (Eventually([&] { return !dns_->running() || CountARecords(port, dns_name_) == expected; },
+                   absl::Seconds(10)) &&
+        dns_->running()) {
+      dns_port_ = port;
+      return absl::OkStatus();
+    }
+    last_error = dns_->Stderr();
+    dns_.reset();  // Killed and reaped; a port lost to a race is retried with another.
+  }
+  return absl::UnavailableError(absl::StrCat("dnsmasq did not start: ", last_error));
+}
+
+Cluster::~Cluster() {
+  if (dns_.has_value()) dns_->Signal(SIGKILL);
+  for (auto& node : nodes_) {
+    if (!node->agent_.has_value()) continue;
+    // A frozen agent must run again to take SIGTERM; SIGTERM returns every plan's memory.
+    node->agent_->Signal(SIGCONT);
+    node->agent_->Signal(SIGTERM);
+  }
+  for (auto& node : nodes_) {
+    if (!node->agent_.has_value()) continue;
+    if (!node->agent_->Wait(absl::Seconds(5)).has_value()) node->Kill();
+    // The cgroup goes once its last process has: its destructor retries while busy.
+    Eventually(
+        [&] {
+          absl::StatusOr<std::string> procs = ReadFileToString(node->cgroup_procs());
+          return !procs.ok() || procs->empty();
+        },
+        absl::Seconds(5));
+  }
+  nodes_.clear();
+  dns_.reset();
+  for (int fd : port_holds_) close(fd);
+}
+
+std::string Cluster::DnsTarget() const {
+  return absl::StrCat("dns://", kDnsHost, ":", dns_port_, "/", dns_name_, ":", agent_port_);
+}
+
+std::string Cluster::Targets() const {
+  std::vector<std::string> addresses;
+  for (const auto& node : nodes_) addresses.push_back(node->address());
+  return absl::StrJoin(addresses, ",");
+}
+
+CommandResult Cluster::Ctl(const std::vector<std::string>& args, absl::Duration timeout) const {
+  std::vector<std::string> argv = {CtlBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, timeout);
+}
+
+bool IsNoCgroups(const absl::Status& status) {
+  return absl::IsFailedPrecondition(status);
+}
+
+// ---------------------------------------------------------------------------------------
+// Measuring
+
+bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return condition();
+}
+
+uint64_t ResidentOf(pid_t pid) {
+  absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(pid);
+  return memory.ok() ? memory->rss_anon_bytes + memory->rss_shmem_bytes : 0;
+}
+
+uint64_t RssOf(pid_t pid) {
+  absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(pid);
+  return memory.ok() ? memory->rss_bytes : 0;
+}
+
+bool Alive(pid_t pid) {
+  absl::StatusOr<std::string> stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return false;
+  const size_t close = stat->rfind(')');
+  return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z' &&
+         (*stat)[close + 2] != 'X';
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON
+
+google::protobuf::Struct ParseJson(const std::string& text) {
+  google::protobuf::Struct document;
+  const auto status = google::protobuf::util::JsonStringToMessage(text, &document);
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << text;
+  return document;
+}
+
+const google::protobuf::Value& Get(const google::protobuf::Struct& object,
+                                   const std::vector<std::string>& path) {
+  static const google::protobuf::Value* const kNull = new google::protobuf::Value();
+  const google::protobuf::Struct* current = &object;
+  const google::protobuf::Value* value = kNull;
+  for (const std::string& key : path) {
+    const auto it = current->fields().find(key);
+    if (it == current->fields().end()) return *kNull;
+    value = &it->second;
+    current = &value->struct_value();
+  }
+  return *value;
+}
+
+std::vector<NodeJson> NodesOf(const google::protobuf::Struct& document) {
+  std::vector<NodeJson> nodes;
+  for (const auto& value : Get(document, {"nodes"}).list_value().values()) {
+    NodeJson node;
+    node.raw = value.struct_value();
+    node.target = Get(node.raw, {"target"}).string_value();
+    node.ok = Get(node.raw, {"ok"}).bool_value();
+    node.node = Get(node.raw, {"node"}).string_value();
+    node.error_code = Get(node.raw, {"error", "code"}).string_value();
+    node.error_message = Get(node.raw, {"error", "message"}).string_value();
+    if (node.raw.fields().count("plan") > 0) {
+      std::string json;
+      google::protobuf::util::MessageToJsonString(Get(node.raw, {"plan"}).struct_value(), &json);
+      v1::PlanStatus plan;
+      google::protobuf::util::JsonParseOptions options;
+      options.ignore_unknown_fields = true;
+      const auto status = google::protobuf::util::JsonStringToMessage(json, &plan, options);
+      EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
+      node.plan = plan;
+    }
+    nodes.push_back(std::move(node));
+  }
+  return nodes;
+}
+
+}  // namespace testing
+}  // namespace memload
