@@ -36,6 +36,10 @@ absl::string_view BackingName(Backing backing) {
   return "unknown";
 }
 
+absl::Status MallocFailed(size_t size) {
+  return absl::ResourceExhaustedError(absl::StrCat("malloc of ", size, " bytes failed"));
+}
+
 namespace {
 
 size_t RoundUpToPages(size_t size) {
@@ -75,13 +79,13 @@ absl::Status ApplyOptions(void* data, size_t size, const AllocatorOptions& optio
 
 class MallocAllocator final : public BlockAllocator {
  public:
-  explicit MallocAllocator(AllocatorOptions options) : options_(options) {}
+  explicit MallocAllocator(AllocatorOptions options) : options_(options) {
+    plain_malloc_ = !options.huge_pages && !options.mlock;
+  }
 
   absl::StatusOr<void*> Allocate(size_t size) override {
     void* block = std::malloc(size);
-    if (block == nullptr) {
-      return absl::ResourceExhaustedError(absl::StrCat("malloc of ", size, " bytes failed"));
-    }
+    if (block == nullptr) return MallocFailed(size);
     if (options_.huge_pages || options_.mlock) {
       absl::Status status = ApplyOptions(block, size, options_);
       if (!status.ok()) {

@@ -11,8 +11,10 @@
 #define MEMLOAD_CORE_BLOCK_ALLOCATOR_H_
 
 #include <cstddef>
+#include <cstdlib>
 #include <memory>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -56,7 +58,41 @@ class BlockAllocator {
   // Bytes of address space the OS reserves for a block of `size`: `size` for malloc (its
   // own headers are the allocator's business), `size` rounded up to whole pages otherwise.
   virtual size_t MappedSize(size_t size) const = 0;
+
+  // True only for the shared malloc allocator without options, whose Allocate/Free are
+  // exactly std::malloc/std::free: AllocateBlock/FreeBlock below then skip the virtual
+  // call and the StatusOr (the hot path of one-byte sets and streams).
+  bool is_plain_malloc() const { return plain_malloc_; }
+
+ protected:
+  bool plain_malloc_ = false;
 };
+
+// Status for a failed std::malloc of `size` bytes (what Allocate would have said).
+absl::Status MallocFailed(size_t size);
+
+// One block from `allocator`; nullptr with `*error` set when it refuses.
+inline void* AllocateBlock(BlockAllocator* allocator, size_t size, absl::Status* error) {
+  if (allocator->is_plain_malloc()) {
+    void* block = std::malloc(size);
+    if (block == nullptr) *error = MallocFailed(size);
+    return block;
+  }
+  absl::StatusOr<void*> block = allocator->Allocate(size);
+  if (!block.ok()) {
+    *error = block.status();
+    return nullptr;
+  }
+  return *block;
+}
+
+inline void FreeBlock(BlockAllocator* allocator, void* block, size_t size) {
+  if (allocator->is_plain_malloc()) {
+    std::free(block);
+  } else {
+    allocator->Free(block, size);
+  }
+}
 
 // The process-wide malloc or mmap allocator with `options` (stateless, never freed).
 // Returns nullptr for Backing::kShmem, which needs MakeShmemAllocator.

@@ -142,15 +142,16 @@ absl::Status RetainedSet::Grow(uint64_t blocks) {
   MEMLOAD_RETURN_IF_ERROR(ReserveTable(blocks_, wanted));
   const size_t size = static_cast<size_t>(options_.block_size);
   for (uint64_t i = 0; i < blocks; ++i) {
-    absl::StatusOr<void*> block = allocator_->Allocate(size);
-    if (ABSL_PREDICT_FALSE(!block.ok())) {
-      return GrowFailed(i, blocks, size, blocks_.size(), block.status());
+    absl::Status error;
+    void* block = AllocateBlock(allocator_, size, &error);
+    if (ABSL_PREDICT_FALSE(block == nullptr)) {
+      return GrowFailed(i, blocks, size, blocks_.size(), error);
     }
     ++allocations_;
     if (options_.touch != TouchMode::kNone) {
-      bytes_touched_ += TouchBlock(*block, size, options_.touch, allocations_);
+      bytes_touched_ += TouchBlock(block, size, options_.touch, allocations_);
     }
-    blocks_.push_back(*block);
+    blocks_.push_back(block);
   }
   return absl::OkStatus();
 }
@@ -158,7 +159,7 @@ absl::Status RetainedSet::Grow(uint64_t blocks) {
 void RetainedSet::ShrinkTo(uint64_t blocks) {
   const size_t size = static_cast<size_t>(options_.block_size);
   while (blocks_.size() > blocks) {
-    allocator_->Free(blocks_.back(), size);
+    FreeBlock(allocator_, blocks_.back(), size);
     blocks_.pop_back();
     ++frees_;
   }

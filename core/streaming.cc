@@ -113,21 +113,22 @@ absl::Status StreamWorker::Step() {
     }
     // Free the oldest first, so this worker never holds more than its share.
     if (live_ == window_) {
-      allocator_->Free(ring_[head_], size_);
+      FreeBlock(allocator_, ring_[head_], size_);
       --live_;
     }
   }
-  absl::StatusOr<void*> block = allocator_->Allocate(size_);
-  if (!block.ok()) return std::move(block).status();
+  absl::Status error;
+  void* block = AllocateBlock(allocator_, size_, &error);
+  if (block == nullptr) return error;
   ++allocations_;
   if (touch_ != TouchMode::kNone) {
-    bytes_touched_ += TouchBlock(*block, size_, touch_, seed_ + allocations_);
+    bytes_touched_ += TouchBlock(block, size_, touch_, seed_ + allocations_);
   }
   if (window_ == 0) {
-    allocator_->Free(*block, size_);
+    FreeBlock(allocator_, block, size_);
     return absl::OkStatus();
   }
-  ring_[head_] = *block;
+  ring_[head_] = block;
   head_ = head_ + 1 == window_ ? 0 : head_ + 1;
   ++live_;
   return absl::OkStatus();
