@@ -14,10 +14,12 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "controller/commands.h"
 #include "controller/grpc_agent_client.h"
 #include "controller/output.h"
@@ -87,6 +89,45 @@ int UsageError(const std::string& command, bool json, const absl::Status& status
   }
   std::cerr << "memloadctl " << command << ": " << status.message() << "\n";
   return kExitUsage;
+}
+
+// absl::ParseCommandLine exits 1 on an unknown flag or a value the flag's type refuses,
+// but every usage error of memloadctl exits 2: so the arguments are checked against the
+// flag registry first (a good value is parsed now and again by ParseCommandLine).
+absl::Status CheckFlagArgs(const std::vector<char*>& args) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
+    const size_t equals = arg.find('=');
+    const absl::string_view name = arg.substr(0, equals);
+    // absl's own flags (--help, --flagfile, ...) are absl's to handle.
+    static const std::set<absl::string_view> kAbslFlags = {
+        "help",    "helpfull",        "helpshort", "helppackage", "version",
+        "flagfile", "only_check_args", "fromenv",   "tryfromenv",  "undefok"};
+    if (kAbslFlags.count(name) > 0) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr && absl::StartsWith(name, "no") && equals == absl::string_view::npos) {
+      flag = absl::FindCommandLineFlag(name.substr(2));  // --noexpect_oom
+      if (flag != nullptr && flag->IsOfType<bool>()) continue;
+      flag = nullptr;
+    }
+    if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    if (flag->IsOfType<bool>() && equals == absl::string_view::npos) continue;
+    absl::string_view value;
+    if (equals != absl::string_view::npos) {
+      value = arg.substr(equals + 1);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];  // "--timeout 5s"
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, "=\"", value, "\": ", error));
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Names of the flags given on the command line (absl 20220623 keeps that private).
@@ -171,6 +212,13 @@ int Main(int argc, char** argv) {
       rewritten.push_back(absl::StrCat("--for_", text.substr(5)));
       arg = rewritten.back().data();
     }
+  }
+  if (absl::Status flags = CheckFlagArgs(pointers); !flags.ok()) {
+    const bool json = std::find(args.begin(), args.end(), "--output=json") != args.end();
+    const auto command = std::find_if(args.begin() + 1, args.end(), [](const std::string& arg) {
+      return !absl::StartsWith(arg, "-");
+    });
+    return UsageError(command != args.end() ? *command : "memloadctl", json, flags);
   }
   std::vector<char*> positional =
       absl::ParseCommandLine(static_cast<int>(pointers.size()), pointers.data());

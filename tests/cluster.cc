@@ -244,6 +244,12 @@ absl::Status Cluster::StartDns(const ClusterOptions& options) {
                                      absl::StrCat("--listen-address=", kDnsHost),
                                      absl::StrCat("--port=", port),
                                      "--bind-interfaces"};
+    // The name's domain is answered here alone: other names in it are NXDOMAIN, not
+    // REFUSED for want of an upstream server.
+    const size_t dot = options.dns_name.find('.');
+    if (dot != std::string::npos) {
+      argv.push_back(absl::StrCat("--local=/", options.dns_name.substr(dot + 1), "/"));
+    }
     for (const auto& node : nodes_) {
       argv.push_back(absl::StrCat("--host-record=", options.dns_name, ",", node->host()));
     }
