@@ -127,6 +127,21 @@ void AppendPlanResults(std::vector<TargetResult<Response>> answers,
   }
 }
 
+// --record: the nodes' usage (available memory, pressure) beside the plans' numbers.
+void RecordRefresh(const CommandEnv& env, const std::vector<AgentClient*>& running,
+                   const RunView& view, RunRecorder* recorder) {
+  std::map<std::string, v1::NodeUsage> usage;
+  for (TargetResult<v1::NodeUsage>& one : FanOut<v1::NodeUsage>(
+           running,
+           [](AgentClient& client, absl::Duration timeout, Done<v1::NodeUsage> done) {
+             client.GetUsage(v1::GetUsageRequest(), timeout, std::move(done));
+           },
+           Idempotent(env))) {
+    if (one.response.ok()) usage[one.target] = *std::move(one.response);
+  }
+  recorder->Record(absl::Now(), view, usage);
+}
+
 }  // namespace
 
 int RunAgents(const CommandEnv& env) {
@@ -435,6 +450,7 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
     }
     running = std::move(still_running);
     view.elapsed = absl::Now() - begin;
+    if (options.recorder != nullptr) RecordRefresh(env, running, view, options.recorder);
     if (!env.json) {
       const std::string text = FormatRunProgress(view);
       if (env.tty) {
@@ -470,6 +486,7 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
     }
   }
   view.elapsed = absl::Now() - begin;
+  if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view);
   *env.out << (env.json ? RunJson(view) : FormatRunSummary(view));
   env.out->flush();
   if (cancel->cancelled()) return kExitInterrupted;

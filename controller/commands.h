@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "controller/agent_client.h"
 #include "controller/fanout.h"
+#include "controller/recording.h"
 #include "controller/rollout.h"
 #include "controller/targets.h"
 #include "core/cancel_signal.h"
@@ -68,6 +69,8 @@ struct RunOptions {
   // ends by itself on every node, or Ctrl-C.
   absl::Duration keep = absl::InfiniteDuration();
   absl::Duration refresh = absl::Seconds(1);  // Progress refresh and usage polling.
+  // --record: each refresh appends samples and events to it (recording.h); null = none.
+  RunRecorder* recorder = nullptr;
 };
 int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options);
 

@@ -24,6 +24,8 @@
 #include "controller/grpc_agent_client.h"
 #include "controller/output.h"
 #include "controller/plan_builder.h"
+#include "controller/recording.h"
+#include "controller/report.h"
 #include "controller/rollout.h"
 #include "controller/targets.h"
 #include "core/cancel_signal.h"
@@ -72,6 +74,8 @@ ABSL_FLAG(std::string, for_, "", "run: keep the plan this long, then stop (defau
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(1), "watch/run: refresh interval");
 ABSL_FLAG(int, count, 0, "watch: frames to show, then exit (0 = until Ctrl-C)");
 ABSL_FLAG(bool, all, false, "stop: every running plan");
+ABSL_FLAG(std::string, record, "", "run: write samples and events to FILE as JSON Lines");
+ABSL_FLAG(std::string, html, "", "report: write the HTML page to FILE");
 
 namespace memload {
 namespace controller {
@@ -79,7 +83,7 @@ namespace {
 
 constexpr char kUsage[] =
     "memloadctl COMMAND --targets=... [flags]\n"
-    "commands: agents | usage | start | resize | stop | watch | run | version\n"
+    "commands: agents | usage | start | resize | stop | watch | run | report | version\n"
     "see README.md for every flag; --help lists them.";
 
 // Prints a usage error the way --output asks, and returns 2: nothing was sent to any agent.
@@ -234,8 +238,19 @@ int Main(int argc, char** argv) {
     std::cout << "memloadctl " << kVersion << "\n";
     return kExitOk;
   }
+  if (command == "report") {  // Reads a recording; no agent is involved.
+    if (positional.size() > 3) {
+      return UsageError(command, json, absl::InvalidArgumentError(absl::StrCat(
+                                           "unexpected argument \"", positional[3], "\"")));
+    }
+    return RunReport(positional.size() > 2 ? positional[2] : "", absl::GetFlag(FLAGS_html),
+                     std::cout, std::cerr);
+  }
+  if (!absl::GetFlag(FLAGS_record).empty() && command != "run") {
+    return UsageError(command, json, absl::InvalidArgumentError("--record is for run only"));
+  }
   static const std::vector<std::string> kCommands = {"agents", "usage", "start", "resize",
-                                                     "stop",   "watch", "run"};
+                                                     "stop",   "watch", "run",   "report"};
   if (std::find(kCommands.begin(), kCommands.end(), command) == kCommands.end()) {
     return UsageError(command.empty() ? "memloadctl" : command, json,
                       absl::InvalidArgumentError(absl::StrCat(
@@ -337,7 +352,19 @@ int Main(int argc, char** argv) {
     }
     run.keep = duration;
   }
-  return RunRun(env, *spec, run);
+  std::unique_ptr<RunRecorder> recorder;
+  if (const std::string path = absl::GetFlag(FLAGS_record); !path.empty()) {
+    absl::StatusOr<std::unique_ptr<RunRecorder>> opened = RunRecorder::Open(path);
+    if (!opened.ok()) return UsageError(command, json, opened.status());
+    recorder = *std::move(opened);
+    run.recorder = recorder.get();
+  }
+  const int code = RunRun(env, *spec, run);
+  if (recorder != nullptr && !recorder->status().ok()) {
+    std::cerr << "memloadctl run: --record: " << recorder->status().message() << "\n";
+    return code == kExitOk ? kExitNodesFailed : code;
+  }
+  return code;
 }
 
 }  // namespace

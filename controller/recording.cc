@@ -1,0 +1,177 @@
+#include "controller/recording.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "proto/proto_time.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+// A compact JSON object, fields in insertion order; values already encoded.
+class Object {
+ public:
+  Object& Text(absl::string_view key, absl::string_view value) {
+    return Raw(key, JsonQuote(value));
+  }
+  Object& Number(absl::string_view key, uint64_t value) { return Raw(key, absl::StrCat(value)); }
+  Object& Number(absl::string_view key, double value) {
+    return Raw(key, std::isfinite(value) ? absl::StrCat(value) : "0");  // JSON has no NaN.
+  }
+  Object& Raw(absl::string_view key, std::string value) {
+    absl::StrAppend(&text_, text_.empty() ? "{" : ",", JsonQuote(key), ":", value);
+    return *this;
+  }
+  std::string Done() const { return text_.empty() ? "{}" : text_ + "}"; }
+
+ private:
+  std::string text_;
+};
+
+bool IsEnd(v1::PlanState state) {
+  return state == v1::PLAN_STATE_COMPLETED || state == v1::PLAN_STATE_STOPPED ||
+         state == v1::PLAN_STATE_LEASE_EXPIRED || state == v1::PLAN_STATE_OOM_KILLED ||
+         state == v1::PLAN_STATE_FAILED;
+}
+
+// The event a plan's end is recorded as.
+std::string EndEvent(v1::PlanState state) {
+  switch (state) {
+    case v1::PLAN_STATE_OOM_KILLED:
+      return "oom_killed";
+    case v1::PLAN_STATE_LEASE_EXPIRED:
+      return "lease_expired";
+    case v1::PLAN_STATE_FAILED:
+      return "failed";
+    default:
+      return "stop";
+  }
+}
+
+}  // namespace
+
+std::string RecordingTime(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
+}
+
+absl::StatusOr<std::unique_ptr<RunRecorder>> RunRecorder::Open(const std::string& path) {
+  auto file = std::make_unique<std::ofstream>(path, std::ios::out | std::ios::trunc);
+  if (!*file) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--record=", path, ": cannot create the file: ", std::strerror(errno)));
+  }
+  auto recorder = std::make_unique<RunRecorder>(file.get());
+  recorder->file_ = std::move(file);
+  return recorder;
+}
+
+void RunRecorder::Write(const std::string& line) {
+  *out_ << line << "\n";
+  if (!*out_ && status_.ok()) {
+    status_ = absl::DataLossError("the recording could not be written (disk full?)");
+  }
+}
+
+void RunRecorder::Record(absl::Time now, const RunView& view,
+                         const std::map<std::string, v1::NodeUsage>& usage) {
+  Refresh(now, view, usage, /*every_node=*/false);
+}
+
+void RunRecorder::Finish(absl::Time now, const RunView& view) {
+  Refresh(now, view, {}, /*every_node=*/true);
+}
+
+void RunRecorder::Refresh(absl::Time now, const RunView& view,
+                          const std::map<std::string, v1::NodeUsage>& usage, bool every_node) {
+  const std::string time = RecordingTime(now);
+  const std::string& plan_id = view.spec.plan_id();
+  if (!begun_) {
+    begun_ = true;
+    std::vector<std::string> targets;
+    for (const RunNode& node : view.nodes) targets.push_back(JsonQuote(node.target));
+    Write(Object()
+              .Text("event", "run")
+              .Text("time", time)
+              .Text("planId", plan_id)
+              .Raw("spec", ProtoToJson(view.spec))
+              .Raw("targets", absl::StrCat("[", absl::StrJoin(targets, ","), "]"))
+              .Done());
+  }
+  for (const RunNode& node : view.nodes) {
+    NodeState& state = nodes_[node.target];
+    const std::string name = node.node_name.empty() ? node.target : node.node_name;
+    auto event = [&](absl::string_view kind, std::string at) {
+      Object object;
+      object.Text("event", kind).Text("time", at).Text("node", name).Text("target", node.target);
+      object.Text("planId", plan_id);
+      return object;
+    };
+    for (; state.errors < node.errors.size(); ++state.errors) {
+      Write(event("error", time).Text("message", FormatStatus(node.errors[state.errors])).Done());
+    }
+    if (!node.plan.has_value()) continue;
+    const v1::PlanStatus& plan = *node.plan;
+    // The agent's timestamp of a moment when it has one, else the refresh's.
+    auto when = [&](bool has, const google::protobuf::Timestamp& stamp) {
+      return has ? RecordingTime(FromProtoTimestamp(stamp)) : time;
+    };
+    if (!state.started) {
+      state.started = true;
+      Write(event("start", when(plan.has_started(), plan.started()))
+                .Number("targetBytes", plan.target_bytes())
+                .Done());
+    }
+    if (plan.has_target_reached() && !state.target_reached) {
+      Write(event("target_reached", when(true, plan.target_reached()))
+                .Number("targetBytes", plan.target_bytes())
+                .Done());
+    }
+    state.target_reached = plan.has_target_reached();
+    if (plan.state() != state.state) {
+      if (plan.state() == v1::PLAN_STATE_CAPPED) {
+        Write(event("capped", time).Text("message", plan.error()).Done());
+      } else if (IsEnd(plan.state()) && !IsEnd(state.state)) {
+        Object end = event(EndEvent(plan.state()), when(plan.has_ended(), plan.ended()));
+        end.Text("state", PlanStateName(plan.state()));
+        if (!plan.error().empty()) end.Text("message", plan.error());
+        Write(end.Done());
+      }
+      state.state = plan.state();
+    }
+
+    const auto node_usage = usage.find(node.target);
+    if (!every_node && node_usage == usage.end()) continue;  // Not heard from this time.
+    Object sample;
+    sample.Text("time", time).Text("node", name).Text("target", node.target);
+    sample.Text("planId", plan_id).Text("state", PlanStateName(plan.state()));
+    sample.Number("targetBytes", plan.target_bytes())
+        .Number("payloadBytes", plan.payload_bytes())
+        .Number("residentBytes", plan.resident_bytes())
+        .Number("peakResidentBytes", plan.peak_resident_bytes())
+        .Number("allocationRateBytesPerSec", plan.allocation_rate_bytes_per_sec());
+    if (node_usage != usage.end()) {
+      const v1::NodeUsage& of_node = node_usage->second;
+      sample.Number("totalBytes", of_node.meminfo().total_bytes())
+          .Number("availableBytes", of_node.meminfo().available_bytes());
+      if (of_node.cgroup().limited()) {
+        sample.Number("cgroupLimitBytes", of_node.cgroup().limit_bytes())
+            .Number("cgroupUsageBytes", of_node.cgroup().usage_bytes());
+      }
+      if (of_node.pressure().available()) {
+        sample.Number("pressureSomeAvg10", of_node.pressure().some_avg10())
+            .Number("pressureFullAvg10", of_node.pressure().full_avg10());
+      }
+    }
+    Write(sample.Done());
+  }
+  out_->flush();
+}
+
+}  // namespace controller
+}  // namespace memload

@@ -1,0 +1,151 @@
+#include "controller/recording.h"
+
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/status_matchers.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "proto/proto_time.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr uint64_t kMiB = 1 << 20;
+const absl::Time kStart = absl::FromUnixSeconds(1764086400);  // 2025-11-25T16:00:00Z
+
+std::vector<google::protobuf::Struct> Lines(const std::string& text) {
+  std::vector<google::protobuf::Struct> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    google::protobuf::Struct object;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(line), &object).ok())
+        << line;
+    lines.push_back(object);
+  }
+  return lines;
+}
+
+std::string Field(const google::protobuf::Struct& object, const std::string& key) {
+  auto it = object.fields().find(key);
+  if (it == object.fields().end()) return "<none>";
+  if (it->second.has_string_value()) return it->second.string_value();
+  const double number = it->second.number_value();
+  return number == static_cast<double>(static_cast<int64_t>(number))
+             ? absl::StrCat(static_cast<int64_t>(number))
+             : absl::StrCat(number);
+}
+
+v1::PlanStatus Plan(v1::PlanState state, uint64_t resident) {
+  v1::PlanStatus plan;
+  plan.set_plan_id("rec");
+  plan.set_state(state);
+  plan.set_target_bytes(64 * kMiB);
+  plan.set_payload_bytes(resident);
+  plan.set_resident_bytes(resident);
+  ToProtoTimestamp(kStart, plan.mutable_started());
+  return plan;
+}
+
+v1::NodeUsage Usage() {
+  v1::NodeUsage usage;
+  usage.mutable_meminfo()->set_total_bytes(1024 * kMiB);
+  usage.mutable_meminfo()->set_available_bytes(512 * kMiB);
+  usage.mutable_pressure()->set_available(true);
+  usage.mutable_pressure()->set_some_avg10(1.5);
+  return usage;
+}
+
+TEST(RunRecorderTest, SamplesAndEventsFromStateChanges) {
+  std::ostringstream out;
+  RunRecorder recorder(&out);
+  RunView view;
+  view.spec.set_plan_id("rec");
+  view.spec.mutable_retained();
+  view.nodes.resize(2);
+  view.nodes[0].target = "127.0.0.1:7070";
+  view.nodes[0].node_name = "a";
+  view.nodes[1].target = "127.0.0.1:7071";
+  view.nodes[1].node_name = "b";
+  const std::map<std::string, v1::NodeUsage> both = {{"127.0.0.1:7070", Usage()},
+                                                     {"127.0.0.1:7071", Usage()}};
+
+  view.nodes[0].plan = Plan(v1::PLAN_STATE_RAMPING, 16 * kMiB);
+  view.nodes[1].plan = Plan(v1::PLAN_STATE_RAMPING, 8 * kMiB);
+  recorder.Record(kStart + absl::Seconds(1), view, both);
+
+  view.nodes[0].plan = Plan(v1::PLAN_STATE_HOLDING, 64 * kMiB);
+  ToProtoTimestamp(kStart + absl::Milliseconds(1500),
+                   view.nodes[0].plan->mutable_target_reached());
+  view.nodes[1].plan = Plan(v1::PLAN_STATE_CAPPED, 32 * kMiB);
+  view.nodes[1].plan->set_error("capped at 32 MiB");
+  view.nodes[1].errors.push_back(absl::UnavailableError("connection refused"));
+  // b did not answer this refresh: no sample for it, its events still count.
+  recorder.Record(kStart + absl::Seconds(2), view, {{"127.0.0.1:7070", Usage()}});
+
+  view.nodes[0].plan = Plan(v1::PLAN_STATE_STOPPED, 0);
+  ToProtoTimestamp(kStart + absl::Milliseconds(1500),
+                   view.nodes[0].plan->mutable_target_reached());
+  ToProtoTimestamp(kStart + absl::Seconds(3), view.nodes[0].plan->mutable_ended());
+  view.nodes[1].plan = Plan(v1::PLAN_STATE_OOM_KILLED, 0);
+  view.nodes[1].plan->set_error("the kernel's OOM killer killed the worker");
+  recorder.Finish(kStart + absl::Seconds(3), view);
+  EXPECT_THAT(recorder.status(), IsOk());
+
+  std::vector<std::string> summary;
+  for (const google::protobuf::Struct& line : Lines(out.str())) {
+    const std::string event = Field(line, "event");
+    summary.push_back(event == "<none>"
+                          ? absl::StrCat(Field(line, "time"), " sample ", Field(line, "node"), " ",
+                                         Field(line, "state"), " ", Field(line, "residentBytes"),
+                                         " ", Field(line, "availableBytes"), " ",
+                                         Field(line, "pressureSomeAvg10"))
+                          : absl::StrCat(Field(line, "time"), " ", event, " ", Field(line, "node"),
+                                         " ", Field(line, "state"), " ", Field(line, "message")));
+  }
+  EXPECT_THAT(
+      summary,
+      ElementsAre(
+          "2025-11-25T16:00:01.000Z run <none> <none> <none>",
+          "2025-11-25T16:00:00.000Z start a <none> <none>",
+          "2025-11-25T16:00:01.000Z sample a ramping 16777216 536870912 1.5",
+          "2025-11-25T16:00:00.000Z start b <none> <none>",
+          "2025-11-25T16:00:01.000Z sample b ramping 8388608 536870912 1.5",
+          "2025-11-25T16:00:01.500Z target_reached a <none> <none>",
+          "2025-11-25T16:00:02.000Z sample a holding 67108864 536870912 1.5",
+          "2025-11-25T16:00:02.000Z error b <none> UNAVAILABLE: connection refused",
+          "2025-11-25T16:00:02.000Z capped b <none> capped at 32 MiB",
+          "2025-11-25T16:00:03.000Z stop a stopped <none>",
+          "2025-11-25T16:00:03.000Z sample a stopped 0 <none> <none>",
+          "2025-11-25T16:00:03.000Z oom_killed b oom_killed the kernel's OOM killer killed the worker",
+          "2025-11-25T16:00:03.000Z sample b oom_killed 0 <none> <none>"));
+  // The first line names the plan and carries its spec.
+  const google::protobuf::Struct first = Lines(out.str()).front();
+  EXPECT_EQ(Field(first, "planId"), "rec");
+  EXPECT_TRUE(first.fields().at("spec").struct_value().fields().count("retained"));
+}
+
+TEST(RunRecorderTest, OpenNamesTheFileItCannotCreate) {
+  EXPECT_THAT(RunRecorder::Open("/nonexistent-dir/run.jsonl"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/nonexistent-dir/run.jsonl")));
+}
+
+TEST(RunRecorderTest, ReportsWriteErrors) {
+  std::ostringstream out;
+  out.setstate(std::ios::badbit);
+  RunRecorder recorder(&out);
+  RunView view;
+  view.spec.set_plan_id("rec");
+  recorder.Record(kStart, view, {});
+  EXPECT_THAT(recorder.status(), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("written")));
+}
+
+}  // namespace
+}  // namespace controller
+}  // namespace memload
