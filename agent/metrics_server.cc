@@ -65,6 +65,13 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   }
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   const std::string host = listen_address.substr(0, colon);
+  // Debian's civetweb 1.15 is built without IPv6 (mg_check_feature(8) is 0): say so,
+  // rather than civetweb's "problem binding to port".
+  if (host.find(':') != std::string::npos && mg_check_feature(8) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics address \"", listen_address,
+        "\": this civetweb has no IPv6 support; use an IPv4 address, e.g. 0.0.0.0:", port));
+  }
   server->host_ = std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]"));
   server->handler_ = std::make_unique<MetricsHandler>(std::move(render));
   const std::vector<std::string> options = {

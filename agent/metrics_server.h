@@ -34,8 +34,9 @@ class MetricsServer {
  public:
   using Render = std::function<std::string()>;
 
-  // Listens on `listen_address` ("HOST:PORT", "[::1]:PORT"; port 0 picks a free one).
-  // InvalidArgument for a malformed address; Unavailable when it cannot be bound.
+  // Listens on `listen_address` ("HOST:PORT"; port 0 picks a free one). InvalidArgument
+  // for a malformed address, and for an IPv6 one where civetweb has no IPv6 (Debian's
+  // build); Unavailable when it cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen_address,
                                                               Render render);
   ~MetricsServer();  // Shutdown().

@@ -2,6 +2,8 @@
 // AgentServer whose /metrics reflects its plans and RPCs.
 #include "agent/metrics_server.h"
 
+#include <civetweb.h>
+
 #include <atomic>
 
 #include "absl/strings/numbers.h"
@@ -77,6 +79,10 @@ TEST(MetricsServerTest, RefusesBadAddresses) {
     EXPECT_THAT(MetricsServer::Start(bad, render),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("HOST:PORT")))
         << bad;
+  }
+  if (mg_check_feature(8) == 0) {  // Debian's civetweb: IPv4 only, and it says so.
+    EXPECT_THAT(MetricsServer::Start("[::]:0", render),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("0.0.0.0:0")));
   }
   absl::StatusOr<std::unique_ptr<MetricsServer>> first = MetricsServer::Start("127.0.0.1:0", render);
   ASSERT_THAT(first, IsOk());

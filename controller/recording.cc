@@ -97,7 +97,7 @@ void RunRecorder::Refresh(absl::Time now, const RunView& view,
     for (const RunNode& node : view.nodes) targets.push_back(JsonQuote(node.target));
     Write(Object()
               .Text("event", "run")
-              .Text("time", time)
+              .Text("time", RecordingTime(now - view.elapsed))  // When the run began.
               .Text("planId", plan_id)
               .Raw("spec", ProtoToJson(view.spec))
               .Raw("targets", absl::StrCat("[", absl::StrJoin(targets, ","), "]"))

@@ -8,7 +8,7 @@
 //   recorder.Finish(absl::Now(), view);                                // after the stop
 //
 // Lines:
-//   {"event":"run","time":...,"planId":...,"spec":{PlanSpec},"targets":[...]}   first line
+//   {"event":"run","time":<run began>,"planId":...,"spec":{PlanSpec},"targets":[...]}  first
 //   {"time":...,"node":...,"target":...,"planId":...,"state":"holding","targetBytes":N,
 //    "payloadBytes":N,"residentBytes":N,"peakResidentBytes":N,"allocationRateBytesPerSec":X,
 //    "totalBytes":N,"availableBytes":N,"cgroupLimitBytes":N,"cgroupUsageBytes":N,
