@@ -34,6 +34,15 @@ ABSL_FLAG(int, max_plans, 64, "most plans running at once");
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9470; port 0 picks a "
           "free one (logged as \"metrics on HOST:PORT\"); empty = no metrics");
+// Security (README: "Securing a deployment").
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate (chain) to serve TLS with; needs --tls-key");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert (unencrypted)");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificate(s): mutual TLS, clients must present a certificate it signed");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "bearer tokens, one per line: TOKEN or TOKEN:read-only ('#' comments)");
+ABSL_FLAG(bool, insecure, false,
+          "serve a non-loopback address without tokens or client certificates");
 
 namespace memload {
 namespace {
@@ -94,6 +103,12 @@ int Main(int argc, char** argv) {
   }
   options.plans.max_running_plans = absl::GetFlag(FLAGS_max_plans);
   options.metrics_listen_address = absl::GetFlag(FLAGS_metrics_listen);
+  options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.security.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  options.security.insecure = absl::GetFlag(FLAGS_insecure);
+  options.security.audit_log = [](const std::string& line) { LogLine(line); };
 
   absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
       agent::AgentServer::Start(options);
@@ -104,6 +119,10 @@ int Main(int argc, char** argv) {
               options.plans.max_memory_bytes ? FormatSize(options.plans.max_memory_bytes)
                                              : std::string("none"),
               FormatSize(options.plans.reserve_bytes));
+  MEMLOAD_LOG("security: %s", (*server)->security_summary());
+  if (!(*server)->security_warning().empty()) {
+    MEMLOAD_LOG("warning: %s", (*server)->security_warning());
+  }
   if (const std::string metrics = (*server)->metrics_address(); !metrics.empty()) {
     MEMLOAD_LOG("metrics on %s (GET /metrics)", metrics);
   }

@@ -41,7 +41,13 @@ std::string DefaultWorkerBinary() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions options) {
+  // Security first: a refused port or a bad certificate starts nothing.
+  absl::StatusOr<ServerSecurity> security =
+      ServerSecurity::Load(options.security, options.listen_address);
+  if (!security.ok()) return security.status();
   std::unique_ptr<AgentServer> agent(new AgentServer());
+  agent->security_summary_ = security->summary();
+  agent->security_warning_ = security->warning();
   agent->probe_ = options.probe ? options.probe : std::make_shared<SystemNodeProbe>();
   if (options.launcher) {
     agent->launcher_ = options.launcher;
@@ -78,13 +84,14 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
-                           &agent->port_);
+  builder.AddListeningPort(options.listen_address, security->credentials(), &agent->port_);
   builder.RegisterService(agent->service_.get());
   // Every RPC of every service, counted in one place for memload_rpcs_total.
   agent->rpc_counters_ = std::make_shared<RpcCounters>();
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counting;
   counting.push_back(std::make_unique<RpcCountingInterceptorFactory>(agent->rpc_counters_));
+  // Mutating calls, with who made them, in the audit log (agent/audit_log.h).
+  counting.push_back(security->NewAuditInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(counting));
   agent->server_ = builder.BuildAndStart();
   if (agent->server_ == nullptr || agent->port_ == 0) {

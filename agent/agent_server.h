@@ -25,6 +25,7 @@
 #include "agent/node_probe.h"
 #include "agent/plan_manager.h"
 #include "agent/rpc_counters.h"
+#include "agent/server_security.h"
 #include "agent/worker.h"
 #include "grpcpp/grpcpp.h"
 
@@ -40,6 +41,9 @@ struct AgentOptions {
   PlanManagerOptions plans;
   // HOST:PORT of the Prometheus /metrics endpoint; "" = none. Port 0 picks a free one.
   std::string metrics_listen_address;
+  // TLS, client certificates, bearer tokens, audit log (agent/server_security.h). The
+  // default, plaintext without tokens, is refused on a non-loopback address.
+  ServerSecurityOptions security;
   // Test seams: when set, used instead of the real /proc reader and process launcher.
   std::shared_ptr<NodeProbe> probe;
   std::shared_ptr<WorkerLauncher> launcher;
@@ -59,6 +63,9 @@ class AgentServer {
   // The bound metrics address ("127.0.0.1:9470"); "" without metrics.
   std::string metrics_address() const { return metrics_ ? metrics_->address() : ""; }
   const v1::NodeInfo& identity() const { return identity_; }
+  // ServerSecurity::summary() and warning() of the bound port, for the start log.
+  const std::string& security_summary() const { return security_summary_; }
+  const std::string& security_warning() const { return security_warning_; }
   PlanManager& plans() { return *manager_; }
 
   // Stops every plan (their memory returned), then the server; in-flight RPCs get until
@@ -79,6 +86,8 @@ class AgentServer {
   std::unique_ptr<MetricsServer> metrics_;  // Null without --metrics-listen.
   v1::NodeInfo identity_;
   std::string address_;
+  std::string security_summary_;
+  std::string security_warning_;
   int port_ = 0;
   std::mutex shutdown_mutex_;
   bool shut_down_ = false;  // Guarded by shutdown_mutex_.

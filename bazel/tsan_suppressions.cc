@@ -7,6 +7,8 @@ extern "C" const char* __tsan_default_suppressions() {
          "called_from_lib:libgpr.so\n"
          "called_from_lib:libgrpc++.so\n"
          "called_from_lib:libprotobuf.so\n"
+         "called_from_lib:libcrypto.so\n"
+         "called_from_lib:libssl.so\n"
          "race:libgrpc.so\n"
          // gRPC's C++ templates are compiled into our binaries, but synchronise inside
          // libgrpc, where TSan cannot see it.
@@ -16,6 +18,9 @@ extern "C" const char* __tsan_default_suppressions() {
          "race:libgpr.so\n"
          "race:libabsl_\n"
          "race:libprotobuf.so\n"
+         // OpenSSL (TLS inside gRPC, memload's PEM checks) is not instrumented either.
+         "race:libcrypto.so\n"
+         "race:libssl.so\n"
          "deadlock:libgrpc.so\n"
          "deadlock:libabsl_\n";
 }

@@ -1,0 +1,131 @@
+#include "agent/audit_log.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "grpc/grpc_security_constants.h"
+#include "grpcpp/server_context.h"
+#include "proto/memload.pb.h"
+
+namespace memload {
+namespace agent {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+// A RenewLeases of many plans still makes one readable line.
+constexpr size_t kMaxPlanIds = 16;
+
+std::string Field(absl::string_view value) {
+  if (value.empty()) return "-";
+  for (char c : value) {
+    const bool plain = absl::ascii_isalnum(c) || c == '.' || c == '_' || c == ':' ||
+                       c == '/' || c == '@' || c == '-';
+    if (!plain) return absl::StrCat("\"", absl::CHexEscape(value), "\"");
+  }
+  return std::string(value);
+}
+
+std::vector<std::string> PlanIdsOf(absl::string_view method, const void* message) {
+  if (method == "/memload.v1.Agent/StartPlan") {
+    return {static_cast<const v1::StartPlanRequest*>(message)->spec().plan_id()};
+  }
+  if (method == "/memload.v1.Agent/ResizePlan") {
+    return {static_cast<const v1::ResizePlanRequest*>(message)->plan_id()};
+  }
+  if (method == "/memload.v1.Agent/StopPlan") {
+    return {static_cast<const v1::StopPlanRequest*>(message)->plan_id()};
+  }
+  if (method == "/memload.v1.Agent/RenewLeases") {
+    const auto& ids = static_cast<const v1::RenewLeasesRequest*>(message)->plan_ids();
+    return {ids.begin(), ids.end()};
+  }
+  return {};  // A method added later: audited, without plan ids until named here.
+}
+
+// One mutating call: remembers its plan ids, writes the line as its status goes out.
+class AuditInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  AuditInterceptor(grpc::experimental::ServerRpcInfo* info, const AccessPolicy* policy,
+                   const AuditLog* log)
+      : info_(info), policy_(policy), log_(log) {
+    record_.method = info->method();
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
+      if (const void* message = methods->GetRecvMessage(); message != nullptr) {
+        record_.plan_ids = PlanIdsOf(record_.method, message);
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      grpc::ServerContextBase* context = info_->server_context();
+      if (policy_ != nullptr) {
+        const auto& metadata = context->client_metadata();
+        const auto header = metadata.find("authorization");
+        if (header != metadata.end()) {
+          record_.token_name = policy_->NameOf(
+              absl::string_view(header->second.data(), header->second.size()));
+        }
+      }
+      if (const auto auth = context->auth_context(); auth != nullptr) {
+        for (const grpc::string_ref& subject :
+             auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME)) {
+          record_.cert_subject.assign(subject.data(), subject.size());
+        }
+      }
+      record_.peer = context->peer();
+      const grpc::Status status = methods->GetSendStatus();
+      record_.code = status.error_code();
+      (*log_)(FormatAuditLine(record_));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  grpc::experimental::ServerRpcInfo* const info_;
+  const AccessPolicy* const policy_;  // May be null.
+  const AuditLog* const log_;
+  AuditRecord record_;  // gRPC runs one call's hook points one at a time.
+};
+
+}  // namespace
+
+std::string FormatAuditLine(const AuditRecord& record) {
+  absl::string_view method = record.method;
+  const size_t slash = method.rfind('/');
+  if (absl::StartsWith(method, "/memload.v1.Agent/")) method.remove_prefix(slash + 1);
+  std::vector<std::string> plans;
+  for (size_t i = 0; i < record.plan_ids.size() && i < kMaxPlanIds; ++i) {
+    plans.push_back(Field(record.plan_ids[i]));
+  }
+  if (record.plan_ids.size() > kMaxPlanIds) {
+    plans.push_back(absl::StrCat("(+", record.plan_ids.size() - kMaxPlanIds, ")"));
+  }
+  std::string line = absl::StrCat(
+      "audit: ", Field(method), " plan=", plans.empty() ? "-" : absl::StrJoin(plans, ","),
+      " token=", Field(record.token_name), " cert=", Field(record.cert_subject),
+      " peer=", Field(record.peer), " -> ",
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(record.code)));
+  if (!record.detail.empty()) absl::StrAppend(&line, " (", record.detail, ")");
+  return line;
+}
+
+AuditInterceptorFactory::AuditInterceptorFactory(std::shared_ptr<const AccessPolicy> policy,
+                                                 AuditLog log)
+    : policy_(std::move(policy)), log_(std::move(log)) {}
+
+grpc::experimental::Interceptor* AuditInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  if (!log_ || info->method() == nullptr || !IsMutatingMethod(info->method())) return nullptr;
+  return new AuditInterceptor(info, policy_.get(), &log_);
+}
+
+}  // namespace agent
+}  // namespace memload
