@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "controller/bearer_token.h"
 
 namespace memload {
 namespace controller {
@@ -129,7 +130,11 @@ std::shared_ptr<grpc::Channel> CreateAgentChannel(const std::string& target,
   SetDefault(args, GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, options.max_reconnect_backoff);
   std::shared_ptr<grpc::ChannelCredentials> credentials =
       options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials();
-  return grpc::CreateCustomChannel(target, credentials, args);
+  if (options.bearer_token.empty()) return grpc::CreateCustomChannel(target, credentials, args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> token;
+  token.push_back(std::make_unique<BearerTokenInterceptorFactory>(options.bearer_token));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(target, credentials, args,
+                                                                 std::move(token));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status, absl::string_view target,

@@ -37,7 +37,8 @@ namespace memload {
 namespace controller {
 
 struct GrpcClientOptions {
-  // Transport security: plaintext by default; TLS later through grpc::SslCredentials().
+  // Transport security: plaintext by default; TLS through grpc::SslCredentials() (see
+  // controller/client_security.h).
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   // HTTP/2 keepalive pings on idle connections; zero = off. The agent must permit pings
   // this frequent, or it closes the connection ("too_many_pings").
@@ -50,6 +51,9 @@ struct GrpcClientOptions {
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
   // Any other channel argument. These win over the fields above.
   grpc::ChannelArguments channel_args;
+  // Sent as "authorization: Bearer TOKEN" with every call, over TLS or plaintext (see
+  // controller/bearer_token.h); "" = none.
+  std::string bearer_token;
 };
 
 // The channel GrpcAgentClient uses for `target` ("host:port", as gRPC's dns: default).

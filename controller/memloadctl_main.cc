@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <set>
 #include <string>
@@ -20,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "controller/client_security.h"
 #include "controller/commands.h"
 #include "controller/grpc_agent_client.h"
 #include "controller/output.h"
@@ -41,6 +43,14 @@ ABSL_FLAG(std::string, output, "table", "table (for people) or json (one documen
 ABSL_FLAG(int, parallelism, 64, "calls in flight at once");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "deadline of each call");
 ABSL_FLAG(int, retries, 2, "retries of idempotent calls on UNAVAILABLE/DEADLINE_EXCEEDED");
+// Security (README: "Securing a deployment").
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA certificate(s) of the agents: talk TLS");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate for mutual TLS (with --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert (unencrypted)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name the agents' certificates must carry, instead of each target's host");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding the bearer token (default: the MEMLOAD_TOKEN environment variable)");
 // Plans (see controller/plan_builder.h for the syntax of each).
 ABSL_FLAG(std::string, plan, "", "the whole plan from a JSON file (PlanSpec)");
 ABSL_FLAG(std::string, kind, "", "retained | streaming | utilization");
@@ -289,7 +299,18 @@ int Main(int argc, char** argv) {
   env.fanout.parallelism = absl::GetFlag(FLAGS_parallelism);
   env.fanout.timeout = absl::GetFlag(FLAGS_timeout);
   env.fanout.retry.max_attempts = 1 + absl::GetFlag(FLAGS_retries);
-  env.factory = GrpcAgentClientFactory();
+  ClientSecurityOptions security;
+  security.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  security.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  security.token_file = absl::GetFlag(FLAGS_token_file);
+  if (const char* token = std::getenv("MEMLOAD_TOKEN"); token != nullptr) security.token = token;
+  GrpcClientOptions client_options;
+  if (absl::Status status = ApplyClientSecurity(security, &client_options); !status.ok()) {
+    return UsageError(command, json, status);
+  }
+  env.factory = GrpcAgentClientFactory(std::move(client_options));
 
   // Ctrl-C / SIGTERM: a signal thread flips the cancel signal; the command then stops
   // what it started and reports. A second signal exits at once.
