@@ -111,11 +111,13 @@ std::string Hex(const std::string& text, size_t begin) {
 std::string ClusterNode::address() const { return absl::StrCat(host_, ":", port_); }
 
 uint64_t ClusterNode::CgroupUsage() const {
+  if (!cgroup_) return 0;
   absl::StatusOr<CgroupMemory> cgroup = ReadCgroupMemory(cgroup_->dir());
   return cgroup.ok() ? cgroup->usage_bytes : 0;
 }
 
 uint64_t ClusterNode::OomKills() const {
+  if (!cgroup_) return 0;
   absl::StatusOr<CgroupMemory> cgroup = ReadCgroupMemory(cgroup_->dir());
   return cgroup.ok() ? cgroup->oom_kill_count : 0;
 }
@@ -154,7 +156,7 @@ absl::Status ClusterNode::StartAgent() {
                                    absl::StrCat("--node-name=", options_.name)};
   if (!options_.labels.empty()) argv.push_back(absl::StrCat("--labels=", options_.labels));
   argv.insert(argv.end(), options_.agent_flags.begin(), options_.agent_flags.end());
-  absl::StatusOr<Subprocess> agent = Subprocess::Start(argv, cgroup_->procs_file());
+  absl::StatusOr<Subprocess> agent = Subprocess::Start(argv, cgroup_procs());
   if (!agent.ok()) return agent.status();
   agent_.emplace(*std::move(agent));
   const std::string bound = WaitForAgentAddress(*agent_, absl::Seconds(15));
@@ -209,13 +211,15 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
     node->options_ = options.nodes[i];
     node->host_ = hosts[i];
     node->port_ = cluster->agent_port_;
-    absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create(
-        absl::StrCat("memload-e2e-", options.nodes[i].name), options.nodes[i].cgroup_limit);
-    if (!cgroup.ok()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot create a memory cgroup here: ", cgroup.status().message()));
+    if (options.nodes[i].cgroup_limit > 0) {
+      absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create(
+          absl::StrCat("memload-e2e-", options.nodes[i].name), options.nodes[i].cgroup_limit);
+      if (!cgroup.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot create a memory cgroup here: ", cgroup.status().message()));
+      }
+      node->cgroup_.emplace(*std::move(cgroup));
     }
-    node->cgroup_.emplace(*std::move(cgroup));
     cluster->nodes_.push_back(std::move(node));
     absl::Status started = cluster->nodes_.back()->StartAgent();
     if (!started.ok()) return started;
@@ -281,6 +285,7 @@ Cluster::~Cluster() {
     if (!node->agent_.has_value()) continue;
     if (!node->agent_->Wait(absl::Seconds(5)).has_value()) node->Kill();
     // The cgroup goes once its last process has: its destructor retries while busy.
+    if (node->cgroup_procs().empty()) continue;
     Eventually(
         [&] {
           absl::StatusOr<std::string> procs = ReadFileToString(node->cgroup_procs());

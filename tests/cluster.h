@@ -7,10 +7,9 @@
 //
 //   ClusterOptions options;
 //   options.nodes = {{"node-1", "zone=a", 256 * kMiB}, {"node-2", "zone=b", 512 * kMiB}};
-//   absl::StatusOr<std::unique_ptr<Cluster>> cluster = Cluster::Start(options);
-//   if (IsNoCgroups(cluster.status())) GTEST_SKIP() << cluster.status();
-//   CommandResult run = (*cluster)->Ctl({"run", "--targets=" + (*cluster)->DnsTarget(), ...});
-//   uint64_t used = (*cluster)->node(0).CgroupUsage();
+//   START_CLUSTER_OR_SKIP(cluster, options);  // In a test: skips where cgroups cannot be made.
+//   CommandResult run = cluster.Ctl({"run", "--targets=" + cluster.DnsTarget(), ...});
+//   uint64_t used = cluster.node(0).CgroupUsage();
 //
 // Thread-safety: thread-compatible (one test thread drives it).
 #ifndef MEMLOAD_TESTS_CLUSTER_H_
@@ -41,7 +40,10 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 struct NodeOptions {
   std::string name;               // --node-name
   std::string labels;             // --labels, "zone=a,size=small"
-  uint64_t cgroup_limit = 0;      // Bytes; the agent and its workers run under it.
+  // Bytes; the agent and its workers run in a memory cgroup of this limit. 0: no cgroup of
+  // its own (the test's), for scenarios that need none and so run where cgroups cannot be
+  // made.
+  uint64_t cgroup_limit = 0;
   std::vector<std::string> agent_flags = {"--reserve=16MiB"};  // Appended to the agent's.
 };
 
@@ -60,10 +62,12 @@ class ClusterNode {
   pid_t agent_pid() const { return agent_->pid(); }
   // From the agent's first log line; new at every (re)start.
   const std::string& incarnation() const { return incarnation_; }
-  const std::string& cgroup_dir() const { return cgroup_->dir(); }
-  std::string cgroup_procs() const { return cgroup_->procs_file(); }
+  // "" without a cgroup of its own.
+  std::string cgroup_dir() const { return cgroup_ ? cgroup_->dir() : ""; }
+  std::string cgroup_procs() const { return cgroup_ ? cgroup_->procs_file() : ""; }
 
-  // The cgroup as the kernel reports it (memory.usage_in_bytes / memory.current).
+  // The cgroup as the kernel reports it (memory.usage_in_bytes / memory.current); 0
+  // without a cgroup of its own.
   uint64_t CgroupUsage() const;
   uint64_t OomKills() const;  // "oom_kill" of memory.oom_control / memory.events.
   // Live memory-workers of this node's agent.
@@ -128,6 +132,16 @@ class Cluster {
 
 // Whether Cluster::Start failed because memory cgroups cannot be created here.
 bool IsNoCgroups(const absl::Status& status);
+
+// In a test body: starts a cluster as `cluster` (a Cluster&), skips the test where memory
+// cgroups cannot be made, fails it on any other error.
+#define START_CLUSTER_OR_SKIP(cluster, options)                                         \
+  absl::StatusOr<std::unique_ptr<Cluster>> started_##cluster = Cluster::Start(options); \
+  if (IsNoCgroups(started_##cluster.status())) {                                       \
+    GTEST_SKIP() << started_##cluster.status();                                        \
+  }                                                                                    \
+  ASSERT_TRUE(started_##cluster.ok()) << started_##cluster.status();                   \
+  Cluster& cluster = **started_##cluster
 
 // Polls `condition` every 10 ms until it holds or `timeout` passes; its last value.
 bool Eventually(const std::function<bool()>& condition,

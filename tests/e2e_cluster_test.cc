@@ -24,14 +24,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define START_CLUSTER_OR_SKIP(cluster, options)                                         \
-  absl::StatusOr<std::unique_ptr<Cluster>> started_##cluster = Cluster::Start(options); \
-  if (IsNoCgroups(started_##cluster.status())) {                                       \
-    GTEST_SKIP() << started_##cluster.status();                                        \
-  }                                                                                    \
-  ASSERT_TRUE(started_##cluster.ok()) << started_##cluster.status();                   \
-  Cluster& cluster = **started_##cluster
-
 // The three nodes of most scenarios: small, medium and large.
 ClusterOptions ThreeNodes() {
   ClusterOptions options;
@@ -86,7 +78,7 @@ TEST(E2eClusterTest, EveryNodeHoldsItsShareOfItsOwnCgroup) {
     // The cgroup (agent + worker) carries it, under the limit.
     EXPECT_GE(usage, resident[i]) << node.options().name;
     EXPECT_LE(usage, node.options().cgroup_limit) << node.options().name;
-    EXPECT_NEAR(static_cast<double>(usage - baseline[i]), share, 0.05 * share)
+    EXPECT_NEAR(static_cast<double>(usage) - baseline[i], share, 0.05 * share)
         << node.options().name;
   }
 

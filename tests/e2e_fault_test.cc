@@ -20,14 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define START_CLUSTER_OR_SKIP(cluster, options)                                         \
-  absl::StatusOr<std::unique_ptr<Cluster>> started_##cluster = Cluster::Start(options); \
-  if (IsNoCgroups(started_##cluster.status())) {                                       \
-    GTEST_SKIP() << started_##cluster.status();                                        \
-  }                                                                                    \
-  ASSERT_TRUE(started_##cluster.ok()) << started_##cluster.status();                   \
-  Cluster& cluster = **started_##cluster
-
 constexpr uint64_t kPlan = 64 * kMiB;
 // What a cgroup may still hold once its plan's memory is back: page cache and the
 // kernel's per-CPU charge batches, not a plan's 64 MiB.
