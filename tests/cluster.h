@@ -44,7 +44,9 @@ struct NodeOptions {
   // its own (the test's), for scenarios that need none and so run where cgroups cannot be
   // made.
   uint64_t cgroup_limit = 0;
-  std::vector<std::string> agent_flags = {"--reserve=16MiB"};  // Appended to the agent's.
+  // Appended to the agent's. The default --reserve (256 MiB) would leave a small node's
+  // plans no room at all.
+  std::vector<std::string> agent_flags = {"--reserve=16MiB"};
 };
 
 struct ClusterOptions {
