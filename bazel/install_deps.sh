@@ -16,11 +16,11 @@ PACKAGES=(
   procps
   # The end-to-end cluster's DNS server (/usr/sbin/dnsmasq), a headless Service stand-in.
   dnsmasq-base
-)
-
   # The security tests make their CAs and certificates with the openssl CLI; libssl-dev
   # (libcrypto, for PEM checks and SHA-256) comes with libgrpc++-dev, named here anyway.
   openssl libssl-dev
+)
+
 missing=()
 for package in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
