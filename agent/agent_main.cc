@@ -1,16 +1,21 @@
 // memload-agent: runs memory-load plans on this node for memloadctl. See README.md.
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
+#include "core/flag_args.h"
 #include "core/flag_values.h"
 #include "core/log.h"
 #include "core/node_readers.h"
@@ -31,6 +36,14 @@ ABSL_FLAG(absl::Duration, default_lease, absl::Minutes(1),
 ABSL_FLAG(std::string, worker_binary, "",
           "path of memload-worker (default: beside this binary)");
 ABSL_FLAG(int, max_plans, 64, "most plans running at once");
+ABSL_FLAG(std::string, labels_file, "",
+          "more labels, one k=v per line (e.g. the Node's labels, written by an init "
+          "container); --labels wins on a shared key; odd lines are skipped with a warning");
+ABSL_FLAG(std::string, oom_score_adj, "",
+          "the agent's own oom_score_adj, -1000..1000 (lowering it needs CAP_SYS_RESOURCE); "
+          "workers get 1000 whatever this is");
+ABSL_FLAG(bool, check_config, false,
+          "check the flags and the files they name, print \"config ok\", exit (0 or 2)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9470; port 0 picks a "
           "free one (logged as \"metrics on HOST:PORT\"); empty = no metrics");
@@ -47,6 +60,21 @@ ABSL_FLAG(bool, insecure, false,
 namespace memload {
 namespace {
 
+// Sets this process's oom_score_adj. Lowering it needs CAP_SYS_RESOURCE: say so.
+absl::Status WriteOwnOomScoreAdj(int value) {
+  FILE* file = std::fopen("/proc/self/oom_score_adj", "w");
+  const bool written = file != nullptr && std::fprintf(file, "%d\n", value) > 0 &&
+                       std::fflush(file) == 0;
+  const int error = errno;
+  if (file != nullptr) std::fclose(file);
+  if (!written) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot set --oom_score_adj=", value, ": ", std::strerror(error),
+                     " (lowering it needs CAP_SYS_RESOURCE)"));
+  }
+  return absl::OkStatus();
+}
+
 // Prints a failed status and returns the exit code for it.
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "memload-agent: %s\n", status.ToString().c_str());
@@ -59,6 +87,8 @@ int Main(int argc, char** argv) {
   std::vector<std::string> args = NormalizeFlagNames(argc, argv);
   std::vector<char*> arg_pointers;
   for (std::string& arg : args) arg_pointers.push_back(arg.data());
+  // Every usage error exits 2 with the flag named (absl alone would exit 1).
+  if (absl::Status known = CheckFlagArgs(arg_pointers); !known.ok()) return Fail(known);
   absl::ParseCommandLine(static_cast<int>(arg_pointers.size()), arg_pointers.data());
 
   // Block the shutdown signals in every thread; one thread waits for them (sigwait).
@@ -76,6 +106,24 @@ int Main(int argc, char** argv) {
       ParseLabels(absl::GetFlag(FLAGS_labels));
   if (!labels.ok()) return Fail(labels.status());
   options.labels = *labels;
+  std::vector<std::string> skipped_labels;
+  if (const std::string path = absl::GetFlag(FLAGS_labels_file); !path.empty()) {
+    absl::StatusOr<std::string> contents = ReadFileToString(path);
+    if (!contents.ok()) return Fail(contents.status());
+    // insert() keeps what --labels already set.
+    for (const auto& label : ParseLabelLines(*contents, &skipped_labels)) {
+      options.labels.insert(label);
+    }
+  }
+  std::optional<int> oom_score_adj;
+  if (const std::string text = absl::GetFlag(FLAGS_oom_score_adj); !text.empty()) {
+    int value = 0;
+    if (!absl::SimpleAtoi(text, &value) || value < -1000 || value > 1000) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--oom_score_adj=\"", text, "\": want an integer in -1000..1000")));
+    }
+    oom_score_adj = value;
+  }
 
   // Percentages are of the node as the agent sees it: min(MemTotal, cgroup limit).
   agent::SystemNodeProbe probe;
@@ -110,6 +158,28 @@ int Main(int argc, char** argv) {
   options.security.insecure = absl::GetFlag(FLAGS_insecure);
   options.security.audit_log = [](const std::string& line) { LogLine(line); };
 
+  if (absl::GetFlag(FLAGS_check_config)) {
+    if (absl::Status checked = agent::AgentServer::CheckConfig(options); !checked.ok()) {
+      return Fail(checked);
+    }
+    std::printf("memload-agent: config ok (listen %s, node %s, %zu labels, max-memory %s, "
+                "reserve %s)\n",
+                options.listen_address.c_str(),
+                options.node_name.empty() ? "<hostname>" : options.node_name.c_str(),
+                options.labels.size(),
+                options.plans.max_memory_bytes ? FormatSize(options.plans.max_memory_bytes).c_str()
+                                               : "none",
+                FormatSize(options.plans.reserve_bytes).c_str());
+    for (const std::string& line : skipped_labels) {
+      std::printf("memload-agent: warning: label line \"%s\" skipped\n", line.c_str());
+    }
+    return 0;
+  }
+  // Before any worker exists: workers set their own (1000), which raising always allows.
+  if (oom_score_adj.has_value()) {
+    if (absl::Status set = WriteOwnOomScoreAdj(*oom_score_adj); !set.ok()) return Fail(set);
+  }
+
   absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
       agent::AgentServer::Start(options);
   if (!server.ok()) return Fail(server.status());
@@ -120,6 +190,9 @@ int Main(int argc, char** argv) {
                                              : std::string("none"),
               FormatSize(options.plans.reserve_bytes));
   MEMLOAD_LOG("security: %s", (*server)->security_summary());
+  for (const std::string& line : skipped_labels) {
+    MEMLOAD_LOG("warning: label line \"%s\" from --labels_file skipped", line);
+  }
   if (!(*server)->security_warning().empty()) {
     MEMLOAD_LOG("warning: %s", (*server)->security_warning());
   }

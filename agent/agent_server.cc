@@ -38,7 +38,33 @@ std::string DefaultWorkerBinary() {
   return path.substr(0, path.rfind('/') + 1) + "memload-worker";
 }
 
+// The worker binary the options name (or the one beside this executable), if it can run.
+absl::StatusOr<std::string> WorkerBinary(const AgentOptions& options) {
+  const std::string worker =
+      options.worker_binary.empty() ? DefaultWorkerBinary() : options.worker_binary;
+  if (access(worker.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "worker binary ", worker, " is missing or not executable (see --worker-binary)"));
+  }
+  return worker;
+}
+
 }  // namespace
+
+absl::Status AgentServer::CheckConfig(const AgentOptions& options) {
+  absl::StatusOr<ServerSecurity> security =
+      ServerSecurity::Load(options.security, options.listen_address);
+  if (!security.ok()) return security.status();
+  if (!options.launcher) {
+    absl::StatusOr<std::string> worker = WorkerBinary(options);
+    if (!worker.ok()) return worker.status();
+  }
+  if (!options.metrics_listen_address.empty()) {
+    absl::StatusOr<int> port = MetricsServer::CheckAddress(options.metrics_listen_address);
+    if (!port.ok()) return port.status();
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions options) {
   // Security first: a refused port or a bad certificate starts nothing.
@@ -52,13 +78,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   if (options.launcher) {
     agent->launcher_ = options.launcher;
   } else {
-    const std::string worker =
-        options.worker_binary.empty() ? DefaultWorkerBinary() : options.worker_binary;
-    if (access(worker.c_str(), X_OK) != 0) {
-      return absl::NotFoundError(absl::StrCat(
-          "worker binary ", worker, " is missing or not executable (see --worker-binary)"));
-    }
-    agent->launcher_ = std::make_shared<WorkerProcessLauncher>(worker);
+    absl::StatusOr<std::string> worker = WorkerBinary(options);
+    if (!worker.ok()) return worker.status();
+    agent->launcher_ = std::make_shared<WorkerProcessLauncher>(*worker);
   }
   absl::StatusOr<NodeMemory> node = agent->probe_->Read();
   if (!node.ok()) return node.status();

@@ -55,6 +55,10 @@ class AgentServer {
   // or options; Unavailable when the address cannot be bound; NotFound when the worker
   // binary is missing.
   static absl::StatusOr<std::unique_ptr<AgentServer>> Start(AgentOptions options);
+
+  // What Start checks before it binds anything — security files and the plaintext rule,
+  // the worker binary, the metrics address — for `memload-agent --check-config`.
+  static absl::Status CheckConfig(const AgentOptions& options);
   ~AgentServer();  // Shutdown(2 s).
 
   // The bound address, with the real port ("127.0.0.1:41234").

@@ -54,8 +54,7 @@ void Poke(const std::string& host, int port) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& listen_address, Render render) {
+absl::StatusOr<int> MetricsServer::CheckAddress(const std::string& listen_address) {
   const size_t colon = listen_address.rfind(':');
   int port = -1;
   if (colon == std::string::npos || colon == 0 ||
@@ -63,15 +62,23 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     return absl::InvalidArgumentError(absl::StrCat(
         "metrics address \"", listen_address, "\": want HOST:PORT (port 0 picks a free one)"));
   }
-  std::unique_ptr<MetricsServer> server(new MetricsServer());
-  const std::string host = listen_address.substr(0, colon);
   // Debian's civetweb 1.15 is built without IPv6 (mg_check_feature(8) is 0): say so,
   // rather than civetweb's "problem binding to port".
-  if (host.find(':') != std::string::npos && mg_check_feature(8) == 0) {
+  if (listen_address.substr(0, colon).find(':') != std::string::npos &&
+      mg_check_feature(8) == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metrics address \"", listen_address,
         "\": this civetweb has no IPv6 support; use an IPv4 address, e.g. 0.0.0.0:", port));
   }
+  return port;
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const std::string& listen_address, Render render) {
+  absl::StatusOr<int> port = CheckAddress(listen_address);
+  if (!port.ok()) return port.status();
+  std::unique_ptr<MetricsServer> server(new MetricsServer());
+  const std::string host = listen_address.substr(0, listen_address.rfind(':'));
   server->host_ = std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]"));
   server->handler_ = std::make_unique<MetricsHandler>(std::move(render));
   const std::vector<std::string> options = {

@@ -37,6 +37,10 @@ class MetricsServer {
   // Listens on `listen_address` ("HOST:PORT"; port 0 picks a free one). InvalidArgument
   // for a malformed address, and for an IPv6 one where civetweb has no IPv6 (Debian's
   // build); Unavailable when it cannot be bound.
+  // Checks `listen_address` as Start does, without binding it (memload-agent
+  // --check-config): the port, or InvalidArgument.
+  static absl::StatusOr<int> CheckAddress(const std::string& listen_address);
+
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& listen_address,
                                                               Render render);
   ~MetricsServer();  // Shutdown().

@@ -10,6 +10,8 @@ PACKAGES=(
   g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libc-ares-dev
+  # The deployment tests parse the Kubernetes manifests.
+  libyaml-cpp-dev
   # The agent's /metrics endpoint; the metrics test scrapes it with a real Prometheus.
   libcivetweb-dev prometheus
   # Tests read and drive processes (ps, kill) and cgroups.

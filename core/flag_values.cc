@@ -51,6 +51,22 @@ absl::StatusOr<std::map<std::string, std::string>> ParseLabels(absl::string_view
   return labels;
 }
 
+std::map<std::string, std::string> ParseLabelLines(absl::string_view contents,
+                                                   std::vector<std::string>* skipped) {
+  std::map<std::string, std::string> labels;
+  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    absl::StatusOr<std::map<std::string, std::string>> one = ParseLabels(line);
+    if (one.ok() && one->size() == 1 && !labels.count(one->begin()->first)) {
+      labels.insert(*one->begin());
+    } else {
+      skipped->push_back(std::string(line));
+    }
+  }
+  return labels;
+}
+
 absl::StatusOr<uint64_t> SizeOrPercent::Resolve(uint64_t whole) const {
   if (bytes.has_value()) return *bytes;
   return PercentOf(percent.value_or(0), whole);

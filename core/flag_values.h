@@ -23,6 +23,12 @@ namespace memload {
 // characters are InvalidArgument naming the entry.
 absl::StatusOr<std::map<std::string, std::string>> ParseLabels(absl::string_view text);
 
+// Lines of "k=v" (blank lines and '#' comments skipped), e.g. a Kubernetes Node's labels
+// written by an init container. Lines ParseLabels would refuse (Kubernetes allows longer
+// keys) are left out and named in `skipped`, so one odd label cannot stop an agent.
+std::map<std::string, std::string> ParseLabelLines(absl::string_view contents,
+                                                   std::vector<std::string>* skipped);
+
 struct SizeOrPercent {
   std::optional<uint64_t> bytes;  // Exactly one of the two is set.
   std::optional<double> percent;  // (0, 100].

@@ -52,6 +52,18 @@ TEST(ParseSizeOrPercentTest, RejectsBadText) {
   }
 }
 
+TEST(ParseLabelLinesTest, KeepsGoodLinesAndNamesTheOthers) {
+  std::vector<std::string> skipped;
+  auto labels = ParseLabelLines(
+      "# from the Node\nkubernetes.io/hostname=node-a\n\ntopology.kubernetes.io/zone=z1\n"
+      "a.very.long.prefix.example.com/and-an-even-longer-label-name-that-is-too-long=x\n"
+      "zone=a,tier=b\nnot-a-label\n",
+      &skipped);
+  EXPECT_THAT(labels, ElementsAre(Pair("kubernetes.io/hostname", "node-a"),
+                                  Pair("topology.kubernetes.io/zone", "z1")));
+  EXPECT_EQ(skipped.size(), 3u);
+}
+
 TEST(NormalizeFlagNamesTest, RewritesDashesInNamesOnly) {
   const char* argv[] = {"memloadctl", "start", "--plan-id=a-b", "--max-failures", "10%",
                         "-v", "--", "--not-a-flag"};

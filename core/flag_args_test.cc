@@ -1,0 +1,46 @@
+#include "core/flag_args.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/time/time.h"
+#include "core/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+ABSL_FLAG(std::string, some_text, "", "a string flag");
+ABSL_FLAG(absl::Duration, some_timeout, absl::Seconds(1), "a duration flag");
+ABSL_FLAG(bool, some_switch, false, "a bool flag");
+
+namespace memload {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::Status Check(std::vector<std::string> args) {
+  args.insert(args.begin(), "binary");
+  std::vector<char*> pointers;
+  for (std::string& arg : args) pointers.push_back(arg.data());
+  return CheckFlagArgs(pointers);
+}
+
+TEST(CheckFlagArgsTest, AcceptsKnownFlagsAndGoodValues) {
+  EXPECT_THAT(Check({"run", "--some_text=x", "--some_timeout", "5s", "--some_switch",
+                     "--nosome_switch", "--help", "--", "--anything"}),
+              IsOk());
+}
+
+TEST(CheckFlagArgsTest, NamesUnknownFlagsAndBadValues) {
+  EXPECT_THAT(Check({"--some_txt=x"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown flag --some_txt")));
+  EXPECT_THAT(Check({"--some_timeout=soon"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--some_timeout=\"soon\"")));
+  EXPECT_THAT(Check({"--some_text"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a value")));
+  EXPECT_THAT(Check({"--nosome_text"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown flag")));
+}
+
+}  // namespace
+}  // namespace memload
