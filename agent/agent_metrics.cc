@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "proto/plan_kind.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "core/node_readers.h"
@@ -17,20 +18,6 @@ MetricFamily Gauge(std::string name, std::string help) {
 }
 MetricFamily Counter(std::string name, std::string help) {
   return MetricFamily{std::move(name), std::move(help), MetricType::kCounter, {}};
-}
-
-std::string KindLabel(const v1::PlanSpec& spec) {
-  switch (spec.kind_case()) {
-    case v1::PlanSpec::kRetained:
-      return "retained";
-    case v1::PlanSpec::kUtilization:
-      return "utilization";
-    case v1::PlanSpec::kStreaming:
-      return "streaming";
-    case v1::PlanSpec::KIND_NOT_SET:
-      break;
-  }
-  return "unknown";
 }
 
 }  // namespace
@@ -105,7 +92,7 @@ std::vector<MetricFamily> AgentMetricFamilies(const AgentMetricsSnapshot& snapsh
   for (const v1::PlanStatus& plan : snapshot.plans) {
     const Labels labels = {{"node", snapshot.node_name},
                            {"plan_id", plan.plan_id()},
-                           {"kind", KindLabel(plan.spec())}};
+                           {"kind", std::string(PlanKindName(plan.spec(), "unknown"))}};
     target.samples.push_back({labels, static_cast<double>(plan.target_bytes())});
     payload.samples.push_back({labels, static_cast<double>(plan.payload_bytes())});
     resident.samples.push_back({labels, static_cast<double>(plan.resident_bytes())});

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/loopback_port.h"
 #include "proto/memload.grpc.pb.h"
 
 namespace memload {
@@ -165,19 +166,6 @@ struct WatchLog {
   }
 };
 
-// A port on 127.0.0.1 that nothing listens on.
-int ClosedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 class GrpcAgentClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -235,7 +223,7 @@ TEST_F(GrpcAgentClientTest, DeadlineExceededSaysHowLongItWaited) {
 }
 
 TEST_F(GrpcAgentClientTest, UnreachableAgent) {
-  const std::string closed = absl::StrCat("127.0.0.1:", ClosedPort());
+  const std::string closed = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
   GrpcAgentClient client(closed);
   Answer<v1::NodeUsage> answer;
   client.GetUsage(v1::GetUsageRequest(), absl::Seconds(5), answer.callback());
@@ -311,7 +299,7 @@ TEST_F(GrpcAgentClientTest, DestroyingAWatchEndsItFirst) {
 }
 
 TEST_F(GrpcAgentClientTest, WatchUsageOfAnUnreachableAgent) {
-  GrpcAgentClient client(absl::StrCat("127.0.0.1:", ClosedPort()));
+  GrpcAgentClient client(absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort()));
   WatchLog log;
   std::unique_ptr<UsageWatch> watch =
       client.WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());

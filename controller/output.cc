@@ -5,6 +5,7 @@
 #include <memory>
 #include <utility>
 
+#include "proto/plan_kind.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -322,17 +323,7 @@ std::string PlanStateName(v1::PlanState state) {
 }
 
 std::string PlanKindName(const v1::PlanSpec& spec) {
-  switch (spec.kind_case()) {
-    case v1::PlanSpec::kRetained:
-      return "retained";
-    case v1::PlanSpec::kUtilization:
-      return "utilization";
-    case v1::PlanSpec::kStreaming:
-      return "streaming";
-    case v1::PlanSpec::KIND_NOT_SET:
-      break;
-  }
-  return "-";
+  return std::string(memload::PlanKindName(spec, "-"));
 }
 
 std::string FormatQuantity(const v1::Quantity& quantity) {

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/loopback_port.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,19 +21,6 @@ namespace testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A loopback port nothing listens on: bound, then closed.
-int ClosedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 google::protobuf::Struct ParseJson(const std::string& text) {
   google::protobuf::Struct document;
@@ -122,7 +110,7 @@ TEST_F(ControllerIntegrationTest, RunReportsEveryNodeInJson) {
 }
 
 TEST_F(ControllerIntegrationTest, UsageWithAnUnreachableTargetExitsOneAndReportsTheOthers) {
-  const std::string dead = absl::StrCat("127.0.0.1:", ClosedPort());
+  const std::string dead = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
   CommandResult usage = Ctl({"usage", absl::StrCat("--targets=", (*addresses_)[0], ",",
                                                    (*addresses_)[1], ",", dead),
                              "--output=json", "--timeout=2s", "--retries=0"});

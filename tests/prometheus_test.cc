@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 
+#include "tests/loopback_port.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/node_readers.h"
@@ -31,19 +32,6 @@ namespace {
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
 constexpr char kPlanId[] = "prometheus-64";
 constexpr double kMiB = 1 << 20;
-
-// A loopback port that was free a moment ago, for Prometheus's --web.listen-address.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 // Polls `condition` until it holds or `timeout` passes; a short pause between looks.
 bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
@@ -132,7 +120,7 @@ TEST(PrometheusTest, ScrapesTwoAgentsAndAgreesWithProc) {
          << "      - targets: ['" << metrics_addresses[0] << "', '" << metrics_addresses[1]
          << "']\n";
   }
-  const std::string prometheus = absl::StrCat("127.0.0.1:", FreePort());
+  const std::string prometheus = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
   absl::StatusOr<Subprocess> server =
       Subprocess::Start({kPrometheus, "--config.file=" + config,
                          "--web.listen-address=" + prometheus,
