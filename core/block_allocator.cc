@@ -40,6 +40,19 @@ absl::Status MallocFailed(size_t size) {
   return absl::ResourceExhaustedError(absl::StrCat("malloc of ", size, " bytes failed"));
 }
 
+void* AllocateBlockSlow(BlockAllocator* allocator, size_t size, absl::Status* error) {
+  if (allocator->is_plain_malloc()) {  // AllocateBlock's malloc already failed.
+    *error = MallocFailed(size);
+    return nullptr;
+  }
+  absl::StatusOr<void*> block = allocator->Allocate(size);
+  if (!block.ok()) {
+    *error = block.status();
+    return nullptr;
+  }
+  return *block;
+}
+
 namespace {
 
 size_t RoundUpToPages(size_t size) {
@@ -79,7 +92,7 @@ absl::Status ApplyOptions(void* data, size_t size, const AllocatorOptions& optio
 
 class MallocAllocator final : public BlockAllocator {
  public:
-  explicit MallocAllocator(AllocatorOptions options) : options_(options) {
+  constexpr explicit MallocAllocator(AllocatorOptions options) : options_(options) {
     plain_malloc_ = !options.huge_pages && !options.mlock;
   }
 
@@ -109,7 +122,7 @@ class MallocAllocator final : public BlockAllocator {
 
 class MmapAllocator final : public BlockAllocator {
  public:
-  explicit MmapAllocator(AllocatorOptions options) : options_(options) {}
+  constexpr explicit MmapAllocator(AllocatorOptions options) : options_(options) {}
 
   absl::StatusOr<void*> Allocate(size_t size) override {
     void* block = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -188,22 +201,34 @@ class ShmemAllocator final : public BlockAllocator {
   off_t file_end_ = 0;  // Guarded by mutex_.
 };
 
+// Holds an allocator that is never destroyed: threads may still use a shared allocator
+// while the process runs its exit-time destructors.
+template <typename Allocator>
+union Immortal {
+  constexpr explicit Immortal(AllocatorOptions options) : allocator(options) {}
+  ~Immortal() {}
+  Allocator allocator;
+};
+
+// One instance per (backing, options) combination, index huge_pages + 2 × mlock. Constant-
+// initialized (constexpr constructors), so SharedBlockAllocator needs no static guard and
+// works even from other files' static initializers.
+Immortal<MallocAllocator> malloc_allocators[4] = {
+    Immortal<MallocAllocator>({false, false}), Immortal<MallocAllocator>({true, false}),
+    Immortal<MallocAllocator>({false, true}), Immortal<MallocAllocator>({true, true})};
+Immortal<MmapAllocator> mmap_allocators[4] = {
+    Immortal<MmapAllocator>({false, false}), Immortal<MmapAllocator>({true, false}),
+    Immortal<MmapAllocator>({false, true}), Immortal<MmapAllocator>({true, true})};
+
 }  // namespace
 
 BlockAllocator* SharedBlockAllocator(Backing backing, const AllocatorOptions& options) {
-  // One instance per (backing, options) combination, alive for the whole process.
-  static MallocAllocator* const malloc_allocators[4] = {
-      new MallocAllocator({false, false}), new MallocAllocator({true, false}),
-      new MallocAllocator({false, true}), new MallocAllocator({true, true})};
-  static MmapAllocator* const mmap_allocators[4] = {
-      new MmapAllocator({false, false}), new MmapAllocator({true, false}),
-      new MmapAllocator({false, true}), new MmapAllocator({true, true})};
   const int index = (options.huge_pages ? 1 : 0) + (options.mlock ? 2 : 0);
   switch (backing) {
     case Backing::kMalloc:
-      return malloc_allocators[index];
+      return &malloc_allocators[index].allocator;
     case Backing::kMmap:
-      return mmap_allocators[index];
+      return &mmap_allocators[index].allocator;
     case Backing::kShmem:
       return nullptr;
   }

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "absl/base/optimization.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -46,6 +47,9 @@ struct AllocatorOptions {
 // state their own.
 class BlockAllocator {
  public:
+  // constexpr so that the shared allocators are constant-initialized: no function-local
+  // static guard on the path of every RetainedSet::Create.
+  constexpr BlockAllocator() = default;
   virtual ~BlockAllocator() = default;
 
   // Returns a new block of `size` (> 0) bytes, or ResourceExhausted when the system refuses
@@ -71,19 +75,17 @@ class BlockAllocator {
 // Status for a failed std::malloc of `size` bytes (what Allocate would have said).
 absl::Status MallocFailed(size_t size);
 
+// The virtual path of AllocateBlock, and its failures: out of line, so that callers' hot
+// loops hold no StatusOr and no Status on their stack.
+void* AllocateBlockSlow(BlockAllocator* allocator, size_t size, absl::Status* error);
+
 // One block from `allocator`; nullptr with `*error` set when it refuses.
 inline void* AllocateBlock(BlockAllocator* allocator, size_t size, absl::Status* error) {
-  if (allocator->is_plain_malloc()) {
+  if (ABSL_PREDICT_TRUE(allocator->is_plain_malloc())) {
     void* block = std::malloc(size);
-    if (block == nullptr) *error = MallocFailed(size);
-    return block;
+    if (ABSL_PREDICT_TRUE(block != nullptr)) return block;
   }
-  absl::StatusOr<void*> block = allocator->Allocate(size);
-  if (!block.ok()) {
-    *error = block.status();
-    return nullptr;
-  }
-  return *block;
+  return AllocateBlockSlow(allocator, size, error);
 }
 
 inline void FreeBlock(BlockAllocator* allocator, void* block, size_t size) {

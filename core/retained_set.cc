@@ -48,6 +48,23 @@ inline absl::Status ReserveTable(Table& table, uint64_t wanted) {
 
 }  // namespace
 
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status RetainedSet::AppendBlocks(uint64_t blocks) {
+  const size_t size = static_cast<size_t>(options_.block_size);
+  for (uint64_t i = 0; i < blocks; ++i) {
+    absl::Status error;
+    void* block = AllocateBlock(allocator_, size, &error);
+    if (ABSL_PREDICT_FALSE(block == nullptr)) {
+      return GrowFailed(i, blocks, size, blocks_.size(), error);
+    }
+    ++allocations_;
+    if (options_.touch != TouchMode::kNone) {
+      bytes_touched_ += TouchBlock(block, size, options_.touch, allocations_);
+    }
+    blocks_.push_back(block);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& options,
                                                 uint64_t amount) {
   if (options.block_size == 0) {
@@ -79,9 +96,10 @@ absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& option
   return [&]() -> absl::StatusOr<RetainedSet> {
     absl::StatusOr<RetainedSet> set(absl::in_place, PrivateTag(), options, allocator,
                                     std::move(owned));
+    // Validated above, so straight to the loop (Grow would check it all again).
     absl::Status status = ReserveTable(set->blocks_, amount);
-    if (status.ok()) status = set->Grow(amount);
-    if (!status.ok()) set = std::move(status);  // Frees what it got.
+    if (ABSL_PREDICT_TRUE(status.ok())) status = set->AppendBlocks(amount);
+    if (ABSL_PREDICT_FALSE(!status.ok())) set = std::move(status);  // Frees what it got.
     return set;
   }();
 }
@@ -123,7 +141,13 @@ RetainedSet& RetainedSet::operator=(RetainedSet&& other) noexcept {
   return *this;
 }
 
-RetainedSet::~RetainedSet() { Release(); }
+RetainedSet::~RetainedSet() {
+  // Release() for a set that is going away: free the blocks from the end, with no counting
+  // and no table updates (the table's own destructor frees a heap table).
+  const size_t size = static_cast<size_t>(options_.block_size);
+  void* const* table = blocks_.data();
+  for (size_t i = blocks_.size(); i > 0; --i) FreeBlock(allocator_, table[i - 1], size);
+}
 
 absl::Status RetainedSet::Grow(uint64_t blocks) {
   if (ABSL_PREDICT_FALSE(allocator_ == nullptr)) {
@@ -140,20 +164,7 @@ absl::Status RetainedSet::Grow(uint64_t blocks) {
   // InlinedVector at least doubles a full table, so ramps of many small steps do not copy it
   // every step.
   MEMLOAD_RETURN_IF_ERROR(ReserveTable(blocks_, wanted));
-  const size_t size = static_cast<size_t>(options_.block_size);
-  for (uint64_t i = 0; i < blocks; ++i) {
-    absl::Status error;
-    void* block = AllocateBlock(allocator_, size, &error);
-    if (ABSL_PREDICT_FALSE(block == nullptr)) {
-      return GrowFailed(i, blocks, size, blocks_.size(), error);
-    }
-    ++allocations_;
-    if (options_.touch != TouchMode::kNone) {
-      bytes_touched_ += TouchBlock(block, size, options_.touch, allocations_);
-    }
-    blocks_.push_back(block);
-  }
-  return absl::OkStatus();
+  return AppendBlocks(blocks);
 }
 
 void RetainedSet::ShrinkTo(uint64_t blocks) {
@@ -167,7 +178,8 @@ void RetainedSet::ShrinkTo(uint64_t blocks) {
 
 void RetainedSet::Release() {
   ShrinkTo(0);
-  blocks_.shrink_to_fit();
+  // Only a heap table has anything to give back (a one-block set keeps its pointer inline).
+  if (blocks_.capacity() > 1) blocks_.shrink_to_fit();
 }
 
 RetainedSetStats RetainedSet::stats() const {

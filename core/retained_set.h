@@ -107,6 +107,9 @@ class RetainedSet {
               std::unique_ptr<BlockAllocator> owned_allocator);
 
  private:
+  // Create's and Grow's loop: `blocks` more blocks into a table already big enough.
+  absl::Status AppendBlocks(uint64_t blocks);
+
   RetainedSetOptions options_;
   BlockAllocator* allocator_;                         // Null only once moved from.
   std::unique_ptr<BlockAllocator> owned_allocator_;   // The shmem allocator, if any.

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
 #include "core/resident.h"
 #include "core/size.h"
@@ -106,6 +107,21 @@ StreamWorker::StreamWorker(const StreamOptions& options, BlockAllocator* allocat
 StreamWorker::~StreamWorker() { ReleaseAll(); }
 
 absl::Status StreamWorker::Step() {
+  if (ABSL_PREDICT_TRUE(window_ == 0 && allocator_->is_plain_malloc())) {
+    // No Status, StatusOr or ring on this path: just what the step must do.
+    void* block = std::malloc(size_);
+    if (ABSL_PREDICT_FALSE(block == nullptr)) return MallocFailed(size_);
+    ++allocations_;
+    if (touch_ != TouchMode::kNone) {
+      bytes_touched_ += TouchBlock(block, size_, touch_, seed_ + allocations_);
+    }
+    std::free(block);
+    return absl::OkStatus();
+  }
+  return StepGeneral();
+}
+
+absl::Status StreamWorker::StepGeneral() {
   if (window_ != 0) {
     if (ring_ == nullptr) {
       return absl::ResourceExhaustedError(absl::StrCat(

@@ -120,6 +120,10 @@ class StreamWorker {
   uint64_t window_share() const { return window_; }
 
  private:
+  // Step() with a window or through a virtual allocator (Step() inlines only the plain
+  // malloc, no-window case: the seed's NewBackground).
+  absl::Status StepGeneral();
+
   BlockAllocator* const allocator_;
   const size_t size_;
   const TouchMode touch_;
