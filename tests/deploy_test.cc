@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "controller/plan_builder.h"
+#include "core/sanitizers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -256,6 +257,9 @@ TEST(DeployTest, SystemdUnitRunsTheAgentWithFlagsItAccepts) {
 }
 
 TEST(DeployTest, ImageInstallsEveryLibraryTheBinariesLink) {
+  if (kAddressSanitizer || kThreadSanitizer) {
+    GTEST_SKIP() << "sanitized binaries link the sanitizer runtime, which no image ships";
+  }
   const std::string dockerfile = ReadFile("deploy/Dockerfile");
   for (const char* target : {"//agent:memload-agent", "//agent:memload-worker",
                              "//controller:memloadctl"}) {
