@@ -1,0 +1,455 @@
+// fanout_benchmark: memloadctl's fan-out over N agents, next to a raw gRPC fan-out over the
+// same agents in the same run (the machine is shared and noisy).
+//
+//   bazel build --config=bench //controller:fanout_benchmark
+//   bazel-bin/controller/fanout_benchmark [--sizes=100,1000,3000] [--repetitions=3]
+//
+// The agents: child processes (forked before any gRPC use) host N real AgentServers on N
+// 127.0.0.1:0 ports, 250 per process, with fake workers (agent/fake_worker.h), so a plan is
+// a no-op and the figures are the fan-out's. The controller runs alone in this process, so
+// its memory is its own, and no process nears the open-files limit (each connection costs
+// an fd on both sides).
+//
+// memloadctl: RunUsage, and RunStart + RunStop, with GrpcAgentClientFactory, its default
+// flags (--parallelism=64, --timeout=10s, --retries=2) and output to a null stream.
+//   cold: a new factory per command (new channels, new connections), as a fresh memloadctl
+//   warm: one factory kept across commands (connected channels), as `memloadctl run` does
+// raw: plain generated stubs, callback API (stub->async()), every call in flight at once,
+// nothing else: the same calls, cold (channels created inside the timing) and warm.
+// Every channel of either side uses a local subchannel pool, so "cold" never borrows a
+// connection another channel still holds.
+//
+// Each time comes with this process's CPU time (getrusage): the agents share the same two
+// cores, so wall time here is an upper bound of what a controller would see on its own.
+//
+// Memory per target: the controller's VmRSS and malloc'd bytes (mallinfo2) with N warm
+// channels, minus before, over N; the raw stubs' malloc'd bytes likewise.
+#include <malloc.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "agent/agent_server.h"
+#include "agent/fake_worker.h"
+#include "controller/commands.h"
+#include "controller/grpc_agent_client.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/memload.grpc.pb.h"
+
+ABSL_FLAG(std::string, sizes, "100,1000,3000", "fleet sizes N");
+ABSL_FLAG(int, repetitions, 3, "runs of every figure (median reported)");
+ABSL_FLAG(int, parallelism, 64, "memloadctl --parallelism (its default: 64)");
+ABSL_FLAG(int, agents_per_process, 250, "agents hosted by each child process");
+
+namespace memload {
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// The agents' side (child process).
+
+// Hosts `count` agents and writes their ports to `out`, then waits for `in` to close.
+[[noreturn]] void ServeAgents(int count, int out, int in) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // Never outlive the benchmark.
+  auto probe = std::make_shared<agent::FakeNodeProbe>(64ull << 30, 60ull << 30);
+  std::vector<std::unique_ptr<agent::AgentServer>> agents;
+  for (int i = 0; i < count; ++i) {
+    agent::AgentOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.node_name = absl::StrCat("bench-", i);
+    options.probe = probe;
+    options.launcher = std::make_shared<agent::FakeWorkerLauncher>();
+    absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
+        agent::AgentServer::Start(options);
+    if (!server.ok()) {
+      std::fprintf(stderr, "agent %d: %s\n", i, server.status().ToString().c_str());
+      _exit(1);
+    }
+    const int port = (*server)->port();
+    if (write(out, &port, sizeof(port)) != sizeof(port)) _exit(1);
+    agents.push_back(*std::move(server));
+  }
+  close(out);
+  char byte;
+  while (read(in, &byte, 1) > 0) {
+  }
+  // The fake plans hold nothing: no orderly shutdown of thousands of servers needed.
+  _exit(0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The controller's side.
+
+uint64_t SelfRssBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) != 0) continue;
+    std::string digits;
+    for (char c : line) {
+      if (c >= '0' && c <= '9') digits.push_back(c);
+    }
+    uint64_t kib = 0;
+    if (absl::SimpleAtoi(digits, &kib)) return kib * 1024;
+  }
+  return 0;
+}
+
+uint64_t HeapInUseBytes() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+grpc::ChannelArguments BenchChannelArgs() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return args;
+}
+
+controller::AgentClientFactory NewFactory() {
+  controller::GrpcClientOptions options;
+  options.channel_args = BenchChannelArgs();
+  return controller::GrpcAgentClientFactory(options);
+}
+
+v1::PlanSpec TinyPlan(const std::string& id) {
+  v1::PlanSpec spec;
+  spec.set_plan_id(id);
+  spec.mutable_lease()->set_seconds(60);
+  v1::Phase* phase = spec.mutable_retained()->add_phases();
+  phase->mutable_target()->set_bytes(1 << 20);
+  phase->set_hold_forever(true);
+  return spec;
+}
+
+// memloadctl's commands over `factory`, as main() sets them up.
+class Ctl {
+ public:
+  Ctl(std::vector<std::string> targets, controller::AgentClientFactory factory)
+      : null_(nullptr) {
+    env_.targets = std::move(targets);
+    env_.factory = std::move(factory);
+    env_.fanout.parallelism = absl::GetFlag(FLAGS_parallelism);
+    env_.fanout.timeout = absl::Seconds(10);
+    env_.fanout.retry.max_attempts = 3;
+    env_.out = &null_;  // Output is formatted, then dropped.
+  }
+  absl::Status Usage() { return Check("usage", controller::RunUsage(env_)); }
+  absl::Status StartStop(const std::string& id) {
+    absl::Status started =
+        Check("start", controller::RunStart(env_, TinyPlan(id), controller::RolloutOptions()));
+    if (!started.ok()) return started;
+    return Check("stop", controller::RunStop(env_, id));
+  }
+
+ private:
+  static absl::Status Check(const char* what, int code) {
+    if (code == controller::kExitOk) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat("memloadctl ", what, " exited ", code));
+  }
+  std::ostream null_;
+  controller::CommandEnv env_;
+};
+
+// The raw baseline: one stub per target, every call in flight at once.
+class Raw {
+ public:
+  explicit Raw(const std::vector<std::string>& targets) {
+    for (const std::string& target : targets) {
+      stubs_.push_back(v1::Agent::NewStub(grpc::CreateCustomChannel(
+          target, grpc::InsecureChannelCredentials(), BenchChannelArgs())));
+    }
+  }
+  absl::Status Usage() {
+    return FanOut<v1::GetUsageRequest, v1::NodeUsage>(
+        v1::GetUsageRequest(), [](v1::Agent::Stub::async_interface* async,
+                                  grpc::ClientContext* context, const v1::GetUsageRequest* request,
+                                  v1::NodeUsage* response, std::function<void(grpc::Status)> done) {
+          async->GetUsage(context, request, response, std::move(done));
+        });
+  }
+  absl::Status StartStop(const std::string& id) {
+    v1::StartPlanRequest start;
+    *start.mutable_spec() = TinyPlan(id);
+    absl::Status started = FanOut<v1::StartPlanRequest, v1::StartPlanResponse>(
+        start, [](v1::Agent::Stub::async_interface* async, grpc::ClientContext* context,
+                  const v1::StartPlanRequest* request, v1::StartPlanResponse* response,
+                  std::function<void(grpc::Status)> done) {
+          async->StartPlan(context, request, response, std::move(done));
+        });
+    if (!started.ok()) return started;
+    return Stop(id);
+  }
+  absl::Status Stop(const std::string& id) {
+    v1::StopPlanRequest stop;
+    stop.set_plan_id(id);
+    return FanOut<v1::StopPlanRequest, v1::StopPlanResponse>(
+        stop, [](v1::Agent::Stub::async_interface* async, grpc::ClientContext* context,
+                 const v1::StopPlanRequest* request, v1::StopPlanResponse* response,
+                 std::function<void(grpc::Status)> done) {
+          async->StopPlan(context, request, response, std::move(done));
+        });
+  }
+
+ private:
+  template <typename Request, typename Response, typename Call>
+  absl::Status FanOut(const Request& request, Call call) {
+    const size_t n = stubs_.size();
+    std::vector<grpc::ClientContext> contexts(n);
+    std::vector<Response> responses(n);
+    std::mutex mutex;
+    std::condition_variable all_done;
+    size_t pending = n;    // Guarded by mutex.
+    size_t failed = 0;     // Guarded by mutex.
+    std::string error;     // Guarded by mutex.
+    for (size_t i = 0; i < n; ++i) {
+      contexts[i].set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      call(stubs_[i]->async(), &contexts[i], &request, &responses[i],
+           [&](grpc::Status status) {
+             std::lock_guard<std::mutex> lock(mutex);
+             if (!status.ok()) {
+               ++failed;
+               error = status.error_message();
+             }
+             if (--pending == 0) all_done.notify_one();
+           });
+    }
+    std::unique_lock<std::mutex> lock(mutex);
+    all_done.wait(lock, [&] { return pending == 0; });
+    if (failed > 0) return absl::InternalError(absl::StrCat("raw: ", failed, " failed: ", error));
+    return absl::OkStatus();
+  }
+
+  std::vector<std::unique_ptr<v1::Agent::Stub>> stubs_;
+};
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : values[values.size() / 2];
+}
+
+double CpuSeconds() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// Wall-clock seconds, and this process's CPU seconds (the agents run in other processes).
+struct Sample {
+  double wall = 0;
+  double cpu = 0;
+};
+
+template <typename Run>
+absl::StatusOr<Sample> Time(Run run) {
+  const double cpu = CpuSeconds();
+  const absl::Time start = absl::Now();
+  absl::Status status = run();
+  if (!status.ok()) return status;
+  return Sample{absl::ToDoubleSeconds(absl::Now() - start), CpuSeconds() - cpu};
+}
+
+#define BENCH_ASSIGN(lhs, expr)                 \
+  auto lhs##_or = (expr);                       \
+  if (!lhs##_or.ok()) return lhs##_or.status(); \
+  const Sample lhs = *lhs##_or
+
+struct Figures {
+  std::vector<Sample> raw_usage_cold, ctl_usage_cold, raw_usage_warm, ctl_usage_warm;
+  std::vector<Sample> raw_ss_cold, ctl_ss_cold, raw_ss_warm, ctl_ss_warm;
+};
+
+// One repetition of every figure at one N, raw and memloadctl alternated.
+absl::Status RunOnce(const std::vector<std::string>& targets, const std::string& tag,
+                     Figures* f) {
+  // Usage, cold: the channels are made inside the timing.
+  BENCH_ASSIGN(raw_usage_cold, Time([&] { return Raw(targets).Usage(); }));
+  BENCH_ASSIGN(ctl_usage_cold, Time([&] { return Ctl(targets, NewFactory()).Usage(); }));
+  // Start + stop, cold: one new set of channels, made inside the timing, for both.
+  BENCH_ASSIGN(raw_ss_cold, Time([&] { return Raw(targets).StartStop(tag + "-rc"); }));
+  BENCH_ASSIGN(ctl_ss_cold,
+               Time([&] { return Ctl(targets, NewFactory()).StartStop(tag + "-cc"); }));
+  // Warm: connect first (untimed), then the same calls over the same channels.
+  {
+    Raw raw(targets);
+    if (absl::Status s = raw.Usage(); !s.ok()) return s;
+    BENCH_ASSIGN(raw_usage_warm, Time([&] { return raw.Usage(); }));
+    BENCH_ASSIGN(raw_ss_warm, Time([&] { return raw.StartStop(tag + "-rw"); }));
+    f->raw_usage_warm.push_back(raw_usage_warm);
+    f->raw_ss_warm.push_back(raw_ss_warm);
+  }
+  {
+    Ctl ctl(targets, NewFactory());
+    if (absl::Status s = ctl.Usage(); !s.ok()) return s;
+    BENCH_ASSIGN(ctl_usage_warm, Time([&] { return ctl.Usage(); }));
+    BENCH_ASSIGN(ctl_ss_warm, Time([&] { return ctl.StartStop(tag + "-cw"); }));
+    f->ctl_usage_warm.push_back(ctl_usage_warm);
+    f->ctl_ss_warm.push_back(ctl_ss_warm);
+  }
+  f->raw_usage_cold.push_back(raw_usage_cold);
+  f->ctl_usage_cold.push_back(ctl_usage_cold);
+  f->raw_ss_cold.push_back(raw_ss_cold);
+  f->ctl_ss_cold.push_back(ctl_ss_cold);
+  return absl::OkStatus();
+}
+
+Sample Median(const std::vector<Sample>& samples) {
+  std::vector<double> wall, cpu;
+  for (const Sample& sample : samples) {
+    wall.push_back(sample.wall);
+    cpu.push_back(sample.cpu);
+  }
+  return Sample{Median(wall), Median(cpu)};
+}
+
+void Row(const std::string& figure, const std::vector<Sample>& ctl_samples,
+         const std::vector<Sample>& raw_samples, const std::string& goal) {
+  const Sample ctl = Median(ctl_samples), raw = Median(raw_samples);
+  absl::PrintF("| %s | %.3f s (controller CPU %.2f s) | raw gRPC fan-out: %.3f s (CPU %.2f s) "
+               "| %.2fx | %s |\n",
+               figure, ctl.wall, ctl.cpu, raw.wall, raw.cpu, ctl.wall / raw.wall, goal);
+}
+
+absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::string>& all,
+                     int repetitions) {
+  // Memory first, at the largest N, while the heap holds nothing else of ours. gRPC's
+  // one-time globals come before the "before" reading: one call on one agent.
+  {
+    Raw warmup({all.front()});
+    if (absl::Status s = warmup.Usage(); !s.ok()) return s;
+  }
+  const int n = sizes.back();
+  const std::vector<std::string> targets(all.begin(), all.begin() + n);
+  uint64_t ctl_rss, ctl_heap, raw_heap;
+  {
+    const uint64_t rss0 = SelfRssBytes(), heap0 = HeapInUseBytes();
+    Ctl ctl(targets, NewFactory());
+    if (absl::Status s = ctl.Usage(); !s.ok()) return s;
+    ctl_rss = SelfRssBytes() - rss0;
+    ctl_heap = HeapInUseBytes() - heap0;
+  }
+  {
+    const uint64_t heap0 = HeapInUseBytes();
+    Raw raw(targets);
+    if (absl::Status s = raw.Usage(); !s.ok()) return s;
+    raw_heap = HeapInUseBytes() - heap0;
+  }
+
+  for (int size : sizes) {
+    const std::vector<std::string> fleet(all.begin(), all.begin() + size);
+    Figures f;
+    for (int rep = 0; rep < repetitions; ++rep) {
+      if (absl::Status s = RunOnce(fleet, absl::StrCat("n", size, "r", rep), &f); !s.ok()) {
+        return s;
+      }
+    }
+    const std::string goal = size == 1000 ? "< 1 s and <= 1.5x" : "<= 1.5x";
+    Row(absl::StrCat("memloadctl usage, ", size, " agents, cold"), f.ctl_usage_cold,
+        f.raw_usage_cold, goal);
+    Row(absl::StrCat("memloadctl usage, ", size, " agents, warm"), f.ctl_usage_warm,
+        f.raw_usage_warm, "<= 1.5x");
+    Row(absl::StrCat("memloadctl start + stop, ", size, " agents, cold"), f.ctl_ss_cold,
+        f.raw_ss_cold, goal);
+    Row(absl::StrCat("memloadctl start + stop, ", size, " agents, warm"), f.ctl_ss_warm,
+        f.raw_ss_warm, "<= 1.5x");
+    std::fflush(stdout);
+  }
+  absl::PrintF(
+      "| controller memory per target (%d warm channels): VmRSS delta / N (malloc'd: %.1f "
+      "KiB) | %.1f KiB | raw stubs, malloc'd / N: %.1f KiB | %.2fx | — |\n",
+      n, ctl_heap / 1024.0 / n, ctl_rss / 1024.0 / n, raw_heap / 1024.0 / n,
+      double(ctl_heap) / raw_heap);
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace memload
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  std::vector<int> sizes;
+  for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',')) {
+    int size = 0;
+    if (!absl::SimpleAtoi(part, &size) || size < 1) {
+      std::fprintf(stderr, "fanout_benchmark: bad --sizes\n");
+      return 2;
+    }
+    sizes.push_back(size);
+  }
+  std::sort(sizes.begin(), sizes.end());
+  const int agents = sizes.back();
+  // Bounded: the whole benchmark gets 5 minutes (SIGALRM ends it; the child follows).
+  alarm(300);
+
+  // Fork before any gRPC use in this process: children host the agents, at most
+  // --agents_per_process each (thousands of gRPC servers in one process share one epoll
+  // set and contend on it: a hosting cost no real node has).
+  const int per_process = std::max(1, absl::GetFlag(FLAGS_agents_per_process));
+  int hold_pipe[2];
+  if (pipe(hold_pipe) != 0) return 1;
+  std::vector<pid_t> children;
+  std::vector<int> port_pipes;
+  for (int first = 0; first < agents; first += per_process) {
+    int ports_pipe[2];
+    if (pipe(ports_pipe) != 0) return 1;
+    const pid_t child = fork();
+    if (child < 0) return 1;
+    if (child == 0) {
+      close(ports_pipe[0]);
+      close(hold_pipe[1]);
+      for (int fd : port_pipes) close(fd);
+      memload::ServeAgents(std::min(per_process, agents - first), ports_pipe[1], hold_pipe[0]);
+    }
+    close(ports_pipe[1]);
+    children.push_back(child);
+    port_pipes.push_back(ports_pipe[0]);
+  }
+  close(hold_pipe[0]);
+  std::vector<std::string> targets;
+  for (int fd : port_pipes) {
+    int port = 0;
+    while (read(fd, &port, sizeof(port)) == sizeof(port)) {
+      targets.push_back(absl::StrCat("127.0.0.1:", port));
+    }
+    close(fd);
+  }
+  absl::Status status;
+  if (static_cast<int>(targets.size()) != agents) {
+    status = absl::InternalError(absl::StrCat("only ", targets.size(), " agents started"));
+  } else {
+    std::printf("| figure | measured | baseline (same run) | ratio | goal |\n"
+                "|---|---|---|---|---|\n");
+    std::fflush(stdout);
+    status = memload::Measure(sizes, targets, absl::GetFlag(FLAGS_repetitions));
+  }
+  close(hold_pipe[1]);  // The children exit.
+  for (pid_t child : children) waitpid(child, nullptr, 0);
+  if (!status.ok()) {
+    std::fprintf(stderr, "fanout_benchmark: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
