@@ -14,6 +14,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
 #include "core/flag_args.h"
@@ -218,6 +219,9 @@ int Main(int argc, char** argv) {
 }  // namespace memload
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built with absl::Mutex deadlock detection on: every lock gRPC takes
+  // then updates a global lock graph (costly per call; see README "Performance").
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const int code = memload::Main(argc, argv);
   // Plans are stopped and the server is shut down by now; what is left are gRPC's own
   // background threads, which static destructors must not race (seen crashing at exit

@@ -11,7 +11,7 @@
 // an fd on both sides).
 //
 // memloadctl: RunUsage, and RunStart + RunStop, with GrpcAgentClientFactory, its default
-// flags (--parallelism=64, --timeout=10s, --retries=2) and output to a null stream.
+// flags (--parallelism=256, --timeout=10s, --retries=2) and output to a null stream.
 //   cold: a new factory per command (new channels, new connections), as a fresh memloadctl
 //   warm: one factory kept across commands (connected channels), as `memloadctl run` does
 // raw: plain generated stubs, callback API (stub->async()), every call in flight at once,
@@ -50,6 +50,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
@@ -61,7 +62,7 @@
 
 ABSL_FLAG(std::string, sizes, "100,1000,3000", "fleet sizes N");
 ABSL_FLAG(int, repetitions, 3, "runs of every figure (median reported)");
-ABSL_FLAG(int, parallelism, 64, "memloadctl --parallelism (its default: 64)");
+ABSL_FLAG(int, parallelism, 256, "memloadctl --parallelism (its default: 256)");
 ABSL_FLAG(int, agents_per_process, 250, "agents hosted by each child process");
 
 namespace memload {
@@ -282,35 +283,38 @@ struct Figures {
   std::vector<Sample> raw_ss_cold, ctl_ss_cold, raw_ss_warm, ctl_ss_warm;
 };
 
-// One repetition of every figure at one N, raw and memloadctl alternated.
+// One repetition of every figure at one N, raw and memloadctl alternated. Cold calls make
+// their channels inside the timing; the warm ones then reuse those channels.
 absl::Status RunOnce(const std::vector<std::string>& targets, const std::string& tag,
                      Figures* f) {
-  // Usage, cold: the channels are made inside the timing.
-  BENCH_ASSIGN(raw_usage_cold, Time([&] { return Raw(targets).Usage(); }));
-  BENCH_ASSIGN(ctl_usage_cold, Time([&] { return Ctl(targets, NewFactory()).Usage(); }));
+  {
+    std::unique_ptr<Raw> raw;
+    BENCH_ASSIGN(usage_cold, Time([&] {
+                   raw = std::make_unique<Raw>(targets);
+                   return raw->Usage();
+                 }));
+    BENCH_ASSIGN(usage_warm, Time([&] { return raw->Usage(); }));
+    BENCH_ASSIGN(ss_warm, Time([&] { return raw->StartStop(tag + "-rw"); }));
+    f->raw_usage_cold.push_back(usage_cold);
+    f->raw_usage_warm.push_back(usage_warm);
+    f->raw_ss_warm.push_back(ss_warm);
+  }
+  {
+    std::unique_ptr<Ctl> ctl;
+    BENCH_ASSIGN(usage_cold, Time([&] {
+                   ctl = std::make_unique<Ctl>(targets, NewFactory());
+                   return ctl->Usage();
+                 }));
+    BENCH_ASSIGN(usage_warm, Time([&] { return ctl->Usage(); }));
+    BENCH_ASSIGN(ss_warm, Time([&] { return ctl->StartStop(tag + "-cw"); }));
+    f->ctl_usage_cold.push_back(usage_cold);
+    f->ctl_usage_warm.push_back(usage_warm);
+    f->ctl_ss_warm.push_back(ss_warm);
+  }
   // Start + stop, cold: one new set of channels, made inside the timing, for both.
   BENCH_ASSIGN(raw_ss_cold, Time([&] { return Raw(targets).StartStop(tag + "-rc"); }));
   BENCH_ASSIGN(ctl_ss_cold,
                Time([&] { return Ctl(targets, NewFactory()).StartStop(tag + "-cc"); }));
-  // Warm: connect first (untimed), then the same calls over the same channels.
-  {
-    Raw raw(targets);
-    if (absl::Status s = raw.Usage(); !s.ok()) return s;
-    BENCH_ASSIGN(raw_usage_warm, Time([&] { return raw.Usage(); }));
-    BENCH_ASSIGN(raw_ss_warm, Time([&] { return raw.StartStop(tag + "-rw"); }));
-    f->raw_usage_warm.push_back(raw_usage_warm);
-    f->raw_ss_warm.push_back(raw_ss_warm);
-  }
-  {
-    Ctl ctl(targets, NewFactory());
-    if (absl::Status s = ctl.Usage(); !s.ok()) return s;
-    BENCH_ASSIGN(ctl_usage_warm, Time([&] { return ctl.Usage(); }));
-    BENCH_ASSIGN(ctl_ss_warm, Time([&] { return ctl.StartStop(tag + "-cw"); }));
-    f->ctl_usage_warm.push_back(ctl_usage_warm);
-    f->ctl_ss_warm.push_back(ctl_ss_warm);
-  }
-  f->raw_usage_cold.push_back(raw_usage_cold);
-  f->ctl_usage_cold.push_back(ctl_usage_cold);
   f->raw_ss_cold.push_back(raw_ss_cold);
   f->ctl_ss_cold.push_back(ctl_ss_cold);
   return absl::OkStatus();
@@ -390,6 +394,9 @@ absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::strin
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // As memloadctl's and memload-agent's main() do (the children inherit it): Debian's
+  // Abseil keeps absl::Mutex deadlock detection on, which gRPC's every lock pays for.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<int> sizes;
   for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_sizes), ',')) {
     int size = 0;

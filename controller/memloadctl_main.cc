@@ -18,6 +18,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -41,7 +42,10 @@ ABSL_FLAG(std::string, targets, "",
           "dns:///NAME:PORT | dns://SERVER:PORT/NAME:PORT (every A/AAAA address)");
 ABSL_FLAG(std::string, selector, "", "keep agents whose labels match k=v,k2!=v2");
 ABSL_FLAG(std::string, output, "table", "table (for people) or json (one document)");
-ABSL_FLAG(int, parallelism, 64, "calls in flight at once");
+// 256: a call in flight costs a few KiB and no thread, while stops wait for the agent to
+// see its worker exit; at 64, start+stop over 1,000 agents took 1.7-2x a raw fan-out
+// (//controller:fanout_benchmark).
+ABSL_FLAG(int, parallelism, 256, "calls in flight at once");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "deadline of each call");
 ABSL_FLAG(int, retries, 2, "retries of idempotent calls on UNAVAILABLE/DEADLINE_EXCEEDED");
 // Security (README: "Securing a deployment").
@@ -355,6 +359,9 @@ int Main(int argc, char** argv) {
 }  // namespace memload
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built with absl::Mutex deadlock detection on: every lock gRPC takes
+  // then updates a global lock graph, a sixth of the fan-out's CPU (fanout_benchmark).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const int code = memload::controller::Main(argc, argv);
   // Every command has finished and released its clients; what is left are gRPC's own
   // background threads, which static destructors must not race (seen crashing at exit
