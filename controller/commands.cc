@@ -1,6 +1,8 @@
 #include "controller/commands.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -280,9 +282,24 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   Fleet fleet(env);
   Selection selection = Select(env, fleet.all(), /*need_info=*/false);
   std::mutex mutex;
-  // Latest answer per selected target (guarded by mutex), in selection order.
+  std::condition_variable answered_cv;
+  // Latest answer per selected target (guarded by mutex), in selection order, and how
+  // many targets have answered at all (guarded by mutex).
   std::vector<absl::StatusOr<v1::NodeUsage>> latest(
       selection.clients.size(), absl::UnavailableError("no usage received yet"));
+  std::vector<bool> heard(selection.clients.size(), false);
+  size_t answered = 0;
+  auto note = [&](size_t i, absl::StatusOr<v1::NodeUsage> value) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      latest[i] = std::move(value);
+      if (!heard[i]) {
+        heard[i] = true;
+        ++answered;
+      }
+    }
+    answered_cv.notify_all();
+  };
   std::vector<std::unique_ptr<UsageWatch>> watches;
   v1::WatchUsageRequest request;
   request.mutable_interval()->set_seconds(absl::ToInt64Seconds(options.interval));
@@ -291,15 +308,19 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   for (size_t i = 0; i < selection.clients.size(); ++i) {
     watches.push_back(selection.clients[i]->WatchUsage(
         request,
-        [&mutex, &latest, i](const v1::NodeUsage& usage) {
-          std::lock_guard<std::mutex> lock(mutex);
-          latest[i] = usage;
-        },
-        [&mutex, &latest, i](absl::Status status) {
+        [&note, i](const v1::NodeUsage& usage) { note(i, usage); },
+        [&note, i](absl::Status status) {
           if (status.ok() || status.code() == absl::StatusCode::kCancelled) return;
-          std::lock_guard<std::mutex> lock(mutex);
-          latest[i] = status;
+          note(i, status);
         }));
+  }
+  // The first frame waits (up to --timeout) for every node's first answer, so a slow
+  // start is not reported as a failed node.
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    answered_cv.wait_for(lock,
+                         std::chrono::nanoseconds(absl::ToInt64Nanoseconds(env.fanout.timeout)),
+                         [&] { return answered == selection.clients.size(); });
   }
   CancelSignal never;
   CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
