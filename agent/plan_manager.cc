@@ -78,7 +78,6 @@ struct PlanManager::Record {
   WorkerSpec worker_spec;     // Resolved.
   uint64_t commitment = 0;    // Bytes counted against --max-memory.
   uint64_t first_target = 0;  // Resolved target of the first phase, until the worker says.
-  uint64_t block_size = kDefaultBlockSize;
   absl::Duration lease;
   absl::Time started;
   absl::Time lease_expires;
@@ -196,7 +195,6 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::Plan
         record->commitment = std::max(record->commitment, bytes);
         if (i == 0) record->first_target = bytes;
       }
-      if (retained->block_size() > 0) record->block_size = retained->block_size();
       MEMLOAD_RETURN_IF_ERROR(ToRetainedPlanSpec(*retained).status());
       break;
     }
@@ -227,7 +225,6 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::Plan
             "utilization target ", utilization.target_percent(), "% of ", FormatSize(capacity),
             " leaves less than the --reserve of ", FormatSize(options_.reserve_bytes)));
       }
-      if (utilization.block_size() > 0) record->block_size = utilization.block_size();
       break;
     }
     case v1::PlanSpec::kStreaming: {
@@ -236,7 +233,6 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::Plan
       const uint64_t live_blocks = std::max<uint64_t>(options.window, options.workers);
       MEMLOAD_ASSIGN_OR_RETURN(record->commitment,
                                MultiplySizes(live_blocks, options.block_size));
-      record->block_size = options.block_size;
       break;
     }
     case v1::PlanSpec::KIND_NOT_SET:
