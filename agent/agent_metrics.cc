@@ -101,7 +101,7 @@ std::vector<MetricFamily> AgentMetricFamilies(const AgentMetricsSnapshot& snapsh
     frees.samples.push_back({labels, static_cast<double>(plan.frees())});
     // Every state, so that a query on one state never sees a series vanish (kube-state-
     // metrics does the same).
-    for (int value = v1::PLAN_STATE_PENDING; value <= v1::PLAN_STATE_FAILED; ++value) {
+    for (int value = v1::PLAN_STATE_PENDING; value <= v1::PLAN_STATE_TARGET_GONE; ++value) {
       Labels with_state = labels;
       with_state.emplace_back("state", PlanStateLabel(static_cast<v1::PlanState>(value)));
       state.samples.push_back({std::move(with_state), plan.state() == value ? 1.0 : 0.0});

@@ -47,7 +47,7 @@ AgentMetricsSnapshot Snapshot() {
 TEST(AgentMetricsTest, Golden) {
   std::string states;
   for (const char* state : {"pending", "ramping", "holding", "streaming", "capped", "completed",
-                            "stopped", "lease_expired", "oom_killed", "failed"}) {
+                            "stopped", "lease_expired", "oom_killed", "failed", "target_gone"}) {
     states += std::string("memload_plan_state{node=\"node-\\\"a\\\"\",plan_id=\"drill\","
                           "kind=\"retained\",state=\"") +
               state + "\"} " + (std::string(state) == "holding" ? "1" : "0") + "\n";

@@ -376,6 +376,9 @@ absl::Status PlanOutcomeStatus(const v1::PlanStatus& plan) {
           plan.error().empty() ? "the plan's worker was OOM-killed" : plan.error());
     case v1::PLAN_STATE_LEASE_EXPIRED:
       return absl::DeadlineExceededError("the plan's lease expired: not renewed in time");
+    case v1::PLAN_STATE_TARGET_GONE:
+      return absl::FailedPreconditionError(
+          plan.error().empty() ? "the plan's target cgroup went away" : plan.error());
     case v1::PLAN_STATE_COMPLETED:
     case v1::PLAN_STATE_STOPPED:
       return absl::OkStatus();  // Good ends, whatever outcome_ok an old agent sent.

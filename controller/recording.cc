@@ -37,7 +37,7 @@ class Object {
 bool IsEnd(v1::PlanState state) {
   return state == v1::PLAN_STATE_COMPLETED || state == v1::PLAN_STATE_STOPPED ||
          state == v1::PLAN_STATE_LEASE_EXPIRED || state == v1::PLAN_STATE_OOM_KILLED ||
-         state == v1::PLAN_STATE_FAILED;
+         state == v1::PLAN_STATE_FAILED || state == v1::PLAN_STATE_TARGET_GONE;
 }
 
 // The event a plan's end is recorded as.
@@ -49,6 +49,8 @@ std::string EndEvent(v1::PlanState state) {
       return "lease_expired";
     case v1::PLAN_STATE_FAILED:
       return "failed";
+    case v1::PLAN_STATE_TARGET_GONE:
+      return "target_gone";
     default:
       return "stop";
   }

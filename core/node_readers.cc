@@ -336,6 +336,22 @@ absl::StatusOr<uint64_t> ParseOomKillCount(absl::string_view contents) {
   return 0;
 }
 
+absl::StatusOr<std::optional<uint64_t>> ParseMemoryStatValue(absl::string_view contents,
+                                                             absl::string_view key) {
+  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
+    const std::vector<absl::string_view> words =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (words.empty() || words[0] != key) continue;
+    std::optional<uint64_t> value = words.size() == 2 ? ParseDecimal(words[1]) : std::nullopt;
+    if (!value) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "memory.stat line ", Quote(line), ": expected \"", key, " <number>\""));
+    }
+    return value;
+  }
+  return std::optional<uint64_t>();
+}
+
 absl::StatusOr<std::string> FindMemoryCgroupPath(absl::string_view proc_self_cgroup,
                                                  absl::string_view proc_self_mountinfo) {
   // /proc/self/cgroup: "hierarchy-id:controller,...:/path"; v2 is "0::/path".
@@ -429,6 +445,26 @@ absl::StatusOr<CgroupMemory> ReadCgroupMemory(const std::string& cgroup_dir) {
                       dir);
     }
     result.oom_kill_count = *oom_kills;
+  }
+
+  if (absl::StatusOr<std::string> stat = ReadFileToString(JoinPath(dir, "memory.stat"));
+      stat.ok()) {
+    // v1's total_ counters include child cgroups, like its usage_in_bytes; v2's are
+    // hierarchical already.
+    absl::StatusOr<std::optional<uint64_t>> inactive =
+        result.version == 1 ? ParseMemoryStatValue(*stat, "total_inactive_file")
+                            : ParseMemoryStatValue(*stat, "inactive_file");
+    if (inactive.ok() && !inactive->has_value() && result.version == 1) {
+      inactive = ParseMemoryStatValue(*stat, "inactive_file");
+    }
+    if (!inactive.ok()) return InCgroup(inactive.status(), dir);
+    result.inactive_file_bytes = inactive->value_or(0);
+  }
+  if (result.version == 2) {
+    if (absl::StatusOr<std::string> group = ReadFileToString(JoinPath(dir, "memory.oom.group"));
+        group.ok()) {
+      result.oom_group = absl::StripAsciiWhitespace(*group) == "1";
+    }
   }
 
   // Walk up while the parent is a cgroup of the same hierarchy (has the same limit file).

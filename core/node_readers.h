@@ -67,7 +67,25 @@ struct CgroupMemory {
   uint64_t usage_bytes = 0;     // memory.current or memory.usage_in_bytes
   uint64_t oom_kill_count = 0;  // "oom_kill" of memory.events / memory.oom_control; 0 if unreadable
   std::string path;             // the cgroup directory read
+  // memory.stat's inactive file cache: v1 "total_inactive_file" (this cgroup and its
+  // children), else "inactive_file"; 0 when memory.stat cannot be read.
+  uint64_t inactive_file_bytes = 0;
+  // v2 memory.oom.group: 1 means an OOM kill takes every process of the cgroup at once.
+  // False on v1 (no such file) and when unreadable.
+  bool oom_group = false;
+
+  // usage − inactive_file (0 when it would go negative): the "working set" the kubelet,
+  // cAdvisor, metrics-server (kubectl top) and the HPA report for a container.
+  uint64_t WorkingSetBytes() const {
+    return usage_bytes > inactive_file_bytes ? usage_bytes - inactive_file_bytes : 0;
+  }
 };
+
+// The value of `key` in memory.stat contents ("key value" lines, values in bytes);
+// nullopt when the key is absent. InvalidArgument naming the line when its value is not a
+// number.
+absl::StatusOr<std::optional<uint64_t>> ParseMemoryStatValue(absl::string_view contents,
+                                                             absl::string_view key);
 
 // Parses cgroup v2 memory.max: "max" (unlimited) -> nullopt, or a byte count. Surrounding
 // whitespace is ignored. InvalidArgument otherwise.
@@ -103,7 +121,8 @@ absl::StatusOr<std::string> FindMemoryCgroupPath(absl::string_view proc_self_cgr
                                                  absl::string_view proc_self_mountinfo);
 
 // Reads the memory cgroup at `cgroup_dir`, or this process's own (see FindMemoryCgroupPath)
-// when empty. The version is detected from the files: memory.max + memory.current (v2),
+// when empty. memory.stat (inactive_file) and memory.oom.group are read when present; their
+// absence is not an error, a malformed memory.stat is. The version is detected from the files: memory.max + memory.current (v2),
 // else memory.limit_in_bytes + memory.usage_in_bytes (v1); NotFound when neither exists.
 //
 // hierarchical_limit_bytes walks up parent directories while they hold the same limit file

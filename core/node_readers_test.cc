@@ -577,6 +577,52 @@ TEST(ReadCgroupMemoryTest, V1ParentLimitSmallerThanChild) {
   EXPECT_EQ(m->path, mount + "/parent/child");  // trailing slash dropped
 }
 
+TEST(ReadCgroupMemoryTest, V1WorkingSetUsesHierarchicalInactiveFile) {
+  const std::string mount = TestDir() + "/memory";
+  WriteFile(mount + "/pod/memory.limit_in_bytes", absl::StrCat(kGi, "\n"));
+  WriteFile(mount + "/pod/memory.usage_in_bytes", absl::StrCat(300 * kMi, "\n"));
+  WriteFile(mount + "/pod/memory.stat",
+            absl::StrCat("cache 1000\ninactive_file 7\ntotal_inactive_file ", 100 * kMi,
+                         "\ntotal_active_file 5\n"));
+  const absl::StatusOr<CgroupMemory> m = ReadCgroupMemory(mount + "/pod");
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->inactive_file_bytes, 100 * kMi);
+  EXPECT_EQ(m->WorkingSetBytes(), 200 * kMi);
+  EXPECT_FALSE(m->oom_group);
+}
+
+TEST(ReadCgroupMemoryTest, V2WorkingSetAndOomGroup) {
+  const std::string root = TestDir() + "/cgroup";
+  WriteFile(root + "/c/memory.max", "max\n");
+  WriteFile(root + "/c/memory.current", "1000\n");
+  WriteFile(root + "/c/memory.stat", "anon 900\nfile 100\ninactive_file 2000\n");
+  WriteFile(root + "/c/memory.oom.group", "1\n");
+  const absl::StatusOr<CgroupMemory> m = ReadCgroupMemory(root + "/c");
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->inactive_file_bytes, 2000u);
+  EXPECT_EQ(m->WorkingSetBytes(), 0u);  // Never negative.
+  EXPECT_TRUE(m->oom_group);
+}
+
+TEST(ReadCgroupMemoryTest, MalformedMemoryStatNamesTheLine) {
+  const std::string root = TestDir() + "/cgroup";
+  WriteFile(root + "/c/memory.max", "max\n");
+  WriteFile(root + "/c/memory.current", "1000\n");
+  WriteFile(root + "/c/memory.stat", "inactive_file lots\n");
+  EXPECT_THAT(ReadCgroupMemory(root + "/c"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("inactive_file lots")));
+}
+
+TEST(ParseMemoryStatValueTest, FindsKeysExactly) {
+  const char* stat = "total_inactive_file 5\ninactive_file 3\n";
+  const absl::StatusOr<std::optional<uint64_t>> inactive = ParseMemoryStatValue(stat, "inactive_file");
+  ASSERT_THAT(inactive, IsOk());
+  EXPECT_THAT(*inactive, Optional(Eq(3u)));
+  const absl::StatusOr<std::optional<uint64_t>> active = ParseMemoryStatValue(stat, "active_file");
+  ASSERT_THAT(active, IsOk());
+  EXPECT_EQ(*active, std::nullopt);
+}
+
 TEST(ReadCgroupMemoryTest, V1AllUnlimited) {
   const std::string mount = TestDir() + "/memory";
   WriteFile(mount + "/memory.limit_in_bytes", "9223372036854771712\n");
