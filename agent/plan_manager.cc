@@ -144,6 +144,10 @@ void PlanManager::DoStart(v1::PlanSpec spec, StartCallback done) {
 absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::PlanSpec& spec,
                                                                   const NodeMemory& node) {
   MEMLOAD_RETURN_IF_ERROR(ValidatePlanId(spec.plan_id()));
+  if (spec.has_placement()) {
+    // Until the worker can join a target, a placed plan must not run in the node's cgroup.
+    return absl::UnimplementedError("placement is not supported by this agent yet");
+  }
   auto existing = plans_.find(spec.plan_id());
   if (existing != plans_.end()) {
     Record& record = *existing->second;
