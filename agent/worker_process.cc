@@ -30,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/cgroup_join.h"
 #include "agent/worker_shared.h"
 #include "core/node_readers.h"
 
@@ -53,6 +54,7 @@ enum LaunchStep : int32_t {
   kStepOomScoreAdj = 3,
   kStepDescriptors = 4,
   kStepExec = 5,
+  kStepWaitJoin = 6,
 };
 
 absl::string_view StepName(int32_t step) {
@@ -67,6 +69,8 @@ absl::string_view StepName(int32_t step) {
       return "setting up descriptors";
     case kStepExec:
       return "executing";
+    case kStepWaitJoin:
+      return "waiting to be moved into the target cgroup";
   }
   return "starting";
 }
@@ -154,10 +158,11 @@ struct OomWatch {
 
 // The memory cgroup the worker will run in: the one it is told to join, or ours (it
 // inherits it). Read before fork, so a worker killed at once still finds a baseline.
-OomWatch WatchOomKills(const std::string& cgroup_procs_path) {
+OomWatch WatchOomKills(const std::string& cgroup_procs_path, const std::string& join_dir) {
   OomWatch watch;
-  std::string dir;
-  if (!cgroup_procs_path.empty()) {
+  std::string dir = join_dir;
+  if (!dir.empty()) {
+  } else if (!cgroup_procs_path.empty()) {
     const size_t slash = cgroup_procs_path.rfind('/');
     dir = slash == std::string::npos ? "." : cgroup_procs_path.substr(0, slash);
   } else {
@@ -204,6 +209,8 @@ struct ChildSetup {
   int control_fd = -1;
   int null_fd = -1;
   int error_fd = -1;
+  int join_fd = -1;  // >= 0: wait for one byte here (the agent moved us) before going on.
+  int join_write_fd = -1;  // The agent's end, closed at once so its death reads as EOF.
   int max_fd = 0;  // For the close-on-exec fallback loop.
 };
 
@@ -239,6 +246,18 @@ bool WriteFile(const char* path, const char* text) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(setup, kStepPdeathsig);
   // The agent may have died before the line above: then nobody would ever kill us.
   if (getppid() != setup.parent) _exit(0);
+  // A placed worker waits, before it execs or allocates anything, until the agent has
+  // moved it into the target cgroup: memory is charged where it is first touched.
+  if (setup.join_fd >= 0) {
+    close(setup.join_write_fd);
+    char go = 0;
+    ssize_t n;
+    do {
+      n = read(setup.join_fd, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(0);  // The agent gave up on us (and kills us).
+    close(setup.join_fd);
+  }
   // "0" is the writing process itself, in v1 and v2.
   if (setup.cgroup_procs != nullptr && !WriteFile(setup.cgroup_procs, "0")) {
     ChildFail(setup, kStepCgroup);
@@ -523,8 +542,20 @@ absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const Work
   UniqueFd error_write(error_pipe[1]);
   UniqueFd null_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (null_fd.get() < 0) return ResourceError(errno, "opening /dev/null");
+  const std::string& join_dir = spec.join_cgroup_dir();
+  UniqueFd join_read;
+  UniqueFd join_write;
+  if (!join_dir.empty()) {
+    int join_pipe[2];
+    if (pipe2(join_pipe, O_CLOEXEC) != 0) return ResourceError(errno, "pipe for the cgroup join");
+    join_read.Reset(join_pipe[0]);
+    join_write.Reset(join_pipe[1]);
+  }
   for (UniqueFd* fd : {&spec_fd, &shared_fd, &control_read, &null_fd, &error_write}) {
     if (!MoveAboveTargets(fd)) return ResourceError(errno, "fcntl(F_DUPFD_CLOEXEC)");
+  }
+  if (join_read.get() >= 0 && !MoveAboveTargets(&join_read)) {
+    return ResourceError(errno, "fcntl(F_DUPFD_CLOEXEC)");
   }
 
   // Everything the child touches, prepared before fork.
@@ -549,8 +580,11 @@ absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const Work
   setup.control_fd = control_read.get();
   setup.null_fd = null_fd.get();
   setup.error_fd = error_write.get();
+  setup.join_fd = join_read.get();
+  setup.join_write_fd = join_write.get();
   setup.max_fd = max_fd;
-  OomWatch oom = WatchOomKills(options_.cgroup_procs_path);
+  if (!join_dir.empty()) setup.cgroup_procs = nullptr;  // The agent moves it instead.
+  OomWatch oom = WatchOomKills(options_.cgroup_procs_path, join_dir);
 
   pid_t pid;
   {
@@ -571,6 +605,30 @@ absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const Work
   spec_fd.Reset();
   shared_fd.Reset();
   null_fd.Reset();
+  join_read.Reset();
+
+  if (!join_dir.empty()) {
+    // The child waits on the join pipe: move it, check where it is, then release it.
+    const absl::Status joined = JoinCgroup(pid, join_dir);
+    if (!joined.ok()) {
+      kill(pid, SIGKILL);
+      int status;
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return absl::Status(joined.code(),
+                          absl::StrCat("cannot place memload-worker: ", joined.message()));
+    }
+    const char go = 'g';
+    if (write(join_write.get(), &go, 1) != 1) {
+      const int error = errno;
+      kill(pid, SIGKILL);
+      int status;
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return ErrnoStatus(error, "releasing memload-worker after the cgroup join");
+    }
+    join_write.Reset();
+  }
 
   LaunchFailure failure{};
   ssize_t n;

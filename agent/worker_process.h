@@ -14,6 +14,11 @@
 //   - in the child, before exec: PR_SET_PDEATHSIG(SIGKILL), a check that the agent is still
 //     its parent, the move into `cgroup_procs_path` if set, oom_score_adj (the spec's, or
 //     1000), default signal dispositions and an empty signal mask;
+//   - a placed worker (WorkerSpec.join_cgroup_dir) is joined from outside, before it execs
+//     or allocates: the child waits on a pipe right after the parent check; the launcher
+//     writes its pid to the target's cgroup.procs, checks /proc/<pid>/cgroup (JoinCgroup,
+//     cgroup_join.h) and only then releases it — or kills it and fails the launch, so a
+//     worker never runs outside its target. Its OOM kills are read from that cgroup;
 //   - a CLOEXEC pipe reports a failure of any of that, or of execv, so Launch fails clearly
 //     instead of handing back a worker that died at once.
 //

@@ -419,6 +419,7 @@ class MemoryCgroup {
   }
 
   std::string procs_path() const { return dir_ + "/cgroup.procs"; }
+  const std::string& dir() const { return dir_; }
 
  private:
   explicit MemoryCgroup(std::string dir) : dir_(std::move(dir)) {}
@@ -463,6 +464,48 @@ TEST(WorkerProcessTest, OomKillInAMemoryCgroupIsOomKilled) {
   // The test process is unharmed and can still allocate.
   std::vector<char> still_fine(16 * kMiB, 1);
   EXPECT_EQ(still_fine[8 * kMiB], 1);
+}
+
+uint64_t CgroupUsage(const std::string& dir) {
+  absl::StatusOr<CgroupMemory> memory = ReadCgroupMemory(dir);
+  return memory.ok() ? memory->usage_bytes : 0;
+}
+
+TEST(WorkerProcessTest, PlacedWorkerIsJoinedBeforeItAllocatesAndChargedThere) {
+  std::string why;
+  std::unique_ptr<MemoryCgroup> cgroup = MemoryCgroup::Create(256 * kMiB, &why);
+  if (cgroup == nullptr) GTEST_SKIP() << "cannot create a memory cgroup here: " << why;
+  const uint64_t before = CgroupUsage(cgroup->dir());
+
+  WorkerProcessLauncher launcher(kWorkerBinary);
+  WorkerSpec spec = RetainedSpec(64 * kMiB);
+  spec.set_join_cgroup_dir(cgroup->dir());
+  std::unique_ptr<Worker> worker = LaunchOrDie(launcher, spec);
+  ASSERT_NE(worker, nullptr);
+  ASSERT_TRUE(Eventually([&] { return StateOf(*worker) == PlanState::kHolding; }));
+  // In the target's cgroup.procs, and /proc says so.
+  const std::string procs = ReadTrimmed(cgroup->procs_path());
+  EXPECT_THAT(std::vector<std::string>(absl::StrSplit(procs, '\n')),
+              ::testing::Contains(absl::StrCat(worker->pid())));
+  // The whole load, and the worker's image, is charged to the target.
+  const uint64_t charged = CgroupUsage(cgroup->dir()) - before;
+  EXPECT_GE(charged, 64 * kMiB);
+  EXPECT_LE(charged, 64 * kMiB * 105 / 100 + 4 * kMiB);
+  worker->RequestStop();
+  EXPECT_EQ(worker->WaitExit(absl::Seconds(20)).kind, WorkerExit::Kind::kStopped);
+}
+
+TEST(WorkerProcessTest, PlacementThatCannotBeJoinedFailsTheLaunchAndLeavesNoWorker) {
+  WorkerProcessLauncher launcher(kWorkerBinary);
+  WorkerSpec spec = RetainedSpec(64 * kMiB);
+  spec.set_join_cgroup_dir("/sys/fs/cgroup/memory/no-such-cgroup-memload");
+  const int fds = OpenFdCount();
+  absl::StatusOr<std::unique_ptr<Worker>> worker = launcher.Launch(spec);
+  EXPECT_THAT(worker, StatusIs(absl::StatusCode::kNotFound,
+                               HasSubstr("no-such-cgroup-memload/cgroup.procs")));
+  // The stopped child was killed and reaped; nothing leaked.
+  EXPECT_EQ(waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(OpenFdCount(), fds);
 }
 
 TEST(WorkerProcessTest, WorkerDiesWithTheProcessThatLaunchedIt) {

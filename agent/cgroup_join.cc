@@ -1,0 +1,50 @@
+#include "agent/cgroup_join.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "agent/cgroup_target.h"
+#include "core/status_macros.h"
+
+namespace memload {
+namespace agent {
+namespace {
+
+std::string Canonical(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (realpath(path.c_str(), resolved) == nullptr) return path;
+  return resolved;
+}
+
+}  // namespace
+
+absl::Status JoinCgroup(int pid, const std::string& cgroup_dir, const std::string& proc_root) {
+  const std::string procs = absl::StrCat(cgroup_dir, "/cgroup.procs");
+  const int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", procs, " to join the cgroup"));
+  }
+  const std::string text = absl::StrCat(pid);
+  const ssize_t n = write(fd, text.data(), text.size());
+  const int error = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(text.size())) {
+    return absl::ErrnoToStatus(n < 0 ? error : EIO,
+                               absl::StrCat("cannot write pid ", pid, " to ", procs));
+  }
+  MEMLOAD_ASSIGN_OR_RETURN(const std::string now, MemoryCgroupOfProcess(proc_root, pid));
+  if (Canonical(now) != Canonical(cgroup_dir)) {
+    return absl::FailedPreconditionError(absl::StrCat("process ", pid, " was written to ", procs,
+                                                      " but is in memory cgroup ", now));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace agent
+}  // namespace memload
