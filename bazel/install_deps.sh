@@ -18,6 +18,9 @@ PACKAGES=(
   procps
   # The end-to-end cluster's DNS server (/usr/sbin/dnsmasq), a headless Service stand-in.
   dnsmasq-base
+  # memloadctl's live views are tested under a real pseudo-terminal (tmux), and its HTML
+  # report in a real browser (headless Chromium, with a font to lay text out).
+  tmux chromium fonts-dejavu-core
   # The security tests make their CAs and certificates with the openssl CLI; libssl-dev
   # (libcrypto, for PEM checks and SHA-256) comes with libgrpc++-dev, named here anyway.
   openssl libssl-dev

@@ -1,5 +1,8 @@
 #include "controller/commands.h"
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -143,6 +146,34 @@ void RecordRefresh(const CommandEnv& env, const std::vector<AgentClient*>& runni
   }
   recorder->Record(absl::Now(), view, usage);
 }
+
+// The terminal a live view fits, read at every frame (the user may resize it).
+ViewSize LiveViewSize(const CommandEnv& env) {
+  ViewSize size = env.view_size;
+  if (env.tty && (size.columns <= 0 || size.rows <= 0)) {
+    struct winsize window = {};
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &window) == 0) {
+      if (size.columns <= 0) size.columns = window.ws_col;
+      if (size.rows <= 0) size.rows = window.ws_row;
+    }
+  }
+  return size;
+}
+
+// Redraws a live view in place: moves up over the rows the previous frame really took
+// (its wrapped lines counted at the terminal's current width) and clears below.
+class Redraw {
+ public:
+  explicit Redraw(std::ostream* out) : out_(out) {}
+  void Frame(const std::string& text, int columns) {
+    *out_ << ClearFrame(FrameRows(previous_, columns)) << text;
+    previous_ = text;
+  }
+
+ private:
+  std::ostream* out_;
+  std::string previous_;
+};
 
 }  // namespace
 
@@ -324,7 +355,7 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   }
   CancelSignal never;
   CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
-  int previous_lines = 0;
+  Redraw redraw(env.out);
   bool any_failed = false;
   absl::Time next = absl::Now() + options.interval;
   for (int frame = 0; options.count == 0 || frame < options.count; ++frame) {
@@ -343,11 +374,10 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
     if (env.json) {
       for (const auto& node : nodes) *env.out << WatchJsonLine(now, node) << "\n";
     } else if (env.tty) {
-      const std::string text = FormatWatchFrame(now, nodes);
-      *env.out << ClearFrame(previous_lines) << text;
-      previous_lines = FrameLines(text);
+      const ViewSize size = LiveViewSize(env);
+      redraw.Frame(FormatWatchFrame(now, nodes, size), size.columns);
     } else {
-      for (const auto& node : nodes) *env.out << FormatWatchLine(now, node) << "\n";
+      for (const auto& node : nodes) *env.out << FormatWatchLine(now, node);  // Ends in \n.
     }
     env.out->flush();
   }
@@ -417,7 +447,7 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
   const bool abort_rollout = started.stopped_by_failures || started.cancelled;
   const absl::Time keep_until =
       options.keep == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + options.keep;
-  int previous_lines = 0;
+  Redraw redraw(env.out);
   v1::RenewLeasesRequest renew;
   renew.add_plan_ids(spec.plan_id());
   v1::ListPlansRequest list;
@@ -473,12 +503,12 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
     view.elapsed = absl::Now() - begin;
     if (options.recorder != nullptr) RecordRefresh(env, running, view, options.recorder);
     if (!env.json) {
-      const std::string text = FormatRunProgress(view);
+      const ViewSize size = LiveViewSize(env);
+      const std::string text = FormatRunProgress(view, size);
       if (env.tty) {
-        *env.out << ClearFrame(previous_lines) << text;
-        previous_lines = FrameLines(text);
+        redraw.Frame(text, size.columns);
       } else {
-        *env.out << text << "\n";
+        *env.out << text << "\n";  // A blank line between refreshes.
       }
       env.out->flush();
     }
@@ -508,7 +538,7 @@ int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& op
   }
   view.elapsed = absl::Now() - begin;
   if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view);
-  *env.out << (env.json ? RunJson(view) : FormatRunSummary(view));
+  *env.out << (env.json ? RunJson(view) : FormatRunSummary(view, LiveViewSize(env).columns));
   env.out->flush();
   if (cancel->cancelled()) return kExitInterrupted;
   for (const RunNode& node : view.nodes) {

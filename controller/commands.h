@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "controller/agent_client.h"
 #include "controller/fanout.h"
+#include "controller/output.h"
 #include "controller/recording.h"
 #include "controller/rollout.h"
 #include "controller/targets.h"
@@ -46,6 +47,9 @@ struct CommandEnv {
   FanOutOptions fanout;              // Parallelism, per-call timeout, retries.
   bool json = false;
   bool tty = false;                  // Redraw live output in place.
+  // The terminal live views (watch, run) fit: 0 = ask stdout's terminal at every frame
+  // (TIOCGWINSZ) when tty; tests set it.
+  ViewSize view_size;
   std::ostream* out = nullptr;
   CancelSignal* cancel = nullptr;    // Ctrl-C / SIGTERM; may be null.
 };

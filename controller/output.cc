@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/size.h"
 #include "google/protobuf/duration.pb.h"
@@ -263,7 +264,9 @@ void Table::AddRow(std::vector<std::string> cells) {
   rows_.push_back(std::move(cells));
 }
 
-std::string Table::Render() const {
+std::string Table::Render() const { return Render(0); }
+
+std::string Table::Render(int max_width, bool wrap_spilled) const {
   std::vector<size_t> visible;
   std::vector<size_t> widths(columns_.size(), 0);
   for (size_t c = 0; c < columns_.size(); ++c) {
@@ -275,22 +278,101 @@ std::string Table::Render() const {
     }
     if (any || !columns_[c].hide_if_empty) visible.push_back(c);
   }
+  auto total = [&] {
+    size_t sum = visible.empty() ? 0 : 2 * (visible.size() - 1);
+    for (size_t c : visible) sum += widths[c];
+    return sum;
+  };
+  const size_t limit = max_width > 0 ? static_cast<size_t>(max_width) : 0;
+  const std::vector<size_t> natural = widths;
+  // Cut the widest shrinkable column, a character at a time (widths are small).
+  auto shrink = [&] {
+    widths = natural;
+    while (total() > limit) {
+      size_t widest = columns_.size();
+      for (size_t c : visible) {
+        if (columns_[c].shrink_to > 0 && widths[c] > static_cast<size_t>(columns_[c].shrink_to) &&
+            (widest == columns_.size() || widths[c] > widths[widest])) {
+          widest = c;
+        }
+      }
+      if (widest == columns_.size()) return;
+      --widths[widest];
+    }
+  };
+  std::vector<std::string> spilled;
+  if (limit > 0 && total() > limit) {
+    for (auto it = visible.begin(); it != visible.end();) {
+      if (!columns_[*it].spill) {
+        ++it;
+        continue;
+      }
+      for (const auto& row : rows_) {
+        if (!row[*it].empty()) spilled.push_back(absl::StrCat(row[0], ": ", row[*it]));
+      }
+      it = visible.erase(it);
+    }
+  }
+  if (limit > 0) {
+    // Leave out droppable columns, highest drop_order first (what identifies a row is
+    // worth more than a secondary figure), then cut shrinkable ones.
+    while (total() > limit) {
+      auto drop = visible.end();
+      for (auto it = visible.begin(); it != visible.end(); ++it) {
+        if (columns_[*it].drop_order > 0 &&
+            (drop == visible.end() || columns_[*it].drop_order > columns_[*drop].drop_order)) {
+          drop = it;
+        }
+      }
+      if (drop == visible.end()) break;
+      visible.erase(drop);
+    }
+    shrink();
+  }
   std::string out;
   auto render_line = [&](auto cell_of) {
     std::string line;
     for (size_t i = 0; i < visible.size(); ++i) {
       const size_t c = visible[i];
-      const std::string& text = cell_of(c);
+      const std::string text = CutToWidth(cell_of(c), static_cast<int>(widths[c]));
       const std::string pad(widths[c] - DisplayWidth(text), ' ');
       if (i > 0) line += "  ";
       line += columns_[c].align == kRight ? pad + text : text + pad;
     }
     line.erase(line.find_last_not_of(' ') + 1);
+    if (limit > 0) line = CutToWidth(line, static_cast<int>(limit));
     absl::StrAppend(&out, line, "\n");
   };
   render_line([&](size_t c) -> const std::string& { return columns_[c].title; });
   for (const auto& row : rows_) {
     render_line([&](size_t c) -> const std::string& { return row[c]; });
+  }
+  for (const std::string& text : spilled) {
+    if (!wrap_spilled) {
+      absl::StrAppend(&out, CutToWidth(text, static_cast<int>(limit)), "\n");
+      continue;
+    }
+    // Wrapped by characters onto lines indented by 4 (no word breaking: errors are dense).
+    std::string rest = text;
+    bool first = true;
+    while (!rest.empty()) {
+      const std::string indent = first ? "" : "    ";
+      const size_t room = limit > indent.size() + 8 ? limit - indent.size() : 8;
+      std::string piece;
+      size_t taken = 0, bytes = 0;
+      while (bytes < rest.size() && taken < room) {
+        size_t length = 1;
+        while (bytes + length < rest.size() &&
+               (static_cast<unsigned char>(rest[bytes + length]) & 0xc0) == 0x80) {
+          ++length;
+        }
+        bytes += length;
+        ++taken;
+      }
+      absl::StrAppend(&out, indent, rest.substr(0, bytes), "\n");
+      rest = std::string(absl::StripLeadingAsciiWhitespace(rest.substr(bytes)));
+      first = false;
+    }
   }
   return out;
 }
@@ -423,61 +505,149 @@ std::string AgentsJson(const std::vector<NodeResult<AgentInfo>>& agents) {
 // ---------------------------------------------------------------------------------------
 // usage
 
-std::string FormatUsageTable(const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
-  Table node_table({{"AGENT"},
-                    {"NODE"},
-                    {"TOTAL", Table::kRight},
-                    {"AVAILABLE", Table::kRight},
-                    {"CG-LIMIT", Table::kRight},
-                    {"CG-USAGE", Table::kRight},
-                    {"PSI10", Table::kRight},
-                    {"AGENT-RSS", Table::kRight},
-                    {"PLANS", Table::kRight},
-                    {"RESIDENT", Table::kRight},
-                    {"ERROR", Table::kLeft, true}});
-  Table plan_table({{"NODE"},
-                    {"PLAN"},
-                    {"KIND"},
-                    {"STATE"},
-                    {"TARGET", Table::kRight},
-                    {"PAYLOAD", Table::kRight},
-                    {"RESIDENT", Table::kRight},
-                    {"RATE", Table::kRight},
-                    {"ERROR", Table::kLeft, true}});
-  bool any_plans = false;
-  for (const NodeResult<v1::NodeUsage>& node : nodes) {
-    if (!node.value.ok()) {
-      node_table.AddRow({node.target, "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                         FormatStatus(node.value.status())});
-      continue;
-    }
-    const v1::NodeUsage& usage = *node.value;
-    const v1::CgroupUsage& cgroup = usage.cgroup();
-    const bool has_cgroup = cgroup.version() != 0;
-    node_table.AddRow({node.target, OrDash(usage.node().node_name()),
-                       FormatSize(usage.meminfo().total_bytes()),
-                       FormatSize(usage.meminfo().available_bytes()),
-                       !has_cgroup ? "-" : cgroup.limited() ? FormatSize(cgroup.limit_bytes())
-                                                           : "none",
-                       has_cgroup ? FormatSize(cgroup.usage_bytes()) : "-",
-                       usage.pressure().available()
-                           ? absl::StrFormat("%.2f", usage.pressure().some_avg10())
-                           : "-",
-                       FormatSize(usage.agent_rss_bytes()), absl::StrCat(RunningPlans(usage)),
-                       FormatSize(usage.plans_resident_bytes())});
-    const std::string node_name =
-        usage.node().node_name().empty() ? node.target : usage.node().node_name();
-    for (const v1::PlanStatus& plan : usage.plans()) {
-      any_plans = true;
-      plan_table.AddRow({node_name, plan.plan_id(), PlanKindName(plan.spec()),
-                         PlanStateName(plan.state()), PlanTarget(plan),
-                         FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
-                         FormatRate(plan.allocation_rate_bytes_per_sec()), plan.error()});
-    }
+namespace {
+
+// Renders `render(rows)` with as many rows as fit `max_lines` lines (<= 0: all `want`).
+// Rows may take more than a line (spilled errors), so it tries again with fewer.
+template <typename Render>
+std::string FitRows(size_t want, int max_lines, Render render) {
+  std::string out = render(want);
+  if (max_lines <= 0) return out;
+  size_t rows = want;
+  for (int tries = 0; tries < 8 && FrameLines(out) > max_lines && rows > 0; ++tries) {
+    const size_t excess = static_cast<size_t>(FrameLines(out) - max_lines);
+    rows = rows > excess ? rows - excess : 0;
+    out = render(rows);
   }
-  std::string out = node_table.Render();
-  if (any_plans) absl::StrAppend(&out, "\n", plan_table.Render());
   return out;
+}
+
+std::string MoreLine(std::string text, int width) {
+  return CutToWidth(text, width > 0 ? width : 1 << 20) + "\n";
+}
+
+// The usage tables of `nodes`, fitted to `width` (0: no limit); at most `max_rows` lines
+// in all (0: no limit), the nodes' rows first — failed nodes before the others when not
+// all fit — then as many plan rows as are left, and lines saying what was left out.
+std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int width,
+                        int max_rows) {
+  bool any_limit = false, any_cgroup = false, any_psi = false;
+  size_t plans = 0;
+  for (const NodeResult<v1::NodeUsage>& node : nodes) {
+    if (!node.value.ok()) continue;
+    any_cgroup |= node.value->cgroup().version() != 0;
+    any_limit |= node.value->cgroup().limited();
+    any_psi |= node.value->pressure().available();
+    plans += node.value->plans_size();
+  }
+  // Which nodes get a row when not all fit: the failed ones first, in the given order.
+  std::vector<size_t> order;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!nodes[i].value.ok()) order.push_back(i);
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].value.ok()) order.push_back(i);
+  }
+  auto render_nodes = [&](size_t rows) {
+    std::vector<bool> shown(nodes.size(), rows >= nodes.size());
+    for (size_t k = 0; k < rows && k < order.size(); ++k) shown[order[k]] = true;
+    // Columns with nothing to say on any node (no cgroup limit, no PSI) are left out.
+    Table table({{"AGENT", Table::kLeft, false, 12},
+                 {"NODE", Table::kLeft, false, 8},
+                 {"TOTAL", Table::kRight},
+                 {"AVAILABLE", Table::kRight},
+                 {"CG-LIMIT", Table::kRight, true, 0, 2},
+                 {"CG-USAGE", Table::kRight, true, 0, 3},
+                 {"PSI10", Table::kRight, true, 0, 4},
+                 {"AGENT-RSS", Table::kRight, false, 0, 5},
+                 {"PLANS", Table::kRight},
+                 {"RESIDENT", Table::kRight},
+                 {"ERROR", Table::kLeft, true, 0, 0, true}});
+    size_t hidden = 0, failed_hidden = 0;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const NodeResult<v1::NodeUsage>& node = nodes[i];
+      if (!shown[i]) {
+        ++hidden;
+        failed_hidden += !node.value.ok();
+        continue;
+      }
+      if (!node.value.ok()) {
+        table.AddRow({node.target, "-", "-", "-", any_limit ? "-" : "", any_cgroup ? "-" : "",
+                      any_psi ? "-" : "", "-", "-", "-", FormatStatus(node.value.status())});
+        continue;
+      }
+      const v1::NodeUsage& usage = *node.value;
+      const v1::CgroupUsage& cgroup = usage.cgroup();
+      const bool has_cgroup = cgroup.version() != 0;
+      table.AddRow(
+          {node.target, OrDash(usage.node().node_name()),
+           FormatSize(usage.meminfo().total_bytes()),
+           FormatSize(usage.meminfo().available_bytes()),
+           !any_limit ? "" : !has_cgroup ? "-" : cgroup.limited() ? FormatSize(cgroup.limit_bytes())
+                                                                 : "none",
+           !any_cgroup ? "" : has_cgroup ? FormatSize(cgroup.usage_bytes()) : "-",
+           !any_psi                      ? ""
+           : usage.pressure().available() ? absl::StrFormat("%.2f", usage.pressure().some_avg10())
+                                          : "-",
+           FormatSize(usage.agent_rss_bytes()), absl::StrCat(RunningPlans(usage)),
+           FormatSize(usage.plans_resident_bytes())});
+    }
+    std::string out = table.Render(width);
+    if (hidden > 0) {
+      out += MoreLine(absl::StrCat("… ", hidden, " more nodes",
+                                   failed_hidden > 0 ? absl::StrCat(" (", failed_hidden, " failed)") : "",
+                                   " not shown: the terminal is too small; `memloadctl usage` lists all"),
+                      width);
+    }
+    return out;
+  };
+  auto render_plans = [&](size_t rows) {
+    if (plans == 0) return std::string();
+    if (rows == 0) return "\n" + MoreLine(absl::StrCat("… ", plans, " plans not shown"), width);
+    Table table({{"NODE", Table::kLeft, false, 8},
+                 {"PLAN", Table::kLeft, false, 8},
+                 {"KIND", Table::kLeft, false, 0, 3},
+                 {"STATE"},
+                 {"TARGET", Table::kRight},
+                 {"PAYLOAD", Table::kRight, false, 0, 2},
+                 {"RESIDENT", Table::kRight},
+                 {"RATE", Table::kRight, false, 0, 4},
+                 {"ERROR", Table::kLeft, true, 0, 0, true}});
+    size_t shown = 0;
+    for (const NodeResult<v1::NodeUsage>& node : nodes) {
+      if (!node.value.ok()) continue;
+      const v1::NodeUsage& usage = *node.value;
+      const std::string node_name =
+          usage.node().node_name().empty() ? node.target : usage.node().node_name();
+      for (const v1::PlanStatus& plan : usage.plans()) {
+        if (shown == rows) break;
+        ++shown;
+        table.AddRow({node_name, plan.plan_id(), PlanKindName(plan.spec()),
+                      PlanStateName(plan.state()), PlanTarget(plan),
+                      FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
+                      FormatRate(plan.allocation_rate_bytes_per_sec()), plan.error()});
+      }
+    }
+    std::string out = "\n" + table.Render(width);
+    if (shown < plans) out += MoreLine(absl::StrCat("… ", plans - shown, " plans not shown"), width);
+    return out;
+  };
+  // The nodes first (at least one row, and the header), then the plans in what is left.
+  std::string out = FitRows(nodes.size(), max_rows > 0 ? std::max(max_rows, 3) : 0, render_nodes);
+  if (plans == 0) return out;
+  const int left = max_rows > 0 ? max_rows - FrameLines(out) : 0;
+  if (max_rows > 0 && left < 2) return out;  // Not even room to say the plans are left out.
+  return out + FitRows(plans, left, render_plans);
+}
+
+}  // namespace
+
+std::string FormatUsageTable(const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
+  return UsageTables(nodes, 0, 0);
+}
+
+std::string FormatUsageTable(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int width) {
+  return UsageTables(nodes, width, 0);
 }
 
 std::string UsageJson(const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
@@ -527,6 +697,10 @@ bool RunNodeOk(const RunNode& node) {
 namespace {
 
 constexpr char kNeverStarted[] = "the plan never started";
+// Beyond this many nodes, run's live view summarizes and shows only the outliers.
+constexpr size_t kDetailedRunNodes = 40;
+// At most this many outlier rows (fewer when the terminal is smaller).
+constexpr int kOutlierRows = 20;
 
 // Everything that went wrong on a node, for people (progress: the latest only; a node not
 // started yet is waiting, not failed).
@@ -554,71 +728,196 @@ std::string RunTitle(const RunView& run) {
 
 }  // namespace
 
-std::string FormatRunProgress(const RunView& run) {
-  Table table({{"AGENT"},
-               {"NODE"},
-               {"STATE"},
-               {"TARGET", Table::kRight},
-               {"RESIDENT", Table::kRight},
-               {"%TARGET", Table::kRight},
-               {"RATE", Table::kRight},
-               {"ERROR", Table::kLeft, true}});
+std::string FormatRunProgress(const RunView& run) { return FormatRunProgress(run, ViewSize()); }
+
+namespace {
+
+// What the progress view knows of one node.
+struct NodeProgress {
+  const RunNode* node = nullptr;
+  bool failed = false;   // A failed call or a bad outcome.
+  bool capped = false;
+  bool running = false;
+  bool reached = false;  // The plan reported reaching its target.
+  bool has_target = false;
+  uint64_t percent = 0;  // Payload against target, while running with a target.
+};
+
+NodeProgress ProgressOf(const RunNode& node) {
+  NodeProgress progress;
+  progress.node = &node;
+  progress.failed = !node.errors.empty();
+  if (!node.plan.has_value()) return progress;
+  const v1::PlanStatus& plan = *node.plan;
+  progress.failed |= !PlanOutcomeStatus(plan).ok();
+  progress.capped = plan.state() == v1::PLAN_STATE_CAPPED;
+  progress.running = PlanIsRunning(plan.state());
+  progress.reached = plan.has_target_reached();
+  progress.has_target =
+      plan.spec().kind_case() != v1::PlanSpec::kStreaming && plan.target_bytes() > 0;
+  if (progress.has_target) progress.percent = PercentFloor(plan.payload_bytes(), plan.target_bytes());
+  return progress;
+}
+
+void AddProgressRow(const RunNode& node, Table* table) {
+  if (!node.plan.has_value()) {
+    table->AddRow({node.target, OrDash(node.node_name), node.errors.empty() ? "waiting" : "-",
+                   "-", "-", "-", "-", NodeErrors(node, /*last_only=*/true)});
+    return;
+  }
+  const v1::PlanStatus& plan = *node.plan;
+  const bool running = PlanIsRunning(plan.state());
+  const bool has_target =
+      plan.spec().kind_case() != v1::PlanSpec::kStreaming && plan.target_bytes() > 0;
+  table->AddRow({node.target, OrDash(node.node_name), PlanStateName(plan.state()),
+                 PlanTarget(plan), FormatSize(plan.resident_bytes()),
+                 has_target && running ? Percent(plan.payload_bytes(), plan.target_bytes()) : "-",
+                 running ? FormatRate(plan.allocation_rate_bytes_per_sec()) : "-",
+                 NodeErrors(node, /*last_only=*/true)});
+}
+
+Table ProgressTable() {
+  return Table({{"AGENT", Table::kLeft, false, 12},
+                {"NODE", Table::kLeft, false, 8},
+                {"STATE"},
+                {"TARGET", Table::kRight},
+                {"RESIDENT", Table::kRight},
+                {"%TARGET", Table::kRight},
+                {"RATE", Table::kRight, false, 0, 1},
+                {"ERROR", Table::kLeft, true, 0, 0, true}});
+}
+
+}  // namespace
+
+std::string FormatRunProgress(const RunView& run, ViewSize size) {
+  const int width = size.columns > 0 ? size.columns : 1 << 20;
   uint64_t total_target = 0, total_done = 0, total_resident = 0;
   double total_rate = 0;
   int at_target = 0, with_plan = 0;
+  std::vector<NodeProgress> progress;
+  progress.reserve(run.nodes.size());
   for (const RunNode& node : run.nodes) {
-    if (!node.plan.has_value()) {
-      table.AddRow({node.target, OrDash(node.node_name), node.errors.empty() ? "waiting" : "-",
-                    "-", "-", "-", "-", NodeErrors(node, /*last_only=*/true)});
-      continue;
-    }
+    progress.push_back(ProgressOf(node));
+    if (!node.plan.has_value()) continue;
     const v1::PlanStatus& plan = *node.plan;
     ++with_plan;
-    const bool running = PlanIsRunning(plan.state());
-    const bool has_target = plan.spec().kind_case() != v1::PlanSpec::kStreaming &&
-                            plan.target_bytes() > 0;
-    if (has_target) {
+    if (progress.back().has_target) {
       total_target += plan.target_bytes();
       total_done += std::min(plan.payload_bytes(), plan.target_bytes());
     }
     if (plan.has_target_reached()) ++at_target;
     total_resident += plan.resident_bytes();
-    if (running) total_rate += plan.allocation_rate_bytes_per_sec();
-    table.AddRow({node.target, OrDash(node.node_name), PlanStateName(plan.state()),
-                  PlanTarget(plan), FormatSize(plan.resident_bytes()),
-                  has_target && running ? Percent(plan.payload_bytes(), plan.target_bytes())
-                                        : "-",
-                  running ? FormatRate(plan.allocation_rate_bytes_per_sec()) : "-",
-                  NodeErrors(node, /*last_only=*/true)});
+    if (progress.back().running) total_rate += plan.allocation_rate_bytes_per_sec();
   }
-  table.AddRow({"TOTAL", absl::StrCat(run.nodes.size(), run.nodes.size() == 1 ? " node" : " nodes"),
-                "", total_target > 0 ? FormatSize(total_target) : "-",
-                FormatSize(total_resident),
-                total_target > 0 ? Percent(total_done, total_target) : "-",
-                FormatRate(total_rate)});
-  std::string out = absl::StrCat(RunTitle(run), table.Render());
+  std::string bar;
   if (total_target > 0) {
-    constexpr int kBarWidth = 30;
+    const int kBarWidth = size.columns > 0 && size.columns < 100 ? 20 : 30;
     const uint64_t percent = PercentFloor(total_done, total_target);
     const int filled = static_cast<int>(percent * kBarWidth / 100);
     // Nodes not started yet have no resolved target: the percentage covers those with a
     // plan, and the line says how many that is.
-    absl::StrAppend(&out, "progress [", std::string(filled, '#'),
-                    std::string(kBarWidth - filled, '-'), "] ", percent, "% of the target on ",
-                    with_plan, " of ", run.nodes.size(), " nodes; ", at_target,
-                    " reached it\n");
+    bar = CutToWidth(absl::StrCat("progress [", std::string(filled, '#'),
+                                  std::string(kBarWidth - filled, '-'), "] ", percent,
+                                  "% of the target on ", with_plan, " of ", run.nodes.size(),
+                                  " nodes; ", at_target, " reached it"),
+                     width) +
+          "\n";
   }
-  return out;
+  const std::string title = CutToWidth(absl::StripTrailingAsciiWhitespace(RunTitle(run)), width) + "\n";
+  // Every node a row, with a TOTAL row, when that fits (and stays readable).
+  const int fixed = 1 + 1 + 1 + (bar.empty() ? 0 : 1);  // Title, header, TOTAL, bar.
+  const bool all_rows = run.nodes.size() <= kDetailedRunNodes &&
+                        (size.rows <= 0 || static_cast<int>(run.nodes.size()) + fixed <= size.rows - 1);
+  if (all_rows) {
+    Table table = ProgressTable();
+    for (const RunNode& node : run.nodes) AddProgressRow(node, &table);
+    table.AddRow({"TOTAL",
+                  absl::StrCat(run.nodes.size(), run.nodes.size() == 1 ? " node" : " nodes"), "",
+                  total_target > 0 ? FormatSize(total_target) : "-", FormatSize(total_resident),
+                  total_target > 0 ? Percent(total_done, total_target) : "-",
+                  FormatRate(total_rate)});
+    return absl::StrCat(title, table.Render(size.columns), bar);
+  }
+
+  // A fleet: counts by state, the spread of progress across nodes, and only the nodes that
+  // need a look (failed, capped, then the furthest from their target).
+  std::map<std::string, size_t> states;
+  size_t failed = 0;
+  std::vector<uint64_t> percents;
+  for (const NodeProgress& one : progress) {
+    failed += one.failed;
+    states[one.node->plan.has_value() ? PlanStateName(one.node->plan->state())
+                                      : one.node->errors.empty() ? "waiting" : "not started"]++;
+    if (one.running && one.has_target) percents.push_back(one.percent);
+  }
+  std::vector<std::string> state_counts;
+  for (const auto& [state, count] : states) state_counts.push_back(absl::StrCat(state, " ", count));
+  std::string out = title;
+  absl::StrAppend(&out, CutToWidth(absl::StrCat("nodes: ", run.nodes.size() - failed, " ok, ",
+                                                failed, " failed; ",
+                                                absl::StrJoin(state_counts, ", ")),
+                                   width),
+                  "\n");
+  if (!percents.empty()) {
+    std::sort(percents.begin(), percents.end());
+    auto at = [&](double q) {
+      return percents[std::min(percents.size() - 1,
+                               static_cast<size_t>(q * static_cast<double>(percents.size() - 1) + 0.5))];
+    };
+    absl::StrAppend(&out, CutToWidth(absl::StrFormat("%%target across %d running nodes: min %d%%, "
+                                                     "median %d%%, p90 %d%%, max %d%%",
+                                                     percents.size(), percents.front(), at(0.5),
+                                                     at(0.9), percents.back()),
+                                     width),
+                    "\n");
+  }
+  absl::StrAppend(&out, CutToWidth(absl::StrCat("total: resident ", FormatSize(total_resident),
+                                                total_target > 0 ? absl::StrCat(" of a target of ", FormatSize(total_target)) : "",
+                                                ", allocating ", FormatRate(total_rate)),
+                                   width),
+                  "\n", bar);
+  // The nodes that need a look, most urgent first.
+  std::vector<const NodeProgress*> look;
+  for (const NodeProgress& one : progress) {
+    if (one.failed || one.capped || (one.running && one.has_target && !one.reached)) {
+      look.push_back(&one);
+    }
+  }
+  std::stable_sort(look.begin(), look.end(), [](const NodeProgress* a, const NodeProgress* b) {
+    auto rank = [](const NodeProgress* p) { return p->failed ? 0 : p->capped ? 1 : 2; };
+    if (rank(a) != rank(b)) return rank(a) < rank(b);
+    return rank(a) == 2 && a->percent < b->percent;
+  });
+  if (look.empty()) return out;
+  const int left = size.rows > 0 ? size.rows - 1 - FrameLines(out) : kOutlierRows + 3;
+  if (left < 3) return out;
+  absl::StrAppend(&out, CutToWidth(absl::StrCat("nodes that need a look (", look.size(),
+                                                "): failed, capped, then furthest from the target"),
+                                   width),
+                  "\n");
+  auto render = [&](size_t rows) {
+    Table table = ProgressTable();
+    for (size_t i = 0; i < rows && i < look.size(); ++i) AddProgressRow(*look[i]->node, &table);
+    std::string text = table.Render(size.columns);
+    if (rows < look.size()) {
+      absl::StrAppend(&text, CutToWidth(absl::StrCat("… ", look.size() - rows, " more"), width), "\n");
+    }
+    return text;
+  };
+  const size_t want = std::min(look.size(), static_cast<size_t>(kOutlierRows));
+  return out + FitRows(want, left - 1, render);
 }
 
-std::string FormatRunSummary(const RunView& run) {
-  Table table({{"AGENT"},
-               {"NODE"},
+std::string FormatRunSummary(const RunView& run) { return FormatRunSummary(run, 0); }
+
+std::string FormatRunSummary(const RunView& run, int width) {
+  Table table({{"AGENT", Table::kLeft, false, 12},
+               {"NODE", Table::kLeft, false, 8},
                {"STATE"},
                {"OUTCOME"},
                {"PEAK", Table::kRight},
                {"TIME-TO-TARGET", Table::kRight},
-               {"ERRORS", Table::kLeft, true}});
+               {"ERRORS", Table::kLeft, true, 0, 0, true}});
   size_t ok = 0;
   for (const RunNode& node : run.nodes) {
     const bool node_ok = RunNodeOk(node);
@@ -638,7 +937,7 @@ std::string FormatRunSummary(const RunView& run) {
                                      ") ran ", FormatShortDuration(run.elapsed), ": ", ok,
                                      " of ", run.nodes.size(), " nodes ok");
   if (ok < run.nodes.size()) absl::StrAppend(&verdict, ", ", run.nodes.size() - ok, " failed");
-  return absl::StrCat(verdict, "\n", table.Render());
+  return absl::StrCat(verdict, "\n", table.Render(width, /*wrap_spilled=*/true));
 }
 
 std::string RunJson(const RunView& run) {
@@ -683,9 +982,24 @@ std::string RunJson(const RunView& run) {
 
 std::string FormatWatchFrame(absl::Time now,
                              const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
-  return absl::StrCat("memload usage at ",
-                      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now, absl::UTCTimeZone()),
-                      "\n\n", FormatUsageTable(nodes));
+  return FormatWatchFrame(now, nodes, ViewSize());
+}
+
+std::string FormatWatchFrame(absl::Time now, const std::vector<NodeResult<v1::NodeUsage>>& nodes,
+                             ViewSize size) {
+  size_t failed = 0;
+  for (const auto& node : nodes) failed += !node.value.ok();
+  std::string title = absl::StrCat(
+      "memload usage at ", absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", now, absl::UTCTimeZone()));
+  if (size.columns > 0 || size.rows > 0) {
+    absl::StrAppend(&title, ", ", nodes.size(), nodes.size() == 1 ? " node" : " nodes",
+                    failed > 0 ? absl::StrCat(", ", failed, " failed") : "");
+  }
+  const int width = size.columns;
+  // The last row stays free: writing into it would scroll the screen.
+  const int rows = size.rows > 0 ? std::max(size.rows - 1 - 2, 1) : 0;
+  return absl::StrCat(CutToWidth(title, width > 0 ? width : 1 << 20), "\n\n",
+                      UsageTables(nodes, width, rows));
 }
 
 std::string FormatWatchLine(absl::Time now, const NodeResult<v1::NodeUsage>& node) {
@@ -805,6 +1119,38 @@ int FrameLines(absl::string_view frame) {
   int lines = static_cast<int>(std::count(frame.begin(), frame.end(), '\n'));
   if (!frame.empty() && frame.back() != '\n') ++lines;
   return lines;
+}
+
+int FrameRows(absl::string_view frame, int columns) {
+  if (columns <= 0) return FrameLines(frame);
+  int rows = 0;
+  for (absl::string_view line : absl::StrSplit(frame, '\n')) {
+    const int width = TextWidth(line);
+    rows += width == 0 ? 1 : (width + columns - 1) / columns;
+  }
+  // The split yields an empty piece after a final '\n': that is no row.
+  if (!frame.empty() && frame.back() == '\n') --rows;
+  if (frame.empty()) rows = 0;
+  return rows;
+}
+
+int TextWidth(absl::string_view text) { return static_cast<int>(DisplayWidth(text)); }
+
+std::string CutToWidth(absl::string_view text, int width) {
+  if (width <= 0) return "";
+  if (DisplayWidth(text) <= static_cast<size_t>(width)) return std::string(text);
+  std::string out;
+  int kept = 0;
+  for (size_t i = 0; i < text.size() && kept < width - 1; ++kept) {
+    size_t length = 1;
+    while (i + length < text.size() &&
+           (static_cast<unsigned char>(text[i + length]) & 0xc0) == 0x80) {
+      ++length;
+    }
+    out.append(text.data() + i, length);
+    i += length;
+  }
+  return out + "\u2026";
 }
 
 std::string ClearFrame(int lines) {

@@ -72,6 +72,15 @@ class Table {
     std::string title;
     Align align = kLeft;
     bool hide_if_empty = false;  // Left out when no row has text in it.
+    // Fitting to a width (Render(max_width)): a column with shrink_to > 0 may be cut down
+    // to that many characters (cells end in "…"); columns with drop_order > 0 are left
+    // out, highest first, when cutting is not enough.
+    int shrink_to = 0;
+    int drop_order = 0;
+    // Fitting: when the table is too wide with this column, its cells go below the table
+    // instead, one "FIRST-CELL: text" line per row that has one (cut at the width, or
+    // wrapped onto indented lines with Render(max_width, /*wrap_spilled=*/true)).
+    bool spill = false;
   };
 
   explicit Table(std::vector<Column> columns);
@@ -82,6 +91,10 @@ class Table {
   // Header and rows, each line ending in '\n', without trailing spaces. Width counts UTF-8
   // characters (wide characters count one).
   std::string Render() const;
+  // The same, no line wider than `max_width` characters (<= 0: no limit): shrinkable
+  // columns are cut first (widest first), then droppable ones left out; a line still too
+  // wide is cut at the width, ending in "…".
+  std::string Render(int max_width, bool wrap_spilled = false) const;
 
  private:
   std::vector<Column> columns_;
@@ -130,13 +143,22 @@ std::string AgentsJson(const std::vector<NodeResult<AgentInfo>>& agents);
 // PLANS RESIDENT [ERROR]; PLANS counts running plans, RESIDENT is theirs, PSI10 is "some"
 // avg10), then, when any node has plans, a blank line and a plan table (NODE PLAN KIND
 // STATE TARGET PAYLOAD RESIDENT RATE [ERROR]).
+// Columns no node has anything for (cgroup limit and usage, PSI) are left out.
 std::string FormatUsageTable(const std::vector<NodeResult<v1::NodeUsage>>& nodes);
+// The same, fitted to `width` characters (Table::Render(max_width)).
+std::string FormatUsageTable(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int width);
 std::string UsageJson(const std::vector<NodeResult<v1::NodeUsage>>& nodes);
 
 // `start`, `resize`, `stop`: AGENT PLAN STATE TARGET PAYLOAD RESIDENT [ERROR].
 std::string FormatPlanResultsTable(const std::vector<NodeResult<v1::PlanStatus>>& nodes);
 std::string PlanResultsJson(absl::string_view command,
                             const std::vector<NodeResult<v1::PlanStatus>>& nodes);
+
+// The terminal a live view (watch, run) is drawn on; 0 = not bounded that way.
+struct ViewSize {
+  int columns = 0;
+  int rows = 0;
+};
 
 // `run`: what is known about the plan on one node at a moment.
 struct RunNode {
@@ -159,8 +181,17 @@ bool RunNodeOk(const RunNode& node);
 // controls; RESIDENT is what the OS measured), a TOTAL row, and for plans with a target a
 // progress bar toward the cluster's total target.
 std::string FormatRunProgress(const RunView& run);
+// The same fitted to `size`. Up to 40 nodes (and when they fit the rows), a row per node;
+// beyond, a fleet view: counts by state, the spread of %TARGET across running nodes
+// (min/median/p90/max), totals, the progress bar, and only the nodes that need a look
+// (failed, capped, then those furthest from their target), at most 20 rows or what the
+// terminal holds.
+std::string FormatRunProgress(const RunView& run, ViewSize size);
 // The end: a verdict line, then AGENT NODE STATE OUTCOME PEAK TIME-TO-TARGET [ERRORS].
 std::string FormatRunSummary(const RunView& run);
+// The same fitted to `width` characters: when the errors do not fit beside the rows, they
+// are listed below the table, wrapped onto indented lines (nothing is cut).
+std::string FormatRunSummary(const RunView& run, int width);
 // {"command": "run", "ok", "planId", "spec": PlanSpec, "elapsed": "12.5s", "nodes": [
 //   {"target", "ok", "node": "<name>", "plan": PlanStatus?, "timeToTarget": "3.2s"?,
 //    "errors": [{"code", "message"}...], "error": {...}?}],
@@ -171,6 +202,11 @@ std::string RunJson(const RunView& run);
 
 // `watch`: a frame for a terminal (a title with the time, then FormatUsageTable).
 std::string FormatWatchFrame(absl::Time now, const std::vector<NodeResult<v1::NodeUsage>>& nodes);
+// The same fitted to `size`: no line wider than its columns, fewer lines than its rows
+// (the last row stays free): failed nodes first when not every node fits, and a line
+// saying how many were left out. The title counts the nodes and the failed ones.
+std::string FormatWatchFrame(absl::Time now, const std::vector<NodeResult<v1::NodeUsage>>& nodes,
+                             ViewSize size);
 // `watch` when stdout is not a terminal: one line per node per interval, e.g.
 // "2026-11-03T14:25:01Z 127.0.0.1:7070 node-a total=16 GiB available=9.5 GiB plans=1
 //  resident=4 GiB psi10=0.12" or "... 127.0.0.1:7071 error=UNAVAILABLE: ...".
@@ -193,10 +229,17 @@ std::string JsonQuote(absl::string_view text);
 
 // The number of lines `frame` occupies (its '\n's; a last line without one counts too).
 int FrameLines(absl::string_view frame);
+// The rows `frame` occupies on a terminal `columns` wide: a line longer than the terminal
+// wraps onto ceil(width / columns) rows (an empty line is one row). columns <= 0: lines.
+int FrameRows(absl::string_view frame, int columns);
+// `text` cut to at most `width` characters, ending in "…" when cut (UTF-8 aware).
+std::string CutToWidth(absl::string_view text, int width);
+// Display width of `text` in characters (UTF-8 sequences count one).
+int TextWidth(absl::string_view text);
 // Escape codes that move the cursor up `lines` lines and clear to the end of the screen,
 // so that the next frame overwrites the previous one: "\x1b[<lines>A\x1b[J"; "" for 0.
-// Only for terminals: the caller checks isatty(STDOUT_FILENO). Lines longer than the
-// terminal wraps count double; keep frames narrower than the terminal.
+// Only for terminals: the caller checks isatty(STDOUT_FILENO). Pass the rows the previous
+// frame really took (FrameRows with the terminal's width), wrapped lines counted.
 std::string ClearFrame(int lines);
 
 }  // namespace controller

@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "core/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -17,6 +20,7 @@ namespace controller {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 template <typename Message>
@@ -479,6 +483,133 @@ TEST(RedrawTest, ClearFrame) {
   EXPECT_EQ(FrameLines(""), 0);
   const std::string frame = FormatRunProgress(LiveRun());
   EXPECT_EQ(FrameLines(frame), 8);
+}
+
+// --- Fitting live views to the terminal.
+
+int WidestLine(const std::string& text) {
+  int widest = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) widest = std::max(widest, TextWidth(line));
+  return widest;
+}
+
+TEST(FitTest, TableDropsThenCutsThenSpills) {
+  Table table({{"AGENT", Table::kLeft, false, 6},
+               {"EXTRA", Table::kRight, false, 0, 1},
+               {"SIZE", Table::kRight},
+               {"ERROR", Table::kLeft, true, 0, 0, true}});
+  table.AddRow({"10.0.0.1:7070", "x", "1 GiB"});
+  table.AddRow({"10.0.0.2:7070", "y", "2 GiB", "UNAVAILABLE: a long story about a refused connection"});
+  EXPECT_EQ(WidestLine(table.Render()), 81);
+  // Wide enough without the errors: they go below, cut at the width.
+  EXPECT_EQ(table.Render(40),
+            "AGENT          EXTRA   SIZE\n"
+            "10.0.0.1:7070      x  1 GiB\n"
+            "10.0.0.2:7070      y  2 GiB\n"
+            "10.0.0.2:7070: UNAVAILABLE: a long stor…\n");
+  // Narrower: EXTRA is dropped, then AGENT cut.
+  EXPECT_EQ(table.Render(16),
+            "AGENT       SIZE\n"
+            "10.0.0.1…  1 GiB\n"
+            "10.0.0.2…  2 GiB\n"
+            "10.0.0.2:7070: …\n");
+  // Wrapped instead of cut: nothing is lost.
+  const std::string wrapped = table.Render(30, /*wrap_spilled=*/true);
+  EXPECT_LE(WidestLine(wrapped), 30);
+  EXPECT_THAT(absl::StrReplaceAll(wrapped, {{"\n    ", ""}, {" ", ""}}),
+              HasSubstr("alongstoryaboutarefusedconnection"));
+}
+
+TEST(FitTest, FrameRowsCountsWrappedLines) {
+  EXPECT_EQ(FrameRows("abc\n\nabcdef\n", 3), 4);  // 1 + 1 (empty) + 2.
+  EXPECT_EQ(FrameRows("abcd\n", 4), 1);           // Exactly the width: no wrap.
+  EXPECT_EQ(FrameRows("abcde\n", 4), 2);
+  EXPECT_EQ(FrameRows("a\nb", 0), 2);
+  EXPECT_EQ(FrameRows("", 80), 0);
+  EXPECT_EQ(FrameRows("nœud€\n", 5), 1);  // Characters, not bytes.
+}
+
+TEST(FitTest, UsageLeavesOutColumnsNobodyHas) {
+  std::vector<NodeResult<v1::NodeUsage>> nodes = Usage();
+  nodes.erase(nodes.begin());  // node-a had the only cgroup limit and PSI.
+  const std::string table = FormatUsageTable(nodes);
+  EXPECT_THAT(table, Not(HasSubstr("CG-LIMIT")));
+  EXPECT_THAT(table, Not(HasSubstr("PSI10")));
+  EXPECT_THAT(table, HasSubstr("CG-USAGE"));  // node-b has a cgroup (v1), unlimited.
+}
+
+std::vector<NodeResult<v1::NodeUsage>> ManyNodes(int count) {
+  std::vector<NodeResult<v1::NodeUsage>> nodes;
+  for (int i = 0; i < count; ++i) {
+    if (i % 100 == 7) {
+      nodes.push_back({absl::StrCat("10.0.", i / 256, ".", i % 256, ":7070"),
+                       absl::UnavailableError("connection refused")});
+      continue;
+    }
+    v1::NodeUsage usage = Usage()[0].value.value();
+    usage.mutable_node()->set_node_name(absl::StrCat("node-", i));
+    nodes.push_back({absl::StrCat("10.0.", i / 256, ".", i % 256, ":7070"), usage});
+  }
+  return nodes;
+}
+
+TEST(FitTest, WatchFrameFitsTheTerminal) {
+  const absl::Time now = absl::FromUnixSeconds(1793715901);
+  for (const ViewSize size : {ViewSize{80, 24}, ViewSize{200, 50}, ViewSize{40, 10}}) {
+    SCOPED_TRACE(absl::StrCat(size.columns, "x", size.rows));
+    for (int count : {3, 1000}) {
+      const std::string frame = FormatWatchFrame(now, ManyNodes(count), size);
+      EXPECT_LE(WidestLine(frame), size.columns) << frame;
+      EXPECT_LE(FrameRows(frame, size.columns), size.rows - 1) << frame;
+      if (count == 1000 && size.columns >= 80) {
+        EXPECT_THAT(frame, HasSubstr("1000 nodes, 10 failed"));
+        EXPECT_THAT(frame, HasSubstr("more nodes"));
+        // Failed nodes come first when not every node fits.
+        EXPECT_THAT(frame, HasSubstr("10.0.0.7:7070"));
+      }
+    }
+  }
+}
+
+RunView FleetRun(int count) {
+  RunView run = LiveRun();
+  run.nodes.clear();
+  for (int i = 0; i < count; ++i) {
+    RunNode node = LiveRun().nodes[1];  // Ramping, 25% of a 2 GiB target.
+    node.target = absl::StrCat("10.0.", i / 256, ".", i % 256, ":7070");
+    node.node_name = absl::StrCat("node-", i);
+    node.plan->set_payload_bytes(uint64_t{2147483648} * (i % 100) / 100);
+    if (i == 500) node.errors.push_back(absl::UnavailableError("connection refused"));
+    if (i == 600) node.plan->set_state(v1::PLAN_STATE_CAPPED);
+    run.nodes.push_back(std::move(node));
+  }
+  return run;
+}
+
+TEST(FitTest, RunProgressOfAFleetShowsTheSpreadAndTheOutliers) {
+  const RunView run = FleetRun(1000);
+  for (const ViewSize size : {ViewSize{80, 24}, ViewSize{200, 50}, ViewSize{}}) {
+    SCOPED_TRACE(absl::StrCat(size.columns, "x", size.rows));
+    const std::string frame = FormatRunProgress(run, size);
+    if (size.columns > 0) {
+      EXPECT_LE(WidestLine(frame), size.columns) << frame;
+      EXPECT_LE(FrameRows(frame, size.columns), size.rows - 1) << frame;
+    }
+    EXPECT_LE(FrameLines(frame), 30) << frame;  // Never a row per node.
+    EXPECT_THAT(frame, HasSubstr("nodes: 999 ok, 1 failed; capped 1, ramping 999"));
+    EXPECT_THAT(frame, HasSubstr("%target across 1000 running nodes: min 0%, median "));
+    EXPECT_THAT(frame, HasSubstr("nodes that need a look (1000)"));
+    // Most urgent first: the failed node, then the capped one, then the slowest.
+    const size_t failed = frame.find("node-500"), capped = frame.find("node-600"),
+                 slowest = frame.find("node-0 ");
+    ASSERT_NE(failed, std::string::npos) << frame;
+    ASSERT_NE(capped, std::string::npos) << frame;
+    ASSERT_NE(slowest, std::string::npos) << frame;
+    EXPECT_LT(failed, capped);
+    EXPECT_LT(capped, slowest);
+  }
+  // A few nodes: a row each, as before.
+  EXPECT_EQ(FormatRunProgress(LiveRun(), ViewSize{200, 50}), FormatRunProgress(LiveRun()));
 }
 
 }  // namespace
