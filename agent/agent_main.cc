@@ -14,9 +14,11 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
+#include "agent/cgroup_target.h"
 #include "core/flag_args.h"
 #include "core/flag_values.h"
 #include "core/log.h"
@@ -38,6 +40,18 @@ ABSL_FLAG(absl::Duration, default_lease, absl::Minutes(1),
 ABSL_FLAG(std::string, worker_binary, "",
           "path of memload-worker (default: beside this binary)");
 ABSL_FLAG(int, max_plans, 64, "most plans running at once");
+ABSL_FLAG(std::string, cgroup_root, "",
+          "placement: root of the memory cgroup hierarchy (v1: the memory mount, v2: the "
+          "unified mount); default: found in /proc/self/mountinfo");
+ABSL_FLAG(std::string, proc_root, "/proc", "placement: where /proc of the host's pids is");
+ABSL_FLAG(std::string, kubelet_cgroup_root, "/",
+          "placement: the kubelet's --cgroup-root(s), comma-separated, relative to --cgroup_root");
+ABSL_FLAG(std::string, runtime_state_dirs,
+          "/run/containerd/io.containerd.runtime.v2.task/k8s.io,"
+          "/run/containers/storage/overlay-containers",
+          "placement: OCI bundle directories of containerd / CRI-O, for container names");
+ABSL_FLAG(std::string, target_reserve, "8MiB",
+          "placement: memory placed plans leave free below their target cgroup's limit");
 ABSL_FLAG(std::string, labels_file, "",
           "more labels, one k=v per line (e.g. the Node's labels, written by an init "
           "container); --labels wins on a shared key; odd lines are skipped with a warning");
@@ -144,6 +158,20 @@ int Main(int argc, char** argv) {
   absl::StatusOr<uint64_t> reserve_bytes = reserve->Resolve(total);
   if (!reserve_bytes.ok()) return Fail(reserve_bytes.status());
   options.plans.reserve_bytes = *reserve_bytes;
+  absl::StatusOr<uint64_t> target_reserve = ParseSize(absl::GetFlag(FLAGS_target_reserve));
+  if (!target_reserve.ok()) return Fail(target_reserve.status());
+  options.plans.target_reserve_bytes = *target_reserve;
+  {
+    agent::CgroupTargetOptions placement;
+    placement.memory_root = absl::GetFlag(FLAGS_cgroup_root);
+    placement.proc_root = absl::GetFlag(FLAGS_proc_root);
+    placement.kubelet_roots =
+        absl::StrSplit(absl::GetFlag(FLAGS_kubelet_cgroup_root), ',', absl::SkipEmpty());
+    placement.runtime_state_dirs =
+        absl::StrSplit(absl::GetFlag(FLAGS_runtime_state_dirs), ',', absl::SkipEmpty());
+    options.plans.target_resolver =
+        std::make_shared<const agent::CgroupTargetResolver>(std::move(placement));
+  }
   options.plans.default_lease = absl::GetFlag(FLAGS_default_lease);
   if (options.plans.default_lease <= absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError("--default_lease must be positive"));

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "agent/agent_metrics.h"
+#include "agent/cgroup_target.h"
 #include "agent/prometheus_text.h"
 #include "agent/worker_process.h"
 #include "core/version.h"
@@ -98,7 +99,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   identity.set_reserve_bytes(options.plans.reserve_bytes);
   ToProtoDuration(options.plans.default_lease, identity.mutable_default_lease());
 
-  agent->manager_ = std::make_unique<PlanManager>(options.plans, agent->probe_.get(),
+  PlanManagerOptions plans = options.plans;
+  if (plans.target_resolver == nullptr) {
+    // Placement resolves against the real cgroup tree and /proc unless told otherwise.
+    plans.target_resolver = std::make_shared<const CgroupTargetResolver>(CgroupTargetOptions{});
+  }
+  agent->manager_ = std::make_unique<PlanManager>(std::move(plans), agent->probe_.get(),
                                                   agent->launcher_.get());
   agent->service_ = std::make_unique<AgentService>(agent->manager_.get(), agent->probe_.get(),
                                                    identity);

@@ -1,5 +1,7 @@
 #include "agent/plan_manager.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -8,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/plan_convert.h"
+#include "core/node_readers.h"
 #include "core/size.h"
 #include "core/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -70,6 +73,38 @@ absl::StatusOr<uint64_t> Resolve(const v1::Quantity& quantity, const NodeMemory&
   return *bytes;
 }
 
+// The node as a placed plan sees it: its target cgroup in place of the agent's, so that
+// percentages resolve against the target's effective limit.
+NodeMemory TargetView(const NodeMemory& node, const CgroupMemory& target) {
+  NodeMemory view = node;
+  view.cgroup = target;
+  return view;
+}
+
+uint64_t Sub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+// One look at a placed plan's target, taken without the manager's lock.
+struct TargetReading {
+  std::string dir;
+  int worker_pid = 0;
+  absl::StatusOr<CgroupMemory> memory = absl::UnknownError("not read");
+  bool exists = true;
+  bool others = false;  // A process other than the worker is in it.
+
+  void Read() {
+    memory = ReadCgroupMemory(dir);
+    struct stat info;
+    exists = stat(dir.c_str(), &info) == 0;
+    absl::StatusOr<std::vector<int>> pids = CgroupProcs(dir);
+    others = false;
+    if (pids.ok()) {
+      for (int pid : *pids) others |= pid != worker_pid;
+    } else {
+      others = true;  // Unreadable: assume the container is still there.
+    }
+  }
+};
+
 }  // namespace
 
 struct PlanManager::Record {
@@ -104,7 +139,25 @@ struct PlanManager::Record {
   uint64_t rate_bytes = 0;
   absl::Time rate_time;
   uint64_t ceiling_sent = UINT64_MAX;
+
+  // Placed plans: where the worker runs, and the target as last read.
+  std::optional<ResolvedTarget> target;
+  bool target_had_others = false;  // The container's processes were there at the start.
+  std::optional<CgroupMemory> target_memory;
+  bool target_gone = false;
+  std::string target_gone_reason;
+  bool target_final_read = false;  // Read once more after the end (e.g. its OOM kill count).
 };
+
+uint64_t PlanManager::TargetHeadroom(const NodeMemory& view) const {
+  // The node's reserve still holds; a limited target keeps its own reserve too.
+  uint64_t headroom = Sub(view.meminfo.available_bytes, options_.reserve_bytes);
+  if (std::optional<uint64_t> limit = view.CgroupLimit()) {
+    headroom = std::min(headroom, Sub(Sub(*limit, view.cgroup->usage_bytes),
+                                      options_.target_reserve_bytes));
+  }
+  return headroom;
+}
 
 PlanManager::PlanManager(PlanManagerOptions options, NodeProbe* probe, WorkerLauncher* launcher)
     : options_(std::move(options)), probe_(probe), launcher_(launcher) {
@@ -130,23 +183,47 @@ void PlanManager::Start(v1::PlanSpec spec, StartCallback done) {
 void PlanManager::DoStart(v1::PlanSpec spec, StartCallback done) {
   absl::StatusOr<NodeMemory> node = probe_->Read();
   absl::StatusOr<StartResult> result;
+  // A placed plan's target is resolved and read here, without the lock (files).
+  std::optional<ResolvedTarget> target;
+  absl::Status placed = absl::OkStatus();
+  if (node.ok() && spec.has_placement()) {
+    if (options_.target_resolver == nullptr) {
+      placed = absl::FailedPreconditionError(
+          "this agent cannot place plans in other cgroups (no cgroup access configured)");
+    } else {
+      absl::StatusOr<ResolvedTarget> resolved = options_.target_resolver->Resolve(spec.placement());
+      absl::StatusOr<CgroupMemory> memory =
+          resolved.ok() ? ReadCgroupMemory(resolved->dir) : resolved.status();
+      if (!resolved.ok()) {
+        placed = resolved.status();
+      } else if (!memory.ok()) {
+        placed = absl::NotFoundError(absl::StrCat("placement resolved to ", resolved->dir,
+                                                  ", which cannot be read: ",
+                                                  memory.status().message()));
+      } else {
+        node = TargetView(*node, *memory);
+        target = *std::move(resolved);
+      }
+    }
+  }
   if (!node.ok()) {
     result = absl::UnavailableError(
         absl::StrCat("cannot read the node's memory: ", node.status().message()));
+  } else if (!placed.ok()) {
+    result = placed;
   } else {
     std::lock_guard<std::mutex> lock(mutex_);
     result = shutting_down_ ? absl::UnavailableError("the agent is shutting down")
-                            : StartLocked(spec, *node);
+                            : StartLocked(spec, *node, target);
   }
   done(std::move(result));
 }
 
-absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::PlanSpec& spec,
-                                                                  const NodeMemory& node) {
+absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(
+    const v1::PlanSpec& spec, const NodeMemory& node, const std::optional<ResolvedTarget>& target) {
   MEMLOAD_RETURN_IF_ERROR(ValidatePlanId(spec.plan_id()));
-  if (spec.has_placement()) {
-    // Until the worker can join a target, a placed plan must not run in the node's cgroup.
-    return absl::UnimplementedError("placement is not supported by this agent yet");
+  if (spec.has_placement() && !target.has_value()) {
+    return absl::InternalError("a placed plan reached the manager unresolved");
   }
   auto existing = plans_.find(spec.plan_id());
   if (existing != plans_.end()) {
@@ -173,6 +250,7 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::Plan
   WorkerSpec& worker_spec = record->worker_spec;
   *worker_spec.mutable_plan() = spec;
   worker_spec.set_cgroup_dir(node.cgroup.has_value() ? node.cgroup->path : "");
+  if (target.has_value()) worker_spec.set_join_cgroup_dir(target->dir);
 
   // Lease.
   record->lease = spec.has_lease() ? FromProtoDuration(spec.lease()) : options_.default_lease;
@@ -254,9 +332,26 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::Plan
         FormatSize(options_.max_memory_bytes)));
   }
   const uint64_t available = node.EffectiveAvailable();
+  if (target.has_value() && spec.kind_case() != v1::PlanSpec::kUtilization && !spec.expect_oom() &&
+      TargetHeadroom(node) < record->commitment) {
+    const std::optional<uint64_t> limit = node.CgroupLimit();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "plan \"", spec.plan_id(), "\" needs ", FormatSize(record->commitment), " but its target ",
+        target->dir, " has room for ", FormatSize(TargetHeadroom(node)),
+        limit ? absl::StrCat(": limit ", FormatSize(*limit), ", usage ",
+                             FormatSize(node.cgroup->usage_bytes), ", target reserve ",
+                             FormatSize(options_.target_reserve_bytes))
+              : "",
+        "; MemAvailable ", FormatSize(node.meminfo.available_bytes), ", --reserve ",
+        FormatSize(options_.reserve_bytes),
+        node.cgroup->oom_group ? " (memory.oom.group=1: an OOM kill there would take the whole "
+                                 "container, the application too)"
+                               : "",
+        "; set expect_oom for an OOM drill"));
+  }
   // A plan that expects an OOM kill is an OOM drill: it is meant to cross the reserve
   // (it still obeys --max-memory).
-  if (spec.kind_case() != v1::PlanSpec::kUtilization && !spec.expect_oom() &&
+  if (!target.has_value() && spec.kind_case() != v1::PlanSpec::kUtilization && !spec.expect_oom() &&
       available < options_.reserve_bytes + record->commitment) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "plan \"", spec.plan_id(), "\" needs ", FormatSize(record->commitment), " but only ",
@@ -274,6 +369,11 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(const v1::Plan
   record->started = now;
   record->lease_expires = now + record->lease;
   record->rate_time = now;
+  if (target.has_value()) {
+    record->target = target;
+    record->target_had_others = !target->pids.empty();
+    record->target_memory = node.cgroup;
+  }
   ++plans_started_;
   Record& stored = *(plans_[spec.plan_id()] = std::move(record));
   ForgetOldLocked();
@@ -319,6 +419,22 @@ absl::StatusOr<v1::PlanStatus> PlanManager::Resize(const std::string& plan_id,
     return absl::UnavailableError(
         absl::StrCat("cannot read the node's memory: ", node.status().message()));
   }
+  // A placed plan resizes against its target cgroup, read without the lock.
+  std::string target_dir;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = plans_.find(plan_id);
+    if (it != plans_.end() && it->second->target) target_dir = it->second->target->dir;
+  }
+  if (!target_dir.empty()) {
+    absl::StatusOr<CgroupMemory> memory = ReadCgroupMemory(target_dir);
+    if (!memory.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("plan \"", plan_id, "\": its target ",
+                                                        target_dir, " cannot be read: ",
+                                                        memory.status().message()));
+    }
+    node = TargetView(*node, *memory);
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = plans_.find(plan_id);
   if (it == plans_.end()) {
@@ -353,7 +469,13 @@ absl::StatusOr<v1::PlanStatus> PlanManager::Resize(const std::string& plan_id,
   }
   const uint64_t growth = commitment > payload ? commitment - payload : 0;
   const uint64_t available = node->EffectiveAvailable();
-  if (growth > 0 && available < options_.reserve_bytes + growth) {
+  if (record.target && growth > 0 && !record.spec.expect_oom() &&
+      TargetHeadroom(*node) < growth) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "resizing \"", plan_id, "\" needs ", FormatSize(growth), " more but its target ",
+        record.target->dir, " has room for ", FormatSize(TargetHeadroom(*node))));
+  }
+  if (!record.target && growth > 0 && available < options_.reserve_bytes + growth) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "resizing \"", plan_id, "\" needs ", FormatSize(growth), " more but available memory is ",
         FormatSize(available), " and --reserve is ", FormatSize(options_.reserve_bytes)));
@@ -471,12 +593,30 @@ void PlanManager::ThreadMain() {
 void PlanManager::Tick(absl::Time now) {
   absl::StatusOr<NodeMemory> node = probe_->Read();
   std::vector<std::pair<StatusCallback, v1::PlanStatus>> answers;
+  // Placed plans' targets, read without the lock.
+  std::map<std::string, TargetReading> targets;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [id, record] : plans_) {
+      if (!record->target || (record->ended && record->target_final_read)) continue;
+      TargetReading& reading = targets[id];
+      reading.dir = record->target->dir;
+      reading.worker_pid = record->worker_pid;
+    }
+  }
+  for (auto& [id, reading] : targets) reading.Read();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<Record*> growing;
     for (auto& [id, entry] : plans_) {
       Record& record = *entry;
-      if (record.ended) continue;
+      if (record.ended) {
+        if (auto reading = targets.find(id); reading != targets.end()) {
+          if (reading->second.memory.ok()) record.target_memory = *reading->second.memory;
+          record.target_final_read = true;
+        }
+        continue;
+      }
       if (std::optional<WorkerExit> exit = record.worker->PollExit()) {
         FinishLocked(record, *exit, now);
       } else {
@@ -496,6 +636,24 @@ void PlanManager::Tick(absl::Time now) {
           record.rate_bytes = record.counters.bytes_allocated;
           record.rate_time = now;
         }
+        if (auto reading = targets.find(id); record.target && reading != targets.end()) {
+          if (reading->second.memory.ok()) record.target_memory = *reading->second.memory;
+          std::string gone;
+          if (!reading->second.exists) {
+            gone = absl::StrCat("the target cgroup ", record.target->dir, " was removed");
+          } else if (record.target_had_others && !reading->second.others) {
+            gone = absl::StrCat("every process of the target ", record.target->dir,
+                                " other than the worker has exited: the container stopped or "
+                                "restarted");
+          }
+          if (!gone.empty() && !record.stop_requested) {
+            record.target_gone = true;
+            record.target_gone_reason = gone + "; the plan was stopped";
+            record.stop_requested = true;
+            record.stop_deadline = now + options_.stop_timeout;
+            record.worker->RequestStop();
+          }
+        }
         if (!record.stop_requested && now >= record.lease_expires) {
           record.lease_expired = true;
           record.stop_requested = true;
@@ -506,7 +664,19 @@ void PlanManager::Tick(absl::Time now) {
           FinishLocked(record, record.worker->WaitExit(absl::ZeroDuration()), now);
         } else if (!record.stop_requested && IsRetainedOrUtilization(record.spec) &&
                    !record.spec.expect_oom()) {
-          growing.push_back(&record);
+          if (!record.target) {
+            growing.push_back(&record);
+          } else if (node.ok() && record.target_memory) {
+            // A placed plan grows within its target's room (see TargetHeadroom).
+            const uint64_t payload = record.counters.payload_bytes;
+            uint64_t ceiling = payload + TargetHeadroom(TargetView(*node, *record.target_memory));
+            if (ceiling >= record.commitment && record.spec.kind_case() == v1::PlanSpec::kRetained) {
+              ceiling = UINT64_MAX;
+            }
+            if (ceiling != record.ceiling_sent && record.worker->SetCeiling(ceiling).ok()) {
+              record.ceiling_sent = ceiling;
+            }
+          }
         }
       }
       if (record.ended) {
@@ -580,6 +750,11 @@ void PlanManager::FinishLocked(Record& record, const WorkerExit& exit, absl::Tim
     record.error = absl::StrCat("the lease of ", absl::FormatDuration(record.lease),
                                 " ran out without a renewal; memory returned");
   }
+  if (record.target_gone && exit.kind != WorkerExit::Kind::kOomKilled) {
+    record.final_state = v1::PLAN_STATE_TARGET_GONE;
+    record.outcome_ok = false;
+    record.error = record.target_gone_reason;
+  }
   if (exit.kind != WorkerExit::Kind::kOomKilled && expect_oom &&
       record.final_state == v1::PLAN_STATE_COMPLETED) {
     // A plan that expected to be OOM-killed and was not did not get what it asked for.
@@ -630,6 +805,31 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {
   status.set_cycle(static_cast<uint32_t>(counters.cycle));
   ToProtoTimestamp(record.started, status.mutable_started());
   if (target_reached) ToProtoTimestamp(*target_reached, status.mutable_target_reached());
+  if (record.target) {
+    v1::TargetCgroup* target = status.mutable_target();
+    target->set_path(record.target->dir);
+    target->set_version(record.target->version);
+    target->set_container_id(record.target->container_id);
+    target->set_container_name(record.target->container_name);
+    target->set_pod_uid(record.target->pod_uid);
+    if (record.spec.placement().has_pod()) {
+      target->set_pod_namespace(record.spec.placement().pod().pod_namespace());
+      target->set_pod_name(record.spec.placement().pod().pod_name());
+    }
+    target->set_gone(record.target_gone);
+    if (record.target_memory) {
+      const CgroupMemory& memory = *record.target_memory;
+      const std::optional<uint64_t> limit = memory.hierarchical_limit_bytes
+                                                ? memory.hierarchical_limit_bytes
+                                                : memory.limit_bytes;
+      target->set_limited(limit.has_value());
+      target->set_limit_bytes(limit.value_or(0));
+      target->set_usage_bytes(memory.usage_bytes);
+      target->set_working_set_bytes(memory.WorkingSetBytes());
+      target->set_oom_kill_count(memory.oom_kill_count);
+      target->set_oom_group(memory.oom_group);
+    }
+  }
   status.set_utilization_percent(record.extras.utilization_percent);
   status.set_max_deviation_percent(record.extras.max_deviation_percent);
   return status;

@@ -1,7 +1,10 @@
 // PlanManager: the agent's domain — every plan it runs, each in a worker process.
 //
 // It validates and resolves plans (percentages → bytes against the node's effective
-// memory, see node_probe.h), enforces the safety limits (--max-memory, --reserve),
+// memory, see node_probe.h — or, for a placed plan, against its target cgroup: the
+// target's effective limit and limit − usage stand in for the node's total and available
+// memory, and target_reserve_bytes for --reserve), enforces the safety limits
+// (--max-memory, --reserve),
 // keeps plan ids idempotent, runs the leases, and turns worker deaths into plan states
 // (OOM_KILLED, FAILED, ...). It knows nothing of gRPC: the service is a thin adapter.
 //
@@ -27,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/cgroup_target.h"
 #include "agent/node_probe.h"
 #include "agent/worker.h"
 #include "proto/memload.pb.h"
@@ -55,6 +60,13 @@ struct PlanManagerOptions {
   size_t ended_plans_kept = 256;  // The oldest ended plans are forgotten beyond this.
   // The memory cgroup utilization plans measure ("" = none).
   std::string cgroup_dir;
+  // Placement (PlanSpec.placement): resolves a plan's target to a memory cgroup. Null:
+  // placed plans are refused (FailedPrecondition), never run in the agent's cgroup.
+  std::shared_ptr<const CgroupTargetResolver> target_resolver;
+  // What placed plans leave free below their target cgroup's limit (the node's --reserve
+  // does not fit a container): admission and the growth ceiling use limit − usage − this.
+  // A plan with expect_oom may cross it.
+  uint64_t target_reserve_bytes = 8ull << 20;
 };
 
 class PlanManager {
@@ -107,11 +119,15 @@ class PlanManager {
   void ThreadMain();
   void Tick(absl::Time now);
   void DoStart(v1::PlanSpec spec, StartCallback done);
-  absl::StatusOr<StartResult> StartLocked(const v1::PlanSpec& spec, const NodeMemory& node);
+  absl::StatusOr<StartResult> StartLocked(const v1::PlanSpec& spec, const NodeMemory& node,
+                                          const std::optional<ResolvedTarget>& target);
   void FinishLocked(Record& record, const WorkerExit& exit, absl::Time now);
   v1::PlanStatus StatusLocked(const Record& record) const;
   void ForgetOldLocked();
   uint64_t CommittedLocked(const Record* except) const;
+  // What a placed plan may still grow by: MemAvailable − --reserve, and for a limited target
+  // limit − usage − target_reserve_bytes, whichever is less. `view` is TargetView's.
+  uint64_t TargetHeadroom(const NodeMemory& view) const;
 
   const PlanManagerOptions options_;
   NodeProbe* const probe_;
