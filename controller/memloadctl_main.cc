@@ -27,6 +27,8 @@
 #include "controller/grpc_agent_client.h"
 #include "controller/output.h"
 #include "controller/plan_builder.h"
+#include "controller/pod_commands.h"
+#include "controller/pods.h"
 #include "controller/recording.h"
 #include "controller/report.h"
 #include "controller/rollout.h"
@@ -91,6 +93,10 @@ ABSL_FLAG(int, count, 0, "watch: frames to show, then exit (0 = until Ctrl-C)");
 ABSL_FLAG(bool, all, false, "stop: every running plan");
 ABSL_FLAG(std::string, record, "", "run: write samples and events to FILE as JSON Lines");
 ABSL_FLAG(std::string, html, "", "report: write the HTML page to FILE");
+ABSL_FLAG(std::string, pods, "",
+          "start/run: one plan per pod of `kubectl get pods -o json` (FILE, or - for stdin), "
+          "placed in the pod's container on the agent of its node");
+ABSL_FLAG(std::string, container, "", "--pods: the container to load (default: the pod's only one)");
 
 namespace memload {
 namespace controller {
@@ -222,6 +228,9 @@ int Main(int argc, char** argv) {
     return RunReport(positional.size() > 2 ? positional[2] : "", absl::GetFlag(FLAGS_html),
                      std::cout, std::cerr);
   }
+  if (!absl::GetFlag(FLAGS_pods).empty() && command != "start" && command != "run") {
+    return UsageError(command, json, absl::InvalidArgumentError("--pods is for start and run"));
+  }
   if (!absl::GetFlag(FLAGS_record).empty() && command != "run") {
     return UsageError(command, json, absl::InvalidArgumentError("--record is for run only"));
   }
@@ -323,6 +332,43 @@ int Main(int argc, char** argv) {
   // start and run: a plan.
   absl::StatusOr<PlanFlags> flags = CollectPlanFlags(GivenFlagNames(args));
   if (!flags.ok()) return UsageError(command, json, flags.status());
+  const std::string pods_path = absl::GetFlag(FLAGS_pods);
+  if (pods_path.empty() && !absl::GetFlag(FLAGS_container).empty()) {
+    return UsageError(command, json, absl::InvalidArgumentError("--container needs --pods"));
+  }
+  if (!pods_path.empty()) {
+    PodsOptions pods;
+    pods.container = absl::GetFlag(FLAGS_container);
+    absl::StatusOr<std::optional<PodRelativeTarget>> relative =
+        ParsePodRelativeTarget(flags->target);
+    if (!relative.ok()) return UsageError(command, json, relative.status());
+    pods.relative = *relative;
+    // N%request / N%limit are resolved per pod; the plan is built with a stand-in size.
+    if (pods.relative.has_value()) flags->target = "1";
+    if (!absl::GetFlag(FLAGS_record).empty()) {
+      return UsageError(command, json,
+                        absl::InvalidArgumentError("--record is not available with --pods yet"));
+    }
+    absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(*flags);
+    if (!spec.ok()) return UsageError(command, json, spec.status());
+    absl::StatusOr<std::string> input = ReadPodsInput(pods_path);
+    if (!input.ok()) return UsageError(command, json, input.status());
+    absl::StatusOr<std::vector<Pod>> parsed =
+        ParsePods(*input, pods_path == "-" ? "stdin" : pods_path);
+    if (!parsed.ok()) return UsageError(command, json, parsed.status());
+    pods.pods = *std::move(parsed);
+    pods.run = command == "run";
+    pods.refresh = absl::GetFlag(FLAGS_interval);
+    if (const std::string keep = absl::GetFlag(FLAGS_for_); !keep.empty()) {
+      absl::Duration duration;
+      if (!absl::ParseDuration(keep, &duration) || duration <= absl::ZeroDuration()) {
+        return UsageError(command, json, absl::InvalidArgumentError(absl::StrCat(
+                                             "--for=\"", keep, "\": want a positive duration")));
+      }
+      pods.keep = duration;
+    }
+    return RunPods(env, *spec, pods);
+  }
   absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(*flags);
   if (!spec.ok()) return UsageError(command, json, spec.status());
   absl::StatusOr<RolloutOptions> rollout = CollectRollout();

@@ -1,0 +1,259 @@
+#include "controller/pod_commands.h"
+
+#include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "controller/fanout.h"
+#include "controller/output.h"
+#include "core/cancel_signal.h"
+#include "core/size.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace memload {
+namespace controller {
+namespace {
+
+bool Ended(const PodRow& row) {
+  return row.status.has_value() && !PlanIsRunning(row.status->state()) &&
+         row.status->state() != v1::PLAN_STATE_UNSPECIFIED;
+}
+
+// A row's verdict: its own error, else what its plan's end means.
+absl::Status RowStatus(const PodRow& row) {
+  if (!row.error.ok()) return row.error;
+  if (row.status.has_value()) return PlanOutcomeStatus(*row.status);
+  return absl::OkStatus();
+}
+
+std::string Bytes(uint64_t bytes, bool known) { return known ? FormatSize(bytes) : "-"; }
+
+}  // namespace
+
+std::string FormatPodsTable(const std::vector<PodRow>& rows) {
+  Table table({{"POD"},
+               {"NODE"},
+               {"CONTAINER"},
+               {"STATE"},
+               {"TARGET", Table::kRight},
+               {"PAYLOAD", Table::kRight},
+               {"CGROUP USAGE", Table::kRight},
+               {"WORKING SET", Table::kRight},
+               {"LIMIT", Table::kRight},
+               {"OOM KILLS", Table::kRight},
+               {"ERROR", Table::kLeft, /*hide_if_empty=*/true}});
+  for (const PodRow& row : rows) {
+    const absl::Status verdict = RowStatus(row);
+    const bool has_status = row.status.has_value();
+    const v1::TargetCgroup& target =
+        has_status ? row.status->target() : v1::TargetCgroup::default_instance();
+    const bool has_target = has_status && row.status->has_target();
+    table.AddRow({row.plan.pod.DisplayName(),
+                  row.node.empty() ? row.plan.pod.node_name : row.node,
+                  row.plan.container.empty() ? "-" : row.plan.container,
+                  has_status ? PlanStateName(row.status->state()) : "failed",
+                  has_status ? FormatSize(row.status->target_bytes()) : "-",
+                  has_status ? FormatSize(row.status->payload_bytes()) : "-",
+                  Bytes(target.usage_bytes(), has_target),
+                  Bytes(target.working_set_bytes(), has_target),
+                  has_target ? (target.limited() ? FormatSize(target.limit_bytes()) : "none") : "-",
+                  has_target ? absl::StrCat(target.oom_kill_count(),
+                                            target.oom_group() ? " (oom.group)" : "")
+                             : "-",
+                  verdict.ok() ? "" : FormatStatus(verdict)});
+  }
+  return table.Render();
+}
+
+std::string PodsJson(const std::string& command, const std::vector<PodRow>& rows) {
+  google::protobuf::Struct document;
+  (*document.mutable_fields())["command"].set_string_value(command);
+  google::protobuf::ListValue* pods = (*document.mutable_fields())["pods"].mutable_list_value();
+  bool all_ok = true;
+  for (const PodRow& row : rows) {
+    google::protobuf::Struct* pod = pods->add_values()->mutable_struct_value();
+    auto set = [pod](const char* key, const std::string& value) {
+      (*pod->mutable_fields())[key].set_string_value(value);
+    };
+    set("pod", row.plan.pod.DisplayName());
+    set("podUid", row.plan.pod.uid);
+    set("node", row.plan.pod.node_name);
+    set("target", row.plan.agent);
+    set("container", row.plan.container);
+    set("planId", row.plan.spec.plan_id());
+    const absl::Status verdict = RowStatus(row);
+    all_ok &= verdict.ok();
+    (*pod->mutable_fields())["ok"].set_bool_value(verdict.ok());
+    if (!verdict.ok()) {
+      set("errorCode", absl::StatusCodeToString(verdict.code()));
+      set("error", std::string(verdict.message()));
+    }
+    if (row.status.has_value()) {
+      std::string json;
+      google::protobuf::util::JsonPrintOptions options;
+      if (google::protobuf::util::MessageToJsonString(*row.status, &json, options).ok()) {
+        google::protobuf::util::JsonStringToMessage(
+            json, (*pod->mutable_fields())["plan"].mutable_struct_value());
+      }
+    }
+  }
+  (*document.mutable_fields())["ok"].set_bool_value(all_ok);
+  std::string text;
+  google::protobuf::util::MessageToJsonString(document, &text);
+  return text + "\n";
+}
+
+int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& options) {
+  // Which agent serves which node.
+  std::vector<std::unique_ptr<AgentClient>> owned;
+  std::vector<AgentClient*> agents;
+  for (const std::string& target : env.targets) {
+    owned.push_back(env.factory(target));
+    agents.push_back(owned.back().get());
+  }
+  FanOutOptions idempotent = env.fanout;
+  idempotent.idempotent = true;
+  idempotent.cancel = env.cancel;
+  std::vector<TargetResult<v1::NodeInfo>> infos = FanOut<v1::NodeInfo>(
+      agents,
+      [](AgentClient& client, absl::Duration timeout, Done<v1::NodeInfo> done) {
+        client.GetNodeInfo(v1::GetNodeInfoRequest(), timeout, std::move(done));
+      },
+      idempotent);
+  std::map<std::string, std::string> node_agent;
+  std::map<std::string, std::string> agent_node;
+  std::vector<std::string> unreachable;
+  for (const auto& info : infos) {
+    if (!info.response.ok()) {
+      unreachable.push_back(absl::StrCat(info.target, " (", FormatStatus(info.response.status()),
+                                         ")"));
+      continue;
+    }
+    node_agent.emplace(info.response->node_name(), info.target);  // First one wins.
+    agent_node[info.target] = info.response->node_name();
+  }
+
+  std::vector<PodRow> rows;
+  for (PodPlan& plan : PlanPods(options.pods, node_agent, base, options.container,
+                                options.relative)) {
+    PodRow row;
+    row.error = plan.status;
+    if (absl::IsNotFound(row.error) && !unreachable.empty()) {
+      row.error = absl::NotFoundError(absl::StrCat(
+          row.error.message(), "; unreachable agents: ", absl::StrJoin(unreachable, ", ")));
+    }
+    row.node = agent_node.count(plan.agent) ? agent_node[plan.agent] : "";
+    row.plan = std::move(plan);
+    rows.push_back(std::move(row));
+  }
+
+  // One client per pod (a node may hold several pods), so the fan-out runs one call each.
+  std::vector<std::unique_ptr<AgentClient>> pod_owned;
+  std::vector<AgentClient*> pod_clients;
+  std::map<AgentClient*, size_t> row_of;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!rows[i].error.ok()) continue;
+    pod_owned.push_back(env.factory(rows[i].plan.agent));
+    pod_clients.push_back(pod_owned.back().get());
+    row_of[pod_owned.back().get()] = i;
+  }
+  std::vector<TargetResult<v1::StartPlanResponse>> started = FanOut<v1::StartPlanResponse>(
+      pod_clients,
+      [&](AgentClient& client, absl::Duration timeout, Done<v1::StartPlanResponse> done) {
+        v1::StartPlanRequest request;
+        *request.mutable_spec() = rows[row_of[&client]].plan.spec;
+        client.StartPlan(request, timeout, std::move(done));
+      },
+      idempotent);
+  std::vector<AgentClient*> running;
+  for (size_t k = 0; k < started.size(); ++k) {
+    PodRow& row = rows[row_of[pod_clients[k]]];
+    if (started[k].response.ok()) {
+      row.status = started[k].response->plan();
+      running.push_back(pod_clients[k]);
+    } else {
+      row.error = started[k].response.status();
+    }
+  }
+
+  bool interrupted = env.cancel != nullptr && env.cancel->cancelled();
+  if (options.run) {
+    CancelSignal never;
+    CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
+    const absl::Time until = options.keep == absl::InfiniteDuration()
+                                 ? absl::InfiniteFuture()
+                                 : absl::Now() + options.keep;
+    FanOutOptions once = env.fanout;  // Renewals and reads: no cancel, they must finish.
+    once.idempotent = true;
+    while (!cancel->cancelled() && absl::Now() < until) {
+      bool any_running = false;
+      for (AgentClient* client : running) any_running |= !Ended(rows[row_of[client]]);
+      if (!any_running) break;
+      cancel->WaitUntil(std::min(until, absl::Now() + options.refresh));
+      if (cancel->cancelled()) break;
+      std::vector<TargetResult<v1::RenewLeasesResponse>> renewed =
+          FanOut<v1::RenewLeasesResponse>(
+              running,
+              [&](AgentClient& client, absl::Duration timeout, Done<v1::RenewLeasesResponse> done) {
+                v1::RenewLeasesRequest request;
+                request.add_plan_ids(rows[row_of[&client]].plan.spec.plan_id());
+                client.RenewLeases(request, timeout, std::move(done));
+              },
+              once);
+      std::vector<TargetResult<v1::ListPlansResponse>> listed =
+          FanOut<v1::ListPlansResponse>(
+              running,
+              [](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
+                v1::ListPlansRequest request;
+                request.set_include_ended(true);
+                client.ListPlans(request, timeout, std::move(done));
+              },
+              once);
+      for (size_t k = 0; k < running.size(); ++k) {
+        PodRow& row = rows[row_of[running[k]]];
+        if (!listed[k].response.ok()) continue;  // A blip: keep the last status.
+        for (const v1::PlanStatus& plan : listed[k].response->plans()) {
+          if (plan.plan_id() == row.plan.spec.plan_id()) row.status = plan;
+        }
+      }
+      if (env.tty && !env.json) *env.out << "\033[H\033[J" << FormatPodsTable(rows) << std::flush;
+    }
+    interrupted = cancel->cancelled();
+    // Stop what still runs, and report each pod's final state.
+    std::vector<AgentClient*> to_stop;
+    for (AgentClient* client : running) {
+      if (!Ended(rows[row_of[client]])) to_stop.push_back(client);
+    }
+    std::vector<TargetResult<v1::StopPlanResponse>> stopped = FanOut<v1::StopPlanResponse>(
+        to_stop,
+        [&](AgentClient& client, absl::Duration timeout, Done<v1::StopPlanResponse> done) {
+          v1::StopPlanRequest request;
+          request.set_plan_id(rows[row_of[&client]].plan.spec.plan_id());
+          client.StopPlan(request, timeout, std::move(done));
+        },
+        once);
+    for (size_t k = 0; k < to_stop.size(); ++k) {
+      PodRow& row = rows[row_of[to_stop[k]]];
+      if (stopped[k].response.ok()) {
+        row.status = stopped[k].response->plan();
+      } else {
+        row.error = absl::Status(stopped[k].response.status().code(),
+                                 absl::StrCat("stopping: ", stopped[k].response.status().message()));
+      }
+    }
+  }
+
+  *env.out << (env.json ? PodsJson(options.run ? "run" : "start", rows) : FormatPodsTable(rows));
+  if (interrupted) return kExitInterrupted;
+  for (const PodRow& row : rows) {
+    if (!RowStatus(row).ok()) return kExitNodesFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace controller
+}  // namespace memload
