@@ -113,6 +113,12 @@ struct PlanManager::Record {
   WorkerSpec worker_spec;     // Resolved.
   uint64_t commitment = 0;    // Bytes counted against --max-memory.
   uint64_t first_target = 0;  // Resolved target of the first phase, until the worker says.
+  // A retained plan's target from Resize, reported until the worker's counters show it
+  // (the worker reads the command from its pipe a moment later), unless the plan has moved
+  // to another phase or cycle since.
+  std::optional<uint64_t> resized_target;
+  uint64_t resized_phase = 0;
+  uint64_t resized_cycle = 0;
   absl::Duration lease;
   absl::Time started;
   absl::Time lease_expires;
@@ -480,9 +486,15 @@ absl::StatusOr<v1::PlanStatus> PlanManager::Resize(const std::string& plan_id,
         "resizing \"", plan_id, "\" needs ", FormatSize(growth), " more but available memory is ",
         FormatSize(available), " and --reserve is ", FormatSize(options_.reserve_bytes)));
   }
+  const PlanCountersSnapshot before = record.worker->Counters();
   MEMLOAD_RETURN_IF_ERROR(record.worker->SetTarget(bytes));
   record.commitment = std::max(commitment, payload);
   record.target_reached.reset();
+  if (record.spec.kind_case() == v1::PlanSpec::kRetained) {
+    record.resized_target = bytes;
+    record.resized_phase = before.phase;
+    record.resized_cycle = before.cycle;
+  }
   return StatusLocked(record);
 }
 
@@ -774,8 +786,15 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {
   const bool live = !record.ended && record.worker != nullptr;
   const PlanCountersSnapshot counters = live ? record.worker->Counters() : record.counters;
   const uint64_t resident = live ? record.worker->ResidentBytes() : record.resident_bytes;
+  // Resized, and the worker has not picked the new target yet: what it now heads for.
+  const bool resize_pending = !record.ended && record.resized_target.has_value() &&
+                              counters.target_bytes != *record.resized_target &&
+                              counters.phase == record.resized_phase &&
+                              counters.cycle == record.resized_cycle;
   std::optional<absl::Time> target_reached = record.target_reached;
-  if (!target_reached && counters.state == PlanState::kHolding) target_reached = absl::Now();
+  if (!target_reached && counters.state == PlanState::kHolding && !resize_pending) {
+    target_reached = absl::Now();
+  }
   if (record.ended) {
     status.set_state(record.final_state);
     status.set_outcome_ok(record.outcome_ok);
@@ -792,8 +811,9 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {
     status.set_worker_pid(record.worker_pid);
     ToProtoTimestamp(record.lease_expires, status.mutable_lease_expires());
   }
-  status.set_target_bytes(counters.target_bytes != 0 ? counters.target_bytes
-                                                    : record.first_target);
+  status.set_target_bytes(resize_pending             ? *record.resized_target
+                         : counters.target_bytes != 0 ? counters.target_bytes
+                                                      : record.first_target);
   status.set_payload_bytes(record.ended ? 0 : counters.payload_bytes);
   status.set_resident_bytes(resident);
   status.set_bookkeeping_bytes(record.ended ? 0 : counters.bookkeeping_bytes);

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "controller/lease_view.h"
 #include "controller/output.h"
 
 namespace memload {
@@ -208,8 +209,29 @@ int RunUsage(const CommandEnv& env) {
         client.GetUsage(v1::GetUsageRequest(), timeout, std::move(done));
       },
       Idempotent(env));
+  // The plans that ended lately too (their state is the outcome: lease_expired, ...).
+  std::vector<AgentClient*> answered;
+  for (size_t i = 0; i < usage.size(); ++i) {
+    if (usage[i].response.ok()) answered.push_back(selection.clients[i]);
+  }
+  v1::ListPlansRequest list;
+  list.set_include_ended(true);
+  std::vector<TargetResult<v1::ListPlansResponse>> listed = FanOut<v1::ListPlansResponse>(
+      answered,
+      [list](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
+        client.ListPlans(list, timeout, std::move(done));
+      },
+      Idempotent(env));
+  std::map<std::string, const v1::ListPlansResponse*> ended_by_target;
+  for (const TargetResult<v1::ListPlansResponse>& one : listed) {
+    if (one.response.ok()) ended_by_target[one.target] = &*one.response;
+  }
+  const absl::Time since = absl::Now() - kRecentlyEnded;
   std::vector<NodeResult<v1::NodeUsage>> results;
   for (TargetResult<v1::NodeUsage>& one : usage) {
+    if (one.response.ok() && ended_by_target.count(one.target) > 0) {
+      AddRecentlyEnded(*ended_by_target[one.target], since, &*one.response);
+    }
     results.push_back({one.target, std::move(one.response)});
   }
   AddFailures(selection, &results);
@@ -251,7 +273,15 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
     }
   }
   AddFailures(selection, &results);
-  *env.out << (env.json ? PlanResultsJson("start", results) : FormatPlanResultsTable(results));
+  // Nothing renews a lease after start: say so when the plan outlasts it.
+  const std::string warning = started.cancelled ? "" : LeaseWarning(spec, results);
+  if (env.json) {
+    *env.out << StartJson(results, warning.empty() ? std::vector<std::string>()
+                                                   : std::vector<std::string>{warning});
+  } else {
+    *env.out << FormatStartTable(results, LiveViewSize(env).columns);
+    if (!warning.empty()) *env.out << warning << "\n";
+  }
   if (started.cancelled) return kExitInterrupted;
   return ExitCodeOf(results);
 }

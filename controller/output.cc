@@ -612,6 +612,7 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
                  {"PAYLOAD", Table::kRight, false, 0, 2},
                  {"RESIDENT", Table::kRight},
                  {"RATE", Table::kRight, false, 0, 4},
+                 {"ENDED", Table::kRight, true, 0, 1},
                  {"ERROR", Table::kLeft, true, 0, 0, true}});
     size_t shown = 0;
     for (const NodeResult<v1::NodeUsage>& node : nodes) {
@@ -622,10 +623,18 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
       for (const v1::PlanStatus& plan : usage.plans()) {
         if (shown == rows) break;
         ++shown;
+        // Ended plans (usage adds the recently ended ones): when, and why when not ok.
+        const absl::Status outcome = PlanOutcomeStatus(plan);
         table.AddRow({node_name, plan.plan_id(), PlanKindName(plan.spec()),
                       PlanStateName(plan.state()), PlanTarget(plan),
                       FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
-                      FormatRate(plan.allocation_rate_bytes_per_sec()), plan.error()});
+                      FormatRate(plan.allocation_rate_bytes_per_sec()),
+                      plan.has_ended() ? absl::FormatTime("%H:%M:%S", FromProtoTimestamp(plan.ended()),
+                                                          absl::UTCTimeZone())
+                                       : "",
+                      !plan.error().empty() ? plan.error()
+                      : outcome.ok()        ? ""
+                                            : std::string(outcome.message())});
       }
     }
     std::string out = "\n" + table.Render(width);
@@ -682,9 +691,24 @@ std::string FormatPlanResultsTable(const std::vector<NodeResult<v1::PlanStatus>>
 
 std::string PlanResultsJson(absl::string_view command,
                             const std::vector<NodeResult<v1::PlanStatus>>& nodes) {
-  return NodesJson(command, nodes, [](const v1::PlanStatus& plan, JsonObject& entry) {
-    entry.Raw("plan", ProtoToJson(plan));
-  });
+  return PlanResultsJson(command, nodes, {});
+}
+
+std::string PlanResultsJson(absl::string_view command,
+                            const std::vector<NodeResult<v1::PlanStatus>>& nodes,
+                            const std::vector<std::pair<std::string, std::string>>& fields) {
+  Envelope envelope(command);
+  for (const auto& [key, json] : fields) envelope.Field(key, json);
+  for (const NodeResult<v1::PlanStatus>& node : nodes) {
+    JsonObject entry = NodeEntry(node.target, node.value.ok());
+    if (node.value.ok()) {
+      entry.Raw("plan", ProtoToJson(*node.value));
+    } else {
+      entry.Raw("error", ErrorJsonObject(node.value.status()));
+    }
+    envelope.Node(node.value.ok(), entry);
+  }
+  return envelope.Render();
 }
 
 // ---------------------------------------------------------------------------------------

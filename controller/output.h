@@ -39,6 +39,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -153,6 +154,10 @@ std::string UsageJson(const std::vector<NodeResult<v1::NodeUsage>>& nodes);
 std::string FormatPlanResultsTable(const std::vector<NodeResult<v1::PlanStatus>>& nodes);
 std::string PlanResultsJson(absl::string_view command,
                             const std::vector<NodeResult<v1::PlanStatus>>& nodes);
+// The same with more top-level fields (key, JSON value) after "ok".
+std::string PlanResultsJson(absl::string_view command,
+                            const std::vector<NodeResult<v1::PlanStatus>>& nodes,
+                            const std::vector<std::pair<std::string, std::string>>& fields);
 
 // The terminal a live view (watch, run) is drawn on; 0 = not bounded that way.
 struct ViewSize {
