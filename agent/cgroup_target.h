@@ -46,7 +46,9 @@ namespace agent {
 struct CgroupTargetOptions {
   // The root directory of the memory hierarchy as the agent sees it: the v1 memory
   // controller's mount (/sys/fs/cgroup/memory) or the v2 unified mount (/sys/fs/cgroup).
-  // "" = found from /proc/self/mountinfo (v1 memory first, else cgroup2).
+  // "" = found from /proc/self/mountinfo (v1 memory first, else cgroup2). A directory that
+  // is neither but holds a v1 "memory" hierarchy (the host's /sys/fs/cgroup mounted
+  // somewhere) stands for that "memory" directory.
   std::string memory_root;
   // Where /proc is; tests point it at a fixture tree (needs <pid>/cgroup, <pid>/comm and
   // self/mountinfo).

@@ -456,6 +456,19 @@ TEST(PidPlacementTest, ResolvesTheProcessCgroup) {
   EXPECT_EQ(target->version, 1);
 }
 
+TEST(ResolverTest, V1CgroupMountParentStandsForItsMemoryHierarchy) {
+  const std::string root = TestDir();
+  WriteFile(root + "/host/memory/memory.limit_in_bytes", "9223372036854771712\n");
+  std::filesystem::create_directories(root + "/host/cpu");
+  CgroupTargetOptions options;
+  options.memory_root = root + "/host";
+  EXPECT_EQ(CgroupTargetResolver(options).memory_root(), root + "/host/memory");
+  // A v2 root is taken as it is.
+  WriteFile(root + "/v2/cgroup.controllers", "memory\n");
+  options.memory_root = root + "/v2";
+  EXPECT_EQ(CgroupTargetResolver(options).memory_root(), root + "/v2");
+}
+
 TEST(ResolverTest, DetectsTheMemoryRootFromMountinfo) {
   ProcFixture f = MakeProcFixture("", "34 30 0:31 / MOUNT rw - cgroup cgroup rw,memory\n");
   CgroupTargetOptions options;

@@ -161,6 +161,33 @@ TEST(DeployTest, ServiceDaemonSetAndProbesAgree) {
   EXPECT_EQ((*binding)["subjects"][0]["name"].as<std::string>(), account);
 }
 
+TEST(DeployTest, DaemonSetHasWhatPlacementNeeds) {
+  Manifests manifests = LoadAll();
+  const YAML::Node* daemonset = manifests.Find("DaemonSet", "memload-agent");
+  ASSERT_NE(daemonset, nullptr);
+  const YAML::Node pod = (*daemonset)["spec"]["template"]["spec"];
+  const YAML::Node agent = pod["containers"][0];
+  // The host's pids, and the host's cgroup tree writable where --cgroup-root points.
+  EXPECT_TRUE(pod["hostPID"].as<bool>());
+  const std::string root = Flag(Strings(agent["args"]), "cgroup-root");
+  std::string volume_name;
+  for (const YAML::Node& mount : agent["volumeMounts"]) {
+    if (mount["mountPath"].as<std::string>() != root) continue;
+    volume_name = mount["name"].as<std::string>();
+    EXPECT_FALSE(mount["readOnly"].IsDefined() && mount["readOnly"].as<bool>());
+  }
+  ASSERT_FALSE(volume_name.empty()) << "nothing is mounted at --cgroup-root " << root;
+  bool host_cgroup = false;
+  for (const YAML::Node& volume : pod["volumes"]) {
+    host_cgroup |= volume["name"].as<std::string>() == volume_name &&
+                   volume["hostPath"]["path"].as<std::string>() == "/sys/fs/cgroup";
+  }
+  EXPECT_TRUE(host_cgroup);
+  // Still no capability beyond SYS_RESOURCE (checked above) and not privileged by default.
+  EXPECT_FALSE(agent["securityContext"]["privileged"].IsDefined() &&
+               agent["securityContext"]["privileged"].as<bool>());
+}
+
 TEST(DeployTest, MountedFilesComeFromObjectsThatHaveThem) {
   Manifests manifests = LoadAll();
   const YAML::Node* secret = manifests.Find("Secret", "memload-auth");
