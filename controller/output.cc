@@ -529,6 +529,41 @@ std::string MoreLine(std::string text, int width) {
 // The usage tables of `nodes`, fitted to `width` (0: no limit); at most `max_rows` lines
 // in all (0: no limit), the nodes' rows first — failed nodes before the others when not
 // all fit — then as many plan rows as are left, and lines saying what was left out.
+// Plans placed in another cgroup (a pod's container, a pid's or a path's): one row each, with
+// the target cgroup as the kernel reports it. "" when there are none.
+std::string PlacedPlansTable(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int width) {
+  Table table({{"POD/TARGET", Table::kLeft, false, 16},
+               {"NODE", Table::kLeft, false, 8},
+               {"PLAN", Table::kLeft, false, 8},
+               {"CG-USAGE", Table::kRight},
+               {"WORKING-SET", Table::kRight},
+               {"CG-LIMIT", Table::kRight},
+               {"OOM-KILLS", Table::kRight}});
+  size_t rows = 0;
+  for (const NodeResult<v1::NodeUsage>& node : nodes) {
+    if (!node.value.ok()) continue;
+    for (const v1::PlanStatus& plan : node.value->plans()) {
+      if (!plan.has_target()) continue;
+      const v1::TargetCgroup& target = plan.target();
+      std::string name = target.path();
+      if (!target.pod_name().empty()) {
+        name = absl::StrCat(target.pod_namespace().empty() ? "" : target.pod_namespace() + "/",
+                            target.pod_name(),
+                            target.container_name().empty() ? "" : "/" + target.container_name());
+      } else if (!target.pod_uid().empty()) {
+        name = absl::StrCat("pod ", target.pod_uid());
+      }
+      table.AddRow({name, OrDash(node.value->node().node_name()), plan.plan_id(),
+                    FormatSize(target.usage_bytes()), FormatSize(target.working_set_bytes()),
+                    target.limited() ? FormatSize(target.limit_bytes()) : "none",
+                    absl::StrCat(target.oom_kill_count(), target.oom_group() ? " (oom.group)" : "",
+                                 target.gone() ? " (gone)" : "")});
+      ++rows;
+    }
+  }
+  return rows == 0 ? "" : "\n" + table.Render(width);
+}
+
 std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int width,
                         int max_rows) {
   bool any_limit = false, any_cgroup = false, any_psi = false;
@@ -646,7 +681,9 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
   if (plans == 0) return out;
   const int left = max_rows > 0 ? max_rows - FrameLines(out) : 0;
   if (max_rows > 0 && left < 2) return out;  // Not even room to say the plans are left out.
-  return out + FitRows(plans, left, render_plans);
+  out += FitRows(plans, left, render_plans);
+  if (max_rows == 0) out += PlacedPlansTable(nodes, width);
+  return out;
 }
 
 }  // namespace

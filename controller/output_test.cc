@@ -266,6 +266,29 @@ TEST(UsageTest, Tables) {
             "worker killed by the OOM killer\n");
 }
 
+TEST(UsageTest, PlacedPlansGetARowWithTheirTargetCgroup) {
+  std::vector<NodeResult<v1::NodeUsage>> nodes = Usage();
+  v1::PlanStatus* plan = nodes[0].value->add_plans();
+  plan->set_plan_id("hpa-web-1-0a1b2c3d");
+  plan->set_state(v1::PLAN_STATE_HOLDING);
+  v1::TargetCgroup* target = plan->mutable_target();
+  target->set_pod_namespace("shop");
+  target->set_pod_name("web-1");
+  target->set_container_name("app");
+  target->set_limited(true);
+  target->set_limit_bytes(512 << 20);
+  target->set_usage_bytes(300 << 20);
+  target->set_working_set_bytes(280 << 20);
+  target->set_oom_kill_count(1);
+  target->set_oom_group(true);
+  const std::string table = FormatUsageTable(nodes);
+  EXPECT_THAT(table, HasSubstr("POD/TARGET"));
+  EXPECT_THAT(table, HasSubstr("shop/web-1/app  node-a  hpa-web-1-0a1b2c3d   300 MiB      280 MiB"
+                               "   512 MiB  1 (oom.group)"));
+  // No placed plan: no such table.
+  EXPECT_THAT(FormatUsageTable(Usage()), ::testing::Not(HasSubstr("POD/TARGET")));
+}
+
 TEST(UsageTest, NoPlansNoPlanTable) {
   std::vector<NodeResult<v1::NodeUsage>> nodes = Usage();
   nodes.erase(nodes.begin());
