@@ -24,6 +24,9 @@ PACKAGES=(
   # The security tests make their CAs and certificates with the openssl CLI; libssl-dev
   # (libcrypto, for PEM checks and SHA-256) comes with libgrpc++-dev, named here anyway.
   openssl libssl-dev
+  # memload-worker's process allocator, tcmalloc (README "Performance"); bazel/bench.sh
+  # also measures the other candidates Debian ships, and memload against stress-ng.
+  libgoogle-perftools-dev libjemalloc-dev libmimalloc-dev stress-ng
 )
 
 missing=()

@@ -35,6 +35,9 @@ _LIBRARIES = {
     "yaml_cpp": (["yaml-cpp"], []),
     # libcivetweb-dev ships no pkg-config file: linkopts only.
     "civetweb": ([], ["-lcivetweb-cpp", "-lcivetweb"]),
+    # The process allocator of memload-worker: gperftools' tcmalloc (libgoogle-perftools-dev).
+    # Link it through //bazel:process_allocator, which leaves it out of sanitizer builds.
+    "tcmalloc": (["libtcmalloc_minimal"], []),
 }
 
 def _pkg_config(ctx, flag, modules):

@@ -1,6 +1,7 @@
 #include "core/block_allocator.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -34,6 +35,62 @@ absl::string_view BackingName(Backing backing) {
       return "shmem";
   }
   return "unknown";
+}
+
+extern "C" {
+// Defined only when the replacement allocator is linked or preloaded (weak: null otherwise).
+// mimalloc 2.0's mi_option_t values (Debian 12: 2.0.9), from its mimalloc.h; the process-
+// allocator test fails if they drift (RSS would not drop).
+void mi_collect(bool force) __attribute__((weak));
+long mi_option_get(int option) __attribute__((weak));
+void mi_option_set(int option, long value) __attribute__((weak));
+void MallocExtension_ReleaseFreeMemory(void) __attribute__((weak));
+int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
+    __attribute__((weak));
+}
+
+namespace {
+
+constexpr int kMiOptionDecommitDelay = 15;         // mi_option_decommit_delay
+constexpr int kMiOptionSegmentDecommitDelay = 23;  // mi_option_segment_decommit_delay
+
+std::mutex bulk_free_mutex;
+int bulk_free_depth = 0;             // Guarded by bulk_free_mutex.
+long saved_decommit_delay = 0;       // Guarded by bulk_free_mutex.
+long saved_segment_decommit_delay = 0;  // Guarded by bulk_free_mutex.
+
+bool HaveMimalloc() {
+  return mi_collect != nullptr && mi_option_get != nullptr && mi_option_set != nullptr;
+}
+
+}  // namespace
+
+void BeginMallocBulkFree() {
+  if (!HaveMimalloc()) return;
+  std::lock_guard<std::mutex> lock(bulk_free_mutex);
+  if (bulk_free_depth++ > 0) return;
+  saved_decommit_delay = mi_option_get(kMiOptionDecommitDelay);
+  saved_segment_decommit_delay = mi_option_get(kMiOptionSegmentDecommitDelay);
+  mi_option_set(kMiOptionDecommitDelay, 0);
+  mi_option_set(kMiOptionSegmentDecommitDelay, 0);
+}
+
+void EndMallocBulkFree() {
+  if (HaveMimalloc()) {
+    mi_collect(true);
+    std::lock_guard<std::mutex> lock(bulk_free_mutex);
+    if (bulk_free_depth > 0 && --bulk_free_depth == 0) {
+      mi_option_set(kMiOptionDecommitDelay, saved_decommit_delay);
+      mi_option_set(kMiOptionSegmentDecommitDelay, saved_segment_decommit_delay);
+    }
+  } else if (MallocExtension_ReleaseFreeMemory != nullptr) {
+    MallocExtension_ReleaseFreeMemory();
+  } else if (mallctl != nullptr) {
+    // 4096 is MALLCTL_ARENAS_ALL: every arena.
+    mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+  } else {
+    malloc_trim(0);
+  }
 }
 
 absl::Status MallocFailed(size_t size) {
@@ -116,13 +173,18 @@ class MallocAllocator final : public BlockAllocator {
 
   size_t MappedSize(size_t size) const override { return size; }
 
+  void BeginBulkFree() override { BeginMallocBulkFree(); }
+  void EndBulkFree() override { EndMallocBulkFree(); }
+
  private:
   const AllocatorOptions options_;
 };
 
 class MmapAllocator final : public BlockAllocator {
  public:
-  constexpr explicit MmapAllocator(AllocatorOptions options) : options_(options) {}
+  constexpr explicit MmapAllocator(AllocatorOptions options) : options_(options) {
+    fresh_pages_ = true;
+  }
 
   absl::StatusOr<void*> Allocate(size_t size) override {
     void* block = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -149,7 +211,9 @@ class MmapAllocator final : public BlockAllocator {
 
 class ShmemAllocator final : public BlockAllocator {
  public:
-  ShmemAllocator(int fd, AllocatorOptions options) : fd_(fd), options_(options) {}
+  ShmemAllocator(int fd, AllocatorOptions options) : fd_(fd), options_(options) {
+    fresh_pages_ = true;
+  }
   ~ShmemAllocator() override { close(fd_); }
 
   absl::StatusOr<void*> Allocate(size_t size) override {

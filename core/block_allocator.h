@@ -63,14 +63,40 @@ class BlockAllocator {
   // own headers are the allocator's business), `size` rounded up to whole pages otherwise.
   virtual size_t MappedSize(size_t size) const = 0;
 
+  // Bracket a bulk free — a set shrinking or being released — so that the memory those
+  // frees make free goes back to the OS at once and RSS follows the set down: call
+  // BeginBulkFree() before the frees and EndBulkFree() after them. Malloc: the process
+  // allocator's calls (BeginMallocBulkFree/EndMallocBulkFree below); mappings are returned
+  // by Free already. Not for hot paths: EndBulkFree may walk the allocator's heap.
+  virtual void BeginBulkFree() {}
+  virtual void EndBulkFree() {}
+
   // True only for the shared malloc allocator without options, whose Allocate/Free are
   // exactly std::malloc/std::free: AllocateBlock/FreeBlock below then skip the virtual
   // call and the StatusOr (the hot path of one-byte sets and streams).
   bool is_plain_malloc() const { return plain_malloc_; }
 
+  // True when every block is a new mapping whose pages are not resident yet (mmap, shmem),
+  // false when the allocator may hand back memory it reused (malloc). Touching uses it to
+  // choose between populating a block in one system call and writing to its pages.
+  bool maps_fresh_pages() const { return fresh_pages_; }
+
  protected:
   bool plain_malloc_ = false;
+  bool fresh_pages_ = false;
 };
+
+// Returns the free memory of whichever malloc the process runs on to the OS, for frees made
+// between the two calls. gperftools' tcmalloc (memload-worker's allocator, README
+// "Performance"): MallocExtension_ReleaseFreeMemory() at End. mimalloc gives freed pages back
+// only after a delay (25-500 ms), so Begin sets its delays to 0 until the matching End, which
+// calls mi_collect(true). jemalloc: "arena.<all>.purge"; glibc: malloc_trim(0).
+// The replacements are found through weak symbols, so this works for the allocator a binary
+// links and for one preloaded with LD_PRELOAD alike. Thread-safe; pairs may nest or overlap
+// between threads (the delays come back when the last End runs; meanwhile other threads'
+// frees are returned at once too, which costs them speed, not correctness).
+void BeginMallocBulkFree();
+void EndMallocBulkFree();
 
 // Status for a failed std::malloc of `size` bytes (what Allocate would have said).
 absl::Status MallocFailed(size_t size);

@@ -167,7 +167,7 @@ absl::Status RetainedSet::Grow(uint64_t blocks) {
   return AppendBlocks(blocks);
 }
 
-void RetainedSet::ShrinkTo(uint64_t blocks) {
+void RetainedSet::FreeFromEnd(uint64_t blocks) {
   const size_t size = static_cast<size_t>(options_.block_size);
   while (blocks_.size() > blocks) {
     FreeBlock(allocator_, blocks_.back(), size);
@@ -176,10 +176,23 @@ void RetainedSet::ShrinkTo(uint64_t blocks) {
   }
 }
 
+void RetainedSet::ShrinkTo(uint64_t blocks) {
+  if (blocks_.size() <= blocks) return;
+  // A process allocator may keep what was freed (tcmalloc and mimalloc do): a set that
+  // shrank must shrink the process too.
+  allocator_->BeginBulkFree();
+  FreeFromEnd(blocks);
+  allocator_->EndBulkFree();
+}
+
 void RetainedSet::Release() {
-  ShrinkTo(0);
+  if (allocator_ == nullptr) return;  // Moved from: nothing held.
+  const bool held = !blocks_.empty();
+  if (held) allocator_->BeginBulkFree();
+  FreeFromEnd(0);
   // Only a heap table has anything to give back (a one-block set keeps its pointer inline).
   if (blocks_.capacity() > 1) blocks_.shrink_to_fit();
+  if (held) allocator_->EndBulkFree();
 }
 
 RetainedSetStats RetainedSet::stats() const {

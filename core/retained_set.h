@@ -88,10 +88,13 @@ class RetainedSet {
   // ResourceExhausted (nothing allocated) when the block table cannot grow.
   absl::Status Grow(uint64_t blocks);
 
-  // Frees blocks from the end until at most `blocks` remain.
+  // Frees blocks from the end until at most `blocks` remain, and has the allocator give the
+  // freed memory back to the OS (BlockAllocator::BeginBulkFree/EndBulkFree: for malloc, the
+  // process allocator may otherwise keep it, and RSS would not follow the set down).
   void ShrinkTo(uint64_t blocks);
 
-  // Frees every block and the block table. The set stays usable (empty).
+  // Frees every block and the block table, returning the memory to the OS as ShrinkTo
+  // does. The set stays usable (empty).
   void Release();
 
   uint64_t block_count() const { return blocks_.size(); }
@@ -109,6 +112,8 @@ class RetainedSet {
  private:
   // Create's and Grow's loop: `blocks` more blocks into a table already big enough.
   absl::Status AppendBlocks(uint64_t blocks);
+  // Frees blocks from the end until at most `blocks` remain (no bulk-free bracket).
+  void FreeFromEnd(uint64_t blocks);
 
   RetainedSetOptions options_;
   BlockAllocator* allocator_;                         // Null only once moved from.

@@ -99,7 +99,8 @@ StreamWorker::StreamWorker(const StreamOptions& options, BlockAllocator* allocat
       touch_(options.touch),
       window_(window_share),
       seed_(seed),
-      mapped_size_(allocator->MappedSize(static_cast<size_t>(options.block_size))) {
+      mapped_size_(allocator->MappedSize(static_cast<size_t>(options.block_size))),
+      fresh_pages_(allocator->maps_fresh_pages()) {
   // nothrow: a window too big for memory is reported by Step() as a status, not an abort.
   if (window_ != 0) ring_.reset(new (std::nothrow) void*[window_]);
 }
@@ -113,7 +114,8 @@ absl::Status StreamWorker::Step() {
     if (ABSL_PREDICT_FALSE(block == nullptr)) return MallocFailed(size_);
     ++allocations_;
     if (touch_ != TouchMode::kNone) {
-      bytes_touched_ += TouchBlock(block, size_, touch_, seed_ + allocations_);
+      // Malloc reuses what the last step freed: write, do not populate.
+      bytes_touched_ += TouchBlock(block, size_, touch_, seed_ + allocations_, /*fresh=*/false);
     }
     std::free(block);
     return absl::OkStatus();
@@ -138,7 +140,7 @@ absl::Status StreamWorker::StepGeneral() {
   if (block == nullptr) return error;
   ++allocations_;
   if (touch_ != TouchMode::kNone) {
-    bytes_touched_ += TouchBlock(block, size_, touch_, seed_ + allocations_);
+    bytes_touched_ += TouchBlock(block, size_, touch_, seed_ + allocations_, fresh_pages_);
   }
   if (window_ == 0) {
     FreeBlock(allocator_, block, size_);

@@ -130,6 +130,8 @@ class StreamWorker {
   const uint64_t window_;
   const uint64_t seed_;
   const uint64_t mapped_size_;
+  // The allocator maps new pages per block (mmap, shmem): populate them when touching.
+  const bool fresh_pages_;
   // window_ pointers; live ones are the live_ entries before head_ (cyclically). Null when
   // the ring itself could not be allocated: Step() then reports ResourceExhausted.
   std::unique_ptr<void*[]> ring_;

@@ -54,8 +54,8 @@ bool Populate(char* data, size_t size) {
   return madvise(data, (size + page - 1) & ~(page - 1), MADV_POPULATE_WRITE) == 0;
 }
 
-void TouchPages(char* data, size_t size) {
-  if (Populate(data, size)) return;
+void TouchPages(char* data, size_t size, bool fresh) {
+  if (fresh && Populate(data, size)) return;
   const uintptr_t page = PageSize();
   WriteByte(data, 1);
   // Then the first byte of every later page the block overlaps.
@@ -86,18 +86,18 @@ void FillPattern(char* data, size_t size, uint64_t seed) {
 
 }  // namespace
 
-uint64_t TouchBlock(void* data, size_t size, TouchMode mode, uint64_t seed) {
+uint64_t TouchBlock(void* data, size_t size, TouchMode mode, uint64_t seed, bool fresh) {
   if (size == 0 || data == nullptr) return 0;
   char* bytes = static_cast<char*>(data);
   switch (mode) {
     case TouchMode::kNone:
       return 0;
     case TouchMode::kPage:
-      TouchPages(bytes, size);
+      TouchPages(bytes, size, fresh);
       return size;
     case TouchMode::kFill:
       // Faulting the pages in first lets the pattern run at memory speed.
-      Populate(bytes, size);
+      if (fresh) Populate(bytes, size);
       FillPattern(bytes, size, seed);
       return size;
   }

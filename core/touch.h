@@ -36,7 +36,13 @@ size_t PageSize();
 // Writes `size` bytes at `data` according to `mode`. `seed` varies the fill pattern so
 // blocks differ from each other (KSM merges identical pages). Returns the bytes of the
 // block that are now backed by written pages: `size` for kPage and kFill, 0 for kNone.
-uint64_t TouchBlock(void* data, size_t size, TouchMode mode, uint64_t seed);
+//
+// `fresh` says the pages are likely not resident yet (a new mapping, a first allocation):
+// large page-aligned blocks are then populated with one madvise(MADV_POPULATE_WRITE)
+// instead of a fault per page. Pass false for memory an allocator probably reuses (a
+// streaming step's malloc block): the system call would cost more than writing to pages
+// that are already there.
+uint64_t TouchBlock(void* data, size_t size, TouchMode mode, uint64_t seed, bool fresh = true);
 
 }  // namespace memload
 

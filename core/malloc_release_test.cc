@@ -1,0 +1,94 @@
+// A malloc-backed set that shrinks or is released must shrink the process's RSS too, even
+// on an allocator that keeps freed memory for reuse (mimalloc, tcmalloc): RetainedSet asks
+// the process allocator to return it (BlockAllocator::BeginBulkFree/EndBulkFree). Built twice: on
+// glibc's malloc (malloc_release_test) and linked with memload-worker's allocator
+// (malloc_release_process_allocator_test).
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/block_allocator.h"
+#include "core/retained_set.h"
+#include "core/sanitizers.h"
+#include "core/status_matchers.h"
+#include "core/touch.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace {
+
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+// RssAnon of this process, from the OS.
+uint64_t RssAnonBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) * 1024;
+  }
+  ADD_FAILURE() << "RssAnon not found in /proc/self/status";
+  return 0;
+}
+
+// An allocator may keep some freed memory resident for reuse (tcmalloc's per-size free
+// lists), which a new set then reuses: growth is checked with this much slack.
+constexpr uint64_t kAllocatorCache = 16 * kMiB;
+
+// Sanitizer allocators quarantine freed memory: RSS does not follow frees there.
+constexpr bool kRssFollowsFrees = !kAddressSanitizer && !kThreadSanitizer;
+
+RetainedSetOptions MallocPages(uint64_t block_size) {
+  RetainedSetOptions options;
+  options.block_size = block_size;
+  options.touch = TouchMode::kPage;
+  options.backing = Backing::kMalloc;
+  return options;
+}
+
+class MallocReleaseTest : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(MallocReleaseTest, ShrinkToGivesTheMemoryBackToTheOs) {
+  const uint64_t block = GetParam();
+  const uint64_t before = RssAnonBytes();
+  absl::StatusOr<RetainedSet> set = RetainedSet::Create(MallocPages(block), 48 * kMiB / block);
+  ASSERT_THAT(set, IsOk());
+  EXPECT_GE(RssAnonBytes() + kAllocatorCache, before + 48 * kMiB);
+  set->ShrinkTo(set->block_count() / 4);  // 12 MiB stay.
+  if (kRssFollowsFrees) EXPECT_LE(RssAnonBytes(), before + 20 * kMiB);
+  set->Release();
+  if (kRssFollowsFrees) EXPECT_LE(RssAnonBytes(), before + 6 * kMiB);
+}
+
+TEST_P(MallocReleaseTest, ReleaseGivesTheMemoryBackAndTheSetIsUsableAgain) {
+  const uint64_t block = GetParam();
+  const uint64_t before = RssAnonBytes();
+  for (int round = 0; round < 2; ++round) {
+    absl::StatusOr<RetainedSet> set =
+        RetainedSet::Create(MallocPages(block), 32 * kMiB / block);
+    ASSERT_THAT(set, IsOk());
+    EXPECT_GE(RssAnonBytes() + kAllocatorCache, before + 32 * kMiB);
+    set->Release();
+    EXPECT_EQ(set->block_count(), 0u);
+    if (kRssFollowsFrees) EXPECT_LE(RssAnonBytes(), before + 6 * kMiB) << "round " << round;
+    ASSERT_THAT(set->Grow(1), IsOk());
+  }
+}
+
+// 4 KiB and 64 KiB blocks come from the allocator's heap (glibc's too: below its mmap
+// threshold); 1 MiB blocks are big enough for glibc to map them one by one.
+INSTANTIATE_TEST_SUITE_P(BlockSizes, MallocReleaseTest,
+                         ::testing::Values(4096, 64 * 1024, kMiB));
+
+TEST(MallocBulkFreeTest, NestsAndIsHarmlessWithNothingFree) {
+  BeginMallocBulkFree();
+  BeginMallocBulkFree();
+  EndMallocBulkFree();
+  EndMallocBulkFree();
+  EndMallocBulkFree();  // Unmatched: ignored.
+}
+
+}  // namespace
+}  // namespace memload
