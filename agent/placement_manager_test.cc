@@ -1,0 +1,188 @@
+// PlanManager with placed plans, over fake workers and a fixture cgroup tree: percentages,
+// admission and reporting against the target cgroup, TARGET_GONE, and nothing launched
+// when a placement cannot be resolved.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/cgroup_target.h"
+#include "agent/fake_worker.h"
+#include "agent/plan_manager.h"
+#include "core/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace agent {
+namespace {
+
+using ::testing::_;
+using ::testing::HasSubstr;
+
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kGiB = 1 << 30;
+constexpr char kUid[] = "0a1b2c3d-1111-2222-3333-444455556666";
+constexpr char kId[] = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream out(path, std::ios::trunc);
+  out << contents;
+}
+
+absl::StatusOr<PlanManager::StartResult> StartSync(PlanManager& manager, v1::PlanSpec spec) {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<PlanManager::StartResult>>>();
+  std::future<absl::StatusOr<PlanManager::StartResult>> future = promise->get_future();
+  manager.Start(std::move(spec), [promise](absl::StatusOr<PlanManager::StartResult> result) {
+    promise->set_value(std::move(result));
+  });
+  EXPECT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  return future.get();
+}
+
+std::optional<v1::PlanStatus> Find(PlanManager& manager, const std::string& id) {
+  for (v1::PlanStatus& status : manager.List(/*include_ended=*/true)) {
+    if (status.plan_id() == id) return status;
+  }
+  return std::nullopt;
+}
+
+bool Eventually(const std::function<bool()>& condition) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return condition();
+}
+
+v1::PlanSpec Placed(const std::string& id) {
+  v1::PlanSpec spec;
+  spec.set_plan_id(id);
+  spec.mutable_placement()->mutable_pod()->set_pod_uid(kUid);
+  v1::Phase* phase = spec.mutable_retained()->add_phases();
+  phase->mutable_target()->set_percent_of_total(50);
+  phase->set_hold_forever(true);
+  return spec;
+}
+
+class PlacementManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    root_ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/",
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    // A v2 burstable pod (cgroupfs names) with a 1 GiB limit on the pod, none on the leaf.
+    const std::string pod = absl::StrCat(root_, "/cg/kubepods/burstable/pod", kUid);
+    WriteFile(root_ + "/cg/cgroup.controllers", "memory\n");
+    WriteFile(pod + "/memory.max", absl::StrCat(kGiB, "\n"));
+    WriteFile(pod + "/memory.current", absl::StrCat(300 * kMiB, "\n"));
+    leaf_ = absl::StrCat(pod, "/", kId);
+    WriteFile(leaf_ + "/memory.max", "max\n");
+    WriteFile(leaf_ + "/memory.current", absl::StrCat(200 * kMiB, "\n"));
+    WriteFile(leaf_ + "/memory.stat", absl::StrCat("anon 1\ninactive_file ", 50 * kMiB, "\n"));
+    WriteFile(leaf_ + "/memory.events", "oom 0\noom_kill 0\n");
+    WriteFile(leaf_ + "/memory.oom.group", "1\n");
+    WriteFile(leaf_ + "/cgroup.procs", "4242\n");
+    WriteFile(root_ + "/proc/4242/comm", "app\n");
+  }
+
+  PlanManagerOptions Options() {
+    PlanManagerOptions options;
+    options.reserve_bytes = 1 * kGiB;
+    options.tick = absl::Milliseconds(5);
+    CgroupTargetOptions resolver;
+    resolver.memory_root = root_ + "/cg";
+    resolver.proc_root = root_ + "/proc";
+    options.target_resolver = std::make_shared<const CgroupTargetResolver>(resolver);
+    options.target_reserve_bytes = 16 * kMiB;
+    return options;
+  }
+
+  std::string root_, leaf_;
+  FakeNodeProbe probe_{16 * kGiB, 12 * kGiB};
+  FakeWorkerLauncher launcher_;
+};
+
+TEST_F(PlacementManagerTest, PercentsAdmissionAndJoinRefertoTheTarget) {
+  PlanManager manager(Options(), &probe_, &launcher_);
+  absl::StatusOr<PlanManager::StartResult> started = StartSync(manager, Placed("half"));
+  ASSERT_THAT(started, IsOk());
+  const WorkerSpec& spec = launcher_.worker(0)->spec();
+  // 50% of the effective limit (the pod's 1 GiB), not of the node's 16 GiB.
+  EXPECT_EQ(spec.plan().retained().phases(0).target().bytes(), 512 * kMiB);
+  EXPECT_EQ(spec.join_cgroup_dir(), leaf_);
+  EXPECT_EQ(started->plan.target().path(), leaf_);
+  EXPECT_EQ(started->plan.target().limit_bytes(), kGiB);
+  EXPECT_EQ(started->plan.target().working_set_bytes(), 150 * kMiB);
+  EXPECT_TRUE(started->plan.target().oom_group());
+  EXPECT_EQ(started->plan.target().container_id(), kId);
+
+  // 1 GiB − 200 MiB used − 16 MiB reserve = 808 MiB of room: 90% (922 MiB) is refused,
+  // naming the target and its oom.group, unless the plan expects the OOM kill.
+  v1::PlanSpec big = Placed("big");
+  big.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(90);
+  EXPECT_THAT(StartSync(manager, big),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       ::testing::AllOf(HasSubstr(leaf_), HasSubstr("808 MiB"),
+                                        HasSubstr("memory.oom.group=1"))));
+  big.set_expect_oom(true);
+  EXPECT_THAT(StartSync(manager, big), IsOk());
+}
+
+TEST_F(PlacementManagerTest, ContainerWhoseProcessesAreGoneEndsTargetGone) {
+  PlanManager manager(Options(), &probe_, &launcher_);
+  ASSERT_THAT(StartSync(manager, Placed("gone")), IsOk());
+  launcher_.worker(0)->SetCounters(PlanState::kHolding, 512 * kMiB);
+  // Only the worker is left in the leaf: the container's init has exited.
+  WriteFile(leaf_ + "/cgroup.procs", absl::StrCat(launcher_.worker(0)->pid(), "\n"));
+  ASSERT_TRUE(Eventually([&] {
+    std::optional<v1::PlanStatus> plan = Find(manager, "gone");
+    return plan.has_value() && plan->state() == v1::PLAN_STATE_TARGET_GONE;
+  }));
+  const v1::PlanStatus plan = *Find(manager, "gone");
+  EXPECT_FALSE(plan.outcome_ok());
+  EXPECT_THAT(plan.error(), HasSubstr("container stopped or restarted"));
+  EXPECT_EQ(launcher_.worker(0)->stop_requests(), 1);
+}
+
+TEST_F(PlacementManagerTest, RemovedCgroupEndsTargetGone) {
+  PlanManager manager(Options(), &probe_, &launcher_);
+  ASSERT_THAT(StartSync(manager, Placed("removed")), IsOk());
+  std::filesystem::remove_all(leaf_);
+  ASSERT_TRUE(Eventually([&] {
+    std::optional<v1::PlanStatus> plan = Find(manager, "removed");
+    return plan.has_value() && plan->state() == v1::PLAN_STATE_TARGET_GONE;
+  }));
+  EXPECT_THAT(Find(manager, "removed")->error(), HasSubstr("was removed"));
+}
+
+TEST_F(PlacementManagerTest, UnresolvablePlacementLaunchesNothing) {
+  PlanManager manager(Options(), &probe_, &launcher_);
+  v1::PlanSpec spec = Placed("nowhere");
+  spec.mutable_placement()->mutable_pod()->set_pod_uid("99999999-0000");
+  EXPECT_THAT(StartSync(manager, spec),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("searched")));
+  spec.mutable_placement()->set_cgroup_path("../etc");
+  EXPECT_THAT(StartSync(manager, spec), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_EQ(launcher_.launched(), 0u);
+  EXPECT_FALSE(Find(manager, "nowhere").has_value());
+}
+
+TEST_F(PlacementManagerTest, WithoutAResolverPlacedPlansAreRefused) {
+  PlanManagerOptions options = Options();
+  options.target_resolver = nullptr;
+  PlanManager manager(options, &probe_, &launcher_);
+  EXPECT_THAT(StartSync(manager, Placed("x")),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cannot place")));
+  EXPECT_EQ(launcher_.launched(), 0u);
+}
+
+}  // namespace
+}  // namespace agent
+}  // namespace memload
