@@ -345,9 +345,14 @@ int Main(int argc, char** argv) {
     pods.relative = *relative;
     // N%request / N%limit are resolved per pod; the plan is built with a stand-in size.
     if (pods.relative.has_value()) flags->target = "1";
-    if (!absl::GetFlag(FLAGS_record).empty()) {
-      return UsageError(command, json,
-                        absl::InvalidArgumentError("--record is not available with --pods yet"));
+    // Not applied to pods yet: refused rather than silently ignored.
+    const std::set<std::string> given = GivenFlagNames(args);
+    for (const char* flag : {"record", "rollout", "stagger", "max_failures", "selector"}) {
+      if (given.count(flag) > 0) {
+        return UsageError(command, json,
+                          absl::InvalidArgumentError(absl::StrCat(
+                              "--", flag, " is not available with --pods yet")));
+      }
     }
     absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(*flags);
     if (!spec.ok()) return UsageError(command, json, spec.status());

@@ -136,6 +136,10 @@ TEST_F(PodsCliTest, UsageErrors) {
                        "--target=1MiB", "--container=app"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--container needs --pods"));
+  bad = cluster_->Ctl({"run", "--targets=" + cluster_->Targets(), "--pods=" + file_,
+                       "--kind=retained", "--target=1MiB", "--rollout=serial"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--rollout is not available with --pods"));
 }
 
 }  // namespace
