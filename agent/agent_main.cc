@@ -99,12 +99,26 @@ int Fail(const absl::Status& status) {
 
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Runs memory-load plans on this node for memloadctl.");
+  // --help/-h and --version here: absl's would list every library's flags and exit 1.
+  const std::vector<char*> typed(argv, argv + argc);
+  if (WantsHelp(typed)) {
+    std::fputs(FlagsHelp("memload-agent: runs memory-load plans on this node for memloadctl.\n"
+                         "Usage: memload-agent [--listen=HOST:PORT] [flags]",
+                         "agent/agent_main.cc")
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  if (WantsVersion(typed)) {
+    std::printf("memload-agent %s\n", kVersion);
+    return 0;
+  }
+  // Every usage error exits 2 with the flag named as typed (absl alone would exit 1).
+  if (absl::Status known = CheckFlagArgs(typed); !known.ok()) return Fail(known);
   // "--node-name" and "--node_name" both work.
   std::vector<std::string> args = NormalizeFlagNames(argc, argv);
   std::vector<char*> arg_pointers;
   for (std::string& arg : args) arg_pointers.push_back(arg.data());
-  // Every usage error exits 2 with the flag named (absl alone would exit 1).
-  if (absl::Status known = CheckFlagArgs(arg_pointers); !known.ok()) return Fail(known);
   absl::ParseCommandLine(static_cast<int>(arg_pointers.size()), arg_pointers.data());
 
   // Block the shutdown signals in every thread; one thread waits for them (sigwait).

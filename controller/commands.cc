@@ -7,17 +7,46 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "controller/dry_run.h"
 #include "controller/lease_view.h"
 #include "controller/output.h"
 
 namespace memload {
 namespace controller {
 namespace {
+
+FanOutOptions Idempotent(const CommandEnv& env) {
+  FanOutOptions options = env.fanout;
+  options.idempotent = true;
+  options.cancel = nullptr;  // One-step commands finish what they started.
+  return options;
+}
+
+// One RPC as a fan-out call: `method` of each client, with the same request.
+template <typename Request, typename Response>
+CallFn<Response> Rpc(void (AgentClient::*method)(const Request&, absl::Duration, Done<Response>),
+                     Request request) {
+  return [method, request = std::move(request)](AgentClient& client, absl::Duration timeout,
+                                                 Done<Response> done) {
+    (client.*method)(request, timeout, std::move(done));
+  };
+}
+
+// `method` on every client, as an idempotent call that is never cancelled (one-step
+// commands, lease renewals and stops finish what they started).
+template <typename Request, typename Response>
+std::vector<TargetResult<Response>> Ask(
+    const CommandEnv& env, const std::vector<AgentClient*>& clients,
+    void (AgentClient::*method)(const Request&, absl::Duration, Done<Response>),
+    Request request = Request()) {
+  return FanOut<Response>(clients, Rpc(method, std::move(request)), Idempotent(env));
+}
 
 // The clients of one command, and the targets the selector kept.
 class Fleet {
@@ -48,14 +77,8 @@ Selection Select(const CommandEnv& env, const std::vector<AgentClient*>& clients
     selection.clients = clients;
     return selection;
   }
-  FanOutOptions options = env.fanout;
-  options.idempotent = true;
-  std::vector<TargetResult<v1::NodeInfo>> infos = FanOut<v1::NodeInfo>(
-      clients,
-      [](AgentClient& client, absl::Duration timeout, Done<v1::NodeInfo> done) {
-        client.GetNodeInfo(v1::GetNodeInfoRequest(), timeout, std::move(done));
-      },
-      options);
+  std::vector<TargetResult<v1::NodeInfo>> infos =
+      Ask(env, clients, &AgentClient::GetNodeInfo);
   for (size_t i = 0; i < infos.size(); ++i) {
     if (!infos[i].response.ok()) {
       selection.failures.emplace_back(infos[i].target, infos[i].response.status());
@@ -82,11 +105,37 @@ int ExitCodeOf(const std::vector<NodeResult<T>>& results) {
   return kExitOk;
 }
 
-FanOutOptions Idempotent(const CommandEnv& env) {
-  FanOutOptions options = env.fanout;
-  options.idempotent = true;
-  options.cancel = nullptr;  // One-step commands finish what they started.
-  return options;
+// The node name a table row is sorted by ("" when unknown: the row sorts by target,
+// after the named ones).
+std::string NodeNameOf(const AgentInfo& agent) { return agent.info.node_name(); }
+std::string NodeNameOf(const v1::NodeUsage& usage) { return usage.node().node_name(); }
+std::string NodeNameOf(const v1::PlanStatus&) { return ""; }
+std::string NodeNameOf(const DryRunNode& node) { return node.node_name; }
+
+// Prints one-step results: tables sorted by node name, then target (failed nodes, whose
+// name is unknown, last); JSON in the targets' order. Then "N ok, N failed" on err.
+// Returns the exit code.
+template <typename T, typename TableFn, typename JsonFn>
+int PrintResults(const CommandEnv& env, std::vector<NodeResult<T>> results, TableFn table,
+                 JsonFn json) {
+  if (env.json) {
+    *env.out << json(results);
+  } else {
+    auto key = [](const NodeResult<T>& row) {
+      const std::string name = row.value.ok() ? NodeNameOf(*row.value) : "";
+      return std::make_tuple(name.empty(), name, row.target);
+    };
+    std::stable_sort(results.begin(), results.end(),
+                     [&](const NodeResult<T>& a, const NodeResult<T>& b) { return key(a) < key(b); });
+    *env.out << table(results);
+  }
+  env.out->flush();
+  size_t failed = 0;
+  for (const NodeResult<T>& result : results) failed += result.value.ok() ? 0 : 1;
+  if (env.err != nullptr) {
+    *env.err << results.size() - failed << " ok, " << failed << " failed\n";
+  }
+  return failed == 0 ? kExitOk : kExitNodesFailed;
 }
 
 // Stops `plan_id` on `clients`; used by start/run to release what a failed or interrupted
@@ -96,12 +145,22 @@ std::vector<TargetResult<v1::StopPlanResponse>> StopOn(const CommandEnv& env,
                                                        const std::string& plan_id) {
   v1::StopPlanRequest request;
   request.set_plan_id(plan_id);
-  return FanOut<v1::StopPlanResponse>(
-      clients,
-      [request](AgentClient& client, absl::Duration timeout, Done<v1::StopPlanResponse> done) {
-        client.StopPlan(request, timeout, std::move(done));
-      },
-      Idempotent(env));
+  return Ask(env, clients, &AgentClient::StopPlan, request);
+}
+
+// Starts `spec` on `clients` per the rollout (idempotent thanks to plan_id; stops
+// starting on Ctrl-C).
+RolloutResult<v1::StartPlanResponse> StartOn(const CommandEnv& env,
+                                             const std::vector<AgentClient*>& clients,
+                                             const v1::PlanSpec& spec,
+                                             const RolloutOptions& rollout) {
+  v1::StartPlanRequest request;
+  *request.mutable_spec() = spec;
+  RolloutOptions options = rollout;
+  options.fanout = env.fanout;
+  options.fanout.idempotent = true;  // plan_id makes a repeated start one plan.
+  options.cancel = env.cancel;
+  return Rollout<v1::StartPlanResponse>(clients, Rpc(&AgentClient::StartPlan, request), options);
 }
 
 // The targets an aborted or finished rollout must stop: those that started the plan, and
@@ -137,15 +196,19 @@ void AppendPlanResults(std::vector<TargetResult<Response>> answers,
 void RecordRefresh(const CommandEnv& env, const std::vector<AgentClient*>& running,
                    const RunView& view, RunRecorder* recorder) {
   std::map<std::string, v1::NodeUsage> usage;
-  for (TargetResult<v1::NodeUsage>& one : FanOut<v1::NodeUsage>(
-           running,
-           [](AgentClient& client, absl::Duration timeout, Done<v1::NodeUsage> done) {
-             client.GetUsage(v1::GetUsageRequest(), timeout, std::move(done));
-           },
-           Idempotent(env))) {
+  for (TargetResult<v1::NodeUsage>& one : Ask(env, running, &AgentClient::GetUsage)) {
     if (one.response.ok()) usage[one.target] = *std::move(one.response);
   }
   recorder->Record(absl::Now(), view, usage);
+}
+
+auto PlanTable = [](const std::vector<NodeResult<v1::PlanStatus>>& results) {
+  return FormatPlanResultsTable(results);
+};
+auto PlanJson(absl::string_view command) {
+  return [command](const std::vector<NodeResult<v1::PlanStatus>>& results) {
+    return PlanResultsJson(command, results);
+  };
 }
 
 // The terminal a live view fits, read at every frame (the user may resize it).
@@ -176,18 +239,168 @@ class Redraw {
   std::string previous_;
 };
 
+// --- run, in three steps over one RunState.
+
+struct RunState {
+  absl::Time begin;
+  Selection selection;
+  RunView view;
+  std::map<AgentClient*, size_t> index;  // Client → its node in view.nodes.
+  // Each agent's incarnation when the run began: one that changes means the agent
+  // restarted and its plan died with the old process, so waiting for it would never end.
+  std::map<AgentClient*, std::string> incarnation;
+  RolloutResult<v1::StartPlanResponse> started;
+  std::vector<AgentClient*> running;    // Started, not known to be gone.
+  std::vector<AgentClient*> uncertain;  // Failed starts that may have started anyway.
+};
+
+// Names every node (and applies the selector), then starts per the rollout.
+void StartRun(const CommandEnv& env, const std::vector<AgentClient*>& clients,
+              const v1::PlanSpec& spec, const RunOptions& options, RunState* state) {
+  state->begin = absl::Now();
+  state->selection = Select(env, clients, /*need_info=*/true);
+  const Selection& selection = state->selection;
+  RunView& view = state->view;
+  view.spec = spec;
+  for (size_t i = 0; i < selection.clients.size(); ++i) {
+    RunNode node;
+    node.target = selection.clients[i]->target();
+    node.node_name = selection.infos[i].node_name();
+    state->incarnation[selection.clients[i]] = selection.infos[i].incarnation();
+    state->index[selection.clients[i]] = view.nodes.size();
+    view.nodes.push_back(std::move(node));
+  }
+  for (const auto& [target, status] : selection.failures) {
+    RunNode node;
+    node.target = target;
+    node.errors.push_back(status);
+    view.nodes.push_back(std::move(node));
+  }
+  state->started = StartOn(env, selection.clients, spec, options.rollout);
+  const RolloutResult<v1::StartPlanResponse>& started = state->started;
+  for (size_t i = 0; i < started.results.size(); ++i) {
+    RunNode& node = view.nodes[i];
+    if (started.results[i].response.ok()) {
+      node.plan = started.results[i].response->plan();
+      state->running.push_back(selection.clients[i]);
+    } else if (started.results[i].attempted() || !started.cancelled) {
+      node.errors.push_back(started.results[i].response.status());
+    }
+  }
+  for (size_t i : MayHaveStarted(started)) {
+    if (!started.results[i].response.ok()) state->uncertain.push_back(selection.clients[i]);
+  }
+}
+
+// Renews, watches and redraws until every plan ended, the time is up, or Ctrl-C.
+void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options,
+                RunState* state) {
+  CancelSignal never;
+  CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
+  const bool abort_rollout = state->started.stopped_by_failures || state->started.cancelled;
+  const absl::Time keep_until = options.keep == absl::InfiniteDuration()
+                                    ? absl::InfiniteFuture()
+                                    : absl::Now() + options.keep;
+  Redraw redraw(env.out);
+  v1::RenewLeasesRequest renew;
+  renew.add_plan_ids(spec.plan_id());
+  v1::ListPlansRequest list;
+  list.set_include_ended(true);
+  std::vector<AgentClient*>& running = state->running;
+  RunView& view = state->view;
+  while (!abort_rollout && !running.empty()) {
+    Ask(env, running, &AgentClient::RenewLeases, renew);
+    std::vector<TargetResult<v1::ListPlansResponse>> listed =
+        Ask(env, running, &AgentClient::ListPlans, list);
+    std::vector<TargetResult<v1::NodeInfo>> identities =
+        Ask(env, running, &AgentClient::GetNodeInfo);
+    bool any_running = false;
+    std::vector<AgentClient*> still_running;
+    for (size_t k = 0; k < running.size(); ++k) {
+      RunNode& node = view.nodes[state->index[running[k]]];
+      const std::string& began_as = state->incarnation[running[k]];
+      if (identities[k].response.ok() && identities[k].response->incarnation() != began_as) {
+        node.errors.push_back(absl::AbortedError(
+            absl::StrCat("agent restarted (incarnation ", began_as, " → ",
+                         identities[k].response->incarnation(), "): the plan is gone")));
+        continue;  // Nothing left there to renew, watch or stop.
+      }
+      still_running.push_back(running[k]);
+      if (!listed[k].response.ok()) {
+        // An unreachable node may still be running the plan: keep renewing it. The same
+        // failure tick after tick is recorded once.
+        if (node.errors.empty() || node.errors.back() != listed[k].response.status()) {
+          node.errors.push_back(listed[k].response.status());
+        }
+        any_running = true;
+        continue;
+      }
+      for (const v1::PlanStatus& plan : listed[k].response->plans()) {
+        if (plan.plan_id() == spec.plan_id()) node.plan = plan;
+      }
+      any_running |= node.plan.has_value() && PlanIsRunning(node.plan->state());
+    }
+    running = std::move(still_running);
+    view.elapsed = absl::Now() - state->begin;
+    if (options.recorder != nullptr) RecordRefresh(env, running, view, options.recorder);
+    if (!env.json) {
+      const ViewSize size = LiveViewSize(env);
+      const std::string text = FormatRunProgress(view, size);
+      if (env.tty) {
+        redraw.Frame(text, size.columns);
+      } else {
+        *env.out << text << "\n";  // A blank line between refreshes.
+      }
+      env.out->flush();
+    }
+    if (!any_running) break;
+    const absl::Time next = std::min(absl::Now() + options.refresh, keep_until);
+    if (cancel->WaitUntil(next) || absl::Now() >= keep_until) break;
+  }
+}
+
+// Stops everywhere it started (also after an interrupted or failed rollout): the final
+// statuses come back with the stop. Prints the summary; returns the exit code.
+int StopRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options,
+            RunState* state) {
+  RunView& view = state->view;
+  std::vector<AgentClient*> to_stop = state->running;
+  to_stop.insert(to_stop.end(), state->uncertain.begin(), state->uncertain.end());
+  std::vector<TargetResult<v1::StopPlanResponse>> stopped = StopOn(env, to_stop, spec.plan_id());
+  for (size_t k = 0; k < to_stop.size(); ++k) {
+    RunNode& node = view.nodes[state->index[to_stop[k]]];
+    if (stopped[k].response.ok()) {
+      node.plan = stopped[k].response->plan();
+    } else if (k < state->running.size()) {  // An uncertain node reports its failed start.
+      node.errors.push_back(stopped[k].response.status());
+    }
+  }
+  if (state->started.stopped_by_failures) {
+    for (size_t i : state->started.not_attempted) {
+      view.nodes[i].errors.push_back(absl::AbortedError(
+          "not started: the rollout stopped after too many failures (--max-failures)"));
+    }
+  }
+  view.elapsed = absl::Now() - state->begin;
+  if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view);
+  *env.out << (env.json ? RunJson(view) : FormatRunSummary(view, LiveViewSize(env).columns));
+  env.out->flush();
+  size_t failed = 0;
+  for (const RunNode& node : view.nodes) failed += RunNodeOk(node) ? 0 : 1;
+  if (env.err != nullptr) {
+    *env.err << view.nodes.size() - failed << " ok, " << failed << " failed\n";
+  }
+  if (env.cancel != nullptr && env.cancel->cancelled()) return kExitInterrupted;
+  return failed == 0 ? kExitOk : kExitNodesFailed;
+}
+
 }  // namespace
 
 int RunAgents(const CommandEnv& env) {
   Fleet fleet(env);
   Selection selection = Select(env, fleet.all(), /*need_info=*/true);
-  v1::ListPlansRequest list;
-  std::vector<TargetResult<v1::ListPlansResponse>> plans = FanOut<v1::ListPlansResponse>(
-      selection.clients,
-      [list](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
-        client.ListPlans(list, timeout, std::move(done));
-      },
-      Idempotent(env));
+  std::vector<TargetResult<v1::ListPlansResponse>> plans =
+      Ask(env, selection.clients, &AgentClient::ListPlans);
   std::vector<NodeResult<AgentInfo>> results;
   for (size_t i = 0; i < selection.clients.size(); ++i) {
     AgentInfo info;
@@ -196,19 +409,14 @@ int RunAgents(const CommandEnv& env) {
     results.push_back({selection.clients[i]->target(), info});
   }
   AddFailures(selection, &results);
-  *env.out << (env.json ? AgentsJson(results) : FormatAgentsTable(results));
-  return ExitCodeOf(results);
+  return PrintResults(env, std::move(results), FormatAgentsTable, AgentsJson);
 }
 
 int RunUsage(const CommandEnv& env) {
   Fleet fleet(env);
   Selection selection = Select(env, fleet.all(), /*need_info=*/false);
-  std::vector<TargetResult<v1::NodeUsage>> usage = FanOut<v1::NodeUsage>(
-      selection.clients,
-      [](AgentClient& client, absl::Duration timeout, Done<v1::NodeUsage> done) {
-        client.GetUsage(v1::GetUsageRequest(), timeout, std::move(done));
-      },
-      Idempotent(env));
+  std::vector<TargetResult<v1::NodeUsage>> usage =
+      Ask(env, selection.clients, &AgentClient::GetUsage);
   // The plans that ended lately too (their state is the outcome: lease_expired, ...).
   std::vector<AgentClient*> answered;
   for (size_t i = 0; i < usage.size(); ++i) {
@@ -216,12 +424,8 @@ int RunUsage(const CommandEnv& env) {
   }
   v1::ListPlansRequest list;
   list.set_include_ended(true);
-  std::vector<TargetResult<v1::ListPlansResponse>> listed = FanOut<v1::ListPlansResponse>(
-      answered,
-      [list](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
-        client.ListPlans(list, timeout, std::move(done));
-      },
-      Idempotent(env));
+  std::vector<TargetResult<v1::ListPlansResponse>> listed =
+      Ask(env, answered, &AgentClient::ListPlans, list);
   std::map<std::string, const v1::ListPlansResponse*> ended_by_target;
   for (const TargetResult<v1::ListPlansResponse>& one : listed) {
     if (one.response.ok()) ended_by_target[one.target] = &*one.response;
@@ -235,25 +439,34 @@ int RunUsage(const CommandEnv& env) {
     results.push_back({one.target, std::move(one.response)});
   }
   AddFailures(selection, &results);
-  *env.out << (env.json ? UsageJson(results) : FormatUsageTable(results));
-  return ExitCodeOf(results);
+  return PrintResults(
+      env, std::move(results),
+      [](const std::vector<NodeResult<v1::NodeUsage>>& rows) { return FormatUsageTable(rows); },
+      UsageJson);
+}
+
+int RunDryRun(const CommandEnv& env, const std::string& command, const v1::PlanSpec& spec) {
+  Fleet fleet(env);
+  Selection selection = Select(env, fleet.all(), /*need_info=*/false);
+  std::vector<NodeResult<DryRunNode>> results;
+  for (TargetResult<v1::NodeUsage>& one : Ask(env, selection.clients, &AgentClient::GetUsage)) {
+    if (one.response.ok()) {
+      results.push_back({one.target, ResolveOnNode(spec, *one.response)});
+    } else {
+      results.push_back({one.target, one.response.status()});
+    }
+  }
+  AddFailures(selection, &results);
+  return PrintResults(env, std::move(results), FormatDryRunTable,
+                      [&](const std::vector<NodeResult<DryRunNode>>& nodes) {
+                        return DryRunJson(command, spec, nodes);
+                      });
 }
 
 int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptions& rollout) {
   Fleet fleet(env);
   Selection selection = Select(env, fleet.all(), /*need_info=*/false);
-  v1::StartPlanRequest request;
-  *request.mutable_spec() = spec;
-  RolloutOptions options = rollout;
-  options.fanout = env.fanout;
-  options.fanout.idempotent = true;  // plan_id makes a repeated start one plan.
-  options.cancel = env.cancel;
-  RolloutResult<v1::StartPlanResponse> started = Rollout<v1::StartPlanResponse>(
-      selection.clients,
-      [request](AgentClient& client, absl::Duration timeout, Done<v1::StartPlanResponse> done) {
-        client.StartPlan(request, timeout, std::move(done));
-      },
-      options);
+  RolloutResult<v1::StartPlanResponse> started = StartOn(env, selection.clients, spec, rollout);
   std::vector<NodeResult<v1::PlanStatus>> results;
   AppendPlanResults(started.results, &results);
   if (started.stopped_by_failures || started.cancelled) {
@@ -275,15 +488,19 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
   AddFailures(selection, &results);
   // Nothing renews a lease after start: say so when the plan outlasts it.
   const std::string warning = started.cancelled ? "" : LeaseWarning(spec, results);
-  if (env.json) {
-    *env.out << StartJson(results, warning.empty() ? std::vector<std::string>()
-                                                   : std::vector<std::string>{warning});
-  } else {
-    *env.out << FormatStartTable(results, LiveViewSize(env).columns);
-    if (!warning.empty()) *env.out << warning << "\n";
-  }
+  const int code = PrintResults(
+      env, std::move(results),
+      [&](const std::vector<NodeResult<v1::PlanStatus>>& rows) {
+        std::string text = FormatStartTable(rows, LiveViewSize(env).columns);
+        if (!warning.empty()) absl::StrAppend(&text, warning, "\n");
+        return text;
+      },
+      [&](const std::vector<NodeResult<v1::PlanStatus>>& rows) {
+        return StartJson(rows, warning.empty() ? std::vector<std::string>()
+                                               : std::vector<std::string>{warning});
+      });
   if (started.cancelled) return kExitInterrupted;
-  return ExitCodeOf(results);
+  return code;
 }
 
 int RunResize(const CommandEnv& env, const std::string& plan_id, const v1::Quantity& target) {
@@ -292,17 +509,10 @@ int RunResize(const CommandEnv& env, const std::string& plan_id, const v1::Quant
   v1::ResizePlanRequest request;
   request.set_plan_id(plan_id);
   *request.mutable_target() = target;
-  std::vector<TargetResult<v1::ResizePlanResponse>> resized = FanOut<v1::ResizePlanResponse>(
-      selection.clients,
-      [request](AgentClient& client, absl::Duration timeout, Done<v1::ResizePlanResponse> done) {
-        client.ResizePlan(request, timeout, std::move(done));
-      },
-      Idempotent(env));
   std::vector<NodeResult<v1::PlanStatus>> results;
-  AppendPlanResults(resized, &results);
+  AppendPlanResults(Ask(env, selection.clients, &AgentClient::ResizePlan, request), &results);
   AddFailures(selection, &results);
-  *env.out << (env.json ? PlanResultsJson("resize", results) : FormatPlanResultsTable(results));
-  return ExitCodeOf(results);
+  return PrintResults(env, std::move(results), PlanTable, PlanJson("resize"));
 }
 
 int RunStop(const CommandEnv& env, const std::string& plan_id) {
@@ -313,13 +523,8 @@ int RunStop(const CommandEnv& env, const std::string& plan_id) {
     AppendPlanResults(StopOn(env, selection.clients, plan_id), &results);
   } else {
     // --all: every running plan of every agent.
-    v1::ListPlansRequest list;
-    std::vector<TargetResult<v1::ListPlansResponse>> listed = FanOut<v1::ListPlansResponse>(
-        selection.clients,
-        [list](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
-          client.ListPlans(list, timeout, std::move(done));
-        },
-        Idempotent(env));
+    std::vector<TargetResult<v1::ListPlansResponse>> listed =
+        Ask(env, selection.clients, &AgentClient::ListPlans);
     std::map<std::string, std::vector<AgentClient*>> by_plan;
     for (size_t i = 0; i < listed.size(); ++i) {
       if (!listed[i].response.ok()) {
@@ -335,8 +540,7 @@ int RunStop(const CommandEnv& env, const std::string& plan_id) {
     }
   }
   AddFailures(selection, &results);
-  *env.out << (env.json ? PlanResultsJson("stop", results) : FormatPlanResultsTable(results));
-  return ExitCodeOf(results);
+  return PrintResults(env, std::move(results), PlanTable, PlanJson("stop"));
 }
 
 int RunWatch(const CommandEnv& env, const WatchOptions& options) {
@@ -419,162 +623,10 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
 
 int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options) {
   Fleet fleet(env);
-  const absl::Time begin = absl::Now();
-  // Node names (and the selector) first: the progress table names every node.
-  Selection selection = Select(env, fleet.all(), /*need_info=*/true);
-  RunView view;
-  view.spec = spec;
-  std::map<AgentClient*, size_t> index;
-  // Each agent's incarnation when the run began: one that changes means the agent
-  // restarted and its plan died with the old process, so waiting for it would never end.
-  std::map<AgentClient*, std::string> incarnation;
-  for (size_t i = 0; i < selection.clients.size(); ++i) {
-    RunNode node;
-    node.target = selection.clients[i]->target();
-    node.node_name = selection.infos[i].node_name();
-    incarnation[selection.clients[i]] = selection.infos[i].incarnation();
-    index[selection.clients[i]] = view.nodes.size();
-    view.nodes.push_back(std::move(node));
-  }
-  for (const auto& [target, status] : selection.failures) {
-    RunNode node;
-    node.target = target;
-    node.errors.push_back(status);
-    view.nodes.push_back(std::move(node));
-  }
-
-  // Start, per the rollout.
-  v1::StartPlanRequest start;
-  *start.mutable_spec() = spec;
-  RolloutOptions rollout = options.rollout;
-  rollout.fanout = env.fanout;
-  rollout.fanout.idempotent = true;
-  rollout.cancel = env.cancel;
-  RolloutResult<v1::StartPlanResponse> started = Rollout<v1::StartPlanResponse>(
-      selection.clients,
-      [start](AgentClient& client, absl::Duration timeout, Done<v1::StartPlanResponse> done) {
-        client.StartPlan(start, timeout, std::move(done));
-      },
-      rollout);
-  std::vector<AgentClient*> running;
-  for (size_t i = 0; i < started.results.size(); ++i) {
-    RunNode& node = view.nodes[i];
-    if (started.results[i].response.ok()) {
-      node.plan = started.results[i].response->plan();
-      running.push_back(selection.clients[i]);
-    } else if (started.results[i].attempted() || !started.cancelled) {
-      node.errors.push_back(started.results[i].response.status());
-    }
-  }
-  // Failed starts that may have started the plan anyway: stopped at the end too.
-  std::vector<AgentClient*> uncertain;
-  for (size_t i : MayHaveStarted(started)) {
-    if (!started.results[i].response.ok()) uncertain.push_back(selection.clients[i]);
-  }
-
-  CancelSignal never;
-  CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
-  const bool abort_rollout = started.stopped_by_failures || started.cancelled;
-  const absl::Time keep_until =
-      options.keep == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + options.keep;
-  Redraw redraw(env.out);
-  v1::RenewLeasesRequest renew;
-  renew.add_plan_ids(spec.plan_id());
-  v1::ListPlansRequest list;
-  list.set_include_ended(true);
-
-  // Watch, renew, redraw — until every plan ended, the time is up, or Ctrl-C.
-  while (!abort_rollout && !running.empty()) {
-    FanOut<v1::RenewLeasesResponse>(
-        running,
-        [renew](AgentClient& client, absl::Duration timeout, Done<v1::RenewLeasesResponse> done) {
-          client.RenewLeases(renew, timeout, std::move(done));
-        },
-        Idempotent(env));
-    std::vector<TargetResult<v1::ListPlansResponse>> listed = FanOut<v1::ListPlansResponse>(
-        running,
-        [list](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
-          client.ListPlans(list, timeout, std::move(done));
-        },
-        Idempotent(env));
-    std::vector<TargetResult<v1::NodeInfo>> identities = FanOut<v1::NodeInfo>(
-        running,
-        [](AgentClient& client, absl::Duration timeout, Done<v1::NodeInfo> done) {
-          client.GetNodeInfo(v1::GetNodeInfoRequest(), timeout, std::move(done));
-        },
-        Idempotent(env));
-    bool any_running = false;
-    std::vector<AgentClient*> still_running;
-    for (size_t k = 0; k < running.size(); ++k) {
-      RunNode& node = view.nodes[index[running[k]]];
-      const std::string& began_as = incarnation[running[k]];
-      if (identities[k].response.ok() && identities[k].response->incarnation() != began_as) {
-        node.errors.push_back(absl::AbortedError(
-            absl::StrCat("agent restarted (incarnation ", began_as, " → ",
-                         identities[k].response->incarnation(), "): the plan is gone")));
-        continue;  // Nothing left there to renew, watch or stop.
-      }
-      still_running.push_back(running[k]);
-      if (!listed[k].response.ok()) {
-        // An unreachable node may still be running the plan: keep renewing it. The same
-        // failure tick after tick is recorded once.
-        if (node.errors.empty() || node.errors.back() != listed[k].response.status()) {
-          node.errors.push_back(listed[k].response.status());
-        }
-        any_running = true;
-        continue;
-      }
-      for (const v1::PlanStatus& plan : listed[k].response->plans()) {
-        if (plan.plan_id() == spec.plan_id()) node.plan = plan;
-      }
-      any_running |= node.plan.has_value() && PlanIsRunning(node.plan->state());
-    }
-    running = std::move(still_running);
-    view.elapsed = absl::Now() - begin;
-    if (options.recorder != nullptr) RecordRefresh(env, running, view, options.recorder);
-    if (!env.json) {
-      const ViewSize size = LiveViewSize(env);
-      const std::string text = FormatRunProgress(view, size);
-      if (env.tty) {
-        redraw.Frame(text, size.columns);
-      } else {
-        *env.out << text << "\n";  // A blank line between refreshes.
-      }
-      env.out->flush();
-    }
-    if (!any_running) break;
-    const absl::Time next = std::min(absl::Now() + options.refresh, keep_until);
-    if (cancel->WaitUntil(next) || absl::Now() >= keep_until) break;
-  }
-
-  // Stop everywhere it started (also after an interrupted or failed rollout): the final
-  // statuses come back with the stop.
-  std::vector<AgentClient*> to_stop = running;
-  to_stop.insert(to_stop.end(), uncertain.begin(), uncertain.end());
-  std::vector<TargetResult<v1::StopPlanResponse>> stopped = StopOn(env, to_stop, spec.plan_id());
-  for (size_t k = 0; k < to_stop.size(); ++k) {
-    RunNode& node = view.nodes[index[to_stop[k]]];
-    if (stopped[k].response.ok()) {
-      node.plan = stopped[k].response->plan();
-    } else if (k < running.size()) {  // An uncertain node already reports its failed start.
-      node.errors.push_back(stopped[k].response.status());
-    }
-  }
-  if (started.stopped_by_failures) {
-    for (size_t i : started.not_attempted) {
-      view.nodes[i].errors.push_back(absl::AbortedError(
-          "not started: the rollout stopped after too many failures (--max-failures)"));
-    }
-  }
-  view.elapsed = absl::Now() - begin;
-  if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view);
-  *env.out << (env.json ? RunJson(view) : FormatRunSummary(view, LiveViewSize(env).columns));
-  env.out->flush();
-  if (cancel->cancelled()) return kExitInterrupted;
-  for (const RunNode& node : view.nodes) {
-    if (!RunNodeOk(node)) return kExitNodesFailed;
-  }
-  return kExitOk;
+  RunState state;
+  StartRun(env, fleet.all(), spec, options, &state);
+  MonitorRun(env, spec, options, &state);
+  return StopRun(env, spec, options, &state);
 }
 
 }  // namespace controller

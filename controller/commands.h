@@ -7,6 +7,9 @@
 //   env.out = &std::cout;
 //   int exit_code = RunUsage(env);
 //
+// Tables list nodes by node name (then target); JSON keeps the targets' order. After a
+// one-step command, "N ok, N failed" goes to `err`.
+//
 // Exit codes: 0 every node ok; 1 one or more nodes failed (they are listed, and never hide
 // the others' results); 130 interrupted (run, after stopping what it started). Usage
 // errors (exit 2) are caught before a command runs, in main.
@@ -51,6 +54,8 @@ struct CommandEnv {
   // (TIOCGWINSZ) when tty; tests set it.
   ViewSize view_size;
   std::ostream* out = nullptr;
+  // "N ok, N failed" after a table or document; null = not printed.
+  std::ostream* err = nullptr;
   CancelSignal* cancel = nullptr;    // Ctrl-C / SIGTERM; may be null.
 };
 
@@ -60,6 +65,10 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
 int RunResize(const CommandEnv& env, const std::string& plan_id, const v1::Quantity& target);
 // Stops `plan_id` everywhere, or every running plan when `plan_id` is empty (--all).
 int RunStop(const CommandEnv& env, const std::string& plan_id);
+
+// start/run --dry-run: asks every node for its usage and prints what the plan would get
+// there (controller/dry_run.h); starts nothing. `command` names the JSON document.
+int RunDryRun(const CommandEnv& env, const std::string& command, const v1::PlanSpec& spec);
 
 struct WatchOptions {
   absl::Duration interval = absl::Seconds(1);

@@ -1,6 +1,7 @@
 #include "controller/output.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <utility>
@@ -256,6 +257,12 @@ std::string NodesJson(absl::string_view command, const std::vector<NodeResult<T>
 // ---------------------------------------------------------------------------------------
 // Table
 
+namespace {
+std::atomic<bool> table_headers{true};
+}  // namespace
+
+void SetTableHeaders(bool headers) { table_headers.store(headers, std::memory_order_relaxed); }
+
 Table::Table(std::vector<Column> columns) : columns_(std::move(columns)) {}
 
 void Table::AddRow(std::vector<std::string> cells) {
@@ -343,7 +350,9 @@ std::string Table::Render(int max_width, bool wrap_spilled) const {
     if (limit > 0) line = CutToWidth(line, static_cast<int>(limit));
     absl::StrAppend(&out, line, "\n");
   };
-  render_line([&](size_t c) -> const std::string& { return columns_[c].title; });
+  if (table_headers.load(std::memory_order_relaxed)) {
+    render_line([&](size_t c) -> const std::string& { return columns_[c].title; });
+  }
   for (const auto& row : rows_) {
     render_line([&](size_t c) -> const std::string& { return row[c]; });
   }
@@ -444,7 +453,33 @@ bool PlanIsRunning(v1::PlanState state) {
 }
 
 std::string FormatStatus(const absl::Status& status) {
-  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());
+  // Short cells: the row already names the agent, so a leading "HOST:PORT: " goes, and so
+  // does gRPC's wrapping around the detail that matters ("failed to connect to all
+  // addresses; last error: UNKNOWN: ipv4:HOST:PORT: Connection refused").
+  absl::string_view message = status.message();
+  const size_t first = message.find(": ");
+  if (first != absl::string_view::npos && first > 0) {
+    const absl::string_view head = message.substr(0, first);
+    if (head.find(' ') == absl::string_view::npos && head.find(':') != absl::string_view::npos) {
+      message.remove_prefix(first + 2);
+    }
+  }
+  std::string text(message);
+  for (absl::string_view noise : {"failed to connect to all addresses; last error: ",
+                                  "UNKNOWN: ", "UNAVAILABLE: "}) {
+    if (const size_t at = text.find(std::string(noise)); at != std::string::npos && at > 0) {
+      text.erase(at, noise.size());
+    }
+  }
+  for (absl::string_view scheme : {"ipv4:", "ipv6:", "unix:"}) {
+    const size_t at = text.find(std::string(scheme));
+    if (at == std::string::npos) continue;
+    const size_t end = text.find(": ", at);
+    if (end != std::string::npos && text.substr(at, end - at).find(' ') == std::string::npos) {
+      text.erase(at, end + 2 - at);
+    }
+  }
+  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", text);
 }
 
 absl::Status PlanOutcomeStatus(const v1::PlanStatus& plan) {

@@ -102,6 +102,10 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// --no-headers: whether Table::Render prints its header line (default true). Process-wide;
+// memloadctl sets it once, before any output.
+void SetTableHeaders(bool headers);
+
 // ---------------------------------------------------------------------------------------
 // Value formatting
 

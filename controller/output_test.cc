@@ -199,6 +199,17 @@ TEST(FormatTest, Values) {
   EXPECT_EQ(PlanKindName(v1::PlanSpec()), "-");
   EXPECT_EQ(FormatLabels(v1::NodeInfo().labels()), "-");
   EXPECT_EQ(FormatStatus(absl::NotFoundError("no plan")), "NOT_FOUND: no plan");
+  // Error cells name the agent once (the row does) and keep gRPC's detail (issue 15.5).
+  EXPECT_EQ(FormatStatus(absl::UnavailableError(
+                "127.0.0.1:7071: agent unreachable (failed to connect to all addresses; last "
+                "error: UNKNOWN: ipv4:127.0.0.1:7071: Failed to connect to remote host: "
+                "Connection refused)")),
+            "UNAVAILABLE: agent unreachable (Failed to connect to remote host: Connection "
+            "refused)");
+  EXPECT_EQ(FormatStatus(absl::DeadlineExceededError("[::1]:7070: no answer within 10s")),
+            "DEADLINE_EXCEEDED: no answer within 10s");
+  EXPECT_EQ(FormatStatus(absl::AbortedError("agent restarted (incarnation a: b)")),
+            "ABORTED: agent restarted (incarnation a: b)");
 }
 
 TEST(FormatTest, PlanOutcomes) {

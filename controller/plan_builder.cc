@@ -118,10 +118,17 @@ absl::Status FieldError(absl::string_view field, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
 }
 
+// The smallest percentage a plan may ask for: below it a target resolves to (almost)
+// nothing, e.g. --target=1e-300% started a 0-byte plan (issue 12.8).
+constexpr double kMinPercent = 0.001;
+
 std::optional<std::string> PercentProblem(double percent, bool allow_100) {
   // Written so that NaN fails too.
-  if (percent > 0 && (allow_100 ? percent <= 100 : percent < 100)) return std::nullopt;
-  return absl::StrCat("percent must be in (0, 100", allow_100 ? "]" : ")", ", got ", percent);
+  if (percent >= kMinPercent && (allow_100 ? percent <= 100 : percent < 100)) {
+    return std::nullopt;
+  }
+  return absl::StrCat("percent must be in [", kMinPercent, ", 100", allow_100 ? "]" : ")",
+                      ", got ", percent);
 }
 
 std::optional<std::string> DurationProblem(absl::Duration duration, bool positive) {

@@ -267,9 +267,12 @@ TEST(FlagsTest, BadRetainedFlags) {
           {"size", [](PlanFlags& f) { f.target = "12Q"; },
            R"(--target="12Q": invalid size "12Q": unknown unit "Q")"},
           {"percent high", [](PlanFlags& f) { f.target = "120%"; },
-           R"(--target="120%": percent must be in (0, 100], got 120)"},
+           R"(--target="120%": percent must be in [0.001, 100], got 120)"},
           {"percent zero", [](PlanFlags& f) { f.target = "0%"; },
-           R"(--target="0%": percent must be in (0, 100], got 0)"},
+           R"(--target="0%": percent must be in [0.001, 100], got 0)"},
+          // issue 12.8: 1e-300% passed as "> 0" and started a 0-byte plan.
+          {"percent tiny", [](PlanFlags& f) { f.target = "1e-300%"; },
+           R"(--target="1e-300%": percent must be in [0.001, 100], got 1e-300)"},
           {"percent word", [](PlanFlags& f) { f.target = "lots%"; },
            R"(--target="lots%": not a percentage)"},
           {"percent suffix", [](PlanFlags& f) { f.target = "80%free"; },
@@ -376,7 +379,7 @@ TEST(FlagsTest, BadUtilizationFlags) {
                 {"size", [](PlanFlags& f) { f.target = "512MiB"; },
                  R"(--target="512MiB": utilization plans take a percentage)"},
                 {"hundred", [](PlanFlags& f) { f.target = "100%"; },
-                 R"(--target="100%": percent must be in (0, 100), got 100)"},
+                 R"(--target="100%": percent must be in [0.001, 100), got 100)"},
                 {"suffix", [](PlanFlags& f) { f.target = "80%available"; },
                  R"(unknown percentage suffix "available": want N%, N%node or N%cgroup)"},
                 {"no target", [](PlanFlags& f) { f.target = ""; },
@@ -488,10 +491,10 @@ TEST(PlanFileTest, SemanticErrors) {
            {R"({"retained": {}})", "f.json: retained.phases: at least one phase is required"},
            {R"({"retained": {"phases": [{}]}})", "f.json: retained.phases[0].target: required"},
            {R"({"retained": {"phases": [{"target": {"percentOfTotal": 120}}]}})",
-            "f.json: retained.phases[0].target.percent_of_total: percent must be in (0, 100], "
+            "f.json: retained.phases[0].target.percent_of_total: percent must be in [0.001, 100], "
             "got 120"},
            {R"({"retained": {"phases": [{"target": {"percentOfCgroupLimit": 0}}]}})",
-            "retained.phases[0].target.percent_of_cgroup_limit: percent must be in (0, 100]"},
+            "retained.phases[0].target.percent_of_cgroup_limit: percent must be in [0.001, 100]"},
            {R"({"retained": {"phases": [{"target": {"bytes": "1"}},
                {"target": {"bytes": "2"}, "rampDuration": "5s", "rampBytesPerSec": "1024"}]}})",
             "f.json: retained.phases[1]: give ramp_bytes_per_sec or ramp_duration, not both"},
@@ -517,7 +520,7 @@ TEST(PlanFileTest, SemanticErrors) {
            {R"({"streaming": {"blockSize": "1024", "amountBytes": "1000"}})",
             "streaming.amount_bytes: must be a multiple of the block size (1024 bytes), got 1000"},
            {R"({"utilization": {"targetPercent": 100}})",
-            "f.json: utilization.target_percent: percent must be in (0, 100), got 100"},
+            "f.json: utilization.target_percent: percent must be in [0.001, 100), got 100"},
            {R"({"utilization": {"targetPercent": 50, "touch": "TOUCH_MODE_NONE"}})",
             "utilization.touch: utilization plans need page or fill"},
            {R"({"utilization": {"targetPercent": 50, "interval": "0.001s"}})",
@@ -534,7 +537,7 @@ TEST(PlanFileTest, SameProblemSameWordsAsFlags) {
   PlanFlags flags;
   flags.kind = "retained";
   flags.target = "120%";
-  const std::string problem = "percent must be in (0, 100], got 120";
+  const std::string problem = "percent must be in [0.001, 100], got 120";
   EXPECT_THAT(Build(flags), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(problem)));
   EXPECT_THAT(ParsePlanFile(R"({"retained":{"phases":[{"target":{"percentOfTotal":120}}]}})",
                             "f.json"),

@@ -1,23 +1,73 @@
 #include "core/flag_args.h"
 
+#include <algorithm>
 #include <set>
+#include <utility>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 
 namespace memload {
+namespace {
+
+// Edit distance with adjacent transpositions (optimal string alignment).
+size_t EditDistance(absl::string_view a, absl::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The binary's own flags (not those of absl or other libraries), underscored.
+std::vector<std::string> OwnFlagNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::StrContains(flag->Filename(), "absl/")) continue;
+    names.emplace_back(name);
+  }
+  return names;
+}
+
+std::string Dashed(absl::string_view name) { return absl::StrReplaceAll(name, {{"_", "-"}}); }
+
+bool HasArg(const std::vector<char*>& args, std::initializer_list<absl::string_view> wanted) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    const absl::string_view arg = args[i];
+    if (arg == "--") break;
+    for (absl::string_view one : wanted) {
+      if (arg == one) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 absl::Status CheckFlagArgs(const std::vector<char*>& args) {
   for (size_t i = 1; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (arg == "--") break;
+    if (arg == "-h") continue;
     if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
     const size_t equals = arg.find('=');
-    const absl::string_view name = arg.substr(0, equals);
+    const absl::string_view typed_name = arg.substr(0, equals);
+    const std::string typed = absl::StrCat(absl::string_view(args[i]).substr(
+        0, absl::string_view(args[i]).size() - arg.size()), typed_name);  // "--node-name"
+    const std::string name = absl::StrReplaceAll(typed_name, {{"-", "_"}});
     // absl's own flags (--help, --flagfile, ...) are absl's to handle.
     static const std::set<absl::string_view> kAbslFlags = {
         "help",    "helpfull",        "helpshort", "helppackage", "version",
@@ -29,7 +79,20 @@ absl::Status CheckFlagArgs(const std::vector<char*>& args) {
       if (flag != nullptr && flag->IsOfType<bool>()) continue;
       flag = nullptr;
     }
-    if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    if (flag == nullptr) {
+      std::string message = absl::StrCat("unknown flag ", typed);
+      std::string best;
+      size_t best_distance = 3;
+      for (const std::string& candidate : OwnFlagNames()) {
+        const size_t distance = EditDistance(name, candidate);
+        if (distance < best_distance && distance * 2 < std::max(name.size(), candidate.size())) {
+          best = candidate;
+          best_distance = distance;
+        }
+      }
+      if (!best.empty()) absl::StrAppend(&message, " (did you mean --", Dashed(best), "?)");
+      return absl::InvalidArgumentError(message);
+    }
     if (flag->IsOfType<bool>() && equals == absl::string_view::npos) continue;
     absl::string_view value;
     if (equals != absl::string_view::npos) {
@@ -37,14 +100,44 @@ absl::Status CheckFlagArgs(const std::vector<char*>& args) {
     } else if (i + 1 < args.size()) {
       value = args[++i];  // "--timeout 5s"
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+      return absl::InvalidArgumentError(absl::StrCat(typed, " needs a value"));
     }
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, "=\"", value, "\": ", error));
+      return absl::InvalidArgumentError(absl::StrCat(typed, "=\"", value, "\": ", error));
     }
   }
   return absl::OkStatus();
+}
+
+bool WantsHelp(const std::vector<char*>& args) {
+  return HasArg(args, {"--help", "-h", "--helpfull", "-help"});
+}
+
+bool WantsVersion(const std::vector<char*>& args) { return HasArg(args, {"--version"}); }
+
+std::string FlagsHelp(absl::string_view summary, absl::string_view file_suffix) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!absl::EndsWith(flag->Filename(), file_suffix)) continue;
+    std::string left = absl::StrCat("  --", Dashed(name));
+    const bool is_bool = flag->IsOfType<bool>();
+    if (!is_bool) absl::StrAppend(&left, "=VALUE");
+    std::string right = flag->Help();
+    const std::string value = flag->DefaultValue();
+    if (!is_bool && !value.empty()) absl::StrAppend(&right, " (default ", value, ")");
+    lines.emplace_back(std::move(left), std::move(right));
+  }
+  std::sort(lines.begin(), lines.end());
+  lines.emplace_back("  -h, --help", "this help");
+  lines.emplace_back("  --version", "print the version");
+  size_t width = 0;
+  for (const auto& line : lines) width = std::max(width, line.first.size());
+  std::string out = absl::StrCat(summary, "\n\nFlags (dashes or underscores alike):\n");
+  for (const auto& [left, right] : lines) {
+    absl::StrAppend(&out, left, std::string(width - left.size() + 2, ' '), right, "\n");
+  }
+  return out;
 }
 
 }  // namespace memload

@@ -42,5 +42,41 @@ TEST(CheckFlagArgsTest, NamesUnknownFlagsAndBadValues) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown flag")));
 }
 
+// Flags are echoed as typed, typos get a suggestion with dashes (issue 15.1).
+TEST(CheckFlagArgsTest, EchoesAsTypedAndSuggests) {
+  EXPECT_THAT(Check({"--some-timeout=soon"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--some-timeout=\"soon\"")));
+  EXPECT_THAT(Check({"--some-text"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--some-text needs a value"));
+  EXPECT_THAT(Check({"--some-txet=x"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "unknown flag --some-txet (did you mean --some-text?)"));
+  EXPECT_THAT(Check({"-h", "--version"}), IsOk());
+}
+
+TEST(FlagsHelpTest, ListsThisFilesFlagsWithDashesAndDefaults) {
+  const std::string help = FlagsHelp("Does things.", "core/flag_args_test.cc");
+  EXPECT_THAT(help, HasSubstr("Does things.\n"));
+  EXPECT_THAT(help, HasSubstr("--some-timeout=VALUE"));
+  EXPECT_THAT(help, HasSubstr("a duration flag (default 1s)"));
+  EXPECT_THAT(help, HasSubstr("--some-switch "));
+  EXPECT_THAT(help, HasSubstr("-h, --help"));
+  EXPECT_THAT(help, ::testing::Not(HasSubstr("flagfile")));
+}
+
+TEST(WantsHelpTest, FindsHelpAndVersionBeforeDoubleDash) {
+  auto check = [](std::vector<std::string> args, bool (*fn)(const std::vector<char*>&)) {
+    args.insert(args.begin(), "binary");
+    std::vector<char*> pointers;
+    for (std::string& arg : args) pointers.push_back(arg.data());
+    return fn(pointers);
+  };
+  EXPECT_TRUE(check({"--listen=x", "-h"}, WantsHelp));
+  EXPECT_TRUE(check({"--help"}, WantsHelp));
+  EXPECT_FALSE(check({"--", "--help"}, WantsHelp));
+  EXPECT_TRUE(check({"--version"}, WantsVersion));
+  EXPECT_FALSE(check({"--listen=x"}, WantsVersion));
+}
+
 }  // namespace
 }  // namespace memload
