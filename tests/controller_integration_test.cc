@@ -71,7 +71,14 @@ class ControllerIntegrationTest : public ::testing::Test {
       const auto& fields = node.struct_value().fields();
       if (fields.count("usage") == 0) continue;
       const auto& usage_fields = fields.at("usage").struct_value().fields();
-      if (usage_fields.count("plans") > 0) plans += usage_fields.at("plans").list_value().values_size();
+      if (usage_fields.count("plans") == 0) continue;
+      // usage also lists plans that ended lately (with their outcome): count running ones.
+      for (const auto& plan : usage_fields.at("plans").list_value().values()) {
+        const std::string state = plan.struct_value().fields().at("state").string_value();
+        plans += state == "PLAN_STATE_PENDING" || state == "PLAN_STATE_RAMPING" ||
+                 state == "PLAN_STATE_HOLDING" || state == "PLAN_STATE_STREAMING" ||
+                 state == "PLAN_STATE_CAPPED";
+      }
     }
     return plans;
   }
