@@ -644,6 +644,20 @@ std::string JoinWords(const std::vector<absl::string_view>& words, absl::string_
   return out;
 }
 
+// Whether a command line that failed to parse asked for JSON (-o json, -ojson, -o=json,
+// --output json, --output=json), so that even its usage error is a JSON document.
+bool AsksForJson(const std::vector<std::string>& args) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") break;
+    if (arg == "-ojson" || arg == "-o=json" || arg == "--output=json") return true;
+    if ((arg == "-o" || arg == "--output") && i + 1 < args.size() && args[i + 1] == "json") {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<std::string> CommandNames() {
@@ -778,8 +792,7 @@ int RunCli(const std::vector<std::string>& args, const CliIo& io) {
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, command->name, AllowedFlags(*command));
   if (!parsed.ok()) {
     ParsedArgs empty;
-    const bool json = std::find(args.begin(), args.end(), "--output=json") != args.end() ||
-                      std::find(args.begin(), args.end(), "-ojson") != args.end();
+    const bool json = AsksForJson(args);
     Invocation inv{empty, io, std::string(command->name), json, CommandEnv()};
     return inv.UsageError(parsed.status());
   }

@@ -490,12 +490,23 @@ std::string FormatFlagHelp(const std::vector<absl::string_view>& names) {
   size_t width = 0;
   for (const auto& [left, right] : lines) width = std::max(width, left.size());
   std::string out;
+  // Help text wraps at 100 columns, continued under itself.
+  constexpr size_t kColumns = 100;
+  const size_t room = kColumns > width + 2 + 30 ? kColumns - width - 2 : 30;
   for (const auto& [left, right] : lines) {
     if (left.empty()) {
       absl::StrAppend(&out, right, "\n");
-    } else {
-      absl::StrAppend(&out, left, std::string(width - left.size() + 2, ' '), right, "\n");
+      continue;
     }
+    absl::StrAppend(&out, left, std::string(width - left.size() + 2, ' '));
+    absl::string_view rest = right;
+    while (rest.size() > room) {
+      size_t cut = rest.rfind(' ', room);
+      if (cut == absl::string_view::npos || cut == 0) cut = room;
+      absl::StrAppend(&out, rest.substr(0, cut), "\n", std::string(width + 2, ' '));
+      rest = absl::StripLeadingAsciiWhitespace(rest.substr(cut));
+    }
+    absl::StrAppend(&out, rest, "\n");
   }
   return out;
 }

@@ -172,6 +172,10 @@ TEST_F(CliTest, ErrorsEchoFlagsAsTypedWithoutADoubledProgramName) {
   EXPECT_THAT(adj.err, Not(HasSubstr("--oom_score_adj")));
   Result stop = Run({"stop", Targets()});
   EXPECT_THAT(stop.err, HasSubstr("--plan-id"));
+  Result json = Run({"usage", Targets(), "-o", "json", "--bogus"});
+  EXPECT_EQ(json.code, 2);
+  EXPECT_THAT(json.out, HasSubstr("\"code\":\"INVALID_ARGUMENT\""));
+  EXPECT_THAT(json.out, HasSubstr("unknown flag --bogus"));
   Result none = Run({"-o", "json", "--bogus"});
   EXPECT_EQ(none.code, 2);
   EXPECT_THAT(none.err, StartsWith("memloadctl: unknown flag --bogus"));
