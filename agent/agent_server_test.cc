@@ -18,6 +18,9 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/memload.grpc.pb.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/sizes.h"
+#include "tests/testing/process_memory.h"
 
 namespace memload {
 namespace agent {
@@ -25,29 +28,17 @@ namespace {
 
 using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::memload::testing::Eventually;
+using ::memload::testing::kMiB;
+using ::memload::testing::ResidentOf;
 
-constexpr uint64_t kMiB = 1 << 20;
 // Sanitized workers also hold shadow memory, so their RSS has no tight upper bound.
 constexpr bool kSanitized = kAddressSanitizer || kThreadSanitizer;
 // Bazel runs tests from the workspace root of their runfiles.
 constexpr char kWorkerBinary[] = "agent/memload-worker";
 
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return condition();
-}
-
+// Exists, zombies included (the agent reaps its workers): what "gone" means here.
 bool ProcessExists(int pid) { return pid > 0 && kill(pid, 0) == 0; }
-
-uint64_t ResidentOf(int pid) {
-  absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(pid);
-  return memory.ok() ? memory->rss_anon_bytes + memory->rss_shmem_bytes : 0;
-}
 
 class AgentServerTest : public ::testing::Test {
  protected:

@@ -16,7 +16,8 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/memload.grpc.pb.h"
-#include "tests/http_get.h"
+#include "tests/testing/http_get.h"
+#include "tests/testing/sizes.h"
 
 namespace memload {
 namespace agent {
@@ -26,8 +27,7 @@ using ::memload::testing::HttpGet;
 using ::memload::testing::HttpResponse;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-constexpr uint64_t kMiB = 1 << 20;
+using ::memload::testing::kMiB;
 
 // The value of the sample line that starts with `series` ("name{labels}"), if any.
 std::optional<double> Sample(const std::string& text, const std::string& series) {

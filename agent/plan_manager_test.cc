@@ -9,6 +9,8 @@
 #include "core/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/sizes.h"
 
 namespace memload {
 namespace agent {
@@ -16,9 +18,9 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-constexpr uint64_t kMiB = 1 << 20;
-constexpr uint64_t kGiB = 1 << 30;
+using ::memload::testing::Eventually;
+using ::memload::testing::kMiB;
+using ::memload::testing::kGiB;
 
 template <typename T>
 T Await(std::future<T>& future) {
@@ -42,15 +44,6 @@ absl::StatusOr<v1::PlanStatus> StopSync(PlanManager& manager, const std::string&
     promise->set_value(std::move(status));
   });
   return Await(future);
-}
-
-bool Eventually(const std::function<bool()>& condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return condition();
 }
 
 v1::PlanSpec Retained(const std::string& id, uint64_t bytes) {

@@ -32,14 +32,19 @@
 #include "core/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/sizes.h"
+#include "tests/testing/process_memory.h"
+#include "tests/testing/test_cgroup.h"
 
 namespace memload {
 namespace agent {
 namespace {
 
 using ::testing::HasSubstr;
+using ::memload::testing::Eventually;
+using ::memload::testing::kMiB;
 
-constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kPiB = uint64_t{1} << 50;
 
 // Bazel runs tests from the workspace's runfiles root.
@@ -47,16 +52,6 @@ const char kWorkerBinary[] = "agent/memload-worker";
 
 // Polls `condition` until it holds or `timeout` passes: waits on a real condition, never
 // on a guess at how long something takes.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return condition();
-}
-
 WorkerSpec RetainedSpec(uint64_t target, bool hold_forever = true,
                         absl::Duration hold = absl::ZeroDuration()) {
   WorkerSpec spec;
@@ -83,15 +78,7 @@ std::unique_ptr<Worker> LaunchOrDie(WorkerLauncher& launcher, const WorkerSpec& 
 PlanState StateOf(const Worker& worker) { return worker.Counters().state; }
 
 // Gone = no such process, or a zombie about to be reaped by someone else.
-bool ProcessGone(pid_t pid) {
-  if (kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(stat, line)) return true;
-  const size_t paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() &&
-         (line[paren + 2] == 'Z' || line[paren + 2] == 'X');
-}
+bool ProcessGone(pid_t pid) { return !::memload::testing::Alive(pid); }
 
 int OpenFdCount() {
   int count = 0;
@@ -263,20 +250,22 @@ TEST(WorkerProcessTest, StreamingPlanWithAnAmountCompletes) {
 }
 
 TEST(WorkerProcessTest, UtilizationPlanPublishesItsNumbers) {
-  absl::StatusOr<Meminfo> meminfo = ReadMeminfo();
-  ASSERT_THAT(meminfo, IsOk());
-  // A little above what the node uses now (at least 32 MiB more), so the plan must grow.
-  const double used = 100.0 * (meminfo->total_bytes - meminfo->available_bytes) /
-                      meminfo->total_bytes;
-  const double extra = std::max(0.5, 100.0 * 32 * kMiB / meminfo->total_bytes);
-  if (used + extra >= 90) GTEST_SKIP() << "the node is too full for a utilization plan";
-
-  WorkerProcessLauncher launcher(kWorkerBinary);
+  // Measured against a cgroup of the test's own, which nothing else on the machine moves
+  // (the node's figure is moved by every other test running beside this one: a target
+  // just above the node's use at the start can be below it a moment later).
+  absl::StatusOr<::memload::testing::TestCgroup> cgroup =
+      ::memload::testing::TestCgroup::Create("memload-utilization", 256 * kMiB);
+  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << cgroup.status();
+  WorkerProcessOptions options;
+  options.worker_binary = kWorkerBinary;
+  options.cgroup_procs_path = cgroup->procs_file();
+  WorkerProcessLauncher launcher(options);
   WorkerSpec spec;
-  spec.set_initial_ceiling_bytes(512 * kMiB);  // Bounded, whatever other tests do.
-  spec.set_reference(v1::UtilizationPlan::REFERENCE_NODE);
+  spec.set_initial_ceiling_bytes(512 * kMiB);  // Bounded, whatever happens.
+  spec.set_reference(v1::UtilizationPlan::REFERENCE_CGROUP);
+  spec.set_cgroup_dir(cgroup->dir());
   v1::UtilizationPlan* utilization = spec.mutable_plan()->mutable_utilization();
-  utilization->set_target_percent(used + extra);
+  utilization->set_target_percent(40);  // ~100 MiB: the worker alone uses a few.
   utilization->mutable_interval()->set_nanos(20000000);
   std::unique_ptr<Worker> worker = LaunchOrDie(launcher, spec);
   ASSERT_NE(worker, nullptr);
@@ -374,78 +363,14 @@ TEST(WorkerProcessTest, MissingBinaryFailsTheLaunch) {
                        HasSubstr("executing /nonexistent/memload-worker")));
 }
 
-// A child memory cgroup with a limit, removed (once empty) on destruction.
-class MemoryCgroup {
- public:
-  // nullopt with `why` when this machine does not let us make one.
-  static std::unique_ptr<MemoryCgroup> Create(uint64_t limit, std::string* why) {
-    absl::StatusOr<std::string> cgroup = ReadFileToString("/proc/self/cgroup");
-    absl::StatusOr<std::string> mountinfo = ReadFileToString("/proc/self/mountinfo");
-    if (!cgroup.ok() || !mountinfo.ok()) {
-      *why = "cannot read /proc/self/cgroup or mountinfo";
-      return nullptr;
-    }
-    absl::StatusOr<std::string> parent = FindMemoryCgroupPath(*cgroup, *mountinfo);
-    if (!parent.ok()) {
-      *why = parent.status().ToString();
-      return nullptr;
-    }
-    const std::string dir = absl::StrCat(*parent, "/memload-test-", getpid());
-    if (mkdir(dir.c_str(), 0755) != 0) {
-      *why = absl::StrCat("mkdir ", dir, ": ", strerror(errno));
-      return nullptr;
-    }
-    auto result = std::unique_ptr<MemoryCgroup>(new MemoryCgroup(dir));
-    const std::string limit_text = absl::StrCat(limit);
-    struct stat st;
-    if (stat((dir + "/memory.limit_in_bytes").c_str(), &st) == 0) {  // v1
-      if (!Write(dir + "/memory.limit_in_bytes", limit_text, why)) return nullptr;
-    } else if (stat((dir + "/memory.max").c_str(), &st) == 0) {  // v2
-      if (!Write(dir + "/memory.max", limit_text, why)) return nullptr;
-      if (stat((dir + "/memory.swap.max").c_str(), &st) == 0 &&
-          !Write(dir + "/memory.swap.max", "0", why)) {
-        return nullptr;
-      }
-    } else {
-      *why = absl::StrCat(dir, " has no memory controller files");
-      return nullptr;
-    }
-    return result;
-  }
-
-  ~MemoryCgroup() {
-    // The worker is reaped before this runs; rmdir may still see it leaving for a moment.
-    Eventually([&] { return rmdir(dir_.c_str()) == 0 || errno == ENOENT; }, absl::Seconds(5));
-  }
-
-  std::string procs_path() const { return dir_ + "/cgroup.procs"; }
-  const std::string& dir() const { return dir_; }
-
- private:
-  explicit MemoryCgroup(std::string dir) : dir_(std::move(dir)) {}
-
-  static bool Write(const std::string& path, const std::string& text, std::string* why) {
-    std::ofstream out(path);
-    out << text;
-    out.flush();
-    if (!out) {
-      *why = absl::StrCat("cannot write ", text, " to ", path);
-      return false;
-    }
-    return true;
-  }
-
-  const std::string dir_;
-};
-
 TEST(WorkerProcessTest, OomKillInAMemoryCgroupIsOomKilled) {
-  std::string why;
-  std::unique_ptr<MemoryCgroup> cgroup = MemoryCgroup::Create(64 * kMiB, &why);
-  if (cgroup == nullptr) GTEST_SKIP() << "cannot create a memory cgroup here: " << why;
+  absl::StatusOr<::memload::testing::TestCgroup> cgroup =
+      ::memload::testing::TestCgroup::Create("memload-test", 64 * kMiB);
+  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << cgroup.status();
 
   WorkerProcessOptions options;
   options.worker_binary = kWorkerBinary;
-  options.cgroup_procs_path = cgroup->procs_path();
+  options.cgroup_procs_path = cgroup->procs_file();
   WorkerProcessLauncher launcher(options);
   std::unique_ptr<Worker> worker = LaunchOrDie(launcher, RetainedSpec(256 * kMiB));
   ASSERT_NE(worker, nullptr);
@@ -466,16 +391,11 @@ TEST(WorkerProcessTest, OomKillInAMemoryCgroupIsOomKilled) {
   EXPECT_EQ(still_fine[8 * kMiB], 1);
 }
 
-uint64_t CgroupUsage(const std::string& dir) {
-  absl::StatusOr<CgroupMemory> memory = ReadCgroupMemory(dir);
-  return memory.ok() ? memory->usage_bytes : 0;
-}
-
 TEST(WorkerProcessTest, PlacedWorkerIsJoinedBeforeItAllocatesAndChargedThere) {
-  std::string why;
-  std::unique_ptr<MemoryCgroup> cgroup = MemoryCgroup::Create(256 * kMiB, &why);
-  if (cgroup == nullptr) GTEST_SKIP() << "cannot create a memory cgroup here: " << why;
-  const uint64_t before = CgroupUsage(cgroup->dir());
+  absl::StatusOr<::memload::testing::TestCgroup> cgroup =
+      ::memload::testing::TestCgroup::Create("memload-placed", 256 * kMiB);
+  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << cgroup.status();
+  const uint64_t before = cgroup->Usage();
 
   WorkerProcessLauncher launcher(kWorkerBinary);
   WorkerSpec spec = RetainedSpec(64 * kMiB);
@@ -484,11 +404,11 @@ TEST(WorkerProcessTest, PlacedWorkerIsJoinedBeforeItAllocatesAndChargedThere) {
   ASSERT_NE(worker, nullptr);
   ASSERT_TRUE(Eventually([&] { return StateOf(*worker) == PlanState::kHolding; }));
   // In the target's cgroup.procs, and /proc says so.
-  const std::string procs = ReadTrimmed(cgroup->procs_path());
+  const std::string procs = ReadTrimmed(cgroup->procs_file());
   EXPECT_THAT(std::vector<std::string>(absl::StrSplit(procs, '\n')),
               ::testing::Contains(absl::StrCat(worker->pid())));
   // The whole load, and the worker's image, is charged to the target.
-  const uint64_t charged = CgroupUsage(cgroup->dir()) - before;
+  const uint64_t charged = cgroup->Usage() - before;
   EXPECT_GE(charged, 64 * kMiB);
   EXPECT_LE(charged, 64 * kMiB * 105 / 100 + 4 * kMiB);
   worker->RequestStop();

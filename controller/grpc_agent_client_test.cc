@@ -14,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/loopback_port.h"
+#include "tests/testing/loopback_port.h"
 #include "proto/memload.grpc.pb.h"
 
 namespace memload {

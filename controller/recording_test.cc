@@ -10,6 +10,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "proto/proto_time.h"
+#include "tests/testing/sizes.h"
 
 namespace memload {
 namespace controller {
@@ -17,8 +18,8 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::memload::testing::kMiB;
 
-constexpr uint64_t kMiB = 1 << 20;
 const absl::Time kStart = absl::FromUnixSeconds(1764086400);  // 2025-11-25T16:00:00Z
 
 std::vector<google::protobuf::Struct> Lines(const std::string& text) {

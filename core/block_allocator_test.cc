@@ -27,6 +27,7 @@
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/sizes.h"
 
 namespace memload {
 namespace {
@@ -34,8 +35,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-constexpr size_t kMiB = size_t{1} << 20;
+using ::memload::testing::kMiB;
 
 // The bytes of a "Name:   123 kB" line of /proc/self/status.
 uint64_t ProcStatusBytes(const std::string& field) {

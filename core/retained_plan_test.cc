@@ -14,26 +14,18 @@
 #include "core/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/sizes.h"
 
 namespace memload {
 namespace {
 
 using ::testing::HasSubstr;
-
-constexpr uint64_t kMiB = 1 << 20;
+using ::memload::testing::Eventually;
+using ::memload::testing::kMiB;
 
 // Polls `condition` until it holds or `timeout` passes: waiting on a real condition of the
 // plan, not a guess at how long it takes.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return condition();
-}
-
 uint64_t RssAnon() {
   absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(0);
   EXPECT_THAT(memory, IsOk());

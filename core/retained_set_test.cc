@@ -20,6 +20,7 @@
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/sizes.h"
 
 namespace memload {
 namespace {
@@ -27,8 +28,8 @@ namespace {
 using ::testing::_;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::memload::testing::kMiB;
 
-constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 
 // glibc adapts its mmap threshold and keeps freed heap memory (untrimmed, still resident),

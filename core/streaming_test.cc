@@ -18,25 +18,17 @@
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 
 namespace memload {
 namespace {
 
 using ::testing::HasSubstr;
+using ::memload::testing::Eventually;
 
 BlockAllocator* Malloc() { return SharedBlockAllocator(Backing::kMalloc, {}); }
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
-
 std::unique_ptr<StreamingPlan> MustCreate(const StreamOptions& options, PlanCounters* counters) {
   absl::StatusOr<std::unique_ptr<StreamingPlan>> plan = StreamingPlan::Create(options, counters);
   EXPECT_THAT(plan, IsOk());

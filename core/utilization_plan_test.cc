@@ -25,28 +25,21 @@
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/sizes.h"
 
 namespace memload {
 namespace {
 
 using ::testing::HasSubstr;
+using ::memload::testing::Eventually;
+using ::memload::testing::kMiB;
 
-constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kCapacity = 512 * kMiB;  // The simulated node.
 constexpr uint64_t kBaseline = 100 * kMiB;
 
 // Polls `condition` until it holds or `timeout` passes: waiting on a real condition of the
 // plan, not a guess at how long it takes.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return condition();
-}
-
 // A simulated node: used = baseline + another workload + the plan's own payload (read from
 // its counters, so the loop sees its corrections at once). The other workload moves
 // linearly from where it is to a new size over a ramp, as real workloads allocate.

@@ -8,7 +8,11 @@
 #include "core/node_readers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/sizes.h"
+#include "tests/testing/process_memory.h"
+#include "tests/testing/test_cgroup.h"
 
 namespace memload {
 namespace testing {
@@ -16,22 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr uint64_t kMiB = 1 << 20;
-
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(15)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return condition();
-}
-
-uint64_t ResidentOf(pid_t pid) {
-  absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(pid);
-  return memory.ok() ? memory->rss_anon_bytes + memory->rss_shmem_bytes : 0;
-}
 
 CommandResult Ctl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {CtlBinary()};

@@ -20,8 +20,8 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/memload.grpc.pb.h"
-#include "tests/subprocess.h"
-#include "tests/test_certs.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/test_certs.h"
 
 namespace memload {
 namespace testing {

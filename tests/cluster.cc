@@ -110,17 +110,9 @@ std::string Hex(const std::string& text, size_t begin) {
 
 std::string ClusterNode::address() const { return absl::StrCat(host_, ":", port_); }
 
-uint64_t ClusterNode::CgroupUsage() const {
-  if (!cgroup_) return 0;
-  absl::StatusOr<CgroupMemory> cgroup = ReadCgroupMemory(cgroup_->dir());
-  return cgroup.ok() ? cgroup->usage_bytes : 0;
-}
+uint64_t ClusterNode::CgroupUsage() const { return cgroup_ ? cgroup_->Usage() : 0; }
 
-uint64_t ClusterNode::OomKills() const {
-  if (!cgroup_) return 0;
-  absl::StatusOr<CgroupMemory> cgroup = ReadCgroupMemory(cgroup_->dir());
-  return cgroup.ok() ? cgroup->oom_kill_count : 0;
-}
+uint64_t ClusterNode::OomKills() const { return cgroup_ ? cgroup_->OomKills() : 0; }
 
 std::unique_ptr<v1::Agent::Stub> ClusterNode::NewStub() const {
   return v1::Agent::NewStub(grpc::CreateChannel(address(), grpc::InsecureChannelCredentials()));
@@ -316,36 +308,6 @@ CommandResult Cluster::Ctl(const std::vector<std::string>& args, absl::Duration 
 
 bool IsNoCgroups(const absl::Status& status) {
   return absl::IsFailedPrecondition(status);
-}
-
-// ---------------------------------------------------------------------------------------
-// Measuring
-
-bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return condition();
-}
-
-uint64_t ResidentOf(pid_t pid) {
-  absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(pid);
-  return memory.ok() ? memory->rss_anon_bytes + memory->rss_shmem_bytes : 0;
-}
-
-uint64_t RssOf(pid_t pid) {
-  absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(pid);
-  return memory.ok() ? memory->rss_bytes : 0;
-}
-
-bool Alive(pid_t pid) {
-  absl::StatusOr<std::string> stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return false;
-  const size_t close = stat->rfind(')');
-  return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z' &&
-         (*stat)[close + 2] != 'X';
 }
 
 // ---------------------------------------------------------------------------------------

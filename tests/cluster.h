@@ -30,12 +30,15 @@
 #include "google/protobuf/struct.pb.h"
 #include "proto/memload.grpc.pb.h"
 #include "proto/memload.pb.h"
-#include "tests/subprocess.h"
+// Tests of a cluster wait and measure with these.
+#include "tests/testing/eventually.h"
+#include "tests/testing/process_memory.h"
+#include "tests/testing/sizes.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/test_cgroup.h"
 
 namespace memload {
 namespace testing {
-
-constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 struct NodeOptions {
   std::string name;               // --node-name
@@ -144,16 +147,6 @@ bool IsNoCgroups(const absl::Status& status);
   }                                                                                    \
   ASSERT_TRUE(started_##cluster.ok()) << started_##cluster.status();                   \
   Cluster& cluster = **started_##cluster
-
-// Polls `condition` every 10 ms until it holds or `timeout` passes; its last value.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(15));
-
-// RssAnon + RssShmem of a process from /proc/PID/status; 0 when it is gone.
-uint64_t ResidentOf(pid_t pid);
-// VmRSS of a process; 0 when it is gone.
-uint64_t RssOf(pid_t pid);
-bool Alive(pid_t pid);  // Exists and is not a zombie.
 
 // A whole JSON document (fails the test when it is not one).
 google::protobuf::Struct ParseJson(const std::string& text);

@@ -18,8 +18,9 @@
 #include "core/sanitizers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
 #include "yaml-cpp/yaml.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace testing {
@@ -29,13 +30,6 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 
 constexpr char kDir[] = "deploy/kubernetes/";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
 
 struct Manifests {
   std::vector<YAML::Node> objects;

@@ -18,7 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace memload {
 namespace testing {

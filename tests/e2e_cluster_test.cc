@@ -16,7 +16,7 @@
 #include "gtest/gtest.h"
 #include "proto/proto_time.h"
 #include "tests/cluster.h"
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace memload {
 namespace testing {

@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace memload {
 namespace testing {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
 
 namespace memload {
 namespace testing {

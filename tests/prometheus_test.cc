@@ -15,15 +15,16 @@
 #include <iostream>
 #include <map>
 
-#include "tests/loopback_port.h"
+#include "tests/testing/loopback_port.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/node_readers.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/http_get.h"
-#include "tests/subprocess.h"
+#include "tests/testing/http_get.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/eventually.h"
 
 namespace memload {
 namespace testing {
@@ -34,15 +35,6 @@ constexpr char kPlanId[] = "prometheus-64";
 constexpr double kMiB = 1 << 20;
 
 // Polls `condition` until it holds or `timeout` passes; a short pause between looks.
-bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return condition();
-}
-
 // "metrics on HOST:PORT" from the agent's log; "" on timeout or early exit.
 std::string WaitForMetricsAddress(Subprocess& agent, absl::Duration timeout) {
   std::string address;

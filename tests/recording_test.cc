@@ -15,7 +15,8 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace testing {
@@ -25,13 +26,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr double kTarget = 32 << 20;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
 
 int Count(const std::string& text, const std::string& needle) {
   int count = 0;

@@ -10,8 +10,8 @@
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/subprocess.h"
-#include "tests/test_certs.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/test_certs.h"
 
 namespace memload {
 namespace testing {

@@ -10,7 +10,7 @@
 #include "core/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/test_certs.h"
+#include "tests/testing/test_certs.h"
 
 namespace memload {
 namespace {

@@ -9,8 +9,8 @@
 //   std::optional<int> code = agent.Wait(absl::Seconds(2));
 //
 // Thread-safety: thread-compatible.
-#ifndef MEMLOAD_TESTS_SUBPROCESS_H_
-#define MEMLOAD_TESTS_SUBPROCESS_H_
+#ifndef MEMLOAD_TESTS_TESTING_SUBPROCESS_H_
+#define MEMLOAD_TESTS_TESTING_SUBPROCESS_H_
 
 #include <sys/types.h>
 
@@ -70,25 +70,7 @@ std::string WaitForAgentAddress(Subprocess& agent, absl::Duration timeout);
 // Pids of live memload-worker processes whose parent is `agent_pid`.
 std::vector<pid_t> WorkersOf(pid_t agent_pid);
 
-// A memory cgroup of the test's own (v1 or v2) with a limit; removed on destruction (its
-// processes must be gone by then). Start() fails (→ the test skips) where cgroups cannot
-// be created.
-class TestCgroup {
- public:
-  static absl::StatusOr<TestCgroup> Create(const std::string& name, uint64_t limit_bytes);
-  TestCgroup(TestCgroup&& other) noexcept;
-  ~TestCgroup();
-  const std::string& dir() const { return dir_; }
-  std::string procs_file() const { return dir_ + "/cgroup.procs"; }
-  int version() const { return version_; }
-
- private:
-  TestCgroup() = default;
-  std::string dir_;
-  int version_ = 0;
-};
-
 }  // namespace testing
 }  // namespace memload
 
-#endif  // MEMLOAD_TESTS_SUBPROCESS_H_
+#endif  // MEMLOAD_TESTS_TESTING_SUBPROCESS_H_

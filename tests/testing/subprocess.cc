@@ -1,4 +1,4 @@
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -7,41 +7,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "core/node_readers.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace testing {
 namespace {
 
-std::string TempPath(const std::string& stem) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  static int counter = 0;
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/", stem, "-", getpid(), "-", ++counter);
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-bool WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream file(path);
-  file << text;
-  file.flush();
-  return static_cast<bool>(file);
+std::string OutputPath(const std::string& stem) {
+  static std::atomic<int> counter{0};
+  return TestTempPath(absl::StrCat(stem, "-", getpid(), "-", ++counter));
 }
 
 }  // namespace
@@ -53,8 +37,8 @@ std::string CtlBinary() { return "controller/memloadctl"; }
 absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
                                              const std::string& cgroup_procs) {
   Subprocess process;
-  process.stdout_path_ = TempPath("stdout");
-  process.stderr_path_ = TempPath("stderr");
+  process.stdout_path_ = OutputPath("stdout");
+  process.stderr_path_ = OutputPath("stderr");
   const int out = open(process.stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   const int err = open(process.stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (out < 0 || err < 0) return absl::InternalError("cannot create output files");
@@ -123,8 +107,8 @@ std::optional<int> Subprocess::Wait(absl::Duration timeout) {
 
 bool Subprocess::running() { return !Wait(absl::ZeroDuration()).has_value(); }
 
-std::string Subprocess::Stdout() const { return ReadAll(stdout_path_); }
-std::string Subprocess::Stderr() const { return ReadAll(stderr_path_); }
+std::string Subprocess::Stdout() const { return ReadFile(stdout_path_); }
+std::string Subprocess::Stderr() const { return ReadFile(stderr_path_); }
 
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout) {
   CommandResult result;
@@ -168,7 +152,7 @@ std::vector<pid_t> WorkersOf(pid_t agent_pid) {
   while (dirent* entry = readdir(proc)) {
     int pid = 0;
     if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-    const std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+    const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
     // "pid (comm) state ppid ..."
     const size_t close = stat.rfind(')');
     if (close == std::string::npos || stat.find("(memload-worker") == std::string::npos) continue;
@@ -181,51 +165,6 @@ std::vector<pid_t> WorkersOf(pid_t agent_pid) {
   }
   closedir(proc);
   return workers;
-}
-
-absl::StatusOr<TestCgroup> TestCgroup::Create(const std::string& name, uint64_t limit_bytes) {
-  absl::StatusOr<std::string> cgroup_file = ReadFileToString("/proc/self/cgroup");
-  absl::StatusOr<std::string> mountinfo = ReadFileToString("/proc/self/mountinfo");
-  if (!cgroup_file.ok() || !mountinfo.ok()) return absl::UnavailableError("no /proc cgroup info");
-  absl::StatusOr<std::string> own = FindMemoryCgroupPath(*cgroup_file, *mountinfo);
-  if (!own.ok()) return own.status();
-  TestCgroup cgroup;
-  cgroup.dir_ = absl::StrCat(*own, "/", name, "-", getpid());
-  if (mkdir(cgroup.dir_.c_str(), 0755) != 0 && errno != EEXIST) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot create cgroup ", cgroup.dir_, ": ", std::strerror(errno)));
-  }
-  struct stat info;
-  if (stat((cgroup.dir_ + "/memory.limit_in_bytes").c_str(), &info) == 0) {
-    cgroup.version_ = 1;
-    if (!WriteFile(cgroup.dir_ + "/memory.limit_in_bytes", std::to_string(limit_bytes))) {
-      return absl::UnavailableError("cannot set memory.limit_in_bytes");
-    }
-  } else if (stat((cgroup.dir_ + "/memory.max").c_str(), &info) == 0) {
-    cgroup.version_ = 2;
-    if (!WriteFile(cgroup.dir_ + "/memory.max", std::to_string(limit_bytes)) ||
-        !WriteFile(cgroup.dir_ + "/memory.swap.max", "0")) {
-      return absl::UnavailableError("cannot set memory.max");
-    }
-  } else {
-    rmdir(cgroup.dir_.c_str());
-    return absl::UnavailableError("the new cgroup has no memory controller files");
-  }
-  return cgroup;
-}
-
-TestCgroup::TestCgroup(TestCgroup&& other) noexcept
-    : dir_(std::move(other.dir_)), version_(other.version_) {
-  other.dir_.clear();
-}
-
-TestCgroup::~TestCgroup() {
-  if (dir_.empty()) return;
-  // The kernel refuses while exiting processes are still charged; retry briefly.
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (rmdir(dir_.c_str()) != 0 && errno == EBUSY && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
 }
 
 }  // namespace testing

@@ -1,4 +1,4 @@
-#include "tests/test_certs.h"
+#include "tests/testing/test_certs.h"
 
 #include <unistd.h>
 
@@ -10,7 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "tests/subprocess.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace testing {
@@ -103,15 +104,6 @@ class Maker {
 };
 
 }  // namespace
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 absl::StatusOr<TestPki> MakeTestPki(const std::string& dir) {
   Maker maker(dir);

@@ -7,8 +7,8 @@
 //   if (response.ok() && response->status == 200) ... response->body ...
 //
 // Thread-safety: thread-safe (no shared state).
-#ifndef MEMLOAD_TESTS_HTTP_GET_H_
-#define MEMLOAD_TESTS_HTTP_GET_H_
+#ifndef MEMLOAD_TESTS_TESTING_HTTP_GET_H_
+#define MEMLOAD_TESTS_TESTING_HTTP_GET_H_
 
 #include <map>
 #include <string>
@@ -38,4 +38,4 @@ std::string UrlEncode(absl::string_view value);
 }  // namespace testing
 }  // namespace memload
 
-#endif  // MEMLOAD_TESTS_HTTP_GET_H_
+#endif  // MEMLOAD_TESTS_TESTING_HTTP_GET_H_

@@ -7,12 +7,13 @@
 //   options.security.tls_cert_file = pki->server.cert;
 //
 // Thread-safety: thread-compatible (MakeTestPki runs openssl in child processes).
-#ifndef MEMLOAD_TESTS_TEST_CERTS_H_
-#define MEMLOAD_TESTS_TEST_CERTS_H_
+#ifndef MEMLOAD_TESTS_TESTING_TEST_CERTS_H_
+#define MEMLOAD_TESTS_TESTING_TEST_CERTS_H_
 
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "tests/testing/files.h"  // ReadFile/WriteFile, which users of the PKI need.
 
 namespace memload {
 namespace testing {
@@ -42,11 +43,7 @@ struct TestPki {
 // when a command fails.
 absl::StatusOr<TestPki> MakeTestPki(const std::string& dir);
 
-// The file's contents ("" when it cannot be read).
-std::string ReadFile(const std::string& path);
-void WriteFile(const std::string& path, const std::string& text);
-
 }  // namespace testing
 }  // namespace memload
 
-#endif  // MEMLOAD_TESTS_TEST_CERTS_H_
+#endif  // MEMLOAD_TESTS_TESTING_TEST_CERTS_H_

@@ -1,8 +1,8 @@
 // A port on 127.0.0.1 that was free a moment ago: bound to port 0, read back, closed.
 // Nothing listens there afterwards (an "unreachable agent"), and a server the test starts
 // next can usually take it (Prometheus's --web.listen-address). Thread-safe.
-#ifndef MEMLOAD_TESTS_LOOPBACK_PORT_H_
-#define MEMLOAD_TESTS_LOOPBACK_PORT_H_
+#ifndef MEMLOAD_TESTS_TESTING_LOOPBACK_PORT_H_
+#define MEMLOAD_TESTS_TESTING_LOOPBACK_PORT_H_
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,4 +27,4 @@ inline int FreeLoopbackPort() {
 }  // namespace testing
 }  // namespace memload
 
-#endif  // MEMLOAD_TESTS_LOOPBACK_PORT_H_
+#endif  // MEMLOAD_TESTS_TESTING_LOOPBACK_PORT_H_

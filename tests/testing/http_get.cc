@@ -1,4 +1,4 @@
-#include "tests/http_get.h"
+#include "tests/testing/http_get.h"
 
 #include <netdb.h>
 #include <poll.h>

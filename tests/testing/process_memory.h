@@ -1,0 +1,27 @@
+// What the OS says about a process, for tests that measure memory from outside it.
+//
+//   ASSERT_TRUE(Eventually([&] { return ResidentOf(worker) >= 64 * kMiB; }));
+//   ASSERT_TRUE(Eventually([&] { return !Alive(worker); }));
+//
+// Thread-safety: thread-safe (reads /proc).
+#ifndef MEMLOAD_TESTS_TESTING_PROCESS_MEMORY_H_
+#define MEMLOAD_TESTS_TESTING_PROCESS_MEMORY_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+namespace memload {
+namespace testing {
+
+// RssAnon + RssShmem from /proc/PID/status (0: this process); 0 when it is gone.
+uint64_t ResidentOf(pid_t pid);
+// VmRSS; 0 when the process is gone.
+uint64_t RssOf(pid_t pid);
+// The process exists and is neither a zombie nor dead (/proc/PID/stat).
+bool Alive(pid_t pid);
+
+}  // namespace testing
+}  // namespace memload
+
+#endif  // MEMLOAD_TESTS_TESTING_PROCESS_MEMORY_H_

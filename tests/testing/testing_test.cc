@@ -1,0 +1,92 @@
+// The helpers' own contracts: Eventually's bound and its last look, the files round trip,
+// /proc figures of this process, a cgroup made and removed, a loopback port.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/files.h"
+#include "tests/testing/loopback_port.h"
+#include "tests/testing/process_memory.h"
+#include "tests/testing/sizes.h"
+#include "tests/testing/test_cgroup.h"
+
+namespace memload {
+namespace testing {
+namespace {
+
+TEST(EventuallyTest, ReturnsAsSoonAsTheConditionHolds) {
+  int calls = 0;
+  EXPECT_TRUE(Eventually([&] { return ++calls == 3; }));
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(EventuallyTest, GivesUpAfterTheBoundWithTheLastValue) {
+  const absl::Time start = absl::Now();
+  int calls = 0;
+  EXPECT_FALSE(Eventually([&] { return ++calls < 0; }, absl::Milliseconds(20)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(20));
+  EXPECT_GE(calls, 2);
+}
+
+TEST(EventuallyTest, LooksOnceEvenWithNoTimeLeft) {
+  EXPECT_TRUE(Eventually([] { return true; }, absl::ZeroDuration()));
+}
+
+TEST(SizesTest, Units) {
+  EXPECT_EQ(kKiB, 1024u);
+  EXPECT_EQ(kMiB, 1024u * 1024u);
+  EXPECT_EQ(kGiB, 1024u * kMiB);
+  EXPECT_DOUBLE_EQ(ToMiB(3 * kMiB / 2), 1.5);
+}
+
+TEST(FilesTest, RoundTripUnderTheTestsTempDir) {
+  const std::string path = TestTempPath("round-trip");
+  EXPECT_EQ(path.rfind(TestTempDir(), 0), 0u);
+  ASSERT_TRUE(WriteFile(path, std::string("a\0b\n", 4)));
+  EXPECT_EQ(ReadFile(path), std::string("a\0b\n", 4));
+  EXPECT_EQ(ReadFile(TestTempPath("does-not-exist")), "");
+  EXPECT_FALSE(WriteFile(TestTempPath("no-such-dir/file"), "x"));
+}
+
+TEST(ProcessMemoryTest, ThisProcessAndAGoneOne) {
+  std::vector<char> block(16 * kMiB, 1);  // Touched: resident.
+  EXPECT_GE(ResidentOf(getpid()), 16 * kMiB);
+  EXPECT_GE(RssOf(getpid()), ResidentOf(getpid()));
+  EXPECT_TRUE(Alive(getpid()));
+  EXPECT_FALSE(Alive(0));
+  EXPECT_FALSE(Alive(1 << 30));  // Above any pid_max.
+  EXPECT_EQ(ResidentOf(1 << 30), 0u);
+}
+
+TEST(LoopbackPortTest, AFreePort) {
+  const int port = FreeLoopbackPort();
+  EXPECT_GT(port, 0);
+  EXPECT_LT(port, 65536);
+}
+
+TEST(TestCgroupTest, MadeWithItsLimitAndRemoved) {
+  std::string dir;
+  {
+    absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create("helper", 64 * kMiB);
+    if (!cgroup.ok()) GTEST_SKIP() << cgroup.status();
+    dir = cgroup->dir();
+    const std::string limit_file =
+        dir + (cgroup->version() == 1 ? "/memory.limit_in_bytes" : "/memory.max");
+    EXPECT_EQ(ReadFile(limit_file), "67108864\n");
+    EXPECT_EQ(cgroup->Usage(), 0u);
+    EXPECT_EQ(cgroup->OomKills(), 0u);
+    absl::StatusOr<TestCgroup> second = TestCgroup::Create("helper", 64 * kMiB);
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_NE(second->dir(), dir);  // Two of one name in one process are two cgroups.
+  }
+  struct stat info;
+  EXPECT_NE(stat(dir.c_str(), &info), 0);
+}
+
+}  // namespace
+}  // namespace testing
+}  // namespace memload
