@@ -20,7 +20,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/subprocess.h"
+#include "tests/testing/eventually.h"
+#include "tests/testing/subprocess.h"
 
 namespace memload {
 namespace testing {
@@ -89,18 +90,18 @@ class Tmux {
 
   // Waits until the command has exited; its exit code, or -1 after `timeout`.
   int WaitDone(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      const std::string screen = Capture();
-      const size_t at = screen.find("__DONE__");
-      if (at != std::string::npos) {
-        int code = -1;
-        const std::string rest = screen.substr(at + 8, screen.find('\n', at) - at - 8);
-        if (absl::SimpleAtoi(rest, &code)) return code;
-      }
-      absl::SleepFor(absl::Milliseconds(100));  // Polling the screen, not synchronizing.
-    }
-    return -1;
+    int code = -1;
+    // Polls the screen every 100 ms (tmux capture-pane is a process each time).
+    Eventually(
+        [&] {
+          const std::string screen = Capture();
+          const size_t at = screen.find("__DONE__");
+          if (at == std::string::npos) return false;
+          const std::string rest = screen.substr(at + 8, screen.find('\n', at) - at - 8);
+          return absl::SimpleAtoi(rest, &code);
+        },
+        timeout, absl::Milliseconds(100));
+    return code;
   }
 
  private:
