@@ -227,7 +227,7 @@ int RunPodsCommand(Invocation& inv) {
   const ParsedArgs& args = inv.args;
   // Not applied to pods yet: refused rather than silently ignored.
   for (absl::string_view flag :
-       {"dry-run", "record", "rollout", "stagger", "max-failures", "selector"}) {
+       {"dry-run", "rollout", "stagger", "max-failures", "selector"}) {
     if (args.Has(flag)) {
       return inv.UsageError(absl::InvalidArgumentError(
           absl::StrCat(args.Typed(flag), " is not available with --pods yet")));
@@ -254,7 +254,20 @@ int RunPodsCommand(Invocation& inv) {
   absl::StatusOr<absl::Duration> keep = KeepFromArgs(args);
   if (!keep.ok()) return inv.UsageError(keep.status());
   pods.keep = *keep;
-  return RunPods(inv.env, *spec, pods);
+  std::unique_ptr<RunRecorder> recorder;
+  if (const std::string record = args.Text("record"); !record.empty()) {
+    absl::StatusOr<std::unique_ptr<RunRecorder>> opened = RunRecorder::Open(record);
+    if (!opened.ok()) return inv.UsageError(opened.status());
+    recorder = *std::move(opened);
+    pods.recorder = recorder.get();
+  }
+  const int code = RunPods(inv.env, *spec, pods);
+  if (recorder != nullptr && !recorder->status().ok()) {
+    *inv.io.err << "memloadctl run: " << args.Typed("record") << ": "
+                << recorder->status().message() << "\n";
+    return code == kExitOk ? kExitNodesFailed : code;
+  }
+  return code;
 }
 
 int RunStartCommand(Invocation& inv) {

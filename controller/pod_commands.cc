@@ -32,6 +32,23 @@ absl::Status RowStatus(const PodRow& row) {
 
 std::string Bytes(uint64_t bytes, bool known) { return known ? FormatSize(bytes) : "-"; }
 
+// The pods as a run's "nodes", for the recorder.
+RunView PodsView(const v1::PlanSpec& base, const std::vector<PodRow>& rows, absl::Time began) {
+  RunView view;
+  view.spec = base;
+  view.elapsed = absl::Now() - began;
+  for (const PodRow& row : rows) {
+    RunNode node;
+    node.target = absl::StrCat(row.plan.agent.empty() ? "-" : row.plan.agent, "/",
+                               row.plan.pod.DisplayName());
+    node.node_name = row.plan.pod.DisplayName();
+    node.plan = row.status;
+    if (!row.error.ok()) node.errors.push_back(row.error);
+    view.nodes.push_back(std::move(node));
+  }
+  return view;
+}
+
 }  // namespace
 
 std::string FormatPodsTable(const std::vector<PodRow>& rows) {
@@ -108,6 +125,7 @@ std::string PodsJson(const std::string& command, const std::vector<PodRow>& rows
 }
 
 int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& options) {
+  const absl::Time began = absl::Now();
   // Which agent serves which node.
   std::vector<std::unique_ptr<AgentClient>> owned;
   std::vector<AgentClient*> agents;
@@ -220,6 +238,9 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
           if (plan.plan_id() == row.plan.spec.plan_id()) row.status = plan;
         }
       }
+      if (options.recorder != nullptr) {
+        options.recorder->Record(absl::Now(), PodsView(base, rows, began), {});
+      }
       if (env.tty && !env.json) *env.out << "\033[H\033[J" << FormatPodsTable(rows) << std::flush;
     }
     interrupted = cancel->cancelled();
@@ -247,6 +268,9 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     }
   }
 
+  if (options.run && options.recorder != nullptr) {
+    options.recorder->Finish(absl::Now(), PodsView(base, rows, began));
+  }
   *env.out << (env.json ? PodsJson(options.run ? "run" : "start", rows) : FormatPodsTable(rows));
   if (interrupted) return kExitInterrupted;
   for (const PodRow& row : rows) {

@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "controller/commands.h"
 #include "controller/pods.h"
+#include "controller/recording.h"
 #include "proto/memload.pb.h"
 
 namespace memload {
@@ -36,6 +37,10 @@ struct PodsOptions {
   bool run = false;       // run: renew leases, refresh, stop at the end; start: start only.
   absl::Duration keep = absl::InfiniteDuration();  // run --for
   absl::Duration refresh = absl::Seconds(1);
+  // run --record: every refresh records each pod as a "node" of the recording (node = the
+  // pod's namespace/name, target = "<agent>/<namespace>/<name>", the pod's plan); `memloadctl
+  // report` then draws one row per pod. Null = none.
+  RunRecorder* recorder = nullptr;
 };
 
 int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& options);

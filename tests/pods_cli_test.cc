@@ -2,6 +2,7 @@
 // tree holding one pod, and `kubectl get pods -o json` fixtures naming those pods, plus a
 // pod on a node without an agent.
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -125,6 +126,21 @@ TEST_F(PodsCliTest, RunHoldsThenStopsEveryPod) {
   EXPECT_TRUE(cluster_->node(1).Workers().empty());
 }
 
+TEST_F(PodsCliTest, RecordedRunReportsOneRowPerPod) {
+  const std::string recording = absl::StrCat(::testing::TempDir(), "/pods-", getpid(), ".jsonl");
+  const std::string html = recording + ".html";
+  CommandResult run = cluster_->Ctl({"run", "--targets=" + cluster_->Targets(), "--pods=" + file_,
+                                     "--kind=retained", "--target=32MiB", "--for=1s",
+                                     "--interval=200ms", "--record=" + recording});
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;  // web-3: no agent.
+  CommandResult report = cluster_->Ctl({"report", recording, "--html=" + html});
+  EXPECT_EQ(report.exit_code, 0) << report.out << report.err;
+  std::ifstream in(html);
+  const std::string page((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(page, HasSubstr("shop/web-1"));
+  EXPECT_THAT(page, HasSubstr("shop/web-2"));
+}
+
 TEST_F(PodsCliTest, UsageErrors) {
   CommandResult bad = cluster_->Ctl({"start", "--targets=" + cluster_->Targets(),
                                      "--pods=/no/such/file", "--kind=retained", "--target=1MiB"});
@@ -137,7 +153,7 @@ TEST_F(PodsCliTest, UsageErrors) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--container needs --pods"));
   bad = cluster_->Ctl({"run", "--targets=" + cluster_->Targets(), "--pods=" + file_,
-                       "--kind=retained", "--target=1MiB", "--rollout=serial"});
+                       "--kind=retained", "--target=1MiB", "--rollout=serial"});  // Not for pods.
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--rollout is not available with --pods"));
 }
