@@ -8,8 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "agent/admission.h"
+#include "agent/plan_bounds.h"
 #include "agent/plan_convert.h"
+#include "core/block_cost.h"
 #include "core/node_readers.h"
 #include "core/size.h"
 #include "core/status_macros.h"
@@ -105,13 +107,60 @@ struct TargetReading {
   }
 };
 
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+// What a retained set of up to `payload` costs, worker included. A payload so large that its
+// cost cannot even be computed (too many blocks, overflow) is admitted as at least its own
+// size, so that a target of 2^64-1 bytes is "too much memory" (ResourceExhausted) rather
+// than a count error when the limits refuse it anyway.
+struct Cost {
+  uint64_t bytes = 0;
+  absl::Status error;  // Why `bytes` is only a lower bound.
+};
+Cost RetainedPlanCostOrLowerBound(Backing backing, uint64_t block_size, uint64_t payload) {
+  absl::StatusOr<uint64_t> cost = RetainedPlanCost(backing, block_size, payload);
+  if (cost.ok()) return Cost{*cost, absl::OkStatus()};
+  return Cost{payload, cost.status()};
+}
+
+// Admits a cost that may only be a lower bound: the limits' refusal first, then the error.
+absl::Status AdmitCost(const AdmissionLimits& limits, AdmissionRequest request, const Cost& cost,
+                       absl::string_view field) {
+  request.cost = cost.bytes;
+  MEMLOAD_RETURN_IF_ERROR(Admit(limits, request));
+  if (!cost.error.ok()) {
+    return absl::Status(cost.error.code(), absl::StrCat(field, ": ", cost.error.message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CheckPlanManagerOptions(const PlanManagerOptions& options) {
+  if (options.max_lease <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the maximum lease must be positive");
+  }
+  if (options.default_lease <= absl::ZeroDuration() ||
+      options.default_lease > options.max_lease) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--default-lease=", absl::FormatDuration(options.default_lease), " must be in (0, ",
+        absl::FormatDuration(options.max_lease), "] (the longest lease a plan may have)"));
+  }
+  if (options.max_running_plans < 1 || options.max_running_plans > kMaxPlansLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-plans must be 1..", kMaxPlansLimit,
+                                                   ", got ", options.max_running_plans));
+  }
+  if (options.tick <= absl::ZeroDuration() || options.stop_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the tick must be positive and the stop timeout not negative");
+  }
+  return absl::OkStatus();
+}
 
 struct PlanManager::Record {
   uint64_t sequence = 0;
   v1::PlanSpec spec;          // As the client sent it.
   WorkerSpec worker_spec;     // Resolved.
-  uint64_t commitment = 0;    // Bytes counted against --max-memory.
+  uint64_t commitment = 0;    // Real cost counted against --max-memory (admission.h).
   uint64_t first_target = 0;  // Resolved target of the first phase, until the worker says.
   // A retained plan's target from Resize, reported until the worker's counters show it
   // (the worker reads the command from its pipe a moment later), unless the plan has moved
@@ -119,11 +168,17 @@ struct PlanManager::Record {
   std::optional<uint64_t> resized_target;
   uint64_t resized_phase = 0;
   uint64_t resized_cycle = 0;
+  Backing backing = Backing::kMmap;  // Of the retained set (retained, utilization).
+  uint64_t block_size = 0;           // Of the retained set (retained, utilization).
+  uint64_t max_payload = 0;          // Retained: the largest phase target.
+  size_t status_bytes = 0;           // Ended: what its status takes (the ended budget).
   absl::Duration lease;
   absl::Time started;
   absl::Time lease_expires;
   std::optional<absl::Time> target_reached;
-  std::unique_ptr<Worker> worker;  // Null once the worker has been reaped.
+  // Null once the worker has been reaped. Shared so that a reader can use it outside the
+  // lock (a /proc read) while the manager's thread reaps it.
+  std::shared_ptr<Worker> worker;
   int worker_pid = 0;
 
   bool stop_requested = false;
@@ -165,8 +220,24 @@ uint64_t PlanManager::TargetHeadroom(const NodeMemory& view) const {
   return headroom;
 }
 
-PlanManager::PlanManager(PlanManagerOptions options, NodeProbe* probe, WorkerLauncher* launcher)
-    : options_(std::move(options)), probe_(probe), launcher_(launcher) {
+namespace {
+
+// Sets the resident figures a status takes from the worker's /proc (called unlocked).
+void FillResident(v1::PlanStatus& status, const std::shared_ptr<Worker>& live) {
+  if (!live) return;
+  const uint64_t resident = live->ResidentBytes();
+  status.set_resident_bytes(resident);
+  status.set_peak_resident_bytes(std::max(status.peak_resident_bytes(), resident));
+}
+
+}  // namespace
+
+PlanManager::PlanManager(PlanManagerOptions options, NodeProbe* probe, WorkerLauncher* launcher,
+                         Clock* clock)
+    : options_(std::move(options)),
+      probe_(probe),
+      launcher_(launcher),
+      clock_(clock != nullptr ? clock : Clock::Real()) {
   thread_ = std::thread([this] { ThreadMain(); });
 }
 
@@ -188,62 +259,117 @@ void PlanManager::Start(v1::PlanSpec spec, StartCallback done) {
 
 void PlanManager::DoStart(v1::PlanSpec spec, StartCallback done) {
   absl::StatusOr<NodeMemory> node = probe_->Read();
-  absl::StatusOr<StartResult> result;
+  if (!node.ok()) {
+    done(absl::UnavailableError(
+        absl::StrCat("cannot read the node's memory: ", node.status().message())));
+    return;
+  }
   // A placed plan's target is resolved and read here, without the lock (files).
   std::optional<ResolvedTarget> target;
-  absl::Status placed = absl::OkStatus();
-  if (node.ok() && spec.has_placement()) {
+  if (spec.has_placement()) {
     if (options_.target_resolver == nullptr) {
-      placed = absl::FailedPreconditionError(
-          "this agent cannot place plans in other cgroups (no cgroup access configured)");
+      done(absl::FailedPreconditionError(
+          "this agent cannot place plans in other cgroups (no cgroup access configured)"));
+      return;
+    }
+    absl::StatusOr<ResolvedTarget> resolved = options_.target_resolver->Resolve(spec.placement());
+    if (!resolved.ok()) {
+      done(resolved.status());
+      return;
+    }
+    absl::StatusOr<CgroupMemory> memory = ReadCgroupMemory(resolved->dir);
+    if (!memory.ok()) {
+      done(absl::NotFoundError(absl::StrCat("placement resolved to ", resolved->dir,
+                                            ", which cannot be read: ",
+                                            memory.status().message())));
+      return;
+    }
+    node = TargetView(*node, *memory);
+    target = *std::move(resolved);
+  }
+  std::unique_ptr<Record> record;
+  std::shared_ptr<Worker> live;
+  absl::StatusOr<StartResult> answer_now;  // Set unless a worker is to be launched.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::optional<StartResult> existing;
+    absl::StatusOr<std::unique_ptr<Record>> prepared =
+        shutting_down_ ? absl::UnavailableError("the agent is shutting down")
+                       : PrepareLocked(spec, *node, target, &existing);
+    if (existing.has_value()) {
+      existing->plan = StatusLocked(*plans_.at(spec.plan_id()), &live);
+      answer_now = *std::move(existing);
+    } else if (!prepared.ok()) {
+      answer_now = prepared.status();
     } else {
-      absl::StatusOr<ResolvedTarget> resolved = options_.target_resolver->Resolve(spec.placement());
-      absl::StatusOr<CgroupMemory> memory =
-          resolved.ok() ? ReadCgroupMemory(resolved->dir) : resolved.status();
-      if (!resolved.ok()) {
-        placed = resolved.status();
-      } else if (!memory.ok()) {
-        placed = absl::NotFoundError(absl::StrCat("placement resolved to ", resolved->dir,
-                                                  ", which cannot be read: ",
-                                                  memory.status().message()));
-      } else {
-        node = TargetView(*node, *memory);
-        target = *std::move(resolved);
-      }
+      record = *std::move(prepared);
+      // Counted as committed while the worker is launched without the lock.
+      launching_commitment_ = record->commitment;
     }
   }
-  if (!node.ok()) {
-    result = absl::UnavailableError(
-        absl::StrCat("cannot read the node's memory: ", node.status().message()));
-  } else if (!placed.ok()) {
-    result = placed;
-  } else {
-    std::lock_guard<std::mutex> lock(mutex_);
-    result = shutting_down_ ? absl::UnavailableError("the agent is shutting down")
-                            : StartLocked(spec, *node, target);
+  if (record == nullptr) {
+    if (answer_now.ok()) FillResident(answer_now->plan, live);
+    done(std::move(answer_now));
+    return;
   }
+  // fork and exec outside the lock: List, Resize, Renew and Stop go on meanwhile.
+  absl::StatusOr<std::unique_ptr<Worker>> worker = launcher_->Launch(record->worker_spec);
+  absl::StatusOr<StartResult> result;
+  std::shared_ptr<Worker> discard;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    launching_commitment_ = 0;
+    if (!worker.ok()) {
+      result = worker.status();
+    } else if (shutting_down_) {
+      (*worker)->RequestStop();
+      discard = std::move(*worker);
+      result = absl::UnavailableError("the agent is shutting down");
+    } else {
+      const absl::Time now = clock_->Now();
+      record->worker = std::move(*worker);
+      record->worker_pid = record->worker->pid();
+      record->sequence = next_sequence_++;
+      record->started = now;
+      record->lease_expires = now + record->lease;
+      record->rate_time = now;
+      if (target.has_value()) {
+        record->target = target;
+        record->target_had_others = !target->pids.empty();
+        record->target_memory = node->cgroup;
+      }
+      ++plans_started_;
+      const std::string id = record->spec.plan_id();
+      // An ended plan with this id is replaced (its id is free again).
+      Record& stored = *(plans_[id] = std::move(record));
+      ForgetOldLocked();
+      result = StartResult{StatusLocked(stored, &live), /*created=*/true};
+    }
+  }
+  discard.reset();  // SIGKILLs and reaps, unlocked.
+  if (result.ok()) FillResident(result->plan, live);
   done(std::move(result));
 }
 
-absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(
-    const v1::PlanSpec& spec, const NodeMemory& node, const std::optional<ResolvedTarget>& target) {
+absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
+    const v1::PlanSpec& spec, const NodeMemory& node, const std::optional<ResolvedTarget>& target,
+    std::optional<StartResult>* existing) {
   MEMLOAD_RETURN_IF_ERROR(ValidatePlanId(spec.plan_id()));
+  MEMLOAD_RETURN_IF_ERROR(CheckPlanBounds(spec));
   if (spec.has_placement() && !target.has_value()) {
     return absl::InternalError("a placed plan reached the manager unresolved");
   }
-  auto existing = plans_.find(spec.plan_id());
-  if (existing != plans_.end()) {
-    Record& record = *existing->second;
-    if (google::protobuf::util::MessageDifferencer::Equals(record.spec, spec)) {
-      return StartResult{StatusLocked(record), /*created=*/false};
+  auto found = plans_.find(spec.plan_id());
+  if (found != plans_.end() && !found->second->ended) {
+    if (google::protobuf::util::MessageDifferencer::Equals(found->second->spec, spec)) {
+      *existing = StartResult{v1::PlanStatus(), /*created=*/false};
+      return nullptr;
     }
-    if (!record.ended) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "plan \"", spec.plan_id(),
-          "\" is already running with a different spec; stop it or choose another plan_id"));
-    }
-    // An ended plan's id may be reused for a new plan; the old record is replaced below.
+    return absl::AlreadyExistsError(absl::StrCat(
+        "plan \"", spec.plan_id(),
+        "\" is already running with a different spec; stop it or choose another plan_id"));
   }
+  // An ended plan's id is free: a new plan starts (and replaces its record).
   size_t running = 0;
   for (const auto& [id, record] : plans_) running += record->ended ? 0 : 1;
   if (running >= options_.max_running_plans) {
@@ -259,6 +385,15 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(
   if (target.has_value()) worker_spec.set_join_cgroup_dir(target->dir);
 
   // Lease.
+  if (spec.has_lease()) {
+    const google::protobuf::Duration& lease = spec.lease();
+    if (lease.seconds() < 0 || lease.nanos() < 0 || lease.nanos() >= 1000000000 ||
+        absl::Seconds(lease.seconds()) > options_.max_lease) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "lease must be in (0, ", absl::FormatDuration(options_.max_lease), "], got ",
+          lease.seconds(), "s ", lease.nanos(), "ns"));
+    }
+  }
   record->lease = spec.has_lease() ? FromProtoDuration(spec.lease()) : options_.default_lease;
   if (record->lease <= absl::ZeroDuration() || record->lease > options_.max_lease) {
     return absl::InvalidArgumentError(absl::StrCat("lease must be in (0, ",
@@ -270,7 +405,47 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(
         absl::StrCat("oom_score_adj must be in [-1000, 1000], got ", spec.oom_score_adj()));
   }
 
-  // Resolve quantities to bytes and work out the most the plan can hold (its commitment).
+  const AdmissionLimits limits{options_.max_memory_bytes, options_.reserve_bytes};
+  AdmissionRequest request;
+  request.what = absl::StrCat("plan \"", spec.plan_id(), "\"");
+  request.committed = SaturatingAdd(CommittedLocked(nullptr), launching_commitment_);
+  request.available = node.EffectiveAvailable();
+  // A plan that expects an OOM kill is an OOM drill: it is meant to cross the reserve (it
+  // still obeys --max-memory). A utilization plan is checked against the reserve below.
+  // A placed plan is measured against its target's room (TargetHeadroom, which keeps the
+  // node's --reserve too): the available memory admission sees is that room.
+  request.check_reserve =
+      spec.kind_case() != v1::PlanSpec::kUtilization && !spec.expect_oom();
+  AdmissionLimits admit_limits = limits;
+  if (target.has_value()) {
+    request.available = TargetHeadroom(node);
+    admit_limits.reserve_bytes = 0;
+  }
+
+  // A placed plan refused for its target's room says what the room is made of.
+  const auto TargetRefusal = [&](const std::optional<ResolvedTarget>& target,
+                                 const NodeMemory& node, const AdmissionRequest& request,
+                                 uint64_t cost) -> absl::Status {
+    if (!target.has_value() || !request.check_reserve || TargetHeadroom(node) >= cost) {
+      return absl::OkStatus();
+    }
+    const std::optional<uint64_t> limit = node.CgroupLimit();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "plan \"", spec.plan_id(), "\" needs ", FormatSize(cost), " but its target ",
+        target->dir, " has room for ", FormatSize(TargetHeadroom(node)),
+        limit ? absl::StrCat(": limit ", FormatSize(*limit), ", usage ",
+                             FormatSize(node.cgroup->usage_bytes), ", target reserve ",
+                             FormatSize(options_.target_reserve_bytes))
+              : "",
+        "; MemAvailable ", FormatSize(node.meminfo.available_bytes), ", --reserve ",
+        FormatSize(options_.reserve_bytes),
+        node.cgroup->oom_group ? " (memory.oom.group=1: an OOM kill there would take the whole "
+                                 "container, the application too)"
+                               : "",
+        "; set expect_oom for an OOM drill"));
+  };
+
+  // Resolve quantities to bytes and work out the most the plan can hold, at its real cost.
   switch (spec.kind_case()) {
     case v1::PlanSpec::kRetained: {
       v1::RetainedPlan* retained = worker_spec.mutable_plan()->mutable_retained();
@@ -280,10 +455,17 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(
             uint64_t bytes,
             Resolve(phase->target(), node, absl::StrCat("retained.phases[", i, "].target")));
         phase->mutable_target()->set_bytes(bytes);
-        record->commitment = std::max(record->commitment, bytes);
+        record->max_payload = std::max(record->max_payload, bytes);
         if (i == 0) record->first_target = bytes;
       }
-      MEMLOAD_RETURN_IF_ERROR(ToRetainedPlanSpec(*retained).status());
+      MEMLOAD_ASSIGN_OR_RETURN(RetainedPlanSpec core_spec, ToRetainedPlanSpec(*retained));
+      record->backing = core_spec.set.backing;
+      record->block_size = core_spec.set.block_size;
+      const Cost cost =
+          RetainedPlanCostOrLowerBound(record->backing, record->block_size, record->max_payload);
+      MEMLOAD_RETURN_IF_ERROR(TargetRefusal(target, node, request, cost.bytes));
+      MEMLOAD_RETURN_IF_ERROR(AdmitCost(admit_limits, request, cost, "retained"));
+      record->commitment = cost.bytes;
       break;
     }
     case v1::PlanSpec::kUtilization: {
@@ -301,26 +483,41 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(
       const bool cgroup = reference == v1::UtilizationPlan::REFERENCE_CGROUP;
       const uint64_t capacity = cgroup ? *node.CgroupLimit() : node.meminfo.total_bytes;
       const uint64_t used = cgroup ? node.cgroup->usage_bytes
-                                   : node.meminfo.total_bytes - node.meminfo.available_bytes;
-      MEMLOAD_RETURN_IF_ERROR(ToUtilizationSpec(utilization, nullptr).status());
+                                   : node.meminfo.total_bytes -
+                                         std::min(node.meminfo.total_bytes,
+                                                  node.meminfo.available_bytes);
+      MEMLOAD_ASSIGN_OR_RETURN(UtilizationSpec core_spec,
+                               ToUtilizationSpec(utilization, nullptr));
+      record->backing = core_spec.set.backing;
+      record->block_size = core_spec.set.block_size;
       MEMLOAD_ASSIGN_OR_RETURN(uint64_t wanted,
                                PercentOf(utilization.target_percent(), capacity));
-      // What the plan must add now; it grows and shrinks as others come and go.
-      record->commitment = wanted > used ? wanted - used : 0;
       record->first_target = wanted;
       if (capacity - std::min(capacity, wanted) < options_.reserve_bytes) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "utilization target ", utilization.target_percent(), "% of ", FormatSize(capacity),
             " leaves less than the --reserve of ", FormatSize(options_.reserve_bytes)));
       }
+      // What the plan must add now; it grows and shrinks as others come and go.
+      const Cost cost = RetainedPlanCostOrLowerBound(record->backing, record->block_size,
+                                                     wanted > used ? wanted - used : 0);
+      MEMLOAD_RETURN_IF_ERROR(AdmitCost(admit_limits, request, cost, "utilization"));
+      record->commitment = cost.bytes;
       break;
     }
     case v1::PlanSpec::kStreaming: {
       MEMLOAD_ASSIGN_OR_RETURN(StreamOptions options, ToStreamOptions(spec.streaming()));
       // Live memory of a stream: its window, or one block per worker in flight.
-      const uint64_t live_blocks = std::max<uint64_t>(options.window, options.workers);
-      MEMLOAD_ASSIGN_OR_RETURN(record->commitment,
-                               MultiplySizes(live_blocks, options.block_size));
+      absl::StatusOr<uint64_t> cost = StreamingPlanCost(options.block_size, options.return_to_os,
+                                                        options.window, options.workers);
+      if (!cost.ok()) {
+        return absl::Status(cost.status().code(),
+                            absl::StrCat("streaming.window: ", cost.status().message()));
+      }
+      request.cost = *cost;
+      MEMLOAD_RETURN_IF_ERROR(TargetRefusal(target, node, request, *cost));
+      MEMLOAD_RETURN_IF_ERROR(Admit(admit_limits, request));
+      record->commitment = *cost;
       break;
     }
     case v1::PlanSpec::KIND_NOT_SET:
@@ -328,68 +525,17 @@ absl::StatusOr<PlanManager::StartResult> PlanManager::StartLocked(
           "a plan needs a kind: one of retained, utilization, streaming");
   }
 
-  // Safety limits.
-  const uint64_t committed = CommittedLocked(nullptr);
-  if (options_.max_memory_bytes > 0 &&
-      committed + record->commitment > options_.max_memory_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "plan \"", spec.plan_id(), "\" needs ", FormatSize(record->commitment),
-        "; with the ", FormatSize(committed), " other plans may hold, that crosses --max-memory ",
-        FormatSize(options_.max_memory_bytes)));
-  }
-  const uint64_t available = node.EffectiveAvailable();
-  if (target.has_value() && spec.kind_case() != v1::PlanSpec::kUtilization && !spec.expect_oom() &&
-      TargetHeadroom(node) < record->commitment) {
-    const std::optional<uint64_t> limit = node.CgroupLimit();
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "plan \"", spec.plan_id(), "\" needs ", FormatSize(record->commitment), " but its target ",
-        target->dir, " has room for ", FormatSize(TargetHeadroom(node)),
-        limit ? absl::StrCat(": limit ", FormatSize(*limit), ", usage ",
-                             FormatSize(node.cgroup->usage_bytes), ", target reserve ",
-                             FormatSize(options_.target_reserve_bytes))
-              : "",
-        "; MemAvailable ", FormatSize(node.meminfo.available_bytes), ", --reserve ",
-        FormatSize(options_.reserve_bytes),
-        node.cgroup->oom_group ? " (memory.oom.group=1: an OOM kill there would take the whole "
-                                 "container, the application too)"
-                               : "",
-        "; set expect_oom for an OOM drill"));
-  }
-  // A plan that expects an OOM kill is an OOM drill: it is meant to cross the reserve
-  // (it still obeys --max-memory).
-  if (!target.has_value() && spec.kind_case() != v1::PlanSpec::kUtilization && !spec.expect_oom() &&
-      available < options_.reserve_bytes + record->commitment) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "plan \"", spec.plan_id(), "\" needs ", FormatSize(record->commitment), " but only ",
-        FormatSize(available > options_.reserve_bytes ? available - options_.reserve_bytes : 0),
-        " may be used: available memory is ", FormatSize(available), " and --reserve is ",
-        FormatSize(options_.reserve_bytes)));
-  }
-
   // The ceiling it starts under: what the reserve leaves (refreshed every tick).
   worker_spec.set_initial_ceiling_bytes(UINT64_MAX);
-  MEMLOAD_ASSIGN_OR_RETURN(record->worker, launcher_->Launch(worker_spec));
-  const absl::Time now = absl::Now();
-  record->worker_pid = record->worker->pid();
-  record->sequence = next_sequence_++;
-  record->started = now;
-  record->lease_expires = now + record->lease;
-  record->rate_time = now;
-  if (target.has_value()) {
-    record->target = target;
-    record->target_had_others = !target->pids.empty();
-    record->target_memory = node.cgroup;
-  }
-  ++plans_started_;
-  Record& stored = *(plans_[spec.plan_id()] = std::move(record));
-  ForgetOldLocked();
-  return StartResult{StatusLocked(stored), /*created=*/true};
+  return record;
 }
 
 uint64_t PlanManager::CommittedLocked(const Record* except) const {
   uint64_t total = 0;
   for (const auto& [id, record] : plans_) {
-    if (!record->ended && record.get() != except) total += record->commitment;
+    if (!record->ended && record.get() != except) {
+      total = SaturatingAdd(total, record->commitment);
+    }
   }
   return total;
 }
@@ -402,15 +548,16 @@ void PlanManager::Stop(const std::string& plan_id, StatusCallback done) {
     if (it == plans_.end()) {
       answer_now = absl::NotFoundError(absl::StrCat("no plan \"", plan_id, "\" on this agent"));
     } else if (it->second->ended) {
-      answer_now = StatusLocked(*it->second);
+      answer_now = StatusLocked(*it->second, nullptr);
     } else {
       Record& record = *it->second;
       if (!record.stop_requested) {
         record.stop_requested = true;
-        record.stop_deadline = absl::Now() + options_.stop_timeout;
+        record.stop_deadline = clock_->Now() + options_.stop_timeout;
         record.worker->RequestStop();
       }
       record.stop_waiters.push_back(std::move(done));
+      poke_ = true;  // Look at the worker at once rather than at the next tick.
       wake_.notify_all();
       return;
     }
@@ -441,66 +588,73 @@ absl::StatusOr<v1::PlanStatus> PlanManager::Resize(const std::string& plan_id,
     }
     node = TargetView(*node, *memory);
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto it = plans_.find(plan_id);
-  if (it == plans_.end()) {
-    return absl::NotFoundError(absl::StrCat("no plan \"", plan_id, "\" on this agent"));
+  v1::PlanStatus status;
+  std::shared_ptr<Worker> live;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = plans_.find(plan_id);
+    if (it == plans_.end()) {
+      return absl::NotFoundError(absl::StrCat("no plan \"", plan_id, "\" on this agent"));
+    }
+    Record& record = *it->second;
+    if (record.ended || record.stop_requested) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "plan \"", plan_id, "\" has ended or is stopping; its target can no longer change"));
+    }
+    if (!IsRetainedOrUtilization(record.spec)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "plan \"", plan_id, "\" is a streaming plan: it has no target to resize"));
+    }
+    MEMLOAD_ASSIGN_OR_RETURN(uint64_t bytes, Resolve(target, *node, "target"));
+    const uint64_t payload = record.worker->Counters().payload_bytes;
+    uint64_t new_payload = bytes;  // Retained: the target is the plan's own payload.
+    if (record.spec.kind_case() == v1::PlanSpec::kUtilization) {
+      // For a utilization plan the target is the node's (or cgroup's) used bytes.
+      const bool cgroup =
+          record.worker_spec.reference() == v1::UtilizationPlan::REFERENCE_CGROUP;
+      const uint64_t used =
+          cgroup && node->cgroup.has_value()
+              ? node->cgroup->usage_bytes
+              : node->meminfo.total_bytes -
+                    std::min(node->meminfo.total_bytes, node->meminfo.available_bytes);
+      new_payload = SaturatingAdd(payload, bytes > used ? bytes - used : 0);
+    }
+    // One admission for start and resize: the real cost of the new size, of which what the
+    // plan holds now is not taken from the available memory again.
+    AdmissionRequest request;
+    request.what = absl::StrCat("resizing \"", plan_id, "\" to ", FormatSize(bytes));
+    request.held = RetainedPlanCostOrLowerBound(record.backing, record.block_size, payload).bytes;
+    request.committed = SaturatingAdd(CommittedLocked(&record), launching_commitment_);
+    request.available = node->EffectiveAvailable();
+    request.check_reserve = !record.spec.expect_oom();
+    const Cost cost = RetainedPlanCostOrLowerBound(record.backing, record.block_size, new_payload);
+    AdmissionLimits limits{options_.max_memory_bytes, options_.reserve_bytes};
+    if (record.target) {
+      // Its target's room (which keeps the node's --reserve too) is what it may take.
+      request.what = absl::StrCat(request.what, " (target ", record.target->dir, ")");
+      request.available = TargetHeadroom(*node);
+      limits.reserve_bytes = 0;
+    }
+    MEMLOAD_RETURN_IF_ERROR(AdmitCost(limits, request, cost, "target"));
+    const PlanCountersSnapshot before = record.worker->Counters();
+    MEMLOAD_RETURN_IF_ERROR(record.worker->SetTarget(bytes));
+    record.commitment = std::max(cost.bytes, request.held);
+    if (record.spec.kind_case() == v1::PlanSpec::kRetained) {
+      record.max_payload = bytes;
+      record.resized_target = bytes;
+      record.resized_phase = before.phase;
+      record.resized_cycle = before.cycle;
+    }
+    record.target_reached.reset();
+    status = StatusLocked(record, &live);
   }
-  Record& record = *it->second;
-  if (record.ended || record.stop_requested) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "plan \"", plan_id, "\" has ended or is stopping; its target can no longer change"));
-  }
-  if (!IsRetainedOrUtilization(record.spec)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("plan \"", plan_id, "\" is a streaming plan: it has no target to resize"));
-  }
-  MEMLOAD_ASSIGN_OR_RETURN(uint64_t bytes, Resolve(target, *node, "target"));
-  const uint64_t payload = record.worker->Counters().payload_bytes;
-  const uint64_t committed = CommittedLocked(&record);
-  uint64_t commitment = bytes;
-  if (record.spec.kind_case() == v1::PlanSpec::kUtilization) {
-    // For a utilization plan the target is the node's (or cgroup's) used bytes.
-    const bool cgroup = record.worker_spec.reference() == v1::UtilizationPlan::REFERENCE_CGROUP;
-    const uint64_t used = cgroup && node->cgroup.has_value()
-                              ? node->cgroup->usage_bytes
-                              : node->meminfo.total_bytes - node->meminfo.available_bytes;
-    commitment = payload + (bytes > used ? bytes - used : 0);
-  }
-  if (options_.max_memory_bytes > 0 && committed + commitment > options_.max_memory_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "resizing \"", plan_id, "\" to ", FormatSize(commitment), " crosses --max-memory ",
-        FormatSize(options_.max_memory_bytes), " (other plans may hold ", FormatSize(committed),
-        ")"));
-  }
-  const uint64_t growth = commitment > payload ? commitment - payload : 0;
-  const uint64_t available = node->EffectiveAvailable();
-  if (record.target && growth > 0 && !record.spec.expect_oom() &&
-      TargetHeadroom(*node) < growth) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "resizing \"", plan_id, "\" needs ", FormatSize(growth), " more but its target ",
-        record.target->dir, " has room for ", FormatSize(TargetHeadroom(*node))));
-  }
-  if (!record.target && growth > 0 && available < options_.reserve_bytes + growth) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "resizing \"", plan_id, "\" needs ", FormatSize(growth), " more but available memory is ",
-        FormatSize(available), " and --reserve is ", FormatSize(options_.reserve_bytes)));
-  }
-  const PlanCountersSnapshot before = record.worker->Counters();
-  MEMLOAD_RETURN_IF_ERROR(record.worker->SetTarget(bytes));
-  record.commitment = std::max(commitment, payload);
-  record.target_reached.reset();
-  if (record.spec.kind_case() == v1::PlanSpec::kRetained) {
-    record.resized_target = bytes;
-    record.resized_phase = before.phase;
-    record.resized_cycle = before.cycle;
-  }
-  return StatusLocked(record);
+  FillResident(status, live);
+  return status;
 }
 
 v1::RenewLeasesResponse PlanManager::Renew(const v1::RenewLeasesRequest& request) {
   v1::RenewLeasesResponse response;
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock_->Now();
   std::lock_guard<std::mutex> lock(mutex_);
   for (const std::string& id : request.plan_ids()) {
     auto it = plans_.find(id);
@@ -521,18 +675,26 @@ v1::RenewLeasesResponse PlanManager::Renew(const v1::RenewLeasesRequest& request
 }
 
 std::vector<v1::PlanStatus> PlanManager::List(bool include_ended) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<const Record*> records;
-  for (const auto& [id, record] : plans_) {
-    if (include_ended || !record->ended) records.push_back(record.get());
-  }
-  std::sort(records.begin(), records.end(), [](const Record* a, const Record* b) {
-    if (a->ended != b->ended) return !a->ended;
-    return a->sequence < b->sequence;
-  });
   std::vector<v1::PlanStatus> statuses;
-  statuses.reserve(records.size());
-  for (const Record* record : records) statuses.push_back(StatusLocked(*record));
+  std::vector<std::shared_ptr<Worker>> live;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<const Record*> records;
+    for (const auto& [id, record] : plans_) {
+      if (include_ended || !record->ended) records.push_back(record.get());
+    }
+    std::sort(records.begin(), records.end(), [](const Record* a, const Record* b) {
+      if (a->ended != b->ended) return !a->ended;
+      return a->sequence < b->sequence;
+    });
+    statuses.reserve(records.size());
+    live.resize(records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      statuses.push_back(StatusLocked(*records[i], &live[i]));
+    }
+  }
+  // Resident bytes from /proc, one file per running plan: unlocked.
+  for (size_t i = 0; i < statuses.size(); ++i) FillResident(statuses[i], live[i]);
   return statuses;
 }
 
@@ -556,7 +718,8 @@ void PlanManager::Shutdown() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!shutting_down_) {
       shutting_down_ = true;
-      const absl::Time now = absl::Now();
+      poke_ = true;
+      const absl::Time now = clock_->Now();
       for (auto& [id, record] : plans_) {
         if (record->ended || record->stop_requested) continue;
         record->stop_requested = true;
@@ -571,7 +734,7 @@ void PlanManager::Shutdown() {
 
 void PlanManager::ThreadMain() {
   std::unique_lock<std::mutex> lock(mutex_);
-  absl::Time next_tick = absl::Now();
+  absl::Time next_tick = clock_->Now();
   while (true) {
     while (!tasks_.empty()) {
       std::function<void()> task = std::move(tasks_.front());
@@ -587,7 +750,11 @@ void PlanManager::ThreadMain() {
       stopping |= !record->ended && record->stop_requested;
     }
     if (shutting_down_ && !running && tasks_.empty()) break;
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
+    if (poke_) {
+      poke_ = false;
+      next_tick = now;
+    }
     if (now >= next_tick) {
       lock.unlock();
       Tick(now);
@@ -596,51 +763,88 @@ void PlanManager::ThreadMain() {
       continue;  // Re-evaluate: the tick may have ended plans.
     }
     if (stopping) next_tick = std::min(next_tick, now + kStopPollTick);
-    wake_.wait_for(lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(next_tick - now)),
-                   [&] { return !tasks_.empty() || shutting_down_; });
-    if (shutting_down_) next_tick = std::min(next_tick, absl::Now() + kStopPollTick);
+    clock_->WaitUntil(wake_, lock, next_tick, [&] { return !tasks_.empty() || poke_; });
   }
 }
 
+// What a tick read of one running worker, unlocked.
+struct PlanManager::Sample {
+  Record* record = nullptr;  // Stable: only this thread ends or forgets records.
+  std::shared_ptr<Worker> worker;
+  bool kill = false;  // Its stop deadline passed: SIGKILL and reap.
+  std::optional<WorkerExit> exit;
+  PlanCountersSnapshot counters;
+  WorkerExtras extras;
+  uint64_t resident = 0;
+};
+
 void PlanManager::Tick(absl::Time now) {
   absl::StatusOr<NodeMemory> node = probe_->Read();
-  std::vector<std::pair<StatusCallback, v1::PlanStatus>> answers;
+  std::vector<Sample> samples;
   // Placed plans' targets, read without the lock.
   std::map<std::string, TargetReading> targets;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& [id, record] : plans_) {
-      if (!record->target || (record->ended && record->target_final_read)) continue;
-      TargetReading& reading = targets[id];
-      reading.dir = record->target->dir;
-      reading.worker_pid = record->worker_pid;
+    for (auto& [id, entry] : plans_) {
+      Record& record = *entry;
+      if (record.target && !(record.ended && record.target_final_read)) {
+        TargetReading& reading = targets[id];
+        reading.dir = record.target->dir;
+        reading.worker_pid = record.worker_pid;
+      }
+      if (record.ended) continue;
+      if (!record.stop_requested && now >= record.lease_expires) {
+        record.lease_expired = true;
+        record.stop_requested = true;
+        record.stop_deadline = now + options_.stop_timeout;
+        record.worker->RequestStop();
+      }
+      Sample sample;
+      sample.record = &record;
+      sample.worker = record.worker;
+      sample.kill = record.stop_requested && now >= record.stop_deadline;
+      samples.push_back(std::move(sample));
     }
   }
+  // Reaping (a SIGKILLed worker holding many GiB is slow to reap), /proc and cgroup reads:
+  // unlocked.
   for (auto& [id, reading] : targets) reading.Read();
+  for (Sample& sample : samples) {
+    sample.exit = sample.kill ? sample.worker->WaitExit(absl::ZeroDuration())
+                              : sample.worker->PollExit();
+    if (!sample.exit) {
+      sample.counters = sample.worker->Counters();
+      sample.extras = sample.worker->Extras();
+      sample.resident = sample.worker->ResidentBytes();
+    }
+  }
+  std::vector<std::pair<StatusCallback, v1::PlanStatus>> answers;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<Record*> growing;
+    // Ended placed plans: their target read once more (e.g. its OOM kill count).
     for (auto& [id, entry] : plans_) {
       Record& record = *entry;
-      if (record.ended) {
-        if (auto reading = targets.find(id); reading != targets.end()) {
-          if (reading->second.memory.ok()) record.target_memory = *reading->second.memory;
-          record.target_final_read = true;
-        }
-        continue;
-      }
-      if (std::optional<WorkerExit> exit = record.worker->PollExit()) {
-        FinishLocked(record, *exit, now);
+      auto reading = targets.find(id);
+      if (!record.ended || reading == targets.end()) continue;
+      if (reading->second.memory.ok()) record.target_memory = *reading->second.memory;
+      record.target_final_read = true;
+    }
+    for (Sample& sample : samples) {
+      Record& record = *sample.record;
+      const std::string& id = record.spec.plan_id();
+      if (sample.exit) {
+        FinishLocked(record, *sample.exit, now);
       } else {
-        record.counters = record.worker->Counters();
-        record.extras = record.worker->Extras();
+        record.counters = sample.counters;
+        record.extras = sample.extras;
         // The worker stamps the moment it first held its target; until its stamp arrives,
         // the tick that first sees HOLDING stands in, so a HOLDING status always has one.
         if (!record.target_reached &&
             (record.extras.target_reached || record.counters.state == PlanState::kHolding)) {
           record.target_reached = record.extras.target_reached.value_or(now);
         }
-        record.resident_bytes = record.worker->ResidentBytes();
+        record.resident_bytes = sample.resident;
         record.peak_resident_bytes = std::max(record.peak_resident_bytes, record.resident_bytes);
         const double seconds = absl::ToDoubleSeconds(now - record.rate_time);
         if (seconds >= 0.05) {
@@ -666,23 +870,21 @@ void PlanManager::Tick(absl::Time now) {
             record.worker->RequestStop();
           }
         }
-        if (!record.stop_requested && now >= record.lease_expires) {
-          record.lease_expired = true;
-          record.stop_requested = true;
-          record.stop_deadline = now + options_.stop_timeout;
-          record.worker->RequestStop();
-        }
-        if (record.stop_requested && now >= record.stop_deadline) {
-          FinishLocked(record, record.worker->WaitExit(absl::ZeroDuration()), now);
-        } else if (!record.stop_requested && IsRetainedOrUtilization(record.spec) &&
-                   !record.spec.expect_oom()) {
+        if (!record.stop_requested && IsRetainedOrUtilization(record.spec) &&
+            !record.spec.expect_oom()) {
           if (!record.target) {
             growing.push_back(&record);
           } else if (node.ok() && record.target_memory) {
-            // A placed plan grows within its target's room (see TargetHeadroom).
+            // A placed plan grows within its target's room (see TargetHeadroom), in whole
+            // blocks at their real cost.
             const uint64_t payload = record.counters.payload_bytes;
-            uint64_t ceiling = payload + TargetHeadroom(TargetView(*node, *record.target_memory));
-            if (ceiling >= record.commitment && record.spec.kind_case() == v1::PlanSpec::kRetained) {
+            uint64_t ceiling = SaturatingAdd(
+                payload,
+                PayloadWithin(record.backing, record.block_size,
+                              TargetHeadroom(TargetView(*node, *record.target_memory)),
+                              SystemPageSize()));
+            if (ceiling >= record.max_payload &&
+                record.spec.kind_case() == v1::PlanSpec::kRetained) {
               ceiling = UINT64_MAX;
             }
             if (ceiling != record.ceiling_sent && record.worker->SetCeiling(ceiling).ok()) {
@@ -693,13 +895,13 @@ void PlanManager::Tick(absl::Time now) {
       }
       if (record.ended) {
         for (StatusCallback& waiter : record.stop_waiters) {
-          answers.emplace_back(std::move(waiter), StatusLocked(record));
+          answers.emplace_back(std::move(waiter), StatusLocked(record, nullptr));
         }
         record.stop_waiters.clear();
       }
     }
-    // The reserve: plans that still grow share what is left above it. A plan whose share
-    // covers the rest of its way runs uncapped.
+    // The reserve: plans that still grow share what is left above it, at their real cost
+    // per block. A plan whose share covers the rest of its way runs uncapped.
     if (node.ok() && !growing.empty()) {
       const uint64_t available = node->EffectiveAvailable();
       const uint64_t headroom =
@@ -707,8 +909,11 @@ void PlanManager::Tick(absl::Time now) {
       const uint64_t share = headroom / growing.size();
       for (Record* record : growing) {
         const uint64_t payload = record->counters.payload_bytes;
-        uint64_t ceiling = payload + share;
-        if (ceiling >= record->commitment && record->spec.kind_case() == v1::PlanSpec::kRetained) {
+        uint64_t ceiling =
+            SaturatingAdd(payload, PayloadWithin(record->backing, record->block_size, share,
+                                                 SystemPageSize()));
+        if (ceiling >= record->max_payload &&
+            record->spec.kind_case() == v1::PlanSpec::kRetained) {
           ceiling = UINT64_MAX;
         }
         if (ceiling != record->ceiling_sent) {
@@ -735,7 +940,17 @@ void PlanManager::FinishLocked(Record& record, const WorkerExit& exit, absl::Tim
       record.final_state = v1::PLAN_STATE_COMPLETED;
       break;
     case WorkerExit::Kind::kStopped:
-      record.final_state = v1::PLAN_STATE_STOPPED;
+      if (record.stop_requested) {
+        record.final_state = v1::PLAN_STATE_STOPPED;
+      } else {
+        // The worker obeyed a SIGTERM/SIGINT that the agent did not send: an unexpected
+        // end, not a stop anybody asked the agent for.
+        record.final_state = v1::PLAN_STATE_FAILED;
+        record.outcome_ok = false;
+        record.error =
+            "the worker was stopped by a signal (SIGTERM or SIGINT) that did not come from "
+            "the agent";
+      }
       break;
     case WorkerExit::Kind::kKilledByAgent:
       record.final_state = v1::PLAN_STATE_STOPPED;
@@ -773,19 +988,23 @@ void PlanManager::FinishLocked(Record& record, const WorkerExit& exit, absl::Tim
     record.outcome_ok = false;
     record.error = "the plan expected an OOM kill, but completed without one";
   }
+  record.status_bytes = record.spec.ByteSizeLong() + record.error.size() + 512;
   plans_failed_ += record.final_state == v1::PLAN_STATE_FAILED ? 1 : 0;
   plans_oom_killed_ += record.final_state == v1::PLAN_STATE_OOM_KILLED ? 1 : 0;
 }
 
-v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {
+v1::PlanStatus PlanManager::StatusLocked(const Record& record,
+                                         std::shared_ptr<Worker>* live_worker) const {
   v1::PlanStatus status;
   status.set_plan_id(record.spec.plan_id());
   *status.mutable_spec() = record.spec;
-  // A running plan answers with its live numbers (a lock-free read of the worker's shared
-  // counters, RSS from /proc), not the last tick's.
+  // A running plan answers with its live counters (a lock-free read of the worker's shared
+  // memory), not the last tick's; its RSS comes from /proc, read by the caller unlocked
+  // (FillResident) — the last tick's figure stands in until then.
   const bool live = !record.ended && record.worker != nullptr;
+  if (live_worker != nullptr) *live_worker = live ? record.worker : nullptr;
   const PlanCountersSnapshot counters = live ? record.worker->Counters() : record.counters;
-  const uint64_t resident = live ? record.worker->ResidentBytes() : record.resident_bytes;
+  const uint64_t resident = record.ended ? 0 : record.resident_bytes;
   // Resized, and the worker has not picked the new target yet: what it now heads for.
   const bool resize_pending = !record.ended && record.resized_target.has_value() &&
                               counters.target_bytes != *record.resized_target &&
@@ -793,7 +1012,7 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {
                               counters.cycle == record.resized_cycle;
   std::optional<absl::Time> target_reached = record.target_reached;
   if (!target_reached && counters.state == PlanState::kHolding && !resize_pending) {
-    target_reached = absl::Now();
+    target_reached = clock_->Now();
   }
   if (record.ended) {
     status.set_state(record.final_state);
@@ -857,13 +1076,25 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record) const {
 
 void PlanManager::ForgetOldLocked() {
   std::vector<std::pair<uint64_t, std::string>> ended;
+  size_t bytes = 0;
   for (const auto& [id, record] : plans_) {
-    if (record->ended) ended.emplace_back(record->sequence, id);
+    if (record->ended) {
+      ended.emplace_back(record->sequence, id);
+      bytes += record->status_bytes;
+    }
   }
-  if (ended.size() <= options_.ended_plans_kept) return;
+  if (ended.size() <= options_.ended_plans_kept && bytes <= options_.ended_plans_kept_bytes) {
+    return;
+  }
+  // The oldest go first, until both the count and the bytes are within bounds.
   std::sort(ended.begin(), ended.end());
-  for (size_t i = 0; i + options_.ended_plans_kept < ended.size(); ++i) {
-    plans_.erase(ended[i].second);
+  size_t kept = ended.size();
+  for (const auto& [sequence, id] : ended) {
+    if (kept <= options_.ended_plans_kept && bytes <= options_.ended_plans_kept_bytes) break;
+    auto it = plans_.find(id);
+    bytes -= it->second->status_bytes;
+    --kept;
+    plans_.erase(it);
   }
 }
 

@@ -3,10 +3,16 @@
 // It validates and resolves plans (percentages → bytes against the node's effective
 // memory, see node_probe.h — or, for a placed plan, against its target cgroup: the
 // target's effective limit and limit − usage stand in for the node's total and available
-// memory, and target_reserve_bytes for --reserve), enforces the safety limits
-// (--max-memory, --reserve),
-// keeps plan ids idempotent, runs the leases, and turns worker deaths into plan states
-// (OOM_KILLED, FAILED, ...). It knows nothing of gRPC: the service is a thin adapter.
+// memory, and target_reserve_bytes for --reserve), bounds what a client can make it store
+// (plan_bounds.h),
+// enforces the safety limits (--max-memory, --reserve) on what plans really cost
+// (admission.h), keeps plan ids idempotent, runs the leases, and turns worker deaths into
+// plan states (OOM_KILLED, FAILED, ...). It knows nothing of gRPC: the service is a thin
+// adapter.
+//
+// Plan ids: a Start with the id of a running plan and the same spec is that plan (created
+// false); with another spec it is AlreadyExists. The id of an ended plan is free again: a
+// Start with it starts a new plan, whatever its spec (created true).
 //
 //   PlanManager manager(options, &probe, &launcher);
 //   manager.Start(spec, [](absl::StatusOr<PlanManager::StartResult> result) { ... });
@@ -19,7 +25,10 @@
 // fork them), and a stop completes when the worker has exited and its memory is back.
 //
 // Thread-safety: every public method is thread-safe. Callbacks run on the manager's thread
-// without its lock held; they must not block for long.
+// without its lock held; they must not block for long. The lock guards only the records:
+// it is never held across fork/exec (Launch), a blocking reap (WaitExit) or a /proc read
+// (ResidentBytes), so List, Resize, Renew and Stop never wait behind slow work.
+// Leases, ticks and stop deadlines run on the Clock given (Clock::Real() by default).
 #ifndef MEMLOAD_AGENT_PLAN_MANAGER_H_
 #define MEMLOAD_AGENT_PLAN_MANAGER_H_
 
@@ -28,9 +37,9 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +50,7 @@
 #include "agent/cgroup_target.h"
 #include "agent/node_probe.h"
 #include "agent/worker.h"
+#include "core/clock.h"
 #include "proto/memload.pb.h"
 
 namespace memload {
@@ -56,8 +66,11 @@ struct PlanManagerOptions {
   absl::Duration tick = absl::Milliseconds(100);
   // A stopping worker that has not exited by then is SIGKILLed.
   absl::Duration stop_timeout = absl::Seconds(5);
-  size_t max_running_plans = 64;
-  size_t ended_plans_kept = 256;  // The oldest ended plans are forgotten beyond this.
+  size_t max_running_plans = 64;  // 1..kMaxPlansLimit (plan_bounds.h).
+  // The oldest ended plans are forgotten beyond this many, or beyond this many bytes of
+  // status (so ListPlans stays far below gRPC's message limit).
+  size_t ended_plans_kept = 256;
+  size_t ended_plans_kept_bytes = 1 << 20;
   // The memory cgroup utilization plans measure ("" = none).
   std::string cgroup_dir;
   // Placement (PlanSpec.placement): resolves a plan's target to a memory cgroup. Null:
@@ -69,6 +82,11 @@ struct PlanManagerOptions {
   uint64_t target_reserve_bytes = 8ull << 20;
 };
 
+// OK, or InvalidArgument naming the option: a lease that is not positive, a default lease
+// above the maximum, max_running_plans outside 1..kMaxPlansLimit, a tick that is not
+// positive. For `memload-agent --check-config` and AgentServer::Start.
+absl::Status CheckPlanManagerOptions(const PlanManagerOptions& options);
+
 class PlanManager {
  public:
   struct StartResult {
@@ -78,16 +96,18 @@ class PlanManager {
   using StartCallback = std::function<void(absl::StatusOr<StartResult>)>;
   using StatusCallback = std::function<void(absl::StatusOr<v1::PlanStatus>)>;
 
-  // `probe` and `launcher` are not owned and must outlive the manager.
-  PlanManager(PlanManagerOptions options, NodeProbe* probe, WorkerLauncher* launcher);
+  // `probe`, `launcher` and `clock` are not owned and must outlive the manager.
+  PlanManager(PlanManagerOptions options, NodeProbe* probe, WorkerLauncher* launcher,
+              Clock* clock = Clock::Real());
   ~PlanManager();  // Shutdown().
   PlanManager(const PlanManager&) = delete;
   PlanManager& operator=(const PlanManager&) = delete;
 
   // Validates, resolves and checks `spec` against the limits, then launches its worker.
-  // InvalidArgument (malformed), AlreadyExists (same id, different spec), ResourceExhausted
-  // (limits, too many plans; the message gives the numbers), FailedPrecondition (a
-  // percentage of a cgroup limit that does not exist), Unavailable (shutting down).
+  // InvalidArgument (malformed, or beyond the bounds of plan_bounds.h), AlreadyExists (same
+  // id as a running plan, different spec), ResourceExhausted (limits, too many plans; the
+  // message gives the numbers), FailedPrecondition (a percentage of a cgroup limit that
+  // does not exist), Unavailable (shutting down).
   void Start(v1::PlanSpec spec, StartCallback done);
 
   // Stops a plan; `done` runs once its worker has exited (memory returned). NotFound for
@@ -116,13 +136,20 @@ class PlanManager {
  private:
   struct Record;
 
+  struct Sample;
+
   void ThreadMain();
   void Tick(absl::Time now);
   void DoStart(v1::PlanSpec spec, StartCallback done);
-  absl::StatusOr<StartResult> StartLocked(const v1::PlanSpec& spec, const NodeMemory& node,
-                                          const std::optional<ResolvedTarget>& target);
+  // Validates, resolves and admits `spec` into a record ready to launch (no worker yet).
+  // `node` is the target's view for a placed plan (`target` set).
+  absl::StatusOr<std::unique_ptr<Record>> PrepareLocked(
+      const v1::PlanSpec& spec, const NodeMemory& node,
+      const std::optional<ResolvedTarget>& target, std::optional<StartResult>* existing);
   void FinishLocked(Record& record, const WorkerExit& exit, absl::Time now);
-  v1::PlanStatus StatusLocked(const Record& record) const;
+  // The status from what the records hold; `live` gets the worker whose resident bytes
+  // the caller reads after unlocking (FillResident), null for an ended plan.
+  v1::PlanStatus StatusLocked(const Record& record, std::shared_ptr<Worker>* live) const;
   void ForgetOldLocked();
   uint64_t CommittedLocked(const Record* except) const;
   // What a placed plan may still grow by: MemAvailable − --reserve, and for a limited target
@@ -132,13 +159,17 @@ class PlanManager {
   const PlanManagerOptions options_;
   NodeProbe* const probe_;
   WorkerLauncher* const launcher_;
+  Clock* const clock_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool shutting_down_ = false;                         // Guarded by mutex_.
+  bool poke_ = false;  // Guarded by mutex_: a stop wants a tick now, not at the next one.
   std::deque<std::function<void()>> tasks_;            // Guarded by mutex_.
   std::map<std::string, std::unique_ptr<Record>> plans_;  // Guarded by mutex_.
   uint64_t next_sequence_ = 0;                         // Guarded by mutex_.
+  // The cost of the plan being launched (outside the lock), counted as committed.
+  uint64_t launching_commitment_ = 0;                  // Guarded by mutex_.
   uint64_t plans_started_ = 0;                         // Guarded by mutex_.
   uint64_t plans_failed_ = 0;                          // Guarded by mutex_.
   uint64_t plans_oom_killed_ = 0;                      // Guarded by mutex_.

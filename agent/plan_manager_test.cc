@@ -5,8 +5,12 @@
 #include <future>
 
 #include "absl/time/clock.h"
+#include "agent/admission.h"
 #include "agent/fake_worker.h"
+#include "agent/plan_bounds.h"
+#include "core/block_cost.h"
 #include "core/status_matchers.h"
+#include "core/testing/simulated_clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/eventually.h"
@@ -181,7 +185,11 @@ TEST_F(PlanManagerTest, ReserveRefusesWithTheNumbers) {
               StatusIs(absl::StatusCode::kResourceExhausted,
                        HasSubstr("needs 12 GiB but only 11 GiB may be used: available memory "
                                  "is 12 GiB and --reserve is 1 GiB")));
-  EXPECT_THAT(StartSync(manager, Retained("fits", 11 * kGiB)), IsOk());
+  // What a plan costs is more than its payload (its block table, its worker): 11 GiB of
+  // payload no longer fits in 11 GiB.
+  EXPECT_THAT(StartSync(manager, Retained("payload-fits", 11 * kGiB)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("needs 11 GiB")));
+  EXPECT_THAT(StartSync(manager, Retained("fits", 10 * kGiB)), IsOk());
 }
 
 TEST_F(PlanManagerTest, LaunchFailureIsReportedAndNothingIsKept) {
@@ -221,10 +229,17 @@ TEST_F(PlanManagerTest, StopOfAStuckWorkerKillsItAfterTheTimeout) {
 }
 
 TEST_F(PlanManagerTest, LeaseExpiryStopsThePlan) {
-  PlanManager manager(Options(), &probe_, &launcher_);
+  SimulatedClock clock;
+  PlanManager manager(Options(), &probe_, &launcher_, &clock);
   v1::PlanSpec spec = Retained("leased", kGiB);
   spec.mutable_lease()->set_nanos(50'000'000);
   ASSERT_THAT(StartSync(manager, spec), IsOk());
+  ASSERT_TRUE(clock.BlockUntilWaiters(1));
+  clock.Advance(absl::Milliseconds(49));
+  ASSERT_TRUE(clock.BlockUntilWaiters(1));
+  EXPECT_EQ(Find(manager, "leased")->state(), v1::PLAN_STATE_PENDING);
+  // Leases are looked at every tick (5 ms here): expired by the first tick past 50 ms.
+  clock.Advance(absl::Milliseconds(10));
   ASSERT_TRUE(Eventually([&] {
     auto status = Find(manager, "leased");
     return status && status->state() == v1::PLAN_STATE_LEASE_EXPIRED;
@@ -236,20 +251,22 @@ TEST_F(PlanManagerTest, LeaseExpiryStopsThePlan) {
 }
 
 TEST_F(PlanManagerTest, RenewKeepsThePlanAlive) {
-  PlanManager manager(Options(), &probe_, &launcher_);
+  SimulatedClock clock;
+  PlanManager manager(Options(), &probe_, &launcher_, &clock);
   v1::PlanSpec spec = Retained("renewed", kGiB);
   spec.mutable_lease()->set_nanos(200'000'000);
   ASSERT_THAT(StartSync(manager, spec), IsOk());
-  const absl::Time until = absl::Now() + absl::Milliseconds(600);
-  while (absl::Now() < until) {
+  for (int i = 0; i < 12; ++i) {  // 600 ms of simulated time, renewed every 50 ms.
     v1::RenewLeasesRequest request;
     request.add_plan_ids("renewed");
     request.add_plan_ids("unknown");
     v1::RenewLeasesResponse response = manager.Renew(request);
     ASSERT_THAT(response.renewed(), ElementsAre("renewed"));
     ASSERT_THAT(response.not_found(), ElementsAre("unknown"));
-    absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_TRUE(clock.BlockUntilWaiters(1));
+    clock.Advance(absl::Milliseconds(50));
   }
+  ASSERT_TRUE(clock.BlockUntilWaiters(1));
   EXPECT_EQ(Find(manager, "renewed")->state(), v1::PLAN_STATE_PENDING);
   EXPECT_EQ(launcher_.worker(0)->stop_requests(), 0);
 }
@@ -285,7 +302,7 @@ TEST_F(PlanManagerTest, WorkerDeathsBecomeTypedStates) {
   EXPECT_EQ(manager.plans_oom_killed(), 2);
   EXPECT_EQ(manager.plans_failed(), 1);
   // Ended plans no longer count against the cap.
-  EXPECT_THAT(StartSync(manager, Retained("after", 8 * kGiB)), IsOk());
+  EXPECT_THAT(StartSync(manager, Retained("after", 7 * kGiB)), IsOk());
 }
 
 TEST_F(PlanManagerTest, ReserveBecomesACeilingWhileRamping) {
@@ -296,7 +313,8 @@ TEST_F(PlanManagerTest, ReserveBecomesACeilingWhileRamping) {
   probe_.SetAvailable(2 * kGiB);
   ASSERT_TRUE(Eventually([&] {
     std::vector<uint64_t> ceilings = launcher_.worker(0)->ceilings();
-    return !ceilings.empty() && ceilings.back() == 3 * kGiB;
+    // Its share of 1 GiB buys 1023 more 1 MiB blocks at their real cost (1 MiB + 24 B).
+    return !ceilings.empty() && ceilings.back() == 2 * kGiB + 1023 * kMiB;
   }));
   // Room again: the ceiling is lifted.
   probe_.SetAvailable(12 * kGiB);
@@ -347,6 +365,311 @@ TEST_F(PlanManagerTest, ShutdownStopsEveryPlanAndRefusesNewOnes) {
   EXPECT_EQ(Find(manager, "two")->state(), v1::PLAN_STATE_STOPPED);
   EXPECT_THAT(StartSync(manager, Retained("three", kGiB)),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting down")));
+}
+
+// Issue 12 (1): 60,000 one-byte mmap blocks were admitted as 60,000 bytes under a 64 MiB cap
+// and held 236 MiB. Admission counts page-rounded blocks, malloc chunks, the block table and
+// the worker.
+TEST_F(PlanManagerTest, TinyBlocksAreAdmittedAtTheirRealCost) {
+  PlanManagerOptions options = Options();
+  options.max_memory_bytes = 64 * kMiB;
+  options.reserve_bytes = 0;
+  PlanManager manager(options, &probe_, &launcher_);
+  auto tiny = [](const std::string& id, uint64_t bytes, v1::Backing backing) {
+    v1::PlanSpec spec = Retained(id, bytes);
+    spec.mutable_retained()->set_block_size(1);
+    spec.mutable_retained()->set_backing(backing);
+    return spec;
+  };
+  EXPECT_THAT(StartSync(manager, tiny("mmap", 60000, v1::BACKING_MMAP)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("plan \"mmap\" needs 239.75 MiB")));
+  EXPECT_THAT(StartSync(manager, tiny("shmem", 60000, v1::BACKING_SHMEM)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--max-memory 64 MiB")));
+  EXPECT_THAT(StartSync(manager, tiny("malloc", 2 * kMiB, v1::BACKING_MALLOC)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("plan \"malloc\" needs 116")));
+  EXPECT_EQ(launcher_.launched(), 0u);
+  // At their real cost they fit: 10,000 pages and 500,000 chunks.
+  ASSERT_THAT(StartSync(manager, tiny("mmap-small", 10000, v1::BACKING_MMAP)), IsOk());
+  ASSERT_THAT(StartSync(manager, tiny("malloc-small", 100000, v1::BACKING_MALLOC)), IsOk());
+  // The two cost 10,000 × 4120 + 100,000 × 56 + 2 × (4 KiB + 4 MiB): a third finds the rest.
+  const uint64_t committed = *RetainedPlanCost(Backing::kMmap, 1, 10000) +
+                             *RetainedPlanCost(Backing::kMalloc, 1, 100000);
+  const uint64_t rest = 64 * kMiB - committed;
+  EXPECT_THAT(StartSync(manager, Retained("rest", rest)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("crosses --max-memory")));
+  // A plan whose cost is exactly the rest fits.
+  const uint64_t blocks = (rest - kSetFixedBytes - kWorkerOverheadBytes) / (4096 + 24);
+  v1::PlanSpec exact = tiny("exact", blocks, v1::BACKING_MMAP);
+  ASSERT_THAT(StartSync(manager, exact), IsOk());
+  // Absurd block counts are refused whatever the limits.
+  PlanManagerOptions unlimited = Options();
+  unlimited.max_memory_bytes = 0;
+  unlimited.reserve_bytes = 0;
+  FakeNodeProbe huge{UINT64_MAX, UINT64_MAX};
+  PlanManager lax(unlimited, &huge, &launcher_);
+  EXPECT_THAT(StartSync(lax, tiny("count", kMaxBlocks + 1, v1::BACKING_MALLOC)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("block size of at least")));
+}
+
+// Issue 12 (2): target.bytes = 2^64-1 wrapped the limit sums and started a plan toward
+// 16 EiB. Every size field of every plan kind, at its extremes.
+TEST_F(PlanManagerTest, ExtremeSizesAreRefusedNeverWrapped) {
+  PlanManagerOptions options = Options();  // cap 8 GiB, reserve 1 GiB
+  const std::vector<uint64_t> extremes = {UINT64_MAX, UINT64_MAX - 1, 1ull << 63,
+                                          (1ull << 63) + 1, 1ull << 50, 40 * kGiB};
+  for (bool capped : {true, false}) {
+    options.max_memory_bytes = capped ? 8 * kGiB : 0;
+    PlanManager manager(options, &probe_, &launcher_);
+    auto refused = [&](const v1::PlanSpec& spec) {
+      auto started = StartSync(manager, spec);
+      EXPECT_TRUE(started.status().code() == absl::StatusCode::kResourceExhausted ||
+                  started.status().code() == absl::StatusCode::kInvalidArgument)
+          << started.status() << "\n" << spec.DebugString();
+    };
+    for (uint64_t bytes : extremes) {
+      refused(Retained("target", bytes));
+      v1::PlanSpec second_phase = Retained("phase2", kMiB);
+      *second_phase.mutable_retained()->add_phases() = second_phase.retained().phases(0);
+      second_phase.mutable_retained()->mutable_phases(1)->mutable_target()->set_bytes(bytes);
+      refused(second_phase);
+      for (uint64_t block : {bytes, bytes / 2 + 1}) {
+        v1::PlanSpec blocks = Retained("block", 4 * kGiB);
+        blocks.mutable_retained()->set_block_size(block);
+        // A block bigger than the target holds nothing: fine; a big target is refused.
+        auto started = StartSync(manager, blocks);
+        if (started.ok()) {
+          EXPECT_EQ(started->plan.payload_bytes(), 0u);
+          ASSERT_THAT(StopSync(manager, "block"), IsOk());
+        }
+        blocks.mutable_retained()->mutable_phases(0)->mutable_target()->set_bytes(bytes);
+        refused(blocks);
+      }
+      v1::PlanSpec stream;
+      stream.set_plan_id("stream");
+      stream.mutable_streaming()->set_block_size(bytes);
+      stream.mutable_streaming()->set_window(2);
+      refused(stream);
+      stream.mutable_streaming()->set_block_size(kMiB);
+      stream.mutable_streaming()->set_window(bytes);
+      refused(stream);
+      stream.mutable_streaming()->set_window(bytes / kMiB);
+      refused(stream);
+      v1::PlanSpec utilization;
+      utilization.set_plan_id("util");
+      utilization.mutable_utilization()->set_target_percent(99.9);
+      utilization.mutable_utilization()->set_block_size(1);
+      refused(utilization);  // 99.9% leaves less than the reserve
+      // Resize of a running plan to the extreme.
+      ASSERT_THAT(StartSync(manager, Retained("resized", kMiB)), IsOk());
+      v1::Quantity target;
+      target.set_bytes(bytes);
+      auto resized = manager.Resize("resized", target);
+      EXPECT_TRUE(resized.status().code() == absl::StatusCode::kResourceExhausted ||
+                  resized.status().code() == absl::StatusCode::kInvalidArgument)
+          << resized.status();
+      ASSERT_THAT(StopSync(manager, "resized"), IsOk());
+    }
+    // Rates, amounts, workers, counts and durations at their extremes: each either refused
+    // or bounded by the plan's cost (a rate or an amount changes no commitment).
+    v1::PlanSpec ramp = Retained("ramp", kMiB);
+    ramp.mutable_retained()->mutable_phases(0)->set_ramp_bytes_per_sec(UINT64_MAX);
+    ramp.mutable_retained()->set_repeat(UINT32_MAX);
+    auto ramped = StartSync(manager, ramp);
+    ASSERT_THAT(ramped, IsOk());
+    ASSERT_THAT(StopSync(manager, "ramp"), IsOk());
+    v1::PlanSpec stream;
+    stream.set_plan_id("rates");
+    stream.mutable_streaming()->set_block_size(1);
+    stream.mutable_streaming()->set_rate_bytes_per_sec(UINT64_MAX);
+    stream.mutable_streaming()->set_amount_bytes(UINT64_MAX);
+    ASSERT_THAT(StartSync(manager, stream), IsOk());
+    ASSERT_THAT(StopSync(manager, "rates"), IsOk());
+    stream.mutable_streaming()->set_workers(UINT32_MAX);
+    refused(stream);
+    for (int64_t seconds : {INT64_MAX, INT64_MIN, int64_t{315576000001}, int64_t{-1}}) {
+      v1::PlanSpec lease = Retained("lease", kMiB);
+      lease.mutable_lease()->set_seconds(seconds);
+      EXPECT_THAT(StartSync(manager, lease),
+                  StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lease")));
+      v1::PlanSpec hold = Retained("hold", kMiB);
+      hold.mutable_retained()->mutable_phases(0)->set_hold_forever(false);
+      hold.mutable_retained()->mutable_phases(0)->mutable_hold()->set_seconds(seconds);
+      refused(hold);
+      v1::PlanSpec interval;
+      interval.set_plan_id("interval");
+      interval.mutable_utilization()->set_target_percent(10);
+      interval.mutable_utilization()->mutable_interval()->set_seconds(seconds);
+      interval.mutable_utilization()->mutable_duration()->set_seconds(seconds);
+      refused(interval);
+    }
+    v1::PlanSpec percent = Retained("percent", 0);
+    for (double value : {1e308, -1e308, 1e-300, std::nan(""), 100.0000001}) {
+      percent.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(
+          value);
+      auto started = StartSync(manager, percent);
+      if (started.ok()) ASSERT_THAT(StopSync(manager, "percent"), IsOk());
+    }
+    // Nothing above ran past the cap: what is running fits.
+    EXPECT_TRUE(manager.List(false).empty());
+  }
+}
+
+// Issue 12 (3): a 3.5 MB label was stored, and ListPlans then broke gRPC's message limit.
+TEST_F(PlanManagerTest, WhatAClientCanMakeTheAgentStoreIsBounded) {
+  PlanManager manager(Options(), &probe_, &launcher_);
+  v1::PlanSpec big_label = Retained("labels", kMiB);
+  (*big_label.mutable_labels())["drill"] = std::string(3'500'000, 'x');
+  EXPECT_THAT(StartSync(manager, big_label),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 256 bytes")));
+  v1::PlanSpec many = Retained("labels", kMiB);
+  for (size_t i = 0; i <= kMaxLabels; ++i) (*many.mutable_labels())[absl::StrCat("k", i)] = "v";
+  EXPECT_THAT(StartSync(manager, many),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 32 labels")));
+  v1::PlanSpec long_key = Retained("labels", kMiB);
+  (*long_key.mutable_labels())[std::string(kMaxLabelKeyBytes + 1, 'k')] = "v";
+  EXPECT_THAT(StartSync(manager, long_key),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key must be 1-128")));
+  v1::PlanSpec phases = Retained("phases", kMiB);
+  for (int i = 0; i < kMaxPhases; ++i) {
+    *phases.mutable_retained()->add_phases() = phases.retained().phases(0);
+  }
+  EXPECT_THAT(StartSync(manager, phases),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 64 phases")));
+  v1::PlanSpec unknown = Retained("unknown", kMiB);
+  // Unknown fields count too: 20,000 bytes of field 99 (length-delimited).
+  std::string field = "\x9a\x06";  // Tag of field 99, wire type 2.
+  field += "\xa0\x9c\x01";          // Length 20,000 as a varint.
+  field += std::string(20000, 'u');
+  unknown.GetReflection()->MutableUnknownFields(&unknown)->AddLengthDelimited(99, std::string(20000, 'u'));
+  EXPECT_THAT(StartSync(manager, unknown),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 16384")));
+  EXPECT_THAT(StartSync(manager, Retained(std::string(129, 'p'), kMiB)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("plan_id")));
+  EXPECT_EQ(launcher_.launched(), 0u);
+
+  // The largest specs the bounds allow, run and ended many times over: what is kept stays
+  // within the ended budget, so ListPlans (everything) stays far below 4 MiB.
+  v1::PlanSpec largest = Retained("x", kMiB);
+  for (size_t i = 0; i < kMaxLabels; ++i) {
+    (*largest.mutable_labels())[absl::StrCat(std::string(kMaxLabelKeyBytes - 3, 'k'), i)] =
+        std::string(kMaxLabelValueBytes, 'v');
+  }
+  ASSERT_LE(largest.ByteSizeLong(), kMaxSpecBytes);
+  for (int i = 0; i < 300; ++i) {
+    largest.set_plan_id(absl::StrCat("big-", i));
+    ASSERT_THAT(StartSync(manager, largest), IsOk());
+    ASSERT_THAT(StopSync(manager, largest.plan_id()), IsOk());
+  }
+  size_t bytes = 0;
+  const std::vector<v1::PlanStatus> all = manager.List(/*include_ended=*/true);
+  for (const v1::PlanStatus& status : all) bytes += status.ByteSizeLong();
+  EXPECT_LE(bytes, (1u << 20) + kMaxStatusBytes);
+  EXPECT_LT(all.size(), 300u);
+  EXPECT_EQ(all.back().plan_id(), "big-299");  // The newest are kept.
+}
+
+// Issue 12 (8): starting a stopped plan again with the same id and spec answered "stopped"
+// and ran nothing. The id of an ended plan is free: the same Start starts it anew.
+TEST_F(PlanManagerTest, StartingAnEndedPlanAgainStartsItAnew) {
+  PlanManager manager(Options(), &probe_, &launcher_);
+  ASSERT_THAT(StartSync(manager, Retained("again", kGiB)), IsOk());
+  ASSERT_THAT(StopSync(manager, "again"), IsOk());
+  auto again = StartSync(manager, Retained("again", kGiB));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_TRUE(again->created);
+  EXPECT_EQ(again->plan.state(), v1::PLAN_STATE_PENDING);
+  EXPECT_EQ(launcher_.launched(), 2u);
+  EXPECT_EQ(manager.List(false).size(), 1u);
+  // While it runs, the same Start is still that one plan.
+  auto same = StartSync(manager, Retained("again", kGiB));
+  ASSERT_THAT(same, IsOk());
+  EXPECT_FALSE(same->created);
+  EXPECT_EQ(launcher_.launched(), 2u);
+}
+
+// Issue 12 (8): a worker SIGTERMed by someone else exits 0 as if stopped; it is FAILED.
+TEST_F(PlanManagerTest, AWorkerStoppedBySomeoneElseIsFailed) {
+  PlanManager manager(Options(), &probe_, &launcher_);
+  ASSERT_THAT(StartSync(manager, Retained("terminated", kGiB)), IsOk());
+  WorkerExit stopped;
+  stopped.kind = WorkerExit::Kind::kStopped;
+  launcher_.worker(0)->Exit(stopped);
+  ASSERT_TRUE(Eventually([&] { return manager.List(false).empty(); }));
+  auto status = Find(manager, "terminated");
+  EXPECT_EQ(status->state(), v1::PLAN_STATE_FAILED);
+  EXPECT_FALSE(status->outcome_ok());
+  EXPECT_THAT(status->error(), HasSubstr("did not come from the agent"));
+  EXPECT_EQ(manager.plans_failed(), 1u);
+}
+
+TEST(PlanManagerOptionsTest, DefaultLeaseAboveTheMaximumIsRefused) {
+  PlanManagerOptions options;
+  EXPECT_THAT(CheckPlanManagerOptions(options), IsOk());
+  options.default_lease = absl::Hours(25);
+  EXPECT_THAT(CheckPlanManagerOptions(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--default-lease=25h")));
+  options.default_lease = absl::Minutes(1);
+  options.max_running_plans = kMaxPlansLimit + 1;
+  EXPECT_THAT(CheckPlanManagerOptions(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max-plans")));
+}
+
+// Issue 13 (3): the manager's lock was held across fork+exec, a blocking reap and /proc
+// reads. A launch, a reap and a /proc read that hang must not stop List, Resize or Renew.
+class BlockingLauncher final : public WorkerLauncher {
+ public:
+  explicit BlockingLauncher(WorkerLauncher* inner) : inner_(inner) {}
+  absl::StatusOr<std::unique_ptr<Worker>> Launch(const WorkerSpec& spec) override {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      entered_ = true;
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return released_; });
+    }
+    return inner_->Launch(spec);
+  }
+  bool AwaitEntered() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  WorkerLauncher* const inner_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool entered_ = false;   // Guarded by mutex_.
+  bool released_ = false;  // Guarded by mutex_.
+};
+
+TEST_F(PlanManagerTest, ASlowLaunchDoesNotHoldTheLock) {
+  BlockingLauncher blocking(&launcher_);
+  PlanManager manager(Options(), &probe_, &blocking);
+  blocking.Release();
+  ASSERT_THAT(StartSync(manager, Retained("first", kGiB)), IsOk());
+  BlockingLauncher slow(&launcher_);
+  PlanManager slow_manager(Options(), &probe_, &slow);
+  auto promise = std::make_shared<std::promise<absl::StatusOr<PlanManager::StartResult>>>();
+  auto future = promise->get_future();
+  slow_manager.Start(Retained("slow", 5 * kGiB),
+                     [promise](auto result) { promise->set_value(std::move(result)); });
+  ASSERT_TRUE(slow.AwaitEntered());
+  // Launch hangs (a fork under memory pressure); the manager answers meanwhile, and counts
+  // the launching plan's cost: a second plan cannot take the same room.
+  EXPECT_TRUE(slow_manager.List(true).empty());
+  v1::RenewLeasesRequest renew;
+  renew.add_plan_ids("slow");
+  EXPECT_EQ(slow_manager.Renew(renew).not_found_size(), 1);
+  slow.Release();
+  ASSERT_THAT(Await(future), IsOk());
+  EXPECT_THAT(StartSync(slow_manager, Retained("more", 4 * kGiB)),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--max-memory")));
 }
 
 }  // namespace
