@@ -39,7 +39,10 @@ ABSL_FLAG(absl::Duration, default_lease, absl::Minutes(1),
           "lease of plans that do not give one; an unrenewed plan is stopped after it");
 ABSL_FLAG(std::string, worker_binary, "",
           "path of memload-worker (default: beside this binary)");
-ABSL_FLAG(int, max_plans, 64, "most plans running at once");
+ABSL_FLAG(int, max_plans, 64, "most plans running at once (1..128)");
+ABSL_FLAG(int, max_watch_streams, 1024,
+          "WatchUsage streams open at once (1..100000); more are refused with "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, cgroup_root, "",
           "placement: root of the memory cgroup hierarchy (v1: the memory mount, v2: the "
           "unified mount); default: found in /proc/self/mountinfo");
@@ -194,6 +197,17 @@ int Main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError("--max_plans must be at least 1"));
   }
   options.plans.max_running_plans = absl::GetFlag(FLAGS_max_plans);
+  // --default-lease within the maximum lease, --max-plans within its bound, ...: the same
+  // check AgentServer::Start makes, so --check-config agrees with a start.
+  if (absl::Status plans = agent::CheckPlanManagerOptions(options.plans); !plans.ok()) {
+    return Fail(plans);
+  }
+  if (const int streams = absl::GetFlag(FLAGS_max_watch_streams);
+      streams < 1 || streams > 100000) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--max_watch_streams must be 1..100000, got ", streams)));
+  }
+  options.max_watch_streams = absl::GetFlag(FLAGS_max_watch_streams);
   options.metrics_listen_address = absl::GetFlag(FLAGS_metrics_listen);
   options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);

@@ -1,9 +1,16 @@
 #include "agent/agent_server.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <algorithm>
 #include <random>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -11,6 +18,7 @@
 #include "agent/cgroup_target.h"
 #include "agent/prometheus_text.h"
 #include "agent/worker_process.h"
+#include "grpc/grpc.h"
 #include "core/version.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -50,9 +58,82 @@ absl::StatusOr<std::string> WorkerBinary(const AgentOptions& options) {
   return worker;
 }
 
+// The largest request the agent accepts (a plan spec is at most 16 KiB, plan_bounds.h).
+constexpr int kMaxRequestBytes = 1 << 20;
+
+// Tries to bind `address` (no SO_REUSEPORT), then lets it go: an address in use or not
+// local is refused before the server starts, and by --check-config.
+absl::Status CheckBindable(const ListenAddress& address) {
+  if (address.port == 0) return absl::OkStatus();
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string& host = address.host;
+  const int resolved = getaddrinfo(host.empty() ? nullptr : host.c_str(),
+                                   std::to_string(address.port).c_str(), &hints, &found);
+  if (resolved != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--listen=", address.text, ": host \"",
+                                                   host, "\": ", gai_strerror(resolved)));
+  }
+  absl::Status status = absl::OkStatus();
+  for (addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
+    const int fd = socket(entry->ai_family, entry->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, entry->ai_addr, entry->ai_addrlen) != 0) {
+      const int error = errno;
+      status = absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", address.text, ": ", std::strerror(error),
+          error == EADDRINUSE ? " (another process, perhaps another memload-agent, serves it)"
+                              : ""));
+    }
+    close(fd);
+    if (!status.ok()) break;
+  }
+  freeaddrinfo(found);
+  return status;
+}
+
 }  // namespace
 
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
+  const auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen=\"", text, "\": ", why,
+                     "; want HOST:PORT or [IPV6]:PORT, port 0-65535 (0 picks a free one)"));
+  };
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return invalid("no port");
+  ListenAddress address;
+  address.text = text;
+  std::string host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  if (!host.empty() && host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) return invalid("unbalanced brackets");
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return invalid("an IPv6 host needs brackets");
+  }
+  if (host.find_first_of(" []/") != std::string::npos) return invalid("bad host");
+  address.host = host;
+  uint32_t value = 0;
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return absl::ascii_isdigit(c); }) ||
+      !absl::SimpleAtoi(port, &value) || value > 65535) {
+    return invalid(absl::StrCat("port \"", port, "\" is not a number in 0-65535"));
+  }
+  address.port = static_cast<int>(value);
+  return address;
+}
+
 absl::Status AgentServer::CheckConfig(const AgentOptions& options) {
+  if (absl::Status plans = CheckPlanManagerOptions(options.plans); !plans.ok()) return plans;
+  absl::StatusOr<ListenAddress> listen = ParseListenAddress(options.listen_address);
+  if (!listen.ok()) return listen.status();
+  if (absl::Status bindable = CheckBindable(*listen); !bindable.ok()) return bindable;
   absl::StatusOr<ServerSecurity> security =
       ServerSecurity::Load(options.security, options.listen_address);
   if (!security.ok()) return security.status();
@@ -68,6 +149,10 @@ absl::Status AgentServer::CheckConfig(const AgentOptions& options) {
 }
 
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions options) {
+  if (absl::Status plans = CheckPlanManagerOptions(options.plans); !plans.ok()) return plans;
+  absl::StatusOr<ListenAddress> listen = ParseListenAddress(options.listen_address);
+  if (!listen.ok()) return listen.status();
+  if (absl::Status bindable = CheckBindable(*listen); !bindable.ok()) return bindable;
   // Security first: a refused port or a bad certificate starts nothing.
   absl::StatusOr<ServerSecurity> security =
       ServerSecurity::Load(options.security, options.listen_address);
@@ -106,12 +191,18 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   }
   agent->manager_ = std::make_unique<PlanManager>(std::move(plans), agent->probe_.get(),
                                                   agent->launcher_.get());
+  AgentServiceOptions service_options;
+  service_options.max_watch_streams = options.max_watch_streams;
   agent->service_ = std::make_unique<AgentService>(agent->manager_.get(), agent->probe_.get(),
-                                                   identity);
+                                                   identity, service_options);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second agent on the same address would then serve
+  // too, the kernel splitting clients between them. One address, one agent.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.AddListeningPort(options.listen_address, security->credentials(), &agent->port_);
   builder.RegisterService(agent->service_.get());
   // Every RPC of every service, counted in one place for memload_rpcs_total.
@@ -123,7 +214,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   builder.experimental().SetInterceptorCreators(std::move(counting));
   agent->server_ = builder.BuildAndStart();
   if (agent->server_ == nullptr || agent->port_ == 0) {
-    agent->manager_->Shutdown();
+    // ~AgentServer then shuts down only what exists (no server).
     return absl::UnavailableError(
         absl::StrCat("cannot listen on \"", options.listen_address,
                      "\" (is the address valid, local, and the port free?)"));
@@ -131,6 +222,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   const std::string host =
       options.listen_address.substr(0, options.listen_address.rfind(':'));
   agent->address_ = absl::StrCat(host, ":", agent->port_);
+  if (listen->port != 0 && agent->port_ != listen->port) {
+    agent->Shutdown(absl::ZeroDuration());
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
+                                               ": gRPC bound port ", agent->port_, " instead"));
+  }
   identity.set_listen_address(agent->address_);
   // The service keeps its own copy of the identity: give it the bound address too.
   agent->service_->set_listen_address(agent->address_);
@@ -157,12 +253,15 @@ void AgentServer::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
   const absl::Time until = absl::Now() + deadline;
   // Plans first: new starts are refused, pending stops are answered, memory goes back.
-  manager_->Shutdown();
+  if (manager_) manager_->Shutdown();
   if (metrics_) metrics_->Shutdown();  // ~10 ms (see metrics_server.h).
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::nanoseconds(
-                        absl::ToInt64Nanoseconds(std::max(until - absl::Now(),
-                                                          absl::ZeroDuration()))));
+  // Watch streams would otherwise hold the server's shutdown until the deadline.
+  if (service_) service_->StopWatches();
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::nanoseconds(absl::ToInt64Nanoseconds(
+                          std::max(until - absl::Now(), absl::ZeroDuration()))));
+  }
   shut_down_ = true;
   shut_down_cv_.notify_all();
 }

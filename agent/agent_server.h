@@ -32,6 +32,16 @@
 namespace memload {
 namespace agent {
 
+// A --listen address, checked: HOST:PORT or [IPV6]:PORT (HOST may be empty: every
+// interface), PORT 0-65535 in digits only.
+struct ListenAddress {
+  std::string text;  // As given.
+  std::string host;  // Without brackets.
+  int port = 0;
+};
+// InvalidArgument naming the problem (":-1", ":abc", "[::1]:-1", ":99999", "127.0.0.1:").
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text);
+
 struct AgentOptions {
   std::string listen_address = "127.0.0.1:7070";
   std::string node_name;  // "" = the hostname.
@@ -39,6 +49,8 @@ struct AgentOptions {
   // The memload-worker binary; "" = "memload-worker" beside this executable.
   std::string worker_binary;
   PlanManagerOptions plans;
+  // WatchUsage streams open at once; more are refused with RESOURCE_EXHAUSTED.
+  size_t max_watch_streams = 1024;
   // HOST:PORT of the Prometheus /metrics endpoint; "" = none. Port 0 picks a free one.
   std::string metrics_listen_address;
   // TLS, client certificates, bearer tokens, audit log (agent/server_security.h). The
@@ -52,12 +64,14 @@ struct AgentOptions {
 class AgentServer {
  public:
   // Starts everything and binds the listening address. InvalidArgument for a bad address
-  // or options; Unavailable when the address cannot be bound; NotFound when the worker
-  // binary is missing.
+  // or options; Unavailable when the address cannot be bound — in use by another process
+  // (the port is bound without SO_REUSEPORT, so a second agent cannot share it) or not
+  // local; NotFound when the worker binary is missing.
   static absl::StatusOr<std::unique_ptr<AgentServer>> Start(AgentOptions options);
 
-  // What Start checks before it binds anything — security files and the plaintext rule,
-  // the worker binary, the metrics address — for `memload-agent --check-config`.
+  // What Start checks before it serves — the plan options, the listen address (parsed, and
+  // bound for a moment: a port in use fails here too), security files and the plaintext
+  // rule, the worker binary, the metrics address — for `memload-agent --check-config`.
   static absl::Status CheckConfig(const AgentOptions& options);
   ~AgentServer();  // Shutdown(2 s).
 
@@ -71,9 +85,11 @@ class AgentServer {
   const std::string& security_summary() const { return security_summary_; }
   const std::string& security_warning() const { return security_warning_; }
   PlanManager& plans() { return *manager_; }
+  // WatchUsage streams open now.
+  size_t open_watches() const { return service_->open_watches(); }
 
-  // Stops every plan (their memory returned), then the server; in-flight RPCs get until
-  // `deadline` from now to finish. Idempotent.
+  // Stops every plan (their memory returned), ends every WatchUsage stream, then the
+  // server; in-flight RPCs get until `deadline` from now to finish. Idempotent.
   void Shutdown(absl::Duration deadline);
   // Blocks until Shutdown() has completed.
   void Wait();

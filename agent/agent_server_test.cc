@@ -3,12 +3,17 @@
 #include "agent/agent_server.h"
 
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <future>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/admission.h"
 #include "agent/testing/stock_services.pb.h"
 #include "core/node_readers.h"
 #include "core/sanitizers.h"
@@ -345,6 +350,296 @@ TEST_F(AgentServerTest, ShutdownStopsEveryPlanAndReturnsTheMemory) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   EXPECT_FALSE(ProcessExists(one.plan().worker_pid()));
   EXPECT_FALSE(ProcessExists(two.plan().worker_pid()));
+}
+
+// Issue 12 (1), end to end: under --max-memory=64MiB, one-byte-block plans of every backing
+// are refused or admitted at their real cost, and what their workers hold (RssAnon +
+// RssShmem, from /proc) never exceeds what was admitted. Before: 60,000 one-byte mmap
+// blocks were admitted as 60,000 bytes and held 236.5 MiB.
+TEST(AgentServerLimitsTest, TinyBlockPlansAreAdmittedAtTheirRealCost) {
+  AgentOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.worker_binary = kWorkerBinary;
+  options.plans.reserve_bytes = 16 * kMiB;
+  options.plans.max_memory_bytes = 64 * kMiB;
+  options.plans.tick = absl::Milliseconds(20);
+  absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
+  ASSERT_THAT(server, IsOk());
+  auto stub = v1::Agent::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  auto start = [&](const std::string& id, uint64_t bytes, v1::Backing backing,
+                   v1::StartPlanResponse* response) {
+    v1::StartPlanRequest request;
+    v1::PlanSpec* spec = request.mutable_spec();
+    spec->set_plan_id(id);
+    spec->mutable_lease()->set_seconds(60);
+    spec->mutable_retained()->set_block_size(1);
+    spec->mutable_retained()->set_backing(backing);
+    spec->mutable_retained()->set_touch(v1::TOUCH_MODE_PAGE);
+    v1::Phase* phase = spec->mutable_retained()->add_phases();
+    phase->mutable_target()->set_bytes(bytes);
+    phase->set_hold_forever(true);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stub->StartPlan(&context, request, response);
+  };
+  auto list = [&] {
+    grpc::ClientContext context;
+    v1::ListPlansResponse response;
+    EXPECT_TRUE(stub->ListPlans(&context, v1::ListPlansRequest(), &response).ok());
+    return response;
+  };
+  v1::StartPlanResponse response;
+  // The attack of the issue: refused now.
+  grpc::Status refused = start("mmap-60000", 60000, v1::BACKING_MMAP, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--max-memory 64 MiB"));
+  EXPECT_EQ(start("malloc-2MiB", 2 * kMiB, v1::BACKING_MALLOC, &response).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Admitted at their real cost: together about 63 MiB.
+  struct Admitted {
+    std::string id;
+    uint64_t bytes;
+    v1::Backing backing;
+    Backing core_backing;
+  };
+  const std::vector<Admitted> admitted = {
+      {"mmap", 4000, v1::BACKING_MMAP, Backing::kMmap},
+      {"shmem", 3000, v1::BACKING_SHMEM, Backing::kShmem},
+      {"malloc", 200000, v1::BACKING_MALLOC, Backing::kMalloc}};
+  std::map<std::string, int> pids;
+  for (const Admitted& plan : admitted) {
+    ASSERT_TRUE(start(plan.id, plan.bytes, plan.backing, &response).ok()) << plan.id;
+    pids[plan.id] = response.plan().worker_pid();
+  }
+  // A fourth finds no room.
+  EXPECT_EQ(start("more", 4000, v1::BACKING_MMAP, &response).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(Eventually([&] {
+    v1::ListPlansResponse plans = list();
+    int holding = 0;
+    for (const v1::PlanStatus& plan : plans.plans()) {
+      holding += plan.state() == v1::PLAN_STATE_HOLDING ? 1 : 0;
+    }
+    return holding == 3;
+  }));
+  uint64_t total = 0;
+  for (const Admitted& plan : admitted) {
+    const uint64_t cost = *RetainedPlanCost(plan.core_backing, 1, plan.bytes);
+    const uint64_t resident = ResidentOf(pids[plan.id]);
+    total += resident;
+    std::printf("%s: payload %llu B, admitted %llu B, resident %llu B\n", plan.id.c_str(),
+                static_cast<unsigned long long>(plan.bytes),
+                static_cast<unsigned long long>(cost),
+                static_cast<unsigned long long>(resident));
+    if (!kSanitized) EXPECT_LE(resident, cost) << plan.id;
+    EXPECT_GE(resident, plan.bytes) << plan.id;
+  }
+  if (!kSanitized) EXPECT_LE(total, 64 * kMiB);
+  (*server)->Shutdown(absl::Seconds(2));
+}
+
+// Issue 12 (8): a worker SIGTERMed by someone else was reported STOPPED, outcome ok.
+TEST_F(AgentServerTest, AWorkerTerminatedFromOutsideIsFailed) {
+  v1::StartPlanResponse started;
+  ASSERT_TRUE(Start(Retained("terminated", 8 * kMiB), &started).ok());
+  ASSERT_TRUE(Eventually([&] { return Plan("terminated")->state() == v1::PLAN_STATE_HOLDING; }));
+  ASSERT_EQ(kill(started.plan().worker_pid(), SIGTERM), 0);
+  ASSERT_TRUE(Eventually([&] {
+    auto plan = Plan("terminated");
+    return plan && plan->state() == v1::PLAN_STATE_FAILED;
+  }));
+  EXPECT_FALSE(Plan("terminated")->outcome_ok());
+  EXPECT_THAT(Plan("terminated")->error(), HasSubstr("SIGTERM"));
+}
+
+TEST(AgentServerConfigTest, DefaultLeaseAboveTheMaximumFailsTheConfig) {
+  AgentOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.worker_binary = kWorkerBinary;
+  options.plans.default_lease = absl::Hours(25);
+  EXPECT_THAT(AgentServer::CheckConfig(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--default-lease=25h")));
+  EXPECT_THAT(AgentServer::Start(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--default-lease=25h")));
+}
+
+// Issue 12 (5): these addresses crashed the agent (SIGSEGV in ~AgentServer on a null
+// server), or bound a random port, or 443; --check-config said "config ok".
+TEST(AgentServerListenTest, BadAddressesAreRefusedWithTheReason) {
+  for (const std::string address :
+       {":-1", ":abc", "[::1]:-1", ":99999", ":65536", "127.0.0.1:", "127.0.0.1", "::1:80",
+        "[::1:80", "127.0.0.1:+80", "127.0.0.1: 80", "127.0.0.1:0x50"}) {
+    AgentOptions options;
+    options.listen_address = address;
+    options.worker_binary = kWorkerBinary;
+    EXPECT_THAT(AgentServer::CheckConfig(options),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--listen")))
+        << address;
+    EXPECT_THAT(AgentServer::Start(options),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--listen")))
+        << address;
+  }
+  for (const std::string address : {"127.0.0.1:0", "[::1]:0", "localhost:0", ":0"}) {
+    EXPECT_THAT(ParseListenAddress(address), IsOk()) << address;
+  }
+}
+
+int ListenOn(int* port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_EQ(listen(fd, 16), 0);
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  *port = ntohs(address.sin_port);
+  return fd;
+}
+
+// Issue 12 (5): a port in use crashed the agent; a second agent on a running agent's address
+// started and served too (gRPC's SO_REUSEPORT), the kernel splitting clients between them.
+TEST(AgentServerListenTest, AnAddressInUseIsRefused) {
+  int port = 0;
+  const int fd = ListenOn(&port);
+  AgentOptions options;
+  options.listen_address = absl::StrCat("127.0.0.1:", port);
+  options.worker_binary = kWorkerBinary;
+  EXPECT_THAT(AgentServer::CheckConfig(options),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("in use")));
+  EXPECT_THAT(AgentServer::Start(options),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("in use")));
+  close(fd);
+
+  options.listen_address = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<AgentServer>> first = AgentServer::Start(options);
+  ASSERT_THAT(first, IsOk());
+  AgentOptions second = options;
+  second.listen_address = (*first)->address();
+  EXPECT_THAT(AgentServer::CheckConfig(second), StatusIs(absl::StatusCode::kUnavailable,
+                                                         HasSubstr("another memload-agent")));
+  EXPECT_THAT(AgentServer::Start(second), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("")));
+  // gRPC's own bind, without the pre-check's, is refused too: no SO_REUSEPORT on the port.
+  const int reuse = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  ASSERT_EQ(setsockopt(reuse, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons((*first)->port());
+  EXPECT_NE(bind(reuse, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
+      << "the agent's port accepts SO_REUSEPORT sharers";
+  close(reuse);
+  (*first)->Shutdown(absl::Seconds(1));
+}
+
+int Threads() {
+  absl::StatusOr<std::string> status = ReadFileToString("/proc/self/status");
+  if (!status.ok()) return -1;
+  const size_t at = status->find("Threads:");
+  return at == std::string::npos ? -1 : std::atoi(status->c_str() + at + 8);
+}
+
+// A client's WatchUsage stream, read on a completion queue of the test's.
+struct Watch {
+  grpc::ClientContext context;
+  v1::NodeUsage message;
+  std::unique_ptr<grpc::ClientAsyncReader<v1::NodeUsage>> reader;
+};
+
+// Issue 12 (4) / 13 (3): a thread per WatchUsage stream (2,000 streams: 2,013 threads), no cap,
+// and a shutdown that never finished with streams open.
+TEST(AgentServerWatchTest, StreamsTakeNoThreadAreCappedAndEndAtShutdown) {
+  AgentOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.worker_binary = kWorkerBinary;
+  options.max_watch_streams = 300;
+  absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
+  ASSERT_THAT(server, IsOk());
+  auto channel = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Agent::NewStub(channel);
+  grpc::CompletionQueue queue;
+  const int threads_before = Threads();
+  std::vector<std::unique_ptr<Watch>> watches;
+  v1::WatchUsageRequest request;
+  request.mutable_interval()->set_nanos(100'000'000);
+  for (int i = 0; i < 300; ++i) {
+    auto watch = std::make_unique<Watch>();
+    watch->reader = stub->PrepareAsyncWatchUsage(&watch->context, request, &queue);
+    watch->reader->StartCall(reinterpret_cast<void*>(static_cast<intptr_t>(2 * i)));
+    watches.push_back(std::move(watch));
+  }
+  // Every stream's first message.
+  int started = 0, first = 0;
+  void* tag = nullptr;
+  bool ok = false;
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(30);
+  while (first < 300 && queue.AsyncNext(&tag, &ok, deadline) == grpc::CompletionQueue::GOT_EVENT) {
+    const intptr_t value = reinterpret_cast<intptr_t>(tag);
+    ASSERT_TRUE(ok);
+    Watch& watch = *watches[value / 2];
+    if (value % 2 == 0) {
+      ++started;
+      watch.reader->Read(&watch.message, reinterpret_cast<void*>(value + 1));
+    } else {
+      ++first;
+    }
+  }
+  ASSERT_EQ(first, 300);
+  EXPECT_EQ((*server)->open_watches(), 300u);
+  const int threads_during = Threads();
+  std::printf("[figure] threads: %d before, %d with 300 watch streams open\n", threads_before,
+              threads_during);
+  // No thread per stream (the test's own client shares the process).
+  EXPECT_LT(threads_during - threads_before, 30);
+  // The cap: one more is refused, and control RPCs still answer at once.
+  {
+    grpc::ClientContext context;
+    auto reader = stub->WatchUsage(&context, request);
+    v1::NodeUsage message;
+    EXPECT_FALSE(reader->Read(&message));
+    grpc::Status refused = reader->Finish();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(refused.error_message(), HasSubstr("--max-watch-streams"));
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::NodeInfo info;
+    EXPECT_TRUE(stub->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info).ok());
+  }
+  // Shutdown ends every stream at once instead of waiting for its deadline.
+  const absl::Time start = absl::Now();
+  (*server)->Shutdown(absl::Seconds(5));
+  const absl::Duration took = absl::Now() - start;
+  std::printf("[figure] shutdown with 300 watch streams open: %s\n",
+              absl::FormatDuration(took).c_str());
+  EXPECT_LT(took, absl::Seconds(2));
+  for (auto& watch : watches) watch->context.TryCancel();
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
+// Issue 12 (4): with one idle client connected, shutdown took the whole 1 s deadline.
+TEST(AgentServerWatchTest, AnIdleClientDoesNotDelayShutdown) {
+  AgentOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.worker_binary = kWorkerBinary;
+  absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
+  ASSERT_THAT(server, IsOk());
+  auto stub = v1::Agent::NewStub(
+      grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::NodeInfo info;
+  ASSERT_TRUE(stub->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info).ok());
+  const absl::Time start = absl::Now();
+  (*server)->Shutdown(absl::Seconds(1));
+  const absl::Duration took = absl::Now() - start;
+  std::printf("[figure] shutdown with an idle client connected: %s\n",
+              absl::FormatDuration(took).c_str());
+  EXPECT_LT(took, absl::Milliseconds(500));
 }
 
 }  // namespace

@@ -1,14 +1,15 @@
 #include "agent/agent_service.h"
 
-#include <condition_variable>
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/usage.h"
+#include "grpcpp/alarm.h"
 #include "core/node_readers.h"
 #include "proto/proto_time.h"
 
@@ -18,6 +19,10 @@ namespace {
 
 constexpr absl::Duration kMinWatchInterval = absl::Milliseconds(50);
 constexpr absl::Duration kDefaultWatchInterval = absl::Seconds(1);
+// Longer intervals are taken as this (an alarm a year away serves nobody).
+constexpr absl::Duration kMaxWatchInterval = absl::Hours(1);
+// How old a usage message a watch stream may send (shared by every stream).
+constexpr absl::Duration kWatchCacheAge = absl::Milliseconds(20);
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status) {
@@ -26,74 +31,137 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-// One WatchUsage stream. A thread of its own paces the writes (the callback API has no
-// timer, and a reactor callback must not sleep); the reactor's callbacks only record what
-// happened for that thread. The thread never touches the reactor after Finish(), which
-// may delete it (OnDone).
-class WatchReactor final : public grpc::ServerWriteReactor<v1::NodeUsage> {
+std::chrono::system_clock::time_point ToChrono(absl::Time time) {
+  return std::chrono::system_clock::from_time_t(0) +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             std::chrono::nanoseconds(absl::ToUnixNanos(time)));
+}
+
+// A reactor that finishes at once with `status` (a refused WatchUsage).
+class Refusal final : public grpc::ServerWriteReactor<v1::NodeUsage> {
+ public:
+  explicit Refusal(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+// One WatchUsage stream, paced by a grpc::Alarm: no thread of its own. At any moment it has
+// exactly one of: a write in flight, an alarm set, or Finish called — so nothing can touch
+// it after OnDone deletes it. A cancel (client gone, or the agent shutting down) cancels
+// the alarm, whose callback then finishes the stream; a cancel during a write finishes it
+// when the write completes.
+class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::NodeUsage> {
  public:
   WatchReactor(AgentService* service, absl::Duration interval)
-      : shared_(std::make_shared<Shared>()) {
-    std::shared_ptr<Shared> shared = shared_;
-    std::thread([this, service, interval, shared] { Loop(service, interval, shared); })
-        .detach();
+      : service_(service), interval_(interval), next_(absl::Now()) {}
+
+  // Sends the first message; called once, after the stream is registered.
+  void Begin() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      write_pending_ = true;
+    }
+    Send();
+  }
+
+  // Ends the stream with `status` as soon as it can (thread-safe, idempotent, never
+  // finishes inline: callers may hold the service's lock, and OnDone takes it).
+  void Stop(grpc::Status status) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_ || finished_) return;
+    stopping_ = true;
+    stop_status_ = std::move(status);
+    // With an alarm set, its callback (ok = false) finishes the stream; with a write in
+    // flight, OnWriteDone does. There is no third state before Finish.
+    if (alarm_pending_) alarm_.Cancel();
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(shared_->mutex);
-    shared_->write_pending = false;
-    shared_->broken |= !ok;
-    shared_->changed.notify_all();
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      write_pending_ = false;
+      if (!ok && !stopping_) {
+        stopping_ = true;
+        stop_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
+      }
+      if (stopping_) {
+        finish = finished_ = true;
+      } else {
+        const absl::Time now = absl::Now();
+        next_ += interval_;
+        if (next_ < now) next_ = now;  // A slow client: do not burst to catch up.
+        alarm_pending_ = true;
+        alarm_.Set(ToChrono(next_), [this](bool fired) { OnAlarm(fired); });
+      }
+    }
+    if (finish) Finish(stop_status_);
   }
+
   void OnCancel() override {
-    std::lock_guard<std::mutex> lock(shared_->mutex);
-    shared_->cancelled = true;
-    shared_->changed.notify_all();
+    Stop(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
   }
-  void OnDone() override { delete this; }
+
+  void OnDone() override {
+    service_->WatchEnded(this);
+    delete this;
+  }
 
  private:
-  struct Shared {
-    std::mutex mutex;
-    std::condition_variable changed;
-    bool cancelled = false;      // Guarded by mutex.
-    bool broken = false;         // Guarded by mutex: a write failed.
-    bool write_pending = false;  // Guarded by mutex.
-    v1::NodeUsage message;       // Owned by the loop while a write is pending.
-  };
-
-  void Loop(AgentService* service, absl::Duration interval, std::shared_ptr<Shared> shared) {
-    grpc::Status final_status = grpc::Status::OK;
-    std::unique_lock<std::mutex> lock(shared->mutex);
-    absl::Time next = absl::Now();
-    while (true) {
-      const auto wait = std::chrono::nanoseconds(absl::ToInt64Nanoseconds(next - absl::Now()));
-      shared->changed.wait_for(lock, wait, [&] { return shared->cancelled; });
-      if (shared->cancelled || shared->broken) break;
-      next += interval;
-      absl::StatusOr<v1::NodeUsage> usage = service->Usage();
-      if (!usage.ok()) {
-        final_status = ToGrpcStatus(usage.status());
-        break;
+  void OnAlarm(bool fired) {
+    bool finish = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      alarm_pending_ = false;
+      if (!fired && !stopping_) {
+        stopping_ = true;
+        stop_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
       }
-      shared->message = *std::move(usage);
-      shared->write_pending = true;
-      lock.unlock();
-      StartWrite(&shared->message);
-      lock.lock();
-      shared->changed.wait(lock, [&] { return !shared->write_pending || shared->cancelled; });
-      if (shared->write_pending) break;  // Cancelled mid-write: gRPC finishes the write.
-      if (absl::Now() > next) next = absl::Now();  // A slow client: do not burst to catch up.
+      if (stopping_) {
+        finish = finished_ = true;
+      } else {
+        write_pending_ = true;
+      }
     }
-    const bool cancelled = shared->cancelled;
-    lock.unlock();
-    Finish(cancelled ? grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled")
-                     : final_status);
+    if (finish) {
+      Finish(stop_status_);
+    } else {
+      Send();
+    }
   }
 
-  std::shared_ptr<Shared> shared_;
+  // With write_pending_ set: builds the message and writes it.
+  void Send() {
+    absl::StatusOr<v1::NodeUsage> usage = service_->WatchMessage();
+    if (!usage.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        write_pending_ = false;
+        if (finished_) return;
+        finished_ = true;
+      }
+      Finish(ToGrpcStatus(usage.status()));
+      return;
+    }
+    message_ = *std::move(usage);  // Only this path touches it, and only between writes.
+    StartWrite(&message_);
+  }
+
+  AgentService* const service_;
+  const absl::Duration interval_;
+  std::mutex mutex_;
+  grpc::Alarm alarm_;
+  absl::Time next_;             // Guarded by mutex_.
+  bool alarm_pending_ = false;  // Guarded by mutex_.
+  bool write_pending_ = false;  // Guarded by mutex_.
+  bool stopping_ = false;       // Guarded by mutex_.
+  bool finished_ = false;       // Guarded by mutex_.
+  grpc::Status stop_status_;    // Guarded by mutex_; final once stopping_.
+  v1::NodeUsage message_;
 };
 
+namespace {
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -103,8 +171,43 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-AgentService::AgentService(PlanManager* manager, NodeProbe* probe, v1::NodeInfo identity)
-    : manager_(manager), probe_(probe), identity_(std::move(identity)) {}
+AgentService::AgentService(PlanManager* manager, NodeProbe* probe, v1::NodeInfo identity,
+                           AgentServiceOptions options)
+    : manager_(manager), probe_(probe), options_(options), identity_(std::move(identity)) {}
+
+AgentService::~AgentService() = default;
+
+size_t AgentService::open_watches() const {
+  std::lock_guard<std::mutex> lock(watch_mutex_);
+  return watches_.size();
+}
+
+void AgentService::StopWatches() {
+  std::lock_guard<std::mutex> lock(watch_mutex_);
+  watches_closed_ = true;
+  for (WatchReactor* watch : watches_) {
+    watch->Stop(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is shutting down"));
+  }
+}
+
+void AgentService::WatchEnded(WatchReactor* watch) {
+  std::lock_guard<std::mutex> lock(watch_mutex_);
+  watches_.erase(watch);
+}
+
+absl::StatusOr<v1::NodeUsage> AgentService::WatchMessage() {
+  // Every stream sends the same message: one read of the node and the plans serves every
+  // stream due within the same few milliseconds.
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  const absl::Time now = absl::Now();
+  if (!cached_usage_.has_value() || now - cached_at_ > kWatchCacheAge) {
+    absl::StatusOr<v1::NodeUsage> usage = Usage();
+    if (!usage.ok()) return usage.status();
+    cached_usage_ = *std::move(usage);
+    cached_at_ = now;
+  }
+  return *cached_usage_;
+}
 
 void AgentService::set_listen_address(const std::string& address) {
   std::lock_guard<std::mutex> lock(identity_mutex_);
@@ -190,20 +293,31 @@ grpc::ServerWriteReactor<v1::NodeUsage>* AgentService::WatchUsage(
   absl::Duration interval = kDefaultWatchInterval;
   if (request->has_interval()) interval = FromProtoDuration(request->interval());
   if (interval < kMinWatchInterval) {
-    // A reactor that finishes at once reports the error without a pacing thread.
-    class Refusal final : public grpc::ServerWriteReactor<v1::NodeUsage> {
-     public:
-      explicit Refusal(absl::Duration interval) {
-        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("interval must be at least ",
-                                         absl::FormatDuration(kMinWatchInterval), ", got ",
-                                         absl::FormatDuration(interval))));
-      }
-      void OnDone() override { delete this; }
-    };
-    return new Refusal(interval);
+    return new Refusal(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("interval must be at least ", absl::FormatDuration(kMinWatchInterval),
+                     ", got ", absl::FormatDuration(interval))));
   }
-  return new WatchReactor(this, interval);
+  interval = std::min(interval, kMaxWatchInterval);
+  WatchReactor* watch = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(watch_mutex_);
+    if (watches_closed_) {
+      return new Refusal(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is shutting down"));
+    }
+    if (watches_.size() >= options_.max_watch_streams) {
+      return new Refusal(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("the agent already serves ", watches_.size(),
+                       " WatchUsage streams, its maximum (--max-watch-streams); use GetUsage "
+                       "or try later")));
+    }
+    watch = new WatchReactor(this, interval);
+    watches_.insert(watch);
+  }
+  watch->Begin();
+  return watch;
 }
 
 grpc::ServerUnaryReactor* AgentService::ListPlans(grpc::CallbackServerContext* context,

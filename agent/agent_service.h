@@ -1,14 +1,19 @@
 // AgentService: the gRPC callback-API adapter for memload.v1.Agent. It validates the
 // request shape, calls the PlanManager / NodeProbe, and converts results and statuses
 // (absl → gRPC, in one place: ToGrpcStatus). No plan logic lives here, and no handler
-// blocks: StartPlan/StopPlan finish their reactor from the manager's callback, and each
-// WatchUsage stream is paced by a thread of its own.
+// blocks: StartPlan/StopPlan finish their reactor from the manager's callback, the manager
+// holds its lock only to copy state (plan_manager.h), and each WatchUsage stream is paced
+// by a grpc::Alarm — no thread per stream. At most `max_watch_streams` streams are open at
+// once; more are refused with RESOURCE_EXHAUSTED. StopWatches() ends every stream (shutdown).
 //
 // Thread-safety: thread-safe (gRPC calls it from many threads).
 #ifndef MEMLOAD_AGENT_AGENT_SERVICE_H_
 #define MEMLOAD_AGENT_AGENT_SERVICE_H_
 
+#include <cstddef>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -22,10 +27,17 @@ namespace agent {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+struct AgentServiceOptions {
+  // WatchUsage streams open at once; more are refused with RESOURCE_EXHAUSTED.
+  size_t max_watch_streams = 1024;
+};
+
 class AgentService final : public v1::Agent::CallbackService {
  public:
   // Not owned; must outlive the service.
-  AgentService(PlanManager* manager, NodeProbe* probe, v1::NodeInfo identity);
+  AgentService(PlanManager* manager, NodeProbe* probe, v1::NodeInfo identity,
+               AgentServiceOptions options = {});
+  ~AgentService() override;
 
   grpc::ServerUnaryReactor* StartPlan(grpc::CallbackServerContext* context,
                                       const v1::StartPlanRequest* request,
@@ -58,11 +70,31 @@ class AgentService final : public v1::Agent::CallbackService {
   void set_listen_address(const std::string& address);
   v1::NodeInfo identity() const;
 
+  // Ends every WatchUsage stream (UNAVAILABLE) and refuses new ones: the server's shutdown
+  // then has no stream to wait for. Streams finish asynchronously, within milliseconds.
+  void StopWatches();
+  size_t open_watches() const;
+
  private:
+  class WatchReactor;
+
+  // The message watch streams send: Usage(), shared by the streams due within 20 ms.
+  absl::StatusOr<v1::NodeUsage> WatchMessage();
+  void WatchEnded(WatchReactor* watch);
+
   PlanManager* const manager_;
   NodeProbe* const probe_;
+  const AgentServiceOptions options_;
   mutable std::mutex identity_mutex_;
   v1::NodeInfo identity_;  // Guarded by identity_mutex_.
+
+  mutable std::mutex watch_mutex_;
+  std::set<WatchReactor*> watches_;  // Guarded by watch_mutex_: the open streams.
+  bool watches_closed_ = false;      // Guarded by watch_mutex_.
+
+  std::mutex cache_mutex_;
+  std::optional<v1::NodeUsage> cached_usage_;  // Guarded by cache_mutex_.
+  absl::Time cached_at_;                       // Guarded by cache_mutex_.
 };
 
 }  // namespace agent

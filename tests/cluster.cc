@@ -28,14 +28,11 @@ namespace {
 constexpr char kDnsmasq[] = "/usr/sbin/dnsmasq";
 constexpr char kDnsHost[] = "127.0.0.1";
 
-// A socket bound to host:port (0 = the kernel picks) with SO_REUSEPORT, never listening:
-// it keeps the port from other tests' port-0 binds, while the agent — gRPC sets
-// SO_REUSEPORT too — can still listen there, and connections only ever reach listeners.
-absl::StatusOr<int> HoldPort(const std::string& host, int port, int* bound_port) {
+// Binds host:port (0 = the kernel picks) for a moment, without SO_REUSEPORT (the agent
+// does not share its port), and returns the port that was free; an error when it is not.
+absl::StatusOr<int> FreePortOn(const std::string& host, int port) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
@@ -48,8 +45,8 @@ absl::StatusOr<int> HoldPort(const std::string& host, int port, int* bound_port)
   }
   socklen_t length = sizeof(address);
   getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  *bound_port = ntohs(address.sin_port);
-  return fd;
+  close(fd);
+  return ntohs(address.sin_port);
 }
 
 // A loopback port free for UDP and TCP on 127.0.0.1 at the moment (for dnsmasq, which
@@ -172,37 +169,12 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
   for (size_t i = 0; i < options.nodes.size(); ++i) hosts.push_back(absl::StrCat("127.0.0.", i + 2));
 
   // One port for every agent (a dns:///name:port target has one port), free on every
-  // address: the first address picks it, the others must have it free too.
-  for (int attempt = 0; attempt < 50 && cluster->agent_port_ == 0; ++attempt) {
-    std::vector<int> holds;
-    int port = 0;
-    bool all = true;
-    for (const std::string& host : hosts) {
-      int bound = 0;
-      absl::StatusOr<int> fd = HoldPort(host, port, &bound);
-      if (!fd.ok()) {
-        all = false;
-        break;
-      }
-      holds.push_back(*fd);
-      port = bound;
-    }
-    if (all) {
-      cluster->agent_port_ = port;
-      cluster->port_holds_ = holds;
-    } else {
-      for (int fd : holds) close(fd);
-    }
-  }
-  if (cluster->agent_port_ == 0) {
-    return absl::UnavailableError("no port free on every node address");
-  }
-
+  // address a moment ago. Nothing holds it until the agents listen (they share no port), so
+  // another process may take it first: then every agent is stopped and another port tried.
   for (size_t i = 0; i < options.nodes.size(); ++i) {
     std::unique_ptr<ClusterNode> node(new ClusterNode());
     node->options_ = options.nodes[i];
     node->host_ = hosts[i];
-    node->port_ = cluster->agent_port_;
     if (options.nodes[i].cgroup_limit > 0) {
       absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create(
           absl::StrCat("memload-e2e-", options.nodes[i].name), options.nodes[i].cgroup_limit);
@@ -213,9 +185,29 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
       node->cgroup_.emplace(*std::move(cgroup));
     }
     cluster->nodes_.push_back(std::move(node));
-    absl::Status started = cluster->nodes_.back()->StartAgent();
-    if (!started.ok()) return started;
   }
+  absl::Status started = absl::UnavailableError("no port free on every node address");
+  for (int attempt = 0; attempt < 20 && !started.ok(); ++attempt) {
+    absl::StatusOr<int> port = FreePortOn(hosts[0], 0);
+    for (size_t i = 1; port.ok() && i < hosts.size(); ++i) port = FreePortOn(hosts[i], *port);
+    if (!port.ok()) continue;
+    cluster->agent_port_ = *port;
+    started = absl::OkStatus();
+    for (auto& node : cluster->nodes_) {
+      node->port_ = *port;
+      started = node->StartAgent();
+      if (!started.ok()) break;
+    }
+    if (!started.ok()) {
+      for (auto& node : cluster->nodes_) {
+        if (node->agent_ && node->agent_->running()) node->Kill();
+        node->agent_.reset();
+      }
+      // Only a port someone took meanwhile is worth another try.
+      if (started.message().find("in use") == std::string::npos) return started;
+    }
+  }
+  if (!started.ok()) return started;
   absl::Status dns = cluster->StartDns(options);
   if (!dns.ok()) return dns;
   return cluster;
@@ -287,7 +279,6 @@ Cluster::~Cluster() {
   }
   nodes_.clear();
   dns_.reset();
-  for (int fd : port_holds_) close(fd);
 }
 
 std::string Cluster::DnsTarget() const {

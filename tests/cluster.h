@@ -130,7 +130,6 @@ class Cluster {
   std::string dns_name_;
   int agent_port_ = 0;
   int dns_port_ = 0;
-  std::vector<int> port_holds_;  // Sockets keeping the agents' port ours (SO_REUSEPORT).
   std::vector<std::unique_ptr<ClusterNode>> nodes_;
   std::optional<Subprocess> dns_;
 };
