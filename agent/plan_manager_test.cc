@@ -383,18 +383,18 @@ TEST_F(PlanManagerTest, TinyBlocksAreAdmittedAtTheirRealCost) {
   };
   EXPECT_THAT(StartSync(manager, tiny("mmap", 60000, v1::BACKING_MMAP)),
               StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr("plan \"mmap\" needs 239.75 MiB")));
+                       HasSubstr("plan \"mmap\" needs 243.75 MiB")));
   EXPECT_THAT(StartSync(manager, tiny("shmem", 60000, v1::BACKING_SHMEM)),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--max-memory 64 MiB")));
   EXPECT_THAT(StartSync(manager, tiny("malloc", 2 * kMiB, v1::BACKING_MALLOC)),
               StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr("plan \"malloc\" needs 116")));
+                       HasSubstr("plan \"malloc\" needs 120")));
   EXPECT_EQ(launcher_.launched(), 0u);
-  // At their real cost they fit: 10,000 pages and 500,000 chunks.
-  ASSERT_THAT(StartSync(manager, tiny("mmap-small", 10000, v1::BACKING_MMAP)), IsOk());
+  // At their real cost they fit: 5,000 pages and 100,000 chunks.
+  ASSERT_THAT(StartSync(manager, tiny("mmap-small", 5000, v1::BACKING_MMAP)), IsOk());
   ASSERT_THAT(StartSync(manager, tiny("malloc-small", 100000, v1::BACKING_MALLOC)), IsOk());
-  // The two cost 10,000 × 4120 + 100,000 × 56 + 2 × (4 KiB + 4 MiB): a third finds the rest.
-  const uint64_t committed = *RetainedPlanCost(Backing::kMmap, 1, 10000) +
+  // The two cost 5,000 × 4120 + 100,000 × 56 + 2 × (4 KiB + 8 MiB): a third finds the rest.
+  const uint64_t committed = *RetainedPlanCost(Backing::kMmap, 1, 5000) +
                              *RetainedPlanCost(Backing::kMalloc, 1, 100000);
   const uint64_t rest = 64 * kMiB - committed;
   EXPECT_THAT(StartSync(manager, Retained("rest", rest)),

@@ -26,8 +26,10 @@ absl::StatusOr<uint64_t> Chunk(Backing backing, uint64_t block_size, uint64_t pa
       return RoundUp(block_size, page_size);
     case Backing::kMalloc: {
       MEMLOAD_ASSIGN_OR_RETURN(uint64_t with_header, AddSizes(block_size, 16));
-      if (block_size >= kMallocMmapThreshold) return RoundUp(with_header, page_size);
-      MEMLOAD_ASSIGN_OR_RETURN(uint64_t chunk, RoundUp(with_header, 16));
+      if (block_size > kMallocLargeThreshold) {
+        return RoundUp(with_header, std::max(page_size, kMallocLargePage));
+      }
+      MEMLOAD_ASSIGN_OR_RETURN(uint64_t chunk, RoundUp(with_header + block_size / 8, 16));
       return std::max<uint64_t>(chunk, 32);
     }
   }

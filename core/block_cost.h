@@ -5,14 +5,17 @@
 //
 //   MEMLOAD_ASSIGN_OR_RETURN(uint64_t cost,
 //                            RetainedCost(Backing::kMmap, /*block_size=*/1, /*payload=*/60000));
-//   // 60000 one-byte blocks, each on a page of its own: ~234 MiB, not 60,000 bytes.
+//   // 60000 one-byte blocks, each on a page of its own: ~236 MiB, not 60,000 bytes.
 //
 // The rule (README "Safety and limits"), per block of `block_size` bytes:
 //   mmap, shmem   block_size rounded up to whole pages (each block is its own mapping)
-//   malloc        glibc's chunk: block_size + 16 rounded up to 16, at least 32 B (its
-//                 header and alignment, measured: a 1-byte malloc costs 32 B); from 128 KiB
-//                 on, block_size + 16 rounded up to whole pages (glibc serves those with
-//                 mmap); conservative by up to 16 B a block
+//   malloc        the allocator's chunk, taken conservatively for both allocators a worker
+//                 may run with (glibc's, and tcmalloc's that memload-worker links):
+//                 up to 256 KiB: block_size + 16 + block_size/8 rounded up to 16, at least
+//                 32 B (glibc's header and 32 B minimum chunk — a 1-byte malloc costs 32 B,
+//                 measured — and tcmalloc's size classes, which waste at most 1/8);
+//                 above 256 KiB: block_size + 16 rounded up to 8 KiB (or the page, if
+//                 larger): tcmalloc's spans of 8 KiB pages, glibc's own mappings
 //   + 24 B        memload's block table: 8 B a block, up to twice the blocks after a
 //                 doubling, three times while the table is copied
 // and once per set kSetFixedBytes (the set itself and allocator state). Kernel page tables
@@ -39,8 +42,11 @@ inline constexpr uint64_t kMaxBlocks = uint64_t{1} << 26;
 inline constexpr uint64_t kTableBytesPerBlock = 24;
 // Bytes a set costs whatever it holds (the set, the allocator's state).
 inline constexpr uint64_t kSetFixedBytes = 4096;
-// From this block size on glibc's malloc serves a block with a mapping of its own.
-inline constexpr uint64_t kMallocMmapThreshold = 128 * 1024;
+// Above this block size malloc'd blocks are whole-page allocations (tcmalloc's large
+// objects; glibc maps them from 128 KiB on).
+inline constexpr uint64_t kMallocLargeThreshold = 256 * 1024;
+// The page unit large malloc'd blocks are rounded to (tcmalloc's page).
+inline constexpr uint64_t kMallocLargePage = 8 * 1024;
 // The page size the cost rules assume when none is given (x86-64, arm64 default).
 inline constexpr uint64_t kDefaultPageSize = 4096;
 

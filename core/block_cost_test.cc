@@ -29,14 +29,17 @@ TEST(BlockCostTest, MappedBlocksCostWholePages) {
   EXPECT_THAT(BlockCost(Backing::kMmap, 1, 65536), IsOkAndHolds(65536 + kTableBytesPerBlock));
 }
 
-TEST(BlockCostTest, MallocBlocksCostGlibcChunks) {
+TEST(BlockCostTest, MallocBlocksCostAllocatorChunks) {
   EXPECT_THAT(BlockCost(Backing::kMalloc, 1), IsOkAndHolds(32 + kTableBytesPerBlock));
-  EXPECT_THAT(BlockCost(Backing::kMalloc, 16), IsOkAndHolds(32 + kTableBytesPerBlock));
-  EXPECT_THAT(BlockCost(Backing::kMalloc, 17), IsOkAndHolds(48 + kTableBytesPerBlock));
-  EXPECT_THAT(BlockCost(Backing::kMalloc, 1000), IsOkAndHolds(1024 + kTableBytesPerBlock));
-  // Big blocks get a mapping of their own: header plus page rounding.
+  EXPECT_THAT(BlockCost(Backing::kMalloc, 16), IsOkAndHolds(48 + kTableBytesPerBlock));
+  EXPECT_THAT(BlockCost(Backing::kMalloc, 15), IsOkAndHolds(32 + kTableBytesPerBlock));
+  // Header 16 B and up to 1/8 of size-class waste: 1000 + 16 + 125, rounded to 16.
+  EXPECT_THAT(BlockCost(Backing::kMalloc, 1000), IsOkAndHolds(1152 + kTableBytesPerBlock));
+  // Big blocks are whole 8 KiB pages.
   EXPECT_THAT(BlockCost(Backing::kMalloc, 1 << 20),
-              IsOkAndHolds((1 << 20) + 4096 + kTableBytesPerBlock));
+              IsOkAndHolds((1 << 20) + 8192 + kTableBytesPerBlock));
+  EXPECT_THAT(BlockCost(Backing::kMalloc, 300000),
+              IsOkAndHolds(303104 + kTableBytesPerBlock));
 }
 
 TEST(BlockCostTest, CountsAndSumsAreBounded) {
