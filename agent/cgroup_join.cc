@@ -1,6 +1,7 @@
 #include "agent/cgroup_join.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +23,17 @@ std::string Canonical(const std::string& path) {
   return resolved;
 }
 
+// The same directory, even when seen through two mounts of the same hierarchy (the host's
+// /sys/fs/cgroup bind-mounted at /host/sys/fs/cgroup beside the container's own mount):
+// same device and inode, else the same canonical path.
+bool SameDirectory(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  if (stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0) {
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  }
+  return Canonical(a) == Canonical(b);
+}
+
 }  // namespace
 
 absl::Status JoinCgroup(int pid, const std::string& cgroup_dir, const std::string& proc_root) {
@@ -39,7 +51,7 @@ absl::Status JoinCgroup(int pid, const std::string& cgroup_dir, const std::strin
                                absl::StrCat("cannot write pid ", pid, " to ", procs));
   }
   MEMLOAD_ASSIGN_OR_RETURN(const std::string now, MemoryCgroupOfProcess(proc_root, pid));
-  if (Canonical(now) != Canonical(cgroup_dir)) {
+  if (!SameDirectory(now, cgroup_dir)) {
     return absl::FailedPreconditionError(absl::StrCat("process ", pid, " was written to ", procs,
                                                       " but is in memory cgroup ", now));
   }
