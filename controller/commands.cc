@@ -382,16 +382,19 @@ int StopRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& o
     }
   }
   view.elapsed = absl::Now() - state->begin;
-  if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view);
-  *env.out << (env.json ? RunJson(view) : FormatRunSummary(view, LiveViewSize(env).columns));
-  env.out->flush();
   size_t failed = 0;
   for (const RunNode& node : view.nodes) failed += RunNodeOk(node) ? 0 : 1;
+  const int exit_code = env.cancel != nullptr && env.cancel->cancelled() ? kExitInterrupted
+                        : failed == 0                                     ? kExitOk
+                                                                          : kExitNodesFailed;
+  // The recording ends with each node's result and the exit status (the report's verdict).
+  if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view, exit_code);
+  *env.out << (env.json ? RunJson(view) : FormatRunSummary(view, LiveViewSize(env).columns));
+  env.out->flush();
   if (env.err != nullptr) {
     *env.err << view.nodes.size() - failed << " ok, " << failed << " failed\n";
   }
-  if (env.cancel != nullptr && env.cancel->cancelled()) return kExitInterrupted;
-  return failed == 0 ? kExitOk : kExitNodesFailed;
+  return exit_code;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "controller/recording.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -85,8 +86,37 @@ void RunRecorder::Record(absl::Time now, const RunView& view,
   Refresh(now, view, usage, /*every_node=*/false);
 }
 
-void RunRecorder::Finish(absl::Time now, const RunView& view) {
+void RunRecorder::Finish(absl::Time now, const RunView& view, int exit_code) {
   Refresh(now, view, {}, /*every_node=*/true);
+  const std::string time = RecordingTime(now);
+  size_t ok = 0;
+  for (const RunNode& node : view.nodes) {
+    const bool node_ok = RunNodeOk(node);
+    ok += node_ok;
+    Object result;
+    result.Text("event", "result").Text("time", time);
+    result.Text("node", node.node_name.empty() ? node.target : node.node_name);
+    result.Text("target", node.target).Text("planId", view.spec.plan_id());
+    result.Raw("ok", node_ok ? "true" : "false");
+    if (node.plan.has_value()) result.Text("state", PlanStateName(node.plan->state()));
+    if (!node_ok) {
+      absl::Status why = node.errors.empty() ? absl::UnknownError("the plan never started")
+                                             : node.errors.back();
+      if (node.errors.empty() && node.plan.has_value()) why = PlanOutcomeStatus(*node.plan);
+      result.Text("message", FormatStatus(why));
+    }
+    Write(result.Done());
+  }
+  Write(Object()
+            .Text("event", "end")
+            .Text("time", time)
+            .Text("planId", view.spec.plan_id())
+            .Number("exitCode", static_cast<uint64_t>(std::max(exit_code, 0)))
+            .Number("nodes", static_cast<uint64_t>(view.nodes.size()))
+            .Number("ok", static_cast<uint64_t>(ok))
+            .Number("failed", static_cast<uint64_t>(view.nodes.size() - ok))
+            .Done());
+  out_->flush();
 }
 
 void RunRecorder::Refresh(absl::Time now, const RunView& view,

@@ -15,6 +15,9 @@
 //    "pressureSomeAvg10":X,"pressureFullAvg10":X}         a sample: one per node per refresh
 //   {"event":"start"|"target_reached"|"capped"|"stop"|"oom_killed"|"lease_expired"|
 //    "failed"|"error","time":...,"node":...,"target":...,"planId":...,"state"?,"message"?}
+//   {"event":"result","time":...,"node":...,"target":...,"planId":...,"ok":true|false,
+//    "state"?,"message"?}                                     after the stop, one per node
+//   {"event":"end","time":...,"planId":...,"exitCode":N,"nodes":N,"ok":N,"failed":N}   last
 // Times are RFC 3339 UTC with milliseconds. Sizes are JSON numbers (bytes). The usage part
 // of a sample (totalBytes ... pressure) is there when the node answered GetUsage; cgroup
 // fields when it has a limited memory cgroup, pressure (percent, as the kernel reports
@@ -57,8 +60,9 @@ class RunRecorder {
   void Record(absl::Time now, const RunView& view,
               const std::map<std::string, v1::NodeUsage>& usage);
   // After the stop: the events, and a last sample (without usage) of every node whose plan
-  // is known.
-  void Finish(absl::Time now, const RunView& view);
+  // is known; then a "result" line per node (failed ones too, with why) and the "end"
+  // line with memloadctl's exit status.
+  void Finish(absl::Time now, const RunView& view, int exit_code);
 
   // The first write error, if any (disk full...). Recording never stops the run.
   absl::Status status() const { return status_; }

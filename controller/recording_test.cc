@@ -96,7 +96,7 @@ TEST(RunRecorderTest, SamplesAndEventsFromStateChanges) {
   ToProtoTimestamp(kStart + absl::Seconds(3), view.nodes[0].plan->mutable_ended());
   view.nodes[1].plan = Plan(v1::PLAN_STATE_OOM_KILLED, 0);
   view.nodes[1].plan->set_error("the kernel's OOM killer killed the worker");
-  recorder.Finish(kStart + absl::Seconds(3), view);
+  recorder.Finish(kStart + absl::Seconds(3), view, /*exit_code=*/1);
   EXPECT_THAT(recorder.status(), IsOk());
 
   std::vector<std::string> summary;
@@ -125,7 +125,14 @@ TEST(RunRecorderTest, SamplesAndEventsFromStateChanges) {
           "2025-11-25T16:00:03.000Z stop a stopped <none>",
           "2025-11-25T16:00:03.000Z sample a stopped 0 <none> <none>",
           "2025-11-25T16:00:03.000Z oom_killed b oom_killed the kernel's OOM killer killed the worker",
-          "2025-11-25T16:00:03.000Z sample b oom_killed 0 <none> <none>"));
+          "2025-11-25T16:00:03.000Z sample b oom_killed 0 <none> <none>",
+          "2025-11-25T16:00:03.000Z result a stopped <none>",
+          "2025-11-25T16:00:03.000Z result b oom_killed UNAVAILABLE: connection refused",
+          "2025-11-25T16:00:03.000Z end <none> <none> <none>"));
+  const google::protobuf::Struct last = Lines(out.str()).back();
+  EXPECT_EQ(last.fields().at("exitCode").number_value(), 1);
+  EXPECT_EQ(last.fields().at("ok").number_value(), 1);
+  EXPECT_EQ(last.fields().at("failed").number_value(), 1);
   // The first line names the plan and carries its spec.
   const google::protobuf::Struct first = Lines(out.str()).front();
   EXPECT_EQ(Field(first, "planId"), "rec");

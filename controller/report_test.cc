@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -40,29 +41,41 @@ constexpr char kRecording[] = R"({"event":"run","time":"2026-11-25T16:00:00.000Z
 )";
 
 TEST(ReportTest, ParsesAndSummarizes) {
-  absl::StatusOr<Recording> recording = ParseRecording(kRecording, "run.jsonl");
-  ASSERT_THAT(recording, IsOk());
-  EXPECT_EQ(recording->plan_id, "drill");
-  EXPECT_EQ(recording->kind, "retained");
-  EXPECT_EQ(recording->samples.size(), 5u);
-  EXPECT_EQ(recording->events.size(), 5u);
-  std::vector<NodeSummary> nodes = SummarizeRecording(*recording);
+  absl::StatusOr<Report> report = ParseRecording(kRecording, "run.jsonl");
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->plan_id, "drill");
+  EXPECT_EQ(report->kind, "retained");
+  EXPECT_EQ(report->samples, 5u);
+  EXPECT_EQ(report->events.size(), 5u);
+  const std::vector<NodeReport>& nodes = report->nodes;
   ASSERT_EQ(nodes.size(), 2u);
   EXPECT_EQ(nodes[0].node, "a");
   EXPECT_EQ(nodes[0].peak_resident_bytes, 64u << 20);
   EXPECT_EQ(nodes[0].time_to_target, absl::Milliseconds(1500));
   EXPECT_EQ(nodes[0].final_state, "stopped");
+  EXPECT_TRUE(nodes[0].ok());
   EXPECT_EQ(nodes[1].node, "<b>");
   EXPECT_EQ(nodes[1].peak_resident_bytes, 16u << 20);
   EXPECT_FALSE(nodes[1].time_to_target.has_value());
   EXPECT_EQ(nodes[1].final_state, "oom_killed");
+  EXPECT_FALSE(nodes[1].ok());
+  EXPECT_EQ(nodes[1].error, "the kernel's OOM killer killed the worker");
+  EXPECT_FALSE(report->exit_code.has_value());  // No "end" line.
 }
 
-TEST(ReportTest, HtmlHasOneSeriesPerNodeEventsAndSummary) {
-  absl::StatusOr<Recording> recording = ParseRecording(kRecording, "run.jsonl");
-  ASSERT_THAT(recording, IsOk());
-  const std::string html = RenderReportHtml(*recording);
+TEST(ReportTest, HtmlGivesTheVerdictFirstAndEveryNode) {
+  absl::StatusOr<Report> report = ParseRecording(kRecording, "run.jsonl");
+  ASSERT_THAT(report, IsOk());
+  const std::string html = RenderReportHtml(*report);
   EXPECT_THAT(html, HasSubstr("<!DOCTYPE html>"));
+  // The verdict comes before anything else in the body.
+  const size_t verdict = html.find("<div class=\"verdict failed\" id=\"verdict\"");
+  ASSERT_NE(verdict, std::string::npos);
+  EXPECT_LT(verdict, html.find("<h1>"));
+  EXPECT_LT(verdict, html.find("<svg"));
+  EXPECT_THAT(html, HasSubstr("FAILED: 1 of 2 nodes ok, 1 failed; exit status unknown"));
+  EXPECT_THAT(html, HasSubstr("<li data-node=\"&lt;b&gt;\"><b>&lt;b&gt;</b> (127.0.0.1:7071): "
+                              "the kernel&#39;s OOM killer killed the worker</li>"));
   // One resident line and one target line per node, the cluster's two lines.
   EXPECT_EQ(Count(html, "<polyline class=\"series\""), 2);
   EXPECT_EQ(Count(html, "<polyline class=\"series\" data-node=\"a\""), 1);
@@ -70,6 +83,7 @@ TEST(ReportTest, HtmlHasOneSeriesPerNodeEventsAndSummary) {
   EXPECT_EQ(Count(html, "<polyline class=\"target\""), 2);
   EXPECT_EQ(Count(html, "<polyline class=\"total\""), 1);
   EXPECT_EQ(Count(html, "<polyline class=\"total-target\""), 1);
+  EXPECT_EQ(Count(html, "<text class=\"line-label\""), 2);
   // Every event is a labelled marker.
   EXPECT_EQ(Count(html, "<g class=\"event\""), 5);
   for (const char* label : {">a: start</text>", ">a: target reached</text>", ">a: stopped</text>",
@@ -77,17 +91,103 @@ TEST(ReportTest, HtmlHasOneSeriesPerNodeEventsAndSummary) {
     EXPECT_EQ(Count(html, label), 1) << label;
   }
   EXPECT_THAT(html, HasSubstr("data-event=\"oom_killed\""));
-  // The summary table: a row per node.
-  EXPECT_EQ(Count(html, "<tr class=\"node-row\""), 2);
-  EXPECT_THAT(html, HasSubstr("<tr class=\"node-row\" data-node=\"a\"><td>a</td><td>127.0.0.1:7070"
-                              "</td><td class=\"num\">64 MiB</td><td class=\"num\">64 MiB</td>"
-                              "<td class=\"num\">1.5s</td><td>stopped</td></tr>"));
+  // The summary: a row per node, the failed one first with its error.
+  EXPECT_EQ(Count(html, "<tr class=\"node-row"), 2);
+  EXPECT_LT(html.find("<tr class=\"node-row failed\" data-node=\"&lt;b&gt;\""),
+            html.find("<tr class=\"node-row\" data-node=\"a\""));
+  EXPECT_THAT(html, HasSubstr("<td class=\"num\">1.5s</td><td>stopped</td>"));
   EXPECT_THAT(html, HasSubstr("1 of 2 reached the target"));
   // Self-contained: nothing to load, no script, user text escaped.
   for (const char* absent : {"http://", "https://", "<script", "src=", "href=", "@import",
-                             "url(", "<b>"}) {
+                             "url(", "<b><"}) {
     EXPECT_THAT(html, Not(HasSubstr(absent))) << absent;
   }
+}
+
+// The target line follows the plan's phases: a sawtooth (ramp to 64 MiB over 2 s, drop to
+// 0, three times) draws its drops to 0 even though no sample caught the target at 0.
+TEST(ReportTest, TargetLineFollowsThePhases) {
+  std::string text =
+      R"({"event":"run","time":"2026-11-25T16:00:00.000Z","planId":"saw","spec":{"planId":"saw","retained":{"phases":[{"target":{"bytes":"67108864"},"rampDuration":"2s"},{"target":{"bytes":"0"}}],"repeat":3}},"targets":["n:1"]})"
+      "\n"
+      R"({"event":"start","time":"2026-11-25T16:00:00.000Z","node":"n","target":"n:1","planId":"saw"})"
+      "\n";
+  for (int i = 1; i <= 6; ++i) {
+    absl::StrAppend(&text, R"({"time":"2026-11-25T16:00:0)", i,
+                    R"(.000Z","node":"n","target":"n:1","planId":"saw","state":"ramping","targetBytes":67108864,"residentBytes":)",
+                    (i % 2) * 33554432, "}\n");
+  }
+  absl::StrAppend(&text, R"({"event":"end","time":"2026-11-25T16:00:06.000Z","planId":"saw","exitCode":0,"nodes":1,"ok":1,"failed":0})", "\n");
+  absl::StatusOr<Report> report = ParseRecording(text, "saw.jsonl");
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->exit_code, 0);
+  const std::string html = RenderReportHtml(*report);
+  const size_t at = html.find("<polyline class=\"target\"");
+  ASSERT_NE(at, std::string::npos);
+  const std::string points = html.substr(at, html.find("</polyline>", at) - at);
+  // y of 0 bytes is the plot's bottom: the line comes back to it after each of 3 ramps.
+  const std::string bottom = absl::StrFormat(",%.1f", 12 + 6 * 16.0 + 280);
+  EXPECT_GE(Count(points, bottom), 4) << points;  // The start and three drops.
+  EXPECT_THAT(html, HasSubstr("OK: 1 of 1 node ok; memloadctl run exited 0"));
+}
+
+// Beyond a few dozen nodes: the distribution across nodes, and only the outliers one by one.
+TEST(ReportTest, FleetDrawsTheDistributionAndTheOutliers) {
+  std::string text =
+      R"({"event":"run","time":"2026-11-25T16:00:00.000Z","planId":"fleet","spec":{"planId":"fleet","retained":{"phases":[{"target":{"bytes":"1048576"},"holdForever":true}]}}})"
+      "\n";
+  for (int second = 0; second < 20; ++second) {
+    for (int node = 0; node < 200; ++node) {
+      if (second == 0) {
+        absl::StrAppend(&text, R"({"event":"start","time":"2026-11-25T16:00:00.000Z","node":"n)", node,
+                        R"(","target":"t)", node, "\"}\n");
+      }
+      const int resident = node == 7 ? 1000 : 1048576;  // n7 never gets there.
+      absl::StrAppend(&text, absl::StrFormat(R"({"time":"2026-11-25T16:00:%02d.000Z","node":"n%d","target":"t%d","state":"holding","targetBytes":1048576,"residentBytes":%d})",
+                                             second, node, node, resident),
+                      "\n");
+      if (second == 1 && node != 7) {
+        absl::StrAppend(&text, R"({"event":"target_reached","time":"2026-11-25T16:00:01.000Z","node":"n)", node,
+                        R"(","target":"t)", node, "\"}\n");
+      }
+    }
+  }
+  absl::StrAppend(&text, R"({"event":"error","time":"2026-11-25T16:00:05.000Z","node":"n9","target":"t9","message":"UNAVAILABLE: gone"})", "\n");
+  absl::StatusOr<Report> report = ParseRecording(text, "fleet.jsonl");
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->nodes.size(), 200u);
+  const std::string html = RenderReportHtml(*report);
+  EXPECT_EQ(Count(html, "<polygon class=\"band\""), 1);
+  EXPECT_EQ(Count(html, "<polygon class=\"band-inner\""), 1);
+  EXPECT_EQ(Count(html, "<polyline class=\"median\""), 1);
+  // n9 failed, n7 never reached its target: drawn; with the three slowest, 5 lines at most.
+  EXPECT_EQ(Count(html, "<polyline class=\"series\" data-node=\"n9\""), 1);
+  EXPECT_EQ(Count(html, "<polyline class=\"series\" data-node=\"n7\""), 1);
+  EXPECT_LE(Count(html, "<polyline class=\"series\""), 5);
+  EXPECT_THAT(html, HasSubstr("n7: never reached the target"));
+  EXPECT_THAT(html, HasSubstr("FAILED: 199 of 200 nodes ok, 1 failed"));
+  // Every node has its summary row.
+  EXPECT_EQ(Count(html, "<tr class=\"node-row"), 200);
+  // Events listed are bounded; the rest counted.
+  EXPECT_LE(Count(html, "<tr class=\"event-row\""), 300);
+  EXPECT_THAT(html, HasSubstr("more events not listed"));
+}
+
+TEST(ReportTest, InputsAreBounded) {
+  ReportOptions options;
+  options.max_line_bytes = 200;
+  options.max_nodes = 2;
+  ReportBuilder builder("b.jsonl", options);
+  EXPECT_THAT(builder.AddLine(std::string(201, ' ')),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("b.jsonl:1: line longer than 200 bytes")));
+  ReportBuilder nodes("n.jsonl", options);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_THAT(nodes.AddLine(absl::StrCat(R"({"time":"2026-11-25T16:00:01.000Z","node":"a","target":")", i,
+                                           R"(","state":"x","targetBytes":1,"residentBytes":1})")),
+                IsOk());
+  }
+  EXPECT_THAT(nodes.AddLine(R"({"time":"2026-11-25T16:00:01.000Z","node":"a","target":"3","state":"x","targetBytes":1,"residentBytes":1})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("n.jsonl:3: more than 2 nodes")));
 }
 
 TEST(ReportTest, BadRecordingsNameTheLine) {
@@ -115,6 +215,8 @@ TEST(ReportTest, BadRecordingsNameTheLine) {
       {R"({"time":"2026-11-25T16:00:01Z","state":"x","targetBytes":1,"residentBytes":1})",
        "r.jsonl:1: \"target\" is missing"},
       {R"({"event":"start","time":"2026-11-25T16:00:01Z","node":"a"})", "r.jsonl: no samples"},
+      {"{\"time\":\"2026-11-25T16:00:01Z\",\"node\":\"a\x01\"}", "r.jsonl:1: not a JSON object"},
+      {R"({"time":"2026-11-25T16:00:01Z","node":"a"} extra)", "r.jsonl:1: not a JSON object"},
   };
   for (const Case& one : cases) {
     EXPECT_THAT(ParseRecording(one.text, "r.jsonl"),
@@ -135,7 +237,8 @@ TEST(ReportTest, CommandWritesThePageOrExitsTwo) {
   std::ifstream written(page);
   std::stringstream html;
   html << written.rdbuf();
-  EXPECT_THAT(html.str(), HasSubstr("<tr class=\"node-row\""));
+  EXPECT_THAT(html.str(), HasSubstr("<tr class=\"node-row"));
+  EXPECT_THAT(out.str(), HasSubstr("FAILED: 1 of 2 nodes ok, 1 failed"));
 
   err.str("");
   EXPECT_EQ(RunReport(bad, page, out, err), 2);

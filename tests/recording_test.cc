@@ -129,7 +129,7 @@ TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
 
     std::vector<std::string> kinds;
     for (const Line& event : events[addresses[i]]) kinds.push_back(event.Text("event"));
-    EXPECT_EQ(kinds, (std::vector<std::string>{"start", "target_reached", "stop"}));
+    EXPECT_EQ(kinds, (std::vector<std::string>{"start", "target_reached", "stop", "result"}));
     if (kinds.size() == 3) {
       const std::vector<Line>& on_node = events[addresses[i]];
       EXPECT_LE(on_node[0].Time(), on_node[1].Time());
@@ -158,6 +158,8 @@ TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
   }
   EXPECT_EQ(Count(html, "<tr class=\"node-row\""), 2);
   EXPECT_THAT(html, HasSubstr("2 of 2 reached the target"));
+  EXPECT_THAT(html, HasSubstr("OK: 2 of 2 nodes ok; memloadctl run exited 0"));
+  EXPECT_EQ(lines.back().Text("event"), "end");
   for (const char* absent : {"http://", "https://", "<script", "src=", "href="}) {
     EXPECT_THAT(html, Not(HasSubstr(absent))) << absent;
   }
