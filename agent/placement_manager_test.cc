@@ -135,6 +135,25 @@ TEST_F(PlacementManagerTest, PercentsAdmissionAndJoinRefertoTheTarget) {
   EXPECT_THAT(StartSync(manager, big), IsOk());
 }
 
+TEST_F(PlacementManagerTest, UtilizationPlanKeepsTheTargetAtAPercentOfItsLimit) {
+  // The node's --reserve (1 GiB here) is about the node: a pod's 80% of 1 GiB must not be
+  // refused for leaving less than 1 GiB free inside the pod.
+  PlanManager manager(Options(), &probe_, &launcher_);
+  v1::PlanSpec spec;
+  spec.set_plan_id("hpa");
+  spec.mutable_placement()->mutable_pod()->set_pod_uid(kUid);
+  spec.mutable_utilization()->set_target_percent(80);
+  ASSERT_THAT(StartSync(manager, spec), IsOk());
+  const WorkerSpec& worker = launcher_.worker(0)->spec();
+  EXPECT_EQ(worker.reference(), v1::UtilizationPlan::REFERENCE_CGROUP);
+  EXPECT_EQ(worker.cgroup_dir(), leaf_);  // It measures the target, not the agent.
+  // Past the target's own reserve it is refused, naming it.
+  spec.set_plan_id("too-high");
+  spec.mutable_utilization()->set_target_percent(99.5);
+  EXPECT_THAT(StartSync(manager, spec),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--target-reserve")));
+}
+
 TEST_F(PlacementManagerTest, ContainerWhoseProcessesAreGoneEndsTargetGone) {
   PlanManager manager(Options(), &probe_, &launcher_);
   ASSERT_THAT(StartSync(manager, Placed("gone")), IsOk());

@@ -476,8 +476,10 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
                                                    : v1::UtilizationPlan::REFERENCE_NODE;
       }
       if (reference == v1::UtilizationPlan::REFERENCE_CGROUP && !node.CgroupLimit()) {
-        return absl::FailedPreconditionError(
-            "utilization.reference is CGROUP, but the agent's memory cgroup has no limit");
+        return absl::FailedPreconditionError(absl::StrCat(
+            "utilization.reference is CGROUP, but ",
+            target.has_value() ? "the target cgroup " + target->dir : "the agent's memory cgroup",
+            " has no limit"));
       }
       worker_spec.set_reference(reference);
       const bool cgroup = reference == v1::UtilizationPlan::REFERENCE_CGROUP;
@@ -493,10 +495,15 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
       MEMLOAD_ASSIGN_OR_RETURN(uint64_t wanted,
                                PercentOf(utilization.target_percent(), capacity));
       record->first_target = wanted;
-      if (capacity - std::min(capacity, wanted) < options_.reserve_bytes) {
+      // A placed plan measuring its target keeps the target's reserve below the target's
+      // limit (the node's --reserve is for the node's memory, see TargetHeadroom).
+      const bool in_target = target.has_value() && cgroup;
+      const uint64_t reserve = in_target ? options_.target_reserve_bytes : options_.reserve_bytes;
+      if (capacity - std::min(capacity, wanted) < reserve) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "utilization target ", utilization.target_percent(), "% of ", FormatSize(capacity),
-            " leaves less than the --reserve of ", FormatSize(options_.reserve_bytes)));
+            " leaves less than the ", in_target ? "--target-reserve" : "--reserve", " of ",
+            FormatSize(reserve)));
       }
       // What the plan must add now; it grows and shrinks as others come and go.
       const Cost cost = RetainedPlanCostOrLowerBound(record->backing, record->block_size,
