@@ -86,6 +86,14 @@ void RunRecorder::Record(absl::Time now, const RunView& view,
   Refresh(now, view, usage, /*every_node=*/false);
 }
 
+void RunRecorder::Finish(absl::Time now, const RunView& view) {
+  int exit_code = 0;
+  for (const RunNode& node : view.nodes) {
+    if (!RunNodeOk(node)) exit_code = 1;
+  }
+  Finish(now, view, exit_code);
+}
+
 void RunRecorder::Finish(absl::Time now, const RunView& view, int exit_code) {
   Refresh(now, view, {}, /*every_node=*/true);
   const std::string time = RecordingTime(now);

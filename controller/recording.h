@@ -63,6 +63,8 @@ class RunRecorder {
   // is known; then a "result" line per node (failed ones too, with why) and the "end"
   // line with memloadctl's exit status.
   void Finish(absl::Time now, const RunView& view, int exit_code);
+  // The same with the exit status the nodes give: 0 when every node is ok, else 1.
+  void Finish(absl::Time now, const RunView& view);
 
   // The first write error, if any (disk full...). Recording never stops the run.
   absl::Status status() const { return status_; }
