@@ -268,15 +268,16 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     }
   }
 
+  int exit_code = kExitOk;
+  for (const PodRow& row : rows) {
+    if (!RowStatus(row).ok()) exit_code = kExitNodesFailed;
+  }
+  if (interrupted) exit_code = kExitInterrupted;
   if (options.run && options.recorder != nullptr) {
-    options.recorder->Finish(absl::Now(), PodsView(base, rows, began));
+    options.recorder->Finish(absl::Now(), PodsView(base, rows, began), exit_code);
   }
   *env.out << (env.json ? PodsJson(options.run ? "run" : "start", rows) : FormatPodsTable(rows));
-  if (interrupted) return kExitInterrupted;
-  for (const PodRow& row : rows) {
-    if (!RowStatus(row).ok()) return kExitNodesFailed;
-  }
-  return kExitOk;
+  return exit_code;
 }
 
 }  // namespace controller
