@@ -319,6 +319,17 @@ TEST_F(CliTest, TablesSortByNodeNameMarkFailuresAndCount) {
   EXPECT_EQ(agents.err, "2 ok, 1 failed\n");
 }
 
+TEST_F(CliTest, RunSummaryListsNodesByName) {
+  Result run = Run({"run", Targets(), "--kind=retained", "--target=1MiB", "--interval=50ms"});
+  const size_t a = run.out.rfind("node-a"), b = run.out.rfind("node-b"), c = run.out.rfind("node-c");
+  ASSERT_NE(a, std::string::npos) << run.out;
+  ASSERT_NE(b, std::string::npos) << run.out;
+  ASSERT_NE(c, std::string::npos) << run.out;
+  EXPECT_LT(a, b) << run.out;
+  EXPECT_LT(b, c) << run.out;
+  EXPECT_THAT(run.err, HasSubstr(" ok, "));
+}
+
 TEST_F(CliTest, DryRunResolvesPerNodeAndStartsNothing) {
   Result dry = Run({"start", Targets(), "--kind=retained", "--target=80%", "--dry-run"});
   EXPECT_EQ(dry.code, 0) << dry.err;

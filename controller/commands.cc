@@ -112,6 +112,29 @@ std::string NodeNameOf(const v1::NodeUsage& usage) { return usage.node().node_na
 std::string NodeNameOf(const v1::PlanStatus&) { return ""; }
 std::string NodeNameOf(const DryRunNode& node) { return node.node_name; }
 
+// Tables list nodes by node name, then target; nodes whose name is unknown (failed) last.
+template <typename T>
+void SortByNodeName(std::vector<NodeResult<T>>* rows) {
+  auto key = [](const NodeResult<T>& row) {
+    const std::string name = row.value.ok() ? NodeNameOf(*row.value) : "";
+    return std::make_tuple(name.empty(), name, row.target);
+  };
+  std::stable_sort(rows->begin(), rows->end(),
+                   [&](const NodeResult<T>& a, const NodeResult<T>& b) { return key(a) < key(b); });
+}
+
+// `run`'s view with its nodes in table order (the view itself keeps the start order, which
+// RunState's indexes point into).
+RunView SortedByNodeName(const RunView& view) {
+  RunView sorted = view;
+  auto key = [](const RunNode& node) {
+    return std::make_tuple(node.node_name.empty(), node.node_name, node.target);
+  };
+  std::stable_sort(sorted.nodes.begin(), sorted.nodes.end(),
+                   [&](const RunNode& a, const RunNode& b) { return key(a) < key(b); });
+  return sorted;
+}
+
 // Prints one-step results: tables sorted by node name, then target (failed nodes, whose
 // name is unknown, last); JSON in the targets' order. Then "N ok, N failed" on err.
 // Returns the exit code.
@@ -121,12 +144,7 @@ int PrintResults(const CommandEnv& env, std::vector<NodeResult<T>> results, Tabl
   if (env.json) {
     *env.out << json(results);
   } else {
-    auto key = [](const NodeResult<T>& row) {
-      const std::string name = row.value.ok() ? NodeNameOf(*row.value) : "";
-      return std::make_tuple(name.empty(), name, row.target);
-    };
-    std::stable_sort(results.begin(), results.end(),
-                     [&](const NodeResult<T>& a, const NodeResult<T>& b) { return key(a) < key(b); });
+    SortByNodeName(&results);
     *env.out << table(results);
   }
   env.out->flush();
@@ -345,7 +363,7 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
     if (options.recorder != nullptr) RecordRefresh(env, running, view, options.recorder);
     if (!env.json) {
       const ViewSize size = LiveViewSize(env);
-      const std::string text = FormatRunProgress(view, size);
+      const std::string text = FormatRunProgress(SortedByNodeName(view), size);
       if (env.tty) {
         redraw.Frame(text, size.columns);
       } else {
@@ -389,7 +407,8 @@ int StopRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& o
                                                                           : kExitNodesFailed;
   // The recording ends with each node's result and the exit status (the report's verdict).
   if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view, exit_code);
-  *env.out << (env.json ? RunJson(view) : FormatRunSummary(view, LiveViewSize(env).columns));
+  *env.out << (env.json ? RunJson(view)
+                        : FormatRunSummary(SortedByNodeName(view), LiveViewSize(env).columns));
   env.out->flush();
   if (env.err != nullptr) {
     *env.err << view.nodes.size() - failed << " ok, " << failed << " failed\n";
@@ -606,6 +625,7 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
       }
     }
     AddFailures(selection, &nodes);
+    if (!env.json) SortByNodeName(&nodes);
     const absl::Time now = absl::Now();
     for (const auto& node : nodes) any_failed |= !node.value.ok();
     if (env.json) {
