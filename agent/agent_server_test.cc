@@ -432,10 +432,14 @@ TEST(AgentServerLimitsTest, TinyBlockPlansAreAdmittedAtTheirRealCost) {
                 static_cast<unsigned long long>(plan.bytes),
                 static_cast<unsigned long long>(cost),
                 static_cast<unsigned long long>(resident));
-    if (!kSanitized) EXPECT_LE(resident, cost) << plan.id;
+    if (!kSanitized) {
+      EXPECT_LE(resident, cost) << plan.id;
+    }
     EXPECT_GE(resident, plan.bytes) << plan.id;
   }
-  if (!kSanitized) EXPECT_LE(total, 64 * kMiB);
+  if (!kSanitized) {
+    EXPECT_LE(total, 64 * kMiB);
+  }
   (*server)->Shutdown(absl::Seconds(2));
 }
 

@@ -509,7 +509,9 @@ TEST_F(PlanManagerTest, ExtremeSizesAreRefusedNeverWrapped) {
       percent.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(
           value);
       auto started = StartSync(manager, percent);
-      if (started.ok()) ASSERT_THAT(StopSync(manager, "percent"), IsOk());
+      if (started.ok()) {
+        ASSERT_THAT(StopSync(manager, "percent"), IsOk());
+      }
     }
     // Nothing above ran past the cap: what is running fits.
     EXPECT_TRUE(manager.List(false).empty());

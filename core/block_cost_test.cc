@@ -105,7 +105,9 @@ TEST(BlockCostTest, ResidentOfTinyBlocksStaysWithinTheCost) {
       ASSERT_THAT(cost, IsOk());
       EXPECT_LE(held, *cost) << BackingName(backing) << " " << block_size << " B blocks";
       // And the cost is not wildly above it (the rule is meant to be close, not lax).
-      if (backing != Backing::kMalloc) EXPECT_GE(held, *cost / 2) << BackingName(backing);
+      if (backing != Backing::kMalloc) {
+        EXPECT_GE(held, *cost / 2) << BackingName(backing);
+      }
       printf("%s %llu B x %llu: resident %llu, cost %llu (payload %llu)\n",
              std::string(BackingName(backing)).c_str(), (unsigned long long)block_size,
              (unsigned long long)blocks, (unsigned long long)held, (unsigned long long)*cost,
