@@ -5,9 +5,11 @@
 #   //agent:agent_benchmark         the agent against core, a memload-agent process
 #   //core:churn_benchmark          streaming churn at 4 KiB-1 MiB, RSS of a held 1 GiB set,
 #                                   and memload against stress-ng --vm, per candidate allocator
-#   //controller:fanout_benchmark   memloadctl over 100/1,000/3,000/10,000 agents against raw gRPC
+#   //controller:fanout_benchmark   memloadctl over 100/1,000/3,000 agents against raw gRPC
+#                                   (--sizes=...,10000 for 10,000: see README "Performance")
 # Every ratio is against a baseline measured in the same run. Only 127.0.0.1 ports picked by
-# the OS are used. About 3 minutes on 2 vCPUs; run it on an otherwise idle machine.
+# the OS are used. About 10 minutes on 2 idle vCPUs (BENCH_ROUNDS=1 for a quicker allocator
+# comparison); run it on an otherwise idle machine.
 # Extra arguments go to fanout_benchmark (e.g. --sizes=100,1000 --repetitions=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -24,6 +24,7 @@
 //
 // Memory per target: the controller's VmRSS and malloc'd bytes (mallinfo2) with N warm
 // channels, minus before, over N; the raw stubs' malloc'd bytes likewise.
+#include <dirent.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -50,6 +51,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -64,6 +66,8 @@ ABSL_FLAG(std::string, sizes, "100,1000,3000", "fleet sizes N");
 ABSL_FLAG(int, repetitions, 3, "runs of every figure (median reported)");
 ABSL_FLAG(int, parallelism, 256, "memloadctl --parallelism (its default: 256)");
 ABSL_FLAG(int, agents_per_process, 250, "agents hosted by each child process");
+ABSL_FLAG(int, time_limit_seconds, 0,
+          "end the benchmark (and its agents) after this long; 0 = 300 s + 60 s per 1,000 agents");
 
 namespace memload {
 namespace {
@@ -114,6 +118,29 @@ uint64_t SelfRssBytes() {
     }
     uint64_t kib = 0;
     if (absl::SimpleAtoi(digits, &kib)) return kib * 1024;
+  }
+  return 0;
+}
+
+// Open file descriptors and threads of this process, from /proc.
+int OpenFds() {
+  int count = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (readdir(dir) != nullptr) ++count;
+    closedir(dir);
+  }
+  return count - 3;  // ".", ".." and the directory's own fd.
+}
+
+int Threads() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    int threads = 0;
+    if (line.rfind("Threads:", 0) == 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                                                               line.substr(8)), &threads)) {
+      return threads;
+    }
   }
   return 0;
 }
@@ -348,18 +375,26 @@ absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::strin
   const int n = sizes.back();
   const std::vector<std::string> targets(all.begin(), all.begin() + n);
   uint64_t ctl_rss, ctl_heap, raw_heap;
+  int ctl_fds, ctl_threads, raw_fds, raw_threads, fds0, threads0;
   {
+    fds0 = OpenFds();
+    threads0 = Threads();
     const uint64_t rss0 = SelfRssBytes(), heap0 = HeapInUseBytes();
     Ctl ctl(targets, NewFactory());
     if (absl::Status s = ctl.Usage(); !s.ok()) return s;
     ctl_rss = SelfRssBytes() - rss0;
     ctl_heap = HeapInUseBytes() - heap0;
+    ctl_fds = OpenFds() - fds0;
+    ctl_threads = Threads() - threads0;
   }
   {
     const uint64_t heap0 = HeapInUseBytes();
+    const int fds1 = OpenFds(), threads1 = Threads();
     Raw raw(targets);
     if (absl::Status s = raw.Usage(); !s.ok()) return s;
     raw_heap = HeapInUseBytes() - heap0;
+    raw_fds = OpenFds() - fds1;
+    raw_threads = Threads() - threads1;
   }
 
   for (int size : sizes) {
@@ -386,6 +421,11 @@ absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::strin
       "KiB) | %.1f KiB | raw stubs, malloc'd / N: %.1f KiB | %.2fx | — |\n",
       n, ctl_heap / 1024.0 / n, ctl_rss / 1024.0 / n, raw_heap / 1024.0 / n,
       double(ctl_heap) / raw_heap);
+  absl::PrintF(
+      "| controller fds / threads added by %d warm channels (before: %d fds, %d threads) | "
+      "%d fds (%.3f per target) / %d threads | raw stubs: %d fds / %d threads | — | one fd "
+      "per target, no thread per target |\n",
+      n, fds0, threads0, ctl_fds, double(ctl_fds) / n, ctl_threads, raw_fds, raw_threads);
   return absl::OkStatus();
 }
 
@@ -408,8 +448,9 @@ int main(int argc, char** argv) {
   }
   std::sort(sizes.begin(), sizes.end());
   const int agents = sizes.back();
-  // Bounded: the whole benchmark gets 5 minutes (SIGALRM ends it; the child follows).
-  alarm(300);
+  // Bounded (SIGALRM ends it; the children follow).
+  const int limit = absl::GetFlag(FLAGS_time_limit_seconds);
+  alarm(limit > 0 ? limit : 300 + 60 * (agents / 1000));
 
   // Fork before any gRPC use in this process: children host the agents, at most
   // --agents_per_process each (thousands of gRPC servers in one process share one epoll
