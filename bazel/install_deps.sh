@@ -8,6 +8,10 @@ PACKAGES=(
   bazel-bootstrap bazel-platforms bazel-rules-java
   # Compilers and libraries; everything links against Debian's builds.
   g++ pkg-config
+  # --config=clang/asan (bazel/toolchain): Debian's clang 14; its sanitizer and libFuzzer
+  # runtimes (libclang_rt.asan/ubsan/fuzzer) ship in libclang-rt-14-dev. clang-format for
+  # bazel/format.sh.
+  clang libclang-rt-14-dev clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libc-ares-dev
   # The deployment tests parse the Kubernetes manifests.
