@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
 #include "agent/cgroup_target.h"
+#include "bazel/leak_check.h"
 #include "core/flag_args.h"
 #include "core/flag_values.h"
 #include "core/log.h"
@@ -283,5 +284,5 @@ int main(int argc, char** argv) {
   // background threads, which static destructors must not race (seen crashing at exit
   // under TSan). Flush and leave without running them.
   std::fflush(nullptr);
-  _exit(code);
+  _exit(memload::LeakCheckedExitCode(code));
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "bazel/leak_check.h"
 #include "controller/cli.h"
 #include "controller/commands.h"
 #include "core/cancel_signal.h"
@@ -58,5 +59,5 @@ int main(int argc, char** argv) {
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
-  _exit(code);
+  _exit(memload::LeakCheckedExitCode(code));
 }
