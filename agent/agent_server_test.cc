@@ -443,6 +443,22 @@ TEST(AgentServerLimitsTest, TinyBlockPlansAreAdmittedAtTheirRealCost) {
   (*server)->Shutdown(absl::Seconds(2));
 }
 
+// Issue 12 (3): two plans with a 3.5 MB label each were accepted, and then GetUsage and
+// ListPlans broke gRPC's 4 MiB limit (stop --all too). Refused now, by gRPC's 1 MiB request
+// limit and by the plan bounds below it.
+TEST_F(AgentServerTest, HugeLabelsAreRefused) {
+  v1::PlanSpec attack = Retained("label-attack", kMiB);
+  (*attack.mutable_labels())["drill"] = std::string(3'500'000, 'x');
+  v1::StartPlanResponse response;
+  EXPECT_EQ(Start(attack, &response).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  (*attack.mutable_labels())["drill"] = std::string(300'000, 'x');
+  grpc::Status refused = Start(attack, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr("at most 256 bytes"));
+  EXPECT_FALSE(Plan("label-attack").has_value());
+  EXPECT_EQ(Usage().plans_size(), 0);
+}
+
 // Issue 12 (8): a worker SIGTERMed by someone else was reported STOPPED, outcome ok.
 TEST_F(AgentServerTest, AWorkerTerminatedFromOutsideIsFailed) {
   v1::StartPlanResponse started;
