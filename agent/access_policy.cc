@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/bounded_read.h"
 
 namespace memload {
 namespace agent {
@@ -125,15 +126,10 @@ absl::StatusOr<AccessPolicy> AccessPolicy::Parse(absl::string_view text) {
 }
 
 absl::StatusOr<AccessPolicy> AccessPolicy::ReadTokenFile(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read token file ", path, ": ", std::strerror(errno)));
-  }
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) return absl::NotFoundError(absl::StrCat("cannot read token file ", path));
-  absl::StatusOr<AccessPolicy> policy = Parse(text.str());
+  // Bounded (issue 12.7): --auth-token-file=/dev/zero is an error at once.
+  absl::StatusOr<std::string> text = ReadFileUpTo(path, kMaxTokenFileBytes, "token file");
+  if (!text.ok()) return text.status();
+  absl::StatusOr<AccessPolicy> policy = Parse(*text);
   if (!policy.ok()) {
     return absl::Status(policy.status().code(),
                         absl::StrCat("token file ", path, ": ", policy.status().message()));

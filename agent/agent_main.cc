@@ -26,6 +26,7 @@
 #include "core/node_readers.h"
 #include "core/size.h"
 #include "core/version.h"
+#include "core/bounded_read.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
           "host:port to serve on; port 0 picks a free one (printed on the first log line)");
@@ -142,7 +143,8 @@ int Main(int argc, char** argv) {
   options.labels = *labels;
   std::vector<std::string> skipped_labels;
   if (const std::string path = absl::GetFlag(FLAGS_labels_file); !path.empty()) {
-    absl::StatusOr<std::string> contents = ReadFileToString(path);
+    absl::StatusOr<std::string> contents =
+        ReadFileUpTo(path, kMaxLabelsFileBytes, "--labels-file");  // Bounded (issue 12.7).
     if (!contents.ok()) return Fail(contents.status());
     // insert() keeps what --labels already set.
     for (const auto& label : ParseLabelLines(*contents, &skipped_labels)) {

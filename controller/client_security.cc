@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/tls_files.h"
+#include "core/bounded_read.h"
 
 namespace memload {
 namespace controller {
@@ -30,14 +31,10 @@ std::string TokenProblem(absl::string_view token) {
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) {
-    return absl::NotFoundError(
-        absl::StrCat("--token-file: cannot read ", path, ": ", std::strerror(errno)));
-  }
-  std::stringstream text;
-  text << file.rdbuf();
-  absl::StatusOr<std::string> token = ParseClientToken(text.str());
+  // Bounded (issue 12.7): a 200 MB "token" is refused, never sent.
+  absl::StatusOr<std::string> text = ReadFileUpTo(path, kMaxTokenFileBytes, "--token-file");
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::string> token = ParseClientToken(*text);
   if (!token.ok()) {
     return absl::Status(token.status().code(),
                         absl::StrCat("--token-file=", path, ": ", token.status().message()));

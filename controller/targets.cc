@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "core/bounded_read.h"
 
 namespace memload {
 namespace controller {
@@ -96,21 +97,9 @@ bool ValidHostName(absl::string_view host) {
   return !all_numeric;
 }
 
+// Bounded (issue 12.7): `--targets=@/dev/zero` is an error at once, not a bad_alloc.
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "r");
-  if (file == nullptr) {
-    return absl::ErrnoToStatus(errno, absl::StrFormat("--targets=@%s: cannot open", path));
-  }
-  std::string contents;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) contents.append(buffer, n);
-  const int error = std::ferror(file) ? errno : 0;
-  std::fclose(file);
-  if (error != 0) {
-    return absl::ErrnoToStatus(error, absl::StrFormat("--targets=@%s: cannot read", path));
-  }
-  return contents;
+  return ReadFileUpTo(path, kMaxTargetsFileBytes, "--targets=@");
 }
 
 // One item that is not an @file: host:port or dns:...

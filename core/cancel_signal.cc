@@ -1,8 +1,5 @@
 #include "core/cancel_signal.h"
 
-#include <algorithm>
-#include <chrono>
-
 namespace memload {
 
 void CancelSignal::Cancel() {
@@ -27,12 +24,8 @@ bool CancelSignal::WaitUntil(absl::Time deadline) {
   // Compare with seen_ as it was when this wait began, not as the first waiter to wake
   // leaves it: a Notify() must wake every wait in progress, not only the first to run.
   const uint64_t seen = seen_;
-  // Waits are measured on the steady clock; an infinite or far deadline is capped at a day
-  // per wait, which callers cannot tell apart from a spurious wake-up.
-  const absl::Duration left = std::min(deadline - absl::Now(), absl::Hours(24));
-  const auto until =
-      std::chrono::steady_clock::now() + std::chrono::nanoseconds(absl::ToInt64Nanoseconds(left));
-  wake_.wait_until(lock, until, [&] { return notifications_ != seen || cancelled(); });
+  clock_->WaitUntil(wake_, lock, deadline,
+                    [&] { return notifications_ != seen || cancelled(); });
   seen_ = notifications_;
   return cancelled();
 }

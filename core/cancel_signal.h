@@ -10,6 +10,9 @@
 //   // any thread:
 //   cancel.Cancel();
 //
+// Deadlines are read on a Clock (core/clock.h): the real one by default, a SimulatedClock
+// in tests, so a plan's sleeps follow simulated time.
+//
 // Thread-safety: every method is thread-safe.
 #ifndef MEMLOAD_CORE_CANCEL_SIGNAL_H_
 #define MEMLOAD_CORE_CANCEL_SIGNAL_H_
@@ -21,11 +24,17 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/clock.h"
 
 namespace memload {
 
 class CancelSignal {
  public:
+  // `clock` (not owned, never null) must outlive the signal.
+  explicit CancelSignal(Clock* clock = Clock::Real()) : clock_(clock) {}
+  CancelSignal(const CancelSignal&) = delete;
+  CancelSignal& operator=(const CancelSignal&) = delete;
+
   // Sets the flag for good and wakes every waiter.
   void Cancel();
   // Wakes every waiter without cancelling (e.g. a plan's target changed).
@@ -33,12 +42,15 @@ class CancelSignal {
   // Cheap enough for a hot loop: one relaxed load.
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
 
-  // Sleeps until `deadline`, Cancel() or Notify() — whichever comes first. Returns
-  // cancelled(). A Notify() that happened after the last WaitUntil returned is not lost:
+  // Sleeps until `deadline` on the signal's clock, Cancel() or Notify() — whichever comes
+  // first. Returns cancelled(). A Notify() that happened after the last WaitUntil returned is not lost:
   // the next WaitUntil returns at once.
   bool WaitUntil(absl::Time deadline);
 
+  Clock* clock() const { return clock_; }
+
  private:
+  Clock* const clock_;
   std::atomic<bool> cancelled_{false};
   std::mutex mutex_;
   std::condition_variable wake_;

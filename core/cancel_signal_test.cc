@@ -12,6 +12,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/testing/simulated_clock.h"
 #include "gtest/gtest.h"
 
 namespace memload {
@@ -68,6 +69,40 @@ class Waiter {
   absl::Time returned_at_;  // Likewise.
   std::thread thread_;      // Last: starts after the fields above exist.
 };
+
+// On a simulated clock the deadline is simulated time: the wait ends when the test moves
+// the clock past it, never by itself.
+TEST(CancelSignalTest, WaitUntilFollowsItsClock) {
+  SimulatedClock clock;
+  CancelSignal signal(&clock);
+  const absl::Time deadline = clock.Now() + absl::Seconds(10);
+  std::atomic<bool> returned{false};
+  absl::Time returned_at;  // Simulated; written before `returned`.
+  std::thread waiter([&] {
+    EXPECT_FALSE(signal.WaitUntil(deadline));
+    returned_at = clock.Now();
+    returned.store(true);
+  });
+  ASSERT_TRUE(clock.BlockUntilWaiters(1));
+  clock.Advance(absl::Seconds(9));
+  ASSERT_TRUE(clock.BlockUntilWaiters(1));  // Still waiting at 9 s.
+  EXPECT_FALSE(returned.load());
+  clock.Advance(absl::Seconds(1));
+  waiter.join();
+  EXPECT_GE(returned_at, deadline);
+}
+
+TEST(CancelSignalTest, CancelWakesASimulatedWaitWithoutMovingTheClock) {
+  SimulatedClock clock;
+  CancelSignal signal(&clock);
+  const absl::Time start = clock.Now();
+  std::thread waiter([&] { EXPECT_TRUE(signal.WaitUntil(absl::InfiniteFuture())); });
+  ASSERT_TRUE(clock.BlockUntilWaiters(1));
+  signal.Cancel();
+  waiter.join();
+  EXPECT_EQ(clock.Now(), start);
+  EXPECT_TRUE(signal.WaitUntil(start + absl::Hours(1)));  // Cancelled: returns at once.
+}
 
 TEST(CancelSignalTest, StartsNotCancelled) {
   CancelSignal signal;

@@ -120,7 +120,9 @@ TEST(RetainedPlanTest, RateRampSleepsBetweenBlocks) {
   ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
   const absl::Duration took = absl::Now() - start;
   EXPECT_GE(took, absl::Milliseconds(450));
-  EXPECT_LT(took, absl::Milliseconds(1000));
+  // Generous: the poll above runs on a shared, loaded machine (1.04 s seen at load ~20);
+  // a pacing defect of several times still fails it.
+  EXPECT_LT(took, absl::Seconds(3));
   (*plan)->Cancel();
   EXPECT_THAT((*plan)->Wait(), IsOk());
   getrusage(RUSAGE_SELF, &after);

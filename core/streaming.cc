@@ -19,7 +19,7 @@ namespace memload {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr uint32_t kMaxWorkers = 64;
 // Publishing costs a dozen atomic adds on cache lines all workers share: do it on a
@@ -211,8 +211,8 @@ struct RunContext {
   BlockAllocator* allocator;
   PlanCounters* counters;
   CancelSignal& cancel;
-  Clock::time_point start;
-  Clock::time_point end;      // Clock::time_point::max() without a duration.
+  SteadyClock::time_point start;
+  SteadyClock::time_point end;      // SteadyClock::time_point::max() without a duration.
   uint64_t total_blocks;      // amount_bytes / block_size; 0 = no amount.
   uint64_t claim_blocks;      // Blocks per budget claim.
   std::atomic<uint64_t> claimed_blocks{0};
@@ -261,8 +261,8 @@ void RunWorker(RunContext* context, uint32_t index) {
       rate_limited ? 1 : std::clamp<uint64_t>(kCheckBytes / options.block_size, 1, kMaxCheckEvery);
   uint64_t until_check = check_every;
   uint64_t budget = context->total_blocks == 0 ? UINT64_MAX : 0;
-  Clock::time_point next_flush = context->start + kFlushInterval;
-  Clock::time_point next_resident = context->start;
+  SteadyClock::time_point next_flush = context->start + kFlushInterval;
+  SteadyClock::time_point next_resident = context->start;
 
   absl::Status status;
   while (!cancel.cancelled()) {
@@ -273,28 +273,28 @@ void RunWorker(RunContext* context, uint32_t index) {
     if (--until_check != 0) continue;
     until_check = check_every;
 
-    Clock::time_point now = Clock::now();
+    SteadyClock::time_point now = SteadyClock::now();
     if (now >= context->end) break;
     if (share != 0 && now >= next_resident) {
       worker.MeasureResident();
       // A huge window makes measuring costly: never spend more than ~10% of the time on it.
-      const Clock::time_point measured = Clock::now();
-      next_resident = measured + std::max<Clock::duration>(kResidentInterval,
+      const SteadyClock::time_point measured = SteadyClock::now();
+      next_resident = measured + std::max<SteadyClock::duration>(kResidentInterval,
                                                            10 * (measured - now));
       now = measured;
     }
     if (rate_limited) {
       // Capped at ~30 years so that absurdly slow rates cannot overflow the clock.
       const double due_ns = std::min(worker.bytes_allocated() * ns_per_byte, 1e18);
-      const Clock::time_point due =
+      const SteadyClock::time_point due =
           context->start + std::chrono::nanoseconds(static_cast<int64_t>(due_ns));
       if (due - now >= kMinSleep) {
         // Publish before sleeping: a slow rate may sleep for seconds.
         worker.Flush(counters);
         next_flush = now + kFlushInterval;
-        const Clock::time_point wake = std::min(due, context->end);
+        const SteadyClock::time_point wake = std::min(due, context->end);
         if (cancel.WaitUntil(absl::Now() + absl::FromChrono(wake - now))) break;
-        if (Clock::now() >= context->end) break;
+        if (SteadyClock::now() >= context->end) break;
         continue;
       }
     }
@@ -339,8 +339,8 @@ absl::Status StreamingPlan::Run() {
   counters->bookkeeping_bytes.store(sizeof(void*) * options_.window, std::memory_order_relaxed);
   counters->SetState(PlanState::kStreaming);
 
-  const Clock::time_point start = Clock::now();
-  Clock::time_point end = Clock::time_point::max();
+  const SteadyClock::time_point start = SteadyClock::now();
+  SteadyClock::time_point end = SteadyClock::time_point::max();
   // Durations beyond a century (or infinite) are "no limit", and cannot overflow the clock.
   if (options_.duration > absl::ZeroDuration() &&
       options_.duration < absl::Hours(24 * 365 * 100)) {

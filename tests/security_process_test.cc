@@ -7,9 +7,11 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_certs.h"
 
@@ -78,7 +80,10 @@ TEST_F(SecurityProcessTest, InsecureServesANonLoopbackAddressAndWarns) {
   ASSERT_TRUE(agent.ok()) << agent.status();
   ASSERT_THAT(WaitForAgentAddress(*agent, absl::Seconds(10)), HasSubstr("0.0.0.0:"))
       << agent->Stderr();
-  EXPECT_THAT(agent->Stderr(), HasSubstr("warning: --insecure: anyone who can reach"));
+  // The warning may follow the "listening on" line: wait for it.
+  EXPECT_TRUE(Eventually([&] {
+    return absl::StrContains(agent->Stderr(), "warning: --insecure: anyone who can reach");
+  })) << agent->Stderr();
   agent->Signal(SIGTERM);
   EXPECT_EQ(agent->Wait(absl::Seconds(5)).value_or(-1), 0);
 }
@@ -95,7 +100,7 @@ TEST_F(SecurityProcessTest, BadFilesStopTheAgentAtStart) {
       {{"--tls-cert=" + pki_->server.cert, "--tls-key=" + pki_->server.key,
         "--tls-client-ca=" + pki_->server.key},
        "no PEM certificate"},
-      {{"--auth-token-file=" + Path("missing-tokens")}, "cannot read token file"},
+      {{"--auth-token-file=" + Path("missing-tokens")}, "missing-tokens: cannot read"},
       {{"--auth-token-file=" + Path("empty")}, "no token in it"},
   };
   for (const auto& [flags, message] : cases) {
@@ -116,7 +121,7 @@ TEST_F(SecurityProcessTest, BadFilesAreUsageErrorsOfMemloadctl) {
       {{"--tls-ca=" + pki_->ca_cert, "--tls-cert=" + pki_->expired_client.cert,
         "--tls-key=" + pki_->expired_client.key},
        "expired on"},
-      {{"--token-file=" + Path("missing.token")}, "--token-file: cannot read"},
+      {{"--token-file=" + Path("missing.token")}, "missing.token: cannot read"},
       {{"--token-file=" + Path("empty")}, "no token in it"},
   };
   for (const auto& [flags, message] : cases) {
