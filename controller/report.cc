@@ -1076,24 +1076,25 @@ std::string RenderReportHtml(const Report& report) {
     for (const RecordingEvent* event : markers) {
       const size_t i = by_target[event->target];
       const std::string text = absl::StrCat(event->node, ": ", EventLabel(*event));
-      // On the node's line as drawn: interpolated between its points at the event's time
-      // (within the line's span).
+      // On the node's line as drawn: the event's x, and the y of the drawn segment under
+      // it. Interpolated on the chart, not in time: the chart clamps points outside its time
+      // range to its edges, so a line and its data differ there.
       const Points& line = resident[i];
       absl::Time at = event->time;
-      double bytes = 0;
+      double x = chart.X(at);
+      double y = chart.Y(0);
       if (!line.empty()) {
         at = std::clamp(at, line.front().first, line.back().first);
-        bytes = line.back().second;
+        x = chart.X(at);
+        y = chart.Y(line.back().second);
         for (size_t k = 0; k + 1 < line.size(); ++k) {
-          if (line[k + 1].first < at) continue;
-          const double span = absl::ToDoubleSeconds(line[k + 1].first - line[k].first);
-          const double f = span <= 0 ? 1 : absl::ToDoubleSeconds(at - line[k].first) / span;
-          bytes = line[k].second + (line[k + 1].second - line[k].second) * f;
+          const double x1 = chart.X(line[k].first), x2 = chart.X(line[k + 1].first);
+          if (x2 < x) continue;
+          const double y1 = chart.Y(line[k].second), y2 = chart.Y(line[k + 1].second);
+          y = x2 <= x1 ? y2 : y1 + (y2 - y1) * (x - x1) / (x2 - x1);
           break;
         }
       }
-      const double x = chart.X(at);
-      const double y = chart.Y(bytes);
       const double text_width = 7.2 * static_cast<double>(TextWidth(text)) + 10;
       int row = -1;
       const bool left = x + text_width > Chart::kWidth - 4;
