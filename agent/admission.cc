@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/block_cost.h"
 #include "core/size.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 
 namespace memload {
 namespace agent {

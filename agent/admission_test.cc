@@ -3,7 +3,7 @@
 #include "agent/admission.h"
 
 #include "core/block_cost.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -19,14 +19,15 @@
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
 #include "agent/cgroup_target.h"
-#include "bazel/leak_check.h"
-#include "core/flag_args.h"
-#include "core/flag_values.h"
-#include "core/log.h"
+#include "core/cli/flag_args.h"
+#include "core/cli/flag_values.h"
+#include "core/base/log.h"
 #include "core/node_readers.h"
 #include "core/size.h"
-#include "core/version.h"
+#include "core/base/version.h"
 #include "core/bounded_read.h"
+#include "core/base/version.h"
+#include "proto/plan_rules.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
           "host:port to serve on; port 0 picks a free one (printed on the first log line)");
@@ -154,9 +155,13 @@ int Main(int argc, char** argv) {
   std::optional<int> oom_score_adj;
   if (const std::string text = absl::GetFlag(FLAGS_oom_score_adj); !text.empty()) {
     int value = 0;
-    if (!absl::SimpleAtoi(text, &value) || value < -1000 || value > 1000) {
+    if (!absl::SimpleAtoi(text, &value)) {
       return Fail(absl::InvalidArgumentError(
           absl::StrCat("--oom_score_adj=\"", text, "\": want an integer in -1000..1000")));
+    }
+    if (std::optional<std::string> problem = plan_rules::OomScoreAdjProblem(value)) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--oom_score_adj=\"", text, "\": ", *problem)));
     }
     oom_score_adj = value;
   }

@@ -19,7 +19,7 @@
 #include "agent/prometheus_text.h"
 #include "agent/worker_process.h"
 #include "grpc/grpc.h"
-#include "core/version.h"
+#include "core/base/version.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "proto/proto_time.h"

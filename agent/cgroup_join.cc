@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/cgroup_target.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 
 namespace memload {
 namespace agent {

@@ -10,9 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/cgroup_target.h"
-#include "agent/fake_worker.h"
+#include "agent/testing/fake_worker.h"
 #include "agent/plan_manager.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,6 +1,7 @@
 // Conversions between the public plan protos (proto/memload.proto) and core's plan specs.
 //
-// The agent validates a client's plan once, here, with the defaults the .proto documents
+// The agent validates a client's plan once, here (the rules are proto/plan_rules.h's, which
+// memloadctl shares), with the defaults the .proto documents
 // (block_size 0 = 1 MiB, TOUCH_MODE_UNSPECIFIED = page, BACKING_UNSPECIFIED = mmap, repeat
 // 0 = once, ...), and the worker converts the same proto again to run it. Every error is
 // InvalidArgument naming the proto field path, e.g.
@@ -23,15 +24,18 @@
 #include "core/streaming.h"
 #include "core/touch.h"
 #include "core/utilization_plan.h"
+#include "proto/core_enums.h"
 #include "proto/memload.pb.h"
+#include "proto/plan_rules.h"
 
 namespace memload {
 namespace agent {
 
 // Block size used when a plan gives 0 (retained and utilization plans).
-inline constexpr uint64_t kDefaultBlockSize = 1ull << 20;
+inline constexpr uint64_t kDefaultBlockSize = plan_rules::kDefaultBlockSize;
 // Utilization plans' measure-and-correct period when `interval` is unset.
-inline constexpr absl::Duration kDefaultUtilizationInterval = absl::Milliseconds(200);
+inline constexpr absl::Duration kDefaultUtilizationInterval =
+    plan_rules::kDefaultUtilizationInterval;
 
 // A retained plan with resolved targets → core spec. hold_forever → InfiniteDuration;
 // repeat_forever → repeat 0 (core's "until cancelled"); repeat 0 → 1. Errors: no phases,
@@ -52,12 +56,9 @@ absl::StatusOr<StreamOptions> ToStreamOptions(const v1::StreamingPlan& plan);
 absl::StatusOr<UtilizationSpec> ToUtilizationSpec(const v1::UtilizationPlan& plan,
                                                   MemoryUseSource source);
 
-// Enum mappings. FromProto maps UNSPECIFIED (and, defensively, values this build does not
-// know) to the documented default: page, mmap. The converters above reject unknown values.
-TouchMode FromProto(v1::TouchMode mode);
-Backing FromProto(v1::Backing backing);
-v1::TouchMode ToProto(TouchMode mode);
-v1::Backing ToProto(Backing backing);
+// The enum mappings (FromProto/ToProto of TouchMode and Backing) are proto/core_enums.h's.
+using ::memload::FromProto;
+using ::memload::ToProto;
 
 // The state a plan reports while its worker runs. kCancelled → STOPPED: the agent turns
 // that into LEASE_EXPIRED itself when it was the lease that stopped the plan.

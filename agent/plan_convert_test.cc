@@ -3,7 +3,7 @@
 #include <cmath>
 #include <limits>
 
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -112,8 +112,7 @@ TEST(ToRetainedPlanSpecTest, UnresolvedTargetsNameThePhase) {
 
   v1::RetainedPlan unset;
   unset.add_phases();  // No target at all.
-  ExpectInvalid(ToRetainedPlanSpec(unset).status(),
-                "retained.phases[0].target: must be resolved to bytes");
+  ExpectInvalid(ToRetainedPlanSpec(unset).status(), "retained.phases[0].target: required");
 }
 
 TEST(ToRetainedPlanSpecTest, BothRampKinds) {
@@ -230,7 +229,7 @@ TEST(ToStreamOptionsTest, AmountNotAMultipleOfBlocks) {
   plan.set_block_size(4096);
   plan.set_amount_bytes(5000);
   ExpectInvalid(ToStreamOptions(plan).status(),
-                "streaming.amount_bytes: must be a multiple of block_size (4096)");
+                "streaming.amount_bytes: must be a multiple of the block size (4096 bytes)");
 }
 
 TEST(ToStreamOptionsTest, WindowOverflows) {
@@ -303,7 +302,7 @@ TEST(ToUtilizationSpecTest, TargetPercentOutOfRange) {
     v1::UtilizationPlan plan;
     plan.set_target_percent(percent);
     ExpectInvalid(ToUtilizationSpec(plan, FixedUse()).status(),
-                  "utilization.target_percent: must be in (0, 100)");
+                  "utilization.target_percent: percent must be in [0.001, 100)");
   }
 }
 
@@ -332,7 +331,7 @@ TEST(ToUtilizationSpecTest, TouchNoneIsRefused) {
   plan.set_target_percent(50);
   plan.set_touch(v1::TOUCH_MODE_NONE);
   ExpectInvalid(ToUtilizationSpec(plan, FixedUse()).status(),
-                "utilization.touch: must be page or fill");
+                "utilization.touch: utilization plans need page or fill");
 }
 
 TEST(ToUtilizationSpecTest, UnknownEnumValues) {

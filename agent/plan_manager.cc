@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "agent/admission.h"
 #include "agent/plan_bounds.h"
@@ -14,8 +12,9 @@
 #include "core/block_cost.h"
 #include "core/node_readers.h"
 #include "core/size.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "proto/plan_rules.h"
 #include "proto/proto_time.h"
 
 namespace memload {
@@ -27,21 +26,6 @@ constexpr absl::Duration kStopPollTick = absl::Milliseconds(10);
 bool IsRetainedOrUtilization(const v1::PlanSpec& spec) {
   return spec.kind_case() == v1::PlanSpec::kRetained ||
          spec.kind_case() == v1::PlanSpec::kUtilization;
-}
-
-absl::Status ValidatePlanId(const std::string& id) {
-  if (id.empty() || id.size() > 128) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("plan_id must be 1-128 characters, got ", id.size()));
-  }
-  for (char c : id) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "plan_id \"", absl::CHexEscape(id), "\" may only hold letters, digits, '.', '_', '-'"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 // Resolves a Quantity against the node as the agent sees it (see node_probe.h).
@@ -354,7 +338,8 @@ void PlanManager::DoStart(v1::PlanSpec spec, StartCallback done) {
 absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
     const v1::PlanSpec& spec, const NodeMemory& node, const std::optional<ResolvedTarget>& target,
     std::optional<StartResult>* existing) {
-  MEMLOAD_RETURN_IF_ERROR(ValidatePlanId(spec.plan_id()));
+  // The plan rules memloadctl shares; what needs the node or the agent's flags follows.
+  MEMLOAD_RETURN_IF_ERROR(plan_rules::ValidatePlanSpec(spec));
   MEMLOAD_RETURN_IF_ERROR(CheckPlanBounds(spec));
   if (spec.has_placement() && !target.has_value()) {
     return absl::InternalError("a placed plan reached the manager unresolved");
@@ -399,10 +384,6 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
     return absl::InvalidArgumentError(absl::StrCat("lease must be in (0, ",
                                                    absl::FormatDuration(options_.max_lease),
                                                    "], got ", absl::FormatDuration(record->lease)));
-  }
-  if (spec.has_oom_score_adj() && (spec.oom_score_adj() < -1000 || spec.oom_score_adj() > 1000)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("oom_score_adj must be in [-1000, 1000], got ", spec.oom_score_adj()));
   }
 
   const AdmissionLimits limits{options_.max_memory_bytes, options_.reserve_bytes};

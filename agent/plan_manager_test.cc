@@ -6,10 +6,10 @@
 
 #include "absl/time/clock.h"
 #include "agent/admission.h"
-#include "agent/fake_worker.h"
+#include "agent/testing/fake_worker.h"
 #include "agent/plan_bounds.h"
 #include "core/block_cost.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "core/testing/simulated_clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
-#include "core/tls_files.h"
+#include "core/security/tls_files.h"
 #include "grpc/grpc.h"
 #include "grpc/grpc_security.h"
 

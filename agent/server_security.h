@@ -58,7 +58,7 @@ bool IsLoopbackAddress(absl::string_view listen_address);
 
 class ServerSecurity {
  public:
-  // Reads and checks every file (see core/tls_files.h, AccessPolicy::ReadTokenFile), then
+  // Reads and checks every file (see core/security/tls_files.h, AccessPolicy::ReadTokenFile), then
   // refuses with FailedPrecondition to serve a non-loopback `listen_address` without
   // tokens or client certificates unless `insecure`. InvalidArgument for flags that do not
   // go together.

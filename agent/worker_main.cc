@@ -46,7 +46,7 @@
 #include "agent/worker_shared.h"
 #include "core/plan.h"
 #include "core/retained_plan.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 #include "core/streaming.h"
 #include "core/utilization_plan.h"
 

@@ -33,12 +33,12 @@
 #include "agent/cgroup_join.h"
 #include "agent/worker_shared.h"
 #include "core/node_readers.h"
+#include "proto/plan_rules.h"
 
 namespace memload {
 namespace agent {
 namespace {
 
-constexpr int kDefaultOomScoreAdj = 1000;
 constexpr int kFirstFreeFd = 6;
 // Without a pidfd, WaitExit looks at the child this often.
 constexpr absl::Duration kReapPollInterval = absl::Milliseconds(5);
@@ -494,11 +494,10 @@ WorkerProcessLauncher::WorkerProcessLauncher(WorkerProcessOptions options)
 }
 
 absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const WorkerSpec& spec) {
-  const int oom_score_adj =
-      spec.plan().has_oom_score_adj() ? spec.plan().oom_score_adj() : kDefaultOomScoreAdj;
-  if (oom_score_adj < -1000 || oom_score_adj > 1000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("plan.oom_score_adj: must be in -1000..1000, got ", oom_score_adj));
+  const int oom_score_adj = spec.plan().has_oom_score_adj() ? spec.plan().oom_score_adj()
+                                                             : plan_rules::kDefaultOomScoreAdj;
+  if (std::optional<std::string> problem = plan_rules::OomScoreAdjProblem(oom_score_adj)) {
+    return plan_rules::FieldError("plan.oom_score_adj", *problem);
   }
 
   // The spec, in a memfd the worker reads as fd 3.

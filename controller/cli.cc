@@ -22,7 +22,7 @@
 #include "controller/report.h"
 #include "controller/rollout.h"
 #include "controller/targets.h"
-#include "core/version.h"
+#include "core/base/version.h"
 
 namespace memload {
 namespace controller {

@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

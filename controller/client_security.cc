@@ -10,8 +10,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/tls_files.h"
+#include "core/security/tls_files.h"
 #include "core/bounded_read.h"
+#include "core/security/tls_files.h"
 
 namespace memload {
 namespace controller {

@@ -42,7 +42,7 @@ struct ClientSecurityOptions {
 
 // Sets `options`' credentials, bearer token and target-name override. InvalidArgument
 // for options that do not go together or a malformed token; the errors of
-// core/tls_files.h for bad PEM files; NotFound for an unreadable token file. Messages
+// core/security/tls_files.h for bad PEM files; NotFound for an unreadable token file. Messages
 // name the flag or file, never the token.
 absl::Status ApplyClientSecurity(const ClientSecurityOptions& security,
                                  GrpcClientOptions* options);

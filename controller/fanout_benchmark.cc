@@ -5,7 +5,7 @@
 //   bazel-bin/controller/fanout_benchmark [--sizes=100,1000,3000] [--repetitions=3]
 //
 // The agents: child processes (forked before any gRPC use) host N real AgentServers on N
-// 127.0.0.1:0 ports, 250 per process, with fake workers (agent/fake_worker.h), so a plan is
+// 127.0.0.1:0 ports, 250 per process, with fake workers (agent/testing/fake_worker.h), so a plan is
 // a no-op and the figures are the fan-out's. The controller runs alone in this process, so
 // its memory is its own, and no process nears the open-files limit (each connection costs
 // an fd on both sides).
@@ -56,7 +56,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
-#include "agent/fake_worker.h"
+#include "agent/testing/fake_worker.h"
 #include "controller/commands.h"
 #include "controller/grpc_agent_client.h"
 #include "grpcpp/grpcpp.h"

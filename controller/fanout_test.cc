@@ -5,9 +5,9 @@
 #include <mutex>
 #include <thread>
 
-#include "controller/fake_agent_client.h"
+#include "controller/testing/fake_agent_client.h"
 #include "core/cancel_signal.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

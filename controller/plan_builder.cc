@@ -22,83 +22,55 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "core/flag_values.h"
+#include "core/cli/flag_values.h"
 #include "core/size.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/core_enums.h"
+#include "proto/plan_rules.h"
 #include "proto/proto_time.h"
 
 namespace memload {
 namespace controller {
 namespace {
 
-// The defaults the agent applies to 0; the CLI fills them in so that what it prints is what
-// runs (and streaming, which requires a block size, needs no extra flag).
-constexpr uint64_t kDefaultBlockSize = uint64_t{1} << 20;
-constexpr uint32_t kMaxStreamWorkers = 64;  // The agent's limit.
-// google.protobuf.Duration's documented range: ±10,000 years.
-constexpr int64_t kMaxDurationSeconds = 315576000000;
+using plan_rules::AmountProblem;
+using plan_rules::DurationProblem;
+using plan_rules::FieldError;
+using plan_rules::kMaxStreamWorkers;
+using plan_rules::kUntouchedUtilization;
+using plan_rules::OomScoreAdjProblem;
+using plan_rules::PercentProblem;
+using plan_rules::PlanIdProblem;
+using plan_rules::WindowProblem;
+using plan_rules::WorkersProblem;
+
 constexpr size_t kMaxPlanFileBytes = size_t{1} << 20;
 
-// Which plan kinds a flag applies to.
-enum KindBits : int {
-  kRetainedBit = 1,
-  kUtilizationBit = 2,
-  kStreamingBit = 4,
-  kAnyKind = kRetainedBit | kUtilizationBit | kStreamingBit,
-};
+bool Given(const PlanFlags& flags, const PlanFlagInfo& info) {
+  if (flags.explicitly_set.count(std::string(info.name)) > 0) return true;
+  return info.text != nullptr ? !(flags.*info.text).empty() : flags.*info.toggle;
+}
 
-struct FlagDef {
-  absl::string_view name;
-  std::string PlanFlags::*text;  // Exactly one of text and toggle is set.
-  bool PlanFlags::*toggle;
-  int kinds;
-  bool overrides_plan_file;  // May be given with --plan.
-};
-
-const FlagDef kFlagDefs[] = {
-    {"plan", &PlanFlags::plan, nullptr, kAnyKind, true},
-    {"kind", &PlanFlags::kind, nullptr, kAnyKind, false},
-    {"target", &PlanFlags::target, nullptr, kRetainedBit | kUtilizationBit, false},
-    {"touch", &PlanFlags::touch, nullptr, kAnyKind, false},
-    {"backing", &PlanFlags::backing, nullptr, kRetainedBit | kUtilizationBit, false},
-    {"block_size", &PlanFlags::block_size, nullptr, kAnyKind, false},
-    {"ramp", &PlanFlags::ramp, nullptr, kRetainedBit, false},
-    {"hold", &PlanFlags::hold, nullptr, kRetainedBit, false},
-    {"repeat", &PlanFlags::repeat, nullptr, kRetainedBit, false},
-    {"rate", &PlanFlags::rate, nullptr, kStreamingBit, false},
-    {"window", &PlanFlags::window, nullptr, kStreamingBit, false},
-    {"workers", &PlanFlags::workers, nullptr, kStreamingBit, false},
-    {"return_to_os", nullptr, &PlanFlags::return_to_os, kStreamingBit, false},
-    {"amount", &PlanFlags::amount, nullptr, kStreamingBit, false},
-    {"duration", &PlanFlags::duration, nullptr, kStreamingBit | kUtilizationBit, false},
-    {"lease", &PlanFlags::lease, nullptr, kAnyKind, true},
-    {"plan_id", &PlanFlags::plan_id, nullptr, kAnyKind, true},
-    {"labels", &PlanFlags::labels, nullptr, kAnyKind, true},
-    {"expect_oom", nullptr, &PlanFlags::expect_oom, kAnyKind, true},
-    {"oom_score_adj", &PlanFlags::oom_score_adj, nullptr, kAnyKind, true},
-    {"huge_pages", nullptr, &PlanFlags::huge_pages, kRetainedBit, false},
-    {"mlock", nullptr, &PlanFlags::mlock, kRetainedBit, false},
-};
-
-const FlagDef& Def(absl::string_view name) {
-  for (const FlagDef& def : kFlagDefs) {
-    if (def.name == name) return def;
+// By field, so that a misspelt flag does not compile (rather than failing at run time).
+bool Given(const PlanFlags& flags, std::string PlanFlags::*text) {
+  for (const PlanFlagInfo& info : PlanFlagTable()) {
+    if (info.text == text) return Given(flags, info);
   }
-  abort();  // A typo in this file; every caller passes a literal from kFlagDefs.
+  return !(flags.*text).empty();  // Unreachable: every text field is in the table.
 }
-
-bool Given(const PlanFlags& flags, const FlagDef& def) {
-  if (flags.explicitly_set.count(std::string(def.name)) > 0) return true;
-  return def.text != nullptr ? !(flags.*def.text).empty() : flags.*def.toggle;
+bool Given(const PlanFlags& flags, bool PlanFlags::*toggle) {
+  for (const PlanFlagInfo& info : PlanFlagTable()) {
+    if (info.toggle == toggle) return Given(flags, info);
+  }
+  return flags.*toggle;  // Unreachable: every toggle is in the table.
 }
-bool Given(const PlanFlags& flags, absl::string_view name) { return Given(flags, Def(name)); }
 
 std::string KindsText(int kinds) {
   std::string text;
-  for (auto [bit, name] : {std::pair<int, const char*>{kRetainedBit, "retained"},
-                           {kUtilizationBit, "utilization"},
-                           {kStreamingBit, "streaming"}}) {
+  for (auto [bit, name] : {std::pair<int, const char*>{kRetainedKind, "retained"},
+                           {kUtilizationKind, "utilization"},
+                           {kStreamingKind, "streaming"}}) {
     if ((kinds & bit) == 0) continue;
     absl::StrAppend(&text, text.empty() ? "" : " and ", name);
   }
@@ -113,72 +85,6 @@ absl::Status FlagError(absl::string_view name, absl::string_view text,
   return absl::InvalidArgumentError(
       absl::StrCat("--", name, "=\"", absl::CHexEscape(text), "\": ", problem));
 }
-
-absl::Status FieldError(absl::string_view field, absl::string_view problem) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
-}
-
-// The smallest percentage a plan may ask for: below it a target resolves to (almost)
-// nothing, e.g. --target=1e-300% started a 0-byte plan (issue 12.8).
-constexpr double kMinPercent = 0.001;
-
-std::optional<std::string> PercentProblem(double percent, bool allow_100) {
-  // Written so that NaN fails too.
-  if (percent >= kMinPercent && (allow_100 ? percent <= 100 : percent < 100)) {
-    return std::nullopt;
-  }
-  return absl::StrCat("percent must be in [", kMinPercent, ", 100", allow_100 ? "]" : ")",
-                      ", got ", percent);
-}
-
-std::optional<std::string> DurationProblem(absl::Duration duration, bool positive) {
-  if (duration < absl::ZeroDuration()) {
-    return absl::StrCat("must not be negative, got ", absl::FormatDuration(duration));
-  }
-  if (positive && duration == absl::ZeroDuration()) {
-    return "must be positive, got 0s";
-  }
-  if (duration > absl::Seconds(kMaxDurationSeconds)) return "must be at most 10000 years";
-  return std::nullopt;
-}
-
-bool ValidPlanId(absl::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-') {
-      return false;
-    }
-  }
-  return true;
-}
-constexpr absl::string_view kPlanIdProblem = "must be 1-128 characters of [A-Za-z0-9._-]";
-
-std::optional<std::string> OomScoreAdjProblem(int64_t value) {
-  if (value >= -1000 && value <= 1000) return std::nullopt;
-  return absl::StrCat("must be in [-1000, 1000], got ", value);
-}
-
-std::optional<std::string> WorkersProblem(uint64_t workers) {
-  if (workers <= kMaxStreamWorkers) return std::nullopt;
-  return absl::StrCat("must be 1..", kMaxStreamWorkers, ", got ", workers);
-}
-
-std::optional<std::string> AmountProblem(uint64_t amount, uint64_t block_size) {
-  if (block_size == 0 || amount % block_size == 0) return std::nullopt;
-  return absl::StrCat("must be a multiple of the block size (", block_size, " bytes), got ",
-                      amount);
-}
-
-std::optional<std::string> WindowProblem(uint64_t window, uint64_t block_size) {
-  if (MultiplySizes(window, block_size).ok()) return std::nullopt;
-  return absl::StrCat(window, " blocks of ", block_size, " bytes do not fit in 64 bits");
-}
-
-constexpr absl::string_view kUntouchedUtilization =
-    "utilization plans need page or fill: untouched memory never shows as use, so the plan "
-    "would grow without bound";
-constexpr absl::string_view kBothRamps = "give ramp_bytes_per_sec or ramp_duration, not both";
 
 // --- Flag parsers.
 
@@ -290,39 +196,39 @@ absl::Status SetUtilizationTarget(const std::string& text, v1::UtilizationPlan* 
   return absl::OkStatus();
 }
 
+// core's parsers, case-insensitive and trimmed, with the flag quoted in front.
 absl::StatusOr<v1::TouchMode> FlagTouch(const std::string& text) {
-  const std::string value = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
-  if (value == "none") return v1::TOUCH_MODE_NONE;
-  if (value == "page") return v1::TOUCH_MODE_PAGE;
-  if (value == "fill") return v1::TOUCH_MODE_FILL;
-  return FlagError("touch", text, "want none, page or fill");
+  absl::StatusOr<TouchMode> mode =
+      ParseTouchMode(absl::AsciiStrToLower(absl::StripAsciiWhitespace(text)));
+  if (!mode.ok()) return FlagError("touch", text, "want none, page or fill");
+  return ToProto(*mode);
 }
 
 absl::StatusOr<v1::Backing> FlagBacking(const std::string& text) {
-  const std::string value = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
-  if (value == "malloc") return v1::BACKING_MALLOC;
-  if (value == "mmap") return v1::BACKING_MMAP;
-  if (value == "shmem") return v1::BACKING_SHMEM;
-  return FlagError("backing", text, "want malloc, mmap or shmem");
+  absl::StatusOr<Backing> backing =
+      ParseBacking(absl::AsciiStrToLower(absl::StripAsciiWhitespace(text)));
+  if (!backing.ok()) return FlagError("backing", text, "want malloc, mmap or shmem");
+  return ToProto(*backing);
 }
 
 // Touch, backing and block size: the flags every kind with a set of blocks shares. Unset
-// ones stay unset (the proto's defaults), except the block size (see kDefaultBlockSize).
+// ones stay unset (the proto's defaults), except the block size (see plan_rules::kDefaultBlockSize: the CLI fills it in so that what it prints is what
+// runs, and streaming, which requires a block size, needs no extra flag).
 struct BlockFlags {
   v1::TouchMode touch = v1::TOUCH_MODE_UNSPECIFIED;
   v1::Backing backing = v1::BACKING_UNSPECIFIED;
-  uint64_t block_size = kDefaultBlockSize;
+  uint64_t block_size = plan_rules::kDefaultBlockSize;
 };
 
 absl::StatusOr<BlockFlags> ParseBlockFlags(const PlanFlags& flags) {
   BlockFlags out;
-  if (Given(flags, "touch")) {
+  if (Given(flags, &PlanFlags::touch)) {
     MEMLOAD_ASSIGN_OR_RETURN(out.touch, FlagTouch(flags.touch));
   }
-  if (Given(flags, "backing")) {
+  if (Given(flags, &PlanFlags::backing)) {
     MEMLOAD_ASSIGN_OR_RETURN(out.backing, FlagBacking(flags.backing));
   }
-  if (Given(flags, "block_size")) {
+  if (Given(flags, &PlanFlags::block_size)) {
     MEMLOAD_ASSIGN_OR_RETURN(out.block_size, FlagSize("block_size", flags.block_size));
     if (out.block_size == 0) {
       return FlagError("block_size", flags.block_size, "must be at least 1 byte");
@@ -333,7 +239,7 @@ absl::StatusOr<BlockFlags> ParseBlockFlags(const PlanFlags& flags) {
 
 // --duration: "forever" or unset → nullopt (run until stopped); otherwise positive.
 absl::StatusOr<std::optional<absl::Duration>> RunDuration(const PlanFlags& flags) {
-  if (!Given(flags, "duration") || IsForever(flags.duration)) return std::nullopt;
+  if (!Given(flags, &PlanFlags::duration) || IsForever(flags.duration)) return std::nullopt;
   return FlagDuration("duration", flags.duration, /*positive=*/true);
 }
 
@@ -345,7 +251,7 @@ absl::Status BuildRetained(const PlanFlags& flags, v1::RetainedPlan* plan) {
   plan->set_huge_pages(flags.huge_pages);
   plan->set_mlock(flags.mlock);
 
-  if (!Given(flags, "target")) {
+  if (!Given(flags, &PlanFlags::target)) {
     return absl::InvalidArgumentError(
         "--target is required for --kind=retained: a size (512MiB) or a percentage (80%, "
         "80%available, 80%cgroup)");
@@ -353,7 +259,7 @@ absl::Status BuildRetained(const PlanFlags& flags, v1::RetainedPlan* plan) {
   v1::Phase* phase = plan->add_phases();
   MEMLOAD_ASSIGN_OR_RETURN(*phase->mutable_target(), RetainedTarget(flags.target));
 
-  if (Given(flags, "ramp")) {
+  if (Given(flags, &PlanFlags::ramp)) {
     if (absl::EndsWith(absl::StripAsciiWhitespace(flags.ramp), "/s")) {
       MEMLOAD_ASSIGN_OR_RETURN(uint64_t rate, FlagRate("ramp", flags.ramp));
       phase->set_ramp_bytes_per_sec(rate);
@@ -364,7 +270,7 @@ absl::Status BuildRetained(const PlanFlags& flags, v1::RetainedPlan* plan) {
     }
   }
 
-  const bool repeats = Given(flags, "repeat");
+  const bool repeats = Given(flags, &PlanFlags::repeat);
   if (repeats) {
     if (IsForever(flags.repeat)) {
       plan->set_repeat_forever(true);
@@ -376,7 +282,7 @@ absl::Status BuildRetained(const PlanFlags& flags, v1::RetainedPlan* plan) {
     }
   }
 
-  if (!Given(flags, "hold")) {
+  if (!Given(flags, &PlanFlags::hold)) {
     // Without --repeat the load stays until stop, Ctrl-C or the lease: what `start` means.
     phase->set_hold_forever(!repeats);
   } else if (IsForever(flags.hold)) {
@@ -406,7 +312,7 @@ absl::Status BuildUtilization(const PlanFlags& flags, v1::UtilizationPlan* plan)
   plan->set_block_size(blocks.block_size);
   plan->set_touch(blocks.touch);
   plan->set_backing(blocks.backing);
-  if (!Given(flags, "target")) {
+  if (!Given(flags, &PlanFlags::target)) {
     return absl::InvalidArgumentError(
         "--target is required for --kind=utilization: a percentage of memory in use (80%, "
         "80%node, 80%cgroup)");
@@ -422,11 +328,11 @@ absl::Status BuildStreaming(const PlanFlags& flags, v1::StreamingPlan* plan) {
   plan->set_block_size(blocks.block_size);
   plan->set_touch(blocks.touch);
   plan->set_return_to_os(flags.return_to_os);
-  if (Given(flags, "rate")) {
+  if (Given(flags, &PlanFlags::rate)) {
     MEMLOAD_ASSIGN_OR_RETURN(uint64_t rate, FlagRate("rate", flags.rate));
     plan->set_rate_bytes_per_sec(rate);
   }
-  if (Given(flags, "window")) {
+  if (Given(flags, &PlanFlags::window)) {
     MEMLOAD_ASSIGN_OR_RETURN(uint64_t window,
                              FlagInt<uint64_t>("window", flags.window, "a block count"));
     if (std::optional<std::string> problem = WindowProblem(window, blocks.block_size)) {
@@ -434,7 +340,7 @@ absl::Status BuildStreaming(const PlanFlags& flags, v1::StreamingPlan* plan) {
     }
     plan->set_window(window);
   }
-  if (Given(flags, "workers")) {
+  if (Given(flags, &PlanFlags::workers)) {
     MEMLOAD_ASSIGN_OR_RETURN(uint32_t workers,
                              FlagInt<uint32_t>("workers", flags.workers, "1..64"));
     std::optional<std::string> problem = WorkersProblem(workers);
@@ -442,7 +348,7 @@ absl::Status BuildStreaming(const PlanFlags& flags, v1::StreamingPlan* plan) {
     if (problem) return FlagError("workers", flags.workers, *problem);
     plan->set_workers(workers);
   }
-  if (Given(flags, "amount")) {
+  if (Given(flags, &PlanFlags::amount)) {
     MEMLOAD_ASSIGN_OR_RETURN(uint64_t amount, FlagSize("amount", flags.amount));
     if (amount == 0) return FlagError("amount", flags.amount, "must be more than 0 bytes");
     if (std::optional<std::string> problem = AmountProblem(amount, blocks.block_size)) {
@@ -453,169 +359,6 @@ absl::Status BuildStreaming(const PlanFlags& flags, v1::StreamingPlan* plan) {
   MEMLOAD_ASSIGN_OR_RETURN(std::optional<absl::Duration> duration, RunDuration(flags));
   if (duration.has_value()) ToProtoDuration(*duration, plan->mutable_duration());
   return absl::OkStatus();
-}
-
-// --- Semantic checks shared by files and flags (the flags' own checks come first and
-// quote the flag; these are the safety net and the only check for files).
-
-// A proto Duration that is well formed and non-negative (positive if asked).
-absl::Status CheckDuration(const google::protobuf::Duration& duration, absl::string_view field,
-                           bool positive) {
-  const int64_t seconds = duration.seconds();
-  const int32_t nanos = duration.nanos();
-  if (seconds < -kMaxDurationSeconds || seconds > kMaxDurationSeconds ||
-      nanos <= -1000000000 || nanos >= 1000000000 || (seconds > 0 && nanos < 0) ||
-      (seconds < 0 && nanos > 0)) {
-    return FieldError(field, absl::StrCat("not a valid duration (seconds ", seconds,
-                                          ", nanos ", nanos, ")"));
-  }
-  if (std::optional<std::string> problem =
-          DurationProblem(FromProtoDuration(duration), positive)) {
-    return FieldError(field, *problem);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckTouch(v1::TouchMode touch, absl::string_view field) {
-  if (v1::TouchMode_IsValid(touch)) return absl::OkStatus();
-  return FieldError(field, absl::StrCat("unknown value ", touch));
-}
-
-absl::Status CheckBacking(v1::Backing backing, absl::string_view field) {
-  if (v1::Backing_IsValid(backing)) return absl::OkStatus();
-  return FieldError(field, absl::StrCat("unknown value ", backing));
-}
-
-absl::Status CheckQuantity(const v1::Quantity& quantity, const std::string& field) {
-  double percent = 0;
-  absl::string_view name;
-  switch (quantity.value_case()) {
-    case v1::Quantity::kBytes:
-      return absl::OkStatus();
-    case v1::Quantity::kPercentOfTotal:
-      percent = quantity.percent_of_total();
-      name = "percent_of_total";
-      break;
-    case v1::Quantity::kPercentOfAvailable:
-      percent = quantity.percent_of_available();
-      name = "percent_of_available";
-      break;
-    case v1::Quantity::kPercentOfCgroupLimit:
-      percent = quantity.percent_of_cgroup_limit();
-      name = "percent_of_cgroup_limit";
-      break;
-    case v1::Quantity::VALUE_NOT_SET:
-      return FieldError(field,
-                        "required: {\"bytes\": \"N\"}, {\"percentOfTotal\": N}, "
-                        "{\"percentOfAvailable\": N} or {\"percentOfCgroupLimit\": N}");
-  }
-  if (std::optional<std::string> problem = PercentProblem(percent, /*allow_100=*/true)) {
-    return FieldError(absl::StrCat(field, ".", name), *problem);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckRetained(const v1::RetainedPlan& plan) {
-  MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "retained.touch"));
-  MEMLOAD_RETURN_IF_ERROR(CheckBacking(plan.backing(), "retained.backing"));
-  if (plan.phases_size() == 0) {
-    return FieldError("retained.phases", "at least one phase is required");
-  }
-  for (int i = 0; i < plan.phases_size(); ++i) {
-    const v1::Phase& phase = plan.phases(i);
-    const std::string where = absl::StrCat("retained.phases[", i, "]");
-    MEMLOAD_RETURN_IF_ERROR(CheckQuantity(phase.target(), absl::StrCat(where, ".target")));
-    if (phase.has_ramp_duration()) {
-      MEMLOAD_RETURN_IF_ERROR(CheckDuration(phase.ramp_duration(),
-                                            absl::StrCat(where, ".ramp_duration"), false));
-    }
-    if (phase.ramp_bytes_per_sec() > 0 && phase.has_ramp_duration() &&
-        FromProtoDuration(phase.ramp_duration()) > absl::ZeroDuration()) {
-      return FieldError(where, kBothRamps);
-    }
-    if (phase.has_hold()) {
-      MEMLOAD_RETURN_IF_ERROR(CheckDuration(phase.hold(), absl::StrCat(where, ".hold"), false));
-      if (phase.hold_forever() && FromProtoDuration(phase.hold()) > absl::ZeroDuration()) {
-        return FieldError(where, "give hold or hold_forever, not both");
-      }
-    }
-  }
-  if (plan.repeat_forever() && plan.repeat() > 0) {
-    return FieldError("retained", "give repeat or repeat_forever, not both");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckUtilization(const v1::UtilizationPlan& plan) {
-  if (std::optional<std::string> problem =
-          PercentProblem(plan.target_percent(), /*allow_100=*/false)) {
-    return FieldError("utilization.target_percent", *problem);
-  }
-  if (!v1::UtilizationPlan::Reference_IsValid(plan.reference())) {
-    return FieldError("utilization.reference", absl::StrCat("unknown value ", plan.reference()));
-  }
-  if (plan.has_duration()) {
-    MEMLOAD_RETURN_IF_ERROR(CheckDuration(plan.duration(), "utilization.duration", true));
-  }
-  if (plan.has_interval()) {
-    MEMLOAD_RETURN_IF_ERROR(CheckDuration(plan.interval(), "utilization.interval", false));
-    if (FromProtoDuration(plan.interval()) < absl::Milliseconds(10)) {
-      return FieldError("utilization.interval",
-                        absl::StrCat("must be at least 10ms, got ",
-                                     absl::FormatDuration(FromProtoDuration(plan.interval()))));
-    }
-  }
-  MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "utilization.touch"));
-  if (plan.touch() == v1::TOUCH_MODE_NONE) {
-    return FieldError("utilization.touch", kUntouchedUtilization);
-  }
-  return CheckBacking(plan.backing(), "utilization.backing");
-}
-
-absl::Status CheckStreaming(const v1::StreamingPlan& plan) {
-  if (plan.block_size() == 0) return FieldError("streaming.block_size", "required (> 0)");
-  MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "streaming.touch"));
-  if (std::optional<std::string> problem = WorkersProblem(plan.workers())) {
-    return FieldError("streaming.workers", *problem);
-  }
-  if (std::optional<std::string> problem = WindowProblem(plan.window(), plan.block_size())) {
-    return FieldError("streaming.window", *problem);
-  }
-  if (std::optional<std::string> problem =
-          AmountProblem(plan.amount_bytes(), plan.block_size())) {
-    return FieldError("streaming.amount_bytes", *problem);
-  }
-  if (plan.has_duration()) {
-    MEMLOAD_RETURN_IF_ERROR(CheckDuration(plan.duration(), "streaming.duration", false));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckPlan(const v1::PlanSpec& spec, bool require_plan_id) {
-  if (require_plan_id || !spec.plan_id().empty()) {
-    if (!ValidPlanId(spec.plan_id())) {
-      return FieldError("plan_id", absl::StrCat(kPlanIdProblem, ", got \"",
-                                                absl::CHexEscape(spec.plan_id()), "\""));
-    }
-  }
-  if (spec.has_lease()) MEMLOAD_RETURN_IF_ERROR(CheckDuration(spec.lease(), "lease", true));
-  if (spec.has_oom_score_adj()) {
-    if (std::optional<std::string> problem = OomScoreAdjProblem(spec.oom_score_adj())) {
-      return FieldError("oom_score_adj", *problem);
-    }
-  }
-  switch (spec.kind_case()) {
-    case v1::PlanSpec::kRetained:
-      return CheckRetained(spec.retained());
-    case v1::PlanSpec::kUtilization:
-      return CheckUtilization(spec.utilization());
-    case v1::PlanSpec::kStreaming:
-      return CheckStreaming(spec.streaming());
-    case v1::PlanSpec::KIND_NOT_SET:
-      break;
-  }
-  return absl::InvalidArgumentError(
-      "the plan has no kind: give one of \"retained\", \"utilization\", \"streaming\"");
 }
 
 // --- Plan files.
@@ -680,13 +423,88 @@ std::string ErrnoText(int error) { return std::strerror(error); }
 
 }  // namespace
 
+const std::vector<PlanFlagInfo>& PlanFlagTable() {
+  constexpr int kBlocks = kRetainedKind | kUtilizationKind;
+  static const auto* const kTable = new std::vector<PlanFlagInfo>{
+      // name, value name, unset means, help, field (text or toggle), kinds, with --plan
+      {"plan", "FILE", "", "the whole plan from a JSON file (PlanSpec)", &PlanFlags::plan,
+       nullptr, kAnyKind, true},
+      {"kind", "KIND", "", "retained | streaming | utilization (required without --plan)",
+       &PlanFlags::kind, nullptr, kAnyKind, false},
+      {"target", "TARGET", "",
+       "retained: SIZE, N%, N%available or N%cgroup; utilization: N%, N%node or N%cgroup",
+       &PlanFlags::target, nullptr, kBlocks, false},
+      {"touch", "MODE", "page", "none | page | fill", &PlanFlags::touch, nullptr, kAnyKind,
+       false},
+      {"backing", "BACKING", "mmap", "malloc | mmap | shmem", &PlanFlags::backing, nullptr,
+       kBlocks, false},
+      {"block_size", "SIZE", "1MiB", "bytes per block", &PlanFlags::block_size, nullptr,
+       kAnyKind, false},
+      {"ramp", "RAMP", "a step", "DURATION to reach the target, or SIZE/s", &PlanFlags::ramp,
+       nullptr, kRetainedKind, false},
+      {"hold", "HOLD", "forever", "DURATION at the target, or forever", &PlanFlags::hold,
+       nullptr, kRetainedKind, false},
+      {"repeat", "N", "once", "N or forever: ramp, hold, drop to 0, again (sawtooth)",
+       &PlanFlags::repeat, nullptr, kRetainedKind, false},
+      {"rate", "SIZE/s", "flat out", "bytes allocated per second", &PlanFlags::rate, nullptr,
+       kStreamingKind, false},
+      {"window", "N", "0", "blocks alive at once", &PlanFlags::window, nullptr, kStreamingKind,
+       false},
+      {"workers", "N", "1", "threads, 1..64", &PlanFlags::workers, nullptr, kStreamingKind,
+       false},
+      {"return_to_os", "", "", "mmap/munmap every block", nullptr, &PlanFlags::return_to_os,
+       kStreamingKind, false},
+      {"amount", "SIZE", "until stopped", "SIZE in total, then stop", &PlanFlags::amount,
+       nullptr, kStreamingKind, false},
+      {"duration", "DURATION", "forever", "DURATION or forever",
+       &PlanFlags::duration, nullptr, kStreamingKind | kUtilizationKind, false},
+      {"lease", "DURATION", "the agent's --default_lease",
+       "the agent stops the plan if not renewed within DURATION", &PlanFlags::lease, nullptr,
+       kAnyKind, true},
+      {"plan_id", "ID", "generated", "idempotency key, 1-128 of [A-Za-z0-9._-]",
+       &PlanFlags::plan_id, nullptr, kAnyKind, true},
+      {"labels", "k=v,...", "", "plan labels", &PlanFlags::labels, nullptr, kAnyKind, true},
+      {"expect_oom", "", "", "an OOM kill is this plan's success (OOM drills)", nullptr,
+       &PlanFlags::expect_oom, kAnyKind, true},
+      {"oom_score_adj", "N", "1000", "of the worker, -1000..1000", &PlanFlags::oom_score_adj,
+       nullptr, kAnyKind, true},
+      {"huge_pages", "", "", "madvise(MADV_HUGEPAGE)", nullptr, &PlanFlags::huge_pages,
+       kRetainedKind, false},
+      {"mlock", "", "", "mlock every block", nullptr, &PlanFlags::mlock, kRetainedKind, false},
+  };
+  return *kTable;
+}
+
+absl::Status SetPlanFlag(PlanFlags& flags, absl::string_view name, absl::string_view value) {
+  const PlanFlagInfo* info = FindPlanFlag(name);
+  if (info == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, " is not a plan flag"));
+  }
+  if (info->text != nullptr) {
+    flags.*info->text = std::string(value);
+  } else {
+    bool on = false;
+    if (!absl::SimpleAtob(value, &on)) return FlagError(name, value, "want true or false");
+    flags.*info->toggle = on;
+  }
+  flags.explicitly_set.insert(std::string(name));
+  return absl::OkStatus();
+}
+
 const std::vector<absl::string_view>& PlanFlagNames() {
   static const auto* const kNames = [] {
     auto* names = new std::vector<absl::string_view>;
-    for (const FlagDef& def : kFlagDefs) names->push_back(def.name);
+    for (const PlanFlagInfo& info : PlanFlagTable()) names->push_back(info.name);
     return names;
   }();
   return *kNames;
+}
+
+const PlanFlagInfo* FindPlanFlag(absl::string_view name) {
+  for (const PlanFlagInfo& info : PlanFlagTable()) {
+    if (info.name == name) return &info;
+  }
+  return nullptr;
 }
 
 std::string MakePlanId(absl::Time now, uint32_t random) {
@@ -695,7 +513,7 @@ std::string MakePlanId(absl::Time now, uint32_t random) {
 }
 
 absl::Status ValidatePlanSpec(const v1::PlanSpec& spec) {
-  return CheckPlan(spec, /*require_plan_id=*/true);
+  return plan_rules::ValidatePlanSpec(spec);
 }
 
 absl::StatusOr<v1::PlanSpec> ParsePlanFile(absl::string_view json_text,
@@ -710,7 +528,7 @@ absl::StatusOr<v1::PlanSpec> ParsePlanFile(absl::string_view json_text,
     return absl::InvalidArgumentError(DescribeJsonError(
         json_text, file_name, absl::string_view(message.data(), message.size())));
   }
-  const absl::Status valid = CheckPlan(spec, /*require_plan_id=*/false);
+  const absl::Status valid = plan_rules::ValidatePlanSpec(spec, plan_rules::PlanIdRule::kOptional);
   if (!valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(file_name, ": ", valid.message()));
   }
@@ -756,24 +574,26 @@ namespace {
 // The plan-level flags over `spec` (built from flags or read from a file), then the checks.
 absl::StatusOr<v1::PlanSpec> ApplyPlanLevelFlags(v1::PlanSpec spec, const PlanFlags& flags,
                                                  absl::Time now, uint32_t random) {
-  if (Given(flags, "plan_id")) {
-    if (!ValidPlanId(flags.plan_id)) return FlagError("plan_id", flags.plan_id, kPlanIdProblem);
+  if (Given(flags, &PlanFlags::plan_id)) {
+    if (std::optional<std::string> problem = PlanIdProblem(flags.plan_id)) {
+      return FlagError("plan_id", flags.plan_id, *problem);
+    }
     spec.set_plan_id(flags.plan_id);
   } else if (spec.plan_id().empty()) {
     spec.set_plan_id(MakePlanId(now, random));
   }
-  if (Given(flags, "lease")) {
+  if (Given(flags, &PlanFlags::lease)) {
     MEMLOAD_ASSIGN_OR_RETURN(absl::Duration lease,
                              FlagDuration("lease", flags.lease, /*positive=*/true));
     ToProtoDuration(lease, spec.mutable_lease());
   }
-  if (Given(flags, "labels")) {
+  if (Given(flags, &PlanFlags::labels)) {
     absl::StatusOr<std::map<std::string, std::string>> labels = ParseLabels(flags.labels);
     if (!labels.ok()) return FlagError("labels", flags.labels, labels.status().message());
     for (const auto& [key, value] : *labels) (*spec.mutable_labels())[key] = value;
   }
-  if (Given(flags, "expect_oom")) spec.set_expect_oom(flags.expect_oom);
-  if (Given(flags, "oom_score_adj")) {
+  if (Given(flags, &PlanFlags::expect_oom)) spec.set_expect_oom(flags.expect_oom);
+  if (Given(flags, &PlanFlags::oom_score_adj)) {
     MEMLOAD_ASSIGN_OR_RETURN(
         int64_t adj, FlagInt<int64_t>("oom_score_adj", flags.oom_score_adj, "-1000..1000"));
     if (std::optional<std::string> problem = OomScoreAdjProblem(adj)) {
@@ -787,7 +607,7 @@ absl::StatusOr<v1::PlanSpec> ApplyPlanLevelFlags(v1::PlanSpec spec, const PlanFl
 
 // Plan flags other than the plan-level ones conflict with a plan file.
 absl::Status CheckCombinableWithPlanFile(const PlanFlags& flags) {
-  for (const FlagDef& def : kFlagDefs) {
+  for (const PlanFlagInfo& def : PlanFlagTable()) {
     if (def.overrides_plan_file || !Given(flags, def)) continue;
     return absl::InvalidArgumentError(absl::StrCat(
         "--", def.name,
@@ -807,29 +627,29 @@ absl::StatusOr<v1::PlanSpec> ApplyPlanOverrides(v1::PlanSpec spec, const PlanFla
 
 absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, absl::Time now,
                                                 uint32_t random) {
-  if (Given(flags, "plan")) {
+  if (Given(flags, &PlanFlags::plan)) {
     if (flags.plan.empty()) return FlagError("plan", flags.plan, "want a file name");
     MEMLOAD_RETURN_IF_ERROR(CheckCombinableWithPlanFile(flags));  // Before any I/O.
     MEMLOAD_ASSIGN_OR_RETURN(v1::PlanSpec spec, ReadPlanFile(flags.plan));
     return ApplyPlanOverrides(std::move(spec), flags, now, random);
   }
 
-  if (!Given(flags, "kind")) {
+  if (!Given(flags, &PlanFlags::kind)) {
     return absl::InvalidArgumentError(
         "--kind is required (retained, streaming or utilization), or --plan=FILE");
   }
   const std::string kind_name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(flags.kind));
   int kind = 0;
   if (kind_name == "retained") {
-    kind = kRetainedBit;
+    kind = kRetainedKind;
   } else if (kind_name == "utilization") {
-    kind = kUtilizationBit;
+    kind = kUtilizationKind;
   } else if (kind_name == "streaming") {
-    kind = kStreamingBit;
+    kind = kStreamingKind;
   } else {
     return FlagError("kind", flags.kind, "want retained, streaming or utilization");
   }
-  for (const FlagDef& def : kFlagDefs) {
+  for (const PlanFlagInfo& def : PlanFlagTable()) {
     if ((def.kinds & kind) != 0 || !Given(flags, def)) continue;
     return absl::InvalidArgumentError(absl::StrCat("--", def.name, " does not apply to --kind=",
                                                    kind_name, " (only to ",
@@ -838,10 +658,10 @@ absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, absl::Ti
 
   v1::PlanSpec spec;
   switch (kind) {
-    case kRetainedBit:
+    case kRetainedKind:
       MEMLOAD_RETURN_IF_ERROR(BuildRetained(flags, spec.mutable_retained()));
       break;
-    case kUtilizationBit:
+    case kUtilizationKind:
       MEMLOAD_RETURN_IF_ERROR(BuildUtilization(flags, spec.mutable_utilization()));
       break;
     default:

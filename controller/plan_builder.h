@@ -91,7 +91,7 @@ struct PlanFlags {
                            // until stopped or the lease ends).
   std::string lease;       // DURATION > 0. Unset: the agent's --default_lease.
   std::string plan_id;     // 1-128 of [A-Za-z0-9._-]. Unset: MakePlanId(now, random).
-  std::string labels;      // k=v,k2=v2 (core/flag_values.h ParseLabels). With --plan:
+  std::string labels;      // k=v,k2=v2 (core/cli/flag_values.h ParseLabels). With --plan:
                            // merged into the file's labels, the flag winning on a key.
   bool expect_oom = false;
   std::string oom_score_adj;  // -1000..1000. Unset: the agent's default (1000).
@@ -102,8 +102,37 @@ struct PlanFlags {
   std::set<std::string> explicitly_set;
 };
 
-// Every flag name PlanFlags carries ("plan", "kind", "target", ..., "mlock"), so that a
-// main can fill `explicitly_set` by asking absl which of them were on the command line.
+// Which plan kinds a flag applies to (bits).
+enum PlanKindBits : int {
+  kRetainedKind = 1,
+  kUtilizationKind = 2,
+  kStreamingKind = 4,
+  kAnyKind = kRetainedKind | kUtilizationKind | kStreamingKind,
+};
+
+// One plan flag. PlanFlagTable() is the only list of them: memloadctl's parser, help and
+// the checks here all read it.
+struct PlanFlagInfo {
+  absl::string_view name;          // As typed after "--", with underscores: "block_size".
+  absl::string_view value_name;    // "SIZE" in --block_size=SIZE; empty for a bool.
+  absl::string_view default_text;  // For help: what an unset flag means ("1MiB"); may be "".
+  absl::string_view help;          // One line.
+  std::string PlanFlags::*text;    // The field the value fills: exactly one of text and
+  bool PlanFlags::*toggle;         // toggle (a bool flag) is set.
+  int kinds;                       // PlanKindBits it applies to.
+  bool overrides_plan_file;        // May be given with --plan.
+};
+
+// Every plan flag, in help order.
+const std::vector<PlanFlagInfo>& PlanFlagTable();
+// The entry named `name` ("block_size"), or nullptr.
+const PlanFlagInfo* FindPlanFlag(absl::string_view name);
+// Sets the flag `name` to `value` (a bool takes true/false/1/0/yes/no) and marks it
+// explicitly set. InvalidArgument for an unknown name or a bad bool.
+absl::Status SetPlanFlag(PlanFlags& flags, absl::string_view name, absl::string_view value);
+
+// Every flag name PlanFlagTable() holds ("plan", "kind", "target", ..., "mlock"), so that a
+// main can fill `explicitly_set` by asking which of them were on the command line.
 const std::vector<absl::string_view>& PlanFlagNames();
 
 // "memload-<yyyymmdd-hhmmss>-<4 hex digits>" of `now` in UTC and the low 16 bits of
@@ -139,7 +168,8 @@ absl::StatusOr<v1::PlanSpec> ReadPlanFile(const std::string& path);
 absl::StatusOr<v1::PlanSpec> ApplyPlanOverrides(v1::PlanSpec spec, const PlanFlags& flags,
                                                 absl::Time now, uint32_t random);
 
-// Checks what can be checked without the node: plan_id, lease, oom_score_adj, a kind set,
+// proto/plan_rules.h's ValidatePlanSpec (the agent runs the same): what can be checked
+// without the node: plan_id, lease, oom_score_adj, a kind set,
 // retained phases present with targets, percentages in range, durations non-negative, at
 // most one ramp per phase, streaming block size, workers and amount, utilization target
 // and touch. InvalidArgument naming the field path ("retained.phases[1].target: ...").

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -355,7 +355,7 @@ TEST(FlagsTest, BadStreamingFlags) {
                  R"(--window="": not a whole number)"},
                 {"window overflow",
                  [](PlanFlags& f) { f.window = "18446744073709551615"; },
-                 "do not fit in 64 bits"},
+                 "is more than this machine can address"},
                 {"workers zero", [](PlanFlags& f) { f.workers = "0"; },
                  R"(--workers="0": must be 1..64, got 0)"},
                 {"workers many", [](PlanFlags& f) { f.workers = "65"; },

@@ -15,7 +15,7 @@
 #include "controller/output.h"
 #include "controller/recording.h"
 #include "core/size.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace memload {

@@ -3,9 +3,9 @@
 #include <thread>
 #include <utility>
 
-#include "controller/fake_agent_client.h"
+#include "controller/testing/fake_agent_client.h"
 #include "core/cancel_signal.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

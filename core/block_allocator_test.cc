@@ -22,8 +22,8 @@
 
 #include "absl/status/status.h"
 #include "core/resident.h"
-#include "core/sanitizers.h"
-#include "core/status_matchers.h"
+#include "core/testing/sanitizers.h"
+#include "core/testing/status_matchers.h"
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

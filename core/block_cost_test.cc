@@ -4,7 +4,7 @@
 
 #include "core/node_readers.h"
 #include "core/retained_set.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

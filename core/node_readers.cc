@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 
 namespace memload {
 namespace {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

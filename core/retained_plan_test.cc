@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "core/counting_allocator.h"
+#include "core/testing/counting_allocator.h"
 #include "core/node_readers.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/eventually.h"

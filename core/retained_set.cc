@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/resident.h"
 #include "core/size.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 
 namespace memload {
 

@@ -14,9 +14,9 @@
 
 #include "absl/status/status.h"
 #include "core/block_allocator.h"
-#include "core/counting_allocator.h"
-#include "core/sanitizers.h"
-#include "core/status_matchers.h"
+#include "core/testing/counting_allocator.h"
+#include "core/testing/sanitizers.h"
+#include "core/testing/status_matchers.h"
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -12,7 +12,7 @@
 
 #include "absl/status/status.h"
 #include "core/resident.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -8,7 +8,7 @@
 #include "absl/time/clock.h"
 #include "core/node_readers.h"
 #include "core/size.h"
-#include "core/status_macros.h"
+#include "core/base/status_macros.h"
 #include "core/touch.h"
 
 namespace memload {

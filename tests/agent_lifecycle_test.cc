@@ -24,7 +24,7 @@
 #include "agent/agent_server.h"
 #include "controller/client_security.h"
 #include "controller/grpc_agent_client.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"

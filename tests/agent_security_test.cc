@@ -14,7 +14,7 @@
 #include "agent/testing/stock_services.pb.h"
 #include "controller/client_security.h"
 #include "controller/grpc_agent_client.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"

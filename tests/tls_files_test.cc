@@ -1,5 +1,5 @@
-// core/tls_files.h against certificates made by openssl at test time.
-#include "core/tls_files.h"
+// core/security/tls_files.h against certificates made by openssl at test time.
+#include "core/security/tls_files.h"
 
 #include <unistd.h>
 
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_certs.h"

@@ -8,7 +8,7 @@
 #include <future>
 #include <memory>
 
-#include "agent/fake_worker.h"
+#include "agent/testing/fake_worker.h"
 #include "agent/plan_convert.h"
 #include "agent/plan_manager.h"
 #include "controller/plan_builder.h"

@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "controller/plan_builder.h"
 #include "controller/rollout.h"
-#include "core/flag_values.h"
+#include "core/cli/flag_values.h"
 #include "core/size.h"
 
 namespace {

@@ -6,8 +6,8 @@
 //     MEMLOAD_ASSIGN_OR_RETURN(uint64_t bytes, ParseSize(text));
 //     ...
 //   }
-#ifndef MEMLOAD_CORE_STATUS_MACROS_H_
-#define MEMLOAD_CORE_STATUS_MACROS_H_
+#ifndef MEMLOAD_CORE_BASE_STATUS_MACROS_H_
+#define MEMLOAD_CORE_BASE_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -36,4 +36,4 @@
   }                                                          \
   lhs = std::move(statusor).value()
 
-#endif  // MEMLOAD_CORE_STATUS_MACROS_H_
+#endif  // MEMLOAD_CORE_BASE_STATUS_MACROS_H_

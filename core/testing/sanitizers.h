@@ -1,8 +1,8 @@
 // Which sanitizer this build runs under, for tests whose OS-level measurements the
 // sanitizers' runtimes change. --config=tsan defines MEMLOAD_THREAD_SANITIZER (it must
 // undefine __SANITIZE_THREAD__ to keep Debian's protobuf headers consistent, see .bazelrc).
-#ifndef MEMLOAD_CORE_SANITIZERS_H_
-#define MEMLOAD_CORE_SANITIZERS_H_
+#ifndef MEMLOAD_CORE_TESTING_SANITIZERS_H_
+#define MEMLOAD_CORE_TESTING_SANITIZERS_H_
 
 namespace memload {
 
@@ -25,4 +25,4 @@ inline constexpr bool kMlockIsNoop = kAddressSanitizer || kThreadSanitizer;
 
 }  // namespace memload
 
-#endif  // MEMLOAD_CORE_SANITIZERS_H_
+#endif  // MEMLOAD_CORE_TESTING_SANITIZERS_H_

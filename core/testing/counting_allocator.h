@@ -2,8 +2,8 @@
 // and can be told to fail after N allocations to exercise out-of-memory paths.
 //
 // Thread-safety: thread-safe (atomic counters) when the wrapped allocator is.
-#ifndef MEMLOAD_CORE_COUNTING_ALLOCATOR_H_
-#define MEMLOAD_CORE_COUNTING_ALLOCATOR_H_
+#ifndef MEMLOAD_CORE_TESTING_COUNTING_ALLOCATOR_H_
+#define MEMLOAD_CORE_TESTING_COUNTING_ALLOCATOR_H_
 
 #include <atomic>
 #include <cstdint>
@@ -59,4 +59,4 @@ class CountingAllocator final : public BlockAllocator {
 
 }  // namespace memload
 
-#endif  // MEMLOAD_CORE_COUNTING_ALLOCATOR_H_
+#endif  // MEMLOAD_CORE_TESTING_COUNTING_ALLOCATOR_H_

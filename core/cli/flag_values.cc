@@ -1,4 +1,4 @@
-#include "core/flag_values.h"
+#include "core/cli/flag_values.h"
 
 #include <algorithm>
 #include <cmath>

@@ -4,8 +4,8 @@
 //   ParseLabels("zone=a,tier=gold")  → {{"tier","gold"},{"zone","a"}}
 //   ParseSizeOrPercent("80%")        → {percent = 80}
 //   ParseSizeOrPercent("512MiB")     → {bytes = 536870912}
-#ifndef MEMLOAD_CORE_FLAG_VALUES_H_
-#define MEMLOAD_CORE_FLAG_VALUES_H_
+#ifndef MEMLOAD_CORE_CLI_FLAG_VALUES_H_
+#define MEMLOAD_CORE_CLI_FLAG_VALUES_H_
 
 #include <cstdint>
 #include <map>
@@ -48,4 +48,4 @@ std::vector<std::string> NormalizeFlagNames(int argc, char** argv);
 
 }  // namespace memload
 
-#endif  // MEMLOAD_CORE_FLAG_VALUES_H_
+#endif  // MEMLOAD_CORE_CLI_FLAG_VALUES_H_

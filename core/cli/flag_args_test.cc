@@ -1,11 +1,11 @@
-#include "core/flag_args.h"
+#include "core/cli/flag_args.h"
 
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

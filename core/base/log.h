@@ -4,8 +4,8 @@
 //   MEMLOAD_LOG("listening on %s", address);   // "2026-11-25T15:04:05.123Z memload: ..."
 //
 // Thread-safe: each line is written with a single fwrite to stderr.
-#ifndef MEMLOAD_CORE_LOG_H_
-#define MEMLOAD_CORE_LOG_H_
+#ifndef MEMLOAD_CORE_BASE_LOG_H_
+#define MEMLOAD_CORE_BASE_LOG_H_
 
 #include <cstdio>
 #include <string>
@@ -29,4 +29,4 @@ inline void LogLine(const std::string& message) {
 
 #define MEMLOAD_LOG(...) ::memload::LogLine(::absl::StrFormat(__VA_ARGS__))
 
-#endif  // MEMLOAD_CORE_LOG_H_
+#endif  // MEMLOAD_CORE_BASE_LOG_H_

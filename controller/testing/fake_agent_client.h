@@ -22,8 +22,8 @@
 // callbacks never run), like an RPC that outlives its test.
 //
 // Thread-safety: FakeAgentClient and FakeFleet are thread-safe.
-#ifndef MEMLOAD_CONTROLLER_FAKE_AGENT_CLIENT_H_
-#define MEMLOAD_CONTROLLER_FAKE_AGENT_CLIENT_H_
+#ifndef MEMLOAD_CONTROLLER_TESTING_FAKE_AGENT_CLIENT_H_
+#define MEMLOAD_CONTROLLER_TESTING_FAKE_AGENT_CLIENT_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -197,4 +197,4 @@ class FakeFleet {
 }  // namespace controller
 }  // namespace memload
 
-#endif  // MEMLOAD_CONTROLLER_FAKE_AGENT_CLIENT_H_
+#endif  // MEMLOAD_CONTROLLER_TESTING_FAKE_AGENT_CLIENT_H_

@@ -1,4 +1,4 @@
-#include "core/tls_files.h"
+#include "core/security/tls_files.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>

@@ -1,4 +1,4 @@
-#include "core/flag_args.h"
+#include "core/cli/flag_args.h"
 
 #include <algorithm>
 #include <set>

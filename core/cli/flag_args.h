@@ -6,8 +6,8 @@
 // (memloadctl has its own per-command parser, controller/cli_flags.h; memload-agent uses
 // these.)
 // Thread-compatible: call from main before any flag is read.
-#ifndef MEMLOAD_CORE_FLAG_ARGS_H_
-#define MEMLOAD_CORE_FLAG_ARGS_H_
+#ifndef MEMLOAD_CORE_CLI_FLAG_ARGS_H_
+#define MEMLOAD_CORE_CLI_FLAG_ARGS_H_
 
 #include <string>
 #include <vector>
@@ -36,4 +36,4 @@ std::string FlagsHelp(absl::string_view summary, absl::string_view file_suffix);
 
 }  // namespace memload
 
-#endif  // MEMLOAD_CORE_FLAG_ARGS_H_
+#endif  // MEMLOAD_CORE_CLI_FLAG_ARGS_H_

@@ -1,6 +1,6 @@
-#include "core/flag_values.h"
+#include "core/cli/flag_values.h"
 
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

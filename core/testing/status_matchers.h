@@ -3,8 +3,8 @@
 //   EXPECT_THAT(ParseSize("12Q"), StatusIs(absl::StatusCode::kInvalidArgument,
 //                                          HasSubstr("12Q")));
 //   ASSERT_THAT(set.Grow(4), IsOk());
-#ifndef MEMLOAD_CORE_STATUS_MATCHERS_H_
-#define MEMLOAD_CORE_STATUS_MATCHERS_H_
+#ifndef MEMLOAD_CORE_TESTING_STATUS_MATCHERS_H_
+#define MEMLOAD_CORE_TESTING_STATUS_MATCHERS_H_
 
 #include <ostream>
 #include <string>
@@ -43,4 +43,4 @@ MATCHER_P2(StatusIs, code, message_matcher,
 
 }  // namespace memload
 
-#endif  // MEMLOAD_CORE_STATUS_MATCHERS_H_
+#endif  // MEMLOAD_CORE_TESTING_STATUS_MATCHERS_H_

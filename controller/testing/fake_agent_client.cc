@@ -1,4 +1,4 @@
-#include "controller/fake_agent_client.h"
+#include "controller/testing/fake_agent_client.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,8 +1,8 @@
-#include "controller/fake_agent_client.h"
+#include "controller/testing/fake_agent_client.h"
 
 #include <optional>
 
-#include "core/status_matchers.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

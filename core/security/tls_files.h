@@ -8,8 +8,8 @@
 //                                                              "/etc/memload/tls.key"));
 //
 // Every message names the file. Thread-safe free functions.
-#ifndef MEMLOAD_CORE_TLS_FILES_H_
-#define MEMLOAD_CORE_TLS_FILES_H_
+#ifndef MEMLOAD_CORE_SECURITY_TLS_FILES_H_
+#define MEMLOAD_CORE_SECURITY_TLS_FILES_H_
 
 #include <string>
 
@@ -37,4 +37,4 @@ absl::StatusOr<KeyCertPair> ReadKeyCertPair(const std::string& cert_path,
 
 }  // namespace memload
 
-#endif  // MEMLOAD_CORE_TLS_FILES_H_
+#endif  // MEMLOAD_CORE_SECURITY_TLS_FILES_H_

@@ -3,8 +3,8 @@
 // when and how a worker exits).
 //
 // Thread-safety: thread-safe (the manager's thread and the test thread both use them).
-#ifndef MEMLOAD_AGENT_FAKE_WORKER_H_
-#define MEMLOAD_AGENT_FAKE_WORKER_H_
+#ifndef MEMLOAD_AGENT_TESTING_FAKE_WORKER_H_
+#define MEMLOAD_AGENT_TESTING_FAKE_WORKER_H_
 
 #include <memory>
 #include <mutex>
@@ -197,4 +197,4 @@ class FakeWorkerLauncher final : public WorkerLauncher {
 }  // namespace agent
 }  // namespace memload
 
-#endif  // MEMLOAD_AGENT_FAKE_WORKER_H_
+#endif  // MEMLOAD_AGENT_TESTING_FAKE_WORKER_H_

@@ -1,0 +1,241 @@
+#include "proto/plan_rules.h"
+
+#include <cstdint>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "core/base/status_macros.h"
+
+namespace memload {
+namespace plan_rules {
+std::optional<std::string> PlanIdProblem(absl::string_view id) {
+  bool fine = !id.empty() && id.size() <= kMaxPlanIdLength;
+  for (char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
+        c != '-') {
+      fine = false;
+    }
+  }
+  if (fine) return std::nullopt;
+  return absl::StrCat("must be 1-", kMaxPlanIdLength, " characters of [A-Za-z0-9._-]");
+}
+
+std::optional<std::string> OomScoreAdjProblem(int64_t value) {
+  if (value >= kMinOomScoreAdj && value <= kMaxOomScoreAdj) return std::nullopt;
+  return absl::StrCat("must be in [", kMinOomScoreAdj, ", ", kMaxOomScoreAdj, "], got ", value);
+}
+
+std::optional<std::string> PercentProblem(double percent, bool allow_100) {
+  // Written so that NaN fails too.
+  if (percent >= kMinPercent && (allow_100 ? percent <= 100 : percent < 100)) {
+    return std::nullopt;
+  }
+  return absl::StrCat("percent must be in [", kMinPercent, ", 100", allow_100 ? "]" : ")",
+                      ", got ", percent);
+}
+
+std::optional<std::string> DurationProblem(absl::Duration duration, bool positive) {
+  if (duration < absl::ZeroDuration()) {
+    return absl::StrCat("must not be negative, got ", absl::FormatDuration(duration));
+  }
+  if (positive && duration == absl::ZeroDuration()) return "must be positive, got 0s";
+  if (duration > absl::Seconds(kMaxDurationSeconds)) return "must be at most 10000 years";
+  return std::nullopt;
+}
+
+std::optional<std::string> WorkersProblem(uint64_t workers) {
+  if (workers <= kMaxStreamWorkers) return std::nullopt;
+  return absl::StrCat("must be 1..", kMaxStreamWorkers, ", got ", workers);
+}
+
+std::optional<std::string> WindowProblem(uint64_t window, uint64_t block_size) {
+  // The bytes must fit in 64 bits, and the window's block pointers in the address space.
+  const bool bytes_fit = block_size == 0 || window <= UINT64_MAX / block_size;
+  if (bytes_fit && window <= SIZE_MAX / sizeof(void*)) return std::nullopt;
+  return absl::StrCat(window, " blocks of ", block_size,
+                      " bytes is more than this machine can address");
+}
+
+std::optional<std::string> AmountProblem(uint64_t amount, uint64_t block_size) {
+  if (block_size == 0 || amount % block_size == 0) return std::nullopt;
+  return absl::StrCat("must be a multiple of the block size (", block_size, " bytes), got ",
+                      amount);
+}
+
+absl::Status FieldError(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+absl::StatusOr<absl::Duration> CheckDuration(const google::protobuf::Duration& duration,
+                                             absl::string_view field, bool positive) {
+  const int64_t seconds = duration.seconds();
+  const int32_t nanos = duration.nanos();
+  if (seconds < -kMaxDurationSeconds || seconds > kMaxDurationSeconds ||
+      nanos <= -1000000000 || nanos >= 1000000000 || (seconds > 0 && nanos < 0) ||
+      (seconds < 0 && nanos > 0)) {
+    return FieldError(field, absl::StrCat("not a valid duration (seconds ", seconds,
+                                          ", nanos ", nanos, ")"));
+  }
+  const absl::Duration result = absl::Seconds(seconds) + absl::Nanoseconds(nanos);
+  if (std::optional<std::string> problem = DurationProblem(result, positive)) {
+    return FieldError(field, *problem);
+  }
+  return result;
+}
+
+absl::Status CheckTouch(v1::TouchMode touch, absl::string_view field) {
+  if (v1::TouchMode_IsValid(touch)) return absl::OkStatus();
+  return FieldError(field, absl::StrCat("unknown value ", touch));
+}
+
+absl::Status CheckBacking(v1::Backing backing, absl::string_view field) {
+  if (v1::Backing_IsValid(backing)) return absl::OkStatus();
+  return FieldError(field, absl::StrCat("unknown value ", backing));
+}
+
+absl::Status CheckQuantity(const v1::Quantity& quantity, absl::string_view field) {
+  double percent = 0;
+  absl::string_view name;
+  switch (quantity.value_case()) {
+    case v1::Quantity::kBytes:
+      return absl::OkStatus();
+    case v1::Quantity::kPercentOfTotal:
+      percent = quantity.percent_of_total();
+      name = "percent_of_total";
+      break;
+    case v1::Quantity::kPercentOfAvailable:
+      percent = quantity.percent_of_available();
+      name = "percent_of_available";
+      break;
+    case v1::Quantity::kPercentOfCgroupLimit:
+      percent = quantity.percent_of_cgroup_limit();
+      name = "percent_of_cgroup_limit";
+      break;
+    case v1::Quantity::VALUE_NOT_SET:
+      return FieldError(field,
+                        "required: {\"bytes\": \"N\"}, {\"percentOfTotal\": N}, "
+                        "{\"percentOfAvailable\": N} or {\"percentOfCgroupLimit\": N}");
+  }
+  if (std::optional<std::string> problem = PercentProblem(percent, /*allow_100=*/true)) {
+    return FieldError(absl::StrCat(field, ".", name), *problem);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRetainedPlan(const v1::RetainedPlan& plan) {
+  MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "retained.touch"));
+  MEMLOAD_RETURN_IF_ERROR(CheckBacking(plan.backing(), "retained.backing"));
+  if (plan.phases_size() == 0) {
+    return FieldError("retained.phases", "at least one phase is required");
+  }
+  for (int i = 0; i < plan.phases_size(); ++i) {
+    const v1::Phase& phase = plan.phases(i);
+    const std::string where = absl::StrCat("retained.phases[", i, "]");
+    MEMLOAD_RETURN_IF_ERROR(CheckQuantity(phase.target(), absl::StrCat(where, ".target")));
+    absl::Duration ramp = absl::ZeroDuration();
+    if (phase.has_ramp_duration()) {
+      absl::StatusOr<absl::Duration> checked =
+          CheckDuration(phase.ramp_duration(), absl::StrCat(where, ".ramp_duration"), false);
+      if (!checked.ok()) return checked.status();
+      ramp = *checked;
+    }
+    if (phase.ramp_bytes_per_sec() > 0 && ramp > absl::ZeroDuration()) {
+      return FieldError(where, kBothRamps);
+    }
+    if (phase.has_hold()) {
+      absl::StatusOr<absl::Duration> hold =
+          CheckDuration(phase.hold(), absl::StrCat(where, ".hold"), false);
+      if (!hold.ok()) return hold.status();
+      if (phase.hold_forever() && *hold > absl::ZeroDuration()) {
+        return FieldError(where, kHoldAndHoldForever);
+      }
+    }
+  }
+  if (plan.repeat_forever() && plan.repeat() > 0) {
+    return FieldError("retained", kRepeatAndRepeatForever);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckUtilizationPlan(const v1::UtilizationPlan& plan) {
+  if (std::optional<std::string> problem =
+          PercentProblem(plan.target_percent(), /*allow_100=*/false)) {
+    return FieldError("utilization.target_percent", *problem);
+  }
+  if (!v1::UtilizationPlan::Reference_IsValid(plan.reference())) {
+    return FieldError("utilization.reference", absl::StrCat("unknown value ", plan.reference()));
+  }
+  if (plan.has_duration()) {
+    MEMLOAD_RETURN_IF_ERROR(
+        CheckDuration(plan.duration(), "utilization.duration", /*positive=*/true).status());
+  }
+  if (plan.has_interval()) {
+    absl::StatusOr<absl::Duration> interval =
+        CheckDuration(plan.interval(), "utilization.interval", /*positive=*/false);
+    if (!interval.ok()) return interval.status();
+    if (*interval < kMinUtilizationInterval) {
+      return FieldError("utilization.interval",
+                        absl::StrCat("must be at least ",
+                                     absl::FormatDuration(kMinUtilizationInterval), ", got ",
+                                     absl::FormatDuration(*interval)));
+    }
+  }
+  MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "utilization.touch"));
+  if (plan.touch() == v1::TOUCH_MODE_NONE) {
+    return FieldError("utilization.touch", kUntouchedUtilization);
+  }
+  return CheckBacking(plan.backing(), "utilization.backing");
+}
+
+absl::Status CheckStreamingPlan(const v1::StreamingPlan& plan) {
+  if (plan.block_size() == 0) return FieldError("streaming.block_size", "required (> 0)");
+  MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "streaming.touch"));
+  if (std::optional<std::string> problem = WorkersProblem(plan.workers())) {
+    return FieldError("streaming.workers", *problem);
+  }
+  if (std::optional<std::string> problem = WindowProblem(plan.window(), plan.block_size())) {
+    return FieldError("streaming.window", *problem);
+  }
+  if (std::optional<std::string> problem =
+          AmountProblem(plan.amount_bytes(), plan.block_size())) {
+    return FieldError("streaming.amount_bytes", *problem);
+  }
+  if (plan.has_duration()) {
+    MEMLOAD_RETURN_IF_ERROR(
+        CheckDuration(plan.duration(), "streaming.duration", /*positive=*/false).status());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePlanSpec(const v1::PlanSpec& spec, PlanIdRule plan_id) {
+  if (plan_id == PlanIdRule::kRequired || !spec.plan_id().empty()) {
+    if (std::optional<std::string> problem = PlanIdProblem(spec.plan_id())) {
+      return FieldError("plan_id", absl::StrCat(*problem, ", got \"",
+                                                absl::CHexEscape(spec.plan_id()), "\""));
+    }
+  }
+  if (spec.has_lease()) {
+    MEMLOAD_RETURN_IF_ERROR(CheckDuration(spec.lease(), "lease", /*positive=*/true).status());
+  }
+  if (spec.has_oom_score_adj()) {
+    if (std::optional<std::string> problem = OomScoreAdjProblem(spec.oom_score_adj())) {
+      return FieldError("oom_score_adj", *problem);
+    }
+  }
+  switch (spec.kind_case()) {
+    case v1::PlanSpec::kRetained:
+      return CheckRetainedPlan(spec.retained());
+    case v1::PlanSpec::kUtilization:
+      return CheckUtilizationPlan(spec.utilization());
+    case v1::PlanSpec::kStreaming:
+      return CheckStreamingPlan(spec.streaming());
+    case v1::PlanSpec::KIND_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      "the plan has no kind: give one of \"retained\", \"utilization\", \"streaming\"");
+}
+
+}  // namespace plan_rules
+}  // namespace memload

@@ -1,0 +1,120 @@
+// The rules a PlanSpec must follow, in one place: what the agent accepts and what
+// memloadctl checks before it sends anything. The agent is the authority (PlanManager runs
+// ValidatePlanSpec on every StartPlan, plan_convert runs the per-kind checks before
+// converting); memloadctl links the same library to fail early with the same message.
+// A rule changed here changes both.
+//
+//   MEMLOAD_RETURN_IF_ERROR(plan_rules::ValidatePlanSpec(spec));
+//   // e.g. InvalidArgument "retained.phases[1]: give ramp_bytes_per_sec or ramp_duration,
+//   //      not both", "plan_id: must be 1-128 characters of [A-Za-z0-9._-], got \"a b\""
+//
+// Two layers:
+// - *Problem(value) functions describe what is wrong with one value, without naming where
+//   it came from ("must be 1..64, got 65"); nullopt when it is fine. memloadctl quotes the
+//   flag in front ("--workers=\"65\": must be 1..64, got 65"), the checks below the proto
+//   field path ("streaming.workers: must be 1..64, got 65").
+// - Check*/Validate* functions check protos and return InvalidArgument naming the field.
+// Rules that need the node (resolving percentages, --max-memory, --reserve, --max-lease)
+// are the agent's, not here.
+//
+// Thread-safety: stateless free functions and constants; all thread-safe.
+#ifndef MEMLOAD_PROTO_PLAN_RULES_H_
+#define MEMLOAD_PROTO_PLAN_RULES_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "proto/memload.pb.h"
+
+namespace memload {
+namespace plan_rules {
+
+// plan_id: 1-kMaxPlanIdLength characters of [A-Za-z0-9._-].
+inline constexpr size_t kMaxPlanIdLength = 128;
+// Streaming worker threads per plan: 1..kMaxStreamWorkers (0 in a proto means 1).
+inline constexpr uint32_t kMaxStreamWorkers = 64;
+// google.protobuf.Duration's documented range: ±10,000 years.
+inline constexpr int64_t kMaxDurationSeconds = 315576000000;
+// The kernel's oom_score_adj range.
+inline constexpr int64_t kMinOomScoreAdj = -1000;
+inline constexpr int64_t kMaxOomScoreAdj = 1000;
+// A worker's oom_score_adj when the plan sets none: the OOM killer takes the load first.
+inline constexpr int32_t kDefaultOomScoreAdj = 1000;
+// Block size used when a plan gives 0 (retained and utilization plans; memloadctl fills it
+// in for streaming plans, which require one).
+inline constexpr uint64_t kDefaultBlockSize = uint64_t{1} << 20;
+// The smallest percentage a plan may ask for: below it a target resolves to (almost)
+// nothing, e.g. --target=1e-300% started a 0-byte plan (issue 12.8).
+inline constexpr double kMinPercent = 0.001;
+// A utilization plan's measure-and-correct period: at least this, 200 ms when unset.
+inline constexpr absl::Duration kMinUtilizationInterval = absl::Milliseconds(10);
+inline constexpr absl::Duration kDefaultUtilizationInterval = absl::Milliseconds(200);
+
+// --- What is wrong with one value (nullopt: nothing). No field or flag name in the text.
+
+// "must be 1-128 characters of [A-Za-z0-9._-]" (without the value: callers quote it).
+std::optional<std::string> PlanIdProblem(absl::string_view id);
+// "must be in [-1000, 1000], got 5000".
+std::optional<std::string> OomScoreAdjProblem(int64_t value);
+// "percent must be in [0.001, 100], got 120" ([0.001, 100) unless allow_100). NaN fails.
+std::optional<std::string> PercentProblem(double percent, bool allow_100);
+// "must not be negative, got -5s", "must be positive, got 0s" (when `positive`), "must be
+// at most 10000 years".
+std::optional<std::string> DurationProblem(absl::Duration duration, bool positive);
+// "must be 1..64, got 65". 0 is fine here (a proto's "unset"): memloadctl refuses
+// --workers=0 itself.
+std::optional<std::string> WorkersProblem(uint64_t workers);
+// window blocks of block_size bytes must fit in the address space.
+std::optional<std::string> WindowProblem(uint64_t window, uint64_t block_size);
+// amount_bytes must be a multiple of block_size.
+std::optional<std::string> AmountProblem(uint64_t amount, uint64_t block_size);
+
+// Problems with no value to quote.
+inline constexpr absl::string_view kUntouchedUtilization =
+    "utilization plans need page or fill: untouched memory never shows as use, so the plan "
+    "would grow without bound";
+inline constexpr absl::string_view kBothRamps =
+    "give ramp_bytes_per_sec or ramp_duration, not both";
+inline constexpr absl::string_view kHoldAndHoldForever = "give hold or hold_forever, not both";
+inline constexpr absl::string_view kRepeatAndRepeatForever =
+    "give repeat or repeat_forever, not both";
+
+// --- Checks of protos. Errors are InvalidArgument "FIELD: PROBLEM".
+
+// InvalidArgument "`field`: `problem`".
+absl::Status FieldError(absl::string_view field, absl::string_view problem);
+
+// A well-formed proto Duration (in range, nanos of the seconds' sign), not negative, and
+// positive when asked → absl::Duration.
+absl::StatusOr<absl::Duration> CheckDuration(const google::protobuf::Duration& duration,
+                                             absl::string_view field, bool positive);
+// Values this build knows (UNSPECIFIED is fine: it means the default).
+absl::Status CheckTouch(v1::TouchMode touch, absl::string_view field);
+absl::Status CheckBacking(v1::Backing backing, absl::string_view field);
+// A quantity that is set, with a percentage in [kMinPercent, 100].
+absl::Status CheckQuantity(const v1::Quantity& quantity, absl::string_view field);
+
+// Per kind: everything that can be checked without the node. Field paths start with the
+// kind ("retained.phases[0].hold: ...").
+absl::Status CheckRetainedPlan(const v1::RetainedPlan& plan);
+absl::Status CheckUtilizationPlan(const v1::UtilizationPlan& plan);
+absl::Status CheckStreamingPlan(const v1::StreamingPlan& plan);
+
+// Whether ValidatePlanSpec insists on a plan_id (a plan file may leave it to memloadctl).
+enum class PlanIdRule { kRequired, kOptional };
+
+// The whole plan: plan_id, lease (positive), oom_score_adj, a kind, and that kind's checks.
+absl::Status ValidatePlanSpec(const v1::PlanSpec& spec,
+                              PlanIdRule plan_id = PlanIdRule::kRequired);
+
+}  // namespace plan_rules
+}  // namespace memload
+
+#endif  // MEMLOAD_PROTO_PLAN_RULES_H_

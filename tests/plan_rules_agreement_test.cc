@@ -1,0 +1,170 @@
+// memloadctl and the agent apply the same plan rules (proto/plan_rules.h): every malformed
+// plan below is refused by memloadctl's check (before anything is sent) and by a real
+// in-process agent over gRPC, with the same message. The messages are built from
+// plan_rules' own limits, so a rule changed there changes both sides and this test still
+// holds; a copy of a rule on either side that drifts makes it fail.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "agent/agent_server.h"
+#include "controller/plan_builder.h"
+#include "core/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/memload.grpc.pb.h"
+#include "proto/plan_rules.h"
+
+namespace memload {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kWorkerBinary[] = "agent/memload-worker";
+constexpr uint64_t kMiB = 1 << 20;
+
+class PlanRulesAgreementTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    agent::AgentOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.node_name = "rules-node";
+    options.worker_binary = kWorkerBinary;
+    options.plans.reserve_bytes = 64 * kMiB;
+    options.plans.max_memory_bytes = 256 * kMiB;
+    absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
+        agent::AgentServer::Start(options);
+    ASSERT_THAT(server, IsOk());
+    server_ = *std::move(server);
+    stub_ = v1::Agent::NewStub(
+        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown(absl::Seconds(2));
+  }
+
+  // The agent's answer to StartPlan(spec), as a status.
+  grpc::Status AgentStart(const v1::PlanSpec& spec) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::StartPlanRequest request;
+    *request.mutable_spec() = spec;
+    v1::StartPlanResponse response;
+    return stub_->StartPlan(&context, request, &response);
+  }
+
+  std::unique_ptr<agent::AgentServer> server_;
+  std::unique_ptr<v1::Agent::Stub> stub_;
+};
+
+v1::PlanSpec Streaming(const std::string& id) {
+  v1::PlanSpec spec;
+  spec.set_plan_id(id);
+  spec.mutable_streaming()->set_block_size(4096);
+  return spec;
+}
+
+v1::PlanSpec Retained(const std::string& id) {
+  v1::PlanSpec spec;
+  spec.set_plan_id(id);
+  spec.mutable_retained()->add_phases()->mutable_target()->set_bytes(kMiB);
+  return spec;
+}
+
+TEST_F(PlanRulesAgreementTest, BothSidesRefuseWithTheSameMessage) {
+  struct Case {
+    std::string name;
+    v1::PlanSpec spec;
+    std::string message;  // What both must say (a substring: the agent may add context).
+  };
+  std::vector<Case> cases;
+  {
+    Case c{"plan id", Streaming("a b"), "plan_id: must be 1-"};
+    cases.push_back(c);
+  }
+  {
+    Case c{"oom_score_adj", Streaming("oom"), ""};
+    c.spec.set_oom_score_adj(static_cast<int32_t>(plan_rules::kMaxOomScoreAdj + 1));
+    c.message = absl::StrCat("oom_score_adj: ",
+                             *plan_rules::OomScoreAdjProblem(plan_rules::kMaxOomScoreAdj + 1));
+    cases.push_back(c);
+  }
+  {
+    Case c{"lease", Streaming("lease"), "lease: must be positive, got 0s"};
+    c.spec.mutable_lease();
+    cases.push_back(c);
+  }
+  {
+    Case c{"workers", Streaming("workers"), ""};
+    c.spec.mutable_streaming()->set_workers(plan_rules::kMaxStreamWorkers + 1);
+    c.message = absl::StrCat("streaming.workers: must be 1..", plan_rules::kMaxStreamWorkers,
+                             ", got ", plan_rules::kMaxStreamWorkers + 1);
+    cases.push_back(c);
+  }
+  {
+    Case c{"amount", Streaming("amount"), "streaming.amount_bytes: must be a multiple"};
+    c.spec.mutable_streaming()->set_amount_bytes(5000);
+    cases.push_back(c);
+  }
+  {
+    Case c{"both ramps", Retained("ramps"), ""};
+    v1::Phase* phase = c.spec.mutable_retained()->mutable_phases(0);
+    phase->set_ramp_bytes_per_sec(kMiB);
+    phase->mutable_ramp_duration()->set_seconds(1);
+    c.message = absl::StrCat("retained.phases[0]: ", plan_rules::kBothRamps);
+    cases.push_back(c);
+  }
+  {
+    Case c{"percent", Retained("percent"), "percent must be in [0.001, 100], got 120"};
+    c.spec.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(120);
+    cases.push_back(c);
+  }
+  {
+    Case c{"untouched utilization", v1::PlanSpec(), ""};
+    c.spec.set_plan_id("util");
+    c.spec.mutable_utilization()->set_target_percent(50);
+    c.spec.mutable_utilization()->set_touch(v1::TOUCH_MODE_NONE);
+    c.message = absl::StrCat("utilization.touch: ", plan_rules::kUntouchedUtilization);
+    cases.push_back(c);
+  }
+  {
+    Case c{"no kind", v1::PlanSpec(), "the plan has no kind"};
+    c.spec.set_plan_id("kindless");
+    cases.push_back(c);
+  }
+
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const absl::Status cli = controller::ValidatePlanSpec(c.spec);
+    EXPECT_THAT(cli, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)));
+    const grpc::Status agent = AgentStart(c.spec);
+    EXPECT_EQ(agent.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    // The same words: the agent is the authority, memloadctl fails early with its message.
+    EXPECT_EQ(agent.error_message(), std::string(cli.message()));
+  }
+}
+
+// The flag path quotes the flag, then says what plan_rules says.
+TEST(PlanRulesFlagsTest, FlagsQuoteTheSharedProblem) {
+  controller::PlanFlags flags;
+  flags.kind = "streaming";
+  flags.workers = absl::StrCat(plan_rules::kMaxStreamWorkers + 1);
+  EXPECT_THAT(controller::BuildPlanFromFlags(flags),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       absl::StrCat("--workers=\"", flags.workers, "\": ",
+                                    *plan_rules::WorkersProblem(plan_rules::kMaxStreamWorkers + 1))));
+  flags = controller::PlanFlags();
+  flags.kind = "streaming";
+  flags.oom_score_adj = "5000";
+  EXPECT_THAT(controller::BuildPlanFromFlags(flags),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       absl::StrCat("--oom_score_adj=\"5000\": ",
+                                    *plan_rules::OomScoreAdjProblem(5000))));
+}
+
+}  // namespace
+}  // namespace memload
