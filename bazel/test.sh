@@ -35,5 +35,20 @@ run_bazel_test() {
 run_bazel_test "all tests" //...
 run_bazel_test "core and proto under ASan+UBSan" --config=asan //core/... //proto/...
 
+# No production target (library or binary) depends on test code (a testonly target).
+echo "=== memload tests: no production target depends on a testonly target ==="
+if bad=$(bazel query --noshow_progress \
+    'let prod = kind("cc_(library|binary) rule", //...) except attr(testonly, 1, //...) in
+     attr(testonly, 1, deps($prod))'); then
+  if [[ -n "$bad" ]]; then
+    echo "production targets depend on these testonly targets:"; echo "$bad"
+    failed=$((failed + 1))
+  else
+    echo "none"; passed=$((passed + 1))
+  fi
+else
+  echo "bazel query failed"; failed=$((failed + 1))
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
