@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
 #include "agent/cgroup_target.h"
+#include "bazel/leak_check.h"
 #include "core/cli/flag_args.h"
 #include "core/cli/flag_values.h"
 #include "core/base/log.h"

@@ -55,7 +55,7 @@ TEST(CheckFlagArgsTest, EchoesAsTypedAndSuggests) {
 }
 
 TEST(FlagsHelpTest, ListsThisFilesFlagsWithDashesAndDefaults) {
-  const std::string help = FlagsHelp("Does things.", "core/flag_args_test.cc");
+  const std::string help = FlagsHelp("Does things.", "core/cli/flag_args_test.cc");
   EXPECT_THAT(help, HasSubstr("Does things.\n"));
   EXPECT_THAT(help, HasSubstr("--some-timeout=VALUE"));
   EXPECT_THAT(help, HasSubstr("a duration flag (default 1s)"));
