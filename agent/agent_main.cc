@@ -27,7 +27,6 @@
 #include "core/size.h"
 #include "core/base/version.h"
 #include "core/bounded_read.h"
-#include "core/base/version.h"
 #include "proto/plan_rules.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",

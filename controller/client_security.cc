@@ -12,7 +12,6 @@
 #include "absl/strings/str_split.h"
 #include "core/security/tls_files.h"
 #include "core/bounded_read.h"
-#include "core/security/tls_files.h"
 
 namespace memload {
 namespace controller {
