@@ -4,6 +4,7 @@
 
 #include "core/node_readers.h"
 #include "core/retained_set.h"
+#include "core/testing/sanitizers.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -86,6 +87,12 @@ uint64_t Resident() {
 // The defect of issue 12 (1): 60,000 one-byte mmap blocks held 236 MiB while 60,000 bytes
 // were admitted. Measured here: what the OS holds for tiny blocks stays within the cost.
 TEST(BlockCostTest, ResidentOfTinyBlocksStaysWithinTheCost) {
+  if (kAddressSanitizer || kThreadSanitizer) {
+    // Their allocators add redzones, keep freed blocks (the table's old copies) in
+    // quarantine and write shadow memory: what the OS holds is theirs, not the rule's. The
+    // plain build checks this figure.
+    GTEST_SKIP() << "resident figures do not hold under a sanitizer's allocator";
+  }
   // malloc first: its freed chunks are reused by later sets, which then look cheaper.
   for (Backing backing : {Backing::kMalloc, Backing::kMmap, Backing::kShmem}) {
     for (uint64_t block_size : {1ull, 24ull, 25ull, 100ull, 5000ull}) {
