@@ -1,6 +1,7 @@
 #include "controller/cli.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -223,6 +224,24 @@ absl::StatusOr<absl::Duration> KeepFromArgs(const ParsedArgs& args) {
 }
 
 // start/run --pods: one placed plan per pod (controller/pod_commands.h).
+// Opens --record if given, runs `run` with the recorder (null without one), and makes a
+// recording that failed on the way the command's failure (exit 1 at least).
+int WithRecorder(Invocation& inv, const std::function<int(RunRecorder*)>& run) {
+  std::unique_ptr<RunRecorder> recorder;
+  if (const std::string path = inv.args.Text("record"); !path.empty()) {
+    absl::StatusOr<std::unique_ptr<RunRecorder>> opened = RunRecorder::Open(path);
+    if (!opened.ok()) return inv.UsageError(opened.status());
+    recorder = *std::move(opened);
+  }
+  const int code = run(recorder.get());
+  if (recorder != nullptr && !recorder->status().ok()) {
+    *inv.io.err << "memloadctl run: " << inv.args.Typed("record") << ": "
+                << recorder->status().message() << "\n";
+    return code == kExitOk ? kExitNodesFailed : code;
+  }
+  return code;
+}
+
 int RunPodsCommand(Invocation& inv) {
   const ParsedArgs& args = inv.args;
   // Not applied to pods yet: refused rather than silently ignored.
@@ -254,20 +273,10 @@ int RunPodsCommand(Invocation& inv) {
   absl::StatusOr<absl::Duration> keep = KeepFromArgs(args);
   if (!keep.ok()) return inv.UsageError(keep.status());
   pods.keep = *keep;
-  std::unique_ptr<RunRecorder> recorder;
-  if (const std::string record = args.Text("record"); !record.empty()) {
-    absl::StatusOr<std::unique_ptr<RunRecorder>> opened = RunRecorder::Open(record);
-    if (!opened.ok()) return inv.UsageError(opened.status());
-    recorder = *std::move(opened);
-    pods.recorder = recorder.get();
-  }
-  const int code = RunPods(inv.env, *spec, pods);
-  if (recorder != nullptr && !recorder->status().ok()) {
-    *inv.io.err << "memloadctl run: " << args.Typed("record") << ": "
-                << recorder->status().message() << "\n";
-    return code == kExitOk ? kExitNodesFailed : code;
-  }
-  return code;
+  return WithRecorder(inv, [&](RunRecorder* recorder) {
+    pods.recorder = recorder;
+    return RunPods(inv.env, *spec, pods);
+  });
 }
 
 int RunStartCommand(Invocation& inv) {
@@ -333,20 +342,10 @@ int RunRunCommand(Invocation& inv) {
   if (!keep.ok()) return inv.UsageError(keep.status());
   run.keep = *keep;
   if (inv.args.Bool("dry-run")) return RunDryRun(inv.env, inv.command, *spec);
-  std::unique_ptr<RunRecorder> recorder;
-  if (const std::string path = inv.args.Text("record"); !path.empty()) {
-    absl::StatusOr<std::unique_ptr<RunRecorder>> opened = RunRecorder::Open(path);
-    if (!opened.ok()) return inv.UsageError(opened.status());
-    recorder = *std::move(opened);
-    run.recorder = recorder.get();
-  }
-  const int code = RunRun(inv.env, *spec, run);
-  if (recorder != nullptr && !recorder->status().ok()) {
-    *inv.io.err << "memloadctl run: " << inv.args.Typed("record") << ": "
-                << recorder->status().message() << "\n";
-    return code == kExitOk ? kExitNodesFailed : code;
-  }
-  return code;
+  return WithRecorder(inv, [&](RunRecorder* recorder) {
+    run.recorder = recorder;
+    return RunRun(inv.env, *spec, run);
+  });
 }
 
 int RunReportCommand(Invocation& inv) {
