@@ -1,6 +1,7 @@
 #include "controller/cli_flags.h"
 
 #include <algorithm>
+#include <deque>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -13,6 +14,10 @@
 namespace memload {
 namespace controller {
 namespace {
+
+std::string Dashed(absl::string_view name) {
+  return absl::StrReplaceAll(name, {{"_", "-"}});
+}
 
 using FT = FlagType;
 using FG = FlagGroup;
@@ -50,17 +55,40 @@ FlagSpec Dur(absl::string_view name, FlagGroup group, absl::string_view default_
   return flag;
 }
 
-FlagSpec PlanText(absl::string_view name, std::string PlanFlags::*field,
-                  absl::string_view value_name, absl::string_view help) {
-  FlagSpec flag = Text(name, FG::kPlan, value_name, "", help);
-  flag.plan_text = field;
-  return flag;
+// "retained: " before the help of a flag that applies to some kinds only.
+std::string KindsPrefix(int kinds) {
+  if (kinds == kAnyKind) return "";
+  std::string prefix;
+  for (auto [bit, name] : {std::pair<int, const char*>{kRetainedKind, "retained"},
+                           {kUtilizationKind, "utilization"},
+                           {kStreamingKind, "streaming"}}) {
+    if ((kinds & bit) != 0) absl::StrAppend(&prefix, prefix.empty() ? "" : ", ", name);
+  }
+  return absl::StrCat(prefix, ": ");
 }
 
-FlagSpec PlanBool(absl::string_view name, bool PlanFlags::*field, absl::string_view help) {
-  FlagSpec flag = Bool(name, FG::kPlan, help);
-  flag.plan_toggle = field;
-  return flag;
+// The plan flags, made from the plan builder's PlanFlagTable() (the only list of them):
+// dashed name, value name, help (with the kinds it applies to) and, for help only, what an
+// unset flag means. The names and help texts are kept here for the process's lifetime.
+std::vector<FlagSpec> PlanFlagSpecs() {
+  static auto* const kText = new std::deque<std::string>();
+  std::vector<FlagSpec> specs;
+  for (const PlanFlagInfo& info : PlanFlagTable()) {
+    kText->push_back(Dashed(info.name));
+    const absl::string_view name = kText->back();
+    // Help that names kinds itself ("retained: SIZE...; utilization: N%...") needs no prefix.
+    const bool names_kinds = absl::StartsWith(info.help, "retained:") ||
+                             absl::StartsWith(info.help, "utilization:") ||
+                             absl::StartsWith(info.help, "streaming:");
+    kText->push_back(absl::StrCat(names_kinds ? "" : KindsPrefix(info.kinds), info.help));
+    const absl::string_view help = kText->back();
+    FlagSpec flag = info.toggle != nullptr ? Bool(name, FG::kPlan, help)
+                                           : Text(name, FG::kPlan, info.value_name, "", help);
+    flag.shown_default = info.default_text;
+    flag.plan = &info;
+    specs.push_back(flag);
+  }
+  return specs;
 }
 
 std::vector<FlagSpec> MakeFlags() {
@@ -97,35 +125,6 @@ std::vector<FlagSpec> MakeFlags() {
       // Output.
       Text("output", FG::kOutput, "FORMAT", "table", "table (for people) or json (for scripts)"),
       Bool("no-headers", FG::kOutput, "tables without their header lines"),
-      // Plans (controller/plan_builder.h has the syntax of each).
-      PlanText("plan", &PlanFlags::plan, "FILE", "the whole plan from a JSON file (PlanSpec)"),
-      PlanText("kind", &PlanFlags::kind, "KIND", "retained | streaming | utilization"),
-      PlanText("target", &PlanFlags::target, "QUANTITY",
-               "retained: SIZE, N%, N%available, N%cgroup; utilization: N%, N%node, N%cgroup"),
-      PlanText("touch", &PlanFlags::touch, "MODE", "none | page | fill (default page)"),
-      PlanText("backing", &PlanFlags::backing, "BACKING", "malloc | mmap | shmem (default mmap)"),
-      PlanText("block-size", &PlanFlags::block_size, "SIZE", "bytes per block (default 1MiB)"),
-      PlanText("ramp", &PlanFlags::ramp, "RAMP", "DURATION to reach the target, or SIZE/s"),
-      PlanText("hold", &PlanFlags::hold, "DURATION",
-               "time at the target, or forever (default)"),
-      PlanText("repeat", &PlanFlags::repeat, "N",
-               "N or forever: ramp, hold, drop to 0, again (sawtooth)"),
-      PlanText("rate", &PlanFlags::rate, "SIZE/s", "streaming: allocation rate"),
-      PlanText("window", &PlanFlags::window, "N", "streaming: blocks alive at once"),
-      PlanText("workers", &PlanFlags::workers, "N", "streaming: threads"),
-      PlanBool("return-to-os", &PlanFlags::return_to_os, "streaming: mmap/munmap every block"),
-      PlanText("amount", &PlanFlags::amount, "SIZE", "streaming: SIZE in total, then stop"),
-      PlanText("duration", &PlanFlags::duration, "DURATION",
-               "streaming, utilization: how long, or forever"),
-      PlanText("lease", &PlanFlags::lease, "DURATION",
-               "the agent stops the plan if not renewed within DURATION"),
-      PlanText("plan-id", &PlanFlags::plan_id, "ID", "idempotency key (default: generated)"),
-      PlanText("labels", &PlanFlags::labels, "k=v,...", "plan labels"),
-      PlanBool("expect-oom", &PlanFlags::expect_oom, "an OOM kill is this plan's success"),
-      PlanText("oom-score-adj", &PlanFlags::oom_score_adj, "N",
-               "of the worker, -1000..1000 (default 1000)"),
-      PlanBool("huge-pages", &PlanFlags::huge_pages, "retained: madvise(MADV_HUGEPAGE)"),
-      PlanBool("mlock", &PlanFlags::mlock, "retained: mlock every block"),
       // Rollout.
       Text("rollout", FG::kRollout, "HOW", "all", "all | serial | batch:N | batch:N%"),
       Text("stagger", FG::kRollout, "DURATION", "0s", "pause between rollout waves"),
@@ -148,15 +147,16 @@ std::vector<FlagSpec> MakeFlags() {
       Text("container", FG::kCommand, "NAME", "",
            "with --pods: the container to load (default: the pod's only one)"),
   };
+  // The plan flags after the output flags.
+  const std::vector<FlagSpec> plan = PlanFlagSpecs();
+  auto rollout = std::find_if(flags.begin(), flags.end(),
+                              [](const FlagSpec& flag) { return flag.group == FG::kRollout; });
+  flags.insert(rollout, plan.begin(), plan.end());
   // -o for --output.
   for (FlagSpec& flag : flags) {
     if (flag.name == "output") flag.short_name = 'o';
   }
   return flags;
-}
-
-std::string Dashed(absl::string_view name) {
-  return absl::StrReplaceAll(name, {{"_", "-"}});
 }
 
 bool ParseBoolText(absl::string_view text, bool* value) {
@@ -434,9 +434,10 @@ PlanFlags PlanFlagsFrom(const ParsedArgs& args) {
   PlanFlags plan;
   for (const FlagSpec& flag : AllFlags()) {
     if (flag.group != FG::kPlan || !args.Has(flag.name)) continue;
-    if (flag.plan_text != nullptr) plan.*flag.plan_text = args.Text(flag.name);
-    if (flag.plan_toggle != nullptr) plan.*flag.plan_toggle = args.Bool(flag.name);
-    plan.explicitly_set.insert(absl::StrReplaceAll(flag.name, {{"-", "_"}}));
+    if (flag.plan == nullptr) continue;
+    if (flag.plan->text != nullptr) plan.*flag.plan->text = args.Text(flag.name);
+    if (flag.plan->toggle != nullptr) plan.*flag.plan->toggle = args.Bool(flag.name);
+    plan.explicitly_set.insert(std::string(flag.plan->name));
   }
   return plan;
 }
@@ -480,8 +481,10 @@ std::string FormatFlagHelp(const std::vector<absl::string_view>& names) {
       absl::StrAppend(&left, "--", flag->name);
       if (flag->type != FT::kBool) absl::StrAppend(&left, "=", flag->value_name);
       std::string right(flag->help);
-      if (!flag->default_value.empty() && flag->type != FT::kBool) {
-        absl::StrAppend(&right, " (default ", flag->default_value, ")");
+      const absl::string_view shown =
+          flag->shown_default.empty() ? flag->default_value : flag->shown_default;
+      if (!shown.empty() && flag->type != FT::kBool) {
+        absl::StrAppend(&right, " (default ", shown, ")");
       }
       lines.emplace_back(std::move(left), std::move(right));
     }

@@ -1,5 +1,6 @@
-// memloadctl's command line: one table of every flag (name, value, default, help, and
-// for plan flags the PlanFlags field it fills), and a parser that checks arguments against
+// memloadctl's command line: one table of every flag (name, value, default, help); its
+// plan flags are made from the plan builder's PlanFlagTable(), the only list of them (a
+// plan flag added there is parsed, shown in help and completed without a change here), and a parser that checks arguments against
 // the flags of one command. memloadctl does not use absl flags: every command has its own
 // flag list, help and completion come from the same table, and every usage error names
 // the flag exactly as the user typed it.
@@ -50,10 +51,12 @@ struct FlagSpec {
   absl::string_view help;        // One line.
   int64_t min = 0;               // kInt: the accepted range.
   int64_t max = 0;
-  // Plan flags: the PlanFlags field the value fills (one of the two), so the plan builder
-  // reads what this table parsed.
-  std::string PlanFlags::*plan_text = nullptr;
-  bool PlanFlags::*plan_toggle = nullptr;
+  // For help only, when it differs from default_value: what an unset flag means (plan
+  // flags: "1MiB" for --block-size, which stays unset so that a plan file's value stands).
+  absl::string_view shown_default;
+  // Plan flags: their entry of the plan builder's PlanFlagTable() (the PlanFlags field the
+  // value fills, the kinds it applies to), so the plan builder reads what this parsed.
+  const PlanFlagInfo* plan = nullptr;
 };
 
 // Every flag memloadctl knows, in help order.

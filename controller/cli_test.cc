@@ -13,7 +13,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "controller/plan_builder.h"
 #include "controller/testing/fake_agent_client.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -140,6 +142,42 @@ TEST_F(CliTest, CommandHelpShowsItsFlagsWithDashesDefaultsAndTwoExamples) {
     const std::string tail = one.out.substr(one.out.find("Examples:"));
     EXPECT_EQ(std::count(tail.begin(), tail.end(), '\n'), 3) << command;
   }
+}
+
+// 13.1: a plan flag of the plan builder's PlanFlagTable() (the one list) is in start's and
+// run's help, in the completion script, accepted by both, and handed to the plan builder,
+// which applies the table's kinds to it.
+TEST_F(CliTest, EveryPlanFlagOfTheOneTableIsHelpedCompletedAndParsed) {
+  const std::string start_help = Run({"help", "start"}).out;
+  const std::string run_help = Run({"help", "run"}).out;
+  const std::string script = Run({"completion", "bash"}).out;
+  const size_t start_case = script.find("    start) flags=\"");
+  ASSERT_NE(start_case, std::string::npos);
+  const size_t words_begin = script.find('"', start_case) + 1;
+  const std::vector<std::string> start_words = absl::StrSplit(
+      script.substr(words_begin, script.find('"', words_begin) - words_begin), ' ');
+  for (const PlanFlagInfo& info : PlanFlagTable()) {
+    const std::string dashed = absl::StrReplaceAll(info.name, {{"_", "-"}});
+    const std::string shown = absl::StrCat("--", dashed, info.toggle == nullptr ? "=" : "");
+    EXPECT_THAT(start_help, HasSubstr("  " + shown)) << dashed;
+    EXPECT_THAT(run_help, HasSubstr("  " + shown)) << dashed;
+    EXPECT_THAT(start_words, ::testing::Contains(shown)) << dashed;
+    // A kind the table says the flag does not apply to: the plan builder refuses it, which
+    // shows that the flag was parsed and passed on (nothing is sent).
+    for (const auto& [bit, kind] : {std::pair<int, const char*>{kRetainedKind, "retained"},
+                                    {kUtilizationKind, "utilization"},
+                                    {kStreamingKind, "streaming"}}) {
+      if ((info.kinds & bit) != 0 || info.name == "kind") continue;
+      std::vector<std::string> args = {"start", Targets(), absl::StrCat("--kind=", kind),
+                                       absl::StrCat("--", dashed, info.toggle == nullptr ? "=1" : "")};
+      if (bit != kStreamingKind) args.push_back("--target=50%");  // Required there.
+      const Result refused = Run(args);
+      EXPECT_EQ(refused.code, 2) << dashed << " " << kind;
+      EXPECT_THAT(refused.err, HasSubstr(absl::StrCat("--", dashed, " does not apply to --kind=",
+                                                      kind)));
+    }
+  }
+  EXPECT_TRUE(fleet_.Calls().empty());
 }
 
 // --- Did you mean, exit codes, messages.
