@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -179,7 +180,14 @@ struct PlanManager::Record {
   PlanCountersSnapshot counters;  // Last read (the final one once ended).
   WorkerExtras extras;
   uint64_t resident_bytes = 0;
-  uint64_t peak_resident_bytes = 0;
+  // The most resident bytes ever read of the worker, by the tick or by an answer that read
+  // /proc unlocked (FillResident): shared so those readers keep it without the lock.
+  std::shared_ptr<std::atomic<uint64_t>> peak_resident_bytes =
+      std::make_shared<std::atomic<uint64_t>>(0);
+  // The stop was asked for (stop_requested) but not yet sent to the worker: the manager's
+  // thread sends it in its tick, right after a last read of the worker's resident bytes,
+  // so the final status carries the peak of a plan stopped between two ticks.
+  bool stop_unsent = false;
   double rate = 0;
   uint64_t rate_bytes = 0;
   absl::Time rate_time;
@@ -206,15 +214,31 @@ uint64_t PlanManager::TargetHeadroom(const NodeMemory& view) const {
 
 namespace {
 
-// Sets the resident figures a status takes from the worker's /proc (called unlocked).
-void FillResident(v1::PlanStatus& status, const std::shared_ptr<Worker>& live) {
-  if (!live) return;
-  const uint64_t resident = live->ResidentBytes();
+// Raises `peak` to `value` if it is higher (lock-free; several readers may race).
+void KeepPeak(std::atomic<uint64_t>& peak, uint64_t value) {
+  uint64_t seen = peak.load(std::memory_order_relaxed);
+  while (value > seen && !peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+// Sets the resident figures a status takes from the worker's /proc (called unlocked), and
+// keeps the figure as the plan's peak if it is the highest yet.
+void PlanManager::FillResident(v1::PlanStatus& status, const LiveWorker& live) {
+  if (!live.worker) return;
+  const uint64_t resident = live.worker->ResidentBytes();
+  if (live.peak) KeepPeak(*live.peak, resident);
   status.set_resident_bytes(resident);
   status.set_peak_resident_bytes(std::max(status.peak_resident_bytes(), resident));
 }
 
-}  // namespace
+void PlanManager::RequestStopLocked(Record& record, absl::Time now) {
+  record.stop_requested = true;
+  record.stop_unsent = true;
+  record.stop_deadline = now + options_.stop_timeout;
+  poke_ = true;  // The manager's thread samples the worker and sends the stop at once.
+}
 
 PlanManager::PlanManager(PlanManagerOptions options, NodeProbe* probe, WorkerLauncher* launcher,
                          Clock* clock)
@@ -272,7 +296,7 @@ void PlanManager::DoStart(v1::PlanSpec spec, StartCallback done) {
     target = *std::move(resolved);
   }
   std::unique_ptr<Record> record;
-  std::shared_ptr<Worker> live;
+  LiveWorker live;
   absl::StatusOr<StartResult> answer_now;  // Set unless a worker is to be launched.
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -539,11 +563,7 @@ void PlanManager::Stop(const std::string& plan_id, StatusCallback done) {
       answer_now = StatusLocked(*it->second, nullptr);
     } else {
       Record& record = *it->second;
-      if (!record.stop_requested) {
-        record.stop_requested = true;
-        record.stop_deadline = clock_->Now() + options_.stop_timeout;
-        record.worker->RequestStop();
-      }
+      if (!record.stop_requested) RequestStopLocked(record, clock_->Now());
       record.stop_waiters.push_back(std::move(done));
       poke_ = true;  // Look at the worker at once rather than at the next tick.
       wake_.notify_all();
@@ -577,7 +597,7 @@ absl::StatusOr<v1::PlanStatus> PlanManager::Resize(const std::string& plan_id,
     node = TargetView(*node, *memory);
   }
   v1::PlanStatus status;
-  std::shared_ptr<Worker> live;
+  LiveWorker live;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = plans_.find(plan_id);
@@ -664,7 +684,7 @@ v1::RenewLeasesResponse PlanManager::Renew(const v1::RenewLeasesRequest& request
 
 std::vector<v1::PlanStatus> PlanManager::List(bool include_ended) {
   std::vector<v1::PlanStatus> statuses;
-  std::vector<std::shared_ptr<Worker>> live;
+  std::vector<LiveWorker> live;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<const Record*> records;
@@ -710,9 +730,7 @@ void PlanManager::Shutdown() {
       const absl::Time now = clock_->Now();
       for (auto& [id, record] : plans_) {
         if (record->ended || record->stop_requested) continue;
-        record->stop_requested = true;
-        record->stop_deadline = now + options_.stop_timeout;
-        record->worker->RequestStop();
+        RequestStopLocked(*record, now);
       }
     }
   }
@@ -759,6 +777,7 @@ void PlanManager::ThreadMain() {
 struct PlanManager::Sample {
   Record* record = nullptr;  // Stable: only this thread ends or forgets records.
   std::shared_ptr<Worker> worker;
+  bool send_stop = false;  // A stop asked for since the last tick: send it after the read.
   bool kill = false;  // Its stop deadline passed: SIGKILL and reap.
   std::optional<WorkerExit> exit;
   PlanCountersSnapshot counters;
@@ -783,13 +802,13 @@ void PlanManager::Tick(absl::Time now) {
       if (record.ended) continue;
       if (!record.stop_requested && now >= record.lease_expires) {
         record.lease_expired = true;
-        record.stop_requested = true;
-        record.stop_deadline = now + options_.stop_timeout;
-        record.worker->RequestStop();
+        RequestStopLocked(record, now);
       }
       Sample sample;
       sample.record = &record;
       sample.worker = record.worker;
+      sample.send_stop = record.stop_unsent;
+      record.stop_unsent = false;
       sample.kill = record.stop_requested && now >= record.stop_deadline;
       samples.push_back(std::move(sample));
     }
@@ -798,12 +817,15 @@ void PlanManager::Tick(absl::Time now) {
   // unlocked.
   for (auto& [id, reading] : targets) reading.Read();
   for (Sample& sample : samples) {
+    // Resident first: a worker told to stop starts giving its memory back at once, and
+    // this is the last look at what it held (its peak).
+    sample.resident = sample.worker->ResidentBytes();
+    if (sample.send_stop) sample.worker->RequestStop();
     sample.exit = sample.kill ? sample.worker->WaitExit(absl::ZeroDuration())
                               : sample.worker->PollExit();
     if (!sample.exit) {
       sample.counters = sample.worker->Counters();
       sample.extras = sample.worker->Extras();
-      sample.resident = sample.worker->ResidentBytes();
     }
   }
   std::vector<std::pair<StatusCallback, v1::PlanStatus>> answers;
@@ -821,6 +843,7 @@ void PlanManager::Tick(absl::Time now) {
     for (Sample& sample : samples) {
       Record& record = *sample.record;
       const std::string& id = record.spec.plan_id();
+      KeepPeak(*record.peak_resident_bytes, sample.resident);
       if (sample.exit) {
         FinishLocked(record, *sample.exit, now);
       } else {
@@ -833,7 +856,6 @@ void PlanManager::Tick(absl::Time now) {
           record.target_reached = record.extras.target_reached.value_or(now);
         }
         record.resident_bytes = sample.resident;
-        record.peak_resident_bytes = std::max(record.peak_resident_bytes, record.resident_bytes);
         const double seconds = absl::ToDoubleSeconds(now - record.rate_time);
         if (seconds >= 0.05) {
           record.rate = (record.counters.bytes_allocated - record.rate_bytes) / seconds;
@@ -853,9 +875,7 @@ void PlanManager::Tick(absl::Time now) {
           if (!gone.empty() && !record.stop_requested) {
             record.target_gone = true;
             record.target_gone_reason = gone + "; the plan was stopped";
-            record.stop_requested = true;
-            record.stop_deadline = now + options_.stop_timeout;
-            record.worker->RequestStop();
+            RequestStopLocked(record, now);  // Sent by the next tick, at once (poke_).
           }
         }
         if (!record.stop_requested && IsRetainedOrUtilization(record.spec) &&
@@ -981,8 +1001,7 @@ void PlanManager::FinishLocked(Record& record, const WorkerExit& exit, absl::Tim
   plans_oom_killed_ += record.final_state == v1::PLAN_STATE_OOM_KILLED ? 1 : 0;
 }
 
-v1::PlanStatus PlanManager::StatusLocked(const Record& record,
-                                         std::shared_ptr<Worker>* live_worker) const {
+v1::PlanStatus PlanManager::StatusLocked(const Record& record, LiveWorker* live_worker) const {
   v1::PlanStatus status;
   status.set_plan_id(record.spec.plan_id());
   *status.mutable_spec() = record.spec;
@@ -990,7 +1009,9 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record,
   // memory), not the last tick's; its RSS comes from /proc, read by the caller unlocked
   // (FillResident) — the last tick's figure stands in until then.
   const bool live = !record.ended && record.worker != nullptr;
-  if (live_worker != nullptr) *live_worker = live ? record.worker : nullptr;
+  if (live_worker != nullptr) {
+    *live_worker = live ? LiveWorker{record.worker, record.peak_resident_bytes} : LiveWorker{};
+  }
   const PlanCountersSnapshot counters = live ? record.worker->Counters() : record.counters;
   const uint64_t resident = record.ended ? 0 : record.resident_bytes;
   // Resized, and the worker has not picked the new target yet: what it now heads for.
@@ -1027,7 +1048,7 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record,
   status.set_allocations(counters.allocations);
   status.set_frees(counters.frees);
   status.set_allocation_rate_bytes_per_sec(record.ended ? 0 : record.rate);
-  status.set_peak_resident_bytes(std::max(record.peak_resident_bytes, resident));
+  status.set_peak_resident_bytes(std::max(record.peak_resident_bytes->load(), resident));
   status.set_phase(static_cast<uint32_t>(counters.phase));
   status.set_cycle(static_cast<uint32_t>(counters.cycle));
   ToProtoTimestamp(record.started, status.mutable_started());

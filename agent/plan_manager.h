@@ -32,6 +32,7 @@
 #ifndef MEMLOAD_AGENT_PLAN_MANAGER_H_
 #define MEMLOAD_AGENT_PLAN_MANAGER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -138,6 +139,16 @@ class PlanManager {
 
   struct Sample;
 
+  // A running plan's worker and peak, for a /proc read after unlocking (FillResident).
+  struct LiveWorker {
+    std::shared_ptr<Worker> worker;
+    std::shared_ptr<std::atomic<uint64_t>> peak;
+  };
+  static void FillResident(v1::PlanStatus& status, const LiveWorker& live);
+  // Marks the plan stopping (deadline from `now`); the manager's thread sends the stop to
+  // the worker after a last read of its resident bytes.
+  void RequestStopLocked(Record& record, absl::Time now);
+
   void ThreadMain();
   void Tick(absl::Time now);
   void DoStart(v1::PlanSpec spec, StartCallback done);
@@ -148,8 +159,8 @@ class PlanManager {
       const std::optional<ResolvedTarget>& target, std::optional<StartResult>* existing);
   void FinishLocked(Record& record, const WorkerExit& exit, absl::Time now);
   // The status from what the records hold; `live` gets the worker whose resident bytes
-  // the caller reads after unlocking (FillResident), null for an ended plan.
-  v1::PlanStatus StatusLocked(const Record& record, std::shared_ptr<Worker>* live) const;
+  // the caller reads after unlocking (FillResident), empty for an ended plan.
+  v1::PlanStatus StatusLocked(const Record& record, LiveWorker* live) const;
   void ForgetOldLocked();
   uint64_t CommittedLocked(const Record* except) const;
   // What a placed plan may still grow by: MemAvailable − --reserve, and for a limited target

@@ -271,6 +271,37 @@ TEST_F(PlanManagerTest, RenewKeepsThePlanAlive) {
   EXPECT_EQ(launcher_.worker(0)->stop_requests(), 0);
 }
 
+// The peak a plan reports is the most resident memory anyone read of its worker: what an
+// answer read from /proc between two ticks is kept, and a stop reads the worker once more
+// before it is told to give its memory back. The clock never moves here, so no tick
+// samples the worker on its own (as when a loaded agent's tick lags).
+TEST_F(PlanManagerTest, ThePeakKeepsEveryReadAndALastOneBeforeTheStop) {
+  SimulatedClock clock;
+  PlanManager manager(Options(), &probe_, &launcher_, &clock);
+  ASSERT_THAT(StartSync(manager, Retained("listed", 3 * kGiB)), IsOk());
+  ASSERT_THAT(StartSync(manager, Retained("stopped", 3 * kGiB)), IsOk());
+  ASSERT_TRUE(clock.BlockUntilWaiters(1));
+
+  // Read by List at 2 GiB, then the worker holds less: the peak stays 2 GiB.
+  launcher_.worker(0)->SetCounters(PlanState::kHolding, 2 * kGiB);
+  EXPECT_EQ(Find(manager, "listed")->peak_resident_bytes(), 2 * kGiB);
+  launcher_.worker(0)->SetCounters(PlanState::kHolding, 512 * kMiB);
+  absl::StatusOr<v1::PlanStatus> listed = StopSync(manager, "listed");
+  ASSERT_THAT(listed, IsOk());
+  EXPECT_EQ(listed->state(), v1::PLAN_STATE_STOPPED);
+  EXPECT_EQ(listed->peak_resident_bytes(), 2 * kGiB);
+
+  // Never read before its stop: the stop's own last read is the peak (the fake worker
+  // drops its memory as soon as it is told to stop).
+  launcher_.worker(1)->SetCounters(PlanState::kHolding, 3 * kGiB);
+  absl::StatusOr<v1::PlanStatus> stopped = StopSync(manager, "stopped");
+  ASSERT_THAT(stopped, IsOk());
+  EXPECT_EQ(stopped->state(), v1::PLAN_STATE_STOPPED);
+  EXPECT_EQ(stopped->peak_resident_bytes(), 3 * kGiB);
+  EXPECT_EQ(Find(manager, "stopped")->peak_resident_bytes(), 3 * kGiB);
+  EXPECT_EQ(launcher_.worker(1)->stop_requests(), 1);
+}
+
 TEST_F(PlanManagerTest, WorkerDeathsBecomeTypedStates) {
   PlanManager manager(Options(), &probe_, &launcher_);
   ASSERT_THAT(StartSync(manager, Retained("oom", kGiB)), IsOk());
