@@ -390,13 +390,13 @@ int RunVersionCommand(Invocation& inv) {
 int RunHelpCommand(Invocation& inv) {
   const std::vector<std::string>& positional = inv.args.positional();
   if (positional.size() <= 1) {
-    *inv.io.out << OverviewHelp();
+    *inv.io.out << (inv.json ? HelpJson("") : OverviewHelp());
     return kExitOk;
   }
   if (absl::Status operands = CheckOperands(inv, 1); !operands.ok()) {
     return inv.UsageError(operands);
   }
-  const std::string help = CommandHelp(positional[1]);
+  const std::string help = inv.json ? HelpJson(positional[1]) : CommandHelp(positional[1]);
   if (help.empty()) return inv.UsageError(UnknownCommand(positional[1]));
   *inv.io.out << help;
   return kExitOk;
@@ -408,7 +408,7 @@ int RunCompletionCommand(Invocation& inv) {
     return inv.UsageError(absl::InvalidArgumentError(
         "want: memloadctl completion bash (then: source <(memloadctl completion bash))"));
   }
-  *inv.io.out << BashCompletion();
+  *inv.io.out << (inv.json ? CompletionJson() : BashCompletion());
   return kExitOk;
 }
 
@@ -487,10 +487,17 @@ int RunConfigCommand(Invocation& inv) {
   }
   if (verb == "current-context") {
     if (config->current_context.empty()) {
+      if (inv.json) {
+        *inv.io.out << ErrorJson("config current-context",
+                                 absl::NotFoundError("no current context"));
+      }
       *inv.io.err << "memloadctl config: no current context\n";
       return kExitNodesFailed;
     }
-    *inv.io.out << config->current_context << "\n";
+    *inv.io.out << (inv.json ? absl::StrCat("{\"command\":\"config current-context\",\"ok\":true,"
+                                            "\"currentContext\":",
+                                            JsonQuote(config->current_context), "}\n")
+                             : config->current_context + "\n");
     return kExitOk;
   }
   if (verb == "use-context" || verb == "delete-context") {
@@ -711,6 +718,121 @@ std::string CommandHelp(absl::string_view name) {
   return out;
 }
 
+namespace {
+
+const char* TypeName(FlagType type) {
+  switch (type) {
+    case FlagType::kBool:
+      return "bool";
+    case FlagType::kInt:
+      return "int";
+    case FlagType::kDuration:
+      return "duration";
+    case FlagType::kText:
+      break;
+  }
+  return "text";
+}
+
+const char* GroupName(FlagGroup group) {
+  switch (group) {
+    case FlagGroup::kPlan:
+      return "plan";
+    case FlagGroup::kRollout:
+      return "rollout";
+    case FlagGroup::kConnection:
+      return "connection";
+    case FlagGroup::kOutput:
+      return "output";
+    case FlagGroup::kCommand:
+      break;
+  }
+  return "command";
+}
+
+std::string QuotedList(const std::vector<std::string>& items) {
+  std::vector<std::string> quoted;
+  for (const std::string& item : items) quoted.push_back(JsonQuote(item));
+  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+}
+
+// One flag as help -o json lists it.
+std::string FlagJson(const FlagSpec& flag) {
+  std::string out = absl::StrCat("{\"name\":", JsonQuote(absl::StrCat("--", flag.name)));
+  if (flag.short_name != 0) {
+    absl::StrAppend(&out, ",\"short\":", JsonQuote(absl::StrCat("-", std::string(1, flag.short_name))));
+  }
+  const absl::string_view shown = flag.shown_default.empty() ? flag.default_value : flag.shown_default;
+  absl::StrAppend(&out, ",\"type\":", JsonQuote(TypeName(flag.type)), ",\"group\":",
+                  JsonQuote(GroupName(flag.group)));
+  if (!flag.value_name.empty()) absl::StrAppend(&out, ",\"value\":", JsonQuote(flag.value_name));
+  if (flag.type != FlagType::kBool && !shown.empty()) {
+    absl::StrAppend(&out, ",\"default\":", JsonQuote(shown));
+  }
+  if (flag.type == FlagType::kInt) absl::StrAppend(&out, ",\"min\":", flag.min, ",\"max\":", flag.max);
+  absl::StrAppend(&out, ",\"help\":", JsonQuote(flag.help), "}");
+  return out;
+}
+
+std::string CommandJson(const CommandSpec& command) {
+  std::vector<std::string> flags;
+  for (absl::string_view name : AllowedFlags(command)) {
+    if (const FlagSpec* flag = FindFlag(name); flag != nullptr) flags.push_back(FlagJson(*flag));
+  }
+  std::vector<std::string> examples(command.examples.begin(), command.examples.end());
+  return absl::StrCat("{\"name\":", JsonQuote(command.name), ",\"summary\":",
+                      JsonQuote(command.summary), ",\"usage\":",
+                      JsonQuote(absl::StrCat("memloadctl ", command.synopsis)),
+                      ",\"description\":", JsonQuote(command.description),
+                      ",\"talksToAgents\":", command.agents ? "true" : "false",
+                      ",\"flags\":[", absl::StrJoin(flags, ","),
+                      "],\"examples\":", QuotedList(examples), "}");
+}
+
+// The fixed values completion offers after --NAME=.
+const std::vector<std::pair<absl::string_view, std::vector<std::string>>>& FixedValues() {
+  static const auto* const kValues =
+      new std::vector<std::pair<absl::string_view, std::vector<std::string>>>{
+          {"output", {"json", "table"}},
+          {"kind", {"retained", "streaming", "utilization"}},
+          {"touch", {"none", "page", "fill"}},
+          {"backing", {"malloc", "mmap", "shmem"}},
+          {"rollout", {"all", "serial", "batch:"}},
+      };
+  return *kValues;
+}
+
+}  // namespace
+
+std::string HelpJson(absl::string_view command) {
+  std::vector<std::string> commands;
+  for (const CommandSpec& spec : Commands()) {
+    if (command.empty() || spec.name == command) commands.push_back(CommandJson(spec));
+  }
+  if (commands.empty()) return "";
+  return absl::StrCat("{\"command\":\"help\",\"ok\":true,\"usage\":\"memloadctl COMMAND [flags]\","
+                      "\"exitCodes\":{\"0\":\"ok\",\"1\":\"a node failed\",\"2\":\"usage error, "
+                      "nothing sent\",\"130\":\"interrupted\"},\"commands\":[\n",
+                      absl::StrJoin(commands, ",\n"), "\n]}\n");
+}
+
+std::string CompletionJson() {
+  std::vector<std::string> commands;
+  for (const CommandSpec& command : Commands()) {
+    std::vector<std::string> flags;
+    for (absl::string_view name : AllowedFlags(command)) flags.push_back(absl::StrCat("--", name));
+    commands.push_back(absl::StrCat("{\"name\":", JsonQuote(command.name), ",\"flags\":",
+                                    QuotedList(flags), "}"));
+  }
+  std::vector<std::string> values;
+  for (const auto& [flag, choices] : FixedValues()) {
+    values.push_back(absl::StrCat(JsonQuote(absl::StrCat("--", flag)), ":", QuotedList(choices)));
+  }
+  return absl::StrCat("{\"command\":\"completion\",\"ok\":true,\"shell\":\"bash\",\"commands\":[",
+                      absl::StrJoin(commands, ","), "],\"values\":{", absl::StrJoin(values, ","),
+                      "},\"script\":", JsonQuote(BashCompletion()), "}\n");
+}
+
 std::string BashCompletion() {
   std::vector<absl::string_view> names;
   for (const CommandSpec& command : Commands()) names.push_back(command.name);
@@ -724,6 +846,11 @@ std::string BashCompletion() {
                       spec != nullptr && spec->type != FlagType::kBool ? "=" : "");
     }
     absl::StrAppend(&cases, "    ", command.name, ") flags=\"", words, " --help\" ;;\n");
+  }
+  std::string values;
+  for (const auto& [flag, choices] : FixedValues()) {
+    absl::StrAppend(&values, "    --", flag, "=*) COMPREPLY=($(compgen -W \"",
+                    absl::StrJoin(choices, " "), "\" -- \"${cur#*=}\")); return ;;\n");
   }
   return absl::StrCat(
       "# bash completion for memloadctl: source <(memloadctl completion bash)\n"
@@ -743,15 +870,8 @@ std::string BashCompletion() {
       cases,
       "    *) flags=\"\" ;;\n"
       "  esac\n"
-      "  case \"$cur\" in\n"
-      "    --output=*) COMPREPLY=($(compgen -W \"json table\" -- \"${cur#*=}\")); return ;;\n"
-      "    --kind=*) COMPREPLY=($(compgen -W \"retained streaming utilization\" -- "
-      "\"${cur#*=}\")); return ;;\n"
-      "    --touch=*) COMPREPLY=($(compgen -W \"none page fill\" -- \"${cur#*=}\")); return ;;\n"
-      "    --backing=*) COMPREPLY=($(compgen -W \"malloc mmap shmem\" -- \"${cur#*=}\")); "
-      "return ;;\n"
-      "    --rollout=*) COMPREPLY=($(compgen -W \"all serial batch:\" -- \"${cur#*=}\")); "
-      "return ;;\n"
+      "  case \"$cur\" in\n",
+      values,
       "    --context=*) COMPREPLY=($(compgen -W \"$(memloadctl config get-contexts --no-headers "
       "2>/dev/null | cut -d' ' -f1)\" -- \"${cur#*=}\")); return ;;\n"
       "    --plan=*|--record=*|--html=*|--tls-*=*|--token-file=*) "
@@ -789,7 +909,7 @@ int RunCli(const std::vector<std::string>& args, const CliIo& io) {
                    parsed.ok() && parsed->Text("output") == "json", CommandEnv()};
     if (!word.empty()) return inv.UsageError(UnknownCommand(word));
     if (wants_help) {
-      *io.out << OverviewHelp();
+      *io.out << (AsksForJson(args) ? HelpJson("") : OverviewHelp());
       return kExitOk;
     }
     if (!parsed.ok()) return inv.UsageError(parsed.status());
@@ -798,7 +918,7 @@ int RunCli(const std::vector<std::string>& args, const CliIo& io) {
     return kExitUsage;
   }
   if (wants_help) {
-    *io.out << CommandHelp(command->name);
+    *io.out << (AsksForJson(args) ? HelpJson(command->name) : CommandHelp(command->name));
     return kExitOk;
   }
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, command->name, AllowedFlags(*command));

@@ -55,6 +55,21 @@ std::string OverviewHelp();
 std::string CommandHelp(absl::string_view command);
 // `memloadctl completion bash`.
 std::string BashCompletion();
+// `memloadctl help [COMMAND] -o json` (and --help -o json): the commands (all, or the one
+// named; "" for an unknown one) as a machine-readable document:
+//   {"command":"help","ok":true,"usage":"memloadctl COMMAND [flags]","exitCodes":{...},
+//    "commands":[{"name":"start","summary","usage","description","talksToAgents":true,
+//      "flags":[{"name":"--block-size","type":"text","group":"plan","value":"SIZE",
+//                "default":"1MiB","help":"bytes per block"}, {"name":"--output",
+//                "short":"-o",...}, ...],
+//      "examples":["memloadctl start ...", ...]}, ...]}
+// "type" is text, bool, int (with "min" and "max") or duration; "group" is command, plan,
+// rollout, connection or output; "default" is what an unset flag means.
+std::string HelpJson(absl::string_view command);
+// `memloadctl completion bash -o json`: what the script completes, for other shells and
+// tools: {"command":"completion","ok":true,"shell":"bash","commands":[{"name","flags":
+// ["--targets",...]}],"values":{"--output":["json","table"],...},"script":"..."}.
+std::string CompletionJson();
 
 }  // namespace controller
 }  // namespace memload

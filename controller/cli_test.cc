@@ -12,13 +12,17 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "controller/plan_builder.h"
 #include "controller/testing/fake_agent_client.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace memload {
@@ -346,15 +350,176 @@ TEST_F(CliTest, TablesSortByNodeNameMarkFailuresAndCount) {
   std::vector<std::string> lines = absl::StrSplit(usage.out, '\n');
   ASSERT_GE(lines.size(), 4u);
   EXPECT_THAT(lines[0], StartsWith("AGENT"));
-  EXPECT_THAT(lines[1], HasSubstr("node-b"));  // targets_[2]
-  EXPECT_THAT(lines[2], HasSubstr("node-c"));  // targets_[0]
-  EXPECT_THAT(lines[3], HasSubstr("UNAVAILABLE"));  // targets_[1], failed: last
+  EXPECT_THAT(lines[0], HasSubstr(" STATUS "));
+  // Failed rows first, marked; then by node name.
+  EXPECT_THAT(lines[1], ::testing::ContainsRegex("^" + targets_[1] + " +- +FAILED .*UNAVAILABLE"));
+  EXPECT_THAT(lines[2], ::testing::ContainsRegex("node-b +ok "));  // targets_[2]
+  EXPECT_THAT(lines[3], ::testing::ContainsRegex("node-c +ok "));  // targets_[0]
   EXPECT_EQ(usage.err, "2 ok, 1 failed\n");
   Result bare = Run({"usage", Targets(), "--no-headers"});
-  EXPECT_THAT(bare.out, StartsWith(targets_[2]));
+  EXPECT_THAT(bare.out, StartsWith(targets_[1] + " "));  // No header: the failed row first.
   Result agents = Run({"agents", Targets(), "-o", "json", "--retries=0"});
   EXPECT_THAT(agents.out, HasSubstr("\"command\": \"agents\""));
   EXPECT_EQ(agents.err, "2 ok, 1 failed\n");
+}
+
+// One JSON document (a test failure otherwise).
+google::protobuf::Struct ParseDocument(const std::string& text) {
+  google::protobuf::Struct document;
+  const auto status = google::protobuf::util::JsonStringToMessage(text, &document);
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << text;
+  return document;
+}
+
+double Number(const google::protobuf::Struct& object, const std::string& key) {
+  auto it = object.fields().find(key);
+  return it == object.fields().end() ? -1 : it->second.number_value();
+}
+
+// The STATUS cells of the last table in `out` that has a STATUS column, top to bottom.
+std::vector<std::string> StatusColumn(const std::string& out) {
+  std::vector<std::string> lines = absl::StrSplit(out, '\n');
+  size_t header = lines.size();
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find(" STATUS ") != std::string::npos) header = i;
+  }
+  std::vector<std::string> cells;
+  if (header == lines.size()) return cells;
+  const size_t at = lines[header].find(" STATUS ") + 1;
+  for (size_t i = header + 1; i < lines.size() && lines[i].size() > at; ++i) {
+    cells.push_back(std::string(absl::StripAsciiWhitespace(lines[i].substr(at, 6))));
+  }
+  return cells;
+}
+
+// issue 15.5: every command that asks agents marks each row ok or FAILED, lists the failed
+// rows first, prints "N ok, N failed" on stderr, and its JSON carries the same counts.
+TEST_F(CliTest, EveryFanOutCommandMarksFailedRowsFirstAndCountsThem) {
+  down_ = 1;
+  const std::vector<std::vector<std::string>> commands = {
+      {"agents"},
+      {"usage"},
+      {"start", "--kind=retained", "--target=1MiB", "--plan-id=p"},
+      {"start", "--kind=retained", "--target=50%", "--dry-run"},
+      {"run", "--kind=retained", "--target=1MiB", "--plan-id=p", "--interval=50ms"},
+      {"resize", "--plan-id=p", "--target=2MiB"},
+      {"stop", "--plan-id=p"},
+      {"stop", "--all"},
+  };
+  for (std::vector<std::string> args : commands) {
+    const std::string name = absl::StrJoin(args, " ");
+    args.insert(args.begin() + 1, {Targets(), "--retries=0"});
+    const Result table = Run(args);
+    EXPECT_EQ(table.code, 1) << name << "\n" << table.out << table.err;
+    size_t ok = 0, failed = 0;
+    {
+      std::vector<std::string> words = absl::StrSplit(table.err, ' ');
+      ASSERT_GE(words.size(), 4u) << name << ": " << table.err;
+      ASSERT_TRUE(absl::SimpleAtoi(words[words.size() - 4], &ok)) << table.err;
+      ASSERT_TRUE(absl::SimpleAtoi(words[words.size() - 2], &failed)) << table.err;
+    }
+    EXPECT_THAT(table.err, ::testing::EndsWith(absl::StrCat(ok, " ok, ", failed, " failed\n")))
+        << name;
+    EXPECT_GE(failed, 1u) << name;
+    const std::vector<std::string> status = StatusColumn(table.out);
+    ASSERT_EQ(status.size(), ok + failed) << name << "\n" << table.out;
+    for (size_t i = 0; i < status.size(); ++i) {
+      EXPECT_EQ(status[i], i < failed ? "FAILED" : "ok") << name << " row " << i << "\n" << table.out;
+    }
+    EXPECT_THAT(table.out, ::testing::ContainsRegex(targets_[1] + " .*FAILED")) << name;
+
+    args.push_back("-o");
+    args.push_back("json");
+    const Result json = Run(args);
+    EXPECT_EQ(json.code, 1) << name;
+    EXPECT_EQ(json.err, table.err) << name;
+    const google::protobuf::Struct document = ParseDocument(json.out);
+    const google::protobuf::Struct& summary = document.fields().at("summary").struct_value();
+    EXPECT_EQ(Number(summary, "ok"), ok) << name;
+    EXPECT_EQ(Number(summary, "failed"), failed) << name;
+    EXPECT_FALSE(document.fields().at("ok").bool_value()) << name;
+    bool down_is_failed = false;
+    for (const auto& node : document.fields().at("nodes").list_value().values()) {
+      const auto& fields = node.struct_value().fields();
+      if (fields.at("target").string_value() == targets_[1]) {
+        down_is_failed = !fields.at("ok").bool_value();
+      }
+    }
+    EXPECT_TRUE(down_is_failed) << name << "\n" << json.out;
+  }
+}
+
+// issue 15.3/15.5: -o json gives one JSON document for every command (help and completion
+// too), and --no-headers leaves every table's header out.
+TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
+  const std::string recording = ::testing::TempDir() + "/cli_test_every.jsonl";
+  const std::string page = ::testing::TempDir() + "/cli_test_every.html";
+  ASSERT_NE(Run({"run", Targets(), "--kind=retained", "--target=1MiB", "--interval=50ms",
+                 "--record=" + recording}).code, 2);
+  ASSERT_EQ(Run({"config", "set-context", "lab", "--targets=" + targets_[0]}).code, 0);
+  const std::vector<std::vector<std::string>> commands = {
+      {"agents", Targets()},
+      {"usage", Targets()},
+      {"start", Targets(), "--kind=retained", "--target=1MiB", "--plan-id=p"},
+      {"start", Targets(), "--kind=retained", "--target=50%", "--dry-run"},
+      {"run", Targets(), "--kind=retained", "--target=1MiB", "--interval=50ms"},
+      {"resize", Targets(), "--plan-id=p", "--target=2MiB"},
+      {"stop", Targets(), "--all"},
+      {"report", recording, "--html=" + page},
+      {"config", "view"},
+      {"config", "get-contexts"},
+      {"config", "current-context"},
+      {"config", "set-context", "lab", "--selector=zone=a"},
+      {"config", "use-context", "lab"},
+      {"completion", "bash"},
+      {"version"},
+      {"help"},
+      {"help", "run"},
+      {"stop", "--help"},
+      {"--help"},
+  };
+  for (std::vector<std::string> args : commands) {
+    const std::string name = absl::StrJoin(args, " ");
+    std::vector<std::string> json_args = args;
+    json_args.insert(json_args.end(), {"-o", "json"});
+    const Result json = Run(json_args);
+    EXPECT_NE(json.code, 2) << name << ": " << json.err;
+    const google::protobuf::Struct document = ParseDocument(json.out);
+    EXPECT_TRUE(document.fields().count("command")) << name << "\n" << json.out;
+    EXPECT_TRUE(document.fields().count("ok")) << name << "\n" << json.out;
+
+    std::vector<std::string> bare_args = args;
+    bare_args.push_back("--no-headers");
+    const Result bare = Run(bare_args);
+    EXPECT_NE(bare.code, 2) << name << ": " << bare.err;
+    for (absl::string_view line : absl::StrSplit(bare.out, '\n')) {
+      EXPECT_THAT(std::string(line), Not(::testing::ContainsRegex(
+                                         "^(AGENT|NODE|NAME|POD/TARGET|POD) +[A-Z]")))
+          << name << "\n" << bare.out;
+    }
+  }
+  // help -o json lists every command with its flags; a plan flag carries its default.
+  const google::protobuf::Struct help = ParseDocument(Run({"help", "start", "-o", "json"}).out);
+  const auto& start = help.fields().at("commands").list_value().values(0).struct_value();
+  EXPECT_EQ(start.fields().at("name").string_value(), "start");
+  bool block_size = false;
+  for (const auto& flag : start.fields().at("flags").list_value().values()) {
+    const auto& fields = flag.struct_value().fields();
+    if (fields.at("name").string_value() != "--block-size") continue;
+    block_size = true;
+    EXPECT_EQ(fields.at("group").string_value(), "plan");
+    EXPECT_EQ(fields.at("default").string_value(), "1MiB");
+  }
+  EXPECT_TRUE(block_size);
+  EXPECT_EQ(ParseDocument(Run({"--help", "-o", "json"}).out).fields().at("commands").list_value().values_size(),
+            static_cast<int>(CommandNames().size()));
+  const google::protobuf::Struct completion =
+      ParseDocument(Run({"completion", "bash", "-o", "json"}).out);
+  EXPECT_EQ(completion.fields().at("script").string_value(), Run({"completion", "bash"}).out);
+  // Asking help -o json for an unknown command is a usage error, as JSON too.
+  const Result unknown = Run({"help", "strat", "-o", "json"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_THAT(unknown.out, HasSubstr("did you mean start?"));
 }
 
 TEST_F(CliTest, RunSummaryListsNodesByName) {

@@ -112,31 +112,39 @@ std::string NodeNameOf(const v1::NodeUsage& usage) { return usage.node().node_na
 std::string NodeNameOf(const v1::PlanStatus&) { return ""; }
 std::string NodeNameOf(const DryRunNode& node) { return node.node_name; }
 
-// Tables list nodes by node name, then target; nodes whose name is unknown (failed) last.
+// Tables list failed rows first, then nodes by node name, then target (output.h's order).
 template <typename T>
 void SortByNodeName(std::vector<NodeResult<T>>* rows) {
   auto key = [](const NodeResult<T>& row) {
-    const std::string name = row.value.ok() ? NodeNameOf(*row.value) : "";
-    return std::make_tuple(name.empty(), name, row.target);
+    return RowKey(row.value.ok(), row.value.ok() ? NodeNameOf(*row.value) : "", row.target);
   };
   std::stable_sort(rows->begin(), rows->end(),
                    [&](const NodeResult<T>& a, const NodeResult<T>& b) { return key(a) < key(b); });
 }
 
 // `run`'s view with its nodes in table order (the view itself keeps the start order, which
-// RunState's indexes point into).
-RunView SortedByNodeName(const RunView& view) {
+// RunState's indexes point into). While the run goes on, a node is failed once a call to
+// it failed or its plan ended badly (one still starting is not); at the end, RunNodeOk.
+RunView SortedByNodeName(const RunView& view, bool final) {
   RunView sorted = view;
-  auto key = [](const RunNode& node) {
-    return std::make_tuple(node.node_name.empty(), node.node_name, node.target);
+  auto key = [final](const RunNode& node) {
+    const bool ok = final ? RunNodeOk(node)
+                          : node.errors.empty() &&
+                                (!node.plan.has_value() || PlanOutcomeStatus(*node.plan).ok());
+    return RowKey(ok, node.node_name, node.target);
   };
   std::stable_sort(sorted.nodes.begin(), sorted.nodes.end(),
                    [&](const RunNode& a, const RunNode& b) { return key(a) < key(b); });
   return sorted;
 }
 
-// Prints one-step results: tables sorted by node name, then target (failed nodes, whose
-// name is unknown, last); JSON in the targets' order. Then "N ok, N failed" on err.
+// "N ok, N failed" on err (when set), after every command that asks agents.
+void PrintCounts(const CommandEnv& env, size_t nodes, size_t failed) {
+  if (env.err != nullptr) *env.err << nodes - failed << " ok, " << failed << " failed\n";
+}
+
+// Prints one-step results: tables with failed rows first, then by node name, then target;
+// JSON in the targets' order. Then "N ok, N failed" on err.
 // Returns the exit code.
 template <typename T, typename TableFn, typename JsonFn>
 int PrintResults(const CommandEnv& env, std::vector<NodeResult<T>> results, TableFn table,
@@ -150,9 +158,7 @@ int PrintResults(const CommandEnv& env, std::vector<NodeResult<T>> results, Tabl
   env.out->flush();
   size_t failed = 0;
   for (const NodeResult<T>& result : results) failed += result.value.ok() ? 0 : 1;
-  if (env.err != nullptr) {
-    *env.err << results.size() - failed << " ok, " << failed << " failed\n";
-  }
+  PrintCounts(env, results.size(), failed);
   return failed == 0 ? kExitOk : kExitNodesFailed;
 }
 
@@ -363,7 +369,7 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
     if (options.recorder != nullptr) RecordRefresh(env, running, view, options.recorder);
     if (!env.json) {
       const ViewSize size = LiveViewSize(env);
-      const std::string text = FormatRunProgress(SortedByNodeName(view), size);
+      const std::string text = FormatRunProgress(SortedByNodeName(view, /*final=*/false), size);
       if (env.tty) {
         redraw.Frame(text, size.columns);
       } else {
@@ -408,11 +414,10 @@ int StopRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& o
   // The recording ends with each node's result and the exit status (the report's verdict).
   if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view, exit_code);
   *env.out << (env.json ? RunJson(view)
-                        : FormatRunSummary(SortedByNodeName(view), LiveViewSize(env).columns));
+                        : FormatRunSummary(SortedByNodeName(view, /*final=*/true),
+                                           LiveViewSize(env).columns));
   env.out->flush();
-  if (env.err != nullptr) {
-    *env.err << view.nodes.size() - failed << " ok, " << failed << " failed\n";
-  }
+  PrintCounts(env, view.nodes.size(), failed);
   return exit_code;
 }
 
@@ -613,6 +618,7 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
   Redraw redraw(env.out);
   bool any_failed = false;
+  size_t last_nodes = 0, last_failed = 0;  // Of the last frame, for "N ok, N failed".
   absl::Time next = absl::Now() + options.interval;
   for (int frame = 0; options.count == 0 || frame < options.count; ++frame) {
     if (cancel->WaitUntil(next)) break;
@@ -627,7 +633,10 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
     AddFailures(selection, &nodes);
     if (!env.json) SortByNodeName(&nodes);
     const absl::Time now = absl::Now();
-    for (const auto& node : nodes) any_failed |= !node.value.ok();
+    last_nodes = nodes.size();
+    last_failed = 0;
+    for (const auto& node : nodes) last_failed += !node.value.ok();
+    any_failed |= last_failed > 0;
     if (env.json) {
       for (const auto& node : nodes) *env.out << WatchJsonLine(now, node) << "\n";
     } else if (env.tty) {
@@ -640,6 +649,7 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   }
   for (auto& watch : watches) watch->Cancel();
   watches.clear();  // Waits for the streams' callbacks to stop.
+  if (last_nodes > 0) PrintCounts(env, last_nodes, last_failed);  // As of the last frame.
   if (env.cancel != nullptr && env.cancel->cancelled()) return kExitOk;
   return any_failed ? kExitNodesFailed : kExitOk;
 }

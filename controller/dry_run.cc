@@ -103,6 +103,7 @@ DryRunNode ResolveOnNode(const v1::PlanSpec& spec, const v1::NodeUsage& usage) {
 std::string FormatDryRunTable(const std::vector<NodeResult<DryRunNode>>& nodes) {
   Table table({{"AGENT"},
                {"NODE"},
+               {"STATUS"},
                {"TOTAL", Table::kRight},
                {"AVAILABLE", Table::kRight},
                {"TARGET"},
@@ -111,11 +112,13 @@ std::string FormatDryRunTable(const std::vector<NodeResult<DryRunNode>>& nodes) 
                {"ERROR", Table::kLeft, true}});
   for (const NodeResult<DryRunNode>& node : nodes) {
     if (!node.value.ok()) {
-      table.AddRow({node.target, "-", "-", "-", "-", "-", "", FormatStatus(node.value.status())});
+      table.AddRow({node.target, "-", StatusCell(false), "-", "-", "-", "-", "",
+                    FormatStatus(node.value.status())});
       continue;
     }
     const DryRunNode& n = *node.value;
-    table.AddRow({node.target, n.node_name.empty() ? "-" : n.node_name, FormatSize(n.total_bytes),
+    table.AddRow({node.target, n.node_name.empty() ? "-" : n.node_name, StatusCell(true),
+                  FormatSize(n.total_bytes),
                   FormatSize(n.available_bytes), n.target,
                   n.target_bytes.has_value() ? FormatSize(*n.target_bytes) : "-", n.note});
   }

@@ -87,6 +87,7 @@ std::string LeaseWarning(const v1::PlanSpec& spec,
 
 std::string FormatStartTable(const std::vector<NodeResult<v1::PlanStatus>>& nodes, int width) {
   Table table({{"AGENT", Table::kLeft, false, 12},
+               {"STATUS"},
                {"PLAN", Table::kLeft, false, 8},
                {"STATE"},
                {"TARGET", Table::kRight},
@@ -95,12 +96,13 @@ std::string FormatStartTable(const std::vector<NodeResult<v1::PlanStatus>>& node
                {"ERROR", Table::kLeft, true, 0, 0, true}});
   for (const NodeResult<v1::PlanStatus>& node : nodes) {
     if (!node.value.ok()) {
-      table.AddRow({node.target, "-", "-", "-", "-", "-", FormatStatus(node.value.status())});
+      table.AddRow({node.target, StatusCell(false), "-", "-", "-", "-", "-",
+                    FormatStatus(node.value.status())});
       continue;
     }
     const v1::PlanStatus& plan = *node.value;
     const std::optional<absl::Duration> lease = GrantedLease(plan);
-    table.AddRow({node.target, plan.plan_id(), PlanStateName(plan.state()),
+    table.AddRow({node.target, StatusCell(true), plan.plan_id(), PlanStateName(plan.state()),
                   plan.spec().kind_case() == v1::PlanSpec::kStreaming
                       ? "-"
                       : FormatSize(plan.target_bytes()),

@@ -74,9 +74,9 @@ TEST(LeaseViewTest, StartTableShowsLeaseAndExpiry) {
   const std::string table =
       FormatStartTable({Started("10.0.0.1:7070", 60), {"10.0.0.3:7070", absl::UnavailableError("down")}}, 0);
   EXPECT_EQ(table,
-            "AGENT          PLAN  STATE    TARGET  LEASE       EXPIRES  ERROR\n"
-            "10.0.0.1:7070  p     ramping   1 GiB  1m00s  14:26:01 UTC\n"
-            "10.0.0.3:7070  -     -             -      -             -  UNAVAILABLE: down\n");
+            "AGENT          STATUS  PLAN  STATE    TARGET  LEASE       EXPIRES  ERROR\n"
+            "10.0.0.1:7070  ok      p     ramping   1 GiB  1m00s  14:26:01 UTC\n"
+            "10.0.0.3:7070  FAILED  -     -             -      -             -  UNAVAILABLE: down\n");
   const std::string json = StartJson({Started("10.0.0.1:7070", 60)}, {"warning: \"x\""});
   EXPECT_THAT(json, HasSubstr(R"("warnings": ["warning: \"x\""])"));
   EXPECT_THAT(json, HasSubstr(R"("leaseExpires":"2026-11-03T14:26:01Z")"));

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
+#include <tuple>
 #include <utility>
 
 #include "proto/plan_kind.h"
@@ -92,6 +93,7 @@ size_t DisplayWidth(absl::string_view text) {
 }
 
 std::string OrDash(absl::string_view text) { return text.empty() ? "-" : std::string(text); }
+
 
 // floor(part * 100 / whole), exact for any uint64 values.
 uint64_t PercentFloor(uint64_t part, uint64_t whole) {
@@ -452,6 +454,17 @@ bool PlanIsRunning(v1::PlanState state) {
   }
 }
 
+std::string StatusCell(bool ok) { return ok ? "ok" : "FAILED"; }
+
+bool TableRowKey::operator<(const TableRowKey& other) const {
+  return std::tie(ok, unnamed, node, target) <
+         std::tie(other.ok, other.unnamed, other.node, other.target);
+}
+
+TableRowKey RowKey(bool ok, absl::string_view node_name, absl::string_view target) {
+  return TableRowKey{ok, node_name.empty(), std::string(node_name), std::string(target)};
+}
+
 std::string FormatStatus(const absl::Status& status) {
   // Short cells: the row already names the agent, so a leading "HOST:PORT: " goes, and so
   // does gRPC's wrapping around the detail that matters ("failed to connect to all
@@ -510,7 +523,7 @@ absl::Status PlanOutcomeStatus(const v1::PlanStatus& plan) {
 std::string FormatAgentsTable(const std::vector<NodeResult<AgentInfo>>& agents) {
   Table table({{"AGENT"},
                {"NODE"},
-               {"REACHABLE"},
+               {"STATUS"},
                {"VERSION"},
                {"INCARNATION"},
                {"LABELS"},
@@ -518,12 +531,12 @@ std::string FormatAgentsTable(const std::vector<NodeResult<AgentInfo>>& agents) 
                {"ERROR", Table::kLeft, true}});
   for (const NodeResult<AgentInfo>& agent : agents) {
     if (!agent.value.ok()) {
-      table.AddRow({agent.target, "-", "no", "-", "-", "-", "-",
+      table.AddRow({agent.target, "-", StatusCell(false), "-", "-", "-", "-",
                     FormatStatus(agent.value.status())});
       continue;
     }
     const v1::NodeInfo& info = agent.value->info;
-    table.AddRow({agent.target, OrDash(info.node_name()), "yes", OrDash(info.version()),
+    table.AddRow({agent.target, OrDash(info.node_name()), StatusCell(true), OrDash(info.version()),
                   OrDash(info.incarnation().substr(0, 8)), FormatLabels(info.labels()),
                   agent.value->running_plans ? absl::StrCat(*agent.value->running_plans) : "-"});
   }
@@ -624,6 +637,7 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
     // Columns with nothing to say on any node (no cgroup limit, no PSI) are left out.
     Table table({{"AGENT", Table::kLeft, false, 12},
                  {"NODE", Table::kLeft, false, 8},
+                 {"STATUS"},
                  {"TOTAL", Table::kRight},
                  {"AVAILABLE", Table::kRight},
                  {"CG-LIMIT", Table::kRight, true, 0, 2},
@@ -642,7 +656,8 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
         continue;
       }
       if (!node.value.ok()) {
-        table.AddRow({node.target, "-", "-", "-", any_limit ? "-" : "", any_cgroup ? "-" : "",
+        table.AddRow({node.target, "-", StatusCell(false), "-", "-", any_limit ? "-" : "",
+                      any_cgroup ? "-" : "",
                       any_psi ? "-" : "", "-", "-", "-", FormatStatus(node.value.status())});
         continue;
       }
@@ -650,7 +665,7 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
       const v1::CgroupUsage& cgroup = usage.cgroup();
       const bool has_cgroup = cgroup.version() != 0;
       table.AddRow(
-          {node.target, OrDash(usage.node().node_name()),
+          {node.target, OrDash(usage.node().node_name()), StatusCell(true),
            FormatSize(usage.meminfo().total_bytes()),
            FormatSize(usage.meminfo().available_bytes()),
            !any_limit ? "" : !has_cgroup ? "-" : cgroup.limited() ? FormatSize(cgroup.limit_bytes())
@@ -677,6 +692,7 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
     Table table({{"NODE", Table::kLeft, false, 8},
                  {"PLAN", Table::kLeft, false, 8},
                  {"KIND", Table::kLeft, false, 0, 3},
+                 {"STATUS"},
                  {"STATE"},
                  {"TARGET", Table::kRight},
                  {"PAYLOAD", Table::kRight, false, 0, 2},
@@ -696,7 +712,7 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
         // Ended plans (usage adds the recently ended ones): when, and why when not ok.
         const absl::Status outcome = PlanOutcomeStatus(plan);
         table.AddRow({node_name, plan.plan_id(), PlanKindName(plan.spec()),
-                      PlanStateName(plan.state()), PlanTarget(plan),
+                      StatusCell(outcome.ok()), PlanStateName(plan.state()), PlanTarget(plan),
                       FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
                       FormatRate(plan.allocation_rate_bytes_per_sec()),
                       plan.has_ended() ? absl::FormatTime("%H:%M:%S", FromProtoTimestamp(plan.ended()),
@@ -742,6 +758,7 @@ std::string UsageJson(const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
 
 std::string FormatPlanResultsTable(const std::vector<NodeResult<v1::PlanStatus>>& nodes) {
   Table table({{"AGENT"},
+               {"STATUS"},
                {"PLAN"},
                {"STATE"},
                {"TARGET", Table::kRight},
@@ -750,11 +767,13 @@ std::string FormatPlanResultsTable(const std::vector<NodeResult<v1::PlanStatus>>
                {"ERROR", Table::kLeft, true}});
   for (const NodeResult<v1::PlanStatus>& node : nodes) {
     if (!node.value.ok()) {
-      table.AddRow({node.target, "-", "-", "-", "-", "-", FormatStatus(node.value.status())});
+      table.AddRow({node.target, StatusCell(false), "-", "-", "-", "-", "-",
+                    FormatStatus(node.value.status())});
       continue;
     }
     const v1::PlanStatus& plan = *node.value;
-    table.AddRow({node.target, plan.plan_id(), PlanStateName(plan.state()), PlanTarget(plan),
+    table.AddRow({node.target, StatusCell(true), plan.plan_id(), PlanStateName(plan.state()),
+                  PlanTarget(plan),
                   FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
                   plan.error()});
   }
@@ -856,16 +875,18 @@ NodeProgress ProgressOf(const RunNode& node) {
 }
 
 void AddProgressRow(const RunNode& node, Table* table) {
+  const std::string status = StatusCell(!ProgressOf(node).failed);
   if (!node.plan.has_value()) {
-    table->AddRow({node.target, OrDash(node.node_name), node.errors.empty() ? "waiting" : "-",
-                   "-", "-", "-", "-", NodeErrors(node, /*last_only=*/true)});
+    table->AddRow({node.target, OrDash(node.node_name), status,
+                   node.errors.empty() ? "waiting" : "-", "-", "-", "-", "-",
+                   NodeErrors(node, /*last_only=*/true)});
     return;
   }
   const v1::PlanStatus& plan = *node.plan;
   const bool running = PlanIsRunning(plan.state());
   const bool has_target =
       plan.spec().kind_case() != v1::PlanSpec::kStreaming && plan.target_bytes() > 0;
-  table->AddRow({node.target, OrDash(node.node_name), PlanStateName(plan.state()),
+  table->AddRow({node.target, OrDash(node.node_name), status, PlanStateName(plan.state()),
                  PlanTarget(plan), FormatSize(plan.resident_bytes()),
                  has_target && running ? Percent(plan.payload_bytes(), plan.target_bytes()) : "-",
                  running ? FormatRate(plan.allocation_rate_bytes_per_sec()) : "-",
@@ -875,6 +896,7 @@ void AddProgressRow(const RunNode& node, Table* table) {
 Table ProgressTable() {
   return Table({{"AGENT", Table::kLeft, false, 12},
                 {"NODE", Table::kLeft, false, 8},
+                {"STATUS"},
                 {"STATE"},
                 {"TARGET", Table::kRight},
                 {"RESIDENT", Table::kRight},
@@ -929,6 +951,7 @@ std::string FormatRunProgress(const RunView& run, ViewSize size) {
     for (const RunNode& node : run.nodes) AddProgressRow(node, &table);
     table.AddRow({"TOTAL",
                   absl::StrCat(run.nodes.size(), run.nodes.size() == 1 ? " node" : " nodes"), "",
+                  "",
                   total_target > 0 ? FormatSize(total_target) : "-", FormatSize(total_resident),
                   total_target > 0 ? Percent(total_done, total_target) : "-",
                   FormatRate(total_rate)});
@@ -1009,8 +1032,8 @@ std::string FormatRunSummary(const RunView& run) { return FormatRunSummary(run, 
 std::string FormatRunSummary(const RunView& run, int width) {
   Table table({{"AGENT", Table::kLeft, false, 12},
                {"NODE", Table::kLeft, false, 8},
+               {"STATUS"},
                {"STATE"},
-               {"OUTCOME"},
                {"PEAK", Table::kRight},
                {"TIME-TO-TARGET", Table::kRight},
                {"ERRORS", Table::kLeft, true, 0, 0, true}});
@@ -1026,7 +1049,7 @@ std::string FormatRunSummary(const RunView& run, int width) {
         time_to_target = FormatShortDuration(*took);
       }
     }
-    table.AddRow({node.target, OrDash(node.node_name), state, node_ok ? "ok" : "failed", peak,
+    table.AddRow({node.target, OrDash(node.node_name), StatusCell(node_ok), state, peak,
                   time_to_target, NodeErrors(node, /*last_only=*/false)});
   }
   std::string verdict = absl::StrCat("plan ", run.spec.plan_id(), " (", PlanKindName(run.spec),
@@ -1099,7 +1122,8 @@ std::string FormatWatchFrame(absl::Time now, const std::vector<NodeResult<v1::No
 }
 
 std::string FormatWatchLine(absl::Time now, const NodeResult<v1::NodeUsage>& node) {
-  std::string line = absl::StrCat(TimeText(now), " ", node.target);
+  std::string line = absl::StrCat(TimeText(now), " ", node.target, " ",
+                                  node.value.ok() ? "ok" : "FAILED");
   if (!node.value.ok()) {
     absl::StrAppend(&line, " error=", FormatStatus(node.value.status()));
   } else {

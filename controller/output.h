@@ -102,6 +102,21 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// Every table of nodes marks each row in a STATUS column, "ok" or "FAILED" (upper case, so
+// that a failed row stands out and `grep FAILED` finds it), and lists its rows in one
+// order: failed rows first, then by node name (rows whose name is unknown after the named
+// ones), then by agent address. JSON keeps the order the targets were given.
+std::string StatusCell(bool ok);
+// The sort key of that order: compare keys with <.
+struct TableRowKey {
+  bool ok;
+  bool unnamed;
+  std::string node;
+  std::string target;
+  bool operator<(const TableRowKey& other) const;
+};
+TableRowKey RowKey(bool ok, absl::string_view node_name, absl::string_view target);
+
 // --no-headers: whether Table::Render prints its header line (default true). Process-wide;
 // memloadctl sets it once, before any output.
 void SetTableHeaders(bool headers);
@@ -217,8 +232,8 @@ std::string FormatWatchFrame(absl::Time now, const std::vector<NodeResult<v1::No
 std::string FormatWatchFrame(absl::Time now, const std::vector<NodeResult<v1::NodeUsage>>& nodes,
                              ViewSize size);
 // `watch` when stdout is not a terminal: one line per node per interval, e.g.
-// "2026-11-03T14:25:01Z 127.0.0.1:7070 node-a total=16 GiB available=9.5 GiB plans=1
-//  resident=4 GiB psi10=0.12" or "... 127.0.0.1:7071 error=UNAVAILABLE: ...".
+// "2026-11-03T14:25:01Z 127.0.0.1:7070 ok node-a total=16 GiB available=9.5 GiB plans=1
+//  resident=4 GiB psi10=0.12" or "... 127.0.0.1:7071 FAILED error=UNAVAILABLE: ...".
 std::string FormatWatchLine(absl::Time now, const NodeResult<v1::NodeUsage>& node);
 // `watch --output=json`: one compact document per node per interval (JSON Lines):
 // {"command":"watch","time":"...","target":"...","ok":true,"usage":{...}} or "error".

@@ -232,10 +232,10 @@ TEST(FormatTest, PlanOutcomes) {
 
 TEST(AgentsTest, Table) {
   EXPECT_EQ(FormatAgentsTable(Agents()),
-            "AGENT          NODE    REACHABLE  VERSION  INCARNATION  LABELS            PLANS  ERROR\n"
-            "10.0.0.1:7070  node-a  yes        0.3.0    5f2c9a7e     tier=gold,zone=a      2\n"
-            "10.0.0.2:7070  node-b  yes        0.3.0    0c1d         -                     -\n"
-            "10.0.0.3:7070  -       no         -        -            -                     -  "
+            "AGENT          NODE    STATUS  VERSION  INCARNATION  LABELS            PLANS  ERROR\n"
+            "10.0.0.1:7070  node-a  ok      0.3.0    5f2c9a7e     tier=gold,zone=a      2\n"
+            "10.0.0.2:7070  node-b  ok      0.3.0    0c1d         -                     -\n"
+            "10.0.0.3:7070  -       FAILED  -        -            -                     -  "
             "UNAVAILABLE: failed to connect to all addresses\n");
 }
 
@@ -261,19 +261,19 @@ TEST(AgentsTest, Json) {
 
 TEST(UsageTest, Tables) {
   EXPECT_EQ(FormatUsageTable(Usage()),
-            "AGENT          NODE     TOTAL  AVAILABLE  CG-LIMIT  CG-USAGE  PSI10  AGENT-RSS  "
+            "AGENT          NODE    STATUS   TOTAL  AVAILABLE  CG-LIMIT  CG-USAGE  PSI10  AGENT-RSS  "
             "PLANS  RESIDENT  ERROR\n"
-            "10.0.0.1:7070  node-a  16 GiB    9.5 GiB     8 GiB     3 GiB   0.12     24 MiB  "
+            "10.0.0.1:7070  node-a  ok      16 GiB    9.5 GiB     8 GiB     3 GiB   0.12     24 MiB  "
             "    2  2.02 GiB\n"
-            "10.0.0.2:7070  node-b   8 GiB      4 GiB      none       0 B      -     20 MiB  "
+            "10.0.0.2:7070  node-b  ok       8 GiB      4 GiB      none       0 B      -     20 MiB  "
             "    0       0 B\n"
-            "10.0.0.3:7070  -            -          -         -         -      -          -  "
+            "10.0.0.3:7070  -       FAILED       -          -         -         -      -          -  "
             "    -         -  DEADLINE_EXCEEDED: Deadline \"exceeded\" ?[31mred? ?\n"
             "\n"
-            "NODE    PLAN   KIND       STATE       TARGET  PAYLOAD  RESIDENT        RATE  ERROR\n"
-            "node-a  drill  retained   holding      2 GiB    2 GiB     2 GiB       0 B/s\n"
-            "node-a  churn  streaming  streaming        -   16 MiB    18 MiB  12.5 MiB/s\n"
-            "node-a  old    retained   oom_killed   1 GiB      0 B       0 B       0 B/s  "
+            "NODE    PLAN   KIND       STATUS  STATE       TARGET  PAYLOAD  RESIDENT        RATE  ERROR\n"
+            "node-a  drill  retained   ok      holding      2 GiB    2 GiB     2 GiB       0 B/s\n"
+            "node-a  churn  streaming  ok      streaming        -   16 MiB    18 MiB  12.5 MiB/s\n"
+            "node-a  old    retained   FAILED  oom_killed   1 GiB      0 B       0 B       0 B/s  "
             "worker killed by the OOM killer\n");
 }
 
@@ -347,9 +347,9 @@ TEST(PlanResultsTest, TableAndJson) {
   nodes.push_back({"10.0.0.1:7070", *LiveRun().nodes[0].plan});
   nodes.push_back({"10.0.0.3:7070", absl::NotFoundError("plan \"x\" not found")});
   EXPECT_EQ(FormatPlanResultsTable(nodes),
-            "AGENT          PLAN   STATE    TARGET  PAYLOAD  RESIDENT  ERROR\n"
-            "10.0.0.1:7070  drill  holding   2 GiB    2 GiB     2 GiB\n"
-            "10.0.0.3:7070  -      -             -        -         -  "
+            "AGENT          STATUS  PLAN   STATE    TARGET  PAYLOAD  RESIDENT  ERROR\n"
+            "10.0.0.1:7070  ok      drill  holding   2 GiB    2 GiB     2 GiB\n"
+            "10.0.0.3:7070  FAILED  -      -             -        -         -  "
             "NOT_FOUND: plan \"x\" not found\n");
   const google::protobuf::Struct document = ParseJson(PlanResultsJson("stop", nodes));
   EXPECT_EQ(Field(document, "command").string_value(), "stop");
@@ -365,13 +365,13 @@ TEST(PlanResultsTest, TableAndJson) {
 TEST(RunTest, Progress) {
   EXPECT_EQ(FormatRunProgress(LiveRun()),
             "plan drill (retained) on 4 nodes, 12.3s elapsed\n"
-            "AGENT          NODE     STATE    TARGET    RESIDENT  %TARGET       RATE  ERROR\n"
-            "10.0.0.1:7070  node-a   holding   2 GiB       2 GiB     100%      0 B/s\n"
-            "10.0.0.2:7070  node-b   ramping   2 GiB  514.98 MiB      25%  200 MiB/s\n"
-            "10.0.0.3:7070  -        -             -           -        -          -  "
+            "AGENT          NODE     STATUS  STATE    TARGET    RESIDENT  %TARGET       RATE  ERROR\n"
+            "10.0.0.1:7070  node-a   ok      holding   2 GiB       2 GiB     100%      0 B/s\n"
+            "10.0.0.2:7070  node-b   ok      ramping   2 GiB  514.98 MiB      25%  200 MiB/s\n"
+            "10.0.0.3:7070  -        FAILED  -             -           -        -          -  "
             "UNAVAILABLE: connection refused\n"
-            "10.0.0.4:7070  node-d   waiting       -           -        -          -\n"
-            "TOTAL          4 nodes            4 GiB    2.51 GiB      62%  200 MiB/s\n"
+            "10.0.0.4:7070  node-d   ok      waiting       -           -        -          -\n"
+            "TOTAL          4 nodes                    4 GiB    2.51 GiB      62%  200 MiB/s\n"
             "progress [##################------------] 62% of the target on 2 of 4 nodes; "
             "1 reached it\n");
 }
@@ -387,21 +387,21 @@ TEST(RunTest, StreamingProgressHasNoBar) {
                        {}});
   EXPECT_EQ(FormatRunProgress(run),
             "plan churn (streaming) on 1 node, 2.0s elapsed\n"
-            "AGENT  NODE    STATE      TARGET  RESIDENT  %TARGET     RATE\n"
-            "h:1    a       streaming       -     1 MiB        -  1 MiB/s\n"
-            "TOTAL  1 node                  -     1 MiB        -  1 MiB/s\n");
+            "AGENT  NODE    STATUS  STATE      TARGET  RESIDENT  %TARGET     RATE\n"
+            "h:1    a       ok      streaming       -     1 MiB        -  1 MiB/s\n"
+            "TOTAL  1 node                          -     1 MiB        -  1 MiB/s\n");
 }
 
 TEST(RunTest, Summary) {
   EXPECT_EQ(FormatRunSummary(EndedRun()),
             "plan drill (retained) ran 12.3s: 1 of 4 nodes ok, 3 failed\n"
-            "AGENT          NODE    STATE       OUTCOME        PEAK  TIME-TO-TARGET  ERRORS\n"
-            "10.0.0.1:7070  node-a  stopped     ok            2 GiB            3.2s\n"
-            "10.0.0.2:7070  node-b  oom_killed  failed   514.98 MiB               -  "
+            "AGENT          NODE    STATUS  STATE             PEAK  TIME-TO-TARGET  ERRORS\n"
+            "10.0.0.1:7070  node-a  ok      stopped          2 GiB            3.2s\n"
+            "10.0.0.2:7070  node-b  FAILED  oom_killed  514.98 MiB               -  "
             "RESOURCE_EXHAUSTED: the plan's worker was OOM-killed\n"
-            "10.0.0.3:7070  -       -           failed            -               -  "
+            "10.0.0.3:7070  -       FAILED  -                    -               -  "
             "UNAVAILABLE: connection refused\n"
-            "10.0.0.4:7070  node-d  -           failed            -               -  "
+            "10.0.0.4:7070  node-d  FAILED  -                    -               -  "
             "the plan never started\n");
 }
 
@@ -451,10 +451,10 @@ TEST(WatchTest, FrameAndLines) {
   EXPECT_EQ(FormatWatchFrame(now, nodes),
             "memload usage at 2026-11-03 14:25:01 UTC\n\n" + FormatUsageTable(nodes));
   EXPECT_EQ(FormatWatchLine(now, nodes[0]),
-            "2026-11-03T14:25:01Z 10.0.0.1:7070 node-a total=16 GiB available=9.5 GiB "
+            "2026-11-03T14:25:01Z 10.0.0.1:7070 ok node-a total=16 GiB available=9.5 GiB "
             "plans=2 resident=2.02 GiB psi10=0.12\n");
   EXPECT_EQ(FormatWatchLine(now, nodes[2]),
-            "2026-11-03T14:25:01Z 10.0.0.3:7070 error=DEADLINE_EXCEEDED: Deadline "
+            "2026-11-03T14:25:01Z 10.0.0.3:7070 FAILED error=DEADLINE_EXCEEDED: Deadline "
             "\"exceeded\" ?[31mred? ?\n");
 
   const std::string line = WatchJsonLine(now, nodes[2]);

@@ -1,5 +1,6 @@
 #include "controller/pod_commands.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <utility>
@@ -54,6 +55,7 @@ RunView PodsView(const v1::PlanSpec& base, const std::vector<PodRow>& rows, absl
 std::string FormatPodsTable(const std::vector<PodRow>& rows) {
   Table table({{"POD"},
                {"NODE"},
+               {"STATUS"},
                {"CONTAINER"},
                {"STATE"},
                {"TARGET", Table::kRight},
@@ -63,14 +65,24 @@ std::string FormatPodsTable(const std::vector<PodRow>& rows) {
                {"LIMIT", Table::kRight},
                {"OOM KILLS", Table::kRight},
                {"ERROR", Table::kLeft, /*hide_if_empty=*/true}});
+  // memloadctl's table order (output.h): failed first, then by node, then by pod.
+  std::vector<std::pair<TableRowKey, const PodRow*>> order;
   for (const PodRow& row : rows) {
+    order.emplace_back(RowKey(RowStatus(row).ok(), row.node.empty() ? row.plan.pod.node_name : row.node,
+                              row.plan.pod.DisplayName()),
+                       &row);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [key, row_pointer] : order) {
+    const PodRow& row = *row_pointer;
     const absl::Status verdict = RowStatus(row);
     const bool has_status = row.status.has_value();
     const v1::TargetCgroup& target =
         has_status ? row.status->target() : v1::TargetCgroup::default_instance();
     const bool has_target = has_status && row.status->has_target();
     table.AddRow({row.plan.pod.DisplayName(),
-                  row.node.empty() ? row.plan.pod.node_name : row.node,
+                  row.node.empty() ? row.plan.pod.node_name : row.node, StatusCell(verdict.ok()),
                   row.plan.container.empty() ? "-" : row.plan.container,
                   has_status ? PlanStateName(row.status->state()) : "failed",
                   has_status ? FormatSize(row.status->target_bytes()) : "-",
@@ -119,6 +131,13 @@ std::string PodsJson(const std::string& command, const std::vector<PodRow>& rows
     }
   }
   (*document.mutable_fields())["ok"].set_bool_value(all_ok);
+  // The same counts as every command's envelope (output.h) and the stderr line.
+  int ok = 0;
+  for (const PodRow& row : rows) ok += RowStatus(row).ok();
+  google::protobuf::Struct* summary = (*document.mutable_fields())["summary"].mutable_struct_value();
+  (*summary->mutable_fields())["pods"].set_number_value(static_cast<double>(rows.size()));
+  (*summary->mutable_fields())["ok"].set_number_value(ok);
+  (*summary->mutable_fields())["failed"].set_number_value(static_cast<double>(rows.size()) - ok);
   std::string text;
   google::protobuf::util::MessageToJsonString(document, &text);
   return text + "\n";
@@ -277,6 +296,12 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     options.recorder->Finish(absl::Now(), PodsView(base, rows, began), exit_code);
   }
   *env.out << (env.json ? PodsJson(options.run ? "run" : "start", rows) : FormatPodsTable(rows));
+  env.out->flush();
+  if (env.err != nullptr) {
+    size_t failed = 0;
+    for (const PodRow& row : rows) failed += !RowStatus(row).ok();
+    *env.err << rows.size() - failed << " ok, " << failed << " failed\n";
+  }
   return exit_code;
 }
 

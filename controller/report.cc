@@ -1164,12 +1164,14 @@ std::string RenderReportHtml(const Report& report) {
 
   // Summary: every node, failed ones first.
   absl::StrAppend(&html, "<h2>Summary</h2>\n<div class=\"scroll\"><table class=\"summary\">\n<tr><th>node</th>"
-                         "<th>agent</th><th>result</th><th>target</th><th>peak resident</th>"
+                         "<th>agent</th><th>status</th><th>target</th><th>peak resident</th>"
                          "<th>time to target</th><th>final state</th><th>error</th></tr>\n");
   std::vector<size_t> order(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return nodes[a].ok() < nodes[b].ok(); });
+  // The order of every memloadctl table: failed first, then by node name, then agent.
+  std::vector<TableRowKey> keys;
+  for (const NodeReport& node : nodes) keys.push_back(RowKey(node.ok(), node.node, node.target));
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
   size_t reached = 0;
   for (size_t i : order) {
     const NodeReport& node = nodes[i];
@@ -1177,7 +1179,7 @@ std::string RenderReportHtml(const Report& report) {
     absl::StrAppend(
         &html, "<tr class=\"node-row", node.ok() ? "" : " failed", "\" data-node=\"",
         Html(node.node), "\"><td class=\"nowrap\">", Html(node.node), "</td><td class=\"nowrap\">",
-        Html(node.target), "</td><td>", node.ok() ? "ok" : "failed", "</td><td class=\"num\">",
+        Html(node.target), "</td><td>", StatusCell(node.ok()), "</td><td class=\"num\">",
         node.target_bytes > 0 ? Html(FormatSize(node.target_bytes)) : "-",
         "</td><td class=\"num\">", Html(FormatSize(node.peak_resident_bytes)),
         "</td><td class=\"num\">",
@@ -1270,14 +1272,16 @@ int RunReport(const std::string& path, const std::string& html_path, std::ostrea
     return 1;
   }
   // The verdict, then every node (failed ones first), as on the page.
-  Table table({{"NODE"}, {"AGENT"}, {"RESULT"}, {"TARGET", Table::kRight}, {"PEAK", Table::kRight},
+  Table table({{"NODE"}, {"AGENT"}, {"STATUS"}, {"TARGET", Table::kRight}, {"PEAK", Table::kRight},
                {"TIME-TO-TARGET", Table::kRight}, {"FINAL"}, {"ERROR", Table::kLeft, true}});
-  std::vector<const NodeReport*> order;
-  for (const NodeReport& node : report->nodes) order.push_back(&node);
+  std::vector<std::pair<TableRowKey, const NodeReport*>> order;
+  for (const NodeReport& node : report->nodes) {
+    order.emplace_back(RowKey(node.ok(), node.node, node.target), &node);
+  }
   std::stable_sort(order.begin(), order.end(),
-                   [](const NodeReport* a, const NodeReport* b) { return a->ok() < b->ok(); });
-  for (const NodeReport* node : order) {
-    table.AddRow({node->node, node->target, node->ok() ? "ok" : "failed",
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [key, node] : order) {
+    table.AddRow({node->node, node->target, StatusCell(node->ok()),
                   node->target_bytes > 0 ? FormatSize(node->target_bytes) : "-",
                   FormatSize(node->peak_resident_bytes),
                   node->time_to_target ? FormatShortDuration(*node->time_to_target) : "-",

@@ -197,7 +197,7 @@ TEST(ReportBrowserTest, FailedNodeVerdictFromARealRunDrawnByChromium) {
   // The terminal: the verdict first, then every node, the failed one first with its error.
   EXPECT_THAT(report.out, ::testing::StartsWith(
                               "FAILED: 2 of 3 nodes ok, 1 failed; memloadctl run exited 1\n"));
-  EXPECT_THAT(report.out, ::testing::ContainsRegex("127.0.0.1:1 +127.0.0.1:1 +failed .*UNAVAILABLE"));
+  EXPECT_THAT(report.out, ::testing::ContainsRegex("127.0.0.1:1 +127.0.0.1:1 +FAILED .*UNAVAILABLE"));
   EXPECT_THAT(report.out, HasSubstr("browser-1"));
   EXPECT_THAT(report.out, HasSubstr("browser-2"));
   const std::string html = ReadFile(page);
