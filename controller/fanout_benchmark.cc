@@ -4,11 +4,14 @@
 //   bazel build --config=bench //controller:fanout_benchmark
 //   bazel-bin/controller/fanout_benchmark [--sizes=100,1000,3000] [--repetitions=3]
 //
-// The agents: child processes (forked before any gRPC use) host N real AgentServers on N
-// 127.0.0.1:0 ports, 250 per process, with fake workers (agent/testing/fake_worker.h), so a plan is
-// a no-op and the figures are the fan-out's. The controller runs alone in this process, so
-// its memory is its own, and no process nears the open-files limit (each connection costs
-// an fd on both sides).
+// The agents: light agents (agent/testing/light_agents.h). Child processes (forked before
+// any gRPC use) each run one gRPC server with the real AgentService over a plan manager with
+// fake workers (a plan is a no-op), listening on up to --agents_per_process 127.0.0.1:0
+// ports: every port is one target with its own connection, so the controller's side is
+// what it is against real agents, while a target costs the hosts fds, not threads (full
+// AgentServers bring ~10 threads each: 10,000 of them overran this machine). The
+// controller runs alone in this process, so its memory, fds and threads are its own.
+// The open-files limit is raised to its hard limit; 10,000 targets need ~10,000 fds here.
 //
 // memloadctl: RunUsage, and RunStart + RunStop, with GrpcAgentClientFactory, its default
 // flags (--parallelism=256, --timeout=10s, --retries=2) and output to a null stream.
@@ -55,8 +58,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "agent/agent_server.h"
-#include "agent/testing/fake_worker.h"
+#include "agent/testing/light_agents.h"
 #include "controller/commands.h"
 #include "controller/grpc_agent_client.h"
 #include "grpcpp/grpcpp.h"
@@ -65,9 +67,10 @@
 ABSL_FLAG(std::string, sizes, "100,1000,3000", "fleet sizes N");
 ABSL_FLAG(int, repetitions, 3, "runs of every figure (median reported)");
 ABSL_FLAG(int, parallelism, 256, "memloadctl --parallelism (its default: 256)");
-ABSL_FLAG(int, agents_per_process, 250, "agents hosted by each child process");
+ABSL_FLAG(int, agents_per_process, 2500,
+          "agents (listening ports of one gRPC server) hosted by each child process");
 ABSL_FLAG(int, time_limit_seconds, 0,
-          "end the benchmark (and its agents) after this long; 0 = 300 s + 60 s per 1,000 agents");
+          "end the benchmark (and its agents) after this long; 0 = 60 s + 24 s per 1,000 agents");
 
 namespace memload {
 namespace {
@@ -75,32 +78,27 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // The agents' side (child process).
 
-// Hosts `count` agents and writes their ports to `out`, then waits for `in` to close.
-[[noreturn]] void ServeAgents(int count, int out, int in) {
+// Hosts `count` light agents (one gRPC server listening on `count` ports, see
+// agent/testing/light_agents.h) and writes their ports to `out`, then waits for `in` to close.
+[[noreturn]] void ServeAgents(int count, int host_index, int out, int in) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // Never outlive the benchmark.
-  auto probe = std::make_shared<agent::FakeNodeProbe>(64ull << 30, 60ull << 30);
-  std::vector<std::unique_ptr<agent::AgentServer>> agents;
-  for (int i = 0; i < count; ++i) {
-    agent::AgentOptions options;
-    options.listen_address = "127.0.0.1:0";
-    options.node_name = absl::StrCat("bench-", i);
-    options.probe = probe;
-    options.launcher = std::make_shared<agent::FakeWorkerLauncher>();
-    absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
-        agent::AgentServer::Start(options);
-    if (!server.ok()) {
-      std::fprintf(stderr, "agent %d: %s\n", i, server.status().ToString().c_str());
-      _exit(1);
-    }
-    const int port = (*server)->port();
+  agent::LightAgentOptions options;
+  options.ports = count;
+  options.node_name = absl::StrCat("bench-", host_index);
+  absl::StatusOr<std::unique_ptr<agent::LightAgentHost>> host =
+      agent::LightAgentHost::Start(options);
+  if (!host.ok()) {
+    std::fprintf(stderr, "agent host %d: %s\n", host_index, host.status().ToString().c_str());
+    _exit(1);
+  }
+  for (int port : (*host)->ports()) {
     if (write(out, &port, sizeof(port)) != sizeof(port)) _exit(1);
-    agents.push_back(*std::move(server));
   }
   close(out);
   char byte;
   while (read(in, &byte, 1) > 0) {
   }
-  // The fake plans hold nothing: no orderly shutdown of thousands of servers needed.
+  // The fake plans hold nothing: no orderly shutdown needed.
   _exit(0);
 }
 
@@ -122,18 +120,22 @@ uint64_t SelfRssBytes() {
   return 0;
 }
 
-// Open file descriptors and threads of this process, from /proc.
-int OpenFds() {
+// Open file descriptors and threads of a process (0: this one), from /proc.
+int OpenFds(pid_t pid = 0) {
+  const std::string dir_name =
+      pid == 0 ? std::string("/proc/self/fd") : absl::StrCat("/proc/", pid, "/fd");
   int count = 0;
-  if (DIR* dir = opendir("/proc/self/fd")) {
+  if (DIR* dir = opendir(dir_name.c_str())) {
     while (readdir(dir) != nullptr) ++count;
     closedir(dir);
   }
-  return count - 3;  // ".", ".." and the directory's own fd.
+  // ".", ".." and, for this process, the directory's own fd.
+  return count - (pid == 0 ? 3 : 2);
 }
 
-int Threads() {
-  std::ifstream status("/proc/self/status");
+int Threads(pid_t pid = 0) {
+  std::ifstream status(pid == 0 ? std::string("/proc/self/status")
+                                : absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
     int threads = 0;
@@ -143,6 +145,19 @@ int Threads() {
     }
   }
   return 0;
+}
+
+std::string LoadAverage() {
+  std::ifstream file("/proc/loadavg");
+  std::string one, five;
+  file >> one >> five;
+  return absl::StrCat(one, " ", five);
+}
+
+std::string FdLimit() {
+  struct rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return "?";
+  return absl::StrCat(files.rlim_cur, " (hard ", files.rlim_max, ")");
 }
 
 uint64_t HeapInUseBytes() {
@@ -365,7 +380,7 @@ void Row(const std::string& figure, const std::vector<Sample>& ctl_samples,
 }
 
 absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::string>& all,
-                     int repetitions) {
+                     int repetitions, absl::Time deadline) {
   // Memory first, at the largest N, while the heap holds nothing else of ours. gRPC's
   // one-time globals come before the "before" reading: one call on one agent.
   {
@@ -387,6 +402,9 @@ absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::strin
     ctl_fds = OpenFds() - fds0;
     ctl_threads = Threads() - threads0;
   }
+  absl::PrintF("memory, fds and threads of %d warm channels measured (load %s)\n", n,
+               LoadAverage());
+  std::fflush(stdout);
   {
     const uint64_t heap0 = HeapInUseBytes();
     const int fds1 = OpenFds(), threads1 = Threads();
@@ -400,11 +418,31 @@ absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::strin
   for (int size : sizes) {
     const std::vector<std::string> fleet(all.begin(), all.begin() + size);
     Figures f;
+    int done = 0;
     for (int rep = 0; rep < repetitions; ++rep) {
+      const absl::Time rep_start = absl::Now();
       if (absl::Status s = RunOnce(fleet, absl::StrCat("n", size, "r", rep), &f); !s.ok()) {
         return s;
       }
+      // Each repetition as it ends (memloadctl / raw, wall seconds), so that a run ended by
+      // its time limit still leaves its figures.
+      absl::PrintF("repetition %d, %d agents: usage cold %.3f / %.3f, warm %.3f / %.3f; "
+                   "start + stop cold %.3f / %.3f, warm %.3f / %.3f (load %s)\n",
+                   rep + 1, size, f.ctl_usage_cold.back().wall, f.raw_usage_cold.back().wall,
+                   f.ctl_usage_warm.back().wall, f.raw_usage_warm.back().wall,
+                   f.ctl_ss_cold.back().wall, f.raw_ss_cold.back().wall,
+                   f.ctl_ss_warm.back().wall, f.raw_ss_warm.back().wall, LoadAverage());
+      std::fflush(stdout);
+      done = rep + 1;
+      // Another repetition must end well before the time limit (a loaded machine runs
+      // slower): otherwise report what is measured rather than be cut off with nothing.
+      const absl::Duration took = absl::Now() - rep_start;
+      if (done < repetitions && absl::Now() + took * 1.3 > deadline) {
+        absl::PrintF("time limit near: %d of %d repetitions\n", done, repetitions);
+        break;
+      }
     }
+    absl::PrintF("%d agents: medians of %d repetition(s)\n", size, done);
     const std::string goal = size == 1000 ? "< 1 s and <= 1.5x" : "<= 1.5x";
     Row(absl::StrCat("memloadctl usage, ", size, " agents, cold"), f.ctl_usage_cold,
         f.raw_usage_cold, goal);
@@ -449,12 +487,21 @@ int main(int argc, char** argv) {
   std::sort(sizes.begin(), sizes.end());
   const int agents = sizes.back();
   // Bounded (SIGALRM ends it; the children follow).
-  const int limit = absl::GetFlag(FLAGS_time_limit_seconds);
-  alarm(limit > 0 ? limit : 300 + 60 * (agents / 1000));
+  const int flag_limit = absl::GetFlag(FLAGS_time_limit_seconds);
+  const int limit = flag_limit > 0 ? flag_limit : 60 + 24 * std::max(1, agents / 1000);
+  alarm(limit);
+  // Repetitions stop early to end before the alarm (20 s left for the summary and exit).
+  const absl::Time deadline = absl::Now() + absl::Seconds(limit - 20);
+  // Every connection is an fd here (and one or two in an agent host): as many as allowed.
+  struct rlimit files;
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   // Fork before any gRPC use in this process: children host the agents, at most
-  // --agents_per_process each (thousands of gRPC servers in one process share one epoll
-  // set and contend on it: a hosting cost no real node has).
+  // --agents_per_process ports each (a host holds two fds per target: the listener and the
+  // accepted connection).
   const int per_process = std::max(1, absl::GetFlag(FLAGS_agents_per_process));
   int hold_pipe[2];
   if (pipe(hold_pipe) != 0) return 1;
@@ -469,7 +516,8 @@ int main(int argc, char** argv) {
       close(ports_pipe[0]);
       close(hold_pipe[1]);
       for (int fd : port_pipes) close(fd);
-      memload::ServeAgents(std::min(per_process, agents - first), ports_pipe[1], hold_pipe[0]);
+      memload::ServeAgents(std::min(per_process, agents - first),
+                           static_cast<int>(children.size()), ports_pipe[1], hold_pipe[0]);
     }
     close(ports_pipe[1]);
     children.push_back(child);
@@ -485,13 +533,23 @@ int main(int argc, char** argv) {
     close(fd);
   }
   absl::Status status;
+  std::printf("agents: %zu on %zu host processes (one gRPC server each); open files %s; "
+              "memloadctl --parallelism=%d\n",
+              targets.size(), children.size(), memload::FdLimit().c_str(),
+              absl::GetFlag(FLAGS_parallelism));
+  std::fflush(stdout);
   if (static_cast<int>(targets.size()) != agents) {
     status = absl::InternalError(absl::StrCat("only ", targets.size(), " agents started"));
   } else {
     std::printf("| figure | measured | baseline (same run) | ratio | goal |\n"
                 "|---|---|---|---|---|\n");
     std::fflush(stdout);
-    status = memload::Measure(sizes, targets, absl::GetFlag(FLAGS_repetitions));
+    status = memload::Measure(sizes, targets, absl::GetFlag(FLAGS_repetitions), deadline);
+  }
+  // The hosts' own cost (after every figure: connections from both sides came and went).
+  for (pid_t child : children) {
+    std::printf("agent host %d: %d threads, %d fds\n", child, memload::Threads(child),
+                memload::OpenFds(child));
   }
   close(hold_pipe[1]);  // The children exit.
   for (pid_t child : children) waitpid(child, nullptr, 0);
