@@ -50,15 +50,21 @@ inline absl::Status ReserveTable(Table& table, uint64_t wanted) {
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status RetainedSet::AppendBlocks(uint64_t blocks) {
   const size_t size = static_cast<size_t>(options_.block_size);
+  BlockAllocator* const allocator = allocator_;
+  const bool plain_malloc = allocator->is_plain_malloc();
+  const TouchMode touch = options_.touch;
   for (uint64_t i = 0; i < blocks; ++i) {
-    absl::Status error;
-    void* block = AllocateBlock(allocator_, size, &error);
+    // The plain malloc is decided once per call, and no Status lives in the loop: only a
+    // refusal builds one (out of line).
+    void* block = plain_malloc ? std::malloc(size) : nullptr;
     if (ABSL_PREDICT_FALSE(block == nullptr)) {
-      return GrowFailed(i, blocks, size, blocks_.size(), error);
+      absl::Status error;
+      block = AllocateBlockSlow(allocator, size, &error);
+      if (block == nullptr) return GrowFailed(i, blocks, size, blocks_.size(), error);
     }
     ++allocations_;
-    if (options_.touch != TouchMode::kNone) {
-      bytes_touched_ += TouchBlock(block, size, options_.touch, allocations_);
+    if (touch != TouchMode::kNone) {
+      bytes_touched_ += TouchBlock(block, size, touch, allocations_);
     }
     blocks_.push_back(block);
   }
@@ -146,7 +152,13 @@ RetainedSet::~RetainedSet() {
   // and no table updates (the table's own destructor frees a heap table).
   const size_t size = static_cast<size_t>(options_.block_size);
   void* const* table = blocks_.data();
-  for (size_t i = blocks_.size(); i > 0; --i) FreeBlock(allocator_, table[i - 1], size);
+  size_t i = blocks_.size();
+  if (i == 0) return;
+  if (allocator_->is_plain_malloc()) {
+    for (; i > 0; --i) std::free(table[i - 1]);
+  } else {
+    for (; i > 0; --i) allocator_->Free(table[i - 1], size);
+  }
 }
 
 absl::Status RetainedSet::Grow(uint64_t blocks) {

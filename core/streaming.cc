@@ -98,6 +98,7 @@ StreamWorker::StreamWorker(const StreamOptions& options, BlockAllocator* allocat
       size_(static_cast<size_t>(options.block_size)),
       touch_(options.touch),
       window_(window_share),
+      malloc_no_window_(window_share == 0 && allocator->is_plain_malloc()),
       seed_(seed),
       mapped_size_(allocator->MappedSize(static_cast<size_t>(options.block_size))),
       fresh_pages_(allocator->maps_fresh_pages()) {
@@ -106,22 +107,6 @@ StreamWorker::StreamWorker(const StreamOptions& options, BlockAllocator* allocat
 }
 
 StreamWorker::~StreamWorker() { ReleaseAll(); }
-
-absl::Status StreamWorker::Step() {
-  if (ABSL_PREDICT_TRUE(window_ == 0 && allocator_->is_plain_malloc())) {
-    // No Status, StatusOr or ring on this path: just what the step must do.
-    void* block = std::malloc(size_);
-    if (ABSL_PREDICT_FALSE(block == nullptr)) return MallocFailed(size_);
-    ++allocations_;
-    if (touch_ != TouchMode::kNone) {
-      // Malloc reuses what the last step freed: write, do not populate.
-      bytes_touched_ += TouchBlock(block, size_, touch_, seed_ + allocations_, /*fresh=*/false);
-    }
-    std::free(block);
-    return absl::OkStatus();
-  }
-  return StepGeneral();
-}
 
 absl::Status StreamWorker::StepGeneral() {
   if (window_ != 0) {

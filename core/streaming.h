@@ -38,8 +38,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 
+#include "absl/base/optimization.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -128,6 +130,8 @@ class StreamWorker {
   const size_t size_;
   const TouchMode touch_;
   const uint64_t window_;
+  // window_ == 0 and a plain malloc allocator: Step()'s inline path, decided once.
+  const bool malloc_no_window_;
   const uint64_t seed_;
   const uint64_t mapped_size_;
   // The allocator maps new pages per block (mmap, shmem): populate them when touching.
@@ -181,6 +185,23 @@ class StreamingPlan final : public Plan {
   const StreamOptions options_;
   BlockAllocator* const allocator_;  // Not owned (a process-wide or injected allocator).
 };
+
+// Inline, so that a caller's loop (StreamingPlan's, a benchmark's) pays no call for the
+// seed's NewBackground step: malloc, touch, free, and one counter.
+inline absl::Status StreamWorker::Step() {
+  if (ABSL_PREDICT_TRUE(malloc_no_window_)) {
+    void* block = std::malloc(size_);
+    if (ABSL_PREDICT_FALSE(block == nullptr)) return MallocFailed(size_);
+    ++allocations_;
+    if (touch_ != TouchMode::kNone) {
+      // Malloc reuses what the last step freed: write, do not populate.
+      bytes_touched_ += TouchBlock(block, size_, touch_, seed_ + allocations_, /*fresh=*/false);
+    }
+    std::free(block);
+    return absl::OkStatus();
+  }
+  return StepGeneral();
+}
 
 }  // namespace memload
 
