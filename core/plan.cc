@@ -4,7 +4,8 @@
 
 namespace memload {
 
-Plan::Plan(PlanCounters* counters) : counters_(counters) {}
+Plan::Plan(PlanCounters* counters, Clock* clock)
+    : counters_(counters), cancel_(clock != nullptr ? clock : Clock::Real()) {}
 
 Plan::~Plan() { CancelAndJoin(); }
 

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "core/cancel_signal.h"
+#include "core/clock.h"
 #include "core/plan_counters.h"
 
 namespace memload {
@@ -28,7 +29,9 @@ namespace memload {
 class Plan {
  public:
   // `counters` is not owned and must outlive the plan (it may live in shared memory).
-  explicit Plan(PlanCounters* counters);
+  // Every wait, pace and deadline of the plan runs on `clock` (not owned, outlives the
+  // plan; a SimulatedClock in tests).
+  explicit Plan(PlanCounters* counters, Clock* clock = Clock::Real());
   virtual ~Plan();
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
@@ -72,6 +75,7 @@ class Plan {
 
   PlanCounters* mutable_counters() { return counters_; }
   CancelSignal& cancel_signal() { return cancel_; }
+  Clock* clock() const { return cancel_.clock(); }
 
  private:
   void ThreadMain();

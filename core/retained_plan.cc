@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "core/size.h"
 #include "core/base/status_macros.h"
 
@@ -50,15 +49,16 @@ absl::Status ValidateRetainedPlanSpec(const RetainedPlanSpec& spec) {
 }
 
 absl::StatusOr<std::unique_ptr<RetainedPlan>> RetainedPlan::Create(const RetainedPlanSpec& spec,
-                                                                    PlanCounters* counters) {
+                                                                    PlanCounters* counters,
+                                                                    Clock* clock) {
   MEMLOAD_RETURN_IF_ERROR(ValidateRetainedPlanSpec(spec));
   MEMLOAD_ASSIGN_OR_RETURN(RetainedSet set, RetainedSet::Create(spec.set, 0));
-  return std::unique_ptr<RetainedPlan>(new RetainedPlan(spec, counters, std::move(set)));
+  return std::unique_ptr<RetainedPlan>(new RetainedPlan(spec, counters, std::move(set), clock));
 }
 
 RetainedPlan::RetainedPlan(const RetainedPlanSpec& spec, PlanCounters* counters,
-                           RetainedSet set)
-    : Plan(counters), spec_(spec), set_(std::move(set)) {
+                           RetainedSet set, Clock* clock)
+    : Plan(counters, clock), spec_(spec), set_(std::move(set)) {
   counters->target_bytes.store(spec.phases.front().target_bytes);
 }
 
@@ -107,7 +107,7 @@ absl::Status RetainedPlan::RunPhase(const Phase& phase) {
 
   // The ramp: from `start_bytes` at `ramp_start`, moving at `pace` bytes/s (0 = a step).
   uint64_t start_bytes = set_.block_count() * block_size;
-  absl::Time ramp_start = absl::Now();
+  absl::Time ramp_start = clock()->Now();
   double pace = static_cast<double>(phase.ramp_bytes_per_sec);
   if (phase.ramp_duration > absl::ZeroDuration()) {
     const double distance = std::fabs(static_cast<double>(target) - start_bytes);
@@ -123,10 +123,10 @@ absl::Status RetainedPlan::RunPhase(const Phase& phase) {
       seen_generation = generation;
       target = target_override_.load(std::memory_order_relaxed);
       start_bytes = set_.block_count() * block_size;
-      ramp_start = absl::Now();
+      ramp_start = clock()->Now();
       counters->target_bytes.store(target);
     }
-    absl::Time now = absl::Now();
+    absl::Time now = clock()->Now();
     uint64_t desired_bytes = target;
     if (pace > 0) {
       const double moved = pace * absl::ToDoubleSeconds(now - ramp_start);
@@ -198,10 +198,10 @@ bool RetainedPlan::MeasureDue(absl::Time now) const {
 }
 
 void RetainedPlan::Publish(bool measure_resident) {
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock()->Now();
   PublishRetainedSet(set_, measure_resident, mutable_counters());
   if (measure_resident) {
-    last_resident_measure_ = absl::Now();
+    last_resident_measure_ = clock()->Now();
     last_measure_cost_ = last_resident_measure_ - start;
     resident_stale_ = false;
   }

@@ -65,8 +65,10 @@ absl::Status ValidateRetainedPlanSpec(const RetainedPlanSpec& spec);
 
 class RetainedPlan final : public Plan {
  public:
+  // Ramps, holds and measurements run on `clock` (not owned; outlives the plan).
   static absl::StatusOr<std::unique_ptr<RetainedPlan>> Create(const RetainedPlanSpec& spec,
-                                                              PlanCounters* counters);
+                                                              PlanCounters* counters,
+                                                              Clock* clock = Clock::Real());
   ~RetainedPlan() override;
 
   // Replaces the running phase's target (later phases keep theirs). The plan moves there
@@ -82,7 +84,8 @@ class RetainedPlan final : public Plan {
   absl::Status Run() override;
 
  private:
-  RetainedPlan(const RetainedPlanSpec& spec, PlanCounters* counters, RetainedSet set);
+  RetainedPlan(const RetainedPlanSpec& spec, PlanCounters* counters, RetainedSet set,
+               Clock* clock);
 
   absl::Status RunPhase(const Phase& phase);
   void Publish(bool measure_resident);

@@ -12,6 +12,7 @@
 #include "core/testing/counting_allocator.h"
 #include "core/node_readers.h"
 #include "core/testing/status_matchers.h"
+#include "core/testing/wait_recording_clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/eventually.h"
@@ -46,10 +47,24 @@ RetainedPlanSpec OnePhase(uint64_t target, absl::Duration hold = absl::InfiniteD
 
 PlanState StateOf(const PlanCounters& counters) { return counters.Snapshot().state; }
 
+// How long a plan may take to notice a cancel, in real time, before a test calls it hung.
+// The plans below run on a simulated clock that never moves after the cancel: a plan that
+// waited for its next deadline instead of the cancel would never end.
+constexpr absl::Duration kHung = absl::Seconds(30);
+
+// Whether the plan's thread is asleep on `clock` with `counters` showing `state` and
+// `payload` (the plan publishes before it sleeps).
+bool AsleepAt(WaitRecordingClock& clock, const PlanCounters& counters, PlanState state,
+              uint64_t payload) {
+  const PlanCountersSnapshot s = counters.Snapshot();
+  return clock.waiters() == 1 && s.state == state && s.payload_bytes == payload;
+}
+
 TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
   PlanCounters counters;
+  WaitRecordingClock clock;
   const uint64_t rss_before = RssAnon();
-  auto plan = RetainedPlan::Create(OnePhase(64 * kMiB), &counters);
+  auto plan = RetainedPlan::Create(OnePhase(64 * kMiB), &counters, &clock);
   ASSERT_THAT(plan, IsOk());
   ASSERT_THAT((*plan)->Start(), IsOk());
   ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
@@ -59,10 +74,11 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
   EXPECT_GE(held.resident_bytes, 64 * kMiB);
   EXPECT_GE(RssAnon(), rss_before + 60 * kMiB);
 
-  const absl::Time cancel_at = absl::Now();
+  // Asleep in its hold (until its next once-a-second measurement, which never comes: the
+  // clock stands still), the cancel alone wakes it.
+  ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 64 * kMiB); }));
   (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
-  EXPECT_LT(absl::Now() - cancel_at, absl::Milliseconds(100));
+  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
   PlanCountersSnapshot done = counters.Snapshot();
   EXPECT_EQ(done.state, PlanState::kCancelled);
   EXPECT_EQ(done.payload_bytes, 0u);
@@ -74,86 +90,112 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
 
 TEST(RetainedPlanTest, FiniteHoldCompletesAndReleases) {
   PlanCounters counters;
-  auto plan = RetainedPlan::Create(OnePhase(8 * kMiB, absl::Milliseconds(50)), &counters);
+  WaitRecordingClock clock;
+  auto plan =
+      RetainedPlan::Create(OnePhase(8 * kMiB, absl::Milliseconds(50)), &counters, &clock);
   ASSERT_THAT(plan, IsOk());
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock.Now();
   ASSERT_THAT((*plan)->Start(), IsOk());
-  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(10)), IsOk());
-  EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+  // It holds, asleep until the hold's end: 50 ms of the plan's clock after the target.
+  ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 8 * kMiB); }));
+  EXPECT_EQ(clock.last_deadline(), start + absl::Milliseconds(50));
+  clock.Advance(absl::Milliseconds(49));
+  ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 8 * kMiB); }));
+  EXPECT_THAT((*plan)->WaitFor(absl::ZeroDuration()),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("running")));
+  clock.Advance(absl::Milliseconds(1));
+  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
   EXPECT_EQ(StateOf(counters), PlanState::kCompleted);
   EXPECT_EQ(counters.Snapshot().payload_bytes, 0u);
   EXPECT_EQ(counters.Snapshot().allocations, 8u);
 }
 
+// A ramp over 800 ms of the plan's clock: at every moment it holds exactly the whole
+// blocks the straight line has reached, and sleeps until the next one is due.
 TEST(RetainedPlanTest, LinearRampOverDurationIsGradual) {
   PlanCounters counters;
+  WaitRecordingClock clock;
   RetainedPlanSpec spec = OnePhase(64 * kMiB);
   spec.phases[0].ramp_duration = absl::Milliseconds(800);
-  auto plan = RetainedPlan::Create(spec, &counters);
+  auto plan = RetainedPlan::Create(spec, &counters, &clock);
   ASSERT_THAT(plan, IsOk());
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock.Now();
   ASSERT_THAT((*plan)->Start(), IsOk());
-  // Half way through the ramp the plan holds roughly half its target.
-  ASSERT_TRUE(Eventually([&] { return absl::Now() - start >= absl::Milliseconds(400); }));
-  const uint64_t midway = counters.Snapshot().payload_bytes;
-  EXPECT_GT(midway, 16 * kMiB);
-  EXPECT_LT(midway, 52 * kMiB);
-  EXPECT_EQ(StateOf(counters), PlanState::kRamping);
-  ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
-  const absl::Duration took = absl::Now() - start;
-  EXPECT_GE(took, absl::Milliseconds(750));
-  EXPECT_LT(took, absl::Milliseconds(1500));
+  // 64 MiB in 800 ms: one 1 MiB block every 12.5 ms.
+  for (int ms : {0, 100, 300, 400, 650, 799}) {
+    SCOPED_TRACE(ms);
+    clock.AdvanceTo(start + absl::Milliseconds(ms));
+    const uint64_t line = static_cast<uint64_t>(ms / 12.5) * kMiB;
+    ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kRamping, line); }))
+        << counters.Snapshot().payload_bytes;
+    // Asleep until the next block is due, or the next resident measurement.
+    EXPECT_GT(clock.last_deadline(), clock.Now());
+    EXPECT_LE(clock.last_deadline(), start + absl::Milliseconds(12.5 * (ms / 12.5 + 1)) +
+                                         absl::Nanoseconds(1));
+  }
+  clock.AdvanceTo(start + absl::Milliseconds(800));
+  ASSERT_TRUE(
+      Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 64 * kMiB); }));
   (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
+  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
 }
 
+// A rate ramp (32 MiB/s, 1 MiB blocks: one every 31.25 ms) sleeps between its blocks: each
+// 31.25 ms of the plan's clock brings exactly one more block and a wait or two (the block's
+// and, now and then, a resident measurement's), never a spin.
 TEST(RetainedPlanTest, RateRampSleepsBetweenBlocks) {
   PlanCounters counters;
+  WaitRecordingClock clock;
   RetainedPlanSpec spec = OnePhase(16 * kMiB);
   spec.phases[0].ramp_bytes_per_sec = 32 * kMiB;  // 0.5 s to target
-  auto plan = RetainedPlan::Create(spec, &counters);
+  auto plan = RetainedPlan::Create(spec, &counters, &clock);
   ASSERT_THAT(plan, IsOk());
-  struct rusage before, after;
-  getrusage(RUSAGE_SELF, &before);
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock.Now();
   ASSERT_THAT((*plan)->Start(), IsOk());
-  ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
-  const absl::Duration took = absl::Now() - start;
-  EXPECT_GE(took, absl::Milliseconds(450));
-  // Generous: the poll above runs on a shared, loaded machine (1.04 s seen at load ~20);
-  // a pacing defect of several times still fails it.
-  EXPECT_LT(took, absl::Seconds(3));
+  ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kRamping, 0); }));
+  const uint64_t waits_before = clock.waits_begun();
+  for (int block = 1; block < 16; ++block) {
+    SCOPED_TRACE(block);
+    clock.AdvanceTo(start + absl::Microseconds(31250 * block));
+    ASSERT_TRUE(Eventually(
+        [&] { return AsleepAt(clock, counters, PlanState::kRamping, block * kMiB); }));
+  }
+  clock.AdvanceTo(start + absl::Milliseconds(500));
+  ASSERT_TRUE(
+      Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 16 * kMiB); }));
+  // 16 blocks, a measurement every 200 ms: about 16 + 3 waits. A plan that polled the clock
+  // instead of sleeping until its next block would begin thousands.
+  EXPECT_LE(clock.waits_begun() - waits_before, 2 * 16u);
   (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
-  getrusage(RUSAGE_SELF, &after);
-  // Touching 16 MiB costs a few ms; the rest of the ramp is sleep, not spin.
-  const double cpu_seconds =
-      (after.ru_utime.tv_sec - before.ru_utime.tv_sec) +
-      (after.ru_utime.tv_usec - before.ru_utime.tv_usec) / 1e6 +
-      (after.ru_stime.tv_sec - before.ru_stime.tv_sec) +
-      (after.ru_stime.tv_usec - before.ru_stime.tv_usec) / 1e6;
-  EXPECT_LT(cpu_seconds, 0.25 * absl::ToDoubleSeconds(took));
+  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
 }
 
+// A held plan wakes once a second of its clock (to re-measure what is resident) and does
+// nothing else: one wait per second, the memory untouched.
 TEST(RetainedPlanTest, HoldingCostsNoCpu) {
   PlanCounters counters;
-  auto plan = RetainedPlan::Create(OnePhase(32 * kMiB), &counters);
+  WaitRecordingClock clock;
+  auto plan = RetainedPlan::Create(OnePhase(32 * kMiB), &counters, &clock);
   ASSERT_THAT(plan, IsOk());
   ASSERT_THAT((*plan)->Start(), IsOk());
-  ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
-  struct rusage before, after;
-  getrusage(RUSAGE_SELF, &before);
-  // A measurement window, not synchronisation: the plan holds throughout.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  getrusage(RUSAGE_SELF, &after);
-  const double cpu_ms = (after.ru_utime.tv_sec - before.ru_utime.tv_sec) * 1e3 +
-                        (after.ru_utime.tv_usec - before.ru_utime.tv_usec) / 1e3 +
-                        (after.ru_stime.tv_sec - before.ru_stime.tv_sec) * 1e3 +
-                        (after.ru_stime.tv_usec - before.ru_stime.tv_usec) / 1e3;
-  EXPECT_LT(cpu_ms, 30.0) << "holding 32 MiB for 1.5 s used " << cpu_ms << " ms of CPU";
-  EXPECT_EQ(StateOf(counters), PlanState::kHolding);
+  ASSERT_TRUE(
+      Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 32 * kMiB); }));
+  const PlanCountersSnapshot held = counters.Snapshot();
+  for (int second = 0; second < 10; ++second) {
+    SCOPED_TRACE(second);
+    ASSERT_EQ(clock.last_deadline() - clock.Now(), absl::Seconds(1));
+    const uint64_t waits = clock.waits_begun();
+    clock.AdvanceTo(clock.last_deadline());
+    ASSERT_TRUE(Eventually([&] { return clock.waits_begun() > waits && clock.waiters() == 1; }));
+    EXPECT_EQ(clock.waits_begun(), waits + 1);
+  }
+  const PlanCountersSnapshot after = counters.Snapshot();
+  EXPECT_EQ(after.state, PlanState::kHolding);
+  EXPECT_EQ(after.allocations, held.allocations);
+  EXPECT_EQ(after.frees, held.frees);
+  EXPECT_EQ(after.payload_bytes, 32 * kMiB);
   (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
+  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
 }
 
 TEST(RetainedPlanTest, SawtoothRepeatsRampAndDrop) {
@@ -233,18 +275,21 @@ TEST(RetainedPlanTest, CeilingCapsGrowthAndLiftingItResumes) {
   EXPECT_THAT((*plan)->Wait(), IsOk());
 }
 
+// Asleep until its next block of a slow leak (a second away on a clock that never moves),
+// the plan wakes for the cancel alone.
 TEST(RetainedPlanTest, CancelDuringSlowRampIsPrompt) {
   PlanCounters counters;
+  WaitRecordingClock clock;
   RetainedPlanSpec spec = OnePhase(1024 * kMiB);
   spec.phases[0].ramp_bytes_per_sec = kMiB;  // a slow leak: one block a second
-  auto plan = RetainedPlan::Create(spec, &counters);
+  auto plan = RetainedPlan::Create(spec, &counters, &clock);
   ASSERT_THAT(plan, IsOk());
   ASSERT_THAT((*plan)->Start(), IsOk());
-  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations >= 1; }));
-  const absl::Time cancel_at = absl::Now();
+  ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kRamping, 0); }));
+  clock.Advance(absl::Seconds(1));
+  ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kRamping, kMiB); }));
   (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
-  EXPECT_LT(absl::Now() - cancel_at, absl::Milliseconds(100));
+  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
   EXPECT_EQ(counters.Snapshot().payload_bytes, 0u);
 }
 

@@ -19,16 +19,14 @@ namespace memload {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
 constexpr uint32_t kMaxWorkers = 64;
 // Publishing costs a dozen atomic adds on cache lines all workers share: do it on a
 // timer, not per step.
-constexpr auto kFlushInterval = std::chrono::milliseconds(5);
-constexpr auto kResidentInterval = std::chrono::milliseconds(50);
+constexpr absl::Duration kFlushInterval = absl::Milliseconds(5);
+constexpr absl::Duration kResidentInterval = absl::Milliseconds(50);
 // A shorter lead on the rate schedule is not worth a futex sleep; the schedule is
 // cumulative, so skipping it does not drift the rate.
-constexpr auto kMinSleep = std::chrono::microseconds(50);
+constexpr absl::Duration kMinSleep = absl::Microseconds(50);
 // The clock and the counters are looked at about once per this many bytes of blocks
 // (at least every step for big blocks, at most every kMaxCheckEvery steps for tiny ones),
 // so duration ends are noticed within microseconds without a clock read per tiny step.
@@ -196,8 +194,9 @@ struct RunContext {
   BlockAllocator* allocator;
   PlanCounters* counters;
   CancelSignal& cancel;
-  SteadyClock::time_point start;
-  SteadyClock::time_point end;      // SteadyClock::time_point::max() without a duration.
+  Clock* clock;               // The plan's (the cancel signal's) clock.
+  absl::Time start;
+  absl::Time end;             // absl::InfiniteFuture() without a duration.
   uint64_t total_blocks;      // amount_bytes / block_size; 0 = no amount.
   uint64_t claim_blocks;      // Blocks per budget claim.
   std::atomic<uint64_t> claimed_blocks{0};
@@ -246,8 +245,9 @@ void RunWorker(RunContext* context, uint32_t index) {
       rate_limited ? 1 : std::clamp<uint64_t>(kCheckBytes / options.block_size, 1, kMaxCheckEvery);
   uint64_t until_check = check_every;
   uint64_t budget = context->total_blocks == 0 ? UINT64_MAX : 0;
-  SteadyClock::time_point next_flush = context->start + kFlushInterval;
-  SteadyClock::time_point next_resident = context->start;
+  Clock* const clock = context->clock;
+  absl::Time next_flush = context->start + kFlushInterval;
+  absl::Time next_resident = context->start;
 
   absl::Status status;
   while (!cancel.cancelled()) {
@@ -258,28 +258,25 @@ void RunWorker(RunContext* context, uint32_t index) {
     if (--until_check != 0) continue;
     until_check = check_every;
 
-    SteadyClock::time_point now = SteadyClock::now();
+    absl::Time now = clock->Now();
     if (now >= context->end) break;
     if (share != 0 && now >= next_resident) {
       worker.MeasureResident();
       // A huge window makes measuring costly: never spend more than ~10% of the time on it.
-      const SteadyClock::time_point measured = SteadyClock::now();
-      next_resident = measured + std::max<SteadyClock::duration>(kResidentInterval,
-                                                           10 * (measured - now));
+      const absl::Time measured = clock->Now();
+      next_resident = measured + std::max(kResidentInterval, 10 * (measured - now));
       now = measured;
     }
     if (rate_limited) {
       // Capped at ~30 years so that absurdly slow rates cannot overflow the clock.
       const double due_ns = std::min(worker.bytes_allocated() * ns_per_byte, 1e18);
-      const SteadyClock::time_point due =
-          context->start + std::chrono::nanoseconds(static_cast<int64_t>(due_ns));
+      const absl::Time due = context->start + absl::Nanoseconds(static_cast<int64_t>(due_ns));
       if (due - now >= kMinSleep) {
         // Publish before sleeping: a slow rate may sleep for seconds.
         worker.Flush(counters);
         next_flush = now + kFlushInterval;
-        const SteadyClock::time_point wake = std::min(due, context->end);
-        if (cancel.WaitUntil(absl::Now() + absl::FromChrono(wake - now))) break;
-        if (SteadyClock::now() >= context->end) break;
+        if (cancel.WaitUntil(std::min(due, context->end))) break;
+        if (clock->Now() >= context->end) break;
         continue;
       }
     }
@@ -301,7 +298,7 @@ void RunWorker(RunContext* context, uint32_t index) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StreamingPlan>> StreamingPlan::Create(
-    const StreamOptions& options, PlanCounters* counters) {
+    const StreamOptions& options, PlanCounters* counters, Clock* clock) {
   absl::Status valid = ValidateStreamOptions(options);
   if (!valid.ok()) return valid;
   BlockAllocator* allocator = options.allocator;
@@ -309,12 +306,12 @@ absl::StatusOr<std::unique_ptr<StreamingPlan>> StreamingPlan::Create(
     allocator = SharedBlockAllocator(options.return_to_os ? Backing::kMmap : Backing::kMalloc,
                                      AllocatorOptions{});
   }
-  return std::unique_ptr<StreamingPlan>(new StreamingPlan(options, allocator, counters));
+  return std::unique_ptr<StreamingPlan>(new StreamingPlan(options, allocator, counters, clock));
 }
 
 StreamingPlan::StreamingPlan(const StreamOptions& options, BlockAllocator* allocator,
-                             PlanCounters* counters)
-    : Plan(counters), options_(options), allocator_(allocator) {}
+                             PlanCounters* counters, Clock* clock)
+    : Plan(counters, clock), options_(options), allocator_(allocator) {}
 
 StreamingPlan::~StreamingPlan() { CancelAndJoin(); }
 
@@ -324,18 +321,19 @@ absl::Status StreamingPlan::Run() {
   counters->bookkeeping_bytes.store(sizeof(void*) * options_.window, std::memory_order_relaxed);
   counters->SetState(PlanState::kStreaming);
 
-  const SteadyClock::time_point start = SteadyClock::now();
-  SteadyClock::time_point end = SteadyClock::time_point::max();
-  // Durations beyond a century (or infinite) are "no limit", and cannot overflow the clock.
+  const absl::Time start = clock()->Now();
+  absl::Time end = absl::InfiniteFuture();
+  // Durations beyond a century (or infinite) are "no limit".
   if (options_.duration > absl::ZeroDuration() &&
       options_.duration < absl::Hours(24 * 365 * 100)) {
-    end = start + absl::ToChronoNanoseconds(options_.duration);
+    end = start + options_.duration;
   }
   const uint64_t block_size = options_.block_size;
   RunContext context{options_,
                      allocator_,
                      counters,
                      cancel_signal(),
+                     clock(),
                      start,
                      end,
                      options_.amount_bytes / block_size,

@@ -166,9 +166,11 @@ class StreamWorker {
 class StreamingPlan final : public Plan {
  public:
   // InvalidArgument for invalid options (see ValidateStreamOptions). `counters` is not
-  // owned and must outlive the plan.
+  // owned and must outlive the plan. The duration and the rate's schedule run on `clock`
+  // (not owned; outlives the plan).
   static absl::StatusOr<std::unique_ptr<StreamingPlan>> Create(const StreamOptions& options,
-                                                               PlanCounters* counters);
+                                                               PlanCounters* counters,
+                                                               Clock* clock = Clock::Real());
   ~StreamingPlan() override;
 
   const StreamOptions& options() const { return options_; }
@@ -180,7 +182,7 @@ class StreamingPlan final : public Plan {
 
  private:
   StreamingPlan(const StreamOptions& options, BlockAllocator* allocator,
-                PlanCounters* counters);
+                PlanCounters* counters, Clock* clock);
 
   const StreamOptions options_;
   BlockAllocator* const allocator_;  // Not owned (a process-wide or injected allocator).

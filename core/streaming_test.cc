@@ -15,6 +15,7 @@
 #include "core/testing/counting_allocator.h"
 #include "core/plan_counters.h"
 #include "core/testing/status_matchers.h"
+#include "core/testing/wait_recording_clock.h"
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -29,11 +30,18 @@ using ::memload::testing::Eventually;
 BlockAllocator* Malloc() { return SharedBlockAllocator(Backing::kMalloc, {}); }
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.
-std::unique_ptr<StreamingPlan> MustCreate(const StreamOptions& options, PlanCounters* counters) {
-  absl::StatusOr<std::unique_ptr<StreamingPlan>> plan = StreamingPlan::Create(options, counters);
+std::unique_ptr<StreamingPlan> MustCreate(const StreamOptions& options, PlanCounters* counters,
+                                          Clock* clock = Clock::Real()) {
+  absl::StatusOr<std::unique_ptr<StreamingPlan>> plan =
+      StreamingPlan::Create(options, counters, clock);
   EXPECT_THAT(plan, IsOk());
   return plan.ok() ? std::move(*plan) : nullptr;
 }
+
+// How long a plan may take to notice a cancel or the end of its duration, in real time,
+// before a test calls it hung. Plans on a simulated clock that never moves again: one that
+// waited for a deadline instead of the cancel would never end.
+constexpr absl::Duration kHung = absl::Seconds(30);
 
 // Everything a finished plan must have given back.
 void ExpectAllReleased(const PlanCountersSnapshot& s) {
@@ -232,16 +240,19 @@ TEST(StreamingPlanTest, SamplerNeverSeesMoreThanTheWindow) {
   options.duration = absl::Milliseconds(300);
   const uint64_t bound = options.window * options.block_size;
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  // The plan's 300 ms pass 1 ms per sample, however slowly a loaded machine samples.
+  WaitRecordingClock clock;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
   ASSERT_THAT(plan->Start(), IsOk());
 
   uint64_t max_payload = 0, max_mapped = 0, max_resident = 0, samples = 0;
   bool saw_bookkeeping = false;
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  const absl::Time give_up = absl::Now() + kHung;
   for (PlanCountersSnapshot s = counters.Snapshot(); !IsTerminal(s.state);
        s = counters.Snapshot()) {
     ASSERT_LT(absl::Now(), give_up) << "plan did not end";
+    clock.Advance(absl::Milliseconds(1));
     max_payload = std::max(max_payload, s.payload_bytes);
     max_mapped = std::max(max_mapped, s.mapped_bytes);
     max_resident = std::max(max_resident, s.resident_bytes);
@@ -265,7 +276,10 @@ TEST(StreamingPlanTest, SamplerNeverSeesMoreThanTheWindow) {
   ExpectAllReleased(s);
 }
 
-TEST(StreamingPlanTest, RateLimitHoldsWithinTenPercent) {
+// 64 MiB/s over two workers of 256 KiB blocks: each worker allocates a block every
+// 7.8125 ms of the plan's clock and sleeps in between, so at every moment the plan has
+// allocated exactly what the schedule allows, and over its 1 s exactly 64 MiB.
+TEST(StreamingPlanTest, RateLimitHoldsToTheSchedule) {
   StreamOptions options;
   options.block_size = 256 << 10;
   options.touch = TouchMode::kPage;
@@ -273,65 +287,86 @@ TEST(StreamingPlanTest, RateLimitHoldsWithinTenPercent) {
   options.rate_bytes_per_sec = 64 << 20;
   options.duration = absl::Seconds(1);
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  WaitRecordingClock clock;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock.Now();
   ASSERT_THAT(plan->Start(), IsOk());
-  ASSERT_THAT(plan->Wait(), IsOk());
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  // Blocks each worker has allocated by `ms`: its first at once, then one per 7.8125 ms.
+  const auto scheduled = [&](double ms) {
+    return options.workers * (static_cast<uint64_t>(ms / 7.8125) + 1) * options.block_size;
+  };
+  for (double ms : {0.0, 130.0, 260.0, 510.0, 770.0, 999.0}) {
+    SCOPED_TRACE(ms);
+    clock.AdvanceTo(start + absl::Milliseconds(ms));
+    // Both workers asleep, having published what they allocated.
+    ASSERT_TRUE(Eventually([&] {
+      return clock.waiters() == 2 && counters.Snapshot().bytes_allocated == scheduled(ms);
+    })) << counters.Snapshot().bytes_allocated << " bytes, want " << scheduled(ms);
+    EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
+  }
+  clock.AdvanceTo(start + absl::Seconds(1));
+  ASSERT_THAT(plan->WaitFor(kHung), IsOk());
   const PlanCountersSnapshot s = counters.Snapshot();
-  const double rate = s.bytes_allocated / seconds;
-  EXPECT_NEAR(rate, options.rate_bytes_per_sec, 0.1 * options.rate_bytes_per_sec)
-      << s.bytes_allocated << " bytes in " << seconds << " s";
+  EXPECT_EQ(s.bytes_allocated, uint64_t{64} << 20);
   EXPECT_EQ(s.state, PlanState::kCompleted);
   ExpectAllReleased(s);
 }
 
-TEST(StreamingPlanTest, CancelStopsWithin100msWhenRunningFlatOut) {
+// Flat out (no rate, no duration, no amount), only the cancel can end it: on a clock that
+// stands still after one publish, nothing else could.
+TEST(StreamingPlanTest, CancelStopsAPlanRunningFlatOut) {
   StreamOptions options;
   options.block_size = 64 << 10;
   options.touch = TouchMode::kPage;
   options.workers = 2;
   options.window = 4;
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  WaitRecordingClock clock;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
   ASSERT_THAT(plan->Start(), IsOk());
-  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations >= 100; }));
-  EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
+  // Counters are published every 5 ms of the plan's clock.
+  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().state == PlanState::kStreaming; }));
+  clock.Advance(absl::Milliseconds(10));
+  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations >= 1; }));
 
-  const absl::Time cancelled = absl::Now();
   plan->Cancel();
-  ASSERT_THAT(plan->Wait(), IsOk());
-  EXPECT_LT(absl::Now() - cancelled, absl::Milliseconds(100));
+  ASSERT_THAT(plan->WaitFor(kHung), IsOk());
   const PlanCountersSnapshot s = counters.Snapshot();
   EXPECT_EQ(s.state, PlanState::kCancelled);
   ExpectAllReleased(s);
 }
 
-TEST(StreamingPlanTest, CancelStopsWithin100msWhileRateLimited) {
+// Asleep for 10 s of a clock that never moves, the worker wakes for the cancel alone.
+TEST(StreamingPlanTest, CancelWakesARateLimitedPlan) {
   StreamOptions options;
   options.block_size = 1 << 20;
   options.window = 1;
   options.rate_bytes_per_sec = (1 << 20) / 10;  // One block every 10 s.
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  WaitRecordingClock clock;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
+  const absl::Time start = clock.Now();
   ASSERT_THAT(plan->Start(), IsOk());
-  // The worker publishes before it sleeps, so this means it is (about to be) asleep.
-  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations == 1; }));
+  // The worker publishes before it sleeps.
+  ASSERT_TRUE(Eventually(
+      [&] { return counters.Snapshot().allocations == 1 && clock.waiters() == 1; }));
   EXPECT_EQ(counters.Snapshot().payload_bytes, 1u << 20);
+  // (The rate is 104,857 B/s: 1 MiB takes 10.00006 s.)
+  EXPECT_LT(absl::AbsDuration(clock.last_deadline() - (start + absl::Seconds(10))),
+            absl::Milliseconds(1));
 
-  const absl::Time cancelled = absl::Now();
   plan->Cancel();
-  ASSERT_THAT(plan->Wait(), IsOk());
-  EXPECT_LT(absl::Now() - cancelled, absl::Milliseconds(100));
+  ASSERT_THAT(plan->WaitFor(kHung), IsOk());
   const PlanCountersSnapshot s = counters.Snapshot();
   EXPECT_EQ(s.state, PlanState::kCancelled);
   EXPECT_EQ(s.allocations, 1u);
   ExpectAllReleased(s);
 }
 
+// Flat out for 200 ms of the plan's clock: still streaming at 199 ms, done at 200 ms.
 TEST(StreamingPlanTest, StopsWhenTheDurationIsOver) {
   StreamOptions options;
   options.block_size = 4096;
@@ -339,14 +374,20 @@ TEST(StreamingPlanTest, StopsWhenTheDurationIsOver) {
   options.window = 8;
   options.duration = absl::Milliseconds(200);
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  WaitRecordingClock clock;
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock.Now();
   ASSERT_THAT(plan->Start(), IsOk());
-  ASSERT_THAT(plan->WaitFor(absl::Seconds(10)), IsOk());
-  const absl::Duration elapsed = absl::Now() - start;
-  EXPECT_GE(elapsed, absl::Milliseconds(200));
-  EXPECT_LT(elapsed, absl::Milliseconds(450));  // Margin for a loaded machine.
+  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().state == PlanState::kStreaming; }));
+  clock.AdvanceTo(start + absl::Milliseconds(199));
+  // Published at the next flush, 5 ms of its clock after the start.
+  ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations > 0; }));
+  EXPECT_THAT(plan->WaitFor(absl::Milliseconds(20)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
+  EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
+  clock.AdvanceTo(start + absl::Milliseconds(200));
+  ASSERT_THAT(plan->WaitFor(kHung), IsOk());
   const PlanCountersSnapshot s = counters.Snapshot();
   EXPECT_EQ(s.state, PlanState::kCompleted);
   EXPECT_GT(s.allocations, 0u);

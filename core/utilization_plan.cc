@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "core/node_readers.h"
 #include "core/size.h"
 #include "core/base/status_macros.h"
@@ -83,16 +82,16 @@ absl::Status ValidateUtilizationSpec(const UtilizationSpec& spec) {
 }
 
 absl::StatusOr<std::unique_ptr<UtilizationPlan>> UtilizationPlan::Create(
-    const UtilizationSpec& spec, PlanCounters* counters) {
+    const UtilizationSpec& spec, PlanCounters* counters, Clock* clock) {
   MEMLOAD_RETURN_IF_ERROR(ValidateUtilizationSpec(spec));
   MEMLOAD_ASSIGN_OR_RETURN(RetainedSet set, RetainedSet::Create(spec.set, 0));
   return std::unique_ptr<UtilizationPlan>(
-      new UtilizationPlan(spec, counters, std::move(set)));
+      new UtilizationPlan(spec, counters, std::move(set), clock));
 }
 
 UtilizationPlan::UtilizationPlan(const UtilizationSpec& spec, PlanCounters* counters,
-                                 RetainedSet set)
-    : Plan(counters), spec_(spec), set_(std::move(set)) {
+                                 RetainedSet set, Clock* clock)
+    : Plan(counters, clock), spec_(spec), set_(std::move(set)) {
   target_.percent = spec.target_percent;
 }
 
@@ -161,7 +160,7 @@ absl::Status UtilizationPlan::Run() {
 }
 
 absl::Status UtilizationPlan::Loop() {
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock()->Now();
   const absl::Time end = spec_.duration == absl::InfiniteDuration()
                              ? absl::InfiniteFuture()
                              : start + spec_.duration;
@@ -169,7 +168,7 @@ absl::Status UtilizationPlan::Loop() {
   absl::Time settle_deadline = start + kSettleTime;
 
   while (!cancel_signal().cancelled()) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock()->Now();
     if (now >= end) return absl::OkStatus();
     absl::StatusOr<MemoryUse> use = spec_.source();
     if (!use.ok()) {
@@ -250,7 +249,7 @@ absl::Status UtilizationPlan::Correct(const MemoryUse& use, uint64_t desired) {
             FormatSize(desired), " of ", FormatSize(use.capacity_bytes), "): ",
             grown.message()));
       }
-      Publish(absl::Now() - last_resident_measure_ >= kGrowMeasureInterval);
+      Publish(clock()->Now() - last_resident_measure_ >= kGrowMeasureInterval);
     }
   } else if (next < current) {
     set_.ShrinkTo(next);
@@ -258,7 +257,7 @@ absl::Status UtilizationPlan::Correct(const MemoryUse& use, uint64_t desired) {
   }
   // Measure before announcing the state, so a reader who sees HOLDING also sees the
   // resident bytes of what is held.
-  Publish(resident_stale_ || absl::Now() - last_resident_measure_ >= kIdleMeasureInterval);
+  Publish(resident_stale_ || clock()->Now() - last_resident_measure_ >= kIdleMeasureInterval);
   counters->SetState(wanted > ceiling ? PlanState::kCapped
                      : within         ? PlanState::kHolding
                                       : PlanState::kRamping);
@@ -268,7 +267,7 @@ absl::Status UtilizationPlan::Correct(const MemoryUse& use, uint64_t desired) {
 void UtilizationPlan::Publish(bool measure_resident) {
   PublishRetainedSet(set_, measure_resident, mutable_counters());
   if (measure_resident) {
-    last_resident_measure_ = absl::Now();
+    last_resident_measure_ = clock()->Now();
     resident_stale_ = false;
   }
 }

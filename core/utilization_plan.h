@@ -88,8 +88,11 @@ absl::Status ValidateUtilizationSpec(const UtilizationSpec& spec);
 
 class UtilizationPlan final : public Plan {
  public:
+  // Its measurement interval, duration and settling run on `clock` (not owned; outlives
+  // the plan).
   static absl::StatusOr<std::unique_ptr<UtilizationPlan>> Create(const UtilizationSpec& spec,
-                                                                 PlanCounters* counters);
+                                                                 PlanCounters* counters,
+                                                                 Clock* clock = Clock::Real());
   ~UtilizationPlan() override;
 
   // New target as used bytes (the agent converts quantities); above capacity it aims for
@@ -125,7 +128,8 @@ class UtilizationPlan final : public Plan {
     double percent = 0;
   };
 
-  UtilizationPlan(const UtilizationSpec& spec, PlanCounters* counters, RetainedSet set);
+  UtilizationPlan(const UtilizationSpec& spec, PlanCounters* counters, RetainedSet set,
+                  Clock* clock);
 
   absl::Status Retarget(const Target& target);
   absl::Status Loop();
