@@ -22,6 +22,7 @@
 #include "core/testing/sanitizers.h"
 #include "core/plan_counters.h"
 #include "core/testing/status_matchers.h"
+#include "core/testing/wait_recording_clock.h"
 #include "core/touch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -122,6 +123,10 @@ UtilizationSpec Spec(double percent, MemoryUseSource source) {
 
 PlanState StateOf(const PlanCounters& counters) { return counters.Snapshot().state; }
 
+// How long a plan may take to notice a cancel, in real time, before a test calls it hung
+// (its clock stands still: a plan that waited for its next measurement would never end).
+constexpr absl::Duration kHung = absl::Seconds(30);
+
 // Payload the simulated node needs for `percent` with `other` bytes of other workload,
 // rounded down to whole blocks as the plan does.
 uint64_t PayloadFor(double percent, uint64_t other = 0) {
@@ -157,13 +162,21 @@ void ExpectReleased(const PlanCounters& counters) {
   EXPECT_EQ(s.frees, s.allocations);
 }
 
+// On simulated time: the first measurement brings the payload straight to the target, the
+// next one (an interval later) finds it there, and then it measures once per interval.
 TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   PlanCounters counters;
   FakeNode node(&counters);
-  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
+  WaitRecordingClock clock;
+  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters, &clock);
   ASSERT_THAT(plan, IsOk());
   ASSERT_THAT((*plan)->Start(), IsOk());
-  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
+  ASSERT_TRUE(Eventually([&] {
+    return clock.waiters() == 1 && counters.Snapshot().payload_bytes == PayloadFor(60);
+  }));
+  clock.Advance(absl::Milliseconds(25));
+  ASSERT_TRUE(
+      Eventually([&] { return clock.waiters() == 1 && HoldsPayload(counters, PayloadFor(60)); }));
 
   const PlanCountersSnapshot held = counters.Snapshot();
   EXPECT_EQ(held.target_bytes, static_cast<uint64_t>(0.6 * kCapacity));
@@ -174,16 +187,20 @@ TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   EXPECT_TRUE((*plan)->settled_at().has_value());
   EXPECT_LT((*plan)->max_deviation_percent(), 1.0);
 
-  // Holding: one measurement per interval (25 ms), no busy loop.
-  const uint64_t before = node.measurements();
-  const absl::Time window_start = absl::Now();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // A window, not a sync.
-  const double intervals = absl::FDivDuration(absl::Now() - window_start, absl::Milliseconds(25));
-  EXPECT_LE(node.measurements() - before, intervals + 2);
+  // Holding: asleep for an interval (25 ms) at a time, one measurement per wake-up.
+  for (int i = 0; i < 20; ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_EQ(clock.last_deadline() - clock.Now(), absl::Milliseconds(25));
+    const uint64_t measurements = node.measurements();
+    clock.Advance(absl::Milliseconds(25));
+    ASSERT_TRUE(Eventually(
+        [&] { return node.measurements() > measurements && clock.waiters() == 1; }));
+    EXPECT_EQ(node.measurements(), measurements + 1);
+  }
   EXPECT_EQ(counters.Snapshot().allocations, held.allocations);  // And no flapping.
 
   (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
+  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
   EXPECT_EQ(StateOf(counters), PlanState::kCancelled);
   ExpectReleased(counters);
 }
@@ -320,45 +337,66 @@ MemoryUseSource EmptyNode(const PlanCounters* counters, uint64_t capacity) {
   };
 }
 
-// Cancel is measured to Wait() returning, so it includes giving the memory back: the held
-// payload is 64 MiB, as in RetainedPlan's test.
+// Allocates through `inner`, and calls `at` once, from inside allocation number `n` + 1.
+class CallAtAllocator final : public BlockAllocator {
+ public:
+  CallAtAllocator(BlockAllocator* inner, uint64_t n, std::function<void()> at)
+      : inner_(inner), n_(n), at_(std::move(at)) {}
+  absl::StatusOr<void*> Allocate(size_t size) override {
+    if (allocations_++ == n_) at_();
+    return inner_->Allocate(size);
+  }
+  void Free(void* block, size_t size) override { inner_->Free(block, size); }
+  size_t MappedSize(size_t size) const override { return inner_->MappedSize(size); }
+
+ private:
+  BlockAllocator* const inner_;
+  const uint64_t n_;
+  const std::function<void()> at_;
+  std::atomic<uint64_t> allocations_{0};
+};
+
+// Cancel wakes a holding plan asleep until a measurement that never comes (its clock
+// stands still), and stops a growing plan within the chunk it is growing (8 MiB).
 TEST(UtilizationPlanTest, CancelIsPromptWhileHoldingAndWhileGrowing) {
   {
     PlanCounters counters;
+    WaitRecordingClock clock;
     UtilizationSpec spec = Spec(25, EmptyNode(&counters, 256 * kMiB));
     spec.interval = absl::Seconds(10);  // Asleep for a long time.
-    auto plan = UtilizationPlan::Create(spec, &counters);
+    auto plan = UtilizationPlan::Create(spec, &counters, &clock);
     ASSERT_THAT(plan, IsOk());
     ASSERT_THAT((*plan)->Start(), IsOk());
     // The first correction leaves it ramping (unmeasured since); a same-value target
     // wakes it for the measurement that shows it holding, and then it sleeps for 10 s.
     ASSERT_TRUE(Eventually([&] { return counters.Snapshot().payload_bytes == 64 * kMiB; }));
     ASSERT_THAT((*plan)->SetTargetPercent(25), IsOk());
-    ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
-    const absl::Time cancel_at = absl::Now();
+    ASSERT_TRUE(Eventually([&] {
+      return StateOf(counters) == PlanState::kHolding && clock.waiters() == 1;
+    }));
+    EXPECT_EQ(clock.last_deadline() - clock.Now(), absl::Seconds(10));
     (*plan)->Cancel();
-    EXPECT_THAT((*plan)->Wait(), IsOk());
-    const absl::Duration latency = absl::Now() - cancel_at;
-    std::cout << "cancel while holding 64 MiB: " << latency << "\n";
-    EXPECT_LT(latency, absl::Milliseconds(100));
+    EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
     ExpectReleased(counters);
   }
   {
-    // 4 GiB to grow (on a simulated 8 GiB node): cancelled a few chunks in.
+    // 4 GiB to grow (on a simulated 8 GiB node): cancelled from inside its 33rd allocation.
     PlanCounters counters;
-    auto plan = UtilizationPlan::Create(Spec(50, EmptyNode(&counters, 8192 * kMiB)), &counters);
-    ASSERT_THAT(plan, IsOk());
-    ASSERT_THAT((*plan)->Start(), IsOk());
-    ASSERT_TRUE(Eventually([&] { return counters.Snapshot().payload_bytes >= 32 * kMiB; }));
-    const absl::Time cancel_at = absl::Now();
-    (*plan)->Cancel();
-    EXPECT_THAT((*plan)->Wait(), IsOk());
-    const absl::Duration latency = absl::Now() - cancel_at;
-    std::cout << "cancel while growing: " << latency << " (peak "
-              << counters.Snapshot().peak_payload_bytes / kMiB << " MiB)\n";
-    EXPECT_LT(latency, absl::Milliseconds(100));
+    std::unique_ptr<UtilizationPlan> plan;
+    CallAtAllocator allocator(SharedBlockAllocator(Backing::kMmap, {}), 32,
+                              [&plan] { plan->Cancel(); });
+    UtilizationSpec spec = Spec(50, EmptyNode(&counters, 8192 * kMiB));
+    spec.set.allocator = &allocator;
+    absl::StatusOr<std::unique_ptr<UtilizationPlan>> created =
+        UtilizationPlan::Create(spec, &counters);
+    ASSERT_THAT(created, IsOk());
+    plan = *std::move(created);
+    ASSERT_THAT(plan->Start(), IsOk());
+    EXPECT_THAT(plan->WaitFor(kHung), IsOk());
     EXPECT_EQ(StateOf(counters), PlanState::kCancelled);
-    EXPECT_LT(counters.Snapshot().peak_payload_bytes, 1024 * kMiB);
+    // The chunk under way (8 blocks of 1 MiB) is finished, no more.
+    EXPECT_GE(counters.Snapshot().peak_payload_bytes, 33 * kMiB);
+    EXPECT_LE(counters.Snapshot().peak_payload_bytes, 40 * kMiB);
     ExpectReleased(counters);
   }
 }
@@ -368,10 +406,21 @@ TEST(UtilizationPlanTest, DurationEndReleasesAndCompletes) {
   FakeNode node(&counters);
   UtilizationSpec spec = Spec(60, node.Source());
   spec.duration = absl::Milliseconds(300);
-  auto plan = UtilizationPlan::Create(spec, &counters);
+  WaitRecordingClock clock;
+  auto plan = UtilizationPlan::Create(spec, &counters, &clock);
   ASSERT_THAT(plan, IsOk());
   ASSERT_THAT((*plan)->Start(), IsOk());
-  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)), IsOk());
+  // Its measurements every 25 ms of its clock until 300 ms; still running at 299 ms.
+  const absl::Time start = clock.Now();
+  ASSERT_TRUE(Eventually([&] { return clock.waiters() == 1; }));
+  while (clock.Now() < start + absl::Milliseconds(299)) {
+    clock.AdvanceTo(std::min(clock.last_deadline(), start + absl::Milliseconds(299)));
+    ASSERT_TRUE(Eventually([&] { return clock.waiters() == 1; }));
+  }
+  EXPECT_THAT((*plan)->WaitFor(absl::Milliseconds(10)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("running")));
+  clock.AdvanceTo(start + absl::Milliseconds(300));
+  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
   EXPECT_EQ(StateOf(counters), PlanState::kCompleted);
   EXPECT_EQ(counters.Snapshot().peak_payload_bytes, PayloadFor(60));
   ExpectReleased(counters);
