@@ -9,7 +9,6 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 
 namespace memload {
 namespace controller {
@@ -57,14 +56,15 @@ struct State {
   size_t in_flight = 0;          // Guarded by mutex.
 };
 
-RawDone MakeDone(std::shared_ptr<State> state, size_t index, uint64_t attempt_id) {
-  return [state = std::move(state), index, attempt_id](absl::Status status, std::any value) {
+RawDone MakeDone(std::shared_ptr<State> state, Clock* clock, size_t index, uint64_t attempt_id) {
+  return [state = std::move(state), clock, index, attempt_id](absl::Status status,
+                                                              std::any value) {
     {
       std::lock_guard<std::mutex> lock(state->mutex);
       Target& target = state->targets[index];
       if (target.phase != Phase::kInFlight || target.attempt_id != attempt_id) return;
       target.phase = Phase::kAnswered;
-      target.answered = absl::Now();
+      target.answered = clock->Now();
       target.status = std::move(status);
       target.value = std::move(value);
       --state->in_flight;
@@ -85,6 +85,7 @@ class Dispatcher {
         options_(options),
         parallelism_(static_cast<size_t>(std::max(options.parallelism, 1))),
         max_attempts_(options.idempotent ? std::max(options.retry.max_attempts, 1) : 1),
+        clock_(options.clock != nullptr ? options.clock : Clock::Real()),
         state_(std::make_shared<State>()) {
     state_->targets.resize(clients.size());
   }
@@ -92,26 +93,30 @@ class Dispatcher {
   std::vector<RawResult> Run() {
     std::unique_lock<std::mutex> lock(state_->mutex);
     while (done_ < clients_.size()) {
-      const absl::Time now = absl::Now();
+      const absl::Time now = clock_->Now();
       for (size_t index : state_->answered) Settle(index, now);
       state_->answered.clear();
       EnforceWatchdog(now);
       if (Stopping()) AbandonUnstarted();
+      cancel_seen_ = options_.cancel != nullptr && options_.cancel->cancelled();
       std::vector<std::pair<size_t, uint64_t>> issue = PickAttempts(now);
       if (!issue.empty()) {
         lock.unlock();
         for (const auto& [index, attempt_id] : issue) {
-          call_(*clients_[index], options_.timeout, MakeDone(state_, index, attempt_id));
+          call_(*clients_[index], options_.timeout,
+                MakeDone(state_, clock_, index, attempt_id));
         }
         lock.lock();
         continue;
       }
       if (done_ == clients_.size()) break;
-      const absl::Time wake = NextWake(now);
-      const absl::Duration wait = std::min(wake - absl::Now(), absl::Hours(1));
-      state_->changed.wait_for(lock,
-                               absl::ToChronoNanoseconds(std::max(wait, absl::ZeroDuration())),
-                               [&] { return !state_->answered.empty(); });
+      clock_->WaitUntil(state_->changed, lock, std::min(NextWake(now), now + absl::Hours(1)),
+                        [&] {
+                          // A cancel not acted upon yet wakes it too (on any clock).
+                          return !state_->answered.empty() ||
+                                 (!cancel_seen_ && options_.cancel != nullptr &&
+                                  options_.cancel->cancelled());
+                        });
     }
     return Results();
   }
@@ -240,9 +245,11 @@ class Dispatcher {
   const FanOutOptions& options_;
   const size_t parallelism_;
   const int max_attempts_;
+  Clock* const clock_;
   const std::shared_ptr<State> state_;
   // The fields below belong to the dispatching thread (used with state_->mutex held).
   size_t next_new_ = 0;  // The first target never started.
+  bool cancel_seen_ = false;  // The cancel was acted upon (no target starts any more).
   size_t done_ = 0;
   size_t failed_ = 0;
   uint64_t last_attempt_id_ = 0;

@@ -36,6 +36,7 @@
 #include "absl/time/time.h"
 #include "controller/agent_client.h"
 #include "core/cancel_signal.h"
+#include "core/clock.h"
 
 namespace memload {
 namespace controller {
@@ -70,6 +71,9 @@ struct FanOutOptions {
   // last error); calls in flight are still awaited, so that the caller learns what started.
   // Not owned; may be null.
   CancelSignal* cancel = nullptr;
+  // The clock of backoffs, the watchdog and the results' times (timeouts themselves are
+  // the client's). Not owned; null = Clock::Real(). A `cancel` signal runs on the same one.
+  Clock* clock = nullptr;
 };
 
 template <typename Response>

@@ -8,6 +8,8 @@
 #include "controller/testing/fake_agent_client.h"
 #include "core/cancel_signal.h"
 #include "core/testing/status_matchers.h"
+#include "core/testing/wait_recording_clock.h"
+#include "tests/testing/eventually.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -17,6 +19,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::memload::testing::Eventually;
 
 constexpr absl::Duration kWait = absl::Seconds(10);  // Bound on every wait for the fake.
 
@@ -141,26 +144,47 @@ FakeResponder FlakyResponder(int failures, absl::Status status) {
   };
 }
 
+// On simulated time (answers come at once, the clock moves only when the test moves it):
+// each retry waits exactly its backoff after the previous answer, 40 ms then 80 ms, and
+// not a moment less.
 TEST(FanOutTest, RetriesUnavailableWithExponentialBackoffWhenIdempotent) {
-  FakeFleet fleet(FakeFleet::Targets(2));
+  FakeFleet fleet(FakeFleet::Targets(1));
   fleet.SetResponder(FlakyResponder(2, absl::UnavailableError("connection refused")),
                      FakeDelivery::kAsync);
+  WaitRecordingClock clock;
   FanOutOptions options = Options();
   options.idempotent = true;
   options.retry.max_attempts = 3;
   options.retry.initial_backoff = absl::Milliseconds(40);
   options.retry.multiplier = 2;
-  const auto results = FanOut(fleet.clients(), GetUsageCall(), options);
-  for (const auto& result : results) {
-    EXPECT_THAT(result.response, IsOk());
-    EXPECT_EQ(result.attempts, 3);
-    EXPECT_GE(result.latency, absl::Milliseconds(120));
+  options.clock = &clock;
+  const absl::Time start = clock.Now();
+  std::vector<TargetResult<v1::NodeUsage>> results;
+  std::thread fanout([&] { results = FanOut(fleet.clients(), GetUsageCall(), options); });
+  absl::Time answered = start;
+  for (absl::Duration backoff : {absl::Milliseconds(40), absl::Milliseconds(80)}) {
+    SCOPED_TRACE(backoff);
+    // The target answered, and FanOut sleeps until its retry (until then: its watchdog).
+    ASSERT_TRUE(Eventually([&] {
+      return clock.waiters() == 1 && clock.last_deadline() == answered + backoff;
+    })) << clock.last_deadline() - answered;
+    const size_t calls = fleet.Calls().size();
+    clock.AdvanceTo(answered + backoff - absl::Milliseconds(1));
+    ASSERT_TRUE(Eventually([&] { return clock.waiters() == 1; }));
+    EXPECT_EQ(fleet.Calls().size(), calls);  // Not retried a millisecond early.
+    clock.AdvanceTo(answered + backoff);
+    answered += backoff;
+    ASSERT_TRUE(Eventually([&] { return fleet.Calls().size() == calls + 1; }))
+        << fleet.Calls().size() << " calls, " << calls << " before; waiters " << clock.waiters()
+        << " deadline " << clock.last_deadline() - answered;
   }
-  // Each retry waited at least its backoff after the previous answer: 40 ms, then 80 ms.
-  const std::vector<FakeCall> calls = fleet.client(0).Calls();
-  ASSERT_EQ(calls.size(), 3u);
-  EXPECT_GE(calls[1].time - calls[0].answered, absl::Milliseconds(40));
-  EXPECT_GE(calls[2].time - calls[1].answered, absl::Milliseconds(80));
+  fanout.join();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_THAT(results[0].response, IsOk());
+  EXPECT_EQ(results[0].attempts, 3);
+  EXPECT_EQ(results[0].start, start);
+  EXPECT_EQ(results[0].latency, absl::Milliseconds(120));
+  EXPECT_EQ(fleet.client(0).Calls().size(), 3u);
 }
 
 TEST(FanOutTest, RetriesDeadlineExceededWhenIdempotent) {
@@ -235,16 +259,25 @@ TEST(FanOutTest, HungTargetTimesOutAloneAndLateAnswerIsIgnored) {
     if (call.target == hung) return FakeReply::Hold();  // Never calls back.
     return NamedUsage(call);
   });
+  WaitRecordingClock clock;
   FanOutOptions options = Options();
   options.timeout = absl::Milliseconds(100);
   options.watchdog_grace = absl::ZeroDuration();
-  const absl::Time start = absl::Now();
-  const auto results = FanOut(fleet.clients(), GetUsageCall(), options);
-  EXPECT_LT(absl::Now() - start, kWait);
+  options.clock = &clock;
+  const absl::Time start = clock.Now();
+  std::vector<TargetResult<v1::NodeUsage>> results;
+  std::thread fanout([&] { results = FanOut(fleet.clients(), GetUsageCall(), options); });
+  // The others answered; FanOut waits for the hung one until its timeout, and no longer.
+  ASSERT_TRUE(Eventually([&] {
+    return clock.waiters() == 1 && clock.last_deadline() == start + absl::Milliseconds(100);
+  }));
+  clock.Advance(absl::Milliseconds(100));
+  fanout.join();
   EXPECT_THAT(results[0].response, IsOk());
   EXPECT_THAT(results[1].response, StatusIs(absl::StatusCode::kDeadlineExceeded,
                                             HasSubstr(hung + ": no answer within 100ms")));
-  EXPECT_GE(results[1].latency, absl::Milliseconds(100));
+  EXPECT_EQ(results[1].latency, absl::Milliseconds(100));
+  EXPECT_EQ(results[0].latency, absl::ZeroDuration());
   EXPECT_THAT(results[2].response, IsOk());
   // The abandoned call answers after FanOut returned: nothing must break.
   EXPECT_THAT(fleet.client(1).ReplyNext(), IsOk());

@@ -124,17 +124,18 @@ RawRollout RunRollout(const std::vector<AgentClient*>& clients,
   rollout.results.resize(clients.size());
   const int64_t allowed = options.max_failures.Allowed(clients.size());
   CancelSignal* cancel = options.cancel;
+  Clock* const clock = options.fanout.clock != nullptr ? options.fanout.clock : Clock::Real();
   auto cancelled = [cancel] { return cancel != nullptr && cancel->cancelled(); };
   int64_t failures = 0;
   size_t next = 0;  // The first target of the next wave.
   for (const auto& [begin, end] : PlanWaves(options.strategy, clients.size())) {
     if (rollout.waves > 0 && options.stagger > absl::ZeroDuration()) {
-      const absl::Time until = absl::Now() + options.stagger;
+      const absl::Time until = clock->Now() + options.stagger;
       if (cancel == nullptr) {
-        absl::SleepFor(options.stagger);
+        clock->SleepUntil(until);
       } else {
         // WaitUntil also returns on Notify(): sleep again until the stagger has passed.
-        while (!cancel->WaitUntil(until) && absl::Now() < until) {
+        while (!cancel->WaitUntil(until) && clock->Now() < until) {
         }
       }
     }

@@ -74,7 +74,7 @@ absl::StatusOr<FailureLimit> ParseMaxFailures(absl::string_view text);
 
 struct RolloutOptions {
   RolloutStrategy strategy;
-  // A pause between the end of one wave and the start of the next.
+  // A pause between the end of one wave and the start of the next, on `fanout.clock`.
   absl::Duration stagger = absl::ZeroDuration();
   FailureLimit max_failures;
   // Parallelism, timeout and retries within each wave. Its `cancel` and

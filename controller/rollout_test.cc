@@ -6,6 +6,8 @@
 #include "controller/testing/fake_agent_client.h"
 #include "core/cancel_signal.h"
 #include "core/testing/status_matchers.h"
+#include "core/testing/wait_recording_clock.h"
+#include "tests/testing/eventually.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -15,6 +17,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::memload::testing::Eventually;
 using Waves = std::vector<std::pair<size_t, size_t>>;
 
 constexpr absl::Duration kWait = absl::Seconds(10);
@@ -159,15 +162,37 @@ TEST(RolloutTest, BatchCallsRunConcurrentlyWithinAWave) {
   EXPECT_THAT(result.succeeded, ElementsAre(0, 1, 2, 3));
 }
 
+// On simulated time (answers come at once): each wave starts exactly one stagger after the
+// previous one ended, and not a millisecond before.
 TEST(RolloutTest, StaggerSpacesTheWaves) {
   FakeFleet fleet(FakeFleet::Targets(3));
   fleet.SetResponder([](const FakeCall&) { return FakeReply(); }, FakeDelivery::kAsync);
+  WaitRecordingClock clock;
   RolloutOptions options = Options("serial");
   options.stagger = absl::Milliseconds(100);
-  const auto result = Rollout(fleet.clients(), StartCall(), options);
+  options.fanout.clock = &clock;
+  const absl::Time start = clock.Now();
+  RolloutResult<v1::StartPlanResponse> result;
+  std::thread rollout([&] { result = Rollout(fleet.clients(), StartCall(), options); });
+  for (size_t wave = 1; wave < 3; ++wave) {
+    SCOPED_TRACE(wave);
+    const absl::Time next = start + wave * absl::Milliseconds(100);
+    // Wave `wave` answered; the rollout sleeps until the stagger has passed.
+    ASSERT_TRUE(Eventually([&] {
+      return fleet.Calls().size() == wave && clock.waiters() == 1 &&
+             clock.last_deadline() == next;
+    }));
+    clock.AdvanceTo(next - absl::Milliseconds(1));
+    ASSERT_TRUE(Eventually([&] { return clock.waiters() == 1; }));
+    EXPECT_EQ(fleet.Calls().size(), wave);
+    clock.AdvanceTo(next);
+  }
+  rollout.join();
   EXPECT_THAT(result.succeeded, ElementsAre(0, 1, 2));
-  ExpectWaves(fleet.Calls(), Waves{{0, 1}, {1, 2}, {2, 3}}, absl::Milliseconds(100));
-  EXPECT_GE(result.results[2].start - result.results[0].start, absl::Milliseconds(200));
+  ExpectWaves(fleet.Calls(), Waves{{0, 1}, {1, 2}, {2, 3}});
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(result.results[i].start, start + i * absl::Milliseconds(100));
+  }
 }
 
 TEST(RolloutTest, MaxFailuresStopsAndReportsTheUnattempted) {
