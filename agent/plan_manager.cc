@@ -469,6 +469,11 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
       const Cost cost =
           RetainedPlanCostOrLowerBound(record->backing, record->block_size, record->max_payload);
       MEMLOAD_RETURN_IF_ERROR(TargetRefusal(target, node, request, cost.bytes));
+      request.cost = cost.bytes;
+      MEMLOAD_RETURN_IF_ERROR(Admit(admit_limits, request));
+      // The block count and cost rule memloadctl checks early (same function, same words).
+      MEMLOAD_RETURN_IF_ERROR(plan_rules::RetainedCostProblem(
+          record->backing, record->block_size, record->max_payload, SystemPageSize()));
       MEMLOAD_RETURN_IF_ERROR(AdmitCost(admit_limits, request, cost, "retained"));
       record->commitment = cost.bytes;
       break;

@@ -513,7 +513,10 @@ std::string MakePlanId(absl::Time now, uint32_t random) {
 }
 
 absl::Status ValidatePlanSpec(const v1::PlanSpec& spec) {
-  return plan_rules::ValidatePlanSpec(spec);
+  MEMLOAD_RETURN_IF_ERROR(plan_rules::ValidatePlanSpec(spec));
+  // What the blocks really cost, as the agent admits them: a count no node may hold fails
+  // here with the agent's words, before anything is sent.
+  return plan_rules::CheckRetainedCost(spec);
 }
 
 absl::StatusOr<v1::PlanSpec> ParsePlanFile(absl::string_view json_text,
@@ -528,7 +531,8 @@ absl::StatusOr<v1::PlanSpec> ParsePlanFile(absl::string_view json_text,
     return absl::InvalidArgumentError(DescribeJsonError(
         json_text, file_name, absl::string_view(message.data(), message.size())));
   }
-  const absl::Status valid = plan_rules::ValidatePlanSpec(spec, plan_rules::PlanIdRule::kOptional);
+  absl::Status valid = plan_rules::ValidatePlanSpec(spec, plan_rules::PlanIdRule::kOptional);
+  if (valid.ok()) valid = plan_rules::CheckRetainedCost(spec);
   if (!valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(file_name, ": ", valid.message()));
   }

@@ -173,6 +173,9 @@ absl::StatusOr<v1::PlanSpec> ApplyPlanOverrides(v1::PlanSpec spec, const PlanFla
 // retained phases present with targets, percentages in range, durations non-negative, at
 // most one ramp per phase, streaming block size, workers and amount, utilization target
 // and touch. InvalidArgument naming the field path ("retained.phases[1].target: ...").
+// Then plan_rules::CheckRetainedCost: a retained target in bytes whose blocks no node may
+// hold ("retained: 104857600 blocks of 1 B is more than the 67108864 blocks a plan may
+// hold; use a block size of at least 2 KiB"), as the agent says it.
 absl::Status ValidatePlanSpec(const v1::PlanSpec& spec);
 
 // `memloadctl resize --target=...`: the retained --target syntax (SIZE, N%, N%available,

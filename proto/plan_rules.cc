@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/status_macros.h"
+#include "proto/core_enums.h"
 
 namespace memload {
 namespace plan_rules {
@@ -119,6 +120,26 @@ absl::Status CheckQuantity(const v1::Quantity& quantity, absl::string_view field
   }
   if (std::optional<std::string> problem = PercentProblem(percent, /*allow_100=*/true)) {
     return FieldError(absl::StrCat(field, ".", name), *problem);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RetainedCostProblem(Backing backing, uint64_t block_size, uint64_t payload_bytes,
+                                 uint64_t page_size) {
+  const absl::StatusOr<uint64_t> cost = RetainedCost(backing, block_size, payload_bytes, page_size);
+  if (cost.ok()) return absl::OkStatus();
+  return FieldError("retained", cost.status().message());
+}
+
+absl::Status CheckRetainedCost(const v1::PlanSpec& spec) {
+  if (spec.kind_case() != v1::PlanSpec::kRetained) return absl::OkStatus();
+  const v1::RetainedPlan& plan = spec.retained();
+  const uint64_t block_size = plan.block_size() == 0 ? kDefaultBlockSize : plan.block_size();
+  for (const v1::Phase& phase : plan.phases()) {
+    if (phase.target().has_bytes()) {
+      MEMLOAD_RETURN_IF_ERROR(
+          RetainedCostProblem(FromProto(plan.backing()), block_size, phase.target().bytes()));
+    }
   }
   return absl::OkStatus();
 }

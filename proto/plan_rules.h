@@ -30,6 +30,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/block_allocator.h"
+#include "core/block_cost.h"
 #include "google/protobuf/duration.pb.h"
 #include "proto/memload.pb.h"
 
@@ -106,6 +108,20 @@ absl::Status CheckQuantity(const v1::Quantity& quantity, absl::string_view field
 absl::Status CheckRetainedPlan(const v1::RetainedPlan& plan);
 absl::Status CheckUtilizationPlan(const v1::UtilizationPlan& plan);
 absl::Status CheckStreamingPlan(const v1::StreamingPlan& plan);
+
+// --- A retained set's real cost (core/block_cost: the rule the agent admits plans by).
+
+// OK, or InvalidArgument "retained: PROBLEM" when `payload_bytes` of `block_size` blocks
+// with `backing` cannot be held by any node: more than kMaxBlocks blocks (the message names
+// a block size that would do), or a cost past 2^64 bytes. The agent checks it on every
+// retained plan after its limits (so a payload the limits refuse anyway is "too much
+// memory" first); memloadctl checks it early through CheckRetainedCost.
+absl::Status RetainedCostProblem(Backing backing, uint64_t block_size, uint64_t payload_bytes,
+                                 uint64_t page_size = kDefaultPageSize);
+// RetainedCostProblem for every phase target of a retained plan given in bytes (percent
+// targets need the node: the agent's), with the plan's block size and backing or their
+// defaults. OK for other kinds.
+absl::Status CheckRetainedCost(const v1::PlanSpec& spec);
 
 // Whether ValidatePlanSpec insists on a plan_id (a plan file may leave it to memloadctl).
 enum class PlanIdRule { kRequired, kOptional };

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/agent_server.h"
 #include "controller/plan_builder.h"
+#include "core/block_cost.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -129,6 +130,16 @@ TEST_F(PlanRulesAgreementTest, BothSidesRefuseWithTheSameMessage) {
     c.spec.mutable_utilization()->set_target_percent(50);
     c.spec.mutable_utilization()->set_touch(v1::TOUCH_MODE_NONE);
     c.message = absl::StrCat("utilization.touch: ", plan_rules::kUntouchedUtilization);
+    cases.push_back(c);
+  }
+  {
+    // Real cost (core/block_cost): 100 MiB of 1-byte blocks is 104,857,600 blocks, more
+    // than a plan may hold, though its payload is within this agent's --max-memory.
+    Case c{"block count", Retained("tiny-blocks"), ""};
+    c.spec.mutable_retained()->set_block_size(1);
+    c.spec.mutable_retained()->mutable_phases(0)->mutable_target()->set_bytes(100 * kMiB);
+    c.message = absl::StrCat("retained: ", 100 * kMiB, " blocks of 1 B is more than the ",
+                             kMaxBlocks, " blocks a plan may hold; use a block size of at least");
     cases.push_back(c);
   }
   {
