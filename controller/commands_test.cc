@@ -9,6 +9,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "controller/testing/fake_agent_client.h"
 #include "core/cancel_signal.h"
@@ -491,6 +496,111 @@ TEST(RunRunTest, AgentRestartedMidRunFailsItsNodeInsteadOfWaiting) {
 
 // ---------------------------------------------------------------------------------------
 // 6. stop --all
+
+// issue 15.7: run's live view over 1,000 agents is a summary and the outliers, every frame
+// within the terminal, never a row per node. One agent is unreachable, one is capped and
+// five are still ramping far from their target; the rest hold at theirs.
+TEST(RunRunTest, FleetLiveViewShowsASummaryAndTheOutliersInTheTerminal) {
+  constexpr int kNodes = 1000;
+  for (const ViewSize size : {ViewSize{80, 24}, ViewSize{200, 50}}) {
+    SCOPED_TRACE(absl::StrCat(size.columns, "x", size.rows));
+    Harness h(kNodes);
+    h.env.json = false;
+    h.env.tty = true;
+    h.env.view_size = size;
+    std::ostringstream err;
+    h.env.err = &err;
+    const std::string down = h.targets[17], capped = h.targets[42];
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < h.targets.size(); ++i) index[h.targets[i]] = i;
+    std::mutex mutex;
+    std::map<std::string, int> lists;  // Guarded by mutex.
+    h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+      const size_t i = index.at(call.target);
+      if (call.target == down) return absl::UnavailableError("connection refused");
+      if (call.method == "GetNodeInfo") {
+        v1::NodeInfo info;
+        info.set_node_name(absl::StrFormat("node-%04d", i));
+        return info;
+      }
+      v1::PlanStatus plan = Plan(kPlanId, v1::PLAN_STATE_HOLDING);
+      plan.set_target_bytes(1 << 30);
+      plan.set_payload_bytes(1 << 30);
+      plan.set_resident_bytes(1 << 30);
+      plan.mutable_target_reached()->set_seconds(1);
+      if (call.target == capped) {
+        plan.set_state(v1::PLAN_STATE_CAPPED);
+        plan.set_payload_bytes(800 << 20);
+        plan.clear_target_reached();
+        plan.set_error("growth stopped at the reserve");
+      } else if (i >= 100 && i < 105) {
+        plan.set_state(v1::PLAN_STATE_RAMPING);
+        plan.set_payload_bytes((i - 90) << 20);
+        plan.clear_target_reached();
+      }
+      if (call.method == "ListPlans") {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (++lists[call.target] > 3) plan.set_state(v1::PLAN_STATE_COMPLETED);
+        v1::ListPlansResponse response;
+        *response.add_plans() = plan;
+        return response;
+      }
+      if (call.method == "StartPlan") {
+        v1::StartPlanResponse response;
+        *response.mutable_plan() = Plan(kPlanId, v1::PLAN_STATE_PENDING);
+        return response;
+      }
+      if (call.method == "StopPlan") {
+        v1::StopPlanResponse response;
+        plan.set_state(v1::PLAN_STATE_COMPLETED);
+        *response.mutable_plan() = plan;
+        return response;
+      }
+      return FakeReply();
+    });
+    EXPECT_EQ(RunRun(h.env, Spec(), FastRun()), kExitNodesFailed);
+    EXPECT_EQ(err.str(), "999 ok, 1 failed\n");
+
+    // The frames: each but the first starts by moving up over the previous one.
+    const std::string out = h.out.str();
+    const size_t summary = out.find("plan drill-1 (-) ran ");  // The final summary.
+    ASSERT_NE(summary, std::string::npos) << out.substr(0, 2000);
+    std::vector<std::string> frames;
+    for (absl::string_view piece : absl::StrSplit(absl::string_view(out).substr(0, summary), "\x1b[")) {
+      // "<n>A" + "J" + frame; keep what follows the clear.
+      if (absl::StartsWith(piece, "J")) piece.remove_prefix(1);
+      if (piece.empty() || (absl::ascii_isdigit(piece[0]) && absl::EndsWith(piece, "A"))) continue;
+      frames.emplace_back(piece);
+    }
+    ASSERT_GE(frames.size(), 3u);
+    int running_frames = 0;
+    for (const std::string& frame : frames) {
+      SCOPED_TRACE(frame);
+      const std::vector<absl::string_view> lines = absl::StrSplit(frame, '\n', absl::SkipEmpty());
+      EXPECT_LT(static_cast<int>(lines.size()), size.rows);  // The last row stays free.
+      for (absl::string_view line : lines) EXPECT_LE(TextWidth(line), size.columns);
+      EXPECT_THAT(frame, HasSubstr("plan drill-1 (-) on 1000 nodes"));
+      EXPECT_THAT(frame, HasSubstr("nodes: 999 ok, 1 failed; "));
+      // Not a row per node: healthy nodes at their target are never listed.
+      EXPECT_EQ(frame.find("node-0500"), std::string::npos);
+      if (frame.find("completed") != std::string::npos) continue;  // The plans ended.
+      ++running_frames;
+      EXPECT_THAT(frame, HasSubstr("capped 1, holding 993, not started 1, ramping 5"));
+      EXPECT_THAT(frame, HasSubstr("%target across 999 running nodes: min 0%, median 100%"));
+      EXPECT_THAT(frame, HasSubstr("nodes that need a look (7)"));
+      // The outliers, most urgent first: the failed node, the capped one, the slowest.
+      const size_t at_down = frame.find(down), at_capped = frame.find(capped),
+                   at_slow = frame.find("node-0100");
+      ASSERT_NE(at_down, std::string::npos);
+      ASSERT_NE(at_capped, std::string::npos);
+      ASSERT_NE(at_slow, std::string::npos);
+      EXPECT_LT(at_down, at_capped);
+      EXPECT_LT(at_capped, at_slow);
+      EXPECT_THAT(frame, ::testing::ContainsRegex("FAILED"));
+    }
+    EXPECT_GE(running_frames, 3);  // ListPlans shows the plans running 3 times.
+  }
+}
 
 TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
   Harness h(2);

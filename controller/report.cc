@@ -568,6 +568,7 @@ constexpr size_t kColourCount = sizeof(kColours) / sizeof(kColours[0]);
 constexpr int kLabelRows = 6;
 constexpr double kLabelRowHeight = 16;
 constexpr size_t kMaxEventRows = 300;  // Events table rows.
+constexpr size_t kMaxLookRows = 50;   // Rows of a fleet's "need a look" table.
 constexpr size_t kMaxFailedListed = 50;
 
 std::string Html(absl::string_view text) {
@@ -839,6 +840,7 @@ h1 { font-size: 20px; margin: 0 0 8px; } h2 { font-size: 16px; margin-top: 28px;
 .verdict.ok { background: #e6f4ea; color: #135c24; } .verdict.failed { background: #fce8e6; color: #a50e0e; }
 ul.failed-nodes { margin: 4px 0 12px; padding-left: 20px; color: #a50e0e; }
 .meta { color: #555; }
+details > summary { cursor: pointer; margin: 6px 0; color: #1f4e8c; }
 svg.chart { width: 100%; height: auto; border: 1px solid #ddd; background: #fff; }
 svg .axes line { stroke: #eee; } svg .axes text { font-size: 11px; fill: #666; }
 svg polyline { fill: none; stroke-width: 2; stroke-linejoin: round; }
@@ -1162,22 +1164,23 @@ std::string RenderReportHtml(const Report& report) {
                     "\"><title>total resident</title></polyline></svg>\n");
   }
 
-  // Summary: every node, failed ones first.
-  absl::StrAppend(&html, "<h2>Summary</h2>\n<div class=\"scroll\"><table class=\"summary\">\n<tr><th>node</th>"
-                         "<th>agent</th><th>status</th><th>target</th><th>peak resident</th>"
-                         "<th>time to target</th><th>final state</th><th>error</th></tr>\n");
+  // Summary: every node, failed ones first. A fleet's full table is long (1,000 rows were
+  // most of the page's ~2-4 s in Chromium): the nodes that need a look get a table of their
+  // own, and the full table waits in a closed <details>, which the browser neither lays
+  // out nor paints until it is opened.
+  constexpr char kSummaryHeader[] =
+      "<tr><th>node</th><th>agent</th><th>status</th><th>target</th><th>peak resident</th>"
+      "<th>time to target</th><th>final state</th><th>error</th></tr>\n";
+  absl::StrAppend(&html, "<h2>Summary</h2>\n");
   std::vector<size_t> order(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) order[i] = i;
   // The order of every memloadctl table: failed first, then by node name, then agent.
   std::vector<TableRowKey> keys;
   for (const NodeReport& node : nodes) keys.push_back(RowKey(node.ok(), node.node, node.target));
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
-  size_t reached = 0;
-  for (size_t i : order) {
-    const NodeReport& node = nodes[i];
-    reached += node.time_to_target.has_value();
-    absl::StrAppend(
-        &html, "<tr class=\"node-row", node.ok() ? "" : " failed", "\" data-node=\"",
+  auto row = [&](const NodeReport& node, absl::string_view row_class) {
+    return absl::StrCat(
+        "<tr class=\"", row_class, node.ok() ? "" : " failed", "\" data-node=\"",
         Html(node.node), "\"><td class=\"nowrap\">", Html(node.node), "</td><td class=\"nowrap\">",
         Html(node.target), "</td><td>", StatusCell(node.ok()), "</td><td class=\"num\">",
         node.target_bytes > 0 ? Html(FormatSize(node.target_bytes)) : "-",
@@ -1186,16 +1189,53 @@ std::string RenderReportHtml(const Report& report) {
         node.time_to_target ? Html(FormatShortDuration(*node.time_to_target)) : "-", "</td><td>",
         Html(node.final_state.empty() ? "-" : node.final_state), "</td><td>",
         Html(node.ok() ? "" : node.error), "</td></tr>\n");
+  };
+  size_t reached = 0;
+  for (const NodeReport& node : nodes) reached += node.time_to_target.has_value();
+  if (fleet) {
+    std::vector<size_t> look;
+    for (size_t i : order) {
+      if (!LookReason(nodes[i]).empty()) look.push_back(i);
+    }
+    if (!look.empty()) {
+      absl::StrAppend(&html, "<p>Nodes that need a look (", look.size(),
+                      "): failed, OOM-killed, capped, never reached the target.</p>\n"
+                      "<div class=\"scroll\"><table class=\"summary look\">\n",
+                      kSummaryHeader);
+      for (size_t k = 0; k < look.size() && k < kMaxLookRows; ++k) {
+        absl::StrAppend(&html, row(nodes[look[k]], "look-row"));
+      }
+      html += "</table></div>\n";
+      if (look.size() > kMaxLookRows) {
+        absl::StrAppend(&html, "<p class=\"meta\">", look.size() - kMaxLookRows,
+                        " more in the table of every node.</p>\n");
+      }
+    }
+    const size_t ok = report.ok_nodes();
+    absl::StrAppend(&html, "<details class=\"all-nodes\"><summary>Every node (", nodes.size(),
+                    ": ", ok, " ok, ", nodes.size() - ok, " failed)</summary>\n");
   }
+  absl::StrAppend(&html, "<div class=\"scroll\"><table class=\"summary\">\n", kSummaryHeader);
+  for (size_t i : order) absl::StrAppend(&html, row(nodes[i], "node-row"));
   double peak_total = 0;
   for (size_t b = 0; b < buckets; ++b) peak_total = std::max(peak_total, total[b]);
   absl::StrAppend(&html, "<tr class=\"total-row\"><td>cluster</td><td colspan=\"2\">", reached,
                   " of ", nodes.size(), " reached the target</td><td></td><td class=\"num\">",
                   Html(FormatSize(static_cast<uint64_t>(peak_total))),
                   "</td><td></td><td></td><td></td></tr>\n</table></div>\n");
+  if (fleet) html += "</details>\n";
 
-  // Events (bounded).
-  absl::StrAppend(&html, "<h2>Events</h2>\n<div class=\"scroll\"><table class=\"events\">\n<tr><th>time (UTC)</th>"
+  // Events (bounded; a fleet's wait in a closed <details>, as its full node table).
+  absl::StrAppend(&html, "<h2>Events</h2>\n");
+  if (fleet) {
+    absl::StrAppend(&html, "<details class=\"events\"><summary>", report.events_total,
+                    report.events_total == 1 ? " event" : " events",
+                    report.events_total > kMaxEventRows
+                        ? absl::StrCat(" (the first ", kMaxEventRows, " listed)")
+                        : "",
+                    "</summary>\n");
+  }
+  absl::StrAppend(&html, "<div class=\"scroll\"><table class=\"events\">\n<tr><th>time (UTC)</th>"
                          "<th>+</th><th>node</th><th>event</th><th>detail</th></tr>\n");
   size_t rows = 0;
   for (const RecordingEvent& event : report.events) {
@@ -1207,6 +1247,7 @@ std::string RenderReportHtml(const Report& report) {
                     Html(EventLabel(event)), "</td><td>", Html(event.message), "</td></tr>\n");
   }
   html += "</table></div>\n";
+  if (fleet) html += "</details>\n";
   if (report.events_total > std::min(report.events.size(), kMaxEventRows)) {
     std::map<std::string, size_t> kinds = report.events_dropped;
     for (size_t k = kMaxEventRows; k < report.events.size(); ++k) ++kinds[report.events[k].event];

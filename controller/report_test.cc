@@ -166,8 +166,23 @@ TEST(ReportTest, FleetDrawsTheDistributionAndTheOutliers) {
   EXPECT_LE(Count(html, "<polyline class=\"series\""), 5);
   EXPECT_THAT(html, HasSubstr("n7: never reached the target"));
   EXPECT_THAT(html, HasSubstr("FAILED: 199 of 200 nodes ok, 1 failed"));
-  // Every node has its summary row.
+  // Every node has its summary row, in a table that waits in a closed <details> (the
+  // browser lays it out only when opened); the nodes that need a look have a table of their
+  // own, failed first; the events wait in a <details> too.
   EXPECT_EQ(Count(html, "<tr class=\"node-row"), 200);
+  const size_t all_nodes = html.find("<details class=\"all-nodes\"><summary>Every node (200: ");
+  ASSERT_NE(all_nodes, std::string::npos);
+  EXPECT_LT(all_nodes, html.find("<tr class=\"node-row"));
+  EXPECT_LT(html.find("<tr class=\"node-row"), html.find("</details>", all_nodes));
+  const size_t look = html.find("<table class=\"summary look\">");
+  ASSERT_NE(look, std::string::npos);
+  EXPECT_LT(look, all_nodes);
+  EXPECT_EQ(Count(html, "<tr class=\"look-row"), 2);  // n9 failed, n7 never reached it.
+  EXPECT_EQ(html.find("<tr class=\"look-row failed\" data-node=\"n9\""),
+            html.find("<tr class=\"look-row"));
+  EXPECT_NE(html.find("<details class=\"events\">"), std::string::npos);
+  EXPECT_EQ(Count(html, "<details"), 2);
+  EXPECT_EQ(Count(html, "</details>"), 2);
   // Events listed are bounded; the rest counted.
   EXPECT_LE(Count(html, "<tr class=\"event-row\""), 300);
   EXPECT_THAT(html, HasSubstr("more events not listed"));
