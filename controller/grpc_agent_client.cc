@@ -4,7 +4,9 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -27,7 +29,61 @@ void SetDefault(grpc::ChannelArguments& args, const char* key, absl::Duration va
   if (!HasArg(args, key)) args.SetInt(key, static_cast<int>(absl::ToInt64Milliseconds(value)));
 }
 
-// One unary call's state, on the heap from the call until its callback (which frees it).
+// Destroys what finished calls leave behind on a thread of its own, never on the gRPC
+// thread that ran their callback.
+//
+// Why (issue 17): gRPC 1.51 on Linux runs every client callback, and every callback
+// server's reactions, on the threads of one process-wide completion queue. It creates that
+// queue and its threads for the first channel or server that needs them and, when the last
+// one goes, shuts the queue down, joins its threads and frees it. When the last reference to
+// the last channel is dropped inside a callback, that thread tries to join itself (the
+// EDEADLK is ignored), frees the queue, and then goes back to polling the freed queue:
+// glibc's "double free or corruption", ASan's double free in grpc_cq_internal_unref, TSan's
+// jump to a non-executable region, or a hang (grpc/grpc#37858). A call holds a reference to
+// its channel (so a client may go with calls in flight), and the caller's `done` may hold
+// clients: so the call's whole state is freed here instead.
+//
+// Thread-safety: thread-safe. The releaser and its thread live until the process exits.
+class Releaser {
+ public:
+  // `garbage` is destroyed soon, on the releaser's thread.
+  static void Release(std::shared_ptr<void> garbage) {
+    static Releaser* const releaser = new Releaser();  // Never destroyed (see above).
+    releaser->Push(std::move(garbage));
+  }
+
+ private:
+  Releaser() {
+    std::thread([this] { Run(); }).detach();
+  }
+
+  void Push(std::shared_ptr<void> garbage) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(garbage));
+    }
+    changed_.notify_one();
+  }
+
+  void Run() {
+    std::vector<std::shared_ptr<void>> batch;
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [this] { return !queue_.empty(); });
+        batch.swap(queue_);
+      }
+      batch.clear();  // The destructors run here, with no lock held.
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::shared_ptr<void>> queue_;  // Guarded by mutex_.
+};
+
+// One unary call's state, on the heap from the call until its callback, which hands it to
+// the Releaser.
 template <typename Request, typename Response>
 struct UnaryCall {
   // Keeps the channel, and the callback queue it owns, alive until the answer.
@@ -186,6 +242,8 @@ void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout, Done
           } else {
             owned->done(FromGrpcStatus(status, owned->target, owned->timeout));
           }
+          // Not here: this may be the channel's last reference (see Releaser).
+          Releaser::Release(std::shared_ptr<void>(std::move(owned)));
         });
 }
 

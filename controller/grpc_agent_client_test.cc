@@ -248,6 +248,36 @@ TEST_F(GrpcAgentClientTest, CallOutlivesItsClient) {
   EXPECT_THAT(answer.Get(), StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("100ms")));
 }
 
+// Issue 17. No server and no other channel in the process: the call, answered after its
+// client is gone, holds the process's last channel. gRPC 1.51 runs the callback on a thread
+// of the process-wide callback queue that the last channel takes down with it: freed on that
+// thread, it joined itself and freed the queue it went on polling ("double free or
+// corruption", ASan's double free in grpc_cq_internal_unref, a hang, or TSan's "PC is at a
+// non-executable region"). Every round takes down and brings back that queue.
+TEST(GrpcAgentClientLifetimeTest, CallHoldingTheLastChannelEndsCleanly) {
+  // Accepts connections (the kernel's backlog) but never speaks: each call waits out its
+  // deadline.
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 64), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string target = absl::StrCat("127.0.0.1:", ntohs(address.sin_port));
+  for (int round = 0; round < 20; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    auto client = std::make_unique<GrpcAgentClient>(target);
+    Answer<v1::NodeInfo> answer;
+    client->GetNodeInfo(v1::GetNodeInfoRequest(), absl::Milliseconds(200), answer.callback());
+    client.reset();
+    EXPECT_THAT(answer.Get(), StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("no answer")));
+  }
+  close(listener);
+}
+
 TEST_F(GrpcAgentClientTest, FactoryClientsWork) {
   AgentClientFactory factory = GrpcAgentClientFactory();
   std::unique_ptr<AgentClient> first = factory(target_);
