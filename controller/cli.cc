@@ -358,7 +358,8 @@ int RunReportCommand(Invocation& inv) {
   if (!inv.json) return RunReport(path, html, *inv.io.out, *inv.io.err);
   // JSON: the summary table is for people; scripts get what was written.
   std::ostringstream table, errors;
-  const int code = RunReport(path, html, table, errors);
+  ReportVerdict verdict;
+  const int code = RunReport(path, html, table, errors, &verdict);
   *inv.io.err << errors.str();
   if (code != kExitOk) {
     const std::string text = errors.str();
@@ -370,7 +371,11 @@ int RunReportCommand(Invocation& inv) {
   }
   *inv.io.out << "{\"command\":\"report\",\"ok\":" << (code == kExitOk ? "true" : "false")
               << ",\"recording\":" << JsonQuote(path) << ",\"html\":" << JsonQuote(html)
-              << "}\n";
+              // The recorded run's verdict, with the counts every node table carries.
+              << ",\"run\":{\"ok\":" << (verdict.ok ? "true" : "false") << ",\"exitCode\":"
+              << (verdict.exit_code ? absl::StrCat(*verdict.exit_code) : "null")
+              << "},\"summary\":{\"nodes\":" << verdict.nodes << ",\"ok\":" << verdict.ok_nodes
+              << ",\"failed\":" << verdict.nodes - verdict.ok_nodes << "}}\n";
   return code;
 }
 
@@ -636,7 +641,8 @@ const std::vector<CommandSpec>& Commands() {
         "memloadctl config use-context prod && memloadctl config get-contexts"},
        RunConfigCommand},
       {"completion", "shell completion script", "completion bash",
-       "Prints a bash completion script for commands, flags and their fixed values.",
+       "Prints a bash completion script for commands, flags and their fixed values; -o json\n"
+       "gives the same words (each command's flags, the fixed values) and the script as JSON.",
        {},
        false,
        {"source <(memloadctl completion bash)",
@@ -648,10 +654,11 @@ const std::vector<CommandSpec>& Commands() {
        {"memloadctl version", "memloadctl --version"},
        RunVersionCommand},
       {"help", "help for a command", "help [COMMAND]",
-       "Lists the commands, or one command's flags with their defaults and examples.",
+       "Lists the commands, or one command's flags with their defaults and examples; -o json\n"
+       "gives every command (or the one named) with its flags' types, groups, defaults and help.",
        {},
        false,
-       {"memloadctl help", "memloadctl help start"},
+       {"memloadctl help start", "memloadctl help -o json"},
        RunHelpCommand},
   };
   return *kCommands;

@@ -516,6 +516,11 @@ TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
   const google::protobuf::Struct completion =
       ParseDocument(Run({"completion", "bash", "-o", "json"}).out);
   EXPECT_EQ(completion.fields().at("script").string_value(), Run({"completion", "bash"}).out);
+  // report -o json carries the recorded run's counts, as the node tables' JSON does.
+  const google::protobuf::Struct report =
+      ParseDocument(Run({"report", recording, "--html=" + page, "-o", "json"}).out);
+  EXPECT_EQ(Number(report.fields().at("summary").struct_value(), "nodes"), 3);
+  EXPECT_TRUE(report.fields().at("run").struct_value().fields().count("exitCode"));
   // Asking help -o json for an unknown command is a usage error, as JSON too.
   const Result unknown = Run({"help", "strat", "-o", "json"});
   EXPECT_EQ(unknown.code, 2);

@@ -1261,7 +1261,7 @@ std::string RenderReportHtml(const Report& report) {
 }
 
 int RunReport(const std::string& path, const std::string& html_path, std::ostream& out,
-              std::ostream& err) {
+              std::ostream& err, ReportVerdict* verdict) {
   if (path.empty() || html_path.empty()) {
     err << "memloadctl report: usage: memloadctl report FILE --html=OUT.html\n";
     return 2;
@@ -1304,6 +1304,12 @@ int RunReport(const std::string& path, const std::string& html_path, std::ostrea
   if (!report.ok()) {
     err << "memloadctl report: " << report.status().message() << "\n";
     return 2;
+  }
+  if (verdict != nullptr) {
+    verdict->ok = report->ok();
+    verdict->nodes = report->nodes.size();
+    verdict->ok_nodes = report->ok_nodes();
+    verdict->exit_code = report->exit_code;
   }
   std::ofstream page(html_path, std::ios::out | std::ios::trunc);
   page << RenderReportHtml(*report);

@@ -143,8 +143,15 @@ std::string RenderReportHtml(const Report& report);
 // The command: reads `path` as a stream, writes `html_path`, prints the verdict and the
 // summary table to `out`. Returns 0; 2 for a usage error or a bad recording (the message
 // names the line); 1 when the page cannot be written. Messages go to `err`.
+// `verdict` (when not null) receives the run's verdict and node counts once the recording
+// was read (for `report -o json`).
+struct ReportVerdict {
+  bool ok = false;                // The run's verdict (Report::ok).
+  size_t nodes = 0, ok_nodes = 0;
+  std::optional<int> exit_code;   // memloadctl run's, from the "end" line.
+};
 int RunReport(const std::string& path, const std::string& html_path, std::ostream& out,
-              std::ostream& err);
+              std::ostream& err, ReportVerdict* verdict = nullptr);
 
 }  // namespace controller
 }  // namespace memload

@@ -3,8 +3,9 @@
 #   1. a synthetic recording of NODES nodes x SECONDS s at 1 s (make_fleet_recording.py);
 #   2. `memloadctl report` on it: wall, CPU and maximum RSS (/usr/bin/time), page size;
 #   3. headless Chromium on the page, RUNS times, against a trivial page in the same minutes:
-#      - renderMs: from a script first in <head> to the first frame painted after the whole
-#        page was parsed and laid out (see below); layoutMs: to the forced layout;
+#      - layoutMs: from a script first in <head> to a forced layout of the whole page (parse,
+#        style, layout); renderMs: to the first frame painted after it, when Chromium's
+#        --dump-dom waited for it (under load it sometimes does not: then only layoutMs);
 #      - screenshot: wall time of `chromium --headless --screenshot` (start-up, layout and
 #        paint), for the page and for the trivial page (mostly the browser's start-up).
 #   The load average is printed before each step: the machine is shared.
@@ -51,10 +52,10 @@ echo "page: $(stat -c %s "$page") bytes"
 # navigation (sinceNavigationMs includes them).
 head_probe='<script>window.benchStart=performance.now();</script>'
 tail_probe='<script>(function(){document.body.getBoundingClientRect();const laid=performance.now();'\
-'requestAnimationFrame(()=>setTimeout(()=>{const p=document.createElement("pre");p.id="bench";'\
-'p.textContent=JSON.stringify({renderMs:Math.round(performance.now()-window.benchStart),'\
-'layoutMs:Math.round(laid-window.benchStart),sinceNavigationMs:Math.round(performance.now()),'\
-'elements:document.getElementsByTagName("*").length});document.body.appendChild(p);},0));})();</script>'
+'const p=document.createElement("pre");p.id="bench";const o={layoutMs:Math.round(laid-window.benchStart),'\
+'elements:document.getElementsByTagName("*").length};p.textContent=JSON.stringify(o);document.body.appendChild(p);'\
+'requestAnimationFrame(()=>setTimeout(()=>{o.renderMs=Math.round(performance.now()-window.benchStart);'\
+'o.sinceNavigationMs=Math.round(performance.now());p.textContent=JSON.stringify(o);},0));})();</script>'
 timed="$dir/timed.html"
 trivial="$dir/trivial.html"
 sed -e "s#<head>#<head>${head_probe}#" -e "s#</body>#${tail_probe}</body>#" "$page" > "$timed"
@@ -70,7 +71,13 @@ for i in $(seq 1 "$runs"); do
   load
   for which in "$timed" "$trivial"; do
     name=$(basename "$which" .html)
-    layout=$(chrome 1280 --dump-dom "$which" | sed -n 's#.*<pre id="bench">\(.*\)</pre>.*#\1#p')
+    # --dump-dom may print the DOM before the painted frame's callback ran (then renderMs
+    # is missing; layoutMs is always there), or print nothing when Chromium fails: retried.
+    layout=""
+    for try in 1 2 3; do
+      layout=$(chrome 1280 --dump-dom "$which" | sed -n 's#.*<pre id="bench">\(.*\)</pre>.*#\1#p')
+      [[ -n "$layout" ]] && break
+    done
     start=$(date +%s%N)
     (cd "$dir" && chrome 1280 --screenshot="$dir/$name.png" "$which" > /dev/null)
     end=$(date +%s%N)
