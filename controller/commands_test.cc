@@ -602,6 +602,37 @@ TEST(RunRunTest, FleetLiveViewShowsASummaryAndTheOutliersInTheTerminal) {
   }
 }
 
+// watch ends with the last frame's "N ok, N failed" on stderr, like every command that
+// asks agents; piped lines mark each node ok or FAILED.
+TEST(RunWatchTest, PrintsTheLastFramesCountsAndMarksFailedNodes) {
+  Harness h(2);
+  h.env.json = false;
+  std::ostringstream err;
+  h.env.err = &err;
+  h.env.targets.push_back("10.9.9.9:1");  // Not in the fleet: every call UNAVAILABLE.
+  std::thread sender([&h] {
+    // Waits (bounded) for both streams to open, then answers on each once.
+    const absl::Time deadline = absl::Now() + kWait;
+    for (size_t i = 0; i < 2; ++i) {
+      while (h.fleet.client(i).open_watches() == 0 && absl::Now() < deadline) {
+        std::this_thread::yield();
+      }
+      v1::NodeUsage usage;
+      usage.mutable_node()->set_node_name("node@" + h.targets[i]);
+      h.fleet.client(i).SendUsage(usage);
+    }
+  });
+  WatchOptions options;
+  options.interval = absl::Milliseconds(50);
+  options.count = 2;
+  EXPECT_EQ(RunWatch(h.env, options), kExitNodesFailed);
+  sender.join();
+  EXPECT_EQ(err.str(), "2 ok, 1 failed\n");
+  const std::string out = h.out.str();
+  EXPECT_THAT(out, HasSubstr("10.9.9.9:1 FAILED error=UNAVAILABLE"));
+  EXPECT_THAT(out, HasSubstr(h.targets[0] + " ok node@" + h.targets[0]));
+}
+
 TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
   Harness h(2);
   h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
