@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
@@ -87,6 +88,10 @@ TEST_F(PodsCliTest, StartPlacesOnePlanPerPodAndReportsTheUnknownNode) {
   EXPECT_TRUE(row(0, "ok").bool_value()) << start.out;
   EXPECT_TRUE(row(1, "ok").bool_value()) << start.out;
   EXPECT_FALSE(row(2, "ok").bool_value());
+  // The same counts as every command: in the document and on stderr.
+  EXPECT_EQ(Get(doc, {"summary", "ok"}).number_value(), 2) << start.out;
+  EXPECT_EQ(Get(doc, {"summary", "failed"}).number_value(), 1) << start.out;
+  EXPECT_EQ(start.err, "2 ok, 1 failed\n");
   EXPECT_EQ(row(2, "errorCode").string_value(), "NOT_FOUND");
   EXPECT_THAT(row(2, "error").string_value(), HasSubstr("no agent on node \"node-9\""));
   // 150% of each container's request, in its own container's cgroup.
@@ -106,6 +111,11 @@ TEST_F(PodsCliTest, StartPlacesOnePlanPerPodAndReportsTheUnknownNode) {
   EXPECT_THAT(table.out, HasSubstr("shop/web-1"));
   EXPECT_THAT(table.out, HasSubstr("shop/web-3"));
   EXPECT_THAT(table.out, HasSubstr("WORKING SET"));
+  // The failed pod's row first, marked.
+  const std::vector<std::string> lines = absl::StrSplit(table.out, '\n');
+  ASSERT_GE(lines.size(), 2u) << table.out;
+  EXPECT_THAT(lines[1], ::testing::ContainsRegex("^shop/web-3 .* FAILED ")) << table.out;
+  EXPECT_EQ(table.err, "2 ok, 1 failed\n");
   EXPECT_EQ(cluster_->Ctl({"stop", "--targets=" + cluster_->Targets(), "--all"}).exit_code, 0);
 }
 
