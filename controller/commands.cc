@@ -513,14 +513,14 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
     }
   }
   AddFailures(selection, &results);
-  // Nothing renews a lease after start: say so when the plan outlasts it.
+  // Nothing renews a lease after start: say so when the plan outlasts it (on stderr, where
+  // warnings go, so that stdout keeps the table alone; JSON carries it in "warnings").
   const std::string warning = started.cancelled ? "" : LeaseWarning(spec, results);
+  if (!warning.empty() && !env.json) *(env.err != nullptr ? env.err : env.out) << warning << "\n";
   const int code = PrintResults(
       env, std::move(results),
       [&](const std::vector<NodeResult<v1::PlanStatus>>& rows) {
-        std::string text = FormatStartTable(rows, LiveViewSize(env).columns);
-        if (!warning.empty()) absl::StrAppend(&text, warning, "\n");
-        return text;
+        return FormatStartTable(rows, LiveViewSize(env).columns);
       },
       [&](const std::vector<NodeResult<v1::PlanStatus>>& rows) {
         return StartJson(rows, warning.empty() ? std::vector<std::string>()

@@ -51,8 +51,9 @@ TEST_F(LeaseViewTest, StartShowsTheLeaseAndWarnsWhenNothingRenewsIt) {
   EXPECT_THAT(start.out, HasSubstr("LEASE"));
   EXPECT_THAT(start.out, HasSubstr("EXPIRES"));
   EXPECT_THAT(start.out, HasSubstr("1m00s"));  // The agent's --default-lease.
-  EXPECT_THAT(start.out, HasSubstr("warning: plan held runs for 10m00s but its lease is 1m00s"));
-  EXPECT_THAT(start.out, HasSubstr("memloadctl run"));
+  EXPECT_THAT(start.err, HasSubstr("warning: plan held runs for 10m00s but its lease is 1m00s"));
+  EXPECT_THAT(start.out, ::testing::Not(HasSubstr("warning:")));  // stdout: the table alone.
+  EXPECT_THAT(start.err, HasSubstr("memloadctl run"));  // What to use instead.
 
   // Within its lease: no warning; JSON carries the (empty) warnings too.
   CommandResult fits = Ctl({"start", "--kind=retained", "--target=16MiB", "--hold=5s",
