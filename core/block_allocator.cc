@@ -286,6 +286,8 @@ Immortal<MmapAllocator> mmap_allocators[4] = {
 
 }  // namespace
 
+BlockAllocator* const kPlainMallocAllocator = &malloc_allocators[0].allocator;
+
 BlockAllocator* SharedBlockAllocator(Backing backing, const AllocatorOptions& options) {
   const int index = (options.huge_pages ? 1 : 0) + (options.mlock ? 2 : 0);
   switch (backing) {

@@ -126,6 +126,9 @@ inline void FreeBlock(BlockAllocator* allocator, void* block, size_t size) {
 // Returns nullptr for Backing::kShmem, which needs MakeShmemAllocator.
 BlockAllocator* SharedBlockAllocator(Backing backing, const AllocatorOptions& options);
 
+// SharedBlockAllocator(Backing::kMalloc, {}) without the call (constant-initialized).
+extern BlockAllocator* const kPlainMallocAllocator;
+
 // A new allocator over its own memfd; the file is closed when the allocator is destroyed
 // (after every block is freed). ResourceExhausted or Internal when memfd_create fails.
 absl::StatusOr<std::unique_ptr<BlockAllocator>> MakeShmemAllocator(

@@ -90,7 +90,9 @@ absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& option
   std::unique_ptr<BlockAllocator> owned;
   if (allocator == nullptr) {
     const AllocatorOptions allocator_options{options.huge_pages, options.mlock};
-    if (options.backing == Backing::kShmem) {
+    if (options.backing == Backing::kMalloc && !options.huge_pages && !options.mlock) {
+      allocator = kPlainMallocAllocator;
+    } else if (options.backing == Backing::kShmem) {
       MEMLOAD_ASSIGN_OR_RETURN(owned, MakeShmemAllocator(allocator_options));
       allocator = owned.get();
     } else {
@@ -147,18 +149,10 @@ RetainedSet& RetainedSet::operator=(RetainedSet&& other) noexcept {
   return *this;
 }
 
-RetainedSet::~RetainedSet() {
-  // Release() for a set that is going away: free the blocks from the end, with no counting
-  // and no table updates (the table's own destructor frees a heap table).
+void RetainedSet::FreeAllThroughAllocator() {
   const size_t size = static_cast<size_t>(options_.block_size);
   void* const* table = blocks_.data();
-  size_t i = blocks_.size();
-  if (i == 0) return;
-  if (allocator_->is_plain_malloc()) {
-    for (; i > 0; --i) std::free(table[i - 1]);
-  } else {
-    for (; i > 0; --i) allocator_->Free(table[i - 1], size);
-  }
+  for (size_t i = blocks_.size(); i > 0; --i) allocator_->Free(table[i - 1], size);
 }
 
 absl::Status RetainedSet::Grow(uint64_t blocks) {

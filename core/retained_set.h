@@ -28,8 +28,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 
+#include "absl/base/optimization.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -114,6 +116,8 @@ class RetainedSet {
   absl::Status AppendBlocks(uint64_t blocks);
   // Frees blocks from the end until at most `blocks` remain (no bulk-free bracket).
   void FreeFromEnd(uint64_t blocks);
+  // The destructor's loop for an allocator that is not the plain malloc.
+  void FreeAllThroughAllocator();
 
   RetainedSetOptions options_;
   BlockAllocator* allocator_;                         // Null only once moved from.
@@ -129,6 +133,20 @@ class RetainedSet {
 // resident bytes (mincore; a failed measurement keeps the last one, which cannot happen
 // while the blocks are mapped). For the plans that own a set; call from the set's thread.
 void PublishRetainedSet(const RetainedSet& set, bool measure_resident, PlanCounters* counters);
+
+// Inline, so that the release of a small set costs no call: it is Release() for a set that
+// is going away — the blocks freed from the end, with no counting and no table updates
+// (the table's own destructor frees a heap table).
+inline RetainedSet::~RetainedSet() {
+  const size_t count = blocks_.size();
+  if (count == 0) return;  // Also every moved-from set (whose allocator_ is null).
+  if (ABSL_PREDICT_TRUE(allocator_->is_plain_malloc())) {
+    void* const* table = blocks_.data();
+    for (size_t i = count; i > 0; --i) std::free(table[i - 1]);
+  } else {
+    FreeAllThroughAllocator();
+  }
+}
 
 }  // namespace memload
 
