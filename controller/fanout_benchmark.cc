@@ -22,7 +22,8 @@
 // Every channel of either side uses a local subchannel pool, so "cold" never borrows a
 // connection another channel still holds.
 //
-// Each time comes with this process's CPU time (getrusage): the agents share the same two
+// The ratio column is the median of the per-repetition ratios. Each time comes with this
+// process's CPU time (getrusage): the agents share the same two
 // cores, so wall time here is an upper bound of what a controller would see on its own.
 //
 // Memory per target: the controller's VmRSS and malloc'd bytes (mallinfo2) with N warm
@@ -371,12 +372,18 @@ Sample Median(const std::vector<Sample>& samples) {
   return Sample{Median(wall), Median(cpu)};
 }
 
+// Medians of each side, and the median of the per-repetition ratios (memloadctl and raw
+// gRPC ran back to back in each repetition, so their ratio cancels most of the noise).
 void Row(const std::string& figure, const std::vector<Sample>& ctl_samples,
          const std::vector<Sample>& raw_samples, const std::string& goal) {
   const Sample ctl = Median(ctl_samples), raw = Median(raw_samples);
+  std::vector<double> ratios;
+  for (size_t i = 0; i < ctl_samples.size() && i < raw_samples.size(); ++i) {
+    ratios.push_back(ctl_samples[i].wall / raw_samples[i].wall);
+  }
   absl::PrintF("| %s | %.3f s (controller CPU %.2f s) | raw gRPC fan-out: %.3f s (CPU %.2f s) "
                "| %.2fx | %s |\n",
-               figure, ctl.wall, ctl.cpu, raw.wall, raw.cpu, ctl.wall / raw.wall, goal);
+               figure, ctl.wall, ctl.cpu, raw.wall, raw.cpu, Median(ratios), goal);
 }
 
 absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::string>& all,
