@@ -2,61 +2,101 @@
 # The README's Performance table in one command: installs whatever is missing, builds every
 # benchmark with --config=bench (-c opt), prints the machine, then runs, one after the other:
 #   //core:core_benchmark           core against malloc/mmap/memset baselines
-#   //agent:agent_benchmark         the agent against core, a memload-agent process
 #   //core:churn_benchmark          streaming churn at 4 KiB-1 MiB, RSS of a held 1 GiB set,
-#                                   and memload against stress-ng --vm, per candidate allocator
-#   //controller:fanout_benchmark   memloadctl over 100/1,000/3,000 agents against raw gRPC
-#                                   (--sizes=...,10000 for 10,000: see README "Performance")
-# Every ratio is against a baseline measured in the same run. Only 127.0.0.1 ports picked by
-# the OS are used. About 10 minutes on 2 idle vCPUs (BENCH_ROUNDS=1 for a quicker allocator
-# comparison); run it on an otherwise idle machine.
-# Extra arguments go to fanout_benchmark (e.g. --sizes=100,1000 --repetitions=1).
+#                                   and memload against stress-ng --vm, per process allocator
+#   //agent:agent_benchmark         the agent against core, a memload-agent process
+#   //controller:fanout_benchmark   memloadctl over 1,000 and 10,000 light agents
+#                                   (agent/testing/light_agents.h) against raw gRPC
+# and ends with ONE summary table: every goal of README "Performance", its figure from this
+# run, and the ratio against the baseline measured in the same run.
+#
+#   bash bazel/bench.sh                  # 12-15 minutes on 2 vCPUs
+#   BENCH_QUICK=1 bash bazel/bench.sh    # about 5 minutes: 1 round, fan-out to 1,000 only
+#   BENCH_1GIB=1 (also core's 1 GiB retain/touch figures: minutes more on a loaded machine)
+#   BENCH_ALLOCATORS=all bash bazel/bench.sh   # also jemalloc, mimalloc, glibc tunables
+#   BENCH_ROUNDS=N (allocator rounds, default 3; quick: 1)
+#
+# Every step runs under `timeout`, and the fan-out benchmark also ends itself (alarm) and
+# its agents (parent-death signal). Only 127.0.0.1 ports picked by the OS are used. Run it
+# on an otherwise idle machine; the load average is printed before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash bazel/install_deps.sh
+quick=${BENCH_QUICK:-0}
+bash bazel/install_deps.sh >/dev/null
 
 targets=(//core:core_benchmark //core:churn_benchmark //agent:agent_benchmark
   //controller:fanout_benchmark)
-bazel build --config=bench "${targets[@]}"
+bazel build --config=bench "${targets[@]}" 2>&1 | grep -E '^(ERROR|FAILED)' && exit 1
 # Not the bazel-bin symlink: another build in this workspace may have repointed it.
 bin=$(bazel info --config=bench bazel-bin 2>/dev/null)
 
+started=$(date +%s)
 echo "=== machine ==="
-echo "$(nproc) vCPU, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)," \
+echo "$(nproc) vCPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
+  "$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)," \
   "$(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)," \
-  "open files $(ulimit -n); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "open files $(ulimit -n) (hard $(ulimit -Hn)); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-echo "=== core (median of 3 repetitions) ==="
-"$bin/core/core_benchmark" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-  --benchmark_min_time=0.2 2>&1 | grep -E '_median|^Run on|^CPU|^Load'
+raw=$(mktemp)
+fanout=$(mktemp)
+trap 'rm -f "$raw" "$fanout"' EXIT
+
+# A step that overruns its time limit is reported and skipped, never the end of the run.
+limit() {
+  local seconds=$1
+  shift
+  timeout "$seconds" "$@" || echo "(stopped: $1 exited $? — time limit ${seconds}s?)"
+}
+
+# One run; the 1-byte figures are repeated in the allocator rounds below. The 1 GiB figures
+# (page faults: slow, very slow on a loaded machine) only with BENCH_1GIB=1. Line
+# buffered, so that a step stopped by its time limit keeps the lines it printed.
+echo "=== core (one run) ==="
+core_filter=-1GiB
+if [[ ${BENCH_1GIB:-0} == 1 ]]; then core_filter=.; fi
+limit 300 stdbuf -oL "$bin/core/core_benchmark" --benchmark_min_time=0.2 \
+  --benchmark_filter="$core_filter" 2>&1 | grep -E '^BM_|^Load|stopped'
 
 # The process allocator (issue 16): the same binaries with each candidate Debian ships
-# preloaded (glibc itself, glibc with tunables, tcmalloc, jemalloc, mimalloc), alternated
-# round by round so that the machine's noise falls on all of them alike. CPU time is the
-# figure compared: wall time on 2 shared cores says more about the neighbours.
+# preloaded, alternated round by round so that the machine's noise falls on all of them
+# alike. memload-worker links tcmalloc (README); glibc is what it linked before. CPU time is
+# the figure compared: wall time on 2 shared cores says more about the neighbours.
 lib=/usr/lib/x86_64-linux-gnu
-alloc_names=(glibc glibc-tuned tcmalloc jemalloc mimalloc)
-alloc_preload=("" "" "$lib/libtcmalloc_minimal.so.4" "$lib/libjemalloc.so.2" "$lib/libmimalloc.so.2")
-# glibc-tuned: no trimming and no mmap per block below 32 MiB, so freed blocks stay reusable.
-alloc_tunables=("" "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824" "" "" "")
-rounds=${BENCH_ROUNDS:-3}
-raw=$(mktemp)
-trap 'rm -f "$raw"' EXIT
+alloc_names=(glibc tcmalloc)
+alloc_preload=("" "$lib/libtcmalloc_minimal.so.4")
+alloc_tunables=("" "")
+if [[ ${BENCH_ALLOCATORS:-} == all ]]; then
+  alloc_names+=(glibc-tuned jemalloc mimalloc)
+  alloc_preload+=("" "$lib/libjemalloc.so.2" "$lib/libmimalloc.so.2")
+  # glibc-tuned: no trimming and no mmap per block below 32 MiB.
+  alloc_tunables+=("glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824" "" "")
+fi
+if [[ $quick == 1 ]]; then rounds=${BENCH_ROUNDS:-1}; else rounds=${BENCH_ROUNDS:-3}; fi
 for ((round = 0; round < rounds; round++)); do
   for i in "${!alloc_names[@]}"; do
     run() {
-      env LD_PRELOAD="${alloc_preload[$i]}" GLIBC_TUNABLES="${alloc_tunables[$i]}" "$@" |
-        sed "s/^/${alloc_names[$i]}\t$round\t/" >>"$raw"
+      env LD_PRELOAD="${alloc_preload[$i]}" GLIBC_TUNABLES="${alloc_tunables[$i]}" \
+        timeout 120 stdbuf -oL "$@" | sed "s/^/${alloc_names[$i]}\t$round\t/" >>"$raw" ||
+        echo "(stopped: ${alloc_names[$i]} round $round: $1 $2, time limit 120s?)"
     }
     run "$bin/core/core_benchmark" --benchmark_filter='1Byte' --benchmark_min_time=0.2
-    run "$bin/core/churn_benchmark" --mode=churn --seconds=0.25
-    run "$bin/core/churn_benchmark" --mode=rss --rss_sizes=4096
-    run "$bin/core/churn_benchmark" --mode=rss --rss_sizes=1048576
-    # Against stress-ng: the linked allocator (tcmalloc, see README) and glibc.
+    # 4 and 64 KiB blocks with and without a window; 1 MiB without (a 1 GiB window would
+    # measure its first faults, not churn). 2 workers at most: there are 2 vCPUs.
+    run "$bin/core/churn_benchmark" --mode=churn --seconds=0.25 --sizes=4096,65536 \
+      --windows=0,1000 --workers=1,2
+    run "$bin/core/churn_benchmark" --mode=churn --seconds=0.25 --sizes=1048576 --windows=0 \
+      --workers=1,2
+    if [[ $round == 0 ]]; then
+      run "$bin/core/churn_benchmark" --mode=rss --rss_sizes=4096
+      run "$bin/core/churn_benchmark" --mode=rss --rss_sizes=1048576
+    fi
+    # Against stress-ng: the linked allocator (tcmalloc) and glibc.
     if [[ ${alloc_names[$i]} == glibc || ${alloc_names[$i]} == tcmalloc ]]; then
       run "$bin/core/churn_benchmark" --mode=peers --peer_block_size=1048576
-      run "$bin/core/churn_benchmark" --mode=peers --peer_block_size=65536
+      if [[ $quick != 1 ]]; then
+        run "$bin/core/churn_benchmark" --mode=peers --peer_block_size=65536
+      fi
     fi
   done
 done
@@ -64,9 +104,20 @@ echo "=== process allocator ($rounds rounds, alternated) ==="
 python3 bazel/bench_tables.py <"$raw"
 
 echo "=== agent ==="
-"$bin/agent/agent_benchmark"
+limit 300 "$bin/agent/agent_benchmark"
 
-echo "=== fleet fan-out ==="
-"$bin/controller/fanout_benchmark" "$@"
+echo "=== fleet fan-out (load before: $(cut -d' ' -f1-3 /proc/loadavg)) ==="
+if [[ $quick == 1 ]]; then
+  limit 200 "$bin/controller/fanout_benchmark" --sizes=100,1000 --repetitions=1 | tee "$fanout"
+else
+  # memloadctl's default --parallelism=256 at 1,000; at 10,000 the README's advice, 1024
+  # (at 256 a warm fan-out is 40 round trips deep: latency-bound, about 2x raw gRPC).
+  # 10,000 ends itself within 300 s (fewer repetitions on a loaded machine).
+  limit 200 "$bin/controller/fanout_benchmark" --sizes=1000 --repetitions=3 | tee "$fanout"
+  limit 330 "$bin/controller/fanout_benchmark" --sizes=10000 --repetitions=3 \
+    --parallelism=1024 --time_limit_seconds=300 | tee -a "$fanout"
+fi
 
-echo "=== load after: $(cut -d' ' -f1-3 /proc/loadavg) ==="
+echo "=== summary: goals of README \"Performance\", this run ($(($(date +%s) - started)) s;" \
+  "load after: $(cut -d' ' -f1-3 /proc/loadavg)) ==="
+python3 bazel/bench_tables.py --summary="$fanout" <"$raw"

@@ -5,13 +5,17 @@ Input (stdin): lines "ALLOC<TAB>ROUND<TAB>line", where line is either a google-b
 console line ("BM_x  12.3 ns  4.56 ns  1000 ...") or a churn_benchmark line
 ("churn<TAB>size=... gib_per_s=... cpu_s_per_gib=..."). Output: markdown tables of medians
 over the rounds, with ratios against glibc measured in the same run.
+
+With --summary=FANOUT_OUTPUT: instead, ONE table of every goal (README "Performance"),
+from the same input plus fanout_benchmark's output.
 """
 import collections
 import re
 import statistics
 import sys
 
-BM = re.compile(r"^(BM_\S+?)\s+([\d.]+) ns\s+([\d.]+) ns\s+\d+")
+BM = re.compile(r"^(BM_\S+?)\s+([\d.]+) (ns|us|ms)\s+([\d.]+) (ns|us|ms)\s+\d+")
+UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6}
 
 
 def median(values):
@@ -19,6 +23,10 @@ def median(values):
 
 
 def main():
+    summary = None
+    for arg in sys.argv[1:]:
+        if arg.startswith("--summary="):
+            summary = arg.split("=", 1)[1]
     order = []
     bm = collections.defaultdict(list)  # (alloc, name) -> [cpu ns]
     churn = collections.defaultdict(lambda: collections.defaultdict(list))
@@ -33,7 +41,11 @@ def main():
             order.append(alloc)
         m = BM.match(line)
         if m:
-            bm[(alloc, m.group(1))].append(float(m.group(3)))
+            name = m.group(1)
+            # CPU time in ns, except the plan's real-time figure (wall time, per run).
+            value = (float(m.group(2)) * UNIT_NS[m.group(3)] if name.endswith("/real_time")
+                     else float(m.group(4)) * UNIT_NS[m.group(5)])
+            bm[(alloc, name)].append(value)
             continue
         fields = line.split("\t", 1)
         if len(fields) != 2:
@@ -50,21 +62,29 @@ def main():
             peers[alloc][key].append((float(kv["gib_per_s"]), float(kv["cpu_s_per_gib"]),
                                       float(kv["gib_per_cpu_s"])))
 
+    if summary is not None:
+        print_summary(bm, churn, peers, summary)
+        return
+
     if bm:
-        raw_glibc = median(bm[("glibc", "BM_RawMalloc1Byte")])
-        print("\n1-byte paths, CPU ns per op (median of the rounds); ratios against glibc's raw "
-              "malloc(1)+free pair in the same run (%.2f ns)\n" % raw_glibc)
-        print("| allocator | raw malloc+free | BM_Stream1Byte | ÷ glibc raw (goal ≤ 0.65) "
-              "| BM_Retain1Byte | ÷ glibc raw (goal ≤ 1.3) | BM_StreamPlan1Byte ns/block |")
-        print("|---|---|---|---|---|---|---|")
+        print("\n1-byte paths, CPU ns per op (median of the rounds). Ratios: against glibc's own "
+              "malloc(1)+free pair (from libc.so.6) timed in the same process, "
+              "median of the per-round ratios\n")
+        print("| allocator | glibc pair (same process) | raw malloc+free | BM_Stream1Byte "
+              "| ÷ glibc pair (goal ≤ 0.65) | BM_Retain1Byte | ÷ glibc pair (goal ≤ 1.3) "
+              "| BM_StreamPlan1Byte ns/block |")
+        print("|---|---|---|---|---|---|---|---|")
         for alloc in order:
-            rawp = median(bm[(alloc, "BM_RawMalloc1Byte")])
-            stream = median(bm[(alloc, "BM_Stream1Byte/touch_page:0")])
-            retain = median(bm[(alloc, "BM_Retain1Byte")])
+            glibc = bm[(alloc, "BM_GlibcRawMalloc1Byte")]
+            rawp = bm[(alloc, "BM_RawMalloc1Byte")]
+            stream = bm[(alloc, "BM_Stream1Byte/touch_page:0")]
+            retain = bm[(alloc, "BM_Retain1Byte")]
             plan = median(bm[(alloc, "BM_StreamPlan1Byte/real_time")])
-            print("| %s | %.2f | %.2f | %.2f× | %.2f | %.2f× | %.1f |" % (
-                alloc, rawp, stream, stream / raw_glibc, retain, retain / raw_glibc,
-                plan * 1e6 / (1 << 20) if plan == plan else float("nan")))
+            print("| %s | %.2f | %.2f | %.2f | %.2f× | %.2f | %.2f× | %.1f |" % (
+                alloc, median(glibc), median(rawp), median(stream),
+                median([x / g for x, g in zip(stream, glibc)]), median(retain),
+                median([x / g for x, g in zip(retain, glibc)]),
+                plan / (1 << 20) if plan == plan else float("nan")))
 
     if churn:
         keys = sorted({k for a in churn for k in churn[a]})
@@ -115,6 +135,92 @@ def main():
                 print("| %s | %d KiB | %.2f | %.2f | %.2f | %.2f× |" % (
                     label, size // 1024, median([g for g, _, _ in runs]),
                     median([c for _, c, _ in runs]), per_cpu, per_cpu / best))
+
+
+FANOUT_ROW = re.compile(r"^\| memloadctl (usage|start \+ stop), (\d+) agents, (cold|warm) \| "
+                        r"([\d.]+) s .*?\| raw gRPC fan-out: ([\d.]+) s .*?\| ([\d.]+)x \|")
+MEMORY_ROW = re.compile(r"^\| controller memory per target \((\d+) warm channels\).*?\| ([\d.]+) KiB \|")
+FDS_ROW = re.compile(r"^\| controller fds / threads added by (\d+) warm channels.*?\| (\d+) fds "
+                     r"\(([\d.]+) per target\) / (\d+) threads \|")
+PARALLELISM = re.compile(r"memloadctl --parallelism=(\d+)")
+
+
+def print_summary(bm, churn, peers, fanout_path):
+    rows = []  # (goal, measured, ratio, goal text, met)
+
+    def row(what, measured, ratio, goal, met):
+        rows.append((what, measured, ratio, goal, "yes" if met else "**no**"))
+
+    glibc = bm.get(("tcmalloc", "BM_GlibcRawMalloc1Byte"), [])
+    for name, label, goal in (("BM_Stream1Byte/touch_page:0", "1-byte streaming step", 0.65),
+                              ("BM_Retain1Byte", "1-byte retained set (create + release)", 1.3)):
+        runs = bm.get(("tcmalloc", name), [])
+        if runs and glibc:
+            ratio = median([x / g for x, g in zip(runs, glibc)])
+            row("%s, tcmalloc (memload-worker)" % label,
+                "%.2f ns vs glibc's malloc(1)+free %.2f ns, same process" % (median(runs), median(glibc)),
+                "%.2f×" % ratio, "≤ %.2f×" % goal, ratio <= goal)
+    # 64 KiB churn against glibc, which memload-worker used before tcmalloc.
+    cpu_ratios, wall_ratios = [], []
+    for key in sorted(k for k in churn.get("tcmalloc", {}) if k[0] == 65536):
+        base, runs = churn.get("glibc", {}).get(key), churn["tcmalloc"][key]
+        if not base:
+            continue
+        cpu_ratios.append((median([c for _, c in base]) / median([c for _, c in runs]), key))
+        wall_ratios.append((median([g for g, _ in runs]) / median([g for g, _ in base]), key))
+    if cpu_ratios:
+        low, key = min(cpu_ratios)
+        row("64 KiB streaming churn, tcmalloc vs glibc (pre-tcmalloc): bytes per CPU second",
+            "lowest of %d points (window %d, %d workers); highest %.2f×" % (
+                len(cpu_ratios), key[1], key[2], max(cpu_ratios)[0]),
+            "%.2f×" % low, "≥ 1.5×", low >= 1.5)
+        low, key = min(wall_ratios)
+        row("64 KiB streaming churn, tcmalloc vs glibc: bytes per wall second",
+            "lowest of %d points (window %d, %d workers); highest %.2f×" % (
+                len(wall_ratios), key[1], key[2], max(wall_ratios)[0]),
+            "%.2f×" % low, "≥ 1.5×", low >= 1.5)
+    for alloc in ("tcmalloc",):
+        found = peers.get(alloc, {})
+        for size in sorted({k[1] for k in found}):
+            stress = [median([p for _, _, p in v]) for (who, sz), v in found.items()
+                      if sz == size and who.startswith("stress-ng")]
+            mine = found.get(("memload-mmap", size))
+            if stress and mine:
+                ratio = median([p for _, _, p in mine]) / max(stress)
+                row("memload streaming (mmap, fill) vs best stress-ng --vm, %d KiB blocks: "
+                    "GiB per CPU second" % (size // 1024),
+                    "%.2f vs %.2f" % (median([p for _, _, p in mine]), max(stress)),
+                    "%.2f×" % ratio, "≥ 1×", ratio >= 1.0)
+    parallelism = "256"
+    try:
+        lines = open(fanout_path).read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        m = PARALLELISM.search(line)
+        if m:
+            parallelism = m.group(1)
+        m = FANOUT_ROW.match(line)
+        if m:
+            what, n, temp, ctl, raw, ratio = m.groups()
+            row("memloadctl %s, %s agents, %s (--parallelism=%s) vs raw gRPC" % (
+                what, n, temp, parallelism), "%s s vs %s s" % (ctl, raw), "%s×" % ratio,
+                "≤ 1.5×", float(ratio) <= 1.5)
+        m = MEMORY_ROW.match(line)
+        if m:
+            row("controller memory per target, %s targets" % m.group(1), "%s KiB" % m.group(2),
+                "—", "≤ 40 KiB", float(m.group(2)) <= 40)
+        m = FDS_ROW.match(line)
+        if m:
+            n, fds, per, threads = m.groups()
+            row("controller fds / threads per target, %s targets" % n,
+                "%s fds (%s per target), %s threads in all" % (fds, per, threads), "—",
+                "1 fd per target, no thread per target",
+                float(per) <= 1.01 and int(threads) < 64)
+    print("| goal | measured (this run) | ratio | target | met |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print("| %s | %s | %s | %s | %s |" % r)
 
 
 if __name__ == "__main__":
