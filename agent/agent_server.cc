@@ -58,7 +58,7 @@ absl::StatusOr<std::string> WorkerBinary(const AgentOptions& options) {
   return worker;
 }
 
-// The largest request the agent accepts (a plan spec is at most 16 KiB, plan_bounds.h).
+// The largest request the agent accepts (a plan spec is at most 16 KiB, proto/plan_rules.h).
 constexpr int kMaxRequestBytes = 1 << 20;
 
 // Tries to bind `address` (no SO_REUSEPORT), then lets it go: an address in use or not
@@ -249,7 +249,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
 AgentServer::~AgentServer() { Shutdown(absl::Seconds(2)); }
 
 void AgentServer::Shutdown(absl::Duration deadline) {
-  std::lock_guard<std::mutex> lock(shutdown_mutex_);
+  MutexLock lock(&shutdown_mutex_);
   if (shut_down_) return;
   const absl::Time until = absl::Now() + deadline;
   // Plans first: new starts are refused, pending stops are answered, memory goes back.
@@ -267,8 +267,8 @@ void AgentServer::Shutdown(absl::Duration deadline) {
 }
 
 void AgentServer::Wait() {
-  std::unique_lock<std::mutex> lock(shutdown_mutex_);
-  shut_down_cv_.wait(lock, [this] { return shut_down_; });
+  MutexLock lock(&shutdown_mutex_);
+  shut_down_cv_.wait(lock.native(), [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shutdown_mutex_) { return shut_down_; });
 }
 
 }  // namespace agent

@@ -27,6 +27,7 @@
 #include "agent/rpc_counters.h"
 #include "agent/server_security.h"
 #include "agent/worker.h"
+#include "core/sync/mutex.h"
 #include "grpcpp/grpcpp.h"
 
 namespace memload {
@@ -109,8 +110,8 @@ class AgentServer {
   std::string security_summary_;
   std::string security_warning_;
   int port_ = 0;
-  std::mutex shutdown_mutex_;
-  bool shut_down_ = false;  // Guarded by shutdown_mutex_.
+  Mutex shutdown_mutex_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mutex_) = false;
   std::condition_variable shut_down_cv_;
 };
 

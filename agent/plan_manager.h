@@ -4,7 +4,7 @@
 // memory, see node_probe.h — or, for a placed plan, against its target cgroup: the
 // target's effective limit and limit − usage stand in for the node's total and available
 // memory, and target_reserve_bytes for --reserve), bounds what a client can make it store
-// (plan_bounds.h),
+// (plan_rules::CheckPlanBounds, proto/plan_rules.h; and the plans it keeps, below),
 // enforces the safety limits (--max-memory, --reserve) on what plans really cost
 // (admission.h), keeps plan ids idempotent, runs the leases, and turns worker deaths into
 // plan states (OOM_KILLED, FAILED, ...). It knows nothing of gRPC: the service is a thin
@@ -52,10 +52,19 @@
 #include "agent/node_probe.h"
 #include "agent/worker.h"
 #include "core/clock.h"
+#include "core/sync/mutex.h"
 #include "proto/memload.pb.h"
+#include "proto/plan_rules.h"
 
 namespace memload {
 namespace agent {
+
+// How many plans may run at most (--max-plans), and what one ended plan's status may take at
+// most (its spec, bounded by proto/plan_rules.h, plus the status fields). With the plan
+// bounds, a ListPlans answer holds at most kMaxPlansLimit × (kMaxSpecBytes + status) plus the
+// ended plans' byte budget: under gRPC's 4 MiB whatever clients send.
+inline constexpr size_t kMaxPlansLimit = 128;
+inline constexpr size_t kMaxStatusBytes = plan_rules::kMaxSpecBytes + 1024;
 
 struct PlanManagerOptions {
   uint64_t max_memory_bytes = 0;  // Cap on what all plans together may hold; 0 = none.
@@ -67,7 +76,7 @@ struct PlanManagerOptions {
   absl::Duration tick = absl::Milliseconds(100);
   // A stopping worker that has not exited by then is SIGKILLed.
   absl::Duration stop_timeout = absl::Seconds(5);
-  size_t max_running_plans = 64;  // 1..kMaxPlansLimit (plan_bounds.h).
+  size_t max_running_plans = 64;  // 1..kMaxPlansLimit.
   // The oldest ended plans are forgotten beyond this many, or beyond this many bytes of
   // status (so ListPlans stays far below gRPC's message limit).
   size_t ended_plans_kept = 256;
@@ -105,34 +114,35 @@ class PlanManager {
   PlanManager& operator=(const PlanManager&) = delete;
 
   // Validates, resolves and checks `spec` against the limits, then launches its worker.
-  // InvalidArgument (malformed, or beyond the bounds of plan_bounds.h), AlreadyExists (same
+  // InvalidArgument (malformed, or beyond proto/plan_rules.h's bounds), AlreadyExists (same
   // id as a running plan, different spec), ResourceExhausted (limits, too many plans; the
   // message gives the numbers), FailedPrecondition (a percentage of a cgroup limit that
   // does not exist), Unavailable (shutting down).
-  void Start(v1::PlanSpec spec, StartCallback done);
+  void Start(v1::PlanSpec spec, StartCallback done) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Stops a plan; `done` runs once its worker has exited (memory returned). NotFound for
   // an unknown id; an ended plan answers at once with its final status.
-  void Stop(const std::string& plan_id, StatusCallback done);
+  void Stop(const std::string& plan_id, StatusCallback done) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Changes a running plan's target. NotFound, FailedPrecondition (ended, or streaming),
   // InvalidArgument (bad quantity), ResourceExhausted (limits).
-  absl::StatusOr<v1::PlanStatus> Resize(const std::string& plan_id, const v1::Quantity& target);
+  absl::StatusOr<v1::PlanStatus> Resize(const std::string& plan_id, const v1::Quantity& target)
+      ABSL_LOCKS_EXCLUDED(mutex_);
 
-  v1::RenewLeasesResponse Renew(const v1::RenewLeasesRequest& request);
+  v1::RenewLeasesResponse Renew(const v1::RenewLeasesRequest& request) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Running plans first, in start order; ended ones too when asked.
-  std::vector<v1::PlanStatus> List(bool include_ended);
+  std::vector<v1::PlanStatus> List(bool include_ended) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Stops every plan, waits for the workers (SIGKILL after stop_timeout), and ends the
   // manager's thread. Later Start calls fail with Unavailable. Idempotent.
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mutex_);
 
   // Counters for metrics and tests.
-  uint64_t plans_started() const;
+  uint64_t plans_started() const ABSL_LOCKS_EXCLUDED(mutex_);
   // Plans that ended FAILED, and OOM_KILLED (expected or not), since the manager started.
-  uint64_t plans_failed() const;
-  uint64_t plans_oom_killed() const;
+  uint64_t plans_failed() const ABSL_LOCKS_EXCLUDED(mutex_);
+  uint64_t plans_oom_killed() const ABSL_LOCKS_EXCLUDED(mutex_);
 
  private:
   struct Record;
@@ -147,22 +157,24 @@ class PlanManager {
   static void FillResident(v1::PlanStatus& status, const LiveWorker& live);
   // Marks the plan stopping (deadline from `now`); the manager's thread sends the stop to
   // the worker after a last read of its resident bytes.
-  void RequestStopLocked(Record& record, absl::Time now);
+  void RequestStopLocked(Record& record, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   void ThreadMain();
-  void Tick(absl::Time now);
-  void DoStart(v1::PlanSpec spec, StartCallback done);
+  void Tick(absl::Time now) ABSL_LOCKS_EXCLUDED(mutex_);
+  void DoStart(v1::PlanSpec spec, StartCallback done) ABSL_LOCKS_EXCLUDED(mutex_);
   // Validates, resolves and admits `spec` into a record ready to launch (no worker yet).
   // `node` is the target's view for a placed plan (`target` set).
   absl::StatusOr<std::unique_ptr<Record>> PrepareLocked(
       const v1::PlanSpec& spec, const NodeMemory& node,
-      const std::optional<ResolvedTarget>& target, std::optional<StartResult>* existing);
-  void FinishLocked(Record& record, const WorkerExit& exit, absl::Time now);
+      const std::optional<ResolvedTarget>& target, std::optional<StartResult>* existing)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void FinishLocked(Record& record, const WorkerExit& exit, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The status from what the records hold; `live` gets the worker whose resident bytes
   // the caller reads after unlocking (FillResident), empty for an ended plan.
-  v1::PlanStatus StatusLocked(const Record& record, LiveWorker* live) const;
-  void ForgetOldLocked();
-  uint64_t CommittedLocked(const Record* except) const;
+  v1::PlanStatus StatusLocked(const Record& record, LiveWorker* live) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void ForgetOldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  uint64_t CommittedLocked(const Record* except) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // What a placed plan may still grow by: MemAvailable − --reserve, and for a limited target
   // limit − usage − target_reserve_bytes, whichever is less. `view` is TargetView's.
   uint64_t TargetHeadroom(const NodeMemory& view) const;
@@ -172,18 +184,18 @@ class PlanManager {
   WorkerLauncher* const launcher_;
   Clock* const clock_;
 
-  mutable std::mutex mutex_;
+  mutable Mutex mutex_;
   std::condition_variable wake_;
-  bool shutting_down_ = false;                         // Guarded by mutex_.
-  bool poke_ = false;  // Guarded by mutex_: a stop wants a tick now, not at the next one.
-  std::deque<std::function<void()>> tasks_;            // Guarded by mutex_.
-  std::map<std::string, std::unique_ptr<Record>> plans_;  // Guarded by mutex_.
-  uint64_t next_sequence_ = 0;                         // Guarded by mutex_.
+  bool shutting_down_ ABSL_GUARDED_BY(mutex_) = false;
+  bool poke_ ABSL_GUARDED_BY(mutex_) = false;  // a stop wants a tick now, not at the next one.
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, std::unique_ptr<Record>> plans_ ABSL_GUARDED_BY(mutex_);
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mutex_) = 0;
   // The cost of the plan being launched (outside the lock), counted as committed.
-  uint64_t launching_commitment_ = 0;                  // Guarded by mutex_.
-  uint64_t plans_started_ = 0;                         // Guarded by mutex_.
-  uint64_t plans_failed_ = 0;                          // Guarded by mutex_.
-  uint64_t plans_oom_killed_ = 0;                      // Guarded by mutex_.
+  uint64_t launching_commitment_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t plans_started_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t plans_failed_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t plans_oom_killed_ ABSL_GUARDED_BY(mutex_) = 0;
   std::thread thread_;
 };
 

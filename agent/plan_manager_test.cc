@@ -7,8 +7,8 @@
 #include "absl/time/clock.h"
 #include "agent/admission.h"
 #include "agent/testing/fake_worker.h"
-#include "agent/plan_bounds.h"
 #include "core/block_cost.h"
+#include "core/sync/mutex.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/simulated_clock.h"
 #include "gmock/gmock.h"
@@ -557,15 +557,15 @@ TEST_F(PlanManagerTest, WhatAClientCanMakeTheAgentStoreIsBounded) {
   EXPECT_THAT(StartSync(manager, big_label),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 256 bytes")));
   v1::PlanSpec many = Retained("labels", kMiB);
-  for (size_t i = 0; i <= kMaxLabels; ++i) (*many.mutable_labels())[absl::StrCat("k", i)] = "v";
+  for (size_t i = 0; i <= plan_rules::kMaxLabels; ++i) (*many.mutable_labels())[absl::StrCat("k", i)] = "v";
   EXPECT_THAT(StartSync(manager, many),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 32 labels")));
   v1::PlanSpec long_key = Retained("labels", kMiB);
-  (*long_key.mutable_labels())[std::string(kMaxLabelKeyBytes + 1, 'k')] = "v";
+  (*long_key.mutable_labels())[std::string(plan_rules::kMaxLabelKeyBytes + 1, 'k')] = "v";
   EXPECT_THAT(StartSync(manager, long_key),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key must be 1-128")));
   v1::PlanSpec phases = Retained("phases", kMiB);
-  for (int i = 0; i < kMaxPhases; ++i) {
+  for (int i = 0; i < plan_rules::kMaxPhases; ++i) {
     *phases.mutable_retained()->add_phases() = phases.retained().phases(0);
   }
   EXPECT_THAT(StartSync(manager, phases),
@@ -585,11 +585,11 @@ TEST_F(PlanManagerTest, WhatAClientCanMakeTheAgentStoreIsBounded) {
   // The largest specs the bounds allow, run and ended many times over: what is kept stays
   // within the ended budget, so ListPlans (everything) stays far below 4 MiB.
   v1::PlanSpec largest = Retained("x", kMiB);
-  for (size_t i = 0; i < kMaxLabels; ++i) {
-    (*largest.mutable_labels())[absl::StrCat(std::string(kMaxLabelKeyBytes - 3, 'k'), i)] =
-        std::string(kMaxLabelValueBytes, 'v');
+  for (size_t i = 0; i < plan_rules::kMaxLabels; ++i) {
+    (*largest.mutable_labels())[absl::StrCat(std::string(plan_rules::kMaxLabelKeyBytes - 3, 'k'), i)] =
+        std::string(plan_rules::kMaxLabelValueBytes, 'v');
   }
-  ASSERT_LE(largest.ByteSizeLong(), kMaxSpecBytes);
+  ASSERT_LE(largest.ByteSizeLong(), plan_rules::kMaxSpecBytes);
   for (int i = 0; i < 300; ++i) {
     largest.set_plan_id(absl::StrCat("big-", i));
     ASSERT_THAT(StartSync(manager, largest), IsOk());
@@ -656,29 +656,29 @@ class BlockingLauncher final : public WorkerLauncher {
   explicit BlockingLauncher(WorkerLauncher* inner) : inner_(inner) {}
   absl::StatusOr<std::unique_ptr<Worker>> Launch(const WorkerSpec& spec) override {
     {
-      std::unique_lock<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       entered_ = true;
       changed_.notify_all();
-      changed_.wait(lock, [&] { return released_; });
+      changed_.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return released_; });
     }
     return inner_->Launch(spec);
   }
   bool AwaitEntered() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return entered_; });
+    MutexLock lock(&mutex_);
+    return changed_.wait_for(lock.native(), std::chrono::seconds(10), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return entered_; });
   }
   void Release() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     released_ = true;
     changed_.notify_all();
   }
 
  private:
   WorkerLauncher* const inner_;
-  std::mutex mutex_;
+  Mutex mutex_;
   std::condition_variable changed_;
-  bool entered_ = false;   // Guarded by mutex_.
-  bool released_ = false;  // Guarded by mutex_.
+  bool entered_ ABSL_GUARDED_BY(mutex_) = false;
+  bool released_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
 TEST_F(PlanManagerTest, ASlowLaunchDoesNotHoldTheLock) {

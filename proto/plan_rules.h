@@ -59,6 +59,20 @@ inline constexpr double kMinPercent = 0.001;
 inline constexpr absl::Duration kMinUtilizationInterval = absl::Milliseconds(10);
 inline constexpr absl::Duration kDefaultUtilizationInterval = absl::Milliseconds(200);
 
+// Bounds on everything a client can make the agent store with a plan, so that no client can
+// grow the agent's memory, or its GetUsage/ListPlans/WatchUsage answers past gRPC's 4 MiB
+// message limit (README "Safety and limits"; the agent's own limits on how many plans it
+// keeps are in agent/plan_manager.h):
+//   labels             at most kMaxLabels; keys 1..kMaxLabelKeyBytes, values up to
+//                      kMaxLabelValueBytes bytes
+//   retained.phases    at most kMaxPhases
+//   the whole spec     at most kMaxSpecBytes serialized
+inline constexpr size_t kMaxLabels = 32;
+inline constexpr size_t kMaxLabelKeyBytes = 128;
+inline constexpr size_t kMaxLabelValueBytes = 256;
+inline constexpr int kMaxPhases = 64;
+inline constexpr size_t kMaxSpecBytes = 16 * 1024;
+
 // --- What is wrong with one value (nullopt: nothing). No field or flag name in the text.
 
 // "must be 1-128 characters of [A-Za-z0-9._-]" (without the value: callers quote it).
@@ -123,10 +137,15 @@ absl::Status RetainedCostProblem(Backing backing, uint64_t block_size, uint64_t 
 // defaults. OK for other kinds.
 absl::Status CheckRetainedCost(const v1::PlanSpec& spec);
 
+// InvalidArgument naming the field and the limit when `spec` stores more than the bounds
+// above (labels, phases, serialized size).
+absl::Status CheckPlanBounds(const v1::PlanSpec& spec);
+
 // Whether ValidatePlanSpec insists on a plan_id (a plan file may leave it to memloadctl).
 enum class PlanIdRule { kRequired, kOptional };
 
-// The whole plan: plan_id, lease (positive), oom_score_adj, a kind, and that kind's checks.
+// The whole plan: plan_id, lease (positive), oom_score_adj, a kind, that kind's checks,
+// then CheckPlanBounds.
 absl::Status ValidatePlanSpec(const v1::PlanSpec& spec,
                               PlanIdRule plan_id = PlanIdRule::kRequired);
 

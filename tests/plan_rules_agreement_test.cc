@@ -143,6 +143,24 @@ TEST_F(PlanRulesAgreementTest, BothSidesRefuseWithTheSameMessage) {
     cases.push_back(c);
   }
   {
+    // The bounds on what a plan may make the agent store (plan_rules::CheckPlanBounds).
+    Case c{"labels", Streaming("labels"), ""};
+    for (size_t i = 0; i <= plan_rules::kMaxLabels; ++i) {
+      (*c.spec.mutable_labels())[absl::StrCat("k", i)] = "v";
+    }
+    c.message = absl::StrCat("labels: at most ", plan_rules::kMaxLabels, " labels, got ",
+                             plan_rules::kMaxLabels + 1);
+    cases.push_back(c);
+  }
+  {
+    Case c{"phases", Retained("phases"), ""};
+    for (int i = 0; i < plan_rules::kMaxPhases; ++i) {
+      *c.spec.mutable_retained()->add_phases() = c.spec.retained().phases(0);
+    }
+    c.message = absl::StrCat("retained.phases: at most ", plan_rules::kMaxPhases, " phases");
+    cases.push_back(c);
+  }
+  {
     Case c{"no kind", v1::PlanSpec(), "the plan has no kind"};
     c.spec.set_plan_id("kindless");
     cases.push_back(c);
