@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/usage.h"
+#include "core/sync/mutex.h"
 #include "grpcpp/alarm.h"
 #include "core/node_readers.h"
 #include "proto/proto_time.h"
@@ -59,7 +60,7 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
   // Sends the first message; called once, after the stream is registered.
   void Begin() {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       write_pending_ = true;
     }
     Send();
@@ -68,7 +69,7 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
   // Ends the stream with `status` as soon as it can (thread-safe, idempotent, never
   // finishes inline: callers may hold the service's lock, and OnDone takes it).
   void Stop(grpc::Status status) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (stopping_ || finished_) return;
     stopping_ = true;
     stop_status_ = std::move(status);
@@ -79,8 +80,9 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
 
   void OnWriteDone(bool ok) override {
     bool finish = false;
+    grpc::Status status;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       write_pending_ = false;
       if (!ok && !stopping_) {
         stopping_ = true;
@@ -88,6 +90,7 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
       }
       if (stopping_) {
         finish = finished_ = true;
+        status = stop_status_;
       } else {
         const absl::Time now = absl::Now();
         next_ += interval_;
@@ -96,7 +99,7 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
         alarm_.Set(ToChrono(next_), [this](bool fired) { OnAlarm(fired); });
       }
     }
-    if (finish) Finish(stop_status_);
+    if (finish) Finish(status);
   }
 
   void OnCancel() override {
@@ -111,8 +114,9 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
  private:
   void OnAlarm(bool fired) {
     bool finish = false;
+    grpc::Status status;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       alarm_pending_ = false;
       if (!fired && !stopping_) {
         stopping_ = true;
@@ -120,12 +124,13 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
       }
       if (stopping_) {
         finish = finished_ = true;
+        status = stop_status_;
       } else {
         write_pending_ = true;
       }
     }
     if (finish) {
-      Finish(stop_status_);
+      Finish(status);
     } else {
       Send();
     }
@@ -136,7 +141,7 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
     absl::StatusOr<v1::NodeUsage> usage = service_->WatchMessage();
     if (!usage.ok()) {
       {
-        std::lock_guard<std::mutex> lock(mutex_);
+        MutexLock lock(&mutex_);
         write_pending_ = false;
         if (finished_) return;
         finished_ = true;
@@ -150,14 +155,14 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
 
   AgentService* const service_;
   const absl::Duration interval_;
-  std::mutex mutex_;
+  Mutex mutex_;
   grpc::Alarm alarm_;
-  absl::Time next_;             // Guarded by mutex_.
-  bool alarm_pending_ = false;  // Guarded by mutex_.
-  bool write_pending_ = false;  // Guarded by mutex_.
-  bool stopping_ = false;       // Guarded by mutex_.
-  bool finished_ = false;       // Guarded by mutex_.
-  grpc::Status stop_status_;    // Guarded by mutex_; final once stopping_.
+  absl::Time next_ ABSL_GUARDED_BY(mutex_);
+  bool alarm_pending_ ABSL_GUARDED_BY(mutex_) = false;
+  bool write_pending_ ABSL_GUARDED_BY(mutex_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
+  grpc::Status stop_status_ ABSL_GUARDED_BY(mutex_);  // final once stopping_.
   v1::NodeUsage message_;
 };
 
@@ -178,12 +183,12 @@ AgentService::AgentService(PlanManager* manager, NodeProbe* probe, v1::NodeInfo 
 AgentService::~AgentService() = default;
 
 size_t AgentService::open_watches() const {
-  std::lock_guard<std::mutex> lock(watch_mutex_);
+  MutexLock lock(&watch_mutex_);
   return watches_.size();
 }
 
 void AgentService::StopWatches() {
-  std::lock_guard<std::mutex> lock(watch_mutex_);
+  MutexLock lock(&watch_mutex_);
   watches_closed_ = true;
   for (WatchReactor* watch : watches_) {
     watch->Stop(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is shutting down"));
@@ -191,14 +196,14 @@ void AgentService::StopWatches() {
 }
 
 void AgentService::WatchEnded(WatchReactor* watch) {
-  std::lock_guard<std::mutex> lock(watch_mutex_);
+  MutexLock lock(&watch_mutex_);
   watches_.erase(watch);
 }
 
 absl::StatusOr<v1::NodeUsage> AgentService::WatchMessage() {
   // Every stream sends the same message: one read of the node and the plans serves every
   // stream due within the same few milliseconds.
-  std::lock_guard<std::mutex> lock(cache_mutex_);
+  MutexLock lock(&cache_mutex_);
   const absl::Time now = absl::Now();
   if (!cached_usage_.has_value() || now - cached_at_ > kWatchCacheAge) {
     absl::StatusOr<v1::NodeUsage> usage = Usage();
@@ -210,12 +215,12 @@ absl::StatusOr<v1::NodeUsage> AgentService::WatchMessage() {
 }
 
 void AgentService::set_listen_address(const std::string& address) {
-  std::lock_guard<std::mutex> lock(identity_mutex_);
+  MutexLock lock(&identity_mutex_);
   identity_.set_listen_address(address);
 }
 
 v1::NodeInfo AgentService::identity() const {
-  std::lock_guard<std::mutex> lock(identity_mutex_);
+  MutexLock lock(&identity_mutex_);
   return identity_;
 }
 
@@ -289,7 +294,7 @@ grpc::ServerUnaryReactor* AgentService::GetUsage(grpc::CallbackServerContext* co
 }
 
 grpc::ServerWriteReactor<v1::NodeUsage>* AgentService::WatchUsage(
-    grpc::CallbackServerContext* context, const v1::WatchUsageRequest* request) {
+    grpc::CallbackServerContext* /*context*/, const v1::WatchUsageRequest* request) {
   absl::Duration interval = kDefaultWatchInterval;
   if (request->has_interval()) interval = FromProtoDuration(request->interval());
   if (interval < kMinWatchInterval) {
@@ -301,7 +306,7 @@ grpc::ServerWriteReactor<v1::NodeUsage>* AgentService::WatchUsage(
   interval = std::min(interval, kMaxWatchInterval);
   WatchReactor* watch = nullptr;
   {
-    std::lock_guard<std::mutex> lock(watch_mutex_);
+    MutexLock lock(&watch_mutex_);
     if (watches_closed_) {
       return new Refusal(
           grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is shutting down"));

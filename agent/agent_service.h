@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "agent/node_probe.h"
 #include "agent/plan_manager.h"
+#include "core/sync/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/memload.grpc.pb.h"
 
@@ -85,16 +86,16 @@ class AgentService final : public v1::Agent::CallbackService {
   PlanManager* const manager_;
   NodeProbe* const probe_;
   const AgentServiceOptions options_;
-  mutable std::mutex identity_mutex_;
-  v1::NodeInfo identity_;  // Guarded by identity_mutex_.
+  mutable Mutex identity_mutex_;
+  v1::NodeInfo identity_ ABSL_GUARDED_BY(identity_mutex_);
 
-  mutable std::mutex watch_mutex_;
-  std::set<WatchReactor*> watches_;  // Guarded by watch_mutex_: the open streams.
-  bool watches_closed_ = false;      // Guarded by watch_mutex_.
+  mutable Mutex watch_mutex_;
+  std::set<WatchReactor*> watches_ ABSL_GUARDED_BY(watch_mutex_);  // the open streams.
+  bool watches_closed_ ABSL_GUARDED_BY(watch_mutex_) = false;
 
-  std::mutex cache_mutex_;
-  std::optional<v1::NodeUsage> cached_usage_;  // Guarded by cache_mutex_.
-  absl::Time cached_at_;                       // Guarded by cache_mutex_.
+  Mutex cache_mutex_;
+  std::optional<v1::NodeUsage> cached_usage_ ABSL_GUARDED_BY(cache_mutex_);
+  absl::Time cached_at_ ABSL_GUARDED_BY(cache_mutex_);
 };
 
 }  // namespace agent

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "agent/prometheus_text.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 namespace agent {
@@ -78,6 +79,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   absl::StatusOr<int> port = CheckAddress(listen_address);
   if (!port.ok()) return port.status();
   std::unique_ptr<MetricsServer> server(new MetricsServer());
+  MutexLock lock(&server->mutex_);  // Not shared yet; satisfies the analysis.
   const std::string host = listen_address.substr(0, listen_address.rfind(':'));
   server->host_ = std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]"));
   server->handler_ = std::make_unique<MetricsHandler>(std::move(render));
@@ -109,26 +111,32 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
 MetricsServer::~MetricsServer() { Shutdown(); }
 
 void MetricsServer::Shutdown() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   if (server_ == nullptr) return;
-  std::mutex closed_mutex;
-  std::condition_variable closed_cv;
-  bool closed = false;  // Guarded by closed_mutex.
-  std::thread closer([&] {
-    server_->close();
-    std::lock_guard<std::mutex> closed_lock(closed_mutex);
-    closed = true;
-    closed_cv.notify_all();
+  struct Closing {
+    Mutex mutex;
+    std::condition_variable cv;
+    bool closed ABSL_GUARDED_BY(mutex) = false;
+  } closing;
+  CivetServer* const civet = server_.get();
+  std::thread closer([&closing, civet] {
+    civet->close();
+    MutexLock closed_lock(&closing.mutex);
+    closing.closed = true;
+    closing.cv.notify_all();
   });
   // close() sets the stop flag, then waits for the accept loop, which sleeps in poll() for
   // up to 2 s: a connection after the flag is set wakes it. Poke until close() is done.
-  std::unique_lock<std::mutex> closed_lock(closed_mutex);
-  while (!closed_cv.wait_for(closed_lock, std::chrono::milliseconds(5), [&] { return closed; })) {
-    closed_lock.unlock();
+  MutexLock closed_lock(&closing.mutex);
+  while (!closing.cv.wait_for(closed_lock.native(), std::chrono::milliseconds(5),
+                              [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(closing.mutex) {
+                                return closing.closed;
+                              })) {
+    closed_lock.Unlock();
     Poke(host_, port_);
-    closed_lock.lock();
+    closed_lock.Lock();
   }
-  closed_lock.unlock();
+  closed_lock.Unlock();
   closer.join();
   server_.reset();
 }

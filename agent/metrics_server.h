@@ -23,6 +23,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/sync/mutex.h"
 
 class CivetServer;
 class CivetHandler;
@@ -61,8 +62,8 @@ class MetricsServer {
   std::string address_;
   int port_ = 0;
   std::unique_ptr<CivetHandler> handler_;
-  std::mutex mutex_;
-  std::unique_ptr<CivetServer> server_;  // Guarded by mutex_; null once shut down.
+  Mutex mutex_;
+  std::unique_ptr<CivetServer> server_ ABSL_GUARDED_BY(mutex_);  // null once shut down.
 };
 
 }  // namespace agent

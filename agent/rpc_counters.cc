@@ -31,12 +31,12 @@ class CountingInterceptor final : public grpc::experimental::Interceptor {
 void RpcCounters::Record(absl::string_view method, grpc::StatusCode code) {
   // absl::StatusCode mirrors grpc::StatusCode value for value, names included.
   std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   ++counts_[{std::string(method), std::move(name)}];
 }
 
 RpcCounters::Counts RpcCounters::Snapshot() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return counts_;
 }
 

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "absl/strings/string_view.h"
+#include "core/sync/mutex.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "grpcpp/support/status.h"
 
@@ -37,8 +38,8 @@ class RpcCounters {
   Counts Snapshot() const;
 
  private:
-  mutable std::mutex mutex_;
-  Counts counts_;  // Guarded by mutex_.
+  mutable Mutex mutex_;
+  Counts counts_ ABSL_GUARDED_BY(mutex_);
 };
 
 class RpcCountingInterceptorFactory final

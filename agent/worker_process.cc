@@ -33,6 +33,7 @@
 #include "agent/cgroup_join.h"
 #include "agent/worker_shared.h"
 #include "core/node_readers.h"
+#include "core/sync/mutex.h"
 #include "proto/plan_rules.h"
 
 namespace memload {
@@ -297,7 +298,7 @@ class WorkerProcess final : public Worker {
 
   ~WorkerProcess() override {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       if (!exit_.has_value()) {
         kill(pid_, SIGKILL);
         ReapLocked(/*block=*/true, /*killed_by_agent=*/true);
@@ -322,7 +323,7 @@ class WorkerProcess final : public Worker {
 
   uint64_t ResidentBytes() const override {
     // Under the lock: once reaped, the pid may belong to someone else.
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (exit_.has_value()) return 0;
     absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(pid_);
     if (!memory.ok()) return 0;  // A zombie has no VmRSS.
@@ -342,13 +343,13 @@ class WorkerProcess final : public Worker {
     const absl::Status sent = Send("stop\n");
     if (absl::IsUnavailable(sent)) {
       // The pipe is full: the worker is not reading. SIGTERM stops it as gracefully.
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       if (!exit_.has_value()) kill(pid_, SIGTERM);
     }
   }
 
   std::optional<WorkerExit> PollExit() override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!exit_.has_value()) ReapLocked(/*block=*/false, /*killed_by_agent=*/false);
     return exit_;
   }
@@ -374,7 +375,7 @@ class WorkerProcess final : public Worker {
         absl::SleepFor(std::min(left, kReapPollInterval));
       }
     }
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!exit_.has_value()) {
       kill(pid_, SIGKILL);  // Still unreaped, so the pid is still ours.
       ReapLocked(/*block=*/true, /*killed_by_agent=*/true);
@@ -384,7 +385,7 @@ class WorkerProcess final : public Worker {
 
  private:
   absl::Status Send(const std::string& line) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (exit_.has_value()) return absl::FailedPreconditionError("worker has exited");
     // Lines are far below PIPE_BUF, so a write is all or nothing.
     const ssize_t n = write(control_fd_.get(), line.data(), line.size());
@@ -396,8 +397,8 @@ class WorkerProcess final : public Worker {
     return ErrnoStatus(n < 0 ? errno : EIO, "writing to the worker's control pipe");
   }
 
-  // Requires mutex_. Sets exit_ once the child is reaped.
-  void ReapLocked(bool block, bool killed_by_agent) {
+  // Sets exit_ once the child is reaped.
+  void ReapLocked(bool block, bool killed_by_agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     int status = 0;
     pid_t reaped;
     do {
@@ -461,9 +462,9 @@ class WorkerProcess final : public Worker {
   WorkerShared* const shared_;  // Mapped until the destructor; lock-free fields.
   const OomWatch oom_;
   std::atomic<bool> stop_requested_{false};
-  mutable std::mutex mutex_;
-  // Guarded by mutex_; set once the process is reaped (after which pid_ is not ours).
-  std::optional<WorkerExit> exit_;
+  mutable Mutex mutex_;
+  // Set once the process is reaped (after which pid_ is not ours).
+  std::optional<WorkerExit> exit_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Unmaps the shared block unless released to a WorkerProcess.
@@ -587,7 +588,7 @@ absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const Work
 
   pid_t pid;
   {
-    std::lock_guard<std::mutex> lock(launch_mutex_);
+    MutexLock lock(&launch_mutex_);
     // No signal handler of ours may run in the child before it resets them.
     sigset_t all, previous;
     sigfillset(&all);

@@ -52,6 +52,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/worker.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 namespace agent {
@@ -81,7 +82,7 @@ class WorkerProcessLauncher final : public WorkerLauncher {
   const WorkerProcessOptions options_;
   // One fork at a time: a concurrent child would inherit (until its exec) the other
   // launch's error pipe and delay its verdict.
-  std::mutex launch_mutex_;
+  Mutex launch_mutex_;
 };
 
 }  // namespace agent

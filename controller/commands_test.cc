@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "controller/testing/fake_agent_client.h"
 #include "core/cancel_signal.h"
+#include "core/sync/mutex.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -363,7 +364,7 @@ class PlanScript {
     if (call.method == "ListPlans") {
       v1::ListPlansResponse response;
       *response.add_plans() = Plan("someone-else", v1::PLAN_STATE_HOLDING);
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       *response.add_plans() = ++lists_[call.target] <= holding_lists_
                                   ? Plan(kPlanId, v1::PLAN_STATE_HOLDING)
                                   : End(call.target);
@@ -385,8 +386,8 @@ class PlanScript {
 
   const int holding_lists_;
   const std::map<std::string, v1::PlanStatus> ends_;
-  std::mutex mutex_;
-  std::map<std::string, int> lists_;  // Guarded by mutex_.
+  Mutex mutex_;
+  std::map<std::string, int> lists_ ABSL_GUARDED_BY(mutex_);
 };
 
 RunOptions FastRun() {
@@ -664,7 +665,7 @@ TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
 // ---------------------------------------------------------------------------------------
 // 7. --selector
 
-FakeReply ZoneInfo(const FakeCall& call, const std::string& zone) {
+FakeReply ZoneInfo(const FakeCall& /*call*/, const std::string& zone) {
   v1::NodeInfo info;
   (*info.mutable_labels())["zone"] = zone;
   return info;

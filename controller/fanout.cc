@@ -9,6 +9,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 namespace controller {
@@ -49,18 +50,18 @@ struct Target {
 // watchdog answers late). Callbacks only record answers; every decision (retry, give up,
 // issue) is taken by the thread in RunFanOut.
 struct State {
-  std::mutex mutex;
+  Mutex mutex;
   std::condition_variable changed;
-  std::vector<Target> targets;   // Guarded by mutex.
-  std::vector<size_t> answered;  // Guarded by mutex; targets with a fresh answer.
-  size_t in_flight = 0;          // Guarded by mutex.
+  std::vector<Target> targets ABSL_GUARDED_BY(mutex);
+  std::vector<size_t> answered ABSL_GUARDED_BY(mutex);  // targets with a fresh answer.
+  size_t in_flight ABSL_GUARDED_BY(mutex) = 0;
 };
 
 RawDone MakeDone(std::shared_ptr<State> state, Clock* clock, size_t index, uint64_t attempt_id) {
   return [state = std::move(state), clock, index, attempt_id](absl::Status status,
                                                               std::any value) {
     {
-      std::lock_guard<std::mutex> lock(state->mutex);
+      MutexLock lock(&state->mutex);
       Target& target = state->targets[index];
       if (target.phase != Phase::kInFlight || target.attempt_id != attempt_id) return;
       target.phase = Phase::kAnswered;
@@ -91,7 +92,7 @@ class Dispatcher {
   }
 
   std::vector<RawResult> Run() {
-    std::unique_lock<std::mutex> lock(state_->mutex);
+    MutexLock lock(&state_->mutex);
     while (done_ < clients_.size()) {
       const absl::Time now = clock_->Now();
       for (size_t index : state_->answered) Settle(index, now);
@@ -101,17 +102,17 @@ class Dispatcher {
       cancel_seen_ = options_.cancel != nullptr && options_.cancel->cancelled();
       std::vector<std::pair<size_t, uint64_t>> issue = PickAttempts(now);
       if (!issue.empty()) {
-        lock.unlock();
+        lock.Unlock();
         for (const auto& [index, attempt_id] : issue) {
           call_(*clients_[index], options_.timeout,
                 MakeDone(state_, clock_, index, attempt_id));
         }
-        lock.lock();
+        lock.Lock();
         continue;
       }
       if (done_ == clients_.size()) break;
-      clock_->WaitUntil(state_->changed, lock, std::min(NextWake(now), now + absl::Hours(1)),
-                        [&] {
+      clock_->WaitUntil(state_->changed, lock.native(), std::min(NextWake(now), now + absl::Hours(1)),
+                        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
                           // A cancel not acted upon yet wakes it too (on any clock).
                           return !state_->answered.empty() ||
                                  (!cancel_seen_ && options_.cancel != nullptr &&
@@ -129,7 +130,7 @@ class Dispatcher {
   }
 
   // Decides what an answer means: done, or another attempt after a backoff.
-  void Settle(size_t index, absl::Time now) {
+  void Settle(size_t index, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
     Target& target = state_->targets[index];
     if (!target.status.ok() && IsRetryable(target.status) && target.attempts < max_attempts_ &&
         !Stopping()) {
@@ -158,7 +159,7 @@ class Dispatcher {
     return backoff;
   }
 
-  void EnforceWatchdog(absl::Time now) {
+  void EnforceWatchdog(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
     for (size_t index = 0; index < state_->targets.size(); ++index) {
       Target& target = state_->targets[index];
       if (target.phase != Phase::kInFlight || target.watchdog > now) continue;
@@ -174,7 +175,7 @@ class Dispatcher {
   }
 
   // Targets not started yet end unattempted; those waiting for a retry keep their last error.
-  void AbandonUnstarted() {
+  void AbandonUnstarted() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
     const bool cancelled = options_.cancel != nullptr && options_.cancel->cancelled();
     for (; next_new_ < state_->targets.size(); ++next_new_) {
       Target& target = state_->targets[next_new_];
@@ -190,9 +191,9 @@ class Dispatcher {
 
   // Fills free slots: due retries first (so that started targets finish), then new targets
   // in order. Marks them in flight; the caller issues them without the lock.
-  std::vector<std::pair<size_t, uint64_t>> PickAttempts(absl::Time now) {
+  std::vector<std::pair<size_t, uint64_t>> PickAttempts(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
     std::vector<std::pair<size_t, uint64_t>> issue;
-    auto start = [&](size_t index) {
+    auto start = [&](size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
       Target& target = state_->targets[index];
       target.phase = Phase::kInFlight;
       ++target.attempts;
@@ -213,7 +214,7 @@ class Dispatcher {
     return issue;
   }
 
-  absl::Time NextWake(absl::Time now) const {
+  absl::Time NextWake(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
     absl::Time wake = absl::InfiniteFuture();
     for (const Target& target : state_->targets) {
       if (target.phase == Phase::kInFlight) wake = std::min(wake, target.watchdog);
@@ -225,7 +226,7 @@ class Dispatcher {
     return wake;
   }
 
-  std::vector<RawResult> Results() {
+  std::vector<RawResult> Results() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
     std::vector<RawResult> results(clients_.size());
     for (size_t index = 0; index < clients_.size(); ++index) {
       Target& target = state_->targets[index];

@@ -62,6 +62,7 @@
 #include "agent/testing/light_agents.h"
 #include "controller/commands.h"
 #include "controller/grpc_agent_client.h"
+#include "core/sync/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/memload.grpc.pb.h"
 
@@ -263,26 +264,37 @@ class Raw {
     const size_t n = stubs_.size();
     std::vector<grpc::ClientContext> contexts(n);
     std::vector<Response> responses(n);
-    std::mutex mutex;
-    std::condition_variable all_done;
-    size_t pending = n;    // Guarded by mutex.
-    size_t failed = 0;     // Guarded by mutex.
-    std::string error;     // Guarded by mutex.
+    struct Outcome {
+      Mutex mutex;
+      std::condition_variable all_done;
+      size_t pending ABSL_GUARDED_BY(mutex) = 0;
+      size_t failed ABSL_GUARDED_BY(mutex) = 0;
+      std::string error ABSL_GUARDED_BY(mutex);
+    } outcome;
+    {
+      MutexLock lock(&outcome.mutex);
+      outcome.pending = n;
+    }
     for (size_t i = 0; i < n; ++i) {
       contexts[i].set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
       call(stubs_[i]->async(), &contexts[i], &request, &responses[i],
            [&](grpc::Status status) {
-             std::lock_guard<std::mutex> lock(mutex);
+             MutexLock lock(&outcome.mutex);
              if (!status.ok()) {
-               ++failed;
-               error = status.error_message();
+               ++outcome.failed;
+               outcome.error = status.error_message();
              }
-             if (--pending == 0) all_done.notify_one();
+             if (--outcome.pending == 0) outcome.all_done.notify_one();
            });
     }
-    std::unique_lock<std::mutex> lock(mutex);
-    all_done.wait(lock, [&] { return pending == 0; });
-    if (failed > 0) return absl::InternalError(absl::StrCat("raw: ", failed, " failed: ", error));
+    MutexLock lock(&outcome.mutex);
+    outcome.all_done.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outcome.mutex) {
+      return outcome.pending == 0;
+    });
+    if (outcome.failed > 0) {
+      return absl::InternalError(
+          absl::StrCat("raw: ", outcome.failed, " failed: ", outcome.error));
+    }
     return absl::OkStatus();
   }
 

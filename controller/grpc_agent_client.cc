@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "controller/bearer_token.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 namespace controller {
@@ -122,8 +123,8 @@ class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
   void Cancel() { context_.TryCancel(); }
 
   void WaitDone() {
-    std::unique_lock<std::mutex> lock(sync_->mutex);
-    sync_->changed.wait(lock, [&] { return sync_->done; });
+    MutexLock lock(&sync_->mutex);
+    sync_->changed.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_->mutex) { return sync_->done; });
   }
 
   void OnReadDone(bool ok) override {
@@ -137,7 +138,7 @@ class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
     // Once `done` is set the owner may delete this reactor: signal through a local copy.
     std::shared_ptr<Sync> sync = sync_;
     {
-      std::lock_guard<std::mutex> lock(sync->mutex);
+      MutexLock lock(&sync->mutex);
       sync->done = true;
     }
     sync->changed.notify_all();
@@ -145,9 +146,9 @@ class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
 
  private:
   struct Sync {
-    std::mutex mutex;
+    Mutex mutex;
     std::condition_variable changed;
-    bool done = false;  // Guarded by mutex.
+    bool done ABSL_GUARDED_BY(mutex) = false;
   };
 
   const std::shared_ptr<grpc::Channel> channel_;
@@ -280,15 +281,15 @@ std::unique_ptr<UsageWatch> GrpcAgentClient::WatchUsage(
 AgentClientFactory GrpcAgentClientFactory(GrpcClientOptions options) {
   struct Channels {
     GrpcClientOptions options;
-    std::mutex mutex;
-    std::map<std::string, std::shared_ptr<grpc::Channel>> by_target;  // Guarded by mutex.
+    Mutex mutex;
+    std::map<std::string, std::shared_ptr<grpc::Channel>> by_target ABSL_GUARDED_BY(mutex);
   };
   auto channels = std::make_shared<Channels>();
   channels->options = std::move(options);
   return [channels](const std::string& target) -> std::unique_ptr<AgentClient> {
     std::shared_ptr<grpc::Channel> channel;
     {
-      std::lock_guard<std::mutex> lock(channels->mutex);
+      MutexLock lock(&channels->mutex);
       std::shared_ptr<grpc::Channel>& slot = channels->by_target[target];
       if (slot == nullptr) slot = CreateAgentChannel(target, channels->options);
       channel = slot;

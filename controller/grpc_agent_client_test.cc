@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/sync/mutex.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -53,7 +54,7 @@ class UsageWriter final : public grpc::ServerWriteReactor<v1::NodeUsage> {
   }
   // OnCancel may run concurrently with OnWriteDone: Finish exactly once.
   void FinishOnce(const grpc::Status& status) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (finished_) return;
     finished_ = true;
     Finish(status);
@@ -63,8 +64,8 @@ class UsageWriter final : public grpc::ServerWriteReactor<v1::NodeUsage> {
   const bool hold_;
   int sent_ = 0;  // Only touched by serialised write reactions (and the constructor).
   v1::NodeUsage usage_;
-  std::mutex mutex_;
-  bool finished_ = false;  // Guarded by mutex_.
+  Mutex mutex_;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
 // GetUsage answers, StartPlan refuses, GetNodeInfo never answers (until FinishHeld), and
@@ -92,7 +93,7 @@ class TestAgent final : public v1::Agent::CallbackService {
   grpc::ServerUnaryReactor* GetNodeInfo(grpc::CallbackServerContext* context,
                                         const v1::GetNodeInfoRequest*, v1::NodeInfo*) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     held_.push_back(reactor);
     return reactor;
   }
@@ -103,7 +104,7 @@ class TestAgent final : public v1::Agent::CallbackService {
   }
 
   void FinishHeld() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     for (grpc::ServerUnaryReactor* reactor : held_) {
       reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "test over"));
     }
@@ -114,8 +115,8 @@ class TestAgent final : public v1::Agent::CallbackService {
   std::atomic<bool> watch_hold{false};
 
  private:
-  std::mutex mutex_;
-  std::vector<grpc::ServerUnaryReactor*> held_;  // Guarded by mutex_.
+  Mutex mutex_;
+  std::vector<grpc::ServerUnaryReactor*> held_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Collects one asynchronous answer.
@@ -139,30 +140,30 @@ class Answer {
 
 // Watch callbacks, gathered for the test thread.
 struct WatchLog {
-  std::mutex mutex;
+  Mutex mutex;
   std::condition_variable changed;
-  std::vector<uint64_t> rss;  // Guarded by mutex.
-  bool done = false;          // Guarded by mutex.
-  absl::Status status;        // Guarded by mutex.
+  std::vector<uint64_t> rss ABSL_GUARDED_BY(mutex);
+  bool done ABSL_GUARDED_BY(mutex) = false;
+  absl::Status status ABSL_GUARDED_BY(mutex);
 
   std::function<void(const v1::NodeUsage&)> on_usage() {
     return [this](const v1::NodeUsage& usage) {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(&mutex);
       rss.push_back(usage.agent_rss_bytes());
       changed.notify_all();
     };
   }
   std::function<void(absl::Status)> on_done() {
     return [this](absl::Status final_status) {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(&mutex);
       done = true;
       status = std::move(final_status);
       changed.notify_all();
     };
   }
   bool WaitFor(const std::function<bool()>& condition) {
-    std::unique_lock<std::mutex> lock(mutex);
-    return changed.wait_for(lock, absl::ToChronoNanoseconds(kWait), condition);
+    MutexLock lock(&mutex);
+    return changed.wait_for(lock.native(), absl::ToChronoNanoseconds(kWait), condition);
   }
 };
 
@@ -296,8 +297,8 @@ TEST_F(GrpcAgentClientTest, WatchUsageStreamsUntilTheAgentEndsIt) {
   WatchLog log;
   std::unique_ptr<UsageWatch> watch =
       client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
-  ASSERT_TRUE(log.WaitFor([&] { return log.done; }));
-  std::lock_guard<std::mutex> lock(log.mutex);
+  ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.done; }));
+  MutexLock lock(&log.mutex);
   EXPECT_EQ(log.rss, (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_THAT(log.status, IsOk());
 }
@@ -308,10 +309,10 @@ TEST_F(GrpcAgentClientTest, WatchUsageCancel) {
   WatchLog log;
   std::unique_ptr<UsageWatch> watch =
       client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
-  ASSERT_TRUE(log.WaitFor([&] { return log.rss.size() == 1; }));
+  ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.rss.size() == 1; }));
   watch->Cancel();
-  ASSERT_TRUE(log.WaitFor([&] { return log.done; }));
-  std::lock_guard<std::mutex> lock(log.mutex);
+  ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.done; }));
+  MutexLock lock(&log.mutex);
   EXPECT_THAT(log.status, StatusIs(absl::StatusCode::kCancelled, StartsWith(target_)));
 }
 
@@ -321,9 +322,9 @@ TEST_F(GrpcAgentClientTest, DestroyingAWatchEndsItFirst) {
   WatchLog log;
   std::unique_ptr<UsageWatch> watch =
       client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
-  ASSERT_TRUE(log.WaitFor([&] { return log.rss.size() == 1; }));
+  ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.rss.size() == 1; }));
   watch.reset();
-  std::lock_guard<std::mutex> lock(log.mutex);  // on_done has run: no waiting needed.
+  MutexLock lock(&log.mutex);  // on_done has run: no waiting needed.
   EXPECT_TRUE(log.done);
   EXPECT_EQ(log.status.code(), absl::StatusCode::kCancelled);
 }
@@ -333,8 +334,8 @@ TEST_F(GrpcAgentClientTest, WatchUsageOfAnUnreachableAgent) {
   WatchLog log;
   std::unique_ptr<UsageWatch> watch =
       client.WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
-  ASSERT_TRUE(log.WaitFor([&] { return log.done; }));
-  std::lock_guard<std::mutex> lock(log.mutex);
+  ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.done; }));
+  MutexLock lock(&log.mutex);
   EXPECT_THAT(log.status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("agent unreachable")));
   EXPECT_TRUE(log.rss.empty());
 }

@@ -2,7 +2,7 @@
 // `memloadctl help COMMAND` one command's flags; README.md ("memloadctl") has them all.
 //
 //   memloadctl usage --targets=127.0.0.1:7070,127.0.0.1:7071
-//   memloadctl run --targets=dns:///memload-agent.memload.svc:7070 --kind=retained \
+//   memloadctl run --targets=dns:///memload-agent.memload.svc:7070 --kind=retained
 //       --target=80% --ramp=1m --for=10m --rollout=batch:25% --stagger=10s
 //
 // The command line is parsed by controller/cli_flags.h (not absl flags): every command

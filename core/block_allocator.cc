@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/sync/mutex.h"
 #include "core/touch.h"
 
 namespace memload {
@@ -54,10 +55,10 @@ namespace {
 constexpr int kMiOptionDecommitDelay = 15;         // mi_option_decommit_delay
 constexpr int kMiOptionSegmentDecommitDelay = 23;  // mi_option_segment_decommit_delay
 
-std::mutex bulk_free_mutex;
-int bulk_free_depth = 0;             // Guarded by bulk_free_mutex.
-long saved_decommit_delay = 0;       // Guarded by bulk_free_mutex.
-long saved_segment_decommit_delay = 0;  // Guarded by bulk_free_mutex.
+Mutex bulk_free_mutex;
+int bulk_free_depth ABSL_GUARDED_BY(bulk_free_mutex) = 0;
+long saved_decommit_delay ABSL_GUARDED_BY(bulk_free_mutex) = 0;
+long saved_segment_decommit_delay ABSL_GUARDED_BY(bulk_free_mutex) = 0;
 
 bool HaveMimalloc() {
   return mi_collect != nullptr && mi_option_get != nullptr && mi_option_set != nullptr;
@@ -67,7 +68,7 @@ bool HaveMimalloc() {
 
 void BeginMallocBulkFree() {
   if (!HaveMimalloc()) return;
-  std::lock_guard<std::mutex> lock(bulk_free_mutex);
+  MutexLock lock(&bulk_free_mutex);
   if (bulk_free_depth++ > 0) return;
   saved_decommit_delay = mi_option_get(kMiOptionDecommitDelay);
   saved_segment_decommit_delay = mi_option_get(kMiOptionSegmentDecommitDelay);
@@ -78,7 +79,7 @@ void BeginMallocBulkFree() {
 void EndMallocBulkFree() {
   if (HaveMimalloc()) {
     mi_collect(true);
-    std::lock_guard<std::mutex> lock(bulk_free_mutex);
+    MutexLock lock(&bulk_free_mutex);
     if (bulk_free_depth > 0 && --bulk_free_depth == 0) {
       mi_option_set(kMiOptionDecommitDelay, saved_decommit_delay);
       mi_option_set(kMiOptionSegmentDecommitDelay, saved_segment_decommit_delay);
@@ -223,7 +224,7 @@ class ShmemAllocator final : public BlockAllocator {
       // Each block gets its own page-aligned range of the file; freed ranges are punched
       // out (MADV_REMOVE), so the file's size only grows while its memory follows the live
       // blocks. The lock keeps concurrent growth from shrinking the file under a block.
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       offset = file_end_;
       if (ftruncate(fd_, offset + static_cast<off_t>(mapped)) != 0) {
         const int error = errno;
@@ -261,8 +262,8 @@ class ShmemAllocator final : public BlockAllocator {
  private:
   const int fd_;
   const AllocatorOptions options_;
-  std::mutex mutex_;
-  off_t file_end_ = 0;  // Guarded by mutex_.
+  Mutex mutex_;
+  off_t file_end_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 // Holds an allocator that is never destroyed: threads may still use a shared allocator

@@ -4,7 +4,7 @@ namespace memload {
 
 void CancelSignal::Cancel() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     cancelled_.store(true, std::memory_order_relaxed);
     ++notifications_;
   }
@@ -13,19 +13,19 @@ void CancelSignal::Cancel() {
 
 void CancelSignal::Notify() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     ++notifications_;
   }
   wake_.notify_all();
 }
 
 bool CancelSignal::WaitUntil(absl::Time deadline) {
-  std::unique_lock<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   // Compare with seen_ as it was when this wait began, not as the first waiter to wake
   // leaves it: a Notify() must wake every wait in progress, not only the first to run.
   const uint64_t seen = seen_;
-  clock_->WaitUntil(wake_, lock, deadline,
-                    [&] { return notifications_ != seen || cancelled(); });
+  clock_->WaitUntil(wake_, lock.native(), deadline,
+                    [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return notifications_ != seen || cancelled(); });
   seen_ = notifications_;
   return cancelled();
 }

@@ -25,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/clock.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 
@@ -52,10 +53,10 @@ class CancelSignal {
  private:
   Clock* const clock_;
   std::atomic<bool> cancelled_{false};
-  std::mutex mutex_;
+  Mutex mutex_;
   std::condition_variable wake_;
-  uint64_t notifications_ = 0;  // Guarded by mutex_.
-  uint64_t seen_ = 0;           // Guarded by mutex_; notifications_ at the last wake-up.
+  uint64_t notifications_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t seen_ ABSL_GUARDED_BY(mutex_) = 0;  // notifications_ at the last wake-up.
 };
 
 }  // namespace memload

@@ -11,17 +11,17 @@ Plan::~Plan() { CancelAndJoin(); }
 
 void Plan::CancelAndJoin() {
   Cancel();
-  std::lock_guard<std::mutex> join_lock(join_mutex_);
+  MutexLock join_lock(&join_mutex_);
   std::thread thread;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     thread = std::move(thread_);
   }
   if (thread.joinable()) thread.join();
 }
 
 absl::Status Plan::Start() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   if (started_) return absl::FailedPreconditionError("plan already started");
   started_ = true;
   thread_ = std::thread([this] { ThreadMain(); });
@@ -33,13 +33,13 @@ void Plan::Cancel() { cancel_.Cancel(); }
 absl::Status Plan::Wait() { return WaitFor(absl::InfiniteDuration()); }
 
 absl::Status Plan::WaitFor(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   if (!started_) return absl::FailedPreconditionError("plan was never started");
-  auto done = [this] { return finished_; };
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return finished_; };
   if (timeout == absl::InfiniteDuration()) {
-    finished_cv_.wait(lock, done);
+    finished_cv_.wait(lock.native(), done);
   } else if (!finished_cv_.wait_for(
-                 lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)), done)) {
+                 lock.native(), std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)), done)) {
     return absl::DeadlineExceededError("plan still running");
   }
   return final_status_;
@@ -61,7 +61,7 @@ void Plan::ThreadMain() {
     counters_->SetState(PlanState::kCompleted);
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     final_status_ = status;
     finished_ = true;
   }

@@ -23,6 +23,7 @@
 #include "core/cancel_signal.h"
 #include "core/clock.h"
 #include "core/plan_counters.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 
@@ -82,13 +83,13 @@ class Plan {
 
   PlanCounters* const counters_;
   CancelSignal cancel_;
-  std::mutex mutex_;
+  Mutex mutex_;
   std::condition_variable finished_cv_;
-  bool started_ = false;         // Guarded by mutex_.
-  bool finished_ = false;        // Guarded by mutex_.
-  absl::Status final_status_;    // Guarded by mutex_.
-  std::mutex join_mutex_;        // Serialises joins of thread_.
-  std::thread thread_;           // Started once under mutex_; joined by CancelAndJoin().
+  bool started_ ABSL_GUARDED_BY(mutex_) = false;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
+  absl::Status final_status_ ABSL_GUARDED_BY(mutex_);
+  Mutex join_mutex_;        // Serialises joins of thread_.
+  std::thread thread_ ABSL_GUARDED_BY(mutex_);  // Started once; joined by CancelAndJoin().
 };
 
 }  // namespace memload

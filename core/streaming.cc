@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/resident.h"
 #include "core/size.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 
@@ -201,8 +202,8 @@ struct RunContext {
   uint64_t claim_blocks;      // Blocks per budget claim.
   std::atomic<uint64_t> claimed_blocks{0};
   std::atomic<uint64_t> allocations{0};  // Summed by workers as they exit.
-  std::mutex error_mutex;
-  absl::Status error;  // Guarded by error_mutex; the first failure.
+  Mutex error_mutex;
+  absl::Status error ABSL_GUARDED_BY(error_mutex);  // the first failure.
 
   // Returns how many more blocks the caller may allocate (0: the amount is used up).
   uint64_t ClaimBlocks() {
@@ -218,7 +219,7 @@ struct RunContext {
 
   void Fail(absl::Status status) {
     {
-      std::lock_guard<std::mutex> lock(error_mutex);
+      MutexLock lock(&error_mutex);
       if (error.ok()) error = std::move(status);
     }
     // Cancel is the one signal every sleeping worker wakes up for; the plan still ends
@@ -337,7 +338,11 @@ absl::Status StreamingPlan::Run() {
                      start,
                      end,
                      options_.amount_bytes / block_size,
-                     std::clamp<uint64_t>(kClaimBytes / block_size, 1, kMaxClaimBlocks)};
+                     std::clamp<uint64_t>(kClaimBytes / block_size, 1, kMaxClaimBlocks),
+                     /*claimed_blocks=*/{0},
+                     /*allocations=*/{0},
+                     /*error_mutex=*/{},
+                     /*error=*/{}};
 
   std::vector<std::thread> threads;
   threads.reserve(options_.workers - 1);
@@ -355,7 +360,7 @@ absl::Status StreamingPlan::Run() {
   for (std::thread& thread : threads) thread.join();
   counters->bookkeeping_bytes.store(0, std::memory_order_relaxed);
 
-  std::lock_guard<std::mutex> lock(context.error_mutex);
+  MutexLock lock(&context.error_mutex);
   if (context.error.ok()) return absl::OkStatus();
   const uint64_t blocks = context.allocations.load(std::memory_order_relaxed);
   return absl::ResourceExhaustedError(absl::StrCat(

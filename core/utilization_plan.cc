@@ -119,7 +119,7 @@ absl::Status UtilizationPlan::Retarget(const Target& target) {
         absl::StrCat("plan is ", PlanStateName(state), "; its target can no longer change"));
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     target_ = target;
     ++target_generation_;
   }
@@ -132,22 +132,22 @@ void UtilizationPlan::SetCeiling(uint64_t ceiling_bytes) {
 }
 
 double UtilizationPlan::utilization_percent() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return utilization_percent_;
 }
 
 double UtilizationPlan::max_deviation_percent() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return max_deviation_;
 }
 
 double UtilizationPlan::mean_abs_deviation_percent() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return deviation_count_ == 0 ? 0 : deviation_sum_ / deviation_count_;
 }
 
 std::optional<absl::Time> UtilizationPlan::settled_at() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return settled_at_;
 }
 
@@ -182,7 +182,7 @@ absl::Status UtilizationPlan::Loop() {
 
     uint64_t desired;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       if (target_generation_ != seen_generation) {
         seen_generation = target_generation_;
         settle_deadline = now + kSettleTime;

@@ -50,6 +50,7 @@
 #include "core/plan.h"
 #include "core/plan_counters.h"
 #include "core/retained_set.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 
@@ -144,14 +145,14 @@ class UtilizationPlan final : public Plan {
   absl::Time last_resident_measure_ = absl::InfinitePast();  // Plan thread only.
   bool resident_stale_ = true;  // Plan thread only: blocks changed since the measurement.
 
-  mutable std::mutex mutex_;
-  Target target_;                         // Guarded by mutex_.
-  uint64_t target_generation_ = 0;        // Guarded by mutex_; bumped by every change.
-  double utilization_percent_ = 0;        // Guarded by mutex_.
-  double max_deviation_ = 0;              // Guarded by mutex_.
-  double deviation_sum_ = 0;              // Guarded by mutex_.
-  uint64_t deviation_count_ = 0;          // Guarded by mutex_.
-  std::optional<absl::Time> settled_at_;  // Guarded by mutex_.
+  mutable Mutex mutex_;
+  Target target_ ABSL_GUARDED_BY(mutex_);
+  uint64_t target_generation_ ABSL_GUARDED_BY(mutex_) = 0;  // bumped by every change.
+  double utilization_percent_ ABSL_GUARDED_BY(mutex_) = 0;
+  double max_deviation_ ABSL_GUARDED_BY(mutex_) = 0;
+  double deviation_sum_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t deviation_count_ ABSL_GUARDED_BY(mutex_) = 0;
+  std::optional<absl::Time> settled_at_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace memload

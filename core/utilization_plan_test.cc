@@ -1,6 +1,7 @@
 // UtilizationPlan: convergence, competing workloads, ceilings, target changes, cancel,
 // failures — against a simulated node whose use includes the plan's own payload, plus a
 // smoke test against the real node and cgroup sources over real and fake cgroup files.
+#include "core/sync/mutex.h"
 #include "core/utilization_plan.h"
 
 #include <chrono>
@@ -54,11 +55,11 @@ class FakeNode {
   }
 
   void SetBaseline(uint64_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     baseline_ = bytes;
   }
   void RampWorkload(uint64_t bytes, absl::Duration ramp) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     const absl::Time now = absl::Now();
     workload_from_ = WorkloadLocked(now);
     workload_to_ = bytes;
@@ -66,21 +67,21 @@ class FakeNode {
     ramp_ = ramp;
   }
   uint64_t workload() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return WorkloadLocked(absl::Now());
   }
   void FailWith(absl::Status status) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     error_ = std::move(status);
   }
   uint64_t measurements() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return measurements_;
   }
 
  private:
   absl::StatusOr<MemoryUse> Measure() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     ++measurements_;
     if (!error_.ok()) return error_;
     MemoryUse use;
@@ -89,7 +90,7 @@ class FakeNode {
         baseline_ + WorkloadLocked(absl::Now()) + counters_->payload_bytes.load();
     return use;
   }
-  uint64_t WorkloadLocked(absl::Time now) const {
+  uint64_t WorkloadLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     const double progress =
         ramp_ <= absl::ZeroDuration()
             ? 1.0
@@ -100,14 +101,14 @@ class FakeNode {
   }
 
   const PlanCounters* const counters_;
-  std::mutex mutex_;
-  uint64_t baseline_ = kBaseline;  // Guarded by mutex_.
-  uint64_t workload_from_ = 0;     // Guarded by mutex_.
-  uint64_t workload_to_ = 0;       // Guarded by mutex_.
-  absl::Time ramp_start_;          // Guarded by mutex_.
-  absl::Duration ramp_;            // Guarded by mutex_.
-  absl::Status error_;             // Guarded by mutex_.
-  uint64_t measurements_ = 0;      // Guarded by mutex_.
+  Mutex mutex_;
+  uint64_t baseline_ ABSL_GUARDED_BY(mutex_) = kBaseline;
+  uint64_t workload_from_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t workload_to_ ABSL_GUARDED_BY(mutex_) = 0;
+  absl::Time ramp_start_ ABSL_GUARDED_BY(mutex_);
+  absl::Duration ramp_ ABSL_GUARDED_BY(mutex_);
+  absl::Status error_ ABSL_GUARDED_BY(mutex_);
+  uint64_t measurements_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 UtilizationSpec Spec(double percent, MemoryUseSource source) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/node_probe.h"
 #include "agent/worker.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 namespace agent {
@@ -26,15 +27,15 @@ class FakeNodeProbe final : public NodeProbe {
     node_.meminfo.available_bytes = available;
   }
   absl::StatusOr<NodeMemory> Read() override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return node_;
   }
   void SetAvailable(uint64_t available) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     node_.meminfo.available_bytes = available;
   }
   void SetCgroup(uint64_t limit, uint64_t usage) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     CgroupMemory cgroup;
     cgroup.version = 2;
     cgroup.path = "/sys/fs/cgroup/fake";
@@ -45,8 +46,8 @@ class FakeNodeProbe final : public NodeProbe {
   }
 
  private:
-  std::mutex mutex_;
-  NodeMemory node_;  // Guarded by mutex_.
+  Mutex mutex_;
+  NodeMemory node_ ABSL_GUARDED_BY(mutex_);
 };
 
 class FakeWorker final : public Worker {
@@ -55,30 +56,30 @@ class FakeWorker final : public Worker {
 
   int pid() const override { return pid_; }
   PlanCountersSnapshot Counters() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return counters_;
   }
   WorkerExtras Extras() const override { return WorkerExtras(); }
   uint64_t ResidentBytes() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return exit_ ? 0 : counters_.payload_bytes;
   }
   absl::Status SetTarget(uint64_t target) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (exit_) return absl::FailedPreconditionError("worker has exited");
     targets_.push_back(target);
     counters_.target_bytes = target;
     return absl::OkStatus();
   }
   absl::Status SetCeiling(uint64_t ceiling) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (exit_) return absl::FailedPreconditionError("worker has exited");
     ceilings_.push_back(ceiling);
     return absl::OkStatus();
   }
   // By default a stop request ends the worker at once, as kStopped.
   void RequestStop() override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     ++stop_requests_;
     if (!exit_ && exit_on_stop_) {
       WorkerExit exit;
@@ -88,11 +89,11 @@ class FakeWorker final : public Worker {
     }
   }
   std::optional<WorkerExit> PollExit() override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return exit_;
   }
   WorkerExit WaitExit(absl::Duration) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!exit_) {
       WorkerExit killed;
       killed.kind = WorkerExit::Kind::kKilledByAgent;
@@ -103,29 +104,29 @@ class FakeWorker final : public Worker {
 
   // Test controls.
   void SetCounters(PlanState state, uint64_t payload) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     counters_.state = state;
     counters_.payload_bytes = payload;
     counters_.bytes_allocated = std::max(counters_.bytes_allocated, payload);
   }
   void Exit(WorkerExit exit) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     exit_ = std::move(exit);
   }
   void set_exit_on_stop(bool exit_on_stop) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     exit_on_stop_ = exit_on_stop;
   }
   int stop_requests() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return stop_requests_;
   }
   std::vector<uint64_t> ceilings() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return ceilings_;
   }
   std::vector<uint64_t> targets() const {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return targets_;
   }
   const WorkerSpec& spec() const { return spec_; }
@@ -133,20 +134,20 @@ class FakeWorker final : public Worker {
  private:
   const int pid_;
   const WorkerSpec spec_;
-  mutable std::mutex mutex_;
-  PlanCountersSnapshot counters_;   // Guarded by mutex_.
-  std::optional<WorkerExit> exit_;  // Guarded by mutex_.
-  bool exit_on_stop_ = true;        // Guarded by mutex_.
-  int stop_requests_ = 0;           // Guarded by mutex_.
-  std::vector<uint64_t> ceilings_;  // Guarded by mutex_.
-  std::vector<uint64_t> targets_;   // Guarded by mutex_.
+  mutable Mutex mutex_;
+  PlanCountersSnapshot counters_ ABSL_GUARDED_BY(mutex_);
+  std::optional<WorkerExit> exit_ ABSL_GUARDED_BY(mutex_);
+  bool exit_on_stop_ ABSL_GUARDED_BY(mutex_) = true;
+  int stop_requests_ ABSL_GUARDED_BY(mutex_) = 0;
+  std::vector<uint64_t> ceilings_ ABSL_GUARDED_BY(mutex_);
+  std::vector<uint64_t> targets_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Hands out FakeWorkers; the test keeps shared handles to inspect and drive them.
 class FakeWorkerLauncher final : public WorkerLauncher {
  public:
   absl::StatusOr<std::unique_ptr<Worker>> Launch(const WorkerSpec& spec) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     if (!fail_next_.ok()) {
       absl::Status status = fail_next_;
       fail_next_ = absl::OkStatus();
@@ -159,15 +160,15 @@ class FakeWorkerLauncher final : public WorkerLauncher {
   }
 
   void FailNextLaunch(absl::Status status) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     fail_next_ = std::move(status);
   }
   std::shared_ptr<FakeWorker> worker(size_t i) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return i < workers_.size() ? workers_[i] : nullptr;
   }
   size_t launched() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     return workers_.size();
   }
 
@@ -189,9 +190,9 @@ class FakeWorkerLauncher final : public WorkerLauncher {
     std::shared_ptr<FakeWorker> worker_;
   };
 
-  std::mutex mutex_;
-  std::vector<std::shared_ptr<FakeWorker>> workers_;  // Guarded by mutex_.
-  absl::Status fail_next_;                            // Guarded by mutex_.
+  Mutex mutex_;
+  std::vector<std::shared_ptr<FakeWorker>> workers_ ABSL_GUARDED_BY(mutex_);
+  absl::Status fail_next_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace agent

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 namespace controller {
@@ -40,8 +41,8 @@ struct FakeWatchState {
   uint64_t call_id = 0;
   std::function<void(const v1::NodeUsage&)> on_usage;
   std::function<void(absl::Status)> on_done;
-  std::mutex deliver_mutex;
-  bool done = false;  // Guarded by deliver_mutex.
+  Mutex deliver_mutex;
+  bool done ABSL_GUARDED_BY(deliver_mutex) = false;
 };
 
 }  // namespace
@@ -62,7 +63,7 @@ struct FakeHub {
 
   ~FakeHub() {
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(&mutex);
       stopping = true;
     }
     tasks_changed.notify_all();
@@ -77,7 +78,7 @@ struct FakeHub {
     FakeCall snapshot;
     Responder responder;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(&mutex);
       Entry entry;
       entry.call.id = log.size() + 1;
       entry.call.target = target;
@@ -110,7 +111,7 @@ struct FakeHub {
     std::function<void(const FakeReply&)> deliver;
     FakeReply effective = reply;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(&mutex);
       if (id == 0 || id > log.size()) {
         return absl::NotFoundError(absl::StrFormat("no fake call %d", id));
       }
@@ -142,7 +143,7 @@ struct FakeHub {
 
   // The oldest pending unary call (of `target`, or of any target when empty); 0 if none.
   uint64_t OldestPending(const std::string& target) const {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(&mutex);
     for (const Entry& entry : log) {
       if (IsPendingUnary(entry) && (target.empty() || entry.call.target == target)) {
         return entry.call.id;
@@ -174,7 +175,7 @@ struct FakeHub {
   }
 
   std::vector<FakeCall> Snapshot(const std::string& target, bool pending_only) const {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(&mutex);
     std::vector<FakeCall> calls;
     for (const Entry& entry : log) {
       if (!target.empty() && entry.call.target != target) continue;
@@ -185,19 +186,19 @@ struct FakeHub {
   }
 
   size_t PendingCount(const std::string& target) const {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(&mutex);
     return CountPendingLocked(target);
   }
 
   bool WaitForPending(const std::string& target, size_t n, absl::Duration timeout) const {
-    std::unique_lock<std::mutex> lock(mutex);
+    MutexLock lock(&mutex);
     // Capped so that an infinite timeout cannot overflow the clock arithmetic.
-    return changed.wait_for(lock, absl::ToChronoNanoseconds(std::min(timeout, absl::Hours(24))),
-                            [&] { return CountPendingLocked(target) >= n; });
+    return changed.wait_for(lock.native(), absl::ToChronoNanoseconds(std::min(timeout, absl::Hours(24))),
+                            [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) { return CountPendingLocked(target) >= n; });
   }
 
   void SetResponder(const std::string& target, FakeResponder respond, FakeDelivery delivery) {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(&mutex);
     Responder& slot = target.empty() ? default_responder : responders[target];
     slot.respond = std::move(respond);
     slot.delivery = delivery;
@@ -213,7 +214,7 @@ struct FakeHub {
       return;
     }
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(&mutex);
       tasks.push_back(std::move(task));
     }
     tasks_changed.notify_all();
@@ -231,7 +232,7 @@ struct FakeHub {
     FakeCall snapshot;
     Responder responder;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(&mutex);
       Entry entry;
       entry.call.id = log.size() + 1;
       entry.call.target = target;
@@ -259,7 +260,7 @@ struct FakeHub {
   }
 
   std::vector<std::shared_ptr<FakeWatchState>> OpenWatches(const std::string& target) const {
-    std::lock_guard<std::mutex> lock(mutex);
+    MutexLock lock(&mutex);
     std::vector<std::shared_ptr<FakeWatchState>> open;
     for (const auto& watch : watches) {
       if (watch->target == target) open.push_back(watch);
@@ -268,11 +269,11 @@ struct FakeHub {
   }
 
   void FinishWatch(const std::shared_ptr<FakeWatchState>& watch, const absl::Status& status) {
-    std::lock_guard<std::mutex> deliver_lock(watch->deliver_mutex);
+    MutexLock deliver_lock(&watch->deliver_mutex);
     if (watch->done) return;
     watch->done = true;
     {
-      std::lock_guard<std::mutex> lock(mutex);
+      MutexLock lock(&mutex);
       watches.erase(std::remove(watches.begin(), watches.end(), watch), watches.end());
       log[watch->call_id - 1].call.answered = absl::Now();
     }
@@ -280,17 +281,17 @@ struct FakeHub {
     watch->on_done(status);
   }
 
-  mutable std::mutex mutex;
+  mutable Mutex mutex;
   mutable std::condition_variable changed;               // The log or a pending count changed.
   std::condition_variable tasks_changed;                 // `tasks` or `stopping` changed.
-  std::vector<Entry> log;                                // Guarded by mutex; log[id - 1].
-  size_t pending = 0;                                    // Guarded by mutex; unary calls only.
-  size_t max_pending = 0;                                // Guarded by mutex.
-  std::map<std::string, Responder> responders;           // Guarded by mutex; per target.
-  Responder default_responder;                           // Guarded by mutex.
-  std::vector<std::shared_ptr<FakeWatchState>> watches;  // Guarded by mutex; open ones.
-  std::deque<std::function<void()>> tasks;  // Guarded by mutex; for the delivery thread.
-  bool stopping = false;                    // Guarded by mutex.
+  std::vector<Entry> log ABSL_GUARDED_BY(mutex);  // log[id - 1].
+  size_t pending ABSL_GUARDED_BY(mutex) = 0;  // unary calls only.
+  size_t max_pending ABSL_GUARDED_BY(mutex) = 0;
+  std::map<std::string, Responder> responders ABSL_GUARDED_BY(mutex);  // per target.
+  Responder default_responder ABSL_GUARDED_BY(mutex);
+  std::vector<std::shared_ptr<FakeWatchState>> watches ABSL_GUARDED_BY(mutex);  // open ones.
+  std::deque<std::function<void()>> tasks ABSL_GUARDED_BY(mutex);  // for the delivery thread.
+  bool stopping ABSL_GUARDED_BY(mutex) = false;
   std::thread delivery_thread;              // Started by the first kAsync responder.
 
  private:
@@ -298,29 +299,29 @@ struct FakeHub {
     return entry.response_type != nullptr && entry.call.pending();
   }
 
-  size_t CountPendingLocked(const std::string& target) const {
+  size_t CountPendingLocked(const std::string& target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
     if (target.empty()) return pending;
     return std::count_if(log.begin(), log.end(), [&](const Entry& entry) {
       return IsPendingUnary(entry) && entry.call.target == target;
     });
   }
 
-  Responder ResponderFor(const std::string& target) const {
+  Responder ResponderFor(const std::string& target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
     auto it = responders.find(target);
     if (it != responders.end() && it->second.respond) return it->second;
     return default_responder;
   }
 
   void DeliveryLoop() {
-    std::unique_lock<std::mutex> lock(mutex);
+    MutexLock lock(&mutex);
     while (true) {
-      tasks_changed.wait(lock, [&] { return stopping || !tasks.empty(); });
+      tasks_changed.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) { return stopping || !tasks.empty(); });
       if (stopping) return;  // Undelivered answers are dropped, like pending calls.
       std::function<void()> task = std::move(tasks.front());
       tasks.pop_front();
-      lock.unlock();
+      lock.Unlock();
       task();
-      lock.lock();
+      lock.Lock();
     }
   }
 };
@@ -434,7 +435,7 @@ size_t FakeAgentClient::open_watches() const { return hub_->OpenWatches(target_)
 
 void FakeAgentClient::SendUsage(const v1::NodeUsage& usage) {
   for (const auto& watch : hub_->OpenWatches(target_)) {
-    std::lock_guard<std::mutex> lock(watch->deliver_mutex);
+    MutexLock lock(&watch->deliver_mutex);
     if (!watch->done) watch->on_usage(usage);
   }
 }
@@ -501,7 +502,7 @@ std::vector<FakeCall> FakeFleet::Calls() const { return hub_->Snapshot("", false
 std::vector<FakeCall> FakeFleet::Pending() const { return hub_->Snapshot("", true); }
 size_t FakeFleet::pending_count() const { return hub_->PendingCount(""); }
 size_t FakeFleet::max_pending() const {
-  std::lock_guard<std::mutex> lock(hub_->mutex);
+  MutexLock lock(&hub_->mutex);
   return hub_->max_pending;
 }
 bool FakeFleet::WaitForPending(size_t n, absl::Duration timeout) const {

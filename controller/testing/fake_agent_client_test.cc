@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "core/sync/mutex.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -93,20 +94,20 @@ TEST(FakeAgentClientTest, ResponderAnswersAndCanHold) {
 TEST(FakeAgentClientTest, AsyncDeliveryAnswersOnAnotherThread) {
   FakeFleet fleet(FakeFleet::Targets(2));
   fleet.SetResponder([](const FakeCall&) { return FakeReply(); }, FakeDelivery::kAsync);
-  std::mutex mutex;
+  Mutex mutex;
   std::condition_variable answered;
   int answers = 0;
   for (size_t i = 0; i < fleet.size(); ++i) {
     fleet.client(i).GetUsage(v1::GetUsageRequest(), absl::Seconds(1),
                              [&](absl::StatusOr<v1::NodeUsage> usage) {
                                EXPECT_THAT(usage, IsOk());
-                               std::lock_guard<std::mutex> lock(mutex);
+                               MutexLock lock(&mutex);
                                ++answers;
                                answered.notify_all();
                              });
   }
-  std::unique_lock<std::mutex> lock(mutex);
-  EXPECT_TRUE(answered.wait_for(lock, std::chrono::seconds(10), [&] { return answers == 2; }));
+  MutexLock lock(&mutex);
+  EXPECT_TRUE(answered.wait_for(lock.native(), std::chrono::seconds(10), [&] { return answers == 2; }));
 }
 
 TEST(FakeFleetTest, FactoryHandsOutTheFleetsFakes) {

@@ -13,14 +13,14 @@ constexpr auto kPoll = std::chrono::milliseconds(1);
 SimulatedClock::SimulatedClock(absl::Time start) : now_(start) {}
 
 absl::Time SimulatedClock::Now() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return now_;
 }
 
 bool SimulatedClock::WaitUntil(std::condition_variable& wake, std::unique_lock<std::mutex>& lock,
                                absl::Time deadline, const std::function<bool()>& done) {
   {
-    std::lock_guard<std::mutex> guard(mutex_);
+    MutexLock guard(&mutex_);
     ++waiters_;
   }
   changed_.notify_all();
@@ -36,7 +36,7 @@ bool SimulatedClock::WaitUntil(std::condition_variable& wake, std::unique_lock<s
     wake.wait_for(lock, kPoll);
   }
   {
-    std::lock_guard<std::mutex> guard(mutex_);
+    MutexLock guard(&mutex_);
     --waiters_;
   }
   changed_.notify_all();
@@ -46,7 +46,7 @@ bool SimulatedClock::WaitUntil(std::condition_variable& wake, std::unique_lock<s
 void SimulatedClock::Advance(absl::Duration duration) {
   if (duration <= absl::ZeroDuration()) return;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(&mutex_);
     now_ += duration;
     ++generation_;
   }
@@ -56,14 +56,14 @@ void SimulatedClock::Advance(absl::Duration duration) {
 void SimulatedClock::AdvanceTo(absl::Time time) { Advance(time - Now()); }
 
 int SimulatedClock::waiters() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(&mutex_);
   return waiters_;
 }
 
 bool SimulatedClock::BlockUntilWaiters(int count, absl::Duration real_timeout) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  return changed_.wait_for(lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(real_timeout)),
-                           [&] { return waiters_ >= count; });
+  MutexLock lock(&mutex_);
+  return changed_.wait_for(lock.native(), std::chrono::nanoseconds(absl::ToInt64Nanoseconds(real_timeout)),
+                           [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return waiters_ >= count; });
 }
 
 }  // namespace memload

@@ -21,6 +21,7 @@
 
 #include "absl/time/time.h"
 #include "core/clock.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 
@@ -43,11 +44,11 @@ class SimulatedClock final : public Clock {
   bool BlockUntilWaiters(int count, absl::Duration real_timeout = absl::Seconds(30));
 
  private:
-  std::mutex mutex_;
+  Mutex mutex_;
   std::condition_variable changed_;  // Notified on Advance and when waiters_ changes.
-  absl::Time now_;                   // Guarded by mutex_.
-  int waiters_ = 0;                  // Guarded by mutex_.
-  uint64_t generation_ = 0;          // Guarded by mutex_; bumped by every Advance.
+  absl::Time now_ ABSL_GUARDED_BY(mutex_);
+  int waiters_ ABSL_GUARDED_BY(mutex_) = 0;
+  uint64_t generation_ ABSL_GUARDED_BY(mutex_) = 0;  // bumped by every Advance.
 };
 
 }  // namespace memload
