@@ -58,7 +58,7 @@ absl::StatusOr<std::unique_ptr<LightAgentHost>> LightAgentHost::Start(
 LightAgentHost::~LightAgentHost() { Shutdown(); }
 
 void LightAgentHost::Shutdown(absl::Duration deadline) {
-  std::lock_guard<std::mutex> lock(shutdown_mutex_);
+  MutexLock lock(&shutdown_mutex_);
   if (shut_down_) return;
   shut_down_ = true;
   if (manager_) manager_->Shutdown();

@@ -34,6 +34,7 @@
 #include "agent/agent_service.h"
 #include "agent/plan_manager.h"
 #include "agent/testing/fake_worker.h"
+#include "core/sync/mutex.h"
 #include "grpcpp/grpcpp.h"
 
 namespace memload {
@@ -76,8 +77,8 @@ class LightAgentHost {
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<int> ports_;
-  std::mutex shutdown_mutex_;
-  bool shut_down_ = false;  // Guarded by shutdown_mutex_.
+  Mutex shutdown_mutex_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mutex_) = false;
 };
 
 }  // namespace agent

@@ -20,6 +20,7 @@
 #include <mutex>
 
 #include "absl/time/time.h"
+#include "core/sync/mutex.h"
 #include "core/testing/simulated_clock.h"
 
 namespace memload {
@@ -30,7 +31,7 @@ class WaitRecordingClock final : public Clock {
   bool WaitUntil(std::condition_variable& wake, std::unique_lock<std::mutex>& lock,
                  absl::Time deadline, const std::function<bool()>& done) override {
     {
-      std::lock_guard<std::mutex> guard(mutex_);
+      MutexLock guard(&mutex_);
       ++waits_begun_;
       last_deadline_ = deadline;
     }
@@ -46,20 +47,20 @@ class WaitRecordingClock final : public Clock {
 
   // Waits begun since the clock was made (each WaitUntil, hence each SleepUntil, counts).
   uint64_t waits_begun() {
-    std::lock_guard<std::mutex> guard(mutex_);
+    MutexLock guard(&mutex_);
     return waits_begun_;
   }
   // The deadline of the last wait begun (absl::InfinitePast() before any).
   absl::Time last_deadline() {
-    std::lock_guard<std::mutex> guard(mutex_);
+    MutexLock guard(&mutex_);
     return last_deadline_;
   }
 
  private:
   SimulatedClock clock_;
-  std::mutex mutex_;
-  uint64_t waits_begun_ = 0;                        // Guarded by mutex_.
-  absl::Time last_deadline_ = absl::InfinitePast();  // Guarded by mutex_.
+  Mutex mutex_;
+  uint64_t waits_begun_ ABSL_GUARDED_BY(mutex_) = 0;
+  absl::Time last_deadline_ ABSL_GUARDED_BY(mutex_) = absl::InfinitePast();
 };
 
 }  // namespace memload
