@@ -60,7 +60,7 @@ class Releaser {
 
   void Push(std::shared_ptr<void> garbage) {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(&mutex_);
       queue_.push_back(std::move(garbage));
     }
     changed_.notify_one();
@@ -70,17 +70,18 @@ class Releaser {
     std::vector<std::shared_ptr<void>> batch;
     while (true) {
       {
-        std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [this] { return !queue_.empty(); });
+        MutexLock lock(&mutex_);
+        changed_.wait(lock.native(),
+                      [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return !queue_.empty(); });
         batch.swap(queue_);
       }
       batch.clear();  // The destructors run here, with no lock held.
     }
   }
 
-  std::mutex mutex_;
+  Mutex mutex_;
   std::condition_variable changed_;
-  std::vector<std::shared_ptr<void>> queue_;  // Guarded by mutex_.
+  std::vector<std::shared_ptr<void>> queue_ ABSL_GUARDED_BY(mutex_);
 };
 
 // One unary call's state, on the heap from the call until its callback, which hands it to
