@@ -10,7 +10,8 @@
     )
 
 Both link //bazel:tsan_suppressions (TSan's suppressions for Debian's uninstrumented gRPC,
-Abseil, protobuf and OpenSSL; a no-op outside --config=tsan), so no BUILD file lists it by hand.
+Abseil, protobuf and OpenSSL, and LeakSanitizer's for OpenSSL's objects at exit; no-ops outside
+--config=tsan / --config=asan), so no BUILD file lists it by hand.
 Everything else is passed through to cc_test / cc_binary unchanged.
 """
 

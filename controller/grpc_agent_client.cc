@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bazel/tsan_annotations.h"
 #include "controller/bearer_token.h"
 #include "core/sync/mutex.h"
 
@@ -84,8 +85,8 @@ class Releaser {
   std::vector<std::shared_ptr<void>> queue_ ABSL_GUARDED_BY(mutex_);
 };
 
-// One unary call's state, on the heap from the call until its callback, which hands it to
-// the Releaser.
+// One unary call's state, on the heap from the call until its callback; the Releaser frees
+// it.
 template <typename Request, typename Response>
 struct UnaryCall {
   // Keeps the channel, and the callback queue it owns, alive until the answer.
@@ -117,6 +118,7 @@ class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
   void Start(v1::Agent::Stub* stub) {
     stub->async()->WatchUsage(&context_, &request_, this);
     StartRead(&usage_);
+    TsanHandOff(this);  // The reactions run on gRPC's threads (see bazel/tsan_annotations.h).
     StartCall();
   }
 
@@ -129,12 +131,15 @@ class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
   }
 
   void OnReadDone(bool ok) override {
+    TsanTakeOver(this);
     if (!ok) return;  // The stream is ending; OnDone follows.
     on_usage_(usage_);
+    TsanHandOff(this);
     StartRead(&usage_);
   }
 
   void OnDone(const grpc::Status& status) override {
+    TsanTakeOver(this);
     on_done_(FromGrpcStatus(status, target_, absl::InfiniteDuration()));
     // Once `done` is set the owner may delete this reactor: signal through a local copy.
     std::shared_ptr<Sync> sync = sync_;
@@ -229,24 +234,29 @@ GrpcAgentClient::~GrpcAgentClient() = default;
 template <typename Request, typename Response, typename Start>
 void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout, Done<Response> done,
                             Start start) {
-  auto* call = new UnaryCall<Request, Response>();
+  // Two owners: this thread until `start` returns (gRPC reads the request there) and the
+  // callback. The last one to let go frees the call, and never on gRPC's thread (Releaser).
+  auto call = std::make_shared<UnaryCall<Request, Response>>();
   call->channel = channel_;
   call->request = request;
   call->done = std::move(done);
   call->target = target_;
   call->timeout = timeout;
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  // gRPC (uninstrumented) carries the call to its callback thread: tell TSan.
+  TsanHandOff(call.get());
   start(stub_->async(), &call->context, &call->request, &call->response,
-        [call](grpc::Status status) {
-          std::unique_ptr<UnaryCall<Request, Response>> owned(call);
+        [call](grpc::Status status) mutable {
+          TsanTakeOver(call.get());
           if (status.ok()) {
-            owned->done(std::move(owned->response));
+            call->done(std::move(call->response));
           } else {
-            owned->done(FromGrpcStatus(status, owned->target, owned->timeout));
+            call->done(FromGrpcStatus(status, call->target, call->timeout));
           }
           // Not here: this may be the channel's last reference (see Releaser).
-          Releaser::Release(std::shared_ptr<void>(std::move(owned)));
+          Releaser::Release(std::move(call));
         });
+  Releaser::Release(std::move(call));
 }
 
 // Each method names its stub method once; Unary does the rest.
