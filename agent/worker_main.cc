@@ -69,15 +69,9 @@ void Log(absl::string_view message) {
   (void)!write(STDERR_FILENO, line.data(), line.size());
 }
 
-absl::Status ErrnoError(absl::string_view what) {
-  const int error = errno;
-  return absl::Status(absl::ErrnoToStatusCode(error),
-                      absl::StrCat(what, ": ", std::strerror(error)));
-}
-
 absl::StatusOr<WorkerSpec> ReadSpec(int fd) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return ErrnoError("fd 3 (the spec memfd)");
+  if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fd 3 (the spec memfd)");
   if (st.st_size <= 0 || st.st_size > kMaxSpecBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("fd 3 (the spec memfd) holds ", st.st_size, " bytes: not a spec"));
@@ -88,7 +82,7 @@ absl::StatusOr<WorkerSpec> ReadSpec(int fd) {
   while (done < bytes.size()) {
     const ssize_t n = pread(fd, &bytes[done], bytes.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("reading fd 3 (the spec memfd)");
+    if (n < 0) return absl::ErrnoToStatus(errno, "reading fd 3 (the spec memfd)");
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
@@ -101,14 +95,14 @@ absl::StatusOr<WorkerSpec> ReadSpec(int fd) {
 
 absl::StatusOr<WorkerShared*> MapShared(int fd) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return ErrnoError("fd 4 (the shared memfd)");
+  if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fd 4 (the shared memfd)");
   if (st.st_size < static_cast<off_t>(sizeof(WorkerShared))) {
     return absl::InvalidArgumentError(
         absl::StrCat("fd 4 (the shared memfd) is ", st.st_size, " bytes, less than the ",
                      sizeof(WorkerShared), " of WorkerShared"));
   }
   void* memory = mmap(nullptr, sizeof(WorkerShared), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (memory == MAP_FAILED) return ErrnoError("mapping fd 4 (the shared memfd)");
+  if (memory == MAP_FAILED) return absl::ErrnoToStatus(errno, "mapping fd 4 (the shared memfd)");
   auto* shared = static_cast<WorkerShared*>(memory);
   if (!shared->Valid()) {
     munmap(memory, sizeof(WorkerShared));
@@ -308,7 +302,7 @@ int Main(int argc, char** argv) {
   const int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
   const int wake_fd = eventfd(0, EFD_CLOEXEC);
   if (signal_fd < 0 || wake_fd < 0) {
-    return Fail(shared, kExitPlanFailed, ErrnoError("signalfd/eventfd").ToString());
+    return Fail(shared, kExitPlanFailed, absl::ErrnoToStatus(errno, "signalfd/eventfd").ToString());
   }
 
   absl::StatusOr<BuiltPlan> built = BuildPlan(*spec, &shared->counters);

@@ -76,11 +76,6 @@ absl::string_view StepName(int32_t step) {
   return "starting";
 }
 
-absl::Status ErrnoStatus(int error, absl::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(error),
-                      absl::StrCat(what, ": ", std::strerror(error)));
-}
-
 // Owns one descriptor.
 class UniqueFd {
  public:
@@ -394,7 +389,7 @@ class WorkerProcess final : public Worker {
     if (n < 0 && errno == EAGAIN) {
       return absl::UnavailableError("worker is not reading its control pipe (pipe full)");
     }
-    return ErrnoStatus(n < 0 ? errno : EIO, "writing to the worker's control pipe");
+    return absl::ErrnoToStatus(n < 0 ? errno : EIO, "writing to the worker's control pipe");
   }
 
   // Sets exit_ once the child is reaped.
@@ -409,7 +404,8 @@ class WorkerProcess final : public Worker {
       // ECHILD: someone else reaped it, against the contract in the header.
       WorkerExit exit;
       exit.kind = WorkerExit::Kind::kFailed;
-      exit.error = ErrnoStatus(errno, absl::StrCat("waitpid(", pid_, ")")).ToString();
+      const int error = errno;
+      exit.error = absl::ErrnoToStatus(error, absl::StrCat("waitpid(", pid_, ")")).ToString();
       exit_ = exit;
       return;
     }
@@ -625,7 +621,7 @@ absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const Work
       int status;
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
-      return ErrnoStatus(error, "releasing memload-worker after the cgroup join");
+      return absl::ErrnoToStatus(error, "releasing memload-worker after the cgroup join");
     }
     join_write.Reset();
   }
@@ -645,7 +641,7 @@ absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const Work
     std::string step(StepName(failure.step));
     if (failure.step == kStepExec) absl::StrAppend(&step, " ", options_.worker_binary);
     if (failure.step == kStepCgroup) absl::StrAppend(&step, " ", options_.cgroup_procs_path);
-    return ErrnoStatus(failure.error, absl::StrCat("cannot start memload-worker (", step, ")"));
+    return absl::ErrnoToStatus(failure.error, absl::StrCat("cannot start memload-worker (", step, ")"));
   }
 
   // A pidfd lets WaitExit sleep until the exit; without one it polls.

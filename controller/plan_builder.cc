@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "core/bounded_read.h"
 #include "core/cli/flag_values.h"
 #include "core/size.h"
 #include "core/base/status_macros.h"
@@ -45,7 +46,6 @@ using plan_rules::PlanIdProblem;
 using plan_rules::WindowProblem;
 using plan_rules::WorkersProblem;
 
-constexpr size_t kMaxPlanFileBytes = size_t{1} << 20;
 
 bool Given(const PlanFlags& flags, const PlanFlagInfo& info) {
   if (flags.explicitly_set.count(std::string(info.name)) > 0) return true;
@@ -134,15 +134,14 @@ absl::StatusOr<Int> FlagInt(absl::string_view name, const std::string& text,
 // "80" of "80%..." → 80, with the shared range check.
 absl::StatusOr<double> FlagPercent(absl::string_view name, const std::string& text,
                                    absl::string_view number, bool allow_100) {
-  double percent = 0;
-  if (!absl::SimpleAtod(absl::StripAsciiWhitespace(number), &percent) ||
-      !std::isfinite(percent)) {
+  const std::optional<double> percent = ParsePercentNumber(number);
+  if (!percent.has_value()) {
     return FlagError(name, text, "not a percentage: want a number then %, e.g. 80%");
   }
-  if (std::optional<std::string> problem = PercentProblem(percent, allow_100)) {
+  if (std::optional<std::string> problem = PercentProblem(*percent, allow_100)) {
     return FlagError(name, text, *problem);
   }
-  return percent;
+  return *percent;
 }
 
 absl::StatusOr<v1::Quantity> RetainedTarget(const std::string& text) {
@@ -419,8 +418,6 @@ std::string DescribeJsonError(absl::string_view json, absl::string_view file_nam
   return absl::StrCat(file_name, ": ", trimmed, hint);
 }
 
-std::string ErrnoText(int error) { return std::strerror(error); }
-
 }  // namespace
 
 const std::vector<PlanFlagInfo>& PlanFlagTable() {
@@ -540,36 +537,9 @@ absl::StatusOr<v1::PlanSpec> ParsePlanFile(absl::string_view json_text,
 }
 
 absl::StatusOr<v1::PlanSpec> ReadPlanFile(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int error = errno;
-    const std::string text = absl::StrCat("plan file \"", path, "\": ", ErrnoText(error));
-    if (error == ENOENT) return absl::NotFoundError(text);
-    if (error == EACCES || error == EPERM) return absl::PermissionDeniedError(text);
-    return absl::FailedPreconditionError(text);
-  }
-  absl::Cleanup close_fd = [fd] { close(fd); };
-  struct stat info;
-  if (fstat(fd, &info) == 0 && S_ISDIR(info.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("plan file \"", path, "\" is a directory"));
-  }
-  std::string text;
-  char buffer[16384];
-  while (true) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::FailedPreconditionError(
-          absl::StrCat("plan file \"", path, "\": ", ErrnoText(errno)));
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-    // Read until EOF rather than trusting st_size: pipes and /proc files report 0.
-    if (text.size() > kMaxPlanFileBytes) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "plan file \"", path, "\" is larger than ", FormatSize(kMaxPlanFileBytes)));
-    }
-  }
+  // Read until EOF rather than trusting st_size (pipes and /proc files report 0), bounded.
+  MEMLOAD_ASSIGN_OR_RETURN(const std::string text,
+                           ReadFileUpTo(path, kMaxPlanFileBytes, "plan file"));
   return ParsePlanFile(text, path);
 }
 

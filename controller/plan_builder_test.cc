@@ -559,10 +559,10 @@ TEST(PlanFileTest, ReadPlanFile) {
   const std::string missing = absl::StrCat(::testing::TempDir(), "/missing.json");
   EXPECT_THAT(ReadPlanFile(missing), StatusIs(absl::StatusCode::kNotFound, HasSubstr(missing)));
   EXPECT_THAT(ReadPlanFile(::testing::TempDir()),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("is a directory")));
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Is a directory")));
   const std::string huge = WriteFile("huge.json", std::string((1 << 20) + 10, ' '));
   EXPECT_THAT(ReadPlanFile(huge),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("larger than 1 MiB")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("larger than the limit of 1 MiB")));
   const std::string bad = WriteFile("bad.json", R"({"retained": {}})");
   EXPECT_THAT(ReadPlanFile(bad), StatusIs(absl::StatusCode::kInvalidArgument,
                                           StartsWith(absl::StrCat(bad, ": retained.phases"))));

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "core/cli/flag_values.h"
 #include "core/node_readers.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -256,8 +257,9 @@ absl::StatusOr<std::optional<PodRelativeTarget>> ParsePodRelativeTarget(absl::st
   } else {
     return std::optional<PodRelativeTarget>();
   }
-  if (!absl::SimpleAtod(number, &target.percent) || !std::isfinite(target.percent) ||
-      target.percent <= 0 || target.percent > 1000) {
+  const std::optional<double> percent = ParsePercentNumber(number);
+  if (percent.has_value()) target.percent = *percent;
+  if (!percent.has_value() || target.percent <= 0 || target.percent > 1000) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--target=\"", text, "\": want N%request or N%limit with N in (0, 1000]"));
   }

@@ -13,7 +13,7 @@ namespace memload {
 
 absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, uint64_t max_bytes,
                                          absl::string_view what) {
-  const std::string name = absl::StrCat(what, " ", path);
+  const std::string name = what.empty() ? path : absl::StrCat(what, " ", path);
   int fd;
   do {
     fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -24,11 +24,19 @@ namespace memload {
 constexpr uint64_t kMaxTokenFileBytes = uint64_t{1} << 20;    // --token-file, --auth-token-file
 constexpr uint64_t kMaxTargetsFileBytes = uint64_t{16} << 20;  // --targets=@FILE
 constexpr uint64_t kMaxLabelsFileBytes = uint64_t{1} << 20;   // --labels-file
+constexpr uint64_t kMaxPemFileBytes = uint64_t{1} << 20;      // --tls-* certificates and keys
+constexpr uint64_t kMaxPlanFileBytes = uint64_t{1} << 20;     // memloadctl --plan
+// /proc and cgroup files (ReadFileToString in core/node_readers.h): a busy node's
+// /proc/self/mountinfo is a few MB at most.
+constexpr uint64_t kMaxKernelFileBytes = uint64_t{64} << 20;
 
-// The file's contents. Errors name `what` (e.g. "--token-file") and the path:
+// The file's contents. Errors name `what` (e.g. "--token-file"; may be empty) and the path:
 // InvalidArgument when it holds more than `max_bytes` (found after reading at most
-// max_bytes + 1 of them), the errno's code when it cannot be opened or read (NotFound,
-// PermissionDenied, ...).
+// max_bytes + 1 of them), and when it cannot be opened or read, absl::ErrnoToStatus's code
+// for the errno (NotFound, PermissionDenied, FailedPrecondition for a directory, ...) with
+// strerror's text: "--token-file /etc/t: cannot read: No such file or directory". This is
+// the one errno mapping of the code base: other code that turns an errno into a status
+// calls absl::ErrnoToStatus too.
 absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, uint64_t max_bytes,
                                          absl::string_view what);
 

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
 #include "core/base/status_macros.h"
+#include "core/bounded_read.h"
 
 namespace memload {
 namespace {
@@ -263,29 +264,7 @@ absl::Status ParsePressureLine(const std::vector<absl::string_view>& words,
 }  // namespace
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
-  int fd;
-  do {
-    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", Quote(path)));
-  }
-  std::string contents;
-  char buffer[8192];
-  while (true) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n > 0) {
-      contents.append(buffer, static_cast<size_t>(n));
-    } else if (n == 0) {
-      break;
-    } else if (errno != EINTR) {
-      const int error = errno;
-      close(fd);
-      return absl::ErrnoToStatus(error, absl::StrCat("cannot read ", Quote(path)));
-    }
-  }
-  close(fd);
-  return contents;
+  return ReadFileUpTo(path, kMaxKernelFileBytes, "");
 }
 
 absl::StatusOr<Meminfo> ParseMeminfo(absl::string_view contents) {

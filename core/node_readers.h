@@ -26,9 +26,10 @@
 
 namespace memload {
 
-// Reads a whole file, to EOF (files in /proc report size 0). NotFound when the file does not
-// exist; otherwise the status matching errno (e.g. PermissionDenied), with the path and
-// strerror in the message.
+// Reads a whole file, to EOF (files in /proc report size 0), through ReadFileUpTo
+// (core/bounded_read.h) with kMaxKernelFileBytes: NotFound when the file does not exist;
+// otherwise the status matching errno (e.g. PermissionDenied), with the path and strerror
+// in the message.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
 // ---- /proc/meminfo -------------------------------------------------------------------

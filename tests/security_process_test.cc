@@ -91,7 +91,7 @@ TEST_F(SecurityProcessTest, InsecureServesANonLoopbackAddressAndWarns) {
 TEST_F(SecurityProcessTest, BadFilesStopTheAgentAtStart) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--tls-cert=" + Path("missing.crt"), "--tls-key=" + pki_->server.key},
-       "cannot read " + Path("missing.crt")},
+       Path("missing.crt") + ": cannot read"},
       {{"--tls-cert=" + pki_->server.cert}, "--tls-cert and --tls-key go together"},
       {{"--tls-cert=" + pki_->server.cert, "--tls-key=" + pki_->client.key},
        "is not the private key of"},
@@ -114,7 +114,7 @@ TEST_F(SecurityProcessTest, BadFilesStopTheAgentAtStart) {
 
 TEST_F(SecurityProcessTest, BadFilesAreUsageErrorsOfMemloadctl) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--tls-ca=" + Path("missing-ca.crt")}, "cannot read " + Path("missing-ca.crt")},
+      {{"--tls-ca=" + Path("missing-ca.crt")}, Path("missing-ca.crt") + ": cannot read"},
       {{"--tls-ca=" + pki_->ca_cert, "--tls-cert=" + pki_->client.cert},
        "--tls-cert and --tls-key go together"},
       {{"--tls-cert=" + pki_->client.cert, "--tls-key=" + pki_->client.key}, "need --tls-ca"},

@@ -72,17 +72,25 @@ absl::StatusOr<uint64_t> SizeOrPercent::Resolve(uint64_t whole) const {
   return PercentOf(percent.value_or(0), whole);
 }
 
+std::optional<double> ParsePercentNumber(absl::string_view number) {
+  double percent = 0;
+  if (!absl::SimpleAtod(absl::StripAsciiWhitespace(number), &percent) ||
+      !std::isfinite(percent)) {
+    return std::nullopt;
+  }
+  return percent;
+}
+
 absl::StatusOr<SizeOrPercent> ParseSizeOrPercent(absl::string_view text) {
   SizeOrPercent result;
   absl::string_view trimmed = absl::StripAsciiWhitespace(text);
   if (absl::ConsumeSuffix(&trimmed, "%")) {
-    double percent = 0;
-    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(trimmed), &percent) ||
-        !std::isfinite(percent) || percent <= 0 || percent > 100) {
+    const std::optional<double> percent = ParsePercentNumber(trimmed);
+    if (!percent.has_value() || *percent <= 0 || *percent > 100) {
       return absl::InvalidArgumentError(
           absl::StrCat("invalid percentage \"", text, "\": want a number in (0, 100] then %"));
     }
-    result.percent = percent;
+    result.percent = *percent;
     return result;
   }
   absl::StatusOr<uint64_t> bytes = ParseSize(trimmed);

@@ -37,6 +37,13 @@ struct SizeOrPercent {
   absl::StatusOr<uint64_t> Resolve(uint64_t whole) const;
 };
 
+// The number of a percentage, "80" of "80%" (the caller splits off the '%' and any
+// suffix such as "available"): a finite decimal, white space around it allowed; nullopt
+// when it is not one. The one percent parser of memload's flags: the range is the
+// caller's rule ((0, 100] here, plan_rules::PercentProblem for plan targets, (0, 1000] for
+// N%request).
+std::optional<double> ParsePercentNumber(absl::string_view number);
+
 // "80%" or anything ParseSize accepts. InvalidArgument naming the text.
 absl::StatusOr<SizeOrPercent> ParseSizeOrPercent(absl::string_view text);
 

@@ -14,12 +14,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/bounded_read.h"
 
 namespace memload {
 namespace {
-
-// A certificate or key file is a few KiB; anything this large is the wrong file.
-constexpr std::streamsize kMaxPemBytes = 1 << 20;
 
 struct BioFree {
   void operator()(BIO* bio) const { BIO_free(bio); }
@@ -43,18 +41,7 @@ std::string TakeOpenSslError() {
 }
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
-  }
-  std::string text(kMaxPemBytes + 1, '\0');
-  file.read(text.data(), text.size());
-  if (file.bad()) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  text.resize(file.gcount());
-  if (text.size() > static_cast<size_t>(kMaxPemBytes)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " is larger than 1 MiB: not a PEM file"));
-  }
-  return text;
+  return ReadFileUpTo(path, kMaxPemFileBytes, "");
 }
 
 Bio MemoryBio(const std::string& text) {
