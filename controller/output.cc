@@ -124,50 +124,6 @@ std::optional<absl::Duration> TimeToTarget(const v1::PlanStatus& plan) {
 
 // --- JSON helpers. Everything untrusted goes through JsonQuote or ProtoToJson.
 
-// Ordered object fields whose values are already JSON.
-class JsonObject {
- public:
-  JsonObject& Raw(absl::string_view key, std::string json) {
-    fields_.emplace_back(std::string(key), std::move(json));
-    return *this;
-  }
-  JsonObject& String(absl::string_view key, absl::string_view text) {
-    return Raw(key, JsonQuote(text));
-  }
-  JsonObject& Bool(absl::string_view key, bool value) {
-    return Raw(key, value ? "true" : "false");
-  }
-  JsonObject& Number(absl::string_view key, int64_t value) {
-    return Raw(key, absl::StrCat(value));
-  }
-  // 64-bit byte counts as strings, as the protobuf mapping prints them.
-  JsonObject& Bytes(absl::string_view key, uint64_t value) {
-    return Raw(key, absl::StrCat("\"", value, "\""));
-  }
-
-  std::string Compact() const {
-    std::string out = "{";
-    for (size_t i = 0; i < fields_.size(); ++i) {
-      absl::StrAppend(&out, i == 0 ? "" : ",", JsonQuote(fields_[i].first), ":",
-                      fields_[i].second);
-    }
-    return out + "}";
-  }
-
-  // One field per line; "nodes"-style arrays come pre-rendered by ArrayOfLines.
-  std::string Pretty() const {
-    std::string out = "{\n";
-    for (size_t i = 0; i < fields_.size(); ++i) {
-      absl::StrAppend(&out, "  ", JsonQuote(fields_[i].first), ": ", fields_[i].second,
-                      i + 1 < fields_.size() ? ",\n" : "\n");
-    }
-    return out + "}\n";
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> fields_;
-};
-
 // An array inside a Pretty() object, one element per line.
 std::string ArrayOfLines(const std::vector<std::string>& elements) {
   if (elements.empty()) return "[]";

@@ -35,6 +35,7 @@
 #ifndef MEMLOAD_CONTROLLER_OUTPUT_H_
 #define MEMLOAD_CONTROLLER_OUTPUT_H_
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -44,6 +45,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message.h"
@@ -247,6 +249,66 @@ std::string ErrorJson(absl::string_view command, const absl::Status& status);
 std::string ProtoToJson(const google::protobuf::Message& message);
 // `text` as a JSON string literal, quotes included. Invalid UTF-8 becomes U+FFFD.
 std::string JsonQuote(absl::string_view text);
+
+// memloadctl's one JSON writer (command output and --record's time series): an object's
+// fields in insertion order, values already JSON. Everything untrusted goes through
+// JsonQuote or ProtoToJson.
+//
+//   JsonObject().String("event", "end").Number("nodes", 3).Compact()
+//   → {"event":"end","nodes":3}
+class JsonObject {
+ public:
+  JsonObject& Raw(absl::string_view key, std::string json) {
+    fields_.emplace_back(std::string(key), std::move(json));
+    return *this;
+  }
+  JsonObject& String(absl::string_view key, absl::string_view text) {
+    return Raw(key, JsonQuote(text));
+  }
+  JsonObject& Bool(absl::string_view key, bool value) {
+    return Raw(key, value ? "true" : "false");
+  }
+  JsonObject& Number(absl::string_view key, int value) {
+    return Number(key, static_cast<int64_t>(value));
+  }
+  JsonObject& Number(absl::string_view key, int64_t value) {
+    return Raw(key, absl::StrCat(value));
+  }
+  JsonObject& Number(absl::string_view key, uint64_t value) {
+    return Raw(key, absl::StrCat(value));
+  }
+  // JSON has no NaN or infinity: they are written as 0.
+  JsonObject& Number(absl::string_view key, double value) {
+    return Raw(key, std::isfinite(value) ? absl::StrCat(value) : "0");
+  }
+  // 64-bit byte counts as strings, as the protobuf mapping prints them.
+  JsonObject& Bytes(absl::string_view key, uint64_t value) {
+    return Raw(key, absl::StrCat("\"", value, "\""));
+  }
+
+  // {"a":1,"b":2}; {} when empty.
+  std::string Compact() const {
+    std::string out = "{";
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      absl::StrAppend(&out, i == 0 ? "" : ",", JsonQuote(fields_[i].first), ":",
+                      fields_[i].second);
+    }
+    return out + "}";
+  }
+
+  // One field per line, two spaces in, and a final newline.
+  std::string Pretty() const {
+    std::string out = "{\n";
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      absl::StrAppend(&out, "  ", JsonQuote(fields_[i].first), ": ", fields_[i].second,
+                      i + 1 < fields_.size() ? ",\n" : "\n");
+    }
+    return out + "}\n";
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
 
 // ---------------------------------------------------------------------------------------
 // Redraw

@@ -15,26 +15,6 @@ namespace memload {
 namespace controller {
 namespace {
 
-// A compact JSON object, fields in insertion order; values already encoded.
-class Object {
- public:
-  Object& Text(absl::string_view key, absl::string_view value) {
-    return Raw(key, JsonQuote(value));
-  }
-  Object& Number(absl::string_view key, uint64_t value) { return Raw(key, absl::StrCat(value)); }
-  Object& Number(absl::string_view key, double value) {
-    return Raw(key, std::isfinite(value) ? absl::StrCat(value) : "0");  // JSON has no NaN.
-  }
-  Object& Raw(absl::string_view key, std::string value) {
-    absl::StrAppend(&text_, text_.empty() ? "{" : ",", JsonQuote(key), ":", value);
-    return *this;
-  }
-  std::string Done() const { return text_.empty() ? "{}" : text_ + "}"; }
-
- private:
-  std::string text_;
-};
-
 bool IsEnd(v1::PlanState state) {
   return state == v1::PLAN_STATE_COMPLETED || state == v1::PLAN_STATE_STOPPED ||
          state == v1::PLAN_STATE_LEASE_EXPIRED || state == v1::PLAN_STATE_OOM_KILLED ||
@@ -101,29 +81,29 @@ void RunRecorder::Finish(absl::Time now, const RunView& view, int exit_code) {
   for (const RunNode& node : view.nodes) {
     const bool node_ok = RunNodeOk(node);
     ok += node_ok;
-    Object result;
-    result.Text("event", "result").Text("time", time);
-    result.Text("node", node.node_name.empty() ? node.target : node.node_name);
-    result.Text("target", node.target).Text("planId", view.spec.plan_id());
+    JsonObject result;
+    result.String("event", "result").String("time", time);
+    result.String("node", node.node_name.empty() ? node.target : node.node_name);
+    result.String("target", node.target).String("planId", view.spec.plan_id());
     result.Raw("ok", node_ok ? "true" : "false");
-    if (node.plan.has_value()) result.Text("state", PlanStateName(node.plan->state()));
+    if (node.plan.has_value()) result.String("state", PlanStateName(node.plan->state()));
     if (!node_ok) {
       absl::Status why = node.errors.empty() ? absl::UnknownError("the plan never started")
                                              : node.errors.back();
       if (node.errors.empty() && node.plan.has_value()) why = PlanOutcomeStatus(*node.plan);
-      result.Text("message", FormatStatus(why));
+      result.String("message", FormatStatus(why));
     }
-    Write(result.Done());
+    Write(result.Compact());
   }
-  Write(Object()
-            .Text("event", "end")
-            .Text("time", time)
-            .Text("planId", view.spec.plan_id())
+  Write(JsonObject()
+            .String("event", "end")
+            .String("time", time)
+            .String("planId", view.spec.plan_id())
             .Number("exitCode", static_cast<uint64_t>(std::max(exit_code, 0)))
             .Number("nodes", static_cast<uint64_t>(view.nodes.size()))
             .Number("ok", static_cast<uint64_t>(ok))
             .Number("failed", static_cast<uint64_t>(view.nodes.size() - ok))
-            .Done());
+            .Compact());
   out_->flush();
 }
 
@@ -135,25 +115,25 @@ void RunRecorder::Refresh(absl::Time now, const RunView& view,
     begun_ = true;
     std::vector<std::string> targets;
     for (const RunNode& node : view.nodes) targets.push_back(JsonQuote(node.target));
-    Write(Object()
-              .Text("event", "run")
-              .Text("time", RecordingTime(now - view.elapsed))  // When the run began.
-              .Text("planId", plan_id)
+    Write(JsonObject()
+              .String("event", "run")
+              .String("time", RecordingTime(now - view.elapsed))  // When the run began.
+              .String("planId", plan_id)
               .Raw("spec", ProtoToJson(view.spec))
               .Raw("targets", absl::StrCat("[", absl::StrJoin(targets, ","), "]"))
-              .Done());
+              .Compact());
   }
   for (const RunNode& node : view.nodes) {
     NodeState& state = nodes_[node.target];
     const std::string name = node.node_name.empty() ? node.target : node.node_name;
     auto event = [&](absl::string_view kind, std::string at) {
-      Object object;
-      object.Text("event", kind).Text("time", at).Text("node", name).Text("target", node.target);
-      object.Text("planId", plan_id);
+      JsonObject object;
+      object.String("event", kind).String("time", at).String("node", name).String("target", node.target);
+      object.String("planId", plan_id);
       return object;
     };
     for (; state.errors < node.errors.size(); ++state.errors) {
-      Write(event("error", time).Text("message", FormatStatus(node.errors[state.errors])).Done());
+      Write(event("error", time).String("message", FormatStatus(node.errors[state.errors])).Compact());
     }
     if (!node.plan.has_value()) continue;
     const v1::PlanStatus& plan = *node.plan;
@@ -165,31 +145,31 @@ void RunRecorder::Refresh(absl::Time now, const RunView& view,
       state.started = true;
       Write(event("start", when(plan.has_started(), plan.started()))
                 .Number("targetBytes", plan.target_bytes())
-                .Done());
+                .Compact());
     }
     if (plan.has_target_reached() && !state.target_reached) {
       Write(event("target_reached", when(true, plan.target_reached()))
                 .Number("targetBytes", plan.target_bytes())
-                .Done());
+                .Compact());
     }
     state.target_reached = plan.has_target_reached();
     if (plan.state() != state.state) {
       if (plan.state() == v1::PLAN_STATE_CAPPED) {
-        Write(event("capped", time).Text("message", plan.error()).Done());
+        Write(event("capped", time).String("message", plan.error()).Compact());
       } else if (IsEnd(plan.state()) && !IsEnd(state.state)) {
-        Object end = event(EndEvent(plan.state()), when(plan.has_ended(), plan.ended()));
-        end.Text("state", PlanStateName(plan.state()));
-        if (!plan.error().empty()) end.Text("message", plan.error());
-        Write(end.Done());
+        JsonObject end = event(EndEvent(plan.state()), when(plan.has_ended(), plan.ended()));
+        end.String("state", PlanStateName(plan.state()));
+        if (!plan.error().empty()) end.String("message", plan.error());
+        Write(end.Compact());
       }
       state.state = plan.state();
     }
 
     const auto node_usage = usage.find(node.target);
     if (!every_node && node_usage == usage.end()) continue;  // Not heard from this time.
-    Object sample;
-    sample.Text("time", time).Text("node", name).Text("target", node.target);
-    sample.Text("planId", plan_id).Text("state", PlanStateName(plan.state()));
+    JsonObject sample;
+    sample.String("time", time).String("node", name).String("target", node.target);
+    sample.String("planId", plan_id).String("state", PlanStateName(plan.state()));
     sample.Number("targetBytes", plan.target_bytes())
         .Number("payloadBytes", plan.payload_bytes())
         .Number("residentBytes", plan.resident_bytes())
@@ -208,7 +188,7 @@ void RunRecorder::Refresh(absl::Time now, const RunView& view,
             .Number("pressureFullAvg10", of_node.pressure().full_avg10());
       }
     }
-    Write(sample.Done());
+    Write(sample.Compact());
   }
   out_->flush();
 }
