@@ -29,6 +29,24 @@ namespace controller {
 template <typename Response>
 using Done = std::function<void(absl::StatusOr<Response>)>;
 
+// The unary RPCs of memload.v1.Agent as X(Method, Request, Response): the one list that the
+// interface below, GrpcAgentClient and FakeAgentClient are written from, so an RPC added to
+// the proto is added here once.
+#define MEMLOAD_AGENT_UNARY_RPCS(X)                              \
+  X(StartPlan, v1::StartPlanRequest, v1::StartPlanResponse)      \
+  X(ResizePlan, v1::ResizePlanRequest, v1::ResizePlanResponse)   \
+  X(StopPlan, v1::StopPlanRequest, v1::StopPlanResponse)         \
+  X(RenewLeases, v1::RenewLeasesRequest, v1::RenewLeasesResponse) \
+  X(GetUsage, v1::GetUsageRequest, v1::NodeUsage)                \
+  X(ListPlans, v1::ListPlansRequest, v1::ListPlansResponse)      \
+  X(GetNodeInfo, v1::GetNodeInfoRequest, v1::NodeInfo)
+
+// The declarations of one unary RPC: in AgentClient, and in an implementation's class.
+#define MEMLOAD_AGENT_UNARY_DECLARE_PURE(Method, Request, Response) \
+  virtual void Method(const Request& request, absl::Duration timeout, Done<Response> done) = 0;
+#define MEMLOAD_AGENT_UNARY_DECLARE_OVERRIDE(Method, Request, Response) \
+  void Method(const Request& request, absl::Duration timeout, Done<Response> done) override;
+
 // A running WatchUsage stream. Destroying it cancels the stream and waits until its
 // callbacks have stopped.
 class UsageWatch {
@@ -45,20 +63,11 @@ class AgentClient {
   // The target this client talks to, as the user gave it ("10.0.0.5:7070").
   virtual const std::string& target() const = 0;
 
-  virtual void StartPlan(const v1::StartPlanRequest& request, absl::Duration timeout,
-                         Done<v1::StartPlanResponse> done) = 0;
-  virtual void ResizePlan(const v1::ResizePlanRequest& request, absl::Duration timeout,
-                          Done<v1::ResizePlanResponse> done) = 0;
-  virtual void StopPlan(const v1::StopPlanRequest& request, absl::Duration timeout,
-                        Done<v1::StopPlanResponse> done) = 0;
-  virtual void RenewLeases(const v1::RenewLeasesRequest& request, absl::Duration timeout,
-                           Done<v1::RenewLeasesResponse> done) = 0;
-  virtual void GetUsage(const v1::GetUsageRequest& request, absl::Duration timeout,
-                        Done<v1::NodeUsage> done) = 0;
-  virtual void ListPlans(const v1::ListPlansRequest& request, absl::Duration timeout,
-                         Done<v1::ListPlansResponse> done) = 0;
-  virtual void GetNodeInfo(const v1::GetNodeInfoRequest& request, absl::Duration timeout,
-                           Done<v1::NodeInfo> done) = 0;
+  // One method per unary RPC of memload.v1.Agent (MEMLOAD_AGENT_UNARY_RPCS below):
+  //   virtual void StartPlan(const v1::StartPlanRequest& request, absl::Duration timeout,
+  //                          Done<v1::StartPlanResponse> done) = 0;
+  // and ResizePlan, StopPlan, RenewLeases, GetUsage, ListPlans, GetNodeInfo alike.
+  MEMLOAD_AGENT_UNARY_RPCS(MEMLOAD_AGENT_UNARY_DECLARE_PURE)
 
   // Streams usage until cancelled: `on_usage` for every message (one at a time), then
   // `on_done` exactly once with the final status.

@@ -270,13 +270,7 @@ void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout, Done
                              });                                                               \
   }
 
-MEMLOAD_GRPC_UNARY(StartPlan, v1::StartPlanRequest, v1::StartPlanResponse)
-MEMLOAD_GRPC_UNARY(ResizePlan, v1::ResizePlanRequest, v1::ResizePlanResponse)
-MEMLOAD_GRPC_UNARY(StopPlan, v1::StopPlanRequest, v1::StopPlanResponse)
-MEMLOAD_GRPC_UNARY(RenewLeases, v1::RenewLeasesRequest, v1::RenewLeasesResponse)
-MEMLOAD_GRPC_UNARY(GetUsage, v1::GetUsageRequest, v1::NodeUsage)
-MEMLOAD_GRPC_UNARY(ListPlans, v1::ListPlansRequest, v1::ListPlansResponse)
-MEMLOAD_GRPC_UNARY(GetNodeInfo, v1::GetNodeInfoRequest, v1::NodeInfo)
+MEMLOAD_AGENT_UNARY_RPCS(MEMLOAD_GRPC_UNARY)
 
 #undef MEMLOAD_GRPC_UNARY
 

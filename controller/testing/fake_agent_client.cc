@@ -367,34 +367,16 @@ void FakeAgentClient::Enqueue(const char* method, const google::protobuf::Messag
   hub_->Add(target_, method, std::move(copy), timeout, Response::descriptor(), std::move(deliver));
 }
 
-void FakeAgentClient::StartPlan(const v1::StartPlanRequest& request, absl::Duration timeout,
-                                Done<v1::StartPlanResponse> done) {
-  Enqueue("StartPlan", request, timeout, std::move(done));
-}
-void FakeAgentClient::ResizePlan(const v1::ResizePlanRequest& request, absl::Duration timeout,
-                                 Done<v1::ResizePlanResponse> done) {
-  Enqueue("ResizePlan", request, timeout, std::move(done));
-}
-void FakeAgentClient::StopPlan(const v1::StopPlanRequest& request, absl::Duration timeout,
-                               Done<v1::StopPlanResponse> done) {
-  Enqueue("StopPlan", request, timeout, std::move(done));
-}
-void FakeAgentClient::RenewLeases(const v1::RenewLeasesRequest& request, absl::Duration timeout,
-                                  Done<v1::RenewLeasesResponse> done) {
-  Enqueue("RenewLeases", request, timeout, std::move(done));
-}
-void FakeAgentClient::GetUsage(const v1::GetUsageRequest& request, absl::Duration timeout,
-                               Done<v1::NodeUsage> done) {
-  Enqueue("GetUsage", request, timeout, std::move(done));
-}
-void FakeAgentClient::ListPlans(const v1::ListPlansRequest& request, absl::Duration timeout,
-                                Done<v1::ListPlansResponse> done) {
-  Enqueue("ListPlans", request, timeout, std::move(done));
-}
-void FakeAgentClient::GetNodeInfo(const v1::GetNodeInfoRequest& request, absl::Duration timeout,
-                                  Done<v1::NodeInfo> done) {
-  Enqueue("GetNodeInfo", request, timeout, std::move(done));
-}
+// Every unary RPC is logged and answered by the responders alike.
+#define MEMLOAD_FAKE_UNARY(Method, Request, Response)                                  \
+  void FakeAgentClient::Method(const Request& request, absl::Duration timeout,         \
+                               Done<Response> done) {                                  \
+    Enqueue(#Method, request, timeout, std::move(done));                               \
+  }
+
+MEMLOAD_AGENT_UNARY_RPCS(MEMLOAD_FAKE_UNARY)
+
+#undef MEMLOAD_FAKE_UNARY
 
 std::unique_ptr<UsageWatch> FakeAgentClient::WatchUsage(
     const v1::WatchUsageRequest& request, std::function<void(const v1::NodeUsage&)> on_usage,

@@ -99,20 +99,7 @@ class FakeAgentClient : public AgentClient {
   ~FakeAgentClient() override;
 
   const std::string& target() const override { return target_; }
-  void StartPlan(const v1::StartPlanRequest& request, absl::Duration timeout,
-                 Done<v1::StartPlanResponse> done) override;
-  void ResizePlan(const v1::ResizePlanRequest& request, absl::Duration timeout,
-                  Done<v1::ResizePlanResponse> done) override;
-  void StopPlan(const v1::StopPlanRequest& request, absl::Duration timeout,
-                Done<v1::StopPlanResponse> done) override;
-  void RenewLeases(const v1::RenewLeasesRequest& request, absl::Duration timeout,
-                   Done<v1::RenewLeasesResponse> done) override;
-  void GetUsage(const v1::GetUsageRequest& request, absl::Duration timeout,
-                Done<v1::NodeUsage> done) override;
-  void ListPlans(const v1::ListPlansRequest& request, absl::Duration timeout,
-                 Done<v1::ListPlansResponse> done) override;
-  void GetNodeInfo(const v1::GetNodeInfoRequest& request, absl::Duration timeout,
-                   Done<v1::NodeInfo> done) override;
+  MEMLOAD_AGENT_UNARY_RPCS(MEMLOAD_AGENT_UNARY_DECLARE_OVERRIDE)
   std::unique_ptr<UsageWatch> WatchUsage(const v1::WatchUsageRequest& request,
                                          std::function<void(const v1::NodeUsage&)> on_usage,
                                          std::function<void(absl::Status)> on_done) override;
