@@ -13,6 +13,7 @@
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace agent {
@@ -37,23 +38,10 @@ constexpr char kSandboxId[] =
 constexpr char kSidecarId[] =
     "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
-std::string TestDir() {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  std::string name = absl::StrCat(
-      ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name(), ".",
-      ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  absl::StrReplaceAll({{"/", "_"}}, &name);
-  const std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+std::string TestDir() { return memload::testing::FreshTestDir(); }
 
 void WriteFile(const std::string& path, const std::string& contents) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << contents;
-  ASSERT_TRUE(out.good()) << path;
+  ASSERT_TRUE(memload::testing::WriteFile(path, contents)) << path;
 }
 
 // A memory cgroup directory of the given version, with these pids.

@@ -16,6 +16,7 @@
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace {
@@ -181,22 +182,10 @@ constexpr char kPressure[] =
 // ---- Helpers -----------------------------------------------------------------------------
 
 // A fresh directory under TEST_TMPDIR named after the running test.
-std::string TestDir() {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir = absl::StrCat(
-      tmp != nullptr ? tmp : "/tmp", "/",
-      ::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name(), ".",
-      ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+std::string TestDir() { return memload::testing::FreshTestDir(); }
 
 void WriteFile(const std::string& path, const std::string& contents) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << contents;
-  ASSERT_TRUE(out.good()) << path;
+  ASSERT_TRUE(memload::testing::WriteFile(path, contents)) << path;
 }
 
 // ---- ReadFileToString --------------------------------------------------------------------

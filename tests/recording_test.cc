@@ -55,18 +55,11 @@ struct Line {
 };
 
 TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
-  const std::string dir = std::getenv("TEST_TMPDIR") != nullptr ? std::getenv("TEST_TMPDIR") : "/tmp";
-  std::vector<Subprocess> agents;
-  std::vector<std::string> addresses;
-  for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<Subprocess> agent =
-        Subprocess::Start({AgentBinary(), absl::StrCat("--listen=127.0.0.", i + 1, ":0"),
-                           absl::StrCat("--node-name=rec-", i + 1), "--reserve=64MiB"});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agents.push_back(*std::move(agent));
-    addresses.push_back(WaitForAgentAddress(agents.back(), absl::Seconds(10)));
-    ASSERT_FALSE(addresses.back().empty()) << agents.back().Stderr();
-  }
+  const std::string dir = TestTempDir();
+  absl::StatusOr<LocalAgents> started = StartLocalAgents(2, "rec");
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::vector<Subprocess>& agents = started->processes;
+  std::vector<std::string> addresses = started->addresses;
 
   // Ramp to 32 MiB over 1 s, hold, stopped by memloadctl after 3 s; refresh every 200 ms.
   const std::string recording = dir + "/run.jsonl";

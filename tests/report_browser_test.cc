@@ -21,6 +21,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 #include "tests/testing/subprocess.h"
 
 namespace memload {
@@ -167,18 +168,11 @@ absl::StatusOr<Layout> LayOut(const std::string& html, int width, const std::str
 }
 
 TEST(ReportBrowserTest, FailedNodeVerdictFromARealRunDrawnByChromium) {
-  const std::string dir = std::getenv("TEST_TMPDIR") != nullptr ? std::getenv("TEST_TMPDIR") : "/tmp";
-  std::vector<Subprocess> agents;
-  std::vector<std::string> addresses;
-  for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<Subprocess> agent =
-        Subprocess::Start({AgentBinary(), absl::StrCat("--listen=127.0.0.", i + 1, ":0"),
-                           absl::StrCat("--node-name=browser-", i + 1), "--reserve=64MiB"});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agents.push_back(*std::move(agent));
-    addresses.push_back(WaitForAgentAddress(agents.back(), absl::Seconds(10)));
-    ASSERT_FALSE(addresses.back().empty()) << agents.back().Stderr();
-  }
+  const std::string dir = TestTempDir();
+  absl::StatusOr<LocalAgents> started = StartLocalAgents(2, "browser");
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::vector<Subprocess>& agents = started->processes;
+  std::vector<std::string> addresses = started->addresses;
   addresses.push_back("127.0.0.1:1");  // Nobody there: a failed node.
 
   // A sawtooth: ramp to 16 MiB over 600 ms, drop to 0, three times; it ends by itself.

@@ -1,8 +1,14 @@
 #include "tests/testing/files.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gtest/gtest.h"
 
 namespace memload {
 namespace testing {
@@ -14,6 +20,17 @@ std::string TestTempDir() {
 
 std::string TestTempPath(const std::string& name) { return TestTempDir() + "/" + name; }
 
+std::string FreshTestDir() {
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = absl::StrCat(test->test_suite_name(), ".", test->name());
+  absl::StrReplaceAll({{"/", "_"}}, &name);
+  const std::string dir = TestTempPath(name);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  std::filesystem::create_directories(dir, ignored);
+  return dir;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream file(path);
   std::stringstream text;
@@ -22,6 +39,8 @@ std::string ReadFile(const std::string& path) {
 }
 
 bool WriteFile(const std::string& path, const std::string& text) {
+  std::error_code ignored;  // A failure shows as the write's.
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ignored);
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   file << text;
   file.flush();

@@ -18,10 +18,14 @@ namespace testing {
 std::string TestTempDir();
 // TestTempDir() + "/" + name.
 std::string TestTempPath(const std::string& name);
+// A fresh, empty directory under TestTempDir() named after the running gtest test
+// ("Suite.Name"; '/' of parameterized names becomes '_'), emptied first if it exists.
+std::string FreshTestDir();
 
 // The file's contents ("" when it cannot be read).
 std::string ReadFile(const std::string& path);
-// Writes (replaces) the file; whether every byte was written.
+// Writes (replaces) the file, creating its directory if needed; whether every byte was
+// written.
 bool WriteFile(const std::string& path, const std::string& text);
 
 }  // namespace testing

@@ -129,6 +129,26 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
   return result;
 }
 
+absl::StatusOr<LocalAgents> StartLocalAgents(int count, const std::string& name,
+                                             const std::vector<std::string>& flags) {
+  LocalAgents agents;
+  for (int i = 0; i < count; ++i) {
+    std::vector<std::string> argv = {AgentBinary(), absl::StrCat("--listen=127.0.0.", i + 1, ":0"),
+                                     absl::StrCat("--node-name=", name, "-", i + 1),
+                                     "--reserve=64MiB"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    absl::StatusOr<Subprocess> agent = Subprocess::Start(argv);
+    if (!agent.ok()) return agent.status();
+    agents.processes.push_back(*std::move(agent));
+    agents.addresses.push_back(WaitForAgentAddress(agents.processes.back(), absl::Seconds(10)));
+    if (agents.addresses.back().empty()) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "agent ", name, "-", i + 1, " did not start: ", agents.processes.back().Stderr()));
+    }
+  }
+  return agents;
+}
+
 std::string WaitForAgentAddress(Subprocess& agent, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

@@ -67,6 +67,16 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
 // Waits for "listening on HOST:PORT" in the agent's log; "" on timeout or early exit.
 std::string WaitForAgentAddress(Subprocess& agent, absl::Duration timeout);
 
+// `count` real agents for a test: agent i listens on 127.0.0.<i+1>:0 (an address of its
+// own), is named "<name>-<i+1>" and keeps --reserve=64MiB, plus `flags`. Fails (with the
+// agent's log) when one does not start or does not say where it listens within 10 s.
+struct LocalAgents {
+  std::vector<Subprocess> processes;
+  std::vector<std::string> addresses;  // HOST:PORT, in start order.
+};
+absl::StatusOr<LocalAgents> StartLocalAgents(int count, const std::string& name,
+                                             const std::vector<std::string>& flags = {});
+
 // Pids of live memload-worker processes whose parent is `agent_pid`.
 std::vector<pid_t> WorkersOf(pid_t agent_pid);
 
