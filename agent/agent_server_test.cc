@@ -168,7 +168,9 @@ TEST_F(AgentServerTest, ResizeGrowsAndShrinksInPlace) {
     }));
     EXPECT_EQ(Plan("resize")->worker_pid(), pid);  // In place: the same worker.
     EXPECT_GE(ResidentOf(pid), target);
-    if (!kSanitized) EXPECT_LT(ResidentOf(pid), target + 16 * kMiB);
+    if (!kSanitized) {
+      EXPECT_LT(ResidentOf(pid), target + 16 * kMiB);
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // open — its threads, CPU and RSS before/during/after, GetNodeInfo and StartPlan latency,
 // how late a 1 s lease ends, and how long SIGTERM takes with the streams still open.
 //
-//   bazel run //agent:watch_load_benchmark -- --target=127.0.0.1:7070 --agent_pid=PID \
+//   bazel run //agent:watch_load_benchmark -- --target=127.0.0.1:7070 --agent_pid=PID
 //       --streams=2000 [--sigterm]
 #include <signal.h>
 #include <unistd.h>

@@ -63,9 +63,13 @@ TEST_P(MallocReleaseTest, ShrinkToGivesTheMemoryBackToTheOs) {
     EXPECT_GE(RssAnonBytes() + kAllocatorCache, before + 48 * kMiB);
   }
   set->ShrinkTo(set->block_count() / 4);  // 12 MiB stay.
-  if (kRssFollowsFrees) EXPECT_LE(RssAnonBytes(), before + 20 * kMiB);
+  if (kRssFollowsFrees) {
+    EXPECT_LE(RssAnonBytes(), before + 20 * kMiB);
+  }
   set->Release();
-  if (kRssFollowsFrees) EXPECT_LE(RssAnonBytes(), before + 6 * kMiB);
+  if (kRssFollowsFrees) {
+    EXPECT_LE(RssAnonBytes(), before + 6 * kMiB);
+  }
 }
 
 TEST_P(MallocReleaseTest, ReleaseGivesTheMemoryBackAndTheSetIsUsableAgain) {
@@ -80,7 +84,9 @@ TEST_P(MallocReleaseTest, ReleaseGivesTheMemoryBackAndTheSetIsUsableAgain) {
     }
     set->Release();
     EXPECT_EQ(set->block_count(), 0u);
-    if (kRssFollowsFrees) EXPECT_LE(RssAnonBytes(), before + 6 * kMiB) << "round " << round;
+    if (kRssFollowsFrees) {
+      EXPECT_LE(RssAnonBytes(), before + 6 * kMiB) << "round " << round;
+    }
     ASSERT_THAT(set->Grow(1), IsOk());
   }
 }

@@ -161,7 +161,9 @@ TEST(RetainedSetTest, ShmemIsAccountedAsShmemAndReleased) {
   ASSERT_THAT(set, IsOk());
   EXPECT_GE(Resident(*set), size);
   EXPECT_GE(ProcStatusBytes("RssShmem"), shmem_before + size);
-  if (!kThreadSanitizer) EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB);
+  if (!kThreadSanitizer) {
+    EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB);
+  }
   EXPECT_EQ(set->stats().mapped_bytes, size);
 
   set->Release();

@@ -532,7 +532,9 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
             << " MiB (" << held.resident_bytes / kMiB << " MiB resident)\n";
   // About 128 MiB, give or take the dead band (max of one block and 0.5% of capacity) —
   // less under TSan, whose shadow memory counts in RssAnon.
-  if (!kThreadSanitizer) EXPECT_GE(held.payload_bytes, 100 * kMiB);
+  if (!kThreadSanitizer) {
+    EXPECT_GE(held.payload_bytes, 100 * kMiB);
+  }
   EXPECT_LE(held.payload_bytes, 156 * kMiB);
   EXPECT_GE(held.resident_bytes, held.payload_bytes);
   EXPECT_NEAR((*plan)->utilization_percent(), target, 1.0);
