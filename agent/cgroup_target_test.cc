@@ -41,6 +41,7 @@ constexpr char kSidecarId[] =
 std::string TestDir() { return memload::testing::FreshTestDir(); }
 
 void WriteFile(const std::string& path, const std::string& contents) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   ASSERT_TRUE(memload::testing::WriteFile(path, contents)) << path;
 }
 

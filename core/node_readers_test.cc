@@ -185,6 +185,7 @@ constexpr char kPressure[] =
 std::string TestDir() { return memload::testing::FreshTestDir(); }
 
 void WriteFile(const std::string& path, const std::string& contents) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   ASSERT_TRUE(memload::testing::WriteFile(path, contents)) << path;
 }
 

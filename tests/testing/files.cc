@@ -39,8 +39,6 @@ std::string ReadFile(const std::string& path) {
 }
 
 bool WriteFile(const std::string& path, const std::string& text) {
-  std::error_code ignored;  // A failure shows as the write's.
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ignored);
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   file << text;
   file.flush();

@@ -24,8 +24,7 @@ std::string FreshTestDir();
 
 // The file's contents ("" when it cannot be read).
 std::string ReadFile(const std::string& path);
-// Writes (replaces) the file, creating its directory if needed; whether every byte was
-// written.
+// Writes (replaces) the file; whether every byte was written.
 bool WriteFile(const std::string& path, const std::string& text);
 
 }  // namespace testing
