@@ -32,6 +32,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "controller/plan_builder.h"
+#include "core/cli/did_you_mean.h"
 
 namespace memload {
 namespace controller {
@@ -115,12 +116,6 @@ std::string FindCommandWord(const std::vector<std::string>& args);
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
                                      absl::string_view command,
                                      const std::vector<absl::string_view>& allowed);
-
-// The candidate closest to `typed` when it is close enough to be a likely typo (edit
-// distance with transpositions of at most 2, and less than half of the word); nullopt
-// otherwise. Ties go to the first candidate.
-std::optional<std::string> DidYouMean(absl::string_view typed,
-                                      const std::vector<absl::string_view>& candidates);
 
 // Fills PlanFlags from the plan flags given (text, toggles and explicitly_set with the
 // plan builder's underscore names).

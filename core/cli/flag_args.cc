@@ -1,6 +1,7 @@
 #include "core/cli/flag_args.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -11,26 +12,10 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "core/cli/did_you_mean.h"
 
 namespace memload {
 namespace {
-
-// Edit distance with adjacent transpositions (optimal string alignment).
-size_t EditDistance(absl::string_view a, absl::string_view b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
-}
 
 // The binary's own flags (not those of absl or other libraries), underscored.
 std::vector<std::string> OwnFlagNames() {
@@ -81,16 +66,11 @@ absl::Status CheckFlagArgs(const std::vector<char*>& args) {
     }
     if (flag == nullptr) {
       std::string message = absl::StrCat("unknown flag ", typed);
-      std::string best;
-      size_t best_distance = 3;
-      for (const std::string& candidate : OwnFlagNames()) {
-        const size_t distance = EditDistance(name, candidate);
-        if (distance < best_distance && distance * 2 < std::max(name.size(), candidate.size())) {
-          best = candidate;
-          best_distance = distance;
-        }
+      const std::vector<std::string> own = OwnFlagNames();
+      const std::vector<absl::string_view> candidates(own.begin(), own.end());
+      if (std::optional<std::string> close = DidYouMean(name, candidates)) {
+        absl::StrAppend(&message, " (did you mean --", Dashed(*close), "?)");
       }
-      if (!best.empty()) absl::StrAppend(&message, " (did you mean --", Dashed(best), "?)");
       return absl::InvalidArgumentError(message);
     }
     if (flag->IsOfType<bool>() && equals == absl::string_view::npos) continue;
