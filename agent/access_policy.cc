@@ -101,8 +101,8 @@ absl::StatusOr<AccessPolicy> AccessPolicy::Parse(absl::string_view text) {
             absl::StrCat("line ", line_number, " repeats the token named ", other.name));
       }
     }
-    const std::string hex = absl::BytesToHexString(absl::string_view(
-        reinterpret_cast<const char*>(entry.digest.data()), entry.digest.size()));
+    const std::string hex = absl::BytesToHexString(
+        absl::string_view(reinterpret_cast<const char*>(entry.digest.data()), entry.digest.size()));
     // Four hex digits name a token in a small file; two tokens sharing them get more (all
     // 64 differ, as the digests do).
     auto taken = [&policy](const std::string& name) {
@@ -162,10 +162,11 @@ absl::StatusOr<Caller> AccessPolicy::Authorize(
   const Entry* entry = Find(authorization);
   if (entry == nullptr) return absl::UnauthenticatedError("the bearer token is not valid");
   if (entry->read_only && !IsReadOnlyMethod(method)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        entry->name, " is read-only: it may call GetUsage, WatchUsage, ListPlans, "
+    return absl::PermissionDeniedError(
+        absl::StrCat(entry->name,
+                     " is read-only: it may call GetUsage, WatchUsage, ListPlans, "
                      "GetNodeInfo and reflection, not ",
-        method));
+                     method));
   }
   Caller caller;
   caller.token_name = entry->name;

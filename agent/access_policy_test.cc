@@ -21,8 +21,8 @@ constexpr char kReader[] = "read-only-token-0123456789abcdef";
 std::string Bearer(const std::string& token) { return "Bearer " + token; }
 
 AccessPolicy Policy() {
-  absl::StatusOr<AccessPolicy> policy = AccessPolicy::Parse(absl::StrCat(
-      "# memload tokens\n\n", kFull, "\n  ", kReader, ":read-only  \n# the end\n"));
+  absl::StatusOr<AccessPolicy> policy = AccessPolicy::Parse(
+      absl::StrCat("# memload tokens\n\n", kFull, "\n  ", kReader, ":read-only  \n# the end\n"));
   EXPECT_THAT(policy, IsOk());
   return *std::move(policy);
 }
@@ -45,11 +45,10 @@ TEST(AccessPolicyTest, NamesATokenByItsDigestNeverByItself) {
 
 TEST(AccessPolicyTest, FullTokenMayCallEverything) {
   AccessPolicy policy = Policy();
-  for (const char* method :
-       {"/memload.v1.Agent/StartPlan", "/memload.v1.Agent/ResizePlan",
-        "/memload.v1.Agent/StopPlan", "/memload.v1.Agent/RenewLeases",
-        "/memload.v1.Agent/GetUsage", "/memload.v1.Agent/WatchUsage",
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"}) {
+  for (const char* method : {"/memload.v1.Agent/StartPlan", "/memload.v1.Agent/ResizePlan",
+                             "/memload.v1.Agent/StopPlan", "/memload.v1.Agent/RenewLeases",
+                             "/memload.v1.Agent/GetUsage", "/memload.v1.Agent/WatchUsage",
+                             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"}) {
     absl::StatusOr<Caller> caller = policy.Authorize(method, Bearer(kFull));
     ASSERT_THAT(caller, IsOk()) << method;
     EXPECT_FALSE(caller->read_only);
@@ -59,20 +58,17 @@ TEST(AccessPolicyTest, FullTokenMayCallEverything) {
 
 TEST(AccessPolicyTest, ReadOnlyTokenMayOnlyRead) {
   AccessPolicy policy = Policy();
-  for (const char* method :
-       {"/memload.v1.Agent/GetUsage", "/memload.v1.Agent/WatchUsage",
-        "/memload.v1.Agent/ListPlans", "/memload.v1.Agent/GetNodeInfo",
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"}) {
+  for (const char* method : {"/memload.v1.Agent/GetUsage", "/memload.v1.Agent/WatchUsage",
+                             "/memload.v1.Agent/ListPlans", "/memload.v1.Agent/GetNodeInfo",
+                             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"}) {
     EXPECT_THAT(policy.Authorize(method, Bearer(kReader)), IsOk()) << method;
   }
-  for (const char* method :
-       {"/memload.v1.Agent/StartPlan", "/memload.v1.Agent/ResizePlan",
-        "/memload.v1.Agent/StopPlan", "/memload.v1.Agent/RenewLeases",
-        "/memload.v1.Agent/SomethingNew", "/other.Service/Method"}) {
+  for (const char* method : {"/memload.v1.Agent/StartPlan", "/memload.v1.Agent/ResizePlan",
+                             "/memload.v1.Agent/StopPlan", "/memload.v1.Agent/RenewLeases",
+                             "/memload.v1.Agent/SomethingNew", "/other.Service/Method"}) {
     EXPECT_THAT(policy.Authorize(method, Bearer(kReader)),
                 StatusIs(absl::StatusCode::kPermissionDenied,
-                         AllOf(HasSubstr("read-only"), HasSubstr(method),
-                               Not(HasSubstr(kReader)))))
+                         AllOf(HasSubstr("read-only"), HasSubstr(method), Not(HasSubstr(kReader)))))
         << method;
   }
 }
@@ -110,8 +106,7 @@ TEST(AccessPolicyTest, SchemeIsCaseInsensitive) {
 TEST(AccessPolicyTest, HealthNeedsNoToken) {
   AccessPolicy policy = Policy();
   EXPECT_THAT(policy.Authorize("/grpc.health.v1.Health/Check", std::nullopt), IsOk());
-  EXPECT_THAT(policy.Authorize("/grpc.health.v1.Health/Watch", std::string("Bearer junk")),
-              IsOk());
+  EXPECT_THAT(policy.Authorize("/grpc.health.v1.Health/Watch", std::string("Bearer junk")), IsOk());
 }
 
 TEST(AccessPolicyTest, MethodClasses) {

@@ -40,12 +40,12 @@ struct AdmissionLimits {
 };
 
 struct AdmissionRequest {
-  std::string what;        // Names the request in messages: "plan \"x\"", "resizing \"x\"".
-  uint64_t cost = 0;       // Everything the plan may hold, at its real cost.
-  uint64_t held = 0;       // What of `cost` it holds already (a resize): not taken again
-                           // from the available memory.
-  uint64_t committed = 0;  // What the other running plans may hold.
-  uint64_t available = 0;  // Available memory of what the plan is measured against.
+  std::string what;           // Names the request in messages: "plan \"x\"", "resizing \"x\"".
+  uint64_t cost = 0;          // Everything the plan may hold, at its real cost.
+  uint64_t held = 0;          // What of `cost` it holds already (a resize): not taken again
+                              // from the available memory.
+  uint64_t committed = 0;     // What the other running plans may hold.
+  uint64_t available = 0;     // Available memory of what the plan is measured against.
   bool check_reserve = true;  // False for OOM drills (they still obey --max-memory).
 };
 
@@ -59,8 +59,8 @@ absl::StatusOr<uint64_t> RetainedPlanCost(Backing backing, uint64_t block_size,
                                           uint64_t payload_bytes);
 
 // The same for a stream: its live window (or one block per worker), worker included.
-absl::StatusOr<uint64_t> StreamingPlanCost(uint64_t block_size, bool return_to_os,
-                                           uint64_t window, uint64_t workers);
+absl::StatusOr<uint64_t> StreamingPlanCost(uint64_t block_size, bool return_to_os, uint64_t window,
+                                           uint64_t workers);
 
 }  // namespace agent
 }  // namespace memload

@@ -49,7 +49,8 @@ TEST(AdmissionTest, ReserveCountsOnlyTheGrowth) {
 
 // Issue 12 (2): 2^64-1 bytes wrapped `reserve + commitment` and `committed + commitment`.
 TEST(AdmissionTest, ExtremeSizesNeverWrap) {
-  for (uint64_t cost : std::vector<uint64_t>{UINT64_MAX, UINT64_MAX - 1, 1ull << 63, (1ull << 63) + 1}) {
+  for (uint64_t cost :
+       std::vector<uint64_t>{UINT64_MAX, UINT64_MAX - 1, 1ull << 63, (1ull << 63) + 1}) {
     for (uint64_t committed : std::vector<uint64_t>{0, 1, 1ull << 63, UINT64_MAX}) {
       EXPECT_THAT(Admit({8 * kGiB, kGiB}, Request(cost, committed, 12 * kGiB)),
                   StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--max-memory")));
@@ -64,8 +65,7 @@ TEST(AdmissionTest, ExtremeSizesNeverWrap) {
 }
 
 TEST(AdmissionTest, PlanCostsIncludeTheWorker) {
-  EXPECT_THAT(RetainedPlanCost(Backing::kMmap, 1 << 20, 0),
-              IsOk());
+  EXPECT_THAT(RetainedPlanCost(Backing::kMmap, 1 << 20, 0), IsOk());
   EXPECT_EQ(*RetainedPlanCost(Backing::kMmap, 1 << 20, 0), kSetFixedBytes + kWorkerOverheadBytes);
   EXPECT_EQ(*RetainedPlanCost(Backing::kMmap, 1, 60000),
             *RetainedCost(Backing::kMmap, 1, 60000, SystemPageSize()) + kWorkerOverheadBytes);

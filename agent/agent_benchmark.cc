@@ -186,8 +186,7 @@ absl::Status TimeToResident(int repetitions) {
   options.listen_address = "127.0.0.1:0";
   options.node_name = "bench";
   options.plans.reserve_bytes = 256 * kMiB;
-  absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
-      agent::AgentServer::Start(options);
+  absl::StatusOr<std::unique_ptr<agent::AgentServer>> server = agent::AgentServer::Start(options);
   if (!server.ok()) return server.status();
   auto stub = v1::Agent::NewStub(
       grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
@@ -201,9 +200,10 @@ absl::Status TimeToResident(int repetitions) {
     agent.push_back(*a);
   }
   const double c = Median(core), a = Median(agent);
-  absl::PrintF("| agent: StartPlan to 1 GiB `page` resident (HOLDING, worker RSS >= 1 GiB) | "
-               "%.0f ms | core RetainedPlan to HOLDING in-process: %.0f ms | %.2fx | <= 1.1x |\n",
-               a * 1e3, c * 1e3, a / c);
+  absl::PrintF(
+      "| agent: StartPlan to 1 GiB `page` resident (HOLDING, worker RSS >= 1 GiB) | "
+      "%.0f ms | core RetainedPlan to HOLDING in-process: %.0f ms | %.2fx | <= 1.1x |\n",
+      a * 1e3, c * 1e3, a / c);
   (*server)->Shutdown(absl::Seconds(2));
   return absl::OkStatus();
 }
@@ -274,8 +274,8 @@ absl::StatusOr<double> MicrosPerCall(int calls, Call call) {
 absl::Status AgentProcessFigures(int calls) {
   absl::StatusOr<AgentProcess> agent = SpawnAgent();
   if (!agent.ok()) return agent.status();
-  auto stub = v1::Agent::NewStub(
-      grpc::CreateChannel(agent->address, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::Agent::NewStub(grpc::CreateChannel(agent->address, grpc::InsecureChannelCredentials()));
   auto usage = [&] {
     grpc::ClientContext context;
     v1::NodeUsage response;
@@ -322,13 +322,15 @@ absl::Status AgentProcessFigures(int calls) {
 
     absl::PrintF("| agent RSS, no plan (memload-agent process, VmRSS) | %.1f MiB | — | — | — |\n",
                  rss0 / double(kMiB));
-    absl::PrintF("| agent RSS, 10 plans of 1 MiB (workers are other processes) | %.1f MiB | "
-                 "no plan: %.1f MiB | %.2fx (+%.0f KiB/plan) | — |\n",
-                 rss10 / double(kMiB), rss0 / double(kMiB), double(rss10) / rss0,
-                 (double(rss10) - double(rss0)) / 10 / 1024);
-    absl::PrintF("| one GetUsage call, 0 plans (sequential, warm channel) | %.0f us | "
-                 "GetNodeInfo: %.0f us | %.2fx | — |\n",
-                 *usage0, *info0, *usage0 / *info0);
+    absl::PrintF(
+        "| agent RSS, 10 plans of 1 MiB (workers are other processes) | %.1f MiB | "
+        "no plan: %.1f MiB | %.2fx (+%.0f KiB/plan) | — |\n",
+        rss10 / double(kMiB), rss0 / double(kMiB), double(rss10) / rss0,
+        (double(rss10) - double(rss0)) / 10 / 1024);
+    absl::PrintF(
+        "| one GetUsage call, 0 plans (sequential, warm channel) | %.0f us | "
+        "GetNodeInfo: %.0f us | %.2fx | — |\n",
+        *usage0, *info0, *usage0 / *info0);
     absl::PrintF("| one GetUsage call, 10 plans | %.0f us | GetNodeInfo: %.0f us | %.2fx | — |\n",
                  *usage10, *info10, *usage10 / *info10);
     return absl::OkStatus();
@@ -352,7 +354,8 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   // As memload-agent's main() does, so the in-process agent is the same as the binary.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::printf("| figure | measured | baseline (same run) | ratio | goal |\n|---|---|---|---|---|\n");
+  std::printf(
+      "| figure | measured | baseline (same run) | ratio | goal |\n|---|---|---|---|---|\n");
   std::fflush(stdout);
   absl::Status status = memload::TimeToResident(absl::GetFlag(FLAGS_repetitions));
   if (status.ok()) status = memload::AgentProcessFigures(absl::GetFlag(FLAGS_usage_calls));

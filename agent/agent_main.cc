@@ -20,13 +20,13 @@
 #include "agent/agent_server.h"
 #include "agent/cgroup_target.h"
 #include "bazel/leak_check.h"
-#include "core/cli/flag_args.h"
-#include "core/cli/flag_values.h"
 #include "core/base/log.h"
-#include "core/node_readers.h"
-#include "core/size.h"
 #include "core/base/version.h"
 #include "core/bounded_read.h"
+#include "core/cli/flag_args.h"
+#include "core/cli/flag_values.h"
+#include "core/node_readers.h"
+#include "core/size.h"
 #include "proto/plan_rules.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
@@ -40,8 +40,7 @@ ABSL_FLAG(std::string, reserve, "256MiB",
           "available memory plans never eat into: bytes or % of the node's effective memory");
 ABSL_FLAG(absl::Duration, default_lease, absl::Minutes(1),
           "lease of plans that do not give one; an unrenewed plan is stopped after it");
-ABSL_FLAG(std::string, worker_binary, "",
-          "path of memload-worker (default: beside this binary)");
+ABSL_FLAG(std::string, worker_binary, "", "path of memload-worker (default: beside this binary)");
 ABSL_FLAG(int, max_plans, 64, "most plans running at once (1..128)");
 ABSL_FLAG(int, max_watch_streams, 1024,
           "WatchUsage streams open at once (1..100000); more are refused with "
@@ -85,14 +84,14 @@ namespace {
 // Sets this process's oom_score_adj. Lowering it needs CAP_SYS_RESOURCE: say so.
 absl::Status WriteOwnOomScoreAdj(int value) {
   FILE* file = std::fopen("/proc/self/oom_score_adj", "w");
-  const bool written = file != nullptr && std::fprintf(file, "%d\n", value) > 0 &&
-                       std::fflush(file) == 0;
+  const bool written =
+      file != nullptr && std::fprintf(file, "%d\n", value) > 0 && std::fflush(file) == 0;
   const int error = errno;
   if (file != nullptr) std::fclose(file);
   if (!written) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot set --oom_score_adj=", value, ": ", std::strerror(error),
-                     " (lowering it needs CAP_SYS_RESOURCE)"));
+    return absl::PermissionDeniedError(absl::StrCat("cannot set --oom_score_adj=", value, ": ",
+                                                    std::strerror(error),
+                                                    " (lowering it needs CAP_SYS_RESOURCE)"));
   }
   return absl::OkStatus();
 }
@@ -160,8 +159,8 @@ int Main(int argc, char** argv) {
           absl::StrCat("--oom_score_adj=\"", text, "\": want an integer in -1000..1000")));
     }
     if (std::optional<std::string> problem = plan_rules::OomScoreAdjProblem(value)) {
-      return Fail(absl::InvalidArgumentError(
-          absl::StrCat("--oom_score_adj=\"", text, "\": ", *problem)));
+      return Fail(
+          absl::InvalidArgumentError(absl::StrCat("--oom_score_adj=\"", text, "\": ", *problem)));
     }
     oom_score_adj = value;
   }
@@ -210,8 +209,7 @@ int Main(int argc, char** argv) {
   if (absl::Status plans = agent::CheckPlanManagerOptions(options.plans); !plans.ok()) {
     return Fail(plans);
   }
-  if (const int streams = absl::GetFlag(FLAGS_max_watch_streams);
-      streams < 1 || streams > 100000) {
+  if (const int streams = absl::GetFlag(FLAGS_max_watch_streams); streams < 1 || streams > 100000) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--max_watch_streams must be 1..100000, got ", streams)));
   }
@@ -228,14 +226,14 @@ int Main(int argc, char** argv) {
     if (absl::Status checked = agent::AgentServer::CheckConfig(options); !checked.ok()) {
       return Fail(checked);
     }
-    std::printf("memload-agent: config ok (listen %s, node %s, %zu labels, max-memory %s, "
-                "reserve %s)\n",
-                options.listen_address.c_str(),
-                options.node_name.empty() ? "<hostname>" : options.node_name.c_str(),
-                options.labels.size(),
-                options.plans.max_memory_bytes ? FormatSize(options.plans.max_memory_bytes).c_str()
-                                               : "none",
-                FormatSize(options.plans.reserve_bytes).c_str());
+    std::printf(
+        "memload-agent: config ok (listen %s, node %s, %zu labels, max-memory %s, "
+        "reserve %s)\n",
+        options.listen_address.c_str(),
+        options.node_name.empty() ? "<hostname>" : options.node_name.c_str(), options.labels.size(),
+        options.plans.max_memory_bytes ? FormatSize(options.plans.max_memory_bytes).c_str()
+                                       : "none",
+        FormatSize(options.plans.reserve_bytes).c_str());
     for (const std::string& line : skipped_labels) {
       std::printf("memload-agent: warning: label line \"%s\" skipped\n", line.c_str());
     }
@@ -246,8 +244,7 @@ int Main(int argc, char** argv) {
     if (absl::Status set = WriteOwnOomScoreAdj(*oom_score_adj); !set.ok()) return Fail(set);
   }
 
-  absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
-      agent::AgentServer::Start(options);
+  absl::StatusOr<std::unique_ptr<agent::AgentServer>> server = agent::AgentServer::Start(options);
   if (!server.ok()) return Fail(server.status());
   const v1::NodeInfo& identity = (*server)->identity();
   MEMLOAD_LOG("memload-agent %s listening on %s node=%s incarnation=%s max-memory=%s reserve=%s",

@@ -2,10 +2,10 @@
 
 #include <utility>
 
-#include "proto/plan_kind.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "core/node_readers.h"
+#include "proto/plan_kind.h"
 
 namespace memload {
 namespace agent {
@@ -66,8 +66,8 @@ std::vector<MetricFamily> AgentMetricFamilies(const AgentMetricsSnapshot& snapsh
           node, *limit);
     }
     if (memory.cgroup.has_value()) {
-      add(Gauge("memload_cgroup_memory_usage_bytes", "Usage of the agent's memory cgroup."),
-          node, memory.cgroup->usage_bytes);
+      add(Gauge("memload_cgroup_memory_usage_bytes", "Usage of the agent's memory cgroup."), node,
+          memory.cgroup->usage_bytes);
     }
     if (memory.pressure.has_value()) {
       add(Gauge("memload_node_memory_pressure_some_avg10",
@@ -107,19 +107,19 @@ std::vector<MetricFamily> AgentMetricFamilies(const AgentMetricsSnapshot& snapsh
       state.samples.push_back({std::move(with_state), plan.state() == value ? 1.0 : 0.0});
     }
   }
-  for (MetricFamily* family : {&target, &payload, &resident, &bookkeeping, &allocations,
-                               &frees, &state}) {
+  for (MetricFamily* family :
+       {&target, &payload, &resident, &bookkeeping, &allocations, &frees, &state}) {
     families.push_back(std::move(*family));
   }
 
-  add(Gauge("memload_agent_resident_bytes", "Resident memory (VmRSS) of the agent itself."),
-      node, snapshot.agent_rss_bytes);
+  add(Gauge("memload_agent_resident_bytes", "Resident memory (VmRSS) of the agent itself."), node,
+      snapshot.agent_rss_bytes);
   add(Counter("memload_plans_started_total", "Plans started since the agent started."), node,
       snapshot.plans_started);
   add(Counter("memload_plans_failed_total", "Plans that ended FAILED."), node,
       snapshot.plans_failed);
-  add(Counter("memload_plans_oom_killed_total", "Plans whose worker the OOM killer killed."),
-      node, snapshot.plans_oom_killed);
+  add(Counter("memload_plans_oom_killed_total", "Plans whose worker the OOM killer killed."), node,
+      snapshot.plans_oom_killed);
   MetricFamily rpcs = Counter("memload_rpcs_total", "RPCs answered, by method and status code.");
   for (const auto& [key, count] : snapshot.rpcs) {
     rpcs.samples.push_back(

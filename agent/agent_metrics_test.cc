@@ -48,8 +48,9 @@ TEST(AgentMetricsTest, Golden) {
   std::string states;
   for (const char* state : {"pending", "ramping", "holding", "streaming", "capped", "completed",
                             "stopped", "lease_expired", "oom_killed", "failed", "target_gone"}) {
-    states += std::string("memload_plan_state{node=\"node-\\\"a\\\"\",plan_id=\"drill\","
-                          "kind=\"retained\",state=\"") +
+    states += std::string(
+                  "memload_plan_state{node=\"node-\\\"a\\\"\",plan_id=\"drill\","
+                  "kind=\"retained\",state=\"") +
               state + "\"} " + (std::string(state) == "holding" ? "1" : "0") + "\n";
   }
   const std::string node = "{node=\"node-\\\"a\\\"\"}";
@@ -58,70 +59,107 @@ TEST(AgentMetricsTest, Golden) {
       FormatPrometheusText(AgentMetricFamilies(Snapshot())),
       "# HELP memload_node_memory_total_bytes MemTotal of /proc/meminfo.\n"
       "# TYPE memload_node_memory_total_bytes gauge\n"
-      "memload_node_memory_total_bytes" + node + " 25769803776\n"
-      "# HELP memload_node_memory_available_bytes MemAvailable of /proc/meminfo.\n"
-      "# TYPE memload_node_memory_available_bytes gauge\n"
-      "memload_node_memory_available_bytes" + node + " 17179869184\n"
-      "# HELP memload_node_memory_cached_bytes Cached of /proc/meminfo.\n"
-      "# TYPE memload_node_memory_cached_bytes gauge\n"
-      "memload_node_memory_cached_bytes" + node + " 1073741824\n"
-      "# HELP memload_node_memory_shmem_bytes Shmem of /proc/meminfo.\n"
-      "# TYPE memload_node_memory_shmem_bytes gauge\n"
-      "memload_node_memory_shmem_bytes" + node + " 4096\n"
-      "# HELP memload_cgroup_memory_limit_bytes Effective (hierarchical) limit of the agent's "
-      "memory cgroup.\n"
-      "# TYPE memload_cgroup_memory_limit_bytes gauge\n"
-      "memload_cgroup_memory_limit_bytes" + node + " 8589934592\n"
-      "# HELP memload_cgroup_memory_usage_bytes Usage of the agent's memory cgroup.\n"
-      "# TYPE memload_cgroup_memory_usage_bytes gauge\n"
-      "memload_cgroup_memory_usage_bytes" + node + " 536870912\n"
-      "# HELP memload_node_memory_pressure_some_avg10 Share of the last 10 s some task stalled "
-      "on memory (PSI), ratio 0..1.\n"
-      "# TYPE memload_node_memory_pressure_some_avg10 gauge\n"
-      "memload_node_memory_pressure_some_avg10" + node + " 0.125\n"
-      "# HELP memload_node_memory_pressure_full_avg10 Share of the last 10 s all tasks stalled "
-      "on memory (PSI), ratio 0..1.\n"
-      "# TYPE memload_node_memory_pressure_full_avg10 gauge\n"
-      "memload_node_memory_pressure_full_avg10" + node + " 0.0125\n"
-      "# HELP memload_plan_target_bytes What the plan is heading for now.\n"
-      "# TYPE memload_plan_target_bytes gauge\n"
-      "memload_plan_target_bytes" + plan + " 67108864\n"
-      "# HELP memload_plan_payload_bytes Live payload the plan holds.\n"
-      "# TYPE memload_plan_payload_bytes gauge\n"
-      "memload_plan_payload_bytes" + plan + " 67108864\n"
-      "# HELP memload_plan_resident_bytes Resident memory of the plan's worker (RssAnon + "
-      "RssShmem).\n"
-      "# TYPE memload_plan_resident_bytes gauge\n"
-      "memload_plan_resident_bytes" + plan + " 67530752\n"
-      "# HELP memload_plan_bookkeeping_bytes memload's own records for the live blocks.\n"
-      "# TYPE memload_plan_bookkeeping_bytes gauge\n"
-      "memload_plan_bookkeeping_bytes" + plan + " 608\n"
-      "# HELP memload_plan_allocations_total Blocks allocated.\n"
-      "# TYPE memload_plan_allocations_total counter\n"
-      "memload_plan_allocations_total" + plan + " 64\n"
-      "# HELP memload_plan_frees_total Blocks freed.\n"
-      "# TYPE memload_plan_frees_total counter\n"
-      "memload_plan_frees_total" + plan + " 0\n"
-      "# HELP memload_plan_state 1 for the plan's current state, 0 for the others.\n"
-      "# TYPE memload_plan_state gauge\n" + states +
-      "# HELP memload_agent_resident_bytes Resident memory (VmRSS) of the agent itself.\n"
-      "# TYPE memload_agent_resident_bytes gauge\n"
-      "memload_agent_resident_bytes" + node + " 12582912\n"
-      "# HELP memload_plans_started_total Plans started since the agent started.\n"
-      "# TYPE memload_plans_started_total counter\n"
-      "memload_plans_started_total" + node + " 2\n"
-      "# HELP memload_plans_failed_total Plans that ended FAILED.\n"
-      "# TYPE memload_plans_failed_total counter\n"
-      "memload_plans_failed_total" + node + " 1\n"
-      "# HELP memload_plans_oom_killed_total Plans whose worker the OOM killer killed.\n"
-      "# TYPE memload_plans_oom_killed_total counter\n"
-      "memload_plans_oom_killed_total" + node + " 0\n"
-      "# HELP memload_rpcs_total RPCs answered, by method and status code.\n"
-      "# TYPE memload_rpcs_total counter\n"
-      "memload_rpcs_total{node=\"node-\\\"a\\\"\",method=\"memload.v1.Agent/StartPlan\","
-      "code=\"OK\"} 2\n"
-      "memload_rpcs_total{node=\"node-\\\"a\\\"\",method=\"memload.v1.Agent/StopPlan\","
-      "code=\"NOT_FOUND\"} 1\n");
+      "memload_node_memory_total_bytes" +
+          node +
+          " 25769803776\n"
+          "# HELP memload_node_memory_available_bytes MemAvailable of /proc/meminfo.\n"
+          "# TYPE memload_node_memory_available_bytes gauge\n"
+          "memload_node_memory_available_bytes" +
+          node +
+          " 17179869184\n"
+          "# HELP memload_node_memory_cached_bytes Cached of /proc/meminfo.\n"
+          "# TYPE memload_node_memory_cached_bytes gauge\n"
+          "memload_node_memory_cached_bytes" +
+          node +
+          " 1073741824\n"
+          "# HELP memload_node_memory_shmem_bytes Shmem of /proc/meminfo.\n"
+          "# TYPE memload_node_memory_shmem_bytes gauge\n"
+          "memload_node_memory_shmem_bytes" +
+          node +
+          " 4096\n"
+          "# HELP memload_cgroup_memory_limit_bytes Effective (hierarchical) limit of the agent's "
+          "memory cgroup.\n"
+          "# TYPE memload_cgroup_memory_limit_bytes gauge\n"
+          "memload_cgroup_memory_limit_bytes" +
+          node +
+          " 8589934592\n"
+          "# HELP memload_cgroup_memory_usage_bytes Usage of the agent's memory cgroup.\n"
+          "# TYPE memload_cgroup_memory_usage_bytes gauge\n"
+          "memload_cgroup_memory_usage_bytes" +
+          node +
+          " 536870912\n"
+          "# HELP memload_node_memory_pressure_some_avg10 Share of the last 10 s some task stalled "
+          "on memory (PSI), ratio 0..1.\n"
+          "# TYPE memload_node_memory_pressure_some_avg10 gauge\n"
+          "memload_node_memory_pressure_some_avg10" +
+          node +
+          " 0.125\n"
+          "# HELP memload_node_memory_pressure_full_avg10 Share of the last 10 s all tasks stalled "
+          "on memory (PSI), ratio 0..1.\n"
+          "# TYPE memload_node_memory_pressure_full_avg10 gauge\n"
+          "memload_node_memory_pressure_full_avg10" +
+          node +
+          " 0.0125\n"
+          "# HELP memload_plan_target_bytes What the plan is heading for now.\n"
+          "# TYPE memload_plan_target_bytes gauge\n"
+          "memload_plan_target_bytes" +
+          plan +
+          " 67108864\n"
+          "# HELP memload_plan_payload_bytes Live payload the plan holds.\n"
+          "# TYPE memload_plan_payload_bytes gauge\n"
+          "memload_plan_payload_bytes" +
+          plan +
+          " 67108864\n"
+          "# HELP memload_plan_resident_bytes Resident memory of the plan's worker (RssAnon + "
+          "RssShmem).\n"
+          "# TYPE memload_plan_resident_bytes gauge\n"
+          "memload_plan_resident_bytes" +
+          plan +
+          " 67530752\n"
+          "# HELP memload_plan_bookkeeping_bytes memload's own records for the live blocks.\n"
+          "# TYPE memload_plan_bookkeeping_bytes gauge\n"
+          "memload_plan_bookkeeping_bytes" +
+          plan +
+          " 608\n"
+          "# HELP memload_plan_allocations_total Blocks allocated.\n"
+          "# TYPE memload_plan_allocations_total counter\n"
+          "memload_plan_allocations_total" +
+          plan +
+          " 64\n"
+          "# HELP memload_plan_frees_total Blocks freed.\n"
+          "# TYPE memload_plan_frees_total counter\n"
+          "memload_plan_frees_total" +
+          plan +
+          " 0\n"
+          "# HELP memload_plan_state 1 for the plan's current state, 0 for the others.\n"
+          "# TYPE memload_plan_state gauge\n" +
+          states +
+          "# HELP memload_agent_resident_bytes Resident memory (VmRSS) of the agent itself.\n"
+          "# TYPE memload_agent_resident_bytes gauge\n"
+          "memload_agent_resident_bytes" +
+          node +
+          " 12582912\n"
+          "# HELP memload_plans_started_total Plans started since the agent started.\n"
+          "# TYPE memload_plans_started_total counter\n"
+          "memload_plans_started_total" +
+          node +
+          " 2\n"
+          "# HELP memload_plans_failed_total Plans that ended FAILED.\n"
+          "# TYPE memload_plans_failed_total counter\n"
+          "memload_plans_failed_total" +
+          node +
+          " 1\n"
+          "# HELP memload_plans_oom_killed_total Plans whose worker the OOM killer killed.\n"
+          "# TYPE memload_plans_oom_killed_total counter\n"
+          "memload_plans_oom_killed_total" +
+          node +
+          " 0\n"
+          "# HELP memload_rpcs_total RPCs answered, by method and status code.\n"
+          "# TYPE memload_rpcs_total counter\n"
+          "memload_rpcs_total{node=\"node-\\\"a\\\"\",method=\"memload.v1.Agent/StartPlan\","
+          "code=\"OK\"} 2\n"
+          "memload_rpcs_total{node=\"node-\\\"a\\\"\",method=\"memload.v1.Agent/StopPlan\","
+          "code=\"NOT_FOUND\"} 1\n");
 }
 
 TEST(AgentMetricsTest, LeavesOutWhatIsUnknown) {
@@ -132,7 +170,8 @@ TEST(AgentMetricsTest, LeavesOutWhatIsUnknown) {
   snapshot.rpcs.clear();
   const std::string text = FormatPrometheusText(AgentMetricFamilies(snapshot));
   EXPECT_NE(text.find("memload_node_memory_total_bytes"), std::string::npos);
-  for (const char* absent : {"memload_cgroup_", "pressure", "memload_plan_", "memload_rpcs_total"}) {
+  for (const char* absent :
+       {"memload_cgroup_", "pressure", "memload_plan_", "memload_rpcs_total"}) {
     EXPECT_EQ(text.find(absent), std::string::npos) << absent;
   }
   snapshot.node.reset();

@@ -4,9 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <random>
 
 #include "absl/strings/ascii.h"
@@ -18,8 +18,8 @@
 #include "agent/cgroup_target.h"
 #include "agent/prometheus_text.h"
 #include "agent/worker_process.h"
-#include "grpc/grpc.h"
 #include "core/base/version.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "proto/proto_time.h"
@@ -52,8 +52,8 @@ absl::StatusOr<std::string> WorkerBinary(const AgentOptions& options) {
   const std::string worker =
       options.worker_binary.empty() ? DefaultWorkerBinary() : options.worker_binary;
   if (access(worker.c_str(), X_OK) != 0) {
-    return absl::NotFoundError(absl::StrCat(
-        "worker binary ", worker, " is missing or not executable (see --worker-binary)"));
+    return absl::NotFoundError(absl::StrCat("worker binary ", worker,
+                                            " is missing or not executable (see --worker-binary)"));
   }
   return worker;
 }
@@ -74,8 +74,8 @@ absl::Status CheckBindable(const ListenAddress& address) {
   const int resolved = getaddrinfo(host.empty() ? nullptr : host.c_str(),
                                    std::to_string(address.port).c_str(), &hints, &found);
   if (resolved != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--listen=", address.text, ": host \"",
-                                                   host, "\": ", gai_strerror(resolved)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen=", address.text, ": host \"", host, "\": ", gai_strerror(resolved)));
   }
   absl::Status status = absl::OkStatus();
   for (addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
@@ -189,8 +189,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
     // Placement resolves against the real cgroup tree and /proc unless told otherwise.
     plans.target_resolver = std::make_shared<const CgroupTargetResolver>(CgroupTargetOptions{});
   }
-  agent->manager_ = std::make_unique<PlanManager>(std::move(plans), agent->probe_.get(),
-                                                  agent->launcher_.get());
+  agent->manager_ =
+      std::make_unique<PlanManager>(std::move(plans), agent->probe_.get(), agent->launcher_.get());
   AgentServiceOptions service_options;
   service_options.max_watch_streams = options.max_watch_streams;
   agent->service_ = std::make_unique<AgentService>(agent->manager_.get(), agent->probe_.get(),
@@ -219,8 +219,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
         absl::StrCat("cannot listen on \"", options.listen_address,
                      "\" (is the address valid, local, and the port free?)"));
   }
-  const std::string host =
-      options.listen_address.substr(0, options.listen_address.rfind(':'));
+  const std::string host = options.listen_address.substr(0, options.listen_address.rfind(':'));
   agent->address_ = absl::StrCat(host, ":", agent->port_);
   if (listen->port != 0 && agent->port_ != listen->port) {
     agent->Shutdown(absl::ZeroDuration());
@@ -232,8 +231,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   agent->service_->set_listen_address(agent->address_);
   if (!options.metrics_listen_address.empty()) {
     AgentServer* self = agent.get();
-    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start(
-        options.metrics_listen_address, [self, node = identity.node_name()] {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
+        MetricsServer::Start(options.metrics_listen_address, [self, node = identity.node_name()] {
           return FormatPrometheusText(AgentMetricFamilies(TakeAgentMetricsSnapshot(
               node, *self->probe_, *self->manager_, *self->rpc_counters_)));
         });
@@ -268,7 +267,9 @@ void AgentServer::Shutdown(absl::Duration deadline) {
 
 void AgentServer::Wait() {
   MutexLock lock(&shutdown_mutex_);
-  shut_down_cv_.wait(lock.native(), [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shutdown_mutex_) { return shut_down_; });
+  shut_down_cv_.wait(lock.native(), [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shutdown_mutex_) {
+    return shut_down_;
+  });
 }
 
 }  // namespace agent

@@ -2,9 +2,9 @@
 // memload-worker processes, a real gRPC client. Resident memory is read from /proc.
 #include "agent/agent_server.h"
 
-#include <signal.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -24,18 +24,18 @@
 #include "gtest/gtest.h"
 #include "proto/memload.grpc.pb.h"
 #include "tests/testing/eventually.h"
-#include "tests/testing/sizes.h"
 #include "tests/testing/process_memory.h"
+#include "tests/testing/sizes.h"
 
 namespace memload {
 namespace agent {
 namespace {
 
-using ::testing::Contains;
-using ::testing::HasSubstr;
 using ::memload::testing::Eventually;
 using ::memload::testing::kMiB;
 using ::memload::testing::ResidentOf;
+using ::testing::Contains;
+using ::testing::HasSubstr;
 
 // Sanitized workers also hold shadow memory, so their RSS has no tight upper bound.
 constexpr bool kSanitized = kAddressSanitizer || kThreadSanitizer;
@@ -128,8 +128,7 @@ TEST_F(AgentServerTest, RetainedPlanIsResidentInItsWorkerAndStopReturnsIt) {
   ASSERT_GT(pid, 0);
   ASSERT_TRUE(Eventually([&] {
     auto plan = Plan("resident-128");
-    return plan && plan->state() == v1::PLAN_STATE_HOLDING &&
-           plan->resident_bytes() >= 128 * kMiB;
+    return plan && plan->state() == v1::PLAN_STATE_HOLDING && plan->resident_bytes() >= 128 * kMiB;
   }));
   // Measured from /proc by the test itself, not only by the agent.
   EXPECT_GE(ResidentOf(pid), 128 * kMiB);
@@ -407,10 +406,9 @@ TEST(AgentServerLimitsTest, TinyBlockPlansAreAdmittedAtTheirRealCost) {
     v1::Backing backing;
     Backing core_backing;
   };
-  const std::vector<Admitted> admitted = {
-      {"mmap", 4000, v1::BACKING_MMAP, Backing::kMmap},
-      {"shmem", 3000, v1::BACKING_SHMEM, Backing::kShmem},
-      {"malloc", 200000, v1::BACKING_MALLOC, Backing::kMalloc}};
+  const std::vector<Admitted> admitted = {{"mmap", 4000, v1::BACKING_MMAP, Backing::kMmap},
+                                          {"shmem", 3000, v1::BACKING_SHMEM, Backing::kShmem},
+                                          {"malloc", 200000, v1::BACKING_MALLOC, Backing::kMalloc}};
   std::map<std::string, int> pids;
   for (const Admitted& plan : admitted) {
     ASSERT_TRUE(start(plan.id, plan.bytes, plan.backing, &response).ok()) << plan.id;
@@ -433,8 +431,7 @@ TEST(AgentServerLimitsTest, TinyBlockPlansAreAdmittedAtTheirRealCost) {
     const uint64_t resident = ResidentOf(pids[plan.id]);
     total += resident;
     std::printf("%s: payload %llu B, admitted %llu B, resident %llu B\n", plan.id.c_str(),
-                static_cast<unsigned long long>(plan.bytes),
-                static_cast<unsigned long long>(cost),
+                static_cast<unsigned long long>(plan.bytes), static_cast<unsigned long long>(cost),
                 static_cast<unsigned long long>(resident));
     if (!kSanitized) {
       EXPECT_LE(resident, cost) << plan.id;
@@ -541,8 +538,8 @@ TEST(AgentServerListenTest, AnAddressInUseIsRefused) {
   ASSERT_THAT(first, IsOk());
   AgentOptions second = options;
   second.listen_address = (*first)->address();
-  EXPECT_THAT(AgentServer::CheckConfig(second), StatusIs(absl::StatusCode::kUnavailable,
-                                                         HasSubstr("another memload-agent")));
+  EXPECT_THAT(AgentServer::CheckConfig(second),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("another memload-agent")));
   EXPECT_THAT(AgentServer::Start(second), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("")));
   // gRPC's own bind, without the pre-check's, is refused too: no SO_REUSEPORT on the port.
   const int reuse = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/usage.h"
+#include "core/node_readers.h"
 #include "core/sync/mutex.h"
 #include "grpcpp/alarm.h"
-#include "core/node_readers.h"
 #include "proto/proto_time.h"
 
 namespace memload {
@@ -102,9 +102,7 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
     if (finish) Finish(status);
   }
 
-  void OnCancel() override {
-    Stop(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
-  }
+  void OnCancel() override { Stop(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled")); }
 
   void OnDone() override {
     service_->WatchEnded(this);
@@ -166,14 +164,12 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
   v1::NodeUsage message_;
 };
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl::StatusCode mirrors grpc::StatusCode value for value.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 AgentService::AgentService(PlanManager* manager, NodeProbe* probe, v1::NodeInfo identity,
@@ -308,8 +304,7 @@ grpc::ServerWriteReactor<v1::NodeUsage>* AgentService::WatchUsage(
   {
     MutexLock lock(&watch_mutex_);
     if (watches_closed_) {
-      return new Refusal(
-          grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is shutting down"));
+      return new Refusal(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is shutting down"));
     }
     if (watches_.size() >= options_.max_watch_streams) {
       return new Refusal(grpc::Status(

@@ -25,8 +25,8 @@ constexpr size_t kMaxPlanIds = 16;
 std::string Field(absl::string_view value) {
   if (value.empty()) return "-";
   for (char c : value) {
-    const bool plain = absl::ascii_isalnum(c) || c == '.' || c == '_' || c == ':' ||
-                       c == '/' || c == '@' || c == '-';
+    const bool plain = absl::ascii_isalnum(c) || c == '.' || c == '_' || c == ':' || c == '/' ||
+                       c == '@' || c == '-';
     if (!plain) return absl::StrCat("\"", absl::CHexEscape(value), "\"");
   }
   return std::string(value);
@@ -70,8 +70,8 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
         const auto& metadata = context->client_metadata();
         const auto header = metadata.find("authorization");
         if (header != metadata.end()) {
-          record_.token_name = policy_->NameOf(
-              absl::string_view(header->second.data(), header->second.size()));
+          record_.token_name =
+              policy_->NameOf(absl::string_view(header->second.data(), header->second.size()));
         }
       }
       if (const auto auth = context->auth_context(); auth != nullptr) {

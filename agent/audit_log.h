@@ -3,8 +3,8 @@
 // call refused for want of a valid token. Who (token name, client certificate subject),
 // what (method), which plans, from where, and how it ended:
 //
-//   audit: StartPlan plan=drill-1 token=token-1a2b cert="CN=memloadctl" peer=ipv4:10.0.0.9:51234 -> OK
-//   audit: StopPlan plan=- token=token-77c0 cert=- peer=- -> PERMISSION_DENIED (read-only token)
+//   audit: StartPlan plan=drill-1 token=token-1a2b cert="CN=memloadctl" peer=ipv4:10.0.0.9:51234 ->
+//   OK audit: StopPlan plan=- token=token-77c0 cert=- peer=- -> PERMISSION_DENIED (read-only token)
 //
 // A field that is not known is "-"; a value with characters other than [A-Za-z0-9._:/@-]
 // is quoted and C-escaped, so a client-chosen plan id cannot forge a line. Tokens never
@@ -46,8 +46,7 @@ struct AuditRecord {
 
 std::string FormatAuditLine(const AuditRecord& record);
 
-class AuditInterceptorFactory final
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class AuditInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   // `policy` names the callers' tokens; null when the agent has no token file.
   AuditInterceptorFactory(std::shared_ptr<const AccessPolicy> policy, AuditLog log);

@@ -45,8 +45,9 @@ TEST(AuditLogTest, ManyPlansStayOneReadableLine) {
   AuditRecord record;
   record.method = "/memload.v1.Agent/RenewLeases";
   for (int i = 0; i < 20; ++i) record.plan_ids.push_back("p" + std::to_string(i));
-  EXPECT_THAT(FormatAuditLine(record),
-              ::testing::HasSubstr("plan=p0,p1,p2,p3,p4,p5,p6,p7,p8,p9,p10,p11,p12,p13,p14,p15,(+4) "));
+  EXPECT_THAT(
+      FormatAuditLine(record),
+      ::testing::HasSubstr("plan=p0,p1,p2,p3,p4,p5,p6,p7,p8,p9,p10,p11,p12,p13,p14,p15,(+4) "));
 }
 
 }  // namespace

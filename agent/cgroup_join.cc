@@ -52,8 +52,8 @@ absl::Status JoinCgroup(int pid, const std::string& cgroup_dir, const std::strin
   }
   MEMLOAD_ASSIGN_OR_RETURN(const std::string now, MemoryCgroupOfProcess(proc_root, pid));
   if (!SameDirectory(now, cgroup_dir)) {
-    return absl::FailedPreconditionError(absl::StrCat("process ", pid, " was written to ", procs,
-                                                      " but is in memory cgroup ", now));
+    return absl::FailedPreconditionError(
+        absl::StrCat("process ", pid, " was written to ", procs, " but is in memory cgroup ", now));
   }
   return absl::OkStatus();
 }

@@ -20,8 +20,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "core/node_readers.h"
 #include "core/base/status_macros.h"
+#include "core/node_readers.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -94,8 +94,8 @@ struct RuntimeInfo {
 RuntimeInfo ReadRuntimeInfo(const std::vector<std::string>& state_dirs, const std::string& id) {
   RuntimeInfo info;
   for (const std::string& dir : state_dirs) {
-    for (const std::string& path :
-         {Join(Join(dir, id), "config.json"), Join(Join(Join(dir, id), "userdata"), "config.json")}) {
+    for (const std::string& path : {Join(Join(dir, id), "config.json"),
+                                    Join(Join(Join(dir, id), "userdata"), "config.json")}) {
       absl::StatusOr<std::string> contents = ReadFileToString(path);
       if (!contents.ok() || contents->size() > kMaxConfigBytes) continue;
       google::protobuf::Struct config;
@@ -109,8 +109,7 @@ RuntimeInfo ReadRuntimeInfo(const std::vector<std::string>& state_dirs, const st
       const auto& fields = annotations->second.struct_value().fields();
       auto text = [&fields](const char* key) -> std::string {
         auto it = fields.find(key);
-        return it != fields.end() && it->second.has_string_value() ? it->second.string_value()
-                                                                   : "";
+        return it != fields.end() && it->second.has_string_value() ? it->second.string_value() : "";
       };
       // containerd's CRI plugin, then CRI-O.
       std::string type = text("io.kubernetes.cri.container-type");
@@ -131,7 +130,8 @@ RuntimeInfo ReadRuntimeInfo(const std::vector<std::string>& state_dirs, const st
 // Whether a process of the leaf is the pause binary (a sandbox, when no annotations say).
 bool HasPauseProcess(const std::string& proc_root, const std::vector<int>& pids) {
   for (int pid : pids) {
-    absl::StatusOr<std::string> comm = ReadFileToString(Join(proc_root, absl::StrCat(pid, "/comm")));
+    absl::StatusOr<std::string> comm =
+        ReadFileToString(Join(proc_root, absl::StrCat(pid, "/comm")));
     if (comm.ok() && absl::StripAsciiWhitespace(*comm) == "pause") return true;
   }
   return false;
@@ -140,9 +140,8 @@ bool HasPauseProcess(const std::string& proc_root, const std::vector<int>& pids)
 absl::StatusOr<int> CgroupVersionOf(const std::string& dir) {
   absl::StatusOr<CgroupMemory> memory = ReadCgroupMemory(dir);
   if (!memory.ok()) {
-    return absl::NotFoundError(absl::StrCat("cgroup \"", dir,
-                                            "\" is not a readable memory cgroup: ",
-                                            memory.status().message()));
+    return absl::NotFoundError(absl::StrCat(
+        "cgroup \"", dir, "\" is not a readable memory cgroup: ", memory.status().message()));
   }
   return memory->version;
 }
@@ -182,21 +181,21 @@ absl::Status ValidatePlacement(const v1::Placement& placement) {
     case v1::Placement::kPod: {
       const v1::PodTarget& pod = placement.pod();
       if (pod.pod_uid().empty() || pod.pod_uid().size() > kMaxIdLength) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "placement.pod.pod_uid must be 1-", kMaxIdLength, " characters, got ",
-            pod.pod_uid().size()));
+        return absl::InvalidArgumentError(absl::StrCat("placement.pod.pod_uid must be 1-",
+                                                       kMaxIdLength, " characters, got ",
+                                                       pod.pod_uid().size()));
       }
       for (char c : pod.pod_uid()) {
         if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "placement.pod.pod_uid \"", pod.pod_uid(), "\" may only hold letters, digits, '-'"));
+          return absl::InvalidArgumentError(absl::StrCat("placement.pod.pod_uid \"", pod.pod_uid(),
+                                                         "\" may only hold letters, digits, '-'"));
         }
       }
       const std::string id = StripContainerIdScheme(pod.container_id());
       if (!pod.container_id().empty() && (!IsHex(id) || id.size() > kMaxIdLength)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "placement.pod.container_id \"", pod.container_id(),
-            "\" must be [scheme://]<1-128 hex digits>"));
+        return absl::InvalidArgumentError(absl::StrCat("placement.pod.container_id \"",
+                                                       pod.container_id(),
+                                                       "\" must be [scheme://]<1-128 hex digits>"));
       }
       if (pod.container_name().size() > 253) {
         return absl::InvalidArgumentError("placement.pod.container_name is longer than 253");
@@ -255,8 +254,7 @@ std::vector<std::pair<std::string, std::string>> PodCgroupCandidates(absl::strin
 }
 
 absl::StatusOr<std::vector<int>> CgroupProcs(const std::string& dir) {
-  MEMLOAD_ASSIGN_OR_RETURN(const std::string contents,
-                           ReadFileToString(Join(dir, "cgroup.procs")));
+  MEMLOAD_ASSIGN_OR_RETURN(const std::string contents, ReadFileToString(Join(dir, "cgroup.procs")));
   std::vector<int> pids;
   for (absl::string_view line : absl::StrSplit(contents, '\n', absl::SkipWhitespace())) {
     int pid = 0;
@@ -317,22 +315,21 @@ CgroupTargetResolver::CgroupTargetResolver(CgroupTargetOptions options)
   const std::string mountinfo_path = Join(options_.proc_root, "self/mountinfo");
   absl::StatusOr<std::string> mountinfo = ReadFileToString(mountinfo_path);
   if (!mountinfo.ok()) {
-    root_error_ = absl::NotFoundError(absl::StrCat("no memory cgroup root: cannot read ",
-                                                   mountinfo_path));
+    root_error_ =
+        absl::NotFoundError(absl::StrCat("no memory cgroup root: cannot read ", mountinfo_path));
     return;
   }
   absl::StatusOr<std::string> root = FindMemoryCgroupPath("1:memory:/\n0::/\n", *mountinfo);
   if (!root.ok()) {
-    root_error_ = absl::NotFoundError(absl::StrCat(
-        "no memory cgroup root is mounted here (", root.status().message(),
-        "); mount the host's /sys/fs/cgroup into the agent"));
+    root_error_ = absl::NotFoundError(
+        absl::StrCat("no memory cgroup root is mounted here (", root.status().message(),
+                     "); mount the host's /sys/fs/cgroup into the agent"));
     return;
   }
   memory_root_ = *root;
 }
 
-absl::StatusOr<ResolvedTarget> CgroupTargetResolver::Resolve(
-    const v1::Placement& placement) const {
+absl::StatusOr<ResolvedTarget> CgroupTargetResolver::Resolve(const v1::Placement& placement) const {
   MEMLOAD_RETURN_IF_ERROR(ValidatePlacement(placement));
   switch (placement.target_case()) {
     case v1::Placement::kCgroupPath:
@@ -353,8 +350,8 @@ absl::StatusOr<ResolvedTarget> CgroupTargetResolver::ResolvePath(const std::stri
   const std::string real = RealPath(dir);
   const std::string real_root = RealPath(memory_root_);
   if (real.empty() || !IsDirectory(real)) {
-    return absl::NotFoundError(absl::StrCat("placement.cgroup_path \"", path,
-                                            "\": no cgroup directory \"", dir, "\""));
+    return absl::NotFoundError(
+        absl::StrCat("placement.cgroup_path \"", path, "\": no cgroup directory \"", dir, "\""));
   }
   if (real_root.empty() || !IsUnder(real, real_root)) {
     return absl::NotFoundError(absl::StrCat("placement.cgroup_path \"", path, "\" resolves to \"",
@@ -373,7 +370,8 @@ absl::StatusOr<ResolvedTarget> CgroupTargetResolver::ResolvePid(int pid) const {
   MEMLOAD_ASSIGN_OR_RETURN(const std::string dir, MemoryCgroupOfProcess(options_.proc_root, pid));
   if (!IsDirectory(dir)) {
     return absl::NotFoundError(
-        absl::StrCat("process ", pid, " is in memory cgroup \"", dir, "\", which is not visible "
+        absl::StrCat("process ", pid, " is in memory cgroup \"", dir,
+                     "\", which is not visible "
                      "here (mount the host's /sys/fs/cgroup into the agent)"));
   }
   ResolvedTarget target;
@@ -427,8 +425,9 @@ absl::StatusOr<ResolvedTarget> CgroupTargetResolver::ResolvePod(const v1::PodTar
     container.leaf = *leaf;
     container.runtime = ReadRuntimeInfo(options_.runtime_state_dirs, leaf->id);
     container.pids = CgroupProcs(container.dir).value_or(std::vector<int>());
-    container.sandbox = container.runtime.found ? container.runtime.sandbox
-                                                : HasPauseProcess(options_.proc_root, container.pids);
+    container.sandbox = container.runtime.found
+                            ? container.runtime.sandbox
+                            : HasPauseProcess(options_.proc_root, container.pids);
     containers.push_back(std::move(container));
   }
   auto describe = [](const Container& c) {
@@ -478,16 +477,16 @@ absl::StatusOr<ResolvedTarget> CgroupTargetResolver::ResolvePod(const v1::PodTar
                                               pod_dir, "; containers there: ", list()));
     }
     if (apps.size() > 1) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "pod ", uid, " has ", apps.size(),
-          " app containers; name one (container_name or container_id): ", list()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("pod ", uid, " has ", apps.size(),
+                       " app containers; name one (container_name or container_id): ", list()));
     }
     chosen = apps[0];
   }
   if (chosen->sandbox) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "pod ", uid, ": container ", chosen->leaf.id, " is the pod's sandbox (pause), never a "
-        "target"));
+    return absl::FailedPreconditionError(absl::StrCat("pod ", uid, ": container ", chosen->leaf.id,
+                                                      " is the pod's sandbox (pause), never a "
+                                                      "target"));
   }
   // Never a fallback: the leaf must lie under kubepods and name the pod.
   const std::string real = RealPath(chosen->dir);

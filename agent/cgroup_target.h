@@ -66,13 +66,13 @@ struct CgroupTargetOptions {
 
 // Where a placement resolved to.
 struct ResolvedTarget {
-  std::string dir;       // The leaf cgroup directory (absolute, as the agent sees it).
-  int version = 0;       // 1 or 2.
+  std::string dir;  // The leaf cgroup directory (absolute, as the agent sees it).
+  int version = 0;  // 1 or 2.
   // Pod placements: the container found and how.
   std::string container_id;
   std::string container_name;  // When the runtime's annotations gave it.
   std::string pod_uid;
-  std::string layout;    // e.g. "systemd/burstable/containerd", for messages.
+  std::string layout;  // e.g. "systemd/burstable/containerd", for messages.
   // Pids in the leaf when it was resolved (the container's processes).
   std::vector<int> pids;
 };

@@ -33,10 +33,8 @@ MATCHER_P(IsOkAndHoldsPath, path, absl::StrCat("is OK and holds \"", path, "\"")
 
 constexpr char kUid[] = "5b7a3c1e-0d2f-4a6b-9c8d-7e6f5a4b3c2d";
 constexpr char kAppId[] = "aaaa1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888";
-constexpr char kSandboxId[] =
-    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-constexpr char kSidecarId[] =
-    "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+constexpr char kSandboxId[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+constexpr char kSidecarId[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
 std::string TestDir() { return memload::testing::FreshTestDir(); }
 
@@ -96,8 +94,7 @@ std::string LeafName(Driver driver, Runtime runtime, const std::string& id) {
 }
 
 // Every driver × QoS × runtime × cgroup version.
-class PodLayoutTest
-    : public ::testing::TestWithParam<std::tuple<Driver, Qos, Runtime, int>> {
+class PodLayoutTest : public ::testing::TestWithParam<std::tuple<Driver, Qos, Runtime, int>> {
  protected:
   void SetUp() override {
     std::tie(driver_, qos_, runtime_, version_) = GetParam();
@@ -122,8 +119,7 @@ class PodLayoutTest
     MakeProcess(proc_, 4100, "pause");
     if (runtime_ == Runtime::kCrio && driver_ == Driver::kSystemd) {
       // conmon's scope, with a process, must never count as a container.
-      MakeCgroup(pod_dir_ + "/crio-conmon-" + std::string(kAppId) + ".scope", version_,
-                 "4000\n");
+      MakeCgroup(pod_dir_ + "/crio-conmon-" + std::string(kAppId) + ".scope", version_, "4000\n");
       MakeProcess(proc_, 4000, "conmon");
     }
   }
@@ -141,15 +137,15 @@ class PodLayoutTest
     auto config = [&](const std::string& id, bool sandbox, const std::string& name) {
       std::string annotations;
       if (runtime_ == Runtime::kCrio) {
-        annotations = absl::StrCat(R"("io.kubernetes.cri-o.ContainerType": ")",
-                                   sandbox ? "sandbox" : "container", R"(")",
-                                   sandbox ? "" : R"(, "io.kubernetes.container.name": ")" + name + "\"");
+        annotations = absl::StrCat(
+            R"("io.kubernetes.cri-o.ContainerType": ")", sandbox ? "sandbox" : "container", R"(")",
+            sandbox ? "" : R"(, "io.kubernetes.container.name": ")" + name + "\"");
         WriteFile(absl::StrCat(state_, "/", id, "/userdata/config.json"),
                   absl::StrCat(R"({"ociVersion": "1.0.2", "annotations": {)", annotations, "}}"));
       } else {
-        annotations = absl::StrCat(R"("io.kubernetes.cri.container-type": ")",
-                                   sandbox ? "sandbox" : "container", R"(")",
-                                   sandbox ? "" : R"(, "io.kubernetes.cri.container-name": ")" + name + "\"");
+        annotations = absl::StrCat(
+            R"("io.kubernetes.cri.container-type": ")", sandbox ? "sandbox" : "container", R"(")",
+            sandbox ? "" : R"(, "io.kubernetes.cri.container-name": ")" + name + "\"");
         WriteFile(absl::StrCat(state_, "/", id, "/config.json"),
                   absl::StrCat(R"({"ociVersion": "1.0.2", "process": {"args": ["x"]}, )",
                                R"("annotations": {)", annotations, "}}"));
@@ -270,12 +266,11 @@ TEST(PodResolveTest, UnknownPodIsNotFoundNamingEverySearchedPlace) {
   options.kubelet_roots = {"/", "/kubelet"};
   v1::Placement placement;
   placement.mutable_pod()->set_pod_uid("1111-2222");
-  EXPECT_THAT(
-      CgroupTargetResolver(options).Resolve(placement),
-      StatusIs(absl::StatusCode::kNotFound,
-               AllOf(HasSubstr("kubepods/burstable/pod1111-2222"),
-                     HasSubstr("kubepods-besteffort-pod1111_2222.slice"),
-                     HasSubstr("/kubelet/kubepods/pod1111-2222"))));
+  EXPECT_THAT(CgroupTargetResolver(options).Resolve(placement),
+              StatusIs(absl::StatusCode::kNotFound,
+                       AllOf(HasSubstr("kubepods/burstable/pod1111-2222"),
+                             HasSubstr("kubepods-besteffort-pod1111_2222.slice"),
+                             HasSubstr("/kubelet/kubepods/pod1111-2222"))));
 }
 
 TEST(PodResolveTest, KubeletCgroupRootIsSearched) {
@@ -313,19 +308,25 @@ TEST(PodResolveTest, LeafLinkedOutsideKubepodsIsRefused) {
 TEST(ValidatePlacementTest, RejectsMalformed) {
   v1::Placement placement;
   placement.set_cgroup_path("/a/../b");
-  EXPECT_THAT(ValidatePlacement(placement), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(ValidatePlacement(placement),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   placement.set_cgroup_path("");
-  EXPECT_THAT(ValidatePlacement(placement), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(ValidatePlacement(placement),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   placement.set_pid(-3);
-  EXPECT_THAT(ValidatePlacement(placement), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(ValidatePlacement(placement),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   placement.mutable_pod()->set_pod_uid("../../etc");
-  EXPECT_THAT(ValidatePlacement(placement), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(ValidatePlacement(placement),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   placement.mutable_pod()->set_pod_uid("abc");
   placement.mutable_pod()->set_container_id("docker://xyz");
-  EXPECT_THAT(ValidatePlacement(placement), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(ValidatePlacement(placement),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   placement.mutable_pod()->set_container_id("docker://abc123");
   EXPECT_THAT(ValidatePlacement(placement), IsOk());
-  EXPECT_THAT(ValidatePlacement(v1::Placement()), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(ValidatePlacement(v1::Placement()),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
 }
 
 TEST(ParseContainerLeafNameTest, Runtimes) {
@@ -374,8 +375,7 @@ ProcFixture MakeProcFixture(const std::string& cgroup_file, const std::string& m
   f.proc = f.root + "/proc";
   f.mount = f.root + "/sys/fs/cgroup";
   WriteFile(f.proc + "/99/cgroup", cgroup_file);
-  WriteFile(f.proc + "/self/mountinfo",
-            absl::StrReplaceAll(mountinfo_line, {{"MOUNT", f.mount}}));
+  WriteFile(f.proc + "/self/mountinfo", absl::StrReplaceAll(mountinfo_line, {{"MOUNT", f.mount}}));
   return f;
 }
 
@@ -389,9 +389,9 @@ TEST(MemoryCgroupOfProcessTest, V1) {
 }
 
 TEST(MemoryCgroupOfProcessTest, V2) {
-  ProcFixture f = MakeProcFixture(
-      "0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope\n",
-      "30 22 0:27 / MOUNT rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n");
+  ProcFixture f =
+      MakeProcFixture("0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope\n",
+                      "30 22 0:27 / MOUNT rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n");
   EXPECT_THAT(MemoryCgroupOfProcess(f.proc, 99),
               IsOkAndHoldsPath(f.mount + "/kubepods.slice/kubepods-pod1.slice/"
                                          "cri-containerd-abc.scope"));
@@ -399,16 +399,15 @@ TEST(MemoryCgroupOfProcessTest, V2) {
 
 TEST(MemoryCgroupOfProcessTest, InsideACgroupNamespaceOwnSubtreeResolves) {
   // An agent in its own cgroup namespace sees its subtree as "/"; the mount's root is "/".
-  ProcFixture f = MakeProcFixture("0::/child\n",
-                                  "30 22 0:27 / MOUNT rw - cgroup2 cgroup2 rw\n");
+  ProcFixture f = MakeProcFixture("0::/child\n", "30 22 0:27 / MOUNT rw - cgroup2 cgroup2 rw\n");
   EXPECT_THAT(MemoryCgroupOfProcess(f.proc, 99), IsOkAndHoldsPath(f.mount + "/child"));
 }
 
 TEST(MemoryCgroupOfProcessTest, OutsideTheCgroupNamespaceIsNotFound) {
   // A pod's process seen from an agent in a private cgroup namespace.
-  ProcFixture f = MakeProcFixture(
-      "0::/../../kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope\n",
-      "30 22 0:27 / MOUNT rw - cgroup2 cgroup2 rw\n");
+  ProcFixture f =
+      MakeProcFixture("0::/../../kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope\n",
+                      "30 22 0:27 / MOUNT rw - cgroup2 cgroup2 rw\n");
   EXPECT_THAT(MemoryCgroupOfProcess(f.proc, 99),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("host's cgroup namespace")));
   ProcFixture v1 = MakeProcFixture("4:memory:/../kubepods/podX/abc\n",
@@ -431,8 +430,8 @@ TEST(MemoryCgroupOfProcessTest, MissingProcessIsNotFound) {
 }
 
 TEST(PidPlacementTest, ResolvesTheProcessCgroup) {
-  ProcFixture f = MakeProcFixture("4:memory:/app\n",
-                                  "34 30 0:31 / MOUNT rw - cgroup cgroup rw,memory\n");
+  ProcFixture f =
+      MakeProcFixture("4:memory:/app\n", "34 30 0:31 / MOUNT rw - cgroup cgroup rw,memory\n");
   MakeCgroup(f.mount + "/app", 1, "99\n");
   CgroupTargetOptions options;
   options.memory_root = f.mount;

@@ -60,13 +60,12 @@ absl::StatusOr<int> MetricsServer::CheckAddress(const std::string& listen_addres
   int port = -1;
   if (colon == std::string::npos || colon == 0 ||
       !absl::SimpleAtoi(listen_address.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics address \"", listen_address, "\": want HOST:PORT (port 0 picks a free one)"));
+    return absl::InvalidArgumentError(absl::StrCat("metrics address \"", listen_address,
+                                                   "\": want HOST:PORT (port 0 picks a free one)"));
   }
   // Debian's civetweb 1.15 is built without IPv6 (mg_check_feature(8) is 0): say so,
   // rather than civetweb's "problem binding to port".
-  if (listen_address.substr(0, colon).find(':') != std::string::npos &&
-      mg_check_feature(8) == 0) {
+  if (listen_address.substr(0, colon).find(':') != std::string::npos && mg_check_feature(8) == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metrics address \"", listen_address,
         "\": this civetweb has no IPv6 support; use an IPv4 address, e.g. 0.0.0.0:", port));
@@ -84,10 +83,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   server->host_ = std::string(absl::StripSuffix(absl::StripPrefix(host, "["), "]"));
   server->handler_ = std::make_unique<MetricsHandler>(std::move(render));
   const std::vector<std::string> options = {
-      "listening_ports", listen_address,
-      "num_threads", "4",
-      "enable_keep_alive", "no",
-      "request_timeout_ms", "10000",
+      "listening_ports",   listen_address, "num_threads",        "4",
+      "enable_keep_alive", "no",           "request_timeout_ms", "10000",
   };
   try {
     server->server_ = std::make_unique<CivetServer>(options);
@@ -128,10 +125,9 @@ void MetricsServer::Shutdown() {
   // close() sets the stop flag, then waits for the accept loop, which sleeps in poll() for
   // up to 2 s: a connection after the flag is set wakes it. Poke until close() is done.
   MutexLock closed_lock(&closing.mutex);
-  while (!closing.cv.wait_for(closed_lock.native(), std::chrono::milliseconds(5),
-                              [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(closing.mutex) {
-                                return closing.closed;
-                              })) {
+  while (!closing.cv.wait_for(
+      closed_lock.native(), std::chrono::milliseconds(5),
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(closing.mutex) { return closing.closed; })) {
     closed_lock.Unlock();
     Poke(host_, port_);
     closed_lock.Lock();

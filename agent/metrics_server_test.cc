@@ -25,9 +25,9 @@ namespace {
 
 using ::memload::testing::HttpGet;
 using ::memload::testing::HttpResponse;
+using ::memload::testing::kMiB;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-using ::memload::testing::kMiB;
 
 // The value of the sample line that starts with `series` ("name{labels}"), if any.
 std::optional<double> Sample(const std::string& text, const std::string& series) {
@@ -84,7 +84,8 @@ TEST(MetricsServerTest, RefusesBadAddresses) {
     EXPECT_THAT(MetricsServer::Start("[::]:0", render),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("0.0.0.0:0")));
   }
-  absl::StatusOr<std::unique_ptr<MetricsServer>> first = MetricsServer::Start("127.0.0.1:0", render);
+  absl::StatusOr<std::unique_ptr<MetricsServer>> first =
+      MetricsServer::Start("127.0.0.1:0", render);
   ASSERT_THAT(first, IsOk());
   EXPECT_THAT(MetricsServer::Start((*first)->address(), render),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr((*first)->address())));
@@ -170,14 +171,17 @@ TEST_F(AgentMetricsEndpointTest, ShowsNodePlansAndRpcs) {
   EXPECT_GE(Sample(text, "memload_plan_resident_bytes" + plan).value_or(0), 8 * kMiB);
   EXPECT_EQ(Sample(text, "memload_plan_allocations_total" + plan), 8);
   EXPECT_EQ(Sample(text, "memload_plans_started_total" + node), 1);
-  EXPECT_EQ(Sample(text, "memload_rpcs_total{node=\"metrics-node\",method=\"memload.v1.Agent/"
-                         "GetUsage\",code=\"OK\"}"),
+  EXPECT_EQ(Sample(text,
+                   "memload_rpcs_total{node=\"metrics-node\",method=\"memload.v1.Agent/"
+                   "GetUsage\",code=\"OK\"}"),
             1);
-  EXPECT_EQ(Sample(text, "memload_rpcs_total{node=\"metrics-node\",method=\"memload.v1.Agent/"
-                         "StopPlan\",code=\"NOT_FOUND\"}"),
+  EXPECT_EQ(Sample(text,
+                   "memload_rpcs_total{node=\"metrics-node\",method=\"memload.v1.Agent/"
+                   "StopPlan\",code=\"NOT_FOUND\"}"),
             1);
-  EXPECT_EQ(Sample(text, "memload_rpcs_total{node=\"metrics-node\",method=\"memload.v1.Agent/"
-                         "StartPlan\",code=\"OK\"}"),
+  EXPECT_EQ(Sample(text,
+                   "memload_rpcs_total{node=\"metrics-node\",method=\"memload.v1.Agent/"
+                   "StartPlan\",code=\"OK\"}"),
             1);
 
   // Shutting the agent down stops plans and the metrics endpoint, well within 2 s.

@@ -79,8 +79,8 @@ absl::StatusOr<UtilizationSpec> ToUtilizationSpec(const v1::UtilizationPlan& pla
   UtilizationSpec spec;
   spec.target_percent = plan.target_percent();
   if (plan.has_duration()) spec.duration = FromProtoDuration(plan.duration());
-  spec.interval = plan.has_interval() ? FromProtoDuration(plan.interval())
-                                      : kDefaultUtilizationInterval;
+  spec.interval =
+      plan.has_interval() ? FromProtoDuration(plan.interval()) : kDefaultUtilizationInterval;
   spec.set.block_size = plan.block_size() == 0 ? kDefaultBlockSize : plan.block_size();
   spec.set.touch = FromProto(plan.touch());
   spec.set.backing = FromProto(plan.backing());

@@ -137,8 +137,7 @@ TEST(ToRetainedPlanSpecTest, NegativeDurations) {
 TEST(ToRetainedPlanSpecTest, MalformedDurations) {
   v1::RetainedPlan plan = OnePhase(1 << 20);
   plan.mutable_phases(0)->mutable_hold()->set_seconds(std::numeric_limits<int64_t>::max());
-  ExpectInvalid(ToRetainedPlanSpec(plan).status(),
-                "retained.phases[0].hold: not a valid duration");
+  ExpectInvalid(ToRetainedPlanSpec(plan).status(), "retained.phases[0].hold: not a valid duration");
 
   plan = OnePhase(1 << 20);
   plan.mutable_phases(0)->mutable_ramp_duration()->set_seconds(1);
@@ -148,8 +147,7 @@ TEST(ToRetainedPlanSpecTest, MalformedDurations) {
 
   plan = OnePhase(1 << 20);
   plan.mutable_phases(0)->mutable_hold()->set_nanos(1000000000);
-  ExpectInvalid(ToRetainedPlanSpec(plan).status(),
-                "retained.phases[0].hold: not a valid duration");
+  ExpectInvalid(ToRetainedPlanSpec(plan).status(), "retained.phases[0].hold: not a valid duration");
 }
 
 TEST(ToRetainedPlanSpecTest, HoldAndHoldForever) {

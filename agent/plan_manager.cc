@@ -9,10 +9,10 @@
 #include "absl/strings/str_cat.h"
 #include "agent/admission.h"
 #include "agent/plan_convert.h"
+#include "core/base/status_macros.h"
 #include "core/block_cost.h"
 #include "core/node_readers.h"
 #include "core/size.h"
-#include "core/base/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "proto/plan_rules.h"
 #include "proto/proto_time.h"
@@ -124,8 +124,7 @@ absl::Status CheckPlanManagerOptions(const PlanManagerOptions& options) {
   if (options.max_lease <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the maximum lease must be positive");
   }
-  if (options.default_lease <= absl::ZeroDuration() ||
-      options.default_lease > options.max_lease) {
+  if (options.default_lease <= absl::ZeroDuration() || options.default_lease > options.max_lease) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--default-lease=", absl::FormatDuration(options.default_lease), " must be in (0, ",
         absl::FormatDuration(options.max_lease), "] (the longest lease a plan may have)"));
@@ -135,7 +134,8 @@ absl::Status CheckPlanManagerOptions(const PlanManagerOptions& options) {
                                                    ", got ", options.max_running_plans));
   }
   if (options.tick <= absl::ZeroDuration() || options.stop_timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("the tick must be positive and the stop timeout not negative");
+    return absl::InvalidArgumentError(
+        "the tick must be positive and the stop timeout not negative");
   }
   return absl::OkStatus();
 }
@@ -205,8 +205,8 @@ uint64_t PlanManager::TargetHeadroom(const NodeMemory& view) const {
   // The node's reserve still holds; a limited target keeps its own reserve too.
   uint64_t headroom = Sub(view.meminfo.available_bytes, options_.reserve_bytes);
   if (std::optional<uint64_t> limit = view.CgroupLimit()) {
-    headroom = std::min(headroom, Sub(Sub(*limit, view.cgroup->usage_bytes),
-                                      options_.target_reserve_bytes));
+    headroom = std::min(headroom,
+                        Sub(Sub(*limit, view.cgroup->usage_bytes), options_.target_reserve_bytes));
   }
   return headroom;
 }
@@ -286,9 +286,9 @@ void PlanManager::DoStart(v1::PlanSpec spec, StartCallback done) {
     }
     absl::StatusOr<CgroupMemory> memory = ReadCgroupMemory(resolved->dir);
     if (!memory.ok()) {
-      done(absl::NotFoundError(absl::StrCat("placement resolved to ", resolved->dir,
-                                            ", which cannot be read: ",
-                                            memory.status().message())));
+      done(
+          absl::NotFoundError(absl::StrCat("placement resolved to ", resolved->dir,
+                                           ", which cannot be read: ", memory.status().message())));
       return;
     }
     node = TargetView(*node, *memory);
@@ -380,8 +380,8 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
   size_t running = 0;
   for (const auto& [id, record] : plans_) running += record->ended ? 0 : 1;
   if (running >= options_.max_running_plans) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the agent already runs ", running, " plans, its maximum; stop one first"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the agent already runs ", running, " plans, its maximum; stop one first"));
   }
 
   auto record = std::make_unique<Record>();
@@ -396,9 +396,9 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
     const google::protobuf::Duration& lease = spec.lease();
     if (lease.seconds() < 0 || lease.nanos() < 0 || lease.nanos() >= 1000000000 ||
         absl::Seconds(lease.seconds()) > options_.max_lease) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "lease must be in (0, ", absl::FormatDuration(options_.max_lease), "], got ",
-          lease.seconds(), "s ", lease.nanos(), "ns"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("lease must be in (0, ", absl::FormatDuration(options_.max_lease), "], got ",
+                       lease.seconds(), "s ", lease.nanos(), "ns"));
     }
   }
   record->lease = spec.has_lease() ? FromProtoDuration(spec.lease()) : options_.default_lease;
@@ -417,8 +417,7 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
   // still obeys --max-memory). A utilization plan is checked against the reserve below.
   // A placed plan is measured against its target's room (TargetHeadroom, which keeps the
   // node's --reserve too): the available memory admission sees is that room.
-  request.check_reserve =
-      spec.kind_case() != v1::PlanSpec::kUtilization && !spec.expect_oom();
+  request.check_reserve = spec.kind_case() != v1::PlanSpec::kUtilization && !spec.expect_oom();
   AdmissionLimits admit_limits = limits;
   if (target.has_value()) {
     request.available = TargetHeadroom(node);
@@ -434,8 +433,8 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
     }
     const std::optional<uint64_t> limit = node.CgroupLimit();
     return absl::ResourceExhaustedError(absl::StrCat(
-        "plan \"", spec.plan_id(), "\" needs ", FormatSize(cost), " but its target ",
-        target->dir, " has room for ", FormatSize(TargetHeadroom(node)),
+        "plan \"", spec.plan_id(), "\" needs ", FormatSize(cost), " but its target ", target->dir,
+        " has room for ", FormatSize(TargetHeadroom(node)),
         limit ? absl::StrCat(": limit ", FormatSize(*limit), ", usage ",
                              FormatSize(node.cgroup->usage_bytes), ", target reserve ",
                              FormatSize(options_.target_reserve_bytes))
@@ -492,16 +491,14 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
       worker_spec.set_reference(reference);
       const bool cgroup = reference == v1::UtilizationPlan::REFERENCE_CGROUP;
       const uint64_t capacity = cgroup ? *node.CgroupLimit() : node.meminfo.total_bytes;
-      const uint64_t used = cgroup ? node.cgroup->usage_bytes
-                                   : node.meminfo.total_bytes -
-                                         std::min(node.meminfo.total_bytes,
-                                                  node.meminfo.available_bytes);
-      MEMLOAD_ASSIGN_OR_RETURN(UtilizationSpec core_spec,
-                               ToUtilizationSpec(utilization, nullptr));
+      const uint64_t used = cgroup
+                                ? node.cgroup->usage_bytes
+                                : node.meminfo.total_bytes - std::min(node.meminfo.total_bytes,
+                                                                      node.meminfo.available_bytes);
+      MEMLOAD_ASSIGN_OR_RETURN(UtilizationSpec core_spec, ToUtilizationSpec(utilization, nullptr));
       record->backing = core_spec.set.backing;
       record->block_size = core_spec.set.block_size;
-      MEMLOAD_ASSIGN_OR_RETURN(uint64_t wanted,
-                               PercentOf(utilization.target_percent(), capacity));
+      MEMLOAD_ASSIGN_OR_RETURN(uint64_t wanted, PercentOf(utilization.target_percent(), capacity));
       record->first_target = wanted;
       // A placed plan measuring its target keeps the target's reserve below the target's
       // limit (the node's --reserve is for the node's memory, see TargetHeadroom).
@@ -593,9 +590,9 @@ absl::StatusOr<v1::PlanStatus> PlanManager::Resize(const std::string& plan_id,
   if (!target_dir.empty()) {
     absl::StatusOr<CgroupMemory> memory = ReadCgroupMemory(target_dir);
     if (!memory.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat("plan \"", plan_id, "\": its target ",
-                                                        target_dir, " cannot be read: ",
-                                                        memory.status().message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("plan \"", plan_id, "\": its target ", target_dir,
+                       " cannot be read: ", memory.status().message()));
     }
     node = TargetView(*node, *memory);
   }
@@ -613,16 +610,15 @@ absl::StatusOr<v1::PlanStatus> PlanManager::Resize(const std::string& plan_id,
           "plan \"", plan_id, "\" has ended or is stopping; its target can no longer change"));
     }
     if (!IsRetainedOrUtilization(record.spec)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "plan \"", plan_id, "\" is a streaming plan: it has no target to resize"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("plan \"", plan_id, "\" is a streaming plan: it has no target to resize"));
     }
     MEMLOAD_ASSIGN_OR_RETURN(uint64_t bytes, Resolve(target, *node, "target"));
     const uint64_t payload = record.worker->Counters().payload_bytes;
     uint64_t new_payload = bytes;  // Retained: the target is the plan's own payload.
     if (record.spec.kind_case() == v1::PlanSpec::kUtilization) {
       // For a utilization plan the target is the node's (or cgroup's) used bytes.
-      const bool cgroup =
-          record.worker_spec.reference() == v1::UtilizationPlan::REFERENCE_CGROUP;
+      const bool cgroup = record.worker_spec.reference() == v1::UtilizationPlan::REFERENCE_CGROUP;
       const uint64_t used =
           cgroup && node->cgroup.has_value()
               ? node->cgroup->usage_bytes
@@ -676,8 +672,8 @@ v1::RenewLeasesResponse PlanManager::Renew(const v1::RenewLeasesRequest& request
     Record& record = *it->second;
     absl::Duration lease = record.lease;
     if (request.has_lease()) {
-      lease = std::clamp(FromProtoDuration(request.lease()), absl::Milliseconds(1),
-                         options_.max_lease);
+      lease =
+          std::clamp(FromProtoDuration(request.lease()), absl::Milliseconds(1), options_.max_lease);
     }
     record.lease_expires = now + lease;
     response.add_renewed(id);
@@ -772,7 +768,9 @@ void PlanManager::ThreadMain() {
       continue;  // Re-evaluate: the tick may have ended plans.
     }
     if (stopping) next_tick = std::min(next_tick, now + kStopPollTick);
-    clock_->WaitUntil(wake_, lock.native(), next_tick, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return !tasks_.empty() || poke_; });
+    clock_->WaitUntil(wake_, lock.native(), next_tick, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+      return !tasks_.empty() || poke_;
+    });
   }
 }
 
@@ -781,7 +779,7 @@ struct PlanManager::Sample {
   Record* record = nullptr;  // Stable: only this thread ends or forgets records.
   std::shared_ptr<Worker> worker;
   bool send_stop = false;  // A stop asked for since the last tick: send it after the read.
-  bool kill = false;  // Its stop deadline passed: SIGKILL and reap.
+  bool kill = false;       // Its stop deadline passed: SIGKILL and reap.
   std::optional<WorkerExit> exit;
   PlanCountersSnapshot counters;
   WorkerExtras extras;
@@ -824,8 +822,8 @@ void PlanManager::Tick(absl::Time now) {
     // this is the last look at what it held (its peak).
     sample.resident = sample.worker->ResidentBytes();
     if (sample.send_stop) sample.worker->RequestStop();
-    sample.exit = sample.kill ? sample.worker->WaitExit(absl::ZeroDuration())
-                              : sample.worker->PollExit();
+    sample.exit =
+        sample.kill ? sample.worker->WaitExit(absl::ZeroDuration()) : sample.worker->PollExit();
     if (!sample.exit) {
       sample.counters = sample.worker->Counters();
       sample.extras = sample.worker->Extras();
@@ -890,10 +888,9 @@ void PlanManager::Tick(absl::Time now) {
             // blocks at their real cost.
             const uint64_t payload = record.counters.payload_bytes;
             uint64_t ceiling = SaturatingAdd(
-                payload,
-                PayloadWithin(record.backing, record.block_size,
-                              TargetHeadroom(TargetView(*node, *record.target_memory)),
-                              SystemPageSize()));
+                payload, PayloadWithin(record.backing, record.block_size,
+                                       TargetHeadroom(TargetView(*node, *record.target_memory)),
+                                       SystemPageSize()));
             if (ceiling >= record.max_payload &&
                 record.spec.kind_case() == v1::PlanSpec::kRetained) {
               ceiling = UINT64_MAX;
@@ -920,11 +917,9 @@ void PlanManager::Tick(absl::Time now) {
       const uint64_t share = headroom / growing.size();
       for (Record* record : growing) {
         const uint64_t payload = record->counters.payload_bytes;
-        uint64_t ceiling =
-            SaturatingAdd(payload, PayloadWithin(record->backing, record->block_size, share,
-                                                 SystemPageSize()));
-        if (ceiling >= record->max_payload &&
-            record->spec.kind_case() == v1::PlanSpec::kRetained) {
+        uint64_t ceiling = SaturatingAdd(
+            payload, PayloadWithin(record->backing, record->block_size, share, SystemPageSize()));
+        if (ceiling >= record->max_payload && record->spec.kind_case() == v1::PlanSpec::kRetained) {
           ceiling = UINT64_MAX;
         }
         if (ceiling != record->ceiling_sent) {
@@ -965,9 +960,9 @@ void PlanManager::FinishLocked(Record& record, const WorkerExit& exit, absl::Tim
       break;
     case WorkerExit::Kind::kKilledByAgent:
       record.final_state = v1::PLAN_STATE_STOPPED;
-      record.error = absl::StrCat("the worker did not exit within ",
-                                  absl::FormatDuration(options_.stop_timeout),
-                                  " of the stop and was killed");
+      record.error =
+          absl::StrCat("the worker did not exit within ",
+                       absl::FormatDuration(options_.stop_timeout), " of the stop and was killed");
       break;
     case WorkerExit::Kind::kOomKilled:
       record.final_state = v1::PLAN_STATE_OOM_KILLED;
@@ -1042,9 +1037,9 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record, LiveWorker* live_
     status.set_worker_pid(record.worker_pid);
     ToProtoTimestamp(record.lease_expires, status.mutable_lease_expires());
   }
-  status.set_target_bytes(resize_pending             ? *record.resized_target
-                         : counters.target_bytes != 0 ? counters.target_bytes
-                                                      : record.first_target);
+  status.set_target_bytes(resize_pending               ? *record.resized_target
+                          : counters.target_bytes != 0 ? counters.target_bytes
+                                                       : record.first_target);
   status.set_payload_bytes(record.ended ? 0 : counters.payload_bytes);
   status.set_resident_bytes(resident);
   status.set_bookkeeping_bytes(record.ended ? 0 : counters.bookkeeping_bytes);
@@ -1070,9 +1065,8 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record, LiveWorker* live_
     target->set_gone(record.target_gone);
     if (record.target_memory) {
       const CgroupMemory& memory = *record.target_memory;
-      const std::optional<uint64_t> limit = memory.hierarchical_limit_bytes
-                                                ? memory.hierarchical_limit_bytes
-                                                : memory.limit_bytes;
+      const std::optional<uint64_t> limit =
+          memory.hierarchical_limit_bytes ? memory.hierarchical_limit_bytes : memory.limit_bytes;
       target->set_limited(limit.has_value());
       target->set_limit_bytes(limit.value_or(0));
       target->set_usage_bytes(memory.usage_bytes);

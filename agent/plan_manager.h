@@ -38,9 +38,9 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -164,11 +164,13 @@ class PlanManager {
   void DoStart(v1::PlanSpec spec, StartCallback done) ABSL_LOCKS_EXCLUDED(mutex_);
   // Validates, resolves and admits `spec` into a record ready to launch (no worker yet).
   // `node` is the target's view for a placed plan (`target` set).
-  absl::StatusOr<std::unique_ptr<Record>> PrepareLocked(
-      const v1::PlanSpec& spec, const NodeMemory& node,
-      const std::optional<ResolvedTarget>& target, std::optional<StartResult>* existing)
+  absl::StatusOr<std::unique_ptr<Record>> PrepareLocked(const v1::PlanSpec& spec,
+                                                        const NodeMemory& node,
+                                                        const std::optional<ResolvedTarget>& target,
+                                                        std::optional<StartResult>* existing)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void FinishLocked(Record& record, const WorkerExit& exit, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void FinishLocked(Record& record, const WorkerExit& exit, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The status from what the records hold; `live` gets the worker whose resident bytes
   // the caller reads after unlocking (FillResident), empty for an ended plan.
   v1::PlanStatus StatusLocked(const Record& record, LiveWorker* live) const

@@ -9,8 +9,8 @@
 #include "agent/testing/fake_worker.h"
 #include "core/block_cost.h"
 #include "core/sync/mutex.h"
-#include "core/testing/status_matchers.h"
 #include "core/testing/simulated_clock.h"
+#include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/eventually.h"
@@ -20,11 +20,11 @@ namespace memload {
 namespace agent {
 namespace {
 
+using ::memload::testing::Eventually;
+using ::memload::testing::kGiB;
+using ::memload::testing::kMiB;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::memload::testing::Eventually;
-using ::memload::testing::kMiB;
-using ::memload::testing::kGiB;
 
 template <typename T>
 T Await(std::future<T>& future) {
@@ -108,8 +108,7 @@ TEST_F(PlanManagerTest, PercentagesUseTheCgroupLimitInsideAContainer) {
   v1::PlanSpec cgroup = Retained("of-cgroup", 0);
   cgroup.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_cgroup_limit(25);
   ASSERT_THAT(StartSync(manager, cgroup), IsOk());
-  EXPECT_EQ(launcher_.worker(1)->spec().plan().retained().phases(0).target().bytes(),
-            512 * kMiB);
+  EXPECT_EQ(launcher_.worker(1)->spec().plan().retained().phases(0).target().bytes(), 512 * kMiB);
 }
 
 TEST_F(PlanManagerTest, PercentOfCgroupWithoutALimitIsAFailedPrecondition) {
@@ -372,7 +371,8 @@ TEST_F(PlanManagerTest, ResizeChecksLimitsAndState) {
   target.set_percent_of_total(200);
   EXPECT_THAT(manager.Resize("r", target),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target")));
-  EXPECT_THAT(manager.Resize("missing", target), StatusIs(absl::StatusCode::kNotFound, HasSubstr("")));
+  EXPECT_THAT(manager.Resize("missing", target),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("")));
 
   v1::PlanSpec stream;
   stream.set_plan_id("stream");
@@ -412,21 +412,21 @@ TEST_F(PlanManagerTest, TinyBlocksAreAdmittedAtTheirRealCost) {
     spec.mutable_retained()->set_backing(backing);
     return spec;
   };
-  EXPECT_THAT(StartSync(manager, tiny("mmap", 60000, v1::BACKING_MMAP)),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr("plan \"mmap\" needs 243.75 MiB")));
+  EXPECT_THAT(
+      StartSync(manager, tiny("mmap", 60000, v1::BACKING_MMAP)),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("plan \"mmap\" needs 243.75 MiB")));
   EXPECT_THAT(StartSync(manager, tiny("shmem", 60000, v1::BACKING_SHMEM)),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--max-memory 64 MiB")));
-  EXPECT_THAT(StartSync(manager, tiny("malloc", 2 * kMiB, v1::BACKING_MALLOC)),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr("plan \"malloc\" needs 120")));
+  EXPECT_THAT(
+      StartSync(manager, tiny("malloc", 2 * kMiB, v1::BACKING_MALLOC)),
+      StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("plan \"malloc\" needs 120")));
   EXPECT_EQ(launcher_.launched(), 0u);
   // At their real cost they fit: 5,000 pages and 100,000 chunks.
   ASSERT_THAT(StartSync(manager, tiny("mmap-small", 5000, v1::BACKING_MMAP)), IsOk());
   ASSERT_THAT(StartSync(manager, tiny("malloc-small", 100000, v1::BACKING_MALLOC)), IsOk());
   // The two cost 5,000 × 4120 + 100,000 × 56 + 2 × (4 KiB + 8 MiB): a third finds the rest.
-  const uint64_t committed = *RetainedPlanCost(Backing::kMmap, 1, 5000) +
-                             *RetainedPlanCost(Backing::kMalloc, 1, 100000);
+  const uint64_t committed =
+      *RetainedPlanCost(Backing::kMmap, 1, 5000) + *RetainedPlanCost(Backing::kMalloc, 1, 100000);
   const uint64_t rest = 64 * kMiB - committed;
   EXPECT_THAT(StartSync(manager, Retained("rest", rest)),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("crosses --max-memory")));
@@ -448,8 +448,8 @@ TEST_F(PlanManagerTest, TinyBlocksAreAdmittedAtTheirRealCost) {
 // 16 EiB. Every size field of every plan kind, at its extremes.
 TEST_F(PlanManagerTest, ExtremeSizesAreRefusedNeverWrapped) {
   PlanManagerOptions options = Options();  // cap 8 GiB, reserve 1 GiB
-  const std::vector<uint64_t> extremes = {UINT64_MAX, UINT64_MAX - 1, 1ull << 63,
-                                          (1ull << 63) + 1, 1ull << 50, 40 * kGiB};
+  const std::vector<uint64_t> extremes = {UINT64_MAX,       UINT64_MAX - 1, 1ull << 63,
+                                          (1ull << 63) + 1, 1ull << 50,     40 * kGiB};
   for (bool capped : {true, false}) {
     options.max_memory_bytes = capped ? 8 * kGiB : 0;
     PlanManager manager(options, &probe_, &launcher_);
@@ -457,7 +457,8 @@ TEST_F(PlanManagerTest, ExtremeSizesAreRefusedNeverWrapped) {
       auto started = StartSync(manager, spec);
       EXPECT_TRUE(started.status().code() == absl::StatusCode::kResourceExhausted ||
                   started.status().code() == absl::StatusCode::kInvalidArgument)
-          << started.status() << "\n" << spec.DebugString();
+          << started.status() << "\n"
+          << spec.DebugString();
     };
     for (uint64_t bytes : extremes) {
       refused(Retained("target", bytes));
@@ -537,8 +538,7 @@ TEST_F(PlanManagerTest, ExtremeSizesAreRefusedNeverWrapped) {
     }
     v1::PlanSpec percent = Retained("percent", 0);
     for (double value : {1e308, -1e308, 1e-300, std::nan(""), 100.0000001}) {
-      percent.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(
-          value);
+      percent.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(value);
       auto started = StartSync(manager, percent);
       if (started.ok()) {
         ASSERT_THAT(StopSync(manager, "percent"), IsOk());
@@ -557,7 +557,8 @@ TEST_F(PlanManagerTest, WhatAClientCanMakeTheAgentStoreIsBounded) {
   EXPECT_THAT(StartSync(manager, big_label),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 256 bytes")));
   v1::PlanSpec many = Retained("labels", kMiB);
-  for (size_t i = 0; i <= plan_rules::kMaxLabels; ++i) (*many.mutable_labels())[absl::StrCat("k", i)] = "v";
+  for (size_t i = 0; i <= plan_rules::kMaxLabels; ++i)
+    (*many.mutable_labels())[absl::StrCat("k", i)] = "v";
   EXPECT_THAT(StartSync(manager, many),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 32 labels")));
   v1::PlanSpec long_key = Retained("labels", kMiB);
@@ -573,9 +574,10 @@ TEST_F(PlanManagerTest, WhatAClientCanMakeTheAgentStoreIsBounded) {
   v1::PlanSpec unknown = Retained("unknown", kMiB);
   // Unknown fields count too: 20,000 bytes of field 99 (length-delimited).
   std::string field = "\x9a\x06";  // Tag of field 99, wire type 2.
-  field += "\xa0\x9c\x01";          // Length 20,000 as a varint.
+  field += "\xa0\x9c\x01";         // Length 20,000 as a varint.
   field += std::string(20000, 'u');
-  unknown.GetReflection()->MutableUnknownFields(&unknown)->AddLengthDelimited(99, std::string(20000, 'u'));
+  unknown.GetReflection()->MutableUnknownFields(&unknown)->AddLengthDelimited(
+      99, std::string(20000, 'u'));
   EXPECT_THAT(StartSync(manager, unknown),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 16384")));
   EXPECT_THAT(StartSync(manager, Retained(std::string(129, 'p'), kMiB)),
@@ -586,7 +588,8 @@ TEST_F(PlanManagerTest, WhatAClientCanMakeTheAgentStoreIsBounded) {
   // within the ended budget, so ListPlans (everything) stays far below 4 MiB.
   v1::PlanSpec largest = Retained("x", kMiB);
   for (size_t i = 0; i < plan_rules::kMaxLabels; ++i) {
-    (*largest.mutable_labels())[absl::StrCat(std::string(plan_rules::kMaxLabelKeyBytes - 3, 'k'), i)] =
+    (*largest
+          .mutable_labels())[absl::StrCat(std::string(plan_rules::kMaxLabelKeyBytes - 3, 'k'), i)] =
         std::string(plan_rules::kMaxLabelValueBytes, 'v');
   }
   ASSERT_LE(largest.ByteSizeLong(), plan_rules::kMaxSpecBytes);
@@ -659,13 +662,15 @@ class BlockingLauncher final : public WorkerLauncher {
       MutexLock lock(&mutex_);
       entered_ = true;
       changed_.notify_all();
-      changed_.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return released_; });
+      changed_.wait(lock.native(),
+                    [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return released_; });
     }
     return inner_->Launch(spec);
   }
   bool AwaitEntered() {
     MutexLock lock(&mutex_);
-    return changed_.wait_for(lock.native(), std::chrono::seconds(10), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return entered_; });
+    return changed_.wait_for(lock.native(), std::chrono::seconds(10),
+                             [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return entered_; });
   }
   void Release() {
     MutexLock lock(&mutex_);

@@ -61,9 +61,9 @@ std::string FormatPrometheusText(const std::vector<MetricFamily>& families) {
   std::string out;
   for (const MetricFamily& family : families) {
     if (family.samples.empty()) continue;
-    absl::StrAppend(&out, "# HELP ", family.name, " ", EscapeHelp(family.help), "\n",
-                    "# TYPE ", family.name, " ",
-                    family.type == MetricType::kCounter ? "counter" : "gauge", "\n");
+    absl::StrAppend(&out, "# HELP ", family.name, " ", EscapeHelp(family.help), "\n", "# TYPE ",
+                    family.name, " ", family.type == MetricType::kCounter ? "counter" : "gauge",
+                    "\n");
     for (const MetricSample& sample : family.samples) {
       out += family.name;
       if (!sample.labels.empty()) {

@@ -10,12 +10,14 @@ namespace agent {
 namespace {
 
 TEST(PrometheusTextTest, GoldenExposition) {
-  MetricFamily gauge{"memload_plan_resident_bytes", "Resident bytes.\nSecond line \\ here.",
-                     MetricType::kGauge, {}};
+  MetricFamily gauge{"memload_plan_resident_bytes",
+                     "Resident bytes.\nSecond line \\ here.",
+                     MetricType::kGauge,
+                     {}};
   gauge.samples.push_back({{{"node", "n1"}, {"plan_id", "drill-1"}}, 67108864});
   gauge.samples.push_back({{{"node", "odd \"name\"\\with\nnewline"}, {"plan_id", "x"}}, 0.25});
-  MetricFamily counter{"memload_plans_started_total", "Plans started.", MetricType::kCounter,
-                       {{{}, 3}}};
+  MetricFamily counter{
+      "memload_plans_started_total", "Plans started.", MetricType::kCounter, {{{}, 3}}};
   MetricFamily empty{"memload_unused", "Never shown.", MetricType::kGauge, {}};
   EXPECT_EQ(FormatPrometheusText({gauge, counter, empty}),
             "# HELP memload_plan_resident_bytes Resident bytes.\\nSecond line \\\\ here.\n"

@@ -152,8 +152,7 @@ absl::StatusOr<ServerSecurity> ServerSecurity::Load(const ServerSecurityOptions&
   std::optional<KeyCertPair> pair;
   std::string client_ca;
   if (!options.tls_cert_file.empty()) {
-    absl::StatusOr<KeyCertPair> read = ReadKeyCertPair(options.tls_cert_file,
-                                                       options.tls_key_file);
+    absl::StatusOr<KeyCertPair> read = ReadKeyCertPair(options.tls_cert_file, options.tls_key_file);
     if (!read.ok()) return read.status();
     pair = *std::move(read);
   }
@@ -195,9 +194,9 @@ absl::StatusOr<ServerSecurity> ServerSecurity::Load(const ServerSecurityOptions&
     security.warning_ = absl::StrCat("--insecure: anyone who can reach ", listen_address,
                                      " may start plans on this node");
   } else if (!loopback && !tls) {
-    security.warning_ = absl::StrCat(
-        "tokens travel unencrypted to ", listen_address,
-        "; anyone on the path can read and reuse them (give --tls-cert/--tls-key)");
+    security.warning_ =
+        absl::StrCat("tokens travel unencrypted to ", listen_address,
+                     "; anyone on the path can read and reuse them (give --tls-cert/--tls-key)");
   }
 
   std::unique_ptr<TokenCheck> check;

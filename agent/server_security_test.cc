@@ -27,9 +27,9 @@ TEST(ServerSecurityTest, LoopbackAddresses) {
                               "[::ffff:127.0.0.1]:7070", "unix:/run/memload.sock"}) {
     EXPECT_TRUE(IsLoopbackAddress(address)) << address;
   }
-  for (const char* address : {"0.0.0.0:7070", "[::]:7070", ":7070", "10.0.0.5:7070",
-                              "[2001:db8::1]:7070", "node-1.example:7070", "128.0.0.1:7070",
-                              "[::1:7070", "7070"}) {
+  for (const char* address :
+       {"0.0.0.0:7070", "[::]:7070", ":7070", "10.0.0.5:7070", "[2001:db8::1]:7070",
+        "node-1.example:7070", "128.0.0.1:7070", "[::1:7070", "7070"}) {
     EXPECT_FALSE(IsLoopbackAddress(address)) << address;
   }
 }
@@ -38,9 +38,8 @@ TEST(ServerSecurityTest, PlaintextWithoutTokensIsRefusedOffLoopback) {
   ServerSecurityOptions options;
   EXPECT_THAT(ServerSecurity::Load(options, "0.0.0.0:7070"),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr("refusing to serve 0.0.0.0:7070"),
-                             HasSubstr("in plaintext"), HasSubstr("--auth-token-file"),
-                             HasSubstr("--insecure"))));
+                       AllOf(HasSubstr("refusing to serve 0.0.0.0:7070"), HasSubstr("in plaintext"),
+                             HasSubstr("--auth-token-file"), HasSubstr("--insecure"))));
   absl::StatusOr<ServerSecurity> loopback = ServerSecurity::Load(options, "127.0.0.1:0");
   ASSERT_THAT(loopback, IsOk());
   EXPECT_EQ(loopback->summary(), "tls=off tokens=none");
@@ -57,8 +56,8 @@ TEST(ServerSecurityTest, InsecureAcceptsTheRiskAndSaysSo) {
 
 TEST(ServerSecurityTest, TokensMayGoOverPlaintextWithAWarning) {
   ServerSecurityOptions options;
-  options.auth_token_file = WriteTempFile(
-      "tokens", "0123456789abcdef0123\nfedcba9876543210fedc:read-only\n");
+  options.auth_token_file =
+      WriteTempFile("tokens", "0123456789abcdef0123\nfedcba9876543210fedc:read-only\n");
   absl::StatusOr<ServerSecurity> security = ServerSecurity::Load(options, "0.0.0.0:7070");
   ASSERT_THAT(security, IsOk());
   EXPECT_EQ(security->summary(), "tls=off tokens=2 (1 read-only)");

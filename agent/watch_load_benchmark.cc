@@ -9,11 +9,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-#include <cstring>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -59,8 +59,7 @@ ProcessFigures Read(int pid) {
     const char* after = std::strrchr(buffer, ')');
     std::vector<std::string> fields = absl::StrSplit(after ? after + 2 : "", ' ');
     if (fields.size() > 13) {
-      figures.cpu_seconds =
-          (std::stod(fields[11]) + std::stod(fields[12])) / sysconf(_SC_CLK_TCK);
+      figures.cpu_seconds = (std::stod(fields[11]) + std::stod(fields[12])) / sysconf(_SC_CLK_TCK);
     }
   }
   return figures;
@@ -100,8 +99,8 @@ int main(int argc, char** argv) {
     channels.push_back(grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target),
                                                  grpc::InsecureChannelCredentials(), args));
   }
-  auto control = memload::v1::Agent::NewStub(grpc::CreateChannel(
-      absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
+  auto control = memload::v1::Agent::NewStub(
+      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
   auto node_info = [&] {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -177,9 +176,8 @@ int main(int argc, char** argv) {
     control->ListPlans(&context, list, &plans);
     for (const auto& plan : plans.plans()) {
       if (plan.plan_id().rfind("watch-load-", 0) != 0 || !plan.has_ended()) continue;
-      const double late =
-          (plan.ended().seconds() - plan.started().seconds()) +
-          (plan.ended().nanos() - plan.started().nanos()) / 1e9 - 1.0;
+      const double late = (plan.ended().seconds() - plan.started().seconds()) +
+                          (plan.ended().nanos() - plan.started().nanos()) / 1e9 - 1.0;
       std::printf("lease of 1 s: %s ended %.0f ms after it ran out\n", plan.plan_id().c_str(),
                   late * 1000);
     }

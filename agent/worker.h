@@ -23,11 +23,11 @@ namespace agent {
 // How a worker process ended.
 struct WorkerExit {
   enum class Kind {
-    kCompleted,   // Exit 0 after the plan ran to its end.
-    kStopped,     // Exit 0 after RequestStop() (or its control pipe closed).
-    kFailed,      // Non-zero exit: the plan failed; `error` says why.
-    kSignaled,    // Killed by a signal that was not the OOM killer's.
-    kOomKilled,   // SIGKILL while the kernel's oom_kill counter (cgroup or node) rose.
+    kCompleted,      // Exit 0 after the plan ran to its end.
+    kStopped,        // Exit 0 after RequestStop() (or its control pipe closed).
+    kFailed,         // Non-zero exit: the plan failed; `error` says why.
+    kSignaled,       // Killed by a signal that was not the OOM killer's.
+    kOomKilled,      // SIGKILL while the kernel's oom_kill counter (cgroup or node) rose.
     kKilledByAgent,  // The agent SIGKILLed it (a stop that did not finish in time).
   };
   Kind kind = Kind::kCompleted;

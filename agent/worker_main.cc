@@ -44,16 +44,15 @@
 #include "agent/plan_convert.h"
 #include "agent/worker.pb.h"
 #include "agent/worker_shared.h"
+#include "core/base/status_macros.h"
 #include "core/plan.h"
 #include "core/retained_plan.h"
-#include "core/base/status_macros.h"
 #include "core/streaming.h"
 #include "core/utilization_plan.h"
 
 namespace memload {
 namespace agent {
 namespace {
-
 
 constexpr int kExitOk = 0;
 constexpr int kExitBadSpec = 2;
@@ -97,9 +96,9 @@ absl::StatusOr<WorkerShared*> MapShared(int fd) {
   struct stat st;
   if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fd 4 (the shared memfd)");
   if (st.st_size < static_cast<off_t>(sizeof(WorkerShared))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("fd 4 (the shared memfd) is ", st.st_size, " bytes, less than the ",
-                     sizeof(WorkerShared), " of WorkerShared"));
+    return absl::InvalidArgumentError(absl::StrCat("fd 4 (the shared memfd) is ", st.st_size,
+                                                   " bytes, less than the ", sizeof(WorkerShared),
+                                                   " of WorkerShared"));
   }
   void* memory = mmap(nullptr, sizeof(WorkerShared), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (memory == MAP_FAILED) return absl::ErrnoToStatus(errno, "mapping fd 4 (the shared memfd)");
@@ -244,8 +243,8 @@ absl::Status WaitForPlan(const BuiltPlan& built, WorkerShared* shared) {
     if (built.utilization != nullptr) {
       wait = absl::Milliseconds(100);
     } else if (built.has_target && !reached) {
-      wait = absl::Now() - start < absl::Seconds(2) ? absl::Milliseconds(10)
-                                                     : absl::Milliseconds(100);
+      wait =
+          absl::Now() - start < absl::Seconds(2) ? absl::Milliseconds(10) : absl::Milliseconds(100);
     }
     const absl::Status status =
         wait == absl::InfiniteDuration() ? built.plan->Wait() : built.plan->WaitFor(wait);
@@ -279,8 +278,9 @@ int Main(int argc, char** argv) {
   for (int fd : {kSpecFd, kSharedFd, kControlFd}) {
     if (fcntl(fd, F_GETFD) < 0) {
       return Fail(nullptr, kExitBadSpec,
-                  absl::StrCat("fd ", fd, " is not open: memload-worker is started by "
-                                          "memload-agent only"));
+                  absl::StrCat("fd ", fd,
+                               " is not open: memload-worker is started by "
+                               "memload-agent only"));
     }
   }
   absl::StatusOr<WorkerShared*> mapped = MapShared(kSharedFd);

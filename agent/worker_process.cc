@@ -136,8 +136,8 @@ struct OomWatch {
     if (cgroup_before.has_value()) {
       const std::optional<uint64_t> now = ReadOomKillLine(cgroup_file);
       if (now.has_value()) {
-        *why = absl::StrCat("oom_kill of ", cgroup_file, " rose from ", *cgroup_before, " to ",
-                            *now);
+        *why =
+            absl::StrCat("oom_kill of ", cgroup_file, " rose from ", *cgroup_before, " to ", *now);
         return *now > *cgroup_before;
       }
     }
@@ -205,9 +205,9 @@ struct ChildSetup {
   int control_fd = -1;
   int null_fd = -1;
   int error_fd = -1;
-  int join_fd = -1;  // >= 0: wait for one byte here (the agent moved us) before going on.
+  int join_fd = -1;        // >= 0: wait for one byte here (the agent moved us) before going on.
   int join_write_fd = -1;  // The agent's end, closed at once so its death reads as EOF.
-  int max_fd = 0;  // For the close-on-exec fallback loop.
+  int max_fd = 0;          // For the close-on-exec fallback loop.
 };
 
 [[noreturn]] void ChildFail(const ChildSetup& setup, int32_t step) {
@@ -283,8 +283,7 @@ bool WriteFile(const char* path, const char* text) {
 
 class WorkerProcess final : public Worker {
  public:
-  WorkerProcess(pid_t pid, UniqueFd pidfd, UniqueFd control_fd, WorkerShared* shared,
-                OomWatch oom)
+  WorkerProcess(pid_t pid, UniqueFd pidfd, UniqueFd control_fd, WorkerShared* shared, OomWatch oom)
       : pid_(pid),
         pidfd_(std::move(pidfd)),
         control_fd_(std::move(control_fd)),
@@ -363,8 +362,9 @@ class WorkerProcess final : public Worker {
         const int64_t ms =
             left == absl::InfiniteDuration()
                 ? -1
-                : std::clamp<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
-                                      1, INT_MAX);
+                : std::clamp<int64_t>(
+                      absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), 1,
+                      INT_MAX);
         poll(&fd, 1, static_cast<int>(ms));
       } else {
         absl::SleepFor(std::min(left, kReapPollInterval));
@@ -446,15 +446,15 @@ class WorkerProcess final : public Worker {
       exit.error = absl::StrCat("killed by the kernel's OOM killer (SIGKILL; ", why, ")");
     } else {
       exit.kind = WorkerExit::Kind::kSignaled;
-      exit.error = absl::StrCat("memload-worker was killed by ", name, " (",
-                                strsignal(exit.signal), ")");
+      exit.error =
+          absl::StrCat("memload-worker was killed by ", name, " (", strsignal(exit.signal), ")");
     }
     return exit;
   }
 
   const pid_t pid_;
-  const UniqueFd pidfd_;       // -1 when the kernel has no pidfd_open.
-  const UniqueFd control_fd_;  // Write end, O_NONBLOCK.
+  const UniqueFd pidfd_;        // -1 when the kernel has no pidfd_open.
+  const UniqueFd control_fd_;   // Write end, O_NONBLOCK.
   WorkerShared* const shared_;  // Mapped until the destructor; lock-free fields.
   const OomWatch oom_;
   std::atomic<bool> stop_requested_{false};
@@ -472,8 +472,7 @@ struct MappingGuard {
 };
 
 absl::Status ResourceError(int error, absl::string_view what) {
-  if (error == EMFILE || error == ENFILE || error == ENOMEM || error == EAGAIN ||
-      error == ENOSPC) {
+  if (error == EMFILE || error == ENFILE || error == ENOMEM || error == EAGAIN || error == ENOSPC) {
     return absl::ResourceExhaustedError(absl::StrCat(what, ": ", std::strerror(error)));
   }
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(error)));
@@ -492,7 +491,7 @@ WorkerProcessLauncher::WorkerProcessLauncher(WorkerProcessOptions options)
 
 absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const WorkerSpec& spec) {
   const int oom_score_adj = spec.plan().has_oom_score_adj() ? spec.plan().oom_score_adj()
-                                                             : plan_rules::kDefaultOomScoreAdj;
+                                                            : plan_rules::kDefaultOomScoreAdj;
   if (std::optional<std::string> problem = plan_rules::OomScoreAdjProblem(oom_score_adj)) {
     return plan_rules::FieldError("plan.oom_score_adj", *problem);
   }
@@ -641,14 +640,15 @@ absl::StatusOr<std::unique_ptr<Worker>> WorkerProcessLauncher::Launch(const Work
     std::string step(StepName(failure.step));
     if (failure.step == kStepExec) absl::StrAppend(&step, " ", options_.worker_binary);
     if (failure.step == kStepCgroup) absl::StrAppend(&step, " ", options_.cgroup_procs_path);
-    return absl::ErrnoToStatus(failure.error, absl::StrCat("cannot start memload-worker (", step, ")"));
+    return absl::ErrnoToStatus(failure.error,
+                               absl::StrCat("cannot start memload-worker (", step, ")"));
   }
 
   // A pidfd lets WaitExit sleep until the exit; without one it polls.
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   mapping.memory = nullptr;  // Now owned by the WorkerProcess.
-  return std::unique_ptr<Worker>(new WorkerProcess(pid, std::move(pidfd),
-                                                   std::move(control_write), shared, std::move(oom)));
+  return std::unique_ptr<Worker>(
+      new WorkerProcess(pid, std::move(pidfd), std::move(control_write), shared, std::move(oom)));
 }
 
 }  // namespace agent

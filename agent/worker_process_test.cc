@@ -15,8 +15,8 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
-#include <iostream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,17 +33,17 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/eventually.h"
-#include "tests/testing/sizes.h"
 #include "tests/testing/process_memory.h"
+#include "tests/testing/sizes.h"
 #include "tests/testing/test_cgroup.h"
 
 namespace memload {
 namespace agent {
 namespace {
 
-using ::testing::HasSubstr;
 using ::memload::testing::Eventually;
 using ::memload::testing::kMiB;
+using ::testing::HasSubstr;
 
 constexpr uint64_t kPiB = uint64_t{1} << 50;
 
@@ -155,13 +155,15 @@ TEST(WorkerProcessTest, SetTargetGrowsAndShrinksTheWorkersRss) {
   EXPECT_TRUE(Eventually([&] { return worker->ResidentBytes() >= 192 * kMiB; }))
       << worker->ResidentBytes();
   EXPECT_TRUE(Eventually([&] {
-    return StateOf(*worker) == PlanState::kHolding && worker->Counters().payload_bytes == 192 * kMiB;
+    return StateOf(*worker) == PlanState::kHolding &&
+           worker->Counters().payload_bytes == 192 * kMiB;
   }));
 
   ASSERT_THAT(worker->SetTarget(32 * kMiB), IsOk());
-  EXPECT_TRUE(Eventually(
-      [&] { return worker->ResidentBytes() <= 32 * kMiB + overhead + 4 * kMiB; }))
-      << worker->ResidentBytes() << " with overhead " << overhead;
+  EXPECT_TRUE(Eventually([&] {
+    return worker->ResidentBytes() <= 32 * kMiB + overhead + 4 * kMiB;
+  })) << worker->ResidentBytes()
+      << " with overhead " << overhead;
   EXPECT_TRUE(Eventually([&] { return worker->Counters().payload_bytes == 32 * kMiB; }));
 
   worker->RequestStop();
@@ -295,8 +297,11 @@ TEST(WorkerProcessTest, AllocationFailureIsAFailedExitWithTheWorkersReason) {
 TEST(WorkerProcessTest, MalformedSpecIsExit2WithTheField) {
   WorkerProcessLauncher launcher(kWorkerBinary);
   WorkerSpec spec = RetainedSpec(kMiB);
-  spec.mutable_plan()->mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(
-      50);
+  spec.mutable_plan()
+      ->mutable_retained()
+      ->mutable_phases(0)
+      ->mutable_target()
+      ->set_percent_of_total(50);
   std::unique_ptr<Worker> worker = LaunchOrDie(launcher, spec);
   ASSERT_NE(worker, nullptr);
   WorkerExit exit = worker->WaitExit(absl::Seconds(20));
@@ -358,9 +363,9 @@ TEST(WorkerProcessTest, DestructorKillsARunningWorker) {
 
 TEST(WorkerProcessTest, MissingBinaryFailsTheLaunch) {
   WorkerProcessLauncher launcher("/nonexistent/memload-worker");
-  EXPECT_THAT(launcher.Launch(RetainedSpec(kMiB)),
-              StatusIs(absl::StatusCode::kNotFound,
-                       HasSubstr("executing /nonexistent/memload-worker")));
+  EXPECT_THAT(
+      launcher.Launch(RetainedSpec(kMiB)),
+      StatusIs(absl::StatusCode::kNotFound, HasSubstr("executing /nonexistent/memload-worker")));
 }
 
 TEST(WorkerProcessTest, OomKillInAMemoryCgroupIsOomKilled) {
@@ -382,9 +387,8 @@ TEST(WorkerProcessTest, OomKillInAMemoryCgroupIsOomKilled) {
   EXPECT_LT(worker->Counters().payload_bytes, 256 * kMiB);
   EXPECT_FALSE(worker->Extras().target_reached.has_value());
   std::cerr << "OOM-killed worker: " << exit.error << "; last counters: payload "
-            << worker->Counters().payload_bytes << " resident "
-            << worker->Counters().resident_bytes << " state "
-            << PlanStateName(worker->Counters().state) << "\n";
+            << worker->Counters().payload_bytes << " resident " << worker->Counters().resident_bytes
+            << " state " << PlanStateName(worker->Counters().state) << "\n";
   worker.reset();
   // The test process is unharmed and can still allocate.
   std::vector<char> still_fine(16 * kMiB, 1);

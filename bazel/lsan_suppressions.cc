@@ -8,6 +8,4 @@
 // unwinder the stack stops inside libcrypto, so no frame of ours could tell them apart.
 // This also hides a leak of an OpenSSL object that memload's own code made
 // (core/security/tls_files.cc); everything else is still checked.
-extern "C" const char* __lsan_default_suppressions() {
-  return "leak:libcrypto.so\n";
-}
+extern "C" const char* __lsan_default_suppressions() { return "leak:libcrypto.so\n"; }

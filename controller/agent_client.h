@@ -32,13 +32,13 @@ using Done = std::function<void(absl::StatusOr<Response>)>;
 // The unary RPCs of memload.v1.Agent as X(Method, Request, Response): the one list that the
 // interface below, GrpcAgentClient and FakeAgentClient are written from, so an RPC added to
 // the proto is added here once.
-#define MEMLOAD_AGENT_UNARY_RPCS(X)                              \
-  X(StartPlan, v1::StartPlanRequest, v1::StartPlanResponse)      \
-  X(ResizePlan, v1::ResizePlanRequest, v1::ResizePlanResponse)   \
-  X(StopPlan, v1::StopPlanRequest, v1::StopPlanResponse)         \
+#define MEMLOAD_AGENT_UNARY_RPCS(X)                               \
+  X(StartPlan, v1::StartPlanRequest, v1::StartPlanResponse)       \
+  X(ResizePlan, v1::ResizePlanRequest, v1::ResizePlanResponse)    \
+  X(StopPlan, v1::StopPlanRequest, v1::StopPlanResponse)          \
   X(RenewLeases, v1::RenewLeasesRequest, v1::RenewLeasesResponse) \
-  X(GetUsage, v1::GetUsageRequest, v1::NodeUsage)                \
-  X(ListPlans, v1::ListPlansRequest, v1::ListPlansResponse)      \
+  X(GetUsage, v1::GetUsageRequest, v1::NodeUsage)                 \
+  X(ListPlans, v1::ListPlansRequest, v1::ListPlansResponse)       \
   X(GetNodeInfo, v1::GetNodeInfoRequest, v1::NodeInfo)
 
 // The declarations of one unary RPC: in AgentClient, and in an implementation's class.
@@ -71,14 +71,13 @@ class AgentClient {
 
   // Streams usage until cancelled: `on_usage` for every message (one at a time), then
   // `on_done` exactly once with the final status.
-  virtual std::unique_ptr<UsageWatch> WatchUsage(
-      const v1::WatchUsageRequest& request, std::function<void(const v1::NodeUsage&)> on_usage,
-      std::function<void(absl::Status)> on_done) = 0;
+  virtual std::unique_ptr<UsageWatch> WatchUsage(const v1::WatchUsageRequest& request,
+                                                 std::function<void(const v1::NodeUsage&)> on_usage,
+                                                 std::function<void(absl::Status)> on_done) = 0;
 };
 
 // Makes the client for one target (real: one channel per target, reused for every call).
-using AgentClientFactory =
-    std::function<std::unique_ptr<AgentClient>(const std::string& target)>;
+using AgentClientFactory = std::function<std::unique_ptr<AgentClient>(const std::string& target)>;
 
 }  // namespace controller
 }  // namespace memload

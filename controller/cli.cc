@@ -44,8 +44,7 @@ struct Invocation {
     if (json) {
       *io.out << ErrorJson(command, absl::Status(status.code(), message));
     }
-    *io.err << "memloadctl" << (command.empty() ? "" : " ") << command << ": " << message
-            << "\n";
+    *io.err << "memloadctl" << (command.empty() ? "" : " ") << command << ": " << message << "\n";
     return kExitUsage;
   }
 };
@@ -200,8 +199,8 @@ absl::StatusOr<RolloutOptions> RolloutFromArgs(const ParsedArgs& args) {
 absl::Status CheckOperands(const Invocation& inv, size_t most) {
   const std::vector<std::string>& positional = inv.args.positional();
   if (positional.size() > most + 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unexpected argument \"", positional[most + 1], "\" (flags go as --name=value)"));
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument \"", positional[most + 1],
+                                                   "\" (flags go as --name=value)"));
   }
   return absl::OkStatus();
 }
@@ -245,8 +244,7 @@ int WithRecorder(Invocation& inv, const std::function<int(RunRecorder*)>& run) {
 int RunPodsCommand(Invocation& inv) {
   const ParsedArgs& args = inv.args;
   // Not applied to pods yet: refused rather than silently ignored.
-  for (absl::string_view flag :
-       {"dry-run", "rollout", "stagger", "max-failures", "selector"}) {
+  for (absl::string_view flag : {"dry-run", "rollout", "stagger", "max-failures", "selector"}) {
     if (args.Has(flag)) {
       return inv.UsageError(absl::InvalidArgumentError(
           absl::StrCat(args.Typed(flag), " is not available with --pods yet")));
@@ -282,8 +280,8 @@ int RunPodsCommand(Invocation& inv) {
 int RunStartCommand(Invocation& inv) {
   if (inv.args.Has("pods")) return RunPodsCommand(inv);
   if (inv.args.Has("container")) {
-    return inv.UsageError(absl::InvalidArgumentError(
-        absl::StrCat(inv.args.Typed("container"), " needs --pods")));
+    return inv.UsageError(
+        absl::InvalidArgumentError(absl::StrCat(inv.args.Typed("container"), " needs --pods")));
   }
   absl::StatusOr<v1::PlanSpec> spec = PlanFromArgs(inv.args);
   if (!spec.ok()) return inv.UsageError(spec.status());
@@ -328,8 +326,8 @@ int RunRunCommand(Invocation& inv) {
   }
   if (inv.args.Has("pods")) return RunPodsCommand(inv);
   if (inv.args.Has("container")) {
-    return inv.UsageError(absl::InvalidArgumentError(
-        absl::StrCat(inv.args.Typed("container"), " needs --pods")));
+    return inv.UsageError(
+        absl::InvalidArgumentError(absl::StrCat(inv.args.Typed("container"), " needs --pods")));
   }
   absl::StatusOr<v1::PlanSpec> spec = PlanFromArgs(inv.args);
   if (!spec.ok()) return inv.UsageError(spec.status());
@@ -370,10 +368,11 @@ int RunReportCommand(Invocation& inv) {
     return code;
   }
   *inv.io.out << "{\"command\":\"report\",\"ok\":" << (code == kExitOk ? "true" : "false")
-              << ",\"recording\":" << JsonQuote(path) << ",\"html\":" << JsonQuote(html)
+              << ",\"recording\":" << JsonQuote(path) << ",\"html\":"
+              << JsonQuote(html)
               // The recorded run's verdict, with the counts every node table carries.
-              << ",\"run\":{\"ok\":" << (verdict.ok ? "true" : "false") << ",\"exitCode\":"
-              << (verdict.exit_code ? absl::StrCat(*verdict.exit_code) : "null")
+              << ",\"run\":{\"ok\":" << (verdict.ok ? "true" : "false")
+              << ",\"exitCode\":" << (verdict.exit_code ? absl::StrCat(*verdict.exit_code) : "null")
               << "},\"summary\":{\"nodes\":" << verdict.nodes << ",\"ok\":" << verdict.ok_nodes
               << ",\"failed\":" << verdict.nodes - verdict.ok_nodes << "}}\n";
   return code;
@@ -420,16 +419,20 @@ int RunCompletionCommand(Invocation& inv) {
 // --- config.
 
 std::string ContextsTable(const CliConfig& config) {
-  Table table({{"NAME"}, {"CURRENT"}, {"TARGETS"}, {"SELECTOR", Table::kLeft, true},
-               {"TOKEN-FILE", Table::kLeft, true}, {"TLS-CA", Table::kLeft, true}});
+  Table table({{"NAME"},
+               {"CURRENT"},
+               {"TARGETS"},
+               {"SELECTOR", Table::kLeft, true},
+               {"TOKEN-FILE", Table::kLeft, true},
+               {"TLS-CA", Table::kLeft, true}});
   for (const CliContext& context : config.contexts) {
     auto get = [&](const char* key) -> std::string {
       auto it = context.settings.find(key);
       return it == context.settings.end() ? "" : it->second;
     };
     table.AddRow({context.name, context.name == config.current_context ? "*" : "",
-                  get("targets").empty() ? "-" : get("targets"), get("selector"),
-                  get("token-file"), get("tls-ca")});
+                  get("targets").empty() ? "-" : get("targets"), get("selector"), get("token-file"),
+                  get("tls-ca")});
   }
   return table.Render();
 }
@@ -445,9 +448,9 @@ std::string ConfigJson(const CliConfig& config, absl::string_view command) {
                                     context.name == config.current_context ? "true" : "false",
                                     ",\"settings\":{", absl::StrJoin(settings, ","), "}}"));
   }
-  return absl::StrCat("{\"command\":", JsonQuote(command), ",\"ok\":true,\"currentContext\":",
-                      JsonQuote(config.current_context), ",\"contexts\":[",
-                      absl::StrJoin(contexts, ","), "]}\n");
+  return absl::StrCat("{\"command\":", JsonQuote(command),
+                      ",\"ok\":true,\"currentContext\":", JsonQuote(config.current_context),
+                      ",\"contexts\":[", absl::StrJoin(contexts, ","), "]}\n");
 }
 
 int RunConfigCommand(Invocation& inv) {
@@ -464,7 +467,8 @@ int RunConfigCommand(Invocation& inv) {
     absl::StrAppend(&message, "; want one of: ", absl::StrJoin(kVerbs, ", "));
     return inv.UsageError(absl::InvalidArgumentError(message));
   }
-  const bool takes_name = verb == "set-context" || verb == "use-context" || verb == "delete-context";
+  const bool takes_name =
+      verb == "set-context" || verb == "use-context" || verb == "delete-context";
   if (takes_name && positional.size() < 3) {
     return inv.UsageError(absl::InvalidArgumentError(absl::StrCat("config ", verb, " needs NAME")));
   }
@@ -486,8 +490,7 @@ int RunConfigCommand(Invocation& inv) {
     return kExitOk;
   }
   if (verb == "get-contexts") {
-    *inv.io.out << (inv.json ? ConfigJson(*config, "config get-contexts")
-                             : ContextsTable(*config));
+    *inv.io.out << (inv.json ? ConfigJson(*config, "config get-contexts") : ContextsTable(*config));
     return kExitOk;
   }
   if (verb == "current-context") {
@@ -554,7 +557,8 @@ std::vector<absl::string_view> PlanCommandFlags() {
 
 const std::vector<CommandSpec>& Commands() {
   static const auto* const kCommands = new std::vector<CommandSpec>{
-      {"agents", "identity, labels, version, incarnation, reachability and plans of every agent",
+      {"agents",
+       "identity, labels, version, incarnation, reachability and plans of every agent",
        "agents --targets=LIST [flags]",
        "Asks every agent who it is (GetNodeInfo) and how many plans it runs (ListPlans).\n"
        "Agents that cannot be asked are listed as failed, never left out.",
@@ -563,7 +567,8 @@ const std::vector<CommandSpec>& Commands() {
        {"memloadctl agents --targets=10.0.0.5:7070,10.0.0.6:7070",
         "memloadctl agents --context=prod --selector=zone=a -o json"},
        RunAgentsCommand},
-      {"usage", "node memory, cgroup, pressure, agent RSS and every plan's counters",
+      {"usage",
+       "node memory, cgroup, pressure, agent RSS and every plan's counters",
        "usage --targets=LIST [flags]",
        "One GetUsage per agent: a node table, then a table of the plans they run.",
        {},
@@ -571,7 +576,8 @@ const std::vector<CommandSpec>& Commands() {
        {"memloadctl usage --targets=127.0.0.1:7070",
         "memloadctl usage --targets=dns:///memload-agent.memload.svc:7070 --no-headers"},
        RunUsageCommand},
-      {"start", "start a plan on every target (per --rollout) and return",
+      {"start",
+       "start a plan on every target (per --rollout) and return",
        "start --targets=LIST --kind=KIND --target=QUANTITY [flags]  |  start --plan=FILE",
        "Starts the plan on every selected agent and prints each node's plan. Nothing renews\n"
        "its lease afterwards: the agent stops it when the lease runs out (use run to keep\n"
@@ -582,7 +588,8 @@ const std::vector<CommandSpec>& Commands() {
         "--lease=30s",
         "memloadctl start --context=prod --kind=retained --target=80% --dry-run"},
        RunStartCommand},
-      {"resize", "change a running plan's target everywhere",
+      {"resize",
+       "change a running plan's target everywhere",
        "resize --targets=LIST --plan-id=ID --target=QUANTITY [flags]",
        "Sets a new target for the plan on every agent that runs it.",
        {"plan-id", "target"},
@@ -590,7 +597,8 @@ const std::vector<CommandSpec>& Commands() {
        {"memloadctl resize --targets=127.0.0.1:7070 --plan-id=drill --target=256MiB",
         "memloadctl resize --context=prod --plan-id=drill --target=60%"},
        RunResizeCommand},
-      {"stop", "stop a plan (or every running plan) everywhere",
+      {"stop",
+       "stop a plan (or every running plan) everywhere",
        "stop --targets=LIST (--plan-id=ID | --all) [flags]",
        "Stops the plan and gives its memory back; --all stops every running plan.",
        {"plan-id", "all"},
@@ -598,7 +606,8 @@ const std::vector<CommandSpec>& Commands() {
        {"memloadctl stop --targets=127.0.0.1:7070 --plan-id=drill",
         "memloadctl stop --context=prod --all"},
        RunStopCommand},
-      {"watch", "live usage from every agent",
+      {"watch",
+       "live usage from every agent",
        "watch --targets=LIST [--interval=DURATION] [--count=N] [flags]",
        "Streams usage (WatchUsage) from every agent: redrawn in place on a terminal, one\n"
        "line per node per interval otherwise, JSON Lines with -o json.",
@@ -607,7 +616,8 @@ const std::vector<CommandSpec>& Commands() {
        {"memloadctl watch --targets=127.0.0.1:7070,127.0.0.1:7071",
         "memloadctl watch --context=prod --interval=5s --count=12 -o json"},
        RunWatchCommand},
-      {"run", "start, renew leases, show progress, stop at the end, summarize",
+      {"run",
+       "start, renew leases, show progress, stop at the end, summarize",
        "run --targets=LIST --kind=KIND --target=QUANTITY [--for=DURATION] [flags]",
        "Starts the plan per the rollout, renews its leases, shows live progress and stops it\n"
        "everywhere when it ended on every node, --for elapsed, or on Ctrl-C; then prints a\n"
@@ -619,14 +629,17 @@ const std::vector<CommandSpec>& Commands() {
         "memloadctl run --context=prod --kind=retained --target=80% --ramp=1m --for=10m "
         "--rollout=batch:25% --record=drill.jsonl"},
        RunRunCommand},
-      {"report", "a recording as a self-contained HTML page", "report FILE --html=OUT.html",
+      {"report",
+       "a recording as a self-contained HTML page",
+       "report FILE --html=OUT.html",
        "Reads a recording made by run --record and writes an HTML page (no agent involved).",
        {"html"},
        false,
        {"memloadctl report drill.jsonl --html=drill.html",
         "memloadctl report drill.jsonl --html=drill.html -o json"},
        RunReportCommand},
-      {"config", "contexts: named targets, selectors and TLS/token files",
+      {"config",
+       "contexts: named targets, selectors and TLS/token files",
        "config view | get-contexts | current-context | set-context NAME [--targets=...] | "
        "use-context NAME | delete-context NAME",
        "Keeps named contexts in ~/.config/memload/config (or $MEMLOAD_CONFIG). A command\n"
@@ -640,7 +653,9 @@ const std::vector<CommandSpec>& Commands() {
         "--targets=dns:///memload-agent.memload.svc:7070 --token-file=/etc/memload/token",
         "memloadctl config use-context prod && memloadctl config get-contexts"},
        RunConfigCommand},
-      {"completion", "shell completion script", "completion bash",
+      {"completion",
+       "shell completion script",
+       "completion bash",
        "Prints a bash completion script for commands, flags and their fixed values; -o json\n"
        "gives the same words (each command's flags, the fixed values) and the script as JSON.",
        {},
@@ -648,12 +663,17 @@ const std::vector<CommandSpec>& Commands() {
        {"source <(memloadctl completion bash)",
         "memloadctl completion bash > /etc/bash_completion.d/memloadctl"},
        RunCompletionCommand},
-      {"version", "memloadctl's version", "version [-o json]", "Prints memloadctl's version.",
+      {"version",
+       "memloadctl's version",
+       "version [-o json]",
+       "Prints memloadctl's version.",
        {},
        false,
        {"memloadctl version", "memloadctl --version"},
        RunVersionCommand},
-      {"help", "help for a command", "help [COMMAND]",
+      {"help",
+       "help for a command",
+       "help [COMMAND]",
        "Lists the commands, or one command's flags with their defaults and examples; -o json\n"
        "gives every command (or the one named) with its flags' types, groups, defaults and help.",
        {},
@@ -716,9 +736,9 @@ std::string OverviewHelp() {
 std::string CommandHelp(absl::string_view name) {
   const CommandSpec* command = FindCommand(name);
   if (command == nullptr) return "";
-  std::string out = absl::StrCat("memloadctl ", command->name, ": ", command->summary,
-                                 "\n\nUsage: memloadctl ", command->synopsis, "\n\n",
-                                 command->description, "\n\n");
+  std::string out =
+      absl::StrCat("memloadctl ", command->name, ": ", command->summary, "\n\nUsage: memloadctl ",
+                   command->synopsis, "\n\n", command->description, "\n\n");
   absl::StrAppend(&out, FormatFlagHelp(AllowedFlags(*command)));
   absl::StrAppend(&out, "\nExamples:\n");
   for (absl::string_view example : command->examples) absl::StrAppend(&out, "  ", example, "\n");
@@ -767,16 +787,19 @@ std::string QuotedList(const std::vector<std::string>& items) {
 std::string FlagJson(const FlagSpec& flag) {
   std::string out = absl::StrCat("{\"name\":", JsonQuote(absl::StrCat("--", flag.name)));
   if (flag.short_name != 0) {
-    absl::StrAppend(&out, ",\"short\":", JsonQuote(absl::StrCat("-", std::string(1, flag.short_name))));
+    absl::StrAppend(&out,
+                    ",\"short\":", JsonQuote(absl::StrCat("-", std::string(1, flag.short_name))));
   }
-  const absl::string_view shown = flag.shown_default.empty() ? flag.default_value : flag.shown_default;
-  absl::StrAppend(&out, ",\"type\":", JsonQuote(TypeName(flag.type)), ",\"group\":",
-                  JsonQuote(GroupName(flag.group)));
+  const absl::string_view shown =
+      flag.shown_default.empty() ? flag.default_value : flag.shown_default;
+  absl::StrAppend(&out, ",\"type\":", JsonQuote(TypeName(flag.type)),
+                  ",\"group\":", JsonQuote(GroupName(flag.group)));
   if (!flag.value_name.empty()) absl::StrAppend(&out, ",\"value\":", JsonQuote(flag.value_name));
   if (flag.type != FlagType::kBool && !shown.empty()) {
     absl::StrAppend(&out, ",\"default\":", JsonQuote(shown));
   }
-  if (flag.type == FlagType::kInt) absl::StrAppend(&out, ",\"min\":", flag.min, ",\"max\":", flag.max);
+  if (flag.type == FlagType::kInt)
+    absl::StrAppend(&out, ",\"min\":", flag.min, ",\"max\":", flag.max);
   absl::StrAppend(&out, ",\"help\":", JsonQuote(flag.help), "}");
   return out;
 }
@@ -787,13 +810,12 @@ std::string CommandJson(const CommandSpec& command) {
     if (const FlagSpec* flag = FindFlag(name); flag != nullptr) flags.push_back(FlagJson(*flag));
   }
   std::vector<std::string> examples(command.examples.begin(), command.examples.end());
-  return absl::StrCat("{\"name\":", JsonQuote(command.name), ",\"summary\":",
-                      JsonQuote(command.summary), ",\"usage\":",
-                      JsonQuote(absl::StrCat("memloadctl ", command.synopsis)),
+  return absl::StrCat("{\"name\":", JsonQuote(command.name),
+                      ",\"summary\":", JsonQuote(command.summary),
+                      ",\"usage\":", JsonQuote(absl::StrCat("memloadctl ", command.synopsis)),
                       ",\"description\":", JsonQuote(command.description),
-                      ",\"talksToAgents\":", command.agents ? "true" : "false",
-                      ",\"flags\":[", absl::StrJoin(flags, ","),
-                      "],\"examples\":", QuotedList(examples), "}");
+                      ",\"talksToAgents\":", command.agents ? "true" : "false", ",\"flags\":[",
+                      absl::StrJoin(flags, ","), "],\"examples\":", QuotedList(examples), "}");
 }
 
 // The fixed values completion offers after --NAME=.
@@ -817,10 +839,11 @@ std::string HelpJson(absl::string_view command) {
     if (command.empty() || spec.name == command) commands.push_back(CommandJson(spec));
   }
   if (commands.empty()) return "";
-  return absl::StrCat("{\"command\":\"help\",\"ok\":true,\"usage\":\"memloadctl COMMAND [flags]\","
-                      "\"exitCodes\":{\"0\":\"ok\",\"1\":\"a node failed\",\"2\":\"usage error, "
-                      "nothing sent\",\"130\":\"interrupted\"},\"commands\":[\n",
-                      absl::StrJoin(commands, ",\n"), "\n]}\n");
+  return absl::StrCat(
+      "{\"command\":\"help\",\"ok\":true,\"usage\":\"memloadctl COMMAND [flags]\","
+      "\"exitCodes\":{\"0\":\"ok\",\"1\":\"a node failed\",\"2\":\"usage error, "
+      "nothing sent\",\"130\":\"interrupted\"},\"commands\":[\n",
+      absl::StrJoin(commands, ",\n"), "\n]}\n");
 }
 
 std::string CompletionJson() {
@@ -828,8 +851,8 @@ std::string CompletionJson() {
   for (const CommandSpec& command : Commands()) {
     std::vector<std::string> flags;
     for (absl::string_view name : AllowedFlags(command)) flags.push_back(absl::StrCat("--", name));
-    commands.push_back(absl::StrCat("{\"name\":", JsonQuote(command.name), ",\"flags\":",
-                                    QuotedList(flags), "}"));
+    commands.push_back(
+        absl::StrCat("{\"name\":", JsonQuote(command.name), ",\"flags\":", QuotedList(flags), "}"));
   }
   std::vector<std::string> values;
   for (const auto& [flag, choices] : FixedValues()) {
@@ -939,8 +962,8 @@ int RunCli(const std::vector<std::string>& args, const CliIo& io) {
   Invocation inv{*parsed, io, std::string(command->name), output == "json", CommandEnv()};
   if (output != "json" && output != "table") {
     inv.json = false;
-    return inv.UsageError(absl::InvalidArgumentError(absl::StrCat(
-        parsed->Typed("output"), "=\"", output, "\": want table or json")));
+    return inv.UsageError(absl::InvalidArgumentError(
+        absl::StrCat(parsed->Typed("output"), "=\"", output, "\": want table or json")));
   }
   if (parsed->version()) return RunVersionCommand(inv);
   SetTableHeaders(!parsed->Bool("no-headers"));

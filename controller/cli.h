@@ -35,8 +35,8 @@ namespace controller {
 struct CliIo {
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
-  GetEnv getenv;                  // The environment (tests pass a map).
-  bool tty = false;               // stdout is a terminal: live views redraw in place.
+  GetEnv getenv;                   // The environment (tests pass a map).
+  bool tty = false;                // stdout is a terminal: live views redraw in place.
   CancelSignal* cancel = nullptr;  // Ctrl-C; may be null.
   // Makes the agents' clients once the security flags are resolved. Unset: gRPC
   // (ApplyClientSecurity + GrpcAgentClientFactory). Tests install fakes and may record

@@ -22,8 +22,7 @@ namespace {
 bool ValidContextName(absl::string_view name) {
   if (name.empty() || name.size() > 63) return false;
   for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-') {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
       return false;
     }
   }
@@ -123,7 +122,8 @@ absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view text, absl::string_vi
                          absl::StrCat("context name \"", name, "\": want 1-63 of [A-Za-z0-9._-]"));
       }
       if (config.Find(name) != nullptr) {
-        return LineError(file_name, line_number, absl::StrCat("context \"", name, "\" given twice"));
+        return LineError(file_name, line_number,
+                         absl::StrCat("context \"", name, "\" given twice"));
       }
       if (config.contexts.size() >= kMaxContexts) {
         return LineError(file_name, line_number,
@@ -155,17 +155,17 @@ absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view text, absl::string_vi
     }
     if (!IsContextKey(key)) {
       return LineError(file_name, line_number,
-                       absl::StrCat("unknown setting \"", key, "\"; want one of: ",
-                                    absl::StrJoin(ContextKeys(), ", ")));
+                       absl::StrCat("unknown setting \"", key,
+                                    "\"; want one of: ", absl::StrJoin(ContextKeys(), ", ")));
     }
     if (!section->settings.emplace(key, value).second) {
       return LineError(file_name, line_number, absl::StrCat(key, " given twice"));
     }
   }
   if (!config.current_context.empty() && config.Find(config.current_context) == nullptr) {
-    return LineError(file_name, current_line,
-                     absl::StrCat("current-context \"", config.current_context,
-                                  "\" names no context"));
+    return LineError(
+        file_name, current_line,
+        absl::StrCat("current-context \"", config.current_context, "\" names no context"));
   }
   return config;
 }
@@ -257,16 +257,15 @@ absl::StatusOr<ConnectionSettings> ResolveConnection(
     if (explicit_context == nullptr) {
       std::vector<std::string> names;
       for (const CliContext& context : config.contexts) names.push_back(context.name);
-      return absl::NotFoundError(absl::StrCat(
-          chosen_by, "=", chosen, ": no such context",
-          names.empty() ? " (the config file has none; memloadctl config set-context)"
-                        : absl::StrCat(" (have: ", absl::StrJoin(names, ", "), ")")));
+      return absl::NotFoundError(
+          absl::StrCat(chosen_by, "=", chosen, ": no such context",
+                       names.empty() ? " (the config file has none; memloadctl config set-context)"
+                                     : absl::StrCat(" (have: ", absl::StrJoin(names, ", "), ")")));
     }
   }
-  const CliContext* current =
-      explicit_context == nullptr && !config.current_context.empty()
-          ? config.Find(config.current_context)
-          : nullptr;
+  const CliContext* current = explicit_context == nullptr && !config.current_context.empty()
+                                  ? config.Find(config.current_context)
+                                  : nullptr;
   if (explicit_context != nullptr) settings.context = explicit_context->name;
   if (current != nullptr) settings.context = current->name;
   for (const std::string& key : ContextKeys()) {

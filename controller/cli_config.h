@@ -45,7 +45,7 @@ inline constexpr size_t kMaxContexts = 256;
 inline constexpr size_t kMaxSettingBytes = 4096;
 
 struct CliContext {
-  std::string name;                           // 1-63 of [A-Za-z0-9._-].
+  std::string name;                             // 1-63 of [A-Za-z0-9._-].
   std::map<std::string, std::string> settings;  // Keys from ContextKeys().
 };
 

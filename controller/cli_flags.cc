@@ -15,9 +15,7 @@ namespace memload {
 namespace controller {
 namespace {
 
-std::string Dashed(absl::string_view name) {
-  return absl::StrReplaceAll(name, {{"_", "-"}});
-}
+std::string Dashed(absl::string_view name) { return absl::StrReplaceAll(name, {{"_", "-"}}); }
 
 using FT = FlagType;
 using FG = FlagGroup;
@@ -39,8 +37,8 @@ FlagSpec Bool(absl::string_view name, FlagGroup group, absl::string_view help) {
   return flag;
 }
 
-FlagSpec Int(absl::string_view name, FlagGroup group, absl::string_view default_value,
-             int64_t min, int64_t max, absl::string_view help) {
+FlagSpec Int(absl::string_view name, FlagGroup group, absl::string_view default_value, int64_t min,
+             int64_t max, absl::string_view help) {
   FlagSpec flag = Text(name, group, "N", default_value, help);
   flag.type = FT::kInt;
   flag.min = min;
@@ -137,7 +135,8 @@ std::vector<FlagSpec> MakeFlags() {
       Text("for", FG::kCommand, "DURATION", "",
            "keep the plan this long, then stop it (default: until it ends, or Ctrl-C)"),
       Dur("interval", FG::kCommand, "1s", "refresh interval"),
-      Int("count", FG::kCommand, "0", 0, 1000000000, "frames to show, then exit (0 = until Ctrl-C)"),
+      Int("count", FG::kCommand, "0", 0, 1000000000,
+          "frames to show, then exit (0 = until Ctrl-C)"),
       Bool("all", FG::kCommand, "every running plan"),
       Text("record", FG::kCommand, "FILE", "", "write samples and events to FILE (JSON Lines)"),
       Text("html", FG::kCommand, "FILE", "", "write the HTML page to FILE"),
@@ -371,10 +370,10 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       return absl::InvalidArgumentError(message);
     }
     if (allowed_set.count(spec->name) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          flag.typed, " does not apply to ", command.empty() ? "memloadctl" : command,
-          " (memloadctl help ", command.empty() ? "" : command,
-          command.empty() ? "" : " ", "lists its flags)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag.typed, " does not apply to ", command.empty() ? "memloadctl" : command,
+                       " (memloadctl help ", command.empty() ? "" : command,
+                       command.empty() ? "" : " ", "lists its flags)"));
     }
     std::string value;
     if (negated) {
@@ -389,9 +388,9 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       return absl::InvalidArgumentError(absl::StrCat(flag.typed, " needs a value"));
     }
     if (parsed.Has(spec->name)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(flag.typed, " given twice (\"", parsed.Text(spec->name), "\", then \"",
-                       value, "\"): give it once"));
+      return absl::InvalidArgumentError(absl::StrCat(flag.typed, " given twice (\"",
+                                                     parsed.Text(spec->name), "\", then \"", value,
+                                                     "\"): give it once"));
     }
     if (absl::Status status = CheckValue(*spec, flag.typed, value); !status.ok()) return status;
     parsed.Set(spec->name, std::move(value), flag.typed);
@@ -416,9 +415,8 @@ std::string EchoFlagsAsTyped(absl::string_view message, const ParsedArgs& args) 
   // Longest names first, so that "--target" does not rewrite part of "--targets".
   std::vector<const FlagSpec*> flags;
   for (const FlagSpec& flag : AllFlags()) flags.push_back(&flag);
-  std::sort(flags.begin(), flags.end(), [](const FlagSpec* a, const FlagSpec* b) {
-    return a->name.size() > b->name.size();
-  });
+  std::sort(flags.begin(), flags.end(),
+            [](const FlagSpec* a, const FlagSpec* b) { return a->name.size() > b->name.size(); });
   for (const FlagSpec* flag : flags) {
     if (flag->name.find('-') == absl::string_view::npos) continue;
     const std::string underscored =
@@ -446,7 +444,8 @@ std::string FormatFlagHelp(const std::vector<absl::string_view>& names) {
         titled = true;
       }
       std::string left = "  ";
-      if (flag->short_name != 0) absl::StrAppend(&left, "-", std::string(1, flag->short_name), ", ");
+      if (flag->short_name != 0)
+        absl::StrAppend(&left, "-", std::string(1, flag->short_name), ", ");
       absl::StrAppend(&left, "--", flag->name);
       if (flag->type != FT::kBool) absl::StrAppend(&left, "=", flag->value_name);
       std::string right(flag->help);

@@ -1,9 +1,9 @@
 // memloadctl's command line: one table of every flag (name, value, default, help); its
 // plan flags are made from the plan builder's PlanFlagTable(), the only list of them (a
-// plan flag added there is parsed, shown in help and completed without a change here), and a parser that checks arguments against
-// the flags of one command. memloadctl does not use absl flags: every command has its own
-// flag list, help and completion come from the same table, and every usage error names
-// the flag exactly as the user typed it.
+// plan flag added there is parsed, shown in help and completed without a change here), and a parser
+// that checks arguments against the flags of one command. memloadctl does not use absl flags: every
+// command has its own flag list, help and completion come from the same table, and every usage
+// error names the flag exactly as the user typed it.
 //
 //   absl::StatusOr<ParsedArgs> args = ParseArgs(argv_strings, "start", StartFlagNames());
 //   if (!args.ok()) { ...exit 2 with args.status().message()... }
@@ -43,14 +43,14 @@ enum class FlagType { kText, kBool, kInt, kDuration };
 enum class FlagGroup { kCommand, kPlan, kRollout, kConnection, kOutput };
 
 struct FlagSpec {
-  absl::string_view name;        // Dashed: "plan-id".
-  char short_name = 0;           // 'o' for -o; 0 = none.
+  absl::string_view name;  // Dashed: "plan-id".
+  char short_name = 0;     // 'o' for -o; 0 = none.
   FlagType type = FlagType::kText;
   FlagGroup group = FlagGroup::kCommand;
-  absl::string_view value_name;  // "ID" in "--plan-id=ID"; empty for bools.
+  absl::string_view value_name;     // "ID" in "--plan-id=ID"; empty for bools.
   absl::string_view default_value;  // As text; parsed by the type. "" = unset.
-  absl::string_view help;        // One line.
-  int64_t min = 0;               // kInt: the accepted range.
+  absl::string_view help;           // One line.
+  int64_t min = 0;                  // kInt: the accepted range.
   int64_t max = 0;
   // For help only, when it differs from default_value: what an unset flag means (plan
   // flags: "1MiB" for --block-size, which stays unset so that a plan file's value stands).

@@ -17,9 +17,8 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-const std::vector<absl::string_view> kAllowed = {"targets", "timeout", "retries", "output",
-                                                 "no-headers", "plan-id", "mlock", "for",
-                                                 "target"};
+const std::vector<absl::string_view> kAllowed = {
+    "targets", "timeout", "retries", "output", "no-headers", "plan-id", "mlock", "for", "target"};
 
 absl::StatusOr<ParsedArgs> Parse(std::vector<std::string> args) {
   args.insert(args.begin(), "memloadctl");
@@ -54,17 +53,16 @@ TEST(ParseArgsTest, AcceptsEverySpelling) {
 }
 
 TEST(ParseArgsTest, UnknownFlagsSuggestTheClosest) {
-  EXPECT_THAT(Parse({"--taget=80%"}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "unknown flag --taget (did you mean --target?)"));
+  EXPECT_THAT(Parse({"--taget=80%"}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               "unknown flag --taget (did you mean --target?)"));
   EXPECT_THAT(Parse({"--timeuot=1s"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("did you mean --timeout?")));
   EXPECT_THAT(Parse({"--bogus-flag"}),
               StatusIs(absl::StatusCode::kInvalidArgument, "unknown flag --bogus-flag"));
   EXPECT_THAT(Parse({"-x"}), StatusIs(absl::StatusCode::kInvalidArgument, "unknown flag -x"));
   // A flag of another command is named as such.
-  EXPECT_THAT(Parse({"--all"}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--all does not apply to start")));
+  EXPECT_THAT(Parse({"--all"}), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("--all does not apply to start")));
 }
 
 TEST(ParseArgsTest, ValuesAreCheckedAndEchoedAsTyped) {
@@ -79,7 +77,8 @@ TEST(ParseArgsTest, ValuesAreCheckedAndEchoedAsTyped) {
   EXPECT_THAT(Parse({"--retries=1000000000"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--retries=\"1000000000\": want an integer in 0..10")));
-  EXPECT_THAT(Parse({"--retries=-1"}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--retries")));
+  EXPECT_THAT(Parse({"--retries=-1"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--retries")));
   EXPECT_THAT(Parse({"--retries=10"}), IsOk());
 }
 
@@ -128,10 +127,10 @@ TEST(DidYouMeanTest, FindsTyposOnly) {
 }
 
 TEST(PlanFlagsFromTest, FillsThePlanBuilderFields) {
-  absl::StatusOr<ParsedArgs> args = ParseArgs(
-      {"memloadctl", "start", "--kind=retained", "--target=1MiB", "--plan-id=p", "--mlock",
-       "--window="},
-      "start", FlagsOfGroup(FlagGroup::kPlan));
+  absl::StatusOr<ParsedArgs> args =
+      ParseArgs({"memloadctl", "start", "--kind=retained", "--target=1MiB", "--plan-id=p",
+                 "--mlock", "--window="},
+                "start", FlagsOfGroup(FlagGroup::kPlan));
   ASSERT_THAT(args, IsOk());
   PlanFlags flags = PlanFlagsFrom(*args);
   EXPECT_EQ(flags.kind, "retained");

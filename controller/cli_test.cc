@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -77,8 +77,8 @@ class CliTest : public ::testing::Test {
       auto it = env_.find(name);
       return it == env_.end() ? nullptr : it->second.c_str();
     };
-    io.make_factory = [this](const ClientSecurityOptions& security)
-        -> absl::StatusOr<AgentClientFactory> {
+    io.make_factory =
+        [this](const ClientSecurityOptions& security) -> absl::StatusOr<AgentClientFactory> {
       security_ = security;
       return fleet_.factory();
     };
@@ -158,8 +158,8 @@ TEST_F(CliTest, EveryPlanFlagOfTheOneTableIsHelpedCompletedAndParsed) {
   const size_t start_case = script.find("    start) flags=\"");
   ASSERT_NE(start_case, std::string::npos);
   const size_t words_begin = script.find('"', start_case) + 1;
-  const std::vector<std::string> start_words = absl::StrSplit(
-      script.substr(words_begin, script.find('"', words_begin) - words_begin), ' ');
+  const std::vector<std::string> start_words =
+      absl::StrSplit(script.substr(words_begin, script.find('"', words_begin) - words_begin), ' ');
   for (const PlanFlagInfo& info : PlanFlagTable()) {
     const std::string dashed = absl::StrReplaceAll(info.name, {{"_", "-"}});
     const std::string shown = absl::StrCat("--", dashed, info.toggle == nullptr ? "=" : "");
@@ -172,13 +172,14 @@ TEST_F(CliTest, EveryPlanFlagOfTheOneTableIsHelpedCompletedAndParsed) {
                                     {kUtilizationKind, "utilization"},
                                     {kStreamingKind, "streaming"}}) {
       if ((info.kinds & bit) != 0 || info.name == "kind") continue;
-      std::vector<std::string> args = {"start", Targets(), absl::StrCat("--kind=", kind),
-                                       absl::StrCat("--", dashed, info.toggle == nullptr ? "=1" : "")};
+      std::vector<std::string> args = {
+          "start", Targets(), absl::StrCat("--kind=", kind),
+          absl::StrCat("--", dashed, info.toggle == nullptr ? "=1" : "")};
       if (bit != kStreamingKind) args.push_back("--target=50%");  // Required there.
       const Result refused = Run(args);
       EXPECT_EQ(refused.code, 2) << dashed << " " << kind;
-      EXPECT_THAT(refused.err, HasSubstr(absl::StrCat("--", dashed, " does not apply to --kind=",
-                                                      kind)));
+      EXPECT_THAT(refused.err,
+                  HasSubstr(absl::StrCat("--", dashed, " does not apply to --kind=", kind)));
     }
   }
   EXPECT_TRUE(fleet_.Calls().empty());
@@ -208,7 +209,8 @@ TEST_F(CliTest, ErrorsEchoFlagsAsTypedWithoutADoubledProgramName) {
   Result output = Run({"usage", Targets(), "-o", "yaml"});
   EXPECT_EQ(output.code, 2);
   EXPECT_EQ(output.err, "memloadctl usage: -o=\"yaml\": want table or json\n");
-  Result adj = Run({"start", Targets(), "--kind=retained", "--target=1MiB", "--oom-score-adj=2000"});
+  Result adj =
+      Run({"start", Targets(), "--kind=retained", "--target=1MiB", "--oom-score-adj=2000"});
   EXPECT_EQ(adj.code, 2);
   EXPECT_THAT(adj.err, HasSubstr("--oom-score-adj"));
   EXPECT_THAT(adj.err, Not(HasSubstr("--oom_score_adj")));
@@ -285,8 +287,10 @@ TEST_F(CliTest, EnvironmentGivesDefaultsAndFlagsWin) {
 }
 
 TEST_F(CliTest, ContextsAreSetUsedAndOverridden) {
-  ASSERT_EQ(Run({"config", "set-context", "lab", "--targets=" + targets_[0],
-                 "--token-file=/lab/token"}).code, 0);
+  ASSERT_EQ(
+      Run({"config", "set-context", "lab", "--targets=" + targets_[0], "--token-file=/lab/token"})
+          .code,
+      0);
   ASSERT_EQ(Run({"config", "set-context", "prod", "--targets=" + targets_[1]}).code, 0);
   // The first context became current.
   Result current = Run({"config", "current-context"});
@@ -424,7 +428,8 @@ TEST_F(CliTest, EveryFanOutCommandMarksFailedRowsFirstAndCountsThem) {
     const std::vector<std::string> status = StatusColumn(table.out);
     ASSERT_EQ(status.size(), ok + failed) << name << "\n" << table.out;
     for (size_t i = 0; i < status.size(); ++i) {
-      EXPECT_EQ(status[i], i < failed ? "FAILED" : "ok") << name << " row " << i << "\n" << table.out;
+      EXPECT_EQ(status[i], i < failed ? "FAILED" : "ok") << name << " row " << i << "\n"
+                                                         << table.out;
     }
     EXPECT_THAT(table.out, ::testing::ContainsRegex(targets_[1] + " .*FAILED")) << name;
 
@@ -455,7 +460,9 @@ TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
   const std::string recording = ::testing::TempDir() + "/cli_test_every.jsonl";
   const std::string page = ::testing::TempDir() + "/cli_test_every.html";
   ASSERT_NE(Run({"run", Targets(), "--kind=retained", "--target=1MiB", "--interval=50ms",
-                 "--record=" + recording}).code, 2);
+                 "--record=" + recording})
+                .code,
+            2);
   ASSERT_EQ(Run({"config", "set-context", "lab", "--targets=" + targets_[0]}).code, 0);
   const std::vector<std::vector<std::string>> commands = {
       {"agents", Targets()},
@@ -493,9 +500,10 @@ TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
     const Result bare = Run(bare_args);
     EXPECT_NE(bare.code, 2) << name << ": " << bare.err;
     for (absl::string_view line : absl::StrSplit(bare.out, '\n')) {
-      EXPECT_THAT(std::string(line), Not(::testing::ContainsRegex(
-                                         "^(AGENT|NODE|NAME|POD/TARGET|POD) +[A-Z]")))
-          << name << "\n" << bare.out;
+      EXPECT_THAT(std::string(line),
+                  Not(::testing::ContainsRegex("^(AGENT|NODE|NAME|POD/TARGET|POD) +[A-Z]")))
+          << name << "\n"
+          << bare.out;
     }
   }
   // help -o json lists every command with its flags; a plan flag carries its default.
@@ -511,7 +519,11 @@ TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
     EXPECT_EQ(fields.at("default").string_value(), "1MiB");
   }
   EXPECT_TRUE(block_size);
-  EXPECT_EQ(ParseDocument(Run({"--help", "-o", "json"}).out).fields().at("commands").list_value().values_size(),
+  EXPECT_EQ(ParseDocument(Run({"--help", "-o", "json"}).out)
+                .fields()
+                .at("commands")
+                .list_value()
+                .values_size(),
             static_cast<int>(CommandNames().size()));
   const google::protobuf::Struct completion =
       ParseDocument(Run({"completion", "bash", "-o", "json"}).out);
@@ -529,7 +541,8 @@ TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
 
 TEST_F(CliTest, RunSummaryListsNodesByName) {
   Result run = Run({"run", Targets(), "--kind=retained", "--target=1MiB", "--interval=50ms"});
-  const size_t a = run.out.rfind("node-a"), b = run.out.rfind("node-b"), c = run.out.rfind("node-c");
+  const size_t a = run.out.rfind("node-a"), b = run.out.rfind("node-b"),
+               c = run.out.rfind("node-c");
   ASSERT_NE(a, std::string::npos) << run.out;
   ASSERT_NE(b, std::string::npos) << run.out;
   ASSERT_NE(c, std::string::npos) << run.out;
@@ -545,8 +558,8 @@ TEST_F(CliTest, DryRunResolvesPerNodeAndStartsNothing) {
   EXPECT_THAT(dry.out, HasSubstr("800 MiB"));
   EXPECT_THAT(dry.out, HasSubstr("more than available"));  // 800 MiB > 600 MiB
   EXPECT_TRUE(Called("StartPlan").empty());
-  Result small = Run({"run", Targets(), "--kind=retained", "--target=50%available", "--dry-run",
-                      "-o", "json"});
+  Result small = Run(
+      {"run", Targets(), "--kind=retained", "--target=50%available", "--dry-run", "-o", "json"});
   EXPECT_EQ(small.code, 0) << small.err;
   EXPECT_THAT(small.out, HasSubstr("\"dryRun\": true"));
   EXPECT_THAT(small.out, HasSubstr(absl::StrCat("\"targetBytes\":\"", 300ull << 20, "\"")));
@@ -565,9 +578,10 @@ TEST_F(CliTest, CompletionIsValidBash) {
   }
   EXPECT_EQ(std::system(("bash -n " + path).c_str()), 0);
   // Completing "memloadctl st" offers start and stop.
-  const std::string check = absl::StrCat(
-      "bash -c 'source ", path, "; COMP_WORDS=(memloadctl st); COMP_CWORD=1; _memloadctl; "
-      "echo ${COMPREPLY[*]}' > ", path, ".out");
+  const std::string check = absl::StrCat("bash -c 'source ", path,
+                                         "; COMP_WORDS=(memloadctl st); COMP_CWORD=1; _memloadctl; "
+                                         "echo ${COMPREPLY[*]}' > ",
+                                         path, ".out");
   ASSERT_EQ(std::system(check.c_str()), 0);
   std::ifstream in(path + ".out");
   std::string words((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

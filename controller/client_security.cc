@@ -10,8 +10,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/security/tls_files.h"
 #include "core/bounded_read.h"
+#include "core/security/tls_files.h"
 
 namespace memload {
 namespace controller {
@@ -25,7 +25,8 @@ std::string TokenProblem(absl::string_view token) {
     return "give the token alone; \":read-only\" belongs in the agent's token file";
   }
   for (char c : token) {
-    if (c < 0x21 || c > 0x7e) return "a token is visible ASCII only (no spaces or control characters)";
+    if (c < 0x21 || c > 0x7e)
+      return "a token is visible ASCII only (no spaces or control characters)";
   }
   return "";
 }

@@ -44,8 +44,7 @@ struct ClientSecurityOptions {
 // for options that do not go together or a malformed token; the errors of
 // core/security/tls_files.h for bad PEM files; NotFound for an unreadable token file. Messages
 // name the flag or file, never the token.
-absl::Status ApplyClientSecurity(const ClientSecurityOptions& security,
-                                 GrpcClientOptions* options);
+absl::Status ApplyClientSecurity(const ClientSecurityOptions& security, GrpcClientOptions* options);
 
 // The token in a token file's text: the one line that is neither blank nor a '#' comment,
 // without surrounding whitespace. InvalidArgument for none, several, or a bad token.

@@ -7,8 +7,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
-#include <tuple>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -33,7 +33,7 @@ template <typename Request, typename Response>
 CallFn<Response> Rpc(void (AgentClient::*method)(const Request&, absl::Duration, Done<Response>),
                      Request request) {
   return [method, request = std::move(request)](AgentClient& client, absl::Duration timeout,
-                                                 Done<Response> done) {
+                                                Done<Response> done) {
     (client.*method)(request, timeout, std::move(done));
   };
 }
@@ -41,10 +41,11 @@ CallFn<Response> Rpc(void (AgentClient::*method)(const Request&, absl::Duration,
 // `method` on every client, as an idempotent call that is never cancelled (one-step
 // commands, lease renewals and stops finish what they started).
 template <typename Request, typename Response>
-std::vector<TargetResult<Response>> Ask(
-    const CommandEnv& env, const std::vector<AgentClient*>& clients,
-    void (AgentClient::*method)(const Request&, absl::Duration, Done<Response>),
-    Request request = Request()) {
+std::vector<TargetResult<Response>> Ask(const CommandEnv& env,
+                                        const std::vector<AgentClient*>& clients,
+                                        void (AgentClient::*method)(const Request&, absl::Duration,
+                                                                    Done<Response>),
+                                        Request request = Request()) {
   return FanOut<Response>(clients, Rpc(method, std::move(request)), Idempotent(env));
 }
 
@@ -70,15 +71,13 @@ struct Selection {
   std::vector<std::pair<std::string, absl::Status>> failures;
 };
 
-Selection Select(const CommandEnv& env, const std::vector<AgentClient*>& clients,
-                 bool need_info) {
+Selection Select(const CommandEnv& env, const std::vector<AgentClient*>& clients, bool need_info) {
   Selection selection;
   if (env.selector.empty() && !need_info) {
     selection.clients = clients;
     return selection;
   }
-  std::vector<TargetResult<v1::NodeInfo>> infos =
-      Ask(env, clients, &AgentClient::GetNodeInfo);
+  std::vector<TargetResult<v1::NodeInfo>> infos = Ask(env, clients, &AgentClient::GetNodeInfo);
   for (size_t i = 0; i < infos.size(); ++i) {
     if (!infos[i].response.ok()) {
       selection.failures.emplace_back(infos[i].target, infos[i].response.status());
@@ -409,8 +408,8 @@ int StopRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& o
   size_t failed = 0;
   for (const RunNode& node : view.nodes) failed += RunNodeOk(node) ? 0 : 1;
   const int exit_code = env.cancel != nullptr && env.cancel->cancelled() ? kExitInterrupted
-                        : failed == 0                                     ? kExitOk
-                                                                          : kExitNodesFailed;
+                        : failed == 0                                    ? kExitOk
+                                                                         : kExitNodesFailed;
   // The recording ends with each node's result and the exit status (the report's verdict).
   if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view, exit_code);
   *env.out << (env.json ? RunJson(view)
@@ -501,15 +500,17 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
     const std::vector<size_t> release = MayHaveStarted(started);
     std::vector<AgentClient*> to_release;
     for (size_t i : release) to_release.push_back(selection.clients[i]);
-    std::vector<TargetResult<v1::StopPlanResponse>> stopped = StopOn(env, to_release, spec.plan_id());
+    std::vector<TargetResult<v1::StopPlanResponse>> stopped =
+        StopOn(env, to_release, spec.plan_id());
     for (size_t k = 0; k < release.size(); ++k) {
       const size_t i = release[k];
       if (!results[i].value.ok()) continue;  // Its failed start is what the node reports.
       results[i].value = absl::AbortedError(absl::StrCat(
           started.cancelled ? "interrupted" : "too many nodes failed (--max-failures)",
           "; the plan was stopped here again",
-          stopped[k].response.ok() ? "" : absl::StrCat(" (stop failed: ",
-                                                       stopped[k].response.status().message(), ")")));
+          stopped[k].response.ok()
+              ? ""
+              : absl::StrCat(" (stop failed: ", stopped[k].response.status().message(), ")")));
     }
   }
   AddFailures(selection, &results);
@@ -523,8 +524,8 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
         return FormatStartTable(rows, LiveViewSize(env).columns);
       },
       [&](const std::vector<NodeResult<v1::PlanStatus>>& rows) {
-        return StartJson(rows, warning.empty() ? std::vector<std::string>()
-                                               : std::vector<std::string>{warning});
+        return StartJson(
+            rows, warning.empty() ? std::vector<std::string>() : std::vector<std::string>{warning});
       });
   if (started.cancelled) return kExitInterrupted;
   return code;
@@ -595,12 +596,11 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   std::vector<std::unique_ptr<UsageWatch>> watches;
   v1::WatchUsageRequest request;
   request.mutable_interval()->set_seconds(absl::ToInt64Seconds(options.interval));
-  request.mutable_interval()->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(options.interval % absl::Seconds(1))));
+  request.mutable_interval()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(options.interval % absl::Seconds(1))));
   for (size_t i = 0; i < selection.clients.size(); ++i) {
     watches.push_back(selection.clients[i]->WatchUsage(
-        request,
-        [&note, i](const v1::NodeUsage& usage) { note(i, usage); },
+        request, [&note, i](const v1::NodeUsage& usage) { note(i, usage); },
         [&note, i](absl::Status status) {
           if (status.ok() || status.code() == absl::StatusCode::kCancelled) return;
           note(i, status);

@@ -46,17 +46,17 @@ constexpr int kExitInterrupted = 130;
 struct CommandEnv {
   std::vector<std::string> targets;  // Resolved host:port, in the user's order.
   AgentClientFactory factory;
-  Selector selector;                 // Keeps agents whose labels match (empty: all).
-  FanOutOptions fanout;              // Parallelism, per-call timeout, retries.
+  Selector selector;     // Keeps agents whose labels match (empty: all).
+  FanOutOptions fanout;  // Parallelism, per-call timeout, retries.
   bool json = false;
-  bool tty = false;                  // Redraw live output in place.
+  bool tty = false;  // Redraw live output in place.
   // The terminal live views (watch, run) fit: 0 = ask stdout's terminal at every frame
   // (TIOCGWINSZ) when tty; tests set it.
   ViewSize view_size;
   std::ostream* out = nullptr;
   // "N ok, N failed" after a table or document; null = not printed.
   std::ostream* err = nullptr;
-  CancelSignal* cancel = nullptr;    // Ctrl-C / SIGTERM; may be null.
+  CancelSignal* cancel = nullptr;  // Ctrl-C / SIGTERM; may be null.
 };
 
 int RunAgents(const CommandEnv& env);

@@ -464,9 +464,9 @@ TEST(RunRunTest, AgentRestartedMidRunFailsItsNodeInsteadOfWaiting) {
         if (call.method == "ListPlans") {
           v1::ListPlansResponse response;
           if (!restarted(call.target)) {
-            *response.add_plans() = Plan(kPlanId, ++lists[call.target] <= 10
-                                                      ? v1::PLAN_STATE_HOLDING
-                                                      : v1::PLAN_STATE_COMPLETED);
+            *response.add_plans() =
+                Plan(kPlanId, ++lists[call.target] <= 10 ? v1::PLAN_STATE_HOLDING
+                                                         : v1::PLAN_STATE_COMPLETED);
           }
           return response;
         }
@@ -567,7 +567,8 @@ TEST(RunRunTest, FleetLiveViewShowsASummaryAndTheOutliersInTheTerminal) {
     const size_t summary = out.find("plan drill-1 (-) ran ");  // The final summary.
     ASSERT_NE(summary, std::string::npos) << out.substr(0, 2000);
     std::vector<std::string> frames;
-    for (absl::string_view piece : absl::StrSplit(absl::string_view(out).substr(0, summary), "\x1b[")) {
+    for (absl::string_view piece :
+         absl::StrSplit(absl::string_view(out).substr(0, summary), "\x1b[")) {
       // "<n>A" + "J" + frame; keep what follows the clear.
       if (absl::StartsWith(piece, "J")) piece.remove_prefix(1);
       if (piece.empty() || (absl::ascii_isdigit(piece[0]) && absl::EndsWith(piece, "A"))) continue;
@@ -641,7 +642,7 @@ TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
     EXPECT_FALSE(call.RequestAs<v1::ListPlansRequest>()->include_ended());
     v1::ListPlansResponse response;
     for (const char* id : call.target == h.targets[0] ? std::vector<const char*>{"a-1", "a-2"}
-                                                       : std::vector<const char*>{"b-1"}) {
+                                                      : std::vector<const char*>{"b-1"}) {
       *response.add_plans() = Plan(id, v1::PLAN_STATE_HOLDING);
     }
     return response;
@@ -649,7 +650,8 @@ TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
   EXPECT_EQ(RunStop(h.env, /*plan_id=*/""), kExitOk);
 
   std::vector<std::pair<std::string, std::string>> stopped;
-  for (const FakeCall& call : h.Calls("StopPlan")) stopped.emplace_back(call.target, PlanIdOf(call));
+  for (const FakeCall& call : h.Calls("StopPlan"))
+    stopped.emplace_back(call.target, PlanIdOf(call));
   EXPECT_THAT(stopped, UnorderedElementsAre(std::pair(h.targets[0], std::string("a-1")),
                                             std::pair(h.targets[0], std::string("a-2")),
                                             std::pair(h.targets[1], std::string("b-1"))));
@@ -675,7 +677,8 @@ TEST(SelectorTest, OnlyMatchingNodesAreAsked) {
   Harness h(2);
   h.env.selector = {{"zone", "a", true}};
   h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
-    if (call.method == "GetNodeInfo") return ZoneInfo(call, call.target == h.targets[0] ? "a" : "b");
+    if (call.method == "GetNodeInfo")
+      return ZoneInfo(call, call.target == h.targets[0] ? "a" : "b");
     return Healthy(call);
   });
   EXPECT_EQ(RunUsage(h.env), kExitOk);

@@ -75,8 +75,8 @@ DryRunNode ResolveOnNode(const v1::PlanSpec& spec, const v1::NodeUsage& usage) {
       const bool cgroup = plan.reference() == v1::UtilizationPlan::REFERENCE_CGROUP ||
                           (plan.reference() == v1::UtilizationPlan::REFERENCE_UNSPECIFIED &&
                            usage.cgroup().limited());
-      node.target = absl::StrCat(plan.target_percent(), "% in use of ",
-                                 cgroup ? "cgroup limit" : "node");
+      node.target =
+          absl::StrCat(plan.target_percent(), "% in use of ", cgroup ? "cgroup limit" : "node");
       const uint64_t whole = cgroup ? usage.cgroup().limit_bytes() : usage.meminfo().total_bytes();
       if (cgroup && !usage.cgroup().limited()) {
         node.note = "no cgroup limit";
@@ -118,8 +118,7 @@ std::string FormatDryRunTable(const std::vector<NodeResult<DryRunNode>>& nodes) 
     }
     const DryRunNode& n = *node.value;
     table.AddRow({node.target, n.node_name.empty() ? "-" : n.node_name, StatusCell(true),
-                  FormatSize(n.total_bytes),
-                  FormatSize(n.available_bytes), n.target,
+                  FormatSize(n.total_bytes), FormatSize(n.available_bytes), n.target,
                   n.target_bytes.has_value() ? FormatSize(*n.target_bytes) : "-", n.note});
   }
   return table.Render();
@@ -131,30 +130,31 @@ std::string DryRunJson(absl::string_view command, const v1::PlanSpec& spec,
   int ok = 0;
   for (const NodeResult<DryRunNode>& node : nodes) {
     if (!node.value.ok()) {
-      lines.push_back(absl::StrCat(
-          "{\"target\":", JsonQuote(node.target), ",\"ok\":false,\"error\":{\"code\":",
-          JsonQuote(absl::StatusCodeToString(node.value.status().code())),
-          ",\"message\":", JsonQuote(node.value.status().message()), "}}"));
+      lines.push_back(
+          absl::StrCat("{\"target\":", JsonQuote(node.target), ",\"ok\":false,\"error\":{\"code\":",
+                       JsonQuote(absl::StatusCodeToString(node.value.status().code())),
+                       ",\"message\":", JsonQuote(node.value.status().message()), "}}"));
       continue;
     }
     ++ok;
     const DryRunNode& n = *node.value;
-    std::string line = absl::StrCat(
-        "{\"target\":", JsonQuote(node.target), ",\"ok\":true,\"node\":", JsonQuote(n.node_name),
-        ",\"totalBytes\":\"", n.total_bytes, "\",\"availableBytes\":\"", n.available_bytes,
-        "\",\"planTarget\":", JsonQuote(n.target));
-    if (n.target_bytes.has_value()) absl::StrAppend(&line, ",\"targetBytes\":\"", *n.target_bytes, "\"");
+    std::string line = absl::StrCat("{\"target\":", JsonQuote(node.target),
+                                    ",\"ok\":true,\"node\":", JsonQuote(n.node_name),
+                                    ",\"totalBytes\":\"", n.total_bytes, "\",\"availableBytes\":\"",
+                                    n.available_bytes, "\",\"planTarget\":", JsonQuote(n.target));
+    if (n.target_bytes.has_value())
+      absl::StrAppend(&line, ",\"targetBytes\":\"", *n.target_bytes, "\"");
     absl::StrAppend(&line, ",\"note\":", JsonQuote(n.note), "}");
     lines.push_back(std::move(line));
   }
   const int failed = static_cast<int>(nodes.size()) - ok;
-  return absl::StrCat("{\n  \"command\": ", JsonQuote(command), ",\n  \"ok\": ",
-                      failed == 0 ? "true" : "false", ",\n  \"dryRun\": true,\n  \"planId\": ",
-                      JsonQuote(spec.plan_id()), ",\n  \"spec\": ", ProtoToJson(spec),
-                      ",\n  \"nodes\": [", lines.empty() ? "" : "\n    ",
-                      absl::StrJoin(lines, ",\n    "), lines.empty() ? "]" : "\n  ]",
-                      ",\n  \"summary\": {\"nodes\":", nodes.size(), ",\"ok\":", ok,
-                      ",\"failed\":", failed, "}\n}\n");
+  return absl::StrCat("{\n  \"command\": ", JsonQuote(command),
+                      ",\n  \"ok\": ", failed == 0 ? "true" : "false",
+                      ",\n  \"dryRun\": true,\n  \"planId\": ", JsonQuote(spec.plan_id()),
+                      ",\n  \"spec\": ", ProtoToJson(spec), ",\n  \"nodes\": [",
+                      lines.empty() ? "" : "\n    ", absl::StrJoin(lines, ",\n    "),
+                      lines.empty() ? "]" : "\n  ]", ",\n  \"summary\": {\"nodes\":", nodes.size(),
+                      ",\"ok\":", ok, ",\"failed\":", failed, "}\n}\n");
 }
 
 }  // namespace controller

@@ -39,8 +39,8 @@ DryRunNode ResolveOnNode(const v1::PlanSpec& spec, const v1::NodeUsage& usage);
 // AGENT NODE TOTAL AVAILABLE TARGET WOULD-HOLD [NOTE] [ERROR], rows as given.
 std::string FormatDryRunTable(const std::vector<NodeResult<DryRunNode>>& nodes);
 // {"command", "ok", "dryRun": true, "planId", "spec", "nodes": [{"target", "ok", "node",
-//  "totalBytes", "availableBytes", "planTarget", "targetBytes"?, "note"} | {"target","ok","error"}],
-//  "summary": {"nodes", "ok", "failed"}}
+//  "totalBytes", "availableBytes", "planTarget", "targetBytes"?, "note"} |
+//  {"target","ok","error"}], "summary": {"nodes", "ok", "failed"}}
 std::string DryRunJson(absl::string_view command, const v1::PlanSpec& spec,
                        const std::vector<NodeResult<DryRunNode>>& nodes);
 

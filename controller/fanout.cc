@@ -58,8 +58,7 @@ struct State {
 };
 
 RawDone MakeDone(std::shared_ptr<State> state, Clock* clock, size_t index, uint64_t attempt_id) {
-  return [state = std::move(state), clock, index, attempt_id](absl::Status status,
-                                                              std::any value) {
+  return [state = std::move(state), clock, index, attempt_id](absl::Status status, std::any value) {
     {
       MutexLock lock(&state->mutex);
       Target& target = state->targets[index];
@@ -104,20 +103,19 @@ class Dispatcher {
       if (!issue.empty()) {
         lock.Unlock();
         for (const auto& [index, attempt_id] : issue) {
-          call_(*clients_[index], options_.timeout,
-                MakeDone(state_, clock_, index, attempt_id));
+          call_(*clients_[index], options_.timeout, MakeDone(state_, clock_, index, attempt_id));
         }
         lock.Lock();
         continue;
       }
       if (done_ == clients_.size()) break;
-      clock_->WaitUntil(state_->changed, lock.native(), std::min(NextWake(now), now + absl::Hours(1)),
-                        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
-                          // A cancel not acted upon yet wakes it too (on any clock).
-                          return !state_->answered.empty() ||
-                                 (!cancel_seen_ && options_.cancel != nullptr &&
-                                  options_.cancel->cancelled());
-                        });
+      clock_->WaitUntil(
+          state_->changed, lock.native(), std::min(NextWake(now), now + absl::Hours(1)),
+          [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
+            // A cancel not acted upon yet wakes it too (on any clock).
+            return !state_->answered.empty() ||
+                   (!cancel_seen_ && options_.cancel != nullptr && options_.cancel->cancelled());
+          });
     }
     return Results();
   }
@@ -191,7 +189,8 @@ class Dispatcher {
 
   // Fills free slots: due retries first (so that started targets finish), then new targets
   // in order. Marks them in flight; the caller issues them without the lock.
-  std::vector<std::pair<size_t, uint64_t>> PickAttempts(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
+  std::vector<std::pair<size_t, uint64_t>> PickAttempts(absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
     std::vector<std::pair<size_t, uint64_t>> issue;
     auto start = [&](size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mutex) {
       Target& target = state_->targets[index];
@@ -249,7 +248,7 @@ class Dispatcher {
   Clock* const clock_;
   const std::shared_ptr<State> state_;
   // The fields below belong to the dispatching thread (used with state_->mutex held).
-  size_t next_new_ = 0;  // The first target never started.
+  size_t next_new_ = 0;       // The first target never started.
   bool cancel_seen_ = false;  // The cancel was acted upon (no target starts any more).
   size_t done_ = 0;
   size_t failed_ = 0;

@@ -141,8 +141,8 @@ int Threads(pid_t pid = 0) {
   std::string line;
   while (std::getline(status, line)) {
     int threads = 0;
-    if (line.rfind("Threads:", 0) == 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(
-                                                               line.substr(8)), &threads)) {
+    if (line.rfind("Threads:", 0) == 0 &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(8)), &threads)) {
       return threads;
     }
   }
@@ -192,8 +192,7 @@ v1::PlanSpec TinyPlan(const std::string& id) {
 // memloadctl's commands over `factory`, as main() sets them up.
 class Ctl {
  public:
-  Ctl(std::vector<std::string> targets, controller::AgentClientFactory factory)
-      : null_(nullptr) {
+  Ctl(std::vector<std::string> targets, controller::AgentClientFactory factory) : null_(nullptr) {
     env_.targets = std::move(targets);
     env_.factory = std::move(factory);
     env_.fanout.parallelism = absl::GetFlag(FLAGS_parallelism);
@@ -277,23 +276,21 @@ class Raw {
     }
     for (size_t i = 0; i < n; ++i) {
       contexts[i].set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      call(stubs_[i]->async(), &contexts[i], &request, &responses[i],
-           [&](grpc::Status status) {
-             MutexLock lock(&outcome.mutex);
-             if (!status.ok()) {
-               ++outcome.failed;
-               outcome.error = status.error_message();
-             }
-             if (--outcome.pending == 0) outcome.all_done.notify_one();
-           });
+      call(stubs_[i]->async(), &contexts[i], &request, &responses[i], [&](grpc::Status status) {
+        MutexLock lock(&outcome.mutex);
+        if (!status.ok()) {
+          ++outcome.failed;
+          outcome.error = status.error_message();
+        }
+        if (--outcome.pending == 0) outcome.all_done.notify_one();
+      });
     }
     MutexLock lock(&outcome.mutex);
     outcome.all_done.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outcome.mutex) {
       return outcome.pending == 0;
     });
     if (outcome.failed > 0) {
-      return absl::InternalError(
-          absl::StrCat("raw: ", outcome.failed, " failed: ", outcome.error));
+      return absl::InternalError(absl::StrCat("raw: ", outcome.failed, " failed: ", outcome.error));
     }
     return absl::OkStatus();
   }
@@ -340,8 +337,7 @@ struct Figures {
 
 // One repetition of every figure at one N, raw and memloadctl alternated. Cold calls make
 // their channels inside the timing; the warm ones then reuse those channels.
-absl::Status RunOnce(const std::vector<std::string>& targets, const std::string& tag,
-                     Figures* f) {
+absl::Status RunOnce(const std::vector<std::string>& targets, const std::string& tag, Figures* f) {
   {
     std::unique_ptr<Raw> raw;
     BENCH_ASSIGN(usage_cold, Time([&] {
@@ -393,9 +389,10 @@ void Row(const std::string& figure, const std::vector<Sample>& ctl_samples,
   for (size_t i = 0; i < ctl_samples.size() && i < raw_samples.size(); ++i) {
     ratios.push_back(ctl_samples[i].wall / raw_samples[i].wall);
   }
-  absl::PrintF("| %s | %.3f s (controller CPU %.2f s) | raw gRPC fan-out: %.3f s (CPU %.2f s) "
-               "| %.2fx | %s |\n",
-               figure, ctl.wall, ctl.cpu, raw.wall, raw.cpu, Median(ratios), goal);
+  absl::PrintF(
+      "| %s | %.3f s (controller CPU %.2f s) | raw gRPC fan-out: %.3f s (CPU %.2f s) "
+      "| %.2fx | %s |\n",
+      figure, ctl.wall, ctl.cpu, raw.wall, raw.cpu, Median(ratios), goal);
 }
 
 absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::string>& all,
@@ -445,12 +442,13 @@ absl::Status Measure(const std::vector<int>& sizes, const std::vector<std::strin
       }
       // Each repetition as it ends (memloadctl / raw, wall seconds), so that a run ended by
       // its time limit still leaves its figures.
-      absl::PrintF("repetition %d, %d agents: usage cold %.3f / %.3f, warm %.3f / %.3f; "
-                   "start + stop cold %.3f / %.3f, warm %.3f / %.3f (load %s)\n",
-                   rep + 1, size, f.ctl_usage_cold.back().wall, f.raw_usage_cold.back().wall,
-                   f.ctl_usage_warm.back().wall, f.raw_usage_warm.back().wall,
-                   f.ctl_ss_cold.back().wall, f.raw_ss_cold.back().wall,
-                   f.ctl_ss_warm.back().wall, f.raw_ss_warm.back().wall, LoadAverage());
+      absl::PrintF(
+          "repetition %d, %d agents: usage cold %.3f / %.3f, warm %.3f / %.3f; "
+          "start + stop cold %.3f / %.3f, warm %.3f / %.3f (load %s)\n",
+          rep + 1, size, f.ctl_usage_cold.back().wall, f.raw_usage_cold.back().wall,
+          f.ctl_usage_warm.back().wall, f.raw_usage_warm.back().wall, f.ctl_ss_cold.back().wall,
+          f.raw_ss_cold.back().wall, f.ctl_ss_warm.back().wall, f.raw_ss_warm.back().wall,
+          LoadAverage());
       std::fflush(stdout);
       done = rep + 1;
       // Another repetition must end well before the time limit (a loaded machine runs
@@ -535,8 +533,8 @@ int main(int argc, char** argv) {
       close(ports_pipe[0]);
       close(hold_pipe[1]);
       for (int fd : port_pipes) close(fd);
-      memload::ServeAgents(std::min(per_process, agents - first),
-                           static_cast<int>(children.size()), ports_pipe[1], hold_pipe[0]);
+      memload::ServeAgents(std::min(per_process, agents - first), static_cast<int>(children.size()),
+                           ports_pipe[1], hold_pipe[0]);
     }
     close(ports_pipe[1]);
     children.push_back(child);
@@ -552,16 +550,18 @@ int main(int argc, char** argv) {
     close(fd);
   }
   absl::Status status;
-  std::printf("agents: %zu on %zu host processes (one gRPC server each); open files %s; "
-              "memloadctl --parallelism=%d\n",
-              targets.size(), children.size(), memload::FdLimit().c_str(),
-              absl::GetFlag(FLAGS_parallelism));
+  std::printf(
+      "agents: %zu on %zu host processes (one gRPC server each); open files %s; "
+      "memloadctl --parallelism=%d\n",
+      targets.size(), children.size(), memload::FdLimit().c_str(),
+      absl::GetFlag(FLAGS_parallelism));
   std::fflush(stdout);
   if (static_cast<int>(targets.size()) != agents) {
     status = absl::InternalError(absl::StrCat("only ", targets.size(), " agents started"));
   } else {
-    std::printf("| figure | measured | baseline (same run) | ratio | goal |\n"
-                "|---|---|---|---|---|\n");
+    std::printf(
+        "| figure | measured | baseline (same run) | ratio | goal |\n"
+        "|---|---|---|---|---|\n");
     std::fflush(stdout);
     status = memload::Measure(sizes, targets, absl::GetFlag(FLAGS_repetitions), deadline);
   }

@@ -9,17 +9,17 @@
 #include "core/cancel_signal.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
-#include "tests/testing/eventually.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 
 namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::Eventually;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::memload::testing::Eventually;
 
 constexpr absl::Duration kWait = absl::Seconds(10);  // Bound on every wait for the fake.
 

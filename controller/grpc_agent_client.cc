@@ -127,7 +127,8 @@ class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
 
   void WaitDone() {
     MutexLock lock(&sync_->mutex);
-    sync_->changed.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_->mutex) { return sync_->done; });
+    sync_->changed.wait(lock.native(),
+                        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sync_->mutex) { return sync_->done; });
   }
 
   void OnReadDone(bool ok) override {

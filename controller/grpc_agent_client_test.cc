@@ -15,8 +15,8 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/testing/loopback_port.h"
 #include "proto/memload.grpc.pb.h"
+#include "tests/testing/loopback_port.h"
 
 namespace memload {
 namespace controller {
@@ -274,7 +274,8 @@ TEST(GrpcAgentClientLifetimeTest, CallHoldingTheLastChannelEndsCleanly) {
     Answer<v1::NodeInfo> answer;
     client->GetNodeInfo(v1::GetNodeInfoRequest(), absl::Milliseconds(200), answer.callback());
     client.reset();
-    EXPECT_THAT(answer.Get(), StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("no answer")));
+    EXPECT_THAT(answer.Get(),
+                StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("no answer")));
   }
   close(listener);
 }
@@ -309,7 +310,8 @@ TEST_F(GrpcAgentClientTest, WatchUsageCancel) {
   WatchLog log;
   std::unique_ptr<UsageWatch> watch =
       client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
-  ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.rss.size() == 1; }));
+  ASSERT_TRUE(
+      log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.rss.size() == 1; }));
   watch->Cancel();
   ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.done; }));
   MutexLock lock(&log.mutex);
@@ -322,7 +324,8 @@ TEST_F(GrpcAgentClientTest, DestroyingAWatchEndsItFirst) {
   WatchLog log;
   std::unique_ptr<UsageWatch> watch =
       client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
-  ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.rss.size() == 1; }));
+  ASSERT_TRUE(
+      log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.rss.size() == 1; }));
   watch.reset();
   MutexLock lock(&log.mutex);  // on_done has run: no waiting needed.
   EXPECT_TRUE(log.done);

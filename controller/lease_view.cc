@@ -68,13 +68,14 @@ std::string LeaseWarning(const v1::PlanSpec& spec,
   }
   const std::optional<absl::Duration> runs = PlanRunTime(spec);
   if (!lease || !runs || *runs <= *lease) return "";
-  const std::string how_long =
-      *runs == absl::InfiniteDuration() ? "until stopped"
-                                        : absl::StrCat("for ", FormatShortDuration(*runs));
+  const std::string how_long = *runs == absl::InfiniteDuration()
+                                   ? "until stopped"
+                                   : absl::StrCat("for ", FormatShortDuration(*runs));
   std::string warning = absl::StrCat(
       "warning: plan ", spec.plan_id(), " runs ", how_long, " but its lease is ",
       FormatShortDuration(*lease), " and nothing renews it after start: the agents will stop it (",
-      "lease_expired) at ", ClockTime(*expires), " UTC. Use `memloadctl run` (it renews the "
+      "lease_expired) at ", ClockTime(*expires),
+      " UTC. Use `memloadctl run` (it renews the "
       "lease and stops the plan at the end)");
   if (*runs != absl::InfiniteDuration()) {
     absl::StrAppend(&warning, ", or --lease=", FormatShortDuration(*runs + absl::Minutes(1)),
@@ -102,15 +103,14 @@ std::string FormatStartTable(const std::vector<NodeResult<v1::PlanStatus>>& node
     }
     const v1::PlanStatus& plan = *node.value;
     const std::optional<absl::Duration> lease = GrantedLease(plan);
-    table.AddRow({node.target, StatusCell(true), plan.plan_id(), PlanStateName(plan.state()),
-                  plan.spec().kind_case() == v1::PlanSpec::kStreaming
-                      ? "-"
-                      : FormatSize(plan.target_bytes()),
-                  lease ? FormatShortDuration(*lease) : "-",
-                  plan.has_lease_expires()
-                      ? ClockTime(FromProtoTimestamp(plan.lease_expires())) + " UTC"
-                      : "-",
-                  plan.error()});
+    table.AddRow(
+        {node.target, StatusCell(true), plan.plan_id(), PlanStateName(plan.state()),
+         plan.spec().kind_case() == v1::PlanSpec::kStreaming ? "-"
+                                                             : FormatSize(plan.target_bytes()),
+         lease ? FormatShortDuration(*lease) : "-",
+         plan.has_lease_expires() ? ClockTime(FromProtoTimestamp(plan.lease_expires())) + " UTC"
+                                  : "-",
+         plan.error()});
   }
   return table.Render(width, /*wrap_spilled=*/true);
 }
@@ -123,8 +123,7 @@ std::string StartJson(const std::vector<NodeResult<v1::PlanStatus>>& nodes,
                          {{"warnings", absl::StrCat("[", absl::StrJoin(quoted, ","), "]")}});
 }
 
-void AddRecentlyEnded(const v1::ListPlansResponse& listed, absl::Time since,
-                      v1::NodeUsage* usage) {
+void AddRecentlyEnded(const v1::ListPlansResponse& listed, absl::Time since, v1::NodeUsage* usage) {
   std::set<std::string> present;
   for (const v1::PlanStatus& plan : usage->plans()) present.insert(plan.plan_id());
   for (const v1::PlanStatus& plan : listed.plans()) {

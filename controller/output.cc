@@ -7,7 +7,6 @@
 #include <tuple>
 #include <utility>
 
-#include "proto/plan_kind.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +20,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/type_resolver.h"
 #include "google/protobuf/util/type_resolver_util.h"
+#include "proto/plan_kind.h"
 #include "proto/proto_time.h"
 
 namespace memload {
@@ -94,7 +94,6 @@ size_t DisplayWidth(absl::string_view text) {
 
 std::string OrDash(absl::string_view text) { return text.empty() ? "-" : std::string(text); }
 
-
 // floor(part * 100 / whole), exact for any uint64 values.
 uint64_t PercentFloor(uint64_t part, uint64_t whole) {
   if (whole == 0) return 0;
@@ -118,8 +117,8 @@ std::string PlanTarget(const v1::PlanStatus& plan) {
 
 std::optional<absl::Duration> TimeToTarget(const v1::PlanStatus& plan) {
   if (!plan.has_started() || !plan.has_target_reached()) return std::nullopt;
-  return std::max(absl::ZeroDuration(), FromProtoTimestamp(plan.target_reached()) -
-                                            FromProtoTimestamp(plan.started()));
+  return std::max(absl::ZeroDuration(),
+                  FromProtoTimestamp(plan.target_reached()) - FromProtoTimestamp(plan.started()));
 }
 
 // --- JSON helpers. Everything untrusted goes through JsonQuote or ProtoToJson.
@@ -434,8 +433,8 @@ std::string FormatStatus(const absl::Status& status) {
     }
   }
   std::string text(message);
-  for (absl::string_view noise : {"failed to connect to all addresses; last error: ",
-                                  "UNKNOWN: ", "UNAVAILABLE: "}) {
+  for (absl::string_view noise :
+       {"failed to connect to all addresses; last error: ", "UNKNOWN: ", "UNAVAILABLE: "}) {
     if (const size_t at = text.find(std::string(noise)); at != std::string::npos && at > 0) {
       text.erase(at, noise.size());
     }
@@ -458,8 +457,8 @@ absl::Status PlanOutcomeStatus(const v1::PlanStatus& plan) {
   }
   switch (plan.state()) {
     case v1::PLAN_STATE_OOM_KILLED:
-      return absl::ResourceExhaustedError(
-          plan.error().empty() ? "the plan's worker was OOM-killed" : plan.error());
+      return absl::ResourceExhaustedError(plan.error().empty() ? "the plan's worker was OOM-killed"
+                                                               : plan.error());
     case v1::PLAN_STATE_LEASE_EXPIRED:
       return absl::DeadlineExceededError("the plan's lease expired: not renewed in time");
     case v1::PLAN_STATE_TARGET_GONE:
@@ -613,8 +612,8 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
       }
       if (!node.value.ok()) {
         table.AddRow({node.target, "-", StatusCell(false), "-", "-", any_limit ? "-" : "",
-                      any_cgroup ? "-" : "",
-                      any_psi ? "-" : "", "-", "-", "-", FormatStatus(node.value.status())});
+                      any_cgroup ? "-" : "", any_psi ? "-" : "", "-", "-", "-",
+                      FormatStatus(node.value.status())});
         continue;
       }
       const v1::NodeUsage& usage = *node.value;
@@ -622,12 +621,15 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
       const bool has_cgroup = cgroup.version() != 0;
       table.AddRow(
           {node.target, OrDash(usage.node().node_name()), StatusCell(true),
-           FormatSize(usage.meminfo().total_bytes()),
-           FormatSize(usage.meminfo().available_bytes()),
-           !any_limit ? "" : !has_cgroup ? "-" : cgroup.limited() ? FormatSize(cgroup.limit_bytes())
-                                                                 : "none",
-           !any_cgroup ? "" : has_cgroup ? FormatSize(cgroup.usage_bytes()) : "-",
-           !any_psi                      ? ""
+           FormatSize(usage.meminfo().total_bytes()), FormatSize(usage.meminfo().available_bytes()),
+           !any_limit         ? ""
+           : !has_cgroup      ? "-"
+           : cgroup.limited() ? FormatSize(cgroup.limit_bytes())
+                              : "none",
+           !any_cgroup  ? ""
+           : has_cgroup ? FormatSize(cgroup.usage_bytes())
+                        : "-",
+           !any_psi                       ? ""
            : usage.pressure().available() ? absl::StrFormat("%.2f", usage.pressure().some_avg10())
                                           : "-",
            FormatSize(usage.agent_rss_bytes()), absl::StrCat(RunningPlans(usage)),
@@ -635,10 +637,11 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
     }
     std::string out = table.Render(width);
     if (hidden > 0) {
-      out += MoreLine(absl::StrCat("… ", hidden, " more nodes",
-                                   failed_hidden > 0 ? absl::StrCat(" (", failed_hidden, " failed)") : "",
-                                   " not shown: the terminal is too small; `memloadctl usage` lists all"),
-                      width);
+      out += MoreLine(
+          absl::StrCat("… ", hidden, " more nodes",
+                       failed_hidden > 0 ? absl::StrCat(" (", failed_hidden, " failed)") : "",
+                       " not shown: the terminal is too small; `memloadctl usage` lists all"),
+          width);
     }
     return out;
   };
@@ -667,20 +670,21 @@ std::string UsageTables(const std::vector<NodeResult<v1::NodeUsage>>& nodes, int
         ++shown;
         // Ended plans (usage adds the recently ended ones): when, and why when not ok.
         const absl::Status outcome = PlanOutcomeStatus(plan);
-        table.AddRow({node_name, plan.plan_id(), PlanKindName(plan.spec()),
-                      StatusCell(outcome.ok()), PlanStateName(plan.state()), PlanTarget(plan),
-                      FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
-                      FormatRate(plan.allocation_rate_bytes_per_sec()),
-                      plan.has_ended() ? absl::FormatTime("%H:%M:%S", FromProtoTimestamp(plan.ended()),
-                                                          absl::UTCTimeZone())
-                                       : "",
-                      !plan.error().empty() ? plan.error()
-                      : outcome.ok()        ? ""
-                                            : std::string(outcome.message())});
+        table.AddRow(
+            {node_name, plan.plan_id(), PlanKindName(plan.spec()), StatusCell(outcome.ok()),
+             PlanStateName(plan.state()), PlanTarget(plan), FormatSize(plan.payload_bytes()),
+             FormatSize(plan.resident_bytes()), FormatRate(plan.allocation_rate_bytes_per_sec()),
+             plan.has_ended() ? absl::FormatTime("%H:%M:%S", FromProtoTimestamp(plan.ended()),
+                                                 absl::UTCTimeZone())
+                              : "",
+             !plan.error().empty() ? plan.error()
+             : outcome.ok()        ? ""
+                                   : std::string(outcome.message())});
       }
     }
     std::string out = "\n" + table.Render(width);
-    if (shown < plans) out += MoreLine(absl::StrCat("… ", plans - shown, " plans not shown"), width);
+    if (shown < plans)
+      out += MoreLine(absl::StrCat("… ", plans - shown, " plans not shown"), width);
     return out;
   };
   // The nodes first (at least one row, and the header), then the plans in what is left.
@@ -729,9 +733,8 @@ std::string FormatPlanResultsTable(const std::vector<NodeResult<v1::PlanStatus>>
     }
     const v1::PlanStatus& plan = *node.value;
     table.AddRow({node.target, StatusCell(true), plan.plan_id(), PlanStateName(plan.state()),
-                  PlanTarget(plan),
-                  FormatSize(plan.payload_bytes()), FormatSize(plan.resident_bytes()),
-                  plan.error()});
+                  PlanTarget(plan), FormatSize(plan.payload_bytes()),
+                  FormatSize(plan.resident_bytes()), plan.error()});
   }
   return table.Render();
 }
@@ -806,7 +809,7 @@ namespace {
 // What the progress view knows of one node.
 struct NodeProgress {
   const RunNode* node = nullptr;
-  bool failed = false;   // A failed call or a bad outcome.
+  bool failed = false;  // A failed call or a bad outcome.
   bool capped = false;
   bool running = false;
   bool reached = false;  // The plan reported reaching its target.
@@ -826,7 +829,8 @@ NodeProgress ProgressOf(const RunNode& node) {
   progress.reached = plan.has_target_reached();
   progress.has_target =
       plan.spec().kind_case() != v1::PlanSpec::kStreaming && plan.target_bytes() > 0;
-  if (progress.has_target) progress.percent = PercentFloor(plan.payload_bytes(), plan.target_bytes());
+  if (progress.has_target)
+    progress.percent = PercentFloor(plan.payload_bytes(), plan.target_bytes());
   return progress;
 }
 
@@ -897,20 +901,20 @@ std::string FormatRunProgress(const RunView& run, ViewSize size) {
                      width) +
           "\n";
   }
-  const std::string title = CutToWidth(absl::StripTrailingAsciiWhitespace(RunTitle(run)), width) + "\n";
+  const std::string title =
+      CutToWidth(absl::StripTrailingAsciiWhitespace(RunTitle(run)), width) + "\n";
   // Every node a row, with a TOTAL row, when that fits (and stays readable).
   const int fixed = 1 + 1 + 1 + (bar.empty() ? 0 : 1);  // Title, header, TOTAL, bar.
-  const bool all_rows = run.nodes.size() <= kDetailedRunNodes &&
-                        (size.rows <= 0 || static_cast<int>(run.nodes.size()) + fixed <= size.rows - 1);
+  const bool all_rows =
+      run.nodes.size() <= kDetailedRunNodes &&
+      (size.rows <= 0 || static_cast<int>(run.nodes.size()) + fixed <= size.rows - 1);
   if (all_rows) {
     Table table = ProgressTable();
     for (const RunNode& node : run.nodes) AddProgressRow(node, &table);
-    table.AddRow({"TOTAL",
-                  absl::StrCat(run.nodes.size(), run.nodes.size() == 1 ? " node" : " nodes"), "",
-                  "",
-                  total_target > 0 ? FormatSize(total_target) : "-", FormatSize(total_resident),
-                  total_target > 0 ? Percent(total_done, total_target) : "-",
-                  FormatRate(total_rate)});
+    table.AddRow(
+        {"TOTAL", absl::StrCat(run.nodes.size(), run.nodes.size() == 1 ? " node" : " nodes"), "",
+         "", total_target > 0 ? FormatSize(total_target) : "-", FormatSize(total_resident),
+         total_target > 0 ? Percent(total_done, total_target) : "-", FormatRate(total_rate)});
     return absl::StrCat(title, table.Render(size.columns), bar);
   }
 
@@ -922,34 +926,40 @@ std::string FormatRunProgress(const RunView& run, ViewSize size) {
   for (const NodeProgress& one : progress) {
     failed += one.failed;
     states[one.node->plan.has_value() ? PlanStateName(one.node->plan->state())
-                                      : one.node->errors.empty() ? "waiting" : "not started"]++;
+           : one.node->errors.empty() ? "waiting"
+                                      : "not started"]++;
     if (one.running && one.has_target) percents.push_back(one.percent);
   }
   std::vector<std::string> state_counts;
   for (const auto& [state, count] : states) state_counts.push_back(absl::StrCat(state, " ", count));
   std::string out = title;
-  absl::StrAppend(&out, CutToWidth(absl::StrCat("nodes: ", run.nodes.size() - failed, " ok, ",
-                                                failed, " failed; ",
-                                                absl::StrJoin(state_counts, ", ")),
-                                   width),
+  absl::StrAppend(&out,
+                  CutToWidth(absl::StrCat("nodes: ", run.nodes.size() - failed, " ok, ", failed,
+                                          " failed; ", absl::StrJoin(state_counts, ", ")),
+                             width),
                   "\n");
   if (!percents.empty()) {
     std::sort(percents.begin(), percents.end());
     auto at = [&](double q) {
-      return percents[std::min(percents.size() - 1,
-                               static_cast<size_t>(q * static_cast<double>(percents.size() - 1) + 0.5))];
+      return percents[std::min(
+          percents.size() - 1,
+          static_cast<size_t>(q * static_cast<double>(percents.size() - 1) + 0.5))];
     };
-    absl::StrAppend(&out, CutToWidth(absl::StrFormat("%%target across %d running nodes: min %d%%, "
-                                                     "median %d%%, p90 %d%%, max %d%%",
-                                                     percents.size(), percents.front(), at(0.5),
-                                                     at(0.9), percents.back()),
-                                     width),
+    absl::StrAppend(&out,
+                    CutToWidth(absl::StrFormat("%%target across %d running nodes: min %d%%, "
+                                               "median %d%%, p90 %d%%, max %d%%",
+                                               percents.size(), percents.front(), at(0.5), at(0.9),
+                                               percents.back()),
+                               width),
                     "\n");
   }
-  absl::StrAppend(&out, CutToWidth(absl::StrCat("total: resident ", FormatSize(total_resident),
-                                                total_target > 0 ? absl::StrCat(" of a target of ", FormatSize(total_target)) : "",
-                                                ", allocating ", FormatRate(total_rate)),
-                                   width),
+  absl::StrAppend(&out,
+                  CutToWidth(absl::StrCat("total: resident ", FormatSize(total_resident),
+                                          total_target > 0 ? absl::StrCat(" of a target of ",
+                                                                          FormatSize(total_target))
+                                                           : "",
+                                          ", allocating ", FormatRate(total_rate)),
+                             width),
                   "\n", bar);
   // The nodes that need a look, most urgent first.
   std::vector<const NodeProgress*> look;
@@ -966,16 +976,18 @@ std::string FormatRunProgress(const RunView& run, ViewSize size) {
   if (look.empty()) return out;
   const int left = size.rows > 0 ? size.rows - 1 - FrameLines(out) : kOutlierRows + 3;
   if (left < 3) return out;
-  absl::StrAppend(&out, CutToWidth(absl::StrCat("nodes that need a look (", look.size(),
-                                                "): failed, capped, then furthest from the target"),
-                                   width),
+  absl::StrAppend(&out,
+                  CutToWidth(absl::StrCat("nodes that need a look (", look.size(),
+                                          "): failed, capped, then furthest from the target"),
+                             width),
                   "\n");
   auto render = [&](size_t rows) {
     Table table = ProgressTable();
     for (size_t i = 0; i < rows && i < look.size(); ++i) AddProgressRow(*look[i]->node, &table);
     std::string text = table.Render(size.columns);
     if (rows < look.size()) {
-      absl::StrAppend(&text, CutToWidth(absl::StrCat("… ", look.size() - rows, " more"), width), "\n");
+      absl::StrAppend(&text, CutToWidth(absl::StrCat("… ", look.size() - rows, " more"), width),
+                      "\n");
     }
     return text;
   };
@@ -1009,8 +1021,8 @@ std::string FormatRunSummary(const RunView& run, int width) {
                   time_to_target, NodeErrors(node, /*last_only=*/false)});
   }
   std::string verdict = absl::StrCat("plan ", run.spec.plan_id(), " (", PlanKindName(run.spec),
-                                     ") ran ", FormatShortDuration(run.elapsed), ": ", ok,
-                                     " of ", run.nodes.size(), " nodes ok");
+                                     ") ran ", FormatShortDuration(run.elapsed), ": ", ok, " of ",
+                                     run.nodes.size(), " nodes ok");
   if (ok < run.nodes.size()) absl::StrAppend(&verdict, ", ", run.nodes.size() - ok, " failed");
   return absl::StrCat(verdict, "\n", table.Render(width, /*wrap_spilled=*/true));
 }
@@ -1039,8 +1051,8 @@ std::string RunJson(const RunView& run) {
     for (const absl::Status& error : node.errors) errors.push_back(ErrorJsonObject(error));
     entry.Raw("errors", absl::StrCat("[", absl::StrJoin(errors, ","), "]"));
     if (!ok) {
-      absl::Status error = node.errors.empty() ? absl::UnknownError(kNeverStarted)
-                                               : node.errors.back();
+      absl::Status error =
+          node.errors.empty() ? absl::UnknownError(kNeverStarted) : node.errors.back();
       if (node.errors.empty() && node.plan.has_value()) error = PlanOutcomeStatus(*node.plan);
       entry.Raw("error", ErrorJsonObject(error));
     }
@@ -1055,8 +1067,7 @@ std::string RunJson(const RunView& run) {
 // ---------------------------------------------------------------------------------------
 // watch
 
-std::string FormatWatchFrame(absl::Time now,
-                             const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
+std::string FormatWatchFrame(absl::Time now, const std::vector<NodeResult<v1::NodeUsage>>& nodes) {
   return FormatWatchFrame(now, nodes, ViewSize());
 }
 
@@ -1078,8 +1089,8 @@ std::string FormatWatchFrame(absl::Time now, const std::vector<NodeResult<v1::No
 }
 
 std::string FormatWatchLine(absl::Time now, const NodeResult<v1::NodeUsage>& node) {
-  std::string line = absl::StrCat(TimeText(now), " ", node.target, " ",
-                                  node.value.ok() ? "ok" : "FAILED");
+  std::string line =
+      absl::StrCat(TimeText(now), " ", node.target, " ", node.value.ok() ? "ok" : "FAILED");
   if (!node.value.ok()) {
     absl::StrAppend(&line, " error=", FormatStatus(node.value.status()));
   } else {
@@ -1134,8 +1145,8 @@ std::string ProtoToJson(const google::protobuf::Message& message) {
   options.always_print_primitive_fields = true;  // Scripts find every field, zeros too.
   std::string json;
   const auto status = google::protobuf::util::BinaryToJsonString(
-      resolver, absl::StrCat("type.googleapis.com/", message.GetDescriptor()->full_name()),
-      binary, &json, options);
+      resolver, absl::StrCat("type.googleapis.com/", message.GetDescriptor()->full_name()), binary,
+      &json, options);
   if (!status.ok()) {
     // Not expected for generated messages; still hand back valid JSON.
     const auto text = status.message();

@@ -265,15 +265,11 @@ class JsonObject {
   JsonObject& String(absl::string_view key, absl::string_view text) {
     return Raw(key, JsonQuote(text));
   }
-  JsonObject& Bool(absl::string_view key, bool value) {
-    return Raw(key, value ? "true" : "false");
-  }
+  JsonObject& Bool(absl::string_view key, bool value) { return Raw(key, value ? "true" : "false"); }
   JsonObject& Number(absl::string_view key, int value) {
     return Number(key, static_cast<int64_t>(value));
   }
-  JsonObject& Number(absl::string_view key, int64_t value) {
-    return Raw(key, absl::StrCat(value));
-  }
+  JsonObject& Number(absl::string_view key, int64_t value) { return Raw(key, absl::StrCat(value)); }
   JsonObject& Number(absl::string_view key, uint64_t value) {
     return Raw(key, absl::StrCat(value));
   }
@@ -290,8 +286,7 @@ class JsonObject {
   std::string Compact() const {
     std::string out = "{";
     for (size_t i = 0; i < fields_.size(); ++i) {
-      absl::StrAppend(&out, i == 0 ? "" : ",", JsonQuote(fields_[i].first), ":",
-                      fields_[i].second);
+      absl::StrAppend(&out, i == 0 ? "" : ",", JsonQuote(fields_[i].first), ":", fields_[i].second);
     }
     return out + "}";
   }

@@ -66,68 +66,97 @@ const absl::Status kNastyError =
 std::vector<NodeResult<AgentInfo>> Agents() {
   std::vector<NodeResult<AgentInfo>> agents;
   agents.push_back({"10.0.0.1:7070", AgentInfo{Parse<v1::NodeInfo>(R"pb(
-                      node_name: "node-a" version: "0.3.0" incarnation: "5f2c9a7e41d04b7b"
-                      labels { key: "zone" value: "a" } labels { key: "tier" value: "gold" }
-                    )pb"),
+                                                 node_name: "node-a"
+                                                 version: "0.3.0"
+                                                 incarnation: "5f2c9a7e41d04b7b"
+                                                 labels { key: "zone" value: "a" }
+                                                 labels { key: "tier" value: "gold" }
+                                               )pb"),
                                                2}});
-  agents.push_back({"10.0.0.2:7070",
-                    AgentInfo{Parse<v1::NodeInfo>(
-                                  R"pb(node_name: "node-b" version: "0.3.0" incarnation: "0c1d")pb"),
-                              std::nullopt}});
+  agents.push_back({"10.0.0.2:7070", AgentInfo{Parse<v1::NodeInfo>(R"pb(node_name: "node-b"
+                                                                        version: "0.3.0"
+                                                                        incarnation: "0c1d")pb"),
+                                               std::nullopt}});
   agents.push_back({"10.0.0.3:7070", absl::UnavailableError("failed to connect to all addresses")});
   return agents;
 }
 
 std::vector<NodeResult<v1::NodeUsage>> Usage() {
   std::vector<NodeResult<v1::NodeUsage>> nodes;
-  nodes.push_back({"10.0.0.1:7070", Parse<v1::NodeUsage>(R"pb(
-    node { node_name: "node-a" }
-    meminfo { total_bytes: 17179869184 available_bytes: 10200547328 }
-    cgroup { version: 2 limited: true limit_bytes: 8589934592 usage_bytes: 3221225472 }
-    pressure { available: true some_avg10: 0.125 }
-    agent_rss_bytes: 25165824
-    plans {
-      plan_id: "drill" spec { retained {} } state: PLAN_STATE_HOLDING
-      target_bytes: 2147483648 payload_bytes: 2147483648 resident_bytes: 2155872256
-    }
-    plans {
-      plan_id: "churn" spec { streaming {} } state: PLAN_STATE_STREAMING
-      payload_bytes: 16777216 resident_bytes: 18874368 allocation_rate_bytes_per_sec: 13107200
-    }
-    plans {
-      plan_id: "old" spec { retained {} } state: PLAN_STATE_OOM_KILLED
-      target_bytes: 1073741824 error: "worker killed by the OOM killer"
-    }
-    plans_payload_bytes: 2164260864
-    plans_resident_bytes: 2174746624
-  )pb")});
+  nodes.push_back(
+      {"10.0.0.1:7070", Parse<v1::NodeUsage>(R"pb(
+         node { node_name: "node-a" }
+         meminfo { total_bytes: 17179869184 available_bytes: 10200547328 }
+         cgroup { version: 2 limited: true limit_bytes: 8589934592 usage_bytes: 3221225472 }
+         pressure { available: true some_avg10: 0.125 }
+         agent_rss_bytes: 25165824
+         plans {
+           plan_id: "drill"
+           spec { retained {} }
+           state: PLAN_STATE_HOLDING
+           target_bytes: 2147483648
+           payload_bytes: 2147483648
+           resident_bytes: 2155872256
+         }
+         plans {
+           plan_id: "churn"
+           spec { streaming {} }
+           state: PLAN_STATE_STREAMING
+           payload_bytes: 16777216
+           resident_bytes: 18874368
+           allocation_rate_bytes_per_sec: 13107200
+         }
+         plans {
+           plan_id: "old"
+           spec { retained {} }
+           state: PLAN_STATE_OOM_KILLED
+           target_bytes: 1073741824
+           error: "worker killed by the OOM killer"
+         }
+         plans_payload_bytes: 2164260864
+         plans_resident_bytes: 2174746624
+       )pb")});
   nodes.push_back({"10.0.0.2:7070", Parse<v1::NodeUsage>(R"pb(
-    node { node_name: "node-b" }
-    meminfo { total_bytes: 8589934592 available_bytes: 4294967296 }
-    cgroup { version: 1 }
-    agent_rss_bytes: 20971520
-  )pb")});
+                     node { node_name: "node-b" }
+                     meminfo { total_bytes: 8589934592 available_bytes: 4294967296 }
+                     cgroup { version: 1 }
+                     agent_rss_bytes: 20971520
+                   )pb")});
   nodes.push_back({"10.0.0.3:7070", kNastyError});
   return nodes;
 }
 
 RunView LiveRun() {
   RunView run;
-  run.spec = Parse<v1::PlanSpec>(
-      R"pb(plan_id: "drill" retained { phases { target { bytes: 2147483648 } } })pb");
+  run.spec = Parse<v1::PlanSpec>(R"pb(plan_id: "drill"
+                                      retained { phases { target { bytes: 2147483648 } } })pb");
   run.elapsed = absl::Milliseconds(12345);
-  run.nodes.push_back({"10.0.0.1:7070", "node-a", Parse<v1::PlanStatus>(R"pb(
-                         plan_id: "drill" spec { retained {} } state: PLAN_STATE_HOLDING
-                         target_bytes: 2147483648 payload_bytes: 2147483648
-                         resident_bytes: 2155872256 peak_resident_bytes: 2155872256
-                         started { seconds: 100 } target_reached { seconds: 103 nanos: 250000000 }
+  run.nodes.push_back({"10.0.0.1:7070",
+                       "node-a",
+                       Parse<v1::PlanStatus>(R"pb(
+                         plan_id: "drill"
+                         spec { retained {} }
+                         state: PLAN_STATE_HOLDING
+                         target_bytes: 2147483648
+                         payload_bytes: 2147483648
+                         resident_bytes: 2155872256
+                         peak_resident_bytes: 2155872256
+                         started { seconds: 100 }
+                         target_reached { seconds: 103 nanos: 250000000 }
                        )pb"),
                        {}});
-  run.nodes.push_back({"10.0.0.2:7070", "node-b", Parse<v1::PlanStatus>(R"pb(
-                         plan_id: "drill" spec { retained {} } state: PLAN_STATE_RAMPING
-                         target_bytes: 2147483648 payload_bytes: 536870912
-                         resident_bytes: 540000000 peak_resident_bytes: 540000000
-                         allocation_rate_bytes_per_sec: 209715200 started { seconds: 100 }
+  run.nodes.push_back({"10.0.0.2:7070",
+                       "node-b",
+                       Parse<v1::PlanStatus>(R"pb(
+                         plan_id: "drill"
+                         spec { retained {} }
+                         state: PLAN_STATE_RAMPING
+                         target_bytes: 2147483648
+                         payload_bytes: 536870912
+                         resident_bytes: 540000000
+                         peak_resident_bytes: 540000000
+                         allocation_rate_bytes_per_sec: 209715200
+                         started { seconds: 100 }
                        )pb"),
                        {}});
   run.nodes.push_back(
@@ -260,21 +289,22 @@ TEST(AgentsTest, Json) {
 // --- usage.
 
 TEST(UsageTest, Tables) {
-  EXPECT_EQ(FormatUsageTable(Usage()),
-            "AGENT          NODE    STATUS   TOTAL  AVAILABLE  CG-LIMIT  CG-USAGE  PSI10  AGENT-RSS  "
-            "PLANS  RESIDENT  ERROR\n"
-            "10.0.0.1:7070  node-a  ok      16 GiB    9.5 GiB     8 GiB     3 GiB   0.12     24 MiB  "
-            "    2  2.02 GiB\n"
-            "10.0.0.2:7070  node-b  ok       8 GiB      4 GiB      none       0 B      -     20 MiB  "
-            "    0       0 B\n"
-            "10.0.0.3:7070  -       FAILED       -          -         -         -      -          -  "
-            "    -         -  DEADLINE_EXCEEDED: Deadline \"exceeded\" ?[31mred? ?\n"
-            "\n"
-            "NODE    PLAN   KIND       STATUS  STATE       TARGET  PAYLOAD  RESIDENT        RATE  ERROR\n"
-            "node-a  drill  retained   ok      holding      2 GiB    2 GiB     2 GiB       0 B/s\n"
-            "node-a  churn  streaming  ok      streaming        -   16 MiB    18 MiB  12.5 MiB/s\n"
-            "node-a  old    retained   FAILED  oom_killed   1 GiB      0 B       0 B       0 B/s  "
-            "worker killed by the OOM killer\n");
+  EXPECT_EQ(
+      FormatUsageTable(Usage()),
+      "AGENT          NODE    STATUS   TOTAL  AVAILABLE  CG-LIMIT  CG-USAGE  PSI10  AGENT-RSS  "
+      "PLANS  RESIDENT  ERROR\n"
+      "10.0.0.1:7070  node-a  ok      16 GiB    9.5 GiB     8 GiB     3 GiB   0.12     24 MiB  "
+      "    2  2.02 GiB\n"
+      "10.0.0.2:7070  node-b  ok       8 GiB      4 GiB      none       0 B      -     20 MiB  "
+      "    0       0 B\n"
+      "10.0.0.3:7070  -       FAILED       -          -         -         -      -          -  "
+      "    -         -  DEADLINE_EXCEEDED: Deadline \"exceeded\" ?[31mred? ?\n"
+      "\n"
+      "NODE    PLAN   KIND       STATUS  STATE       TARGET  PAYLOAD  RESIDENT        RATE  ERROR\n"
+      "node-a  drill  retained   ok      holding      2 GiB    2 GiB     2 GiB       0 B/s\n"
+      "node-a  churn  streaming  ok      streaming        -   16 MiB    18 MiB  12.5 MiB/s\n"
+      "node-a  old    retained   FAILED  oom_killed   1 GiB      0 B       0 B       0 B/s  "
+      "worker killed by the OOM killer\n");
 }
 
 TEST(UsageTest, PlacedPlansGetARowWithTheirTargetCgroup) {
@@ -363,26 +393,32 @@ TEST(PlanResultsTest, TableAndJson) {
 // --- run.
 
 TEST(RunTest, Progress) {
-  EXPECT_EQ(FormatRunProgress(LiveRun()),
-            "plan drill (retained) on 4 nodes, 12.3s elapsed\n"
-            "AGENT          NODE     STATUS  STATE    TARGET    RESIDENT  %TARGET       RATE  ERROR\n"
-            "10.0.0.1:7070  node-a   ok      holding   2 GiB       2 GiB     100%      0 B/s\n"
-            "10.0.0.2:7070  node-b   ok      ramping   2 GiB  514.98 MiB      25%  200 MiB/s\n"
-            "10.0.0.3:7070  -        FAILED  -             -           -        -          -  "
-            "UNAVAILABLE: connection refused\n"
-            "10.0.0.4:7070  node-d   ok      waiting       -           -        -          -\n"
-            "TOTAL          4 nodes                    4 GiB    2.51 GiB      62%  200 MiB/s\n"
-            "progress [##################------------] 62% of the target on 2 of 4 nodes; "
-            "1 reached it\n");
+  EXPECT_EQ(
+      FormatRunProgress(LiveRun()),
+      "plan drill (retained) on 4 nodes, 12.3s elapsed\n"
+      "AGENT          NODE     STATUS  STATE    TARGET    RESIDENT  %TARGET       RATE  ERROR\n"
+      "10.0.0.1:7070  node-a   ok      holding   2 GiB       2 GiB     100%      0 B/s\n"
+      "10.0.0.2:7070  node-b   ok      ramping   2 GiB  514.98 MiB      25%  200 MiB/s\n"
+      "10.0.0.3:7070  -        FAILED  -             -           -        -          -  "
+      "UNAVAILABLE: connection refused\n"
+      "10.0.0.4:7070  node-d   ok      waiting       -           -        -          -\n"
+      "TOTAL          4 nodes                    4 GiB    2.51 GiB      62%  200 MiB/s\n"
+      "progress [##################------------] 62% of the target on 2 of 4 nodes; "
+      "1 reached it\n");
 }
 
 TEST(RunTest, StreamingProgressHasNoBar) {
   RunView run;
-  run.spec = Parse<v1::PlanSpec>(R"pb(plan_id: "churn" streaming { block_size: 1 })pb");
+  run.spec = Parse<v1::PlanSpec>(R"pb(plan_id: "churn"
+                                      streaming { block_size: 1 })pb");
   run.elapsed = absl::Seconds(2);
-  run.nodes.push_back({"h:1", "a", Parse<v1::PlanStatus>(R"pb(
-                         spec { streaming {} } state: PLAN_STATE_STREAMING
-                         resident_bytes: 1048576 allocation_rate_bytes_per_sec: 1048576
+  run.nodes.push_back({"h:1",
+                       "a",
+                       Parse<v1::PlanStatus>(R"pb(
+                         spec { streaming {} }
+                         state: PLAN_STATE_STREAMING
+                         resident_bytes: 1048576
+                         allocation_rate_bytes_per_sec: 1048576
                        )pb"),
                        {}});
   EXPECT_EQ(FormatRunProgress(run),
@@ -423,8 +459,7 @@ TEST(RunTest, Json) {
   EXPECT_EQ(Field(a, "timeToTarget").string_value(), "3.250s");
   EXPECT_EQ(Field(a, "errors").list_value().values_size(), 0);
   EXPECT_EQ(a.fields().count("error"), 0u);
-  EXPECT_EQ(Field(Field(a, "plan").struct_value(), "state").string_value(),
-            "PLAN_STATE_STOPPED");
+  EXPECT_EQ(Field(Field(a, "plan").struct_value(), "state").string_value(), "PLAN_STATE_STOPPED");
   // Every node that is not ok says why.
   EXPECT_EQ(Field(Field(Node(document, 1), "error").struct_value(), "code").string_value(),
             "RESOURCE_EXHAUSTED");
@@ -489,10 +524,10 @@ TEST(ErrorJsonTest, UsageErrorsKeepTheEnvelope) {
 TEST(JsonTest, Quote) {
   EXPECT_EQ(JsonQuote("plain"), "\"plain\"");
   EXPECT_EQ(JsonQuote("a\"b\\c\n\r\t\x01\x7f"), R"("a\"b\\c\n\r\t\u0001\u007f")");
-  EXPECT_EQ(JsonQuote("é € 😀"), "\"é € 😀\"");  // Valid UTF-8 stays as is.
-  EXPECT_EQ(JsonQuote("\xc0\xaf"), R"("\ufffd\ufffd")");       // Overlong.
+  EXPECT_EQ(JsonQuote("é € 😀"), "\"é € 😀\"");                       // Valid UTF-8 stays as is.
+  EXPECT_EQ(JsonQuote("\xc0\xaf"), R"("\ufffd\ufffd")");            // Overlong.
   EXPECT_EQ(JsonQuote("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");  // Surrogate.
-  EXPECT_EQ(JsonQuote("\xe2\x82"), R"("\ufffd\ufffd")");       // Truncated.
+  EXPECT_EQ(JsonQuote("\xe2\x82"), R"("\ufffd\ufffd")");            // Truncated.
   EXPECT_EQ(JsonQuote(std::string("nul\0byte", 8)), R"("nul\u0000byte")");
 }
 
@@ -523,7 +558,8 @@ TEST(RedrawTest, ClearFrame) {
 
 int WidestLine(const std::string& text) {
   int widest = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) widest = std::max(widest, TextWidth(line));
+  for (absl::string_view line : absl::StrSplit(text, '\n'))
+    widest = std::max(widest, TextWidth(line));
   return widest;
 }
 
@@ -533,7 +569,8 @@ TEST(FitTest, TableDropsThenCutsThenSpills) {
                {"SIZE", Table::kRight},
                {"ERROR", Table::kLeft, true, 0, 0, true}});
   table.AddRow({"10.0.0.1:7070", "x", "1 GiB"});
-  table.AddRow({"10.0.0.2:7070", "y", "2 GiB", "UNAVAILABLE: a long story about a refused connection"});
+  table.AddRow(
+      {"10.0.0.2:7070", "y", "2 GiB", "UNAVAILABLE: a long story about a refused connection"});
   EXPECT_EQ(WidestLine(table.Render()), 81);
   // Wide enough without the errors: they go below, cut at the width.
   EXPECT_EQ(table.Render(40),

@@ -22,10 +22,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "core/base/status_macros.h"
 #include "core/bounded_read.h"
 #include "core/cli/flag_values.h"
 #include "core/size.h"
-#include "core/base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/core_enums.h"
 #include "proto/plan_rules.h"
@@ -45,7 +45,6 @@ using plan_rules::PercentProblem;
 using plan_rules::PlanIdProblem;
 using plan_rules::WindowProblem;
 using plan_rules::WorkersProblem;
-
 
 bool Given(const PlanFlags& flags, const PlanFlagInfo& info) {
   if (flags.explicitly_set.count(std::string(info.name)) > 0) return true;
@@ -80,8 +79,7 @@ std::string KindsText(int kinds) {
 // --- Errors. Flags quote what the user typed; files name the proto field path. Both end
 // with the same description of the problem where they check the same thing.
 
-absl::Status FlagError(absl::string_view name, absl::string_view text,
-                       absl::string_view problem) {
+absl::Status FlagError(absl::string_view name, absl::string_view text, absl::string_view problem) {
   return absl::InvalidArgumentError(
       absl::StrCat("--", name, "=\"", absl::CHexEscape(text), "\": ", problem));
 }
@@ -211,8 +209,9 @@ absl::StatusOr<v1::Backing> FlagBacking(const std::string& text) {
 }
 
 // Touch, backing and block size: the flags every kind with a set of blocks shares. Unset
-// ones stay unset (the proto's defaults), except the block size (see plan_rules::kDefaultBlockSize: the CLI fills it in so that what it prints is what
-// runs, and streaming, which requires a block size, needs no extra flag).
+// ones stay unset (the proto's defaults), except the block size (see plan_rules::kDefaultBlockSize:
+// the CLI fills it in so that what it prints is what runs, and streaming, which requires a block
+// size, needs no extra flag).
 struct BlockFlags {
   v1::TouchMode touch = v1::TOUCH_MODE_UNSPECIFIED;
   v1::Backing backing = v1::BACKING_UNSPECIFIED;
@@ -410,8 +409,9 @@ std::string DescribeJsonError(absl::string_view json, absl::string_view file_nam
   std::string hint;
   if (absl::StrContains(trimmed, "TYPE_UINT64") || absl::StrContains(trimmed, "TYPE_INT64") ||
       absl::StrContains(trimmed, "TYPE_UINT32")) {
-    hint = " (plan files take sizes as integer byte counts, e.g. \"536870912\", and a "
-           "quantity as {\"bytes\": \"536870912\"} or {\"percentOfTotal\": 80})";
+    hint =
+        " (plan files take sizes as integer byte counts, e.g. \"536870912\", and a "
+        "quantity as {\"bytes\": \"536870912\"} or {\"percentOfTotal\": 80})";
   } else if (absl::StrContains(trimmed, "google.protobuf.Duration")) {
     hint = " (durations are strings such as \"30s\" or \"0.5s\")";
   }
@@ -424,37 +424,35 @@ const std::vector<PlanFlagInfo>& PlanFlagTable() {
   constexpr int kBlocks = kRetainedKind | kUtilizationKind;
   static const auto* const kTable = new std::vector<PlanFlagInfo>{
       // name, value name, unset means, help, field (text or toggle), kinds, with --plan
-      {"plan", "FILE", "", "the whole plan from a JSON file (PlanSpec)", &PlanFlags::plan,
-       nullptr, kAnyKind, true},
+      {"plan", "FILE", "", "the whole plan from a JSON file (PlanSpec)", &PlanFlags::plan, nullptr,
+       kAnyKind, true},
       {"kind", "KIND", "", "retained | streaming | utilization (required without --plan)",
        &PlanFlags::kind, nullptr, kAnyKind, false},
       {"target", "QUANTITY", "",
        "retained: SIZE, N%, N%available or N%cgroup; utilization: N%, N%node or N%cgroup",
        &PlanFlags::target, nullptr, kBlocks, false},
-      {"touch", "MODE", "page", "none | page | fill", &PlanFlags::touch, nullptr, kAnyKind,
+      {"touch", "MODE", "page", "none | page | fill", &PlanFlags::touch, nullptr, kAnyKind, false},
+      {"backing", "BACKING", "mmap", "malloc | mmap | shmem", &PlanFlags::backing, nullptr, kBlocks,
        false},
-      {"backing", "BACKING", "mmap", "malloc | mmap | shmem", &PlanFlags::backing, nullptr,
-       kBlocks, false},
-      {"block_size", "SIZE", "1MiB", "bytes per block", &PlanFlags::block_size, nullptr,
-       kAnyKind, false},
+      {"block_size", "SIZE", "1MiB", "bytes per block", &PlanFlags::block_size, nullptr, kAnyKind,
+       false},
       {"ramp", "RAMP", "a step", "DURATION to reach the target, or SIZE/s", &PlanFlags::ramp,
        nullptr, kRetainedKind, false},
-      {"hold", "HOLD", "forever", "DURATION at the target, or forever", &PlanFlags::hold,
-       nullptr, kRetainedKind, false},
+      {"hold", "HOLD", "forever", "DURATION at the target, or forever", &PlanFlags::hold, nullptr,
+       kRetainedKind, false},
       {"repeat", "N", "once", "N or forever: ramp, hold, drop to 0, again (sawtooth)",
        &PlanFlags::repeat, nullptr, kRetainedKind, false},
       {"rate", "SIZE/s", "flat out", "bytes allocated per second", &PlanFlags::rate, nullptr,
        kStreamingKind, false},
       {"window", "N", "0", "blocks alive at once", &PlanFlags::window, nullptr, kStreamingKind,
        false},
-      {"workers", "N", "1", "threads, 1..64", &PlanFlags::workers, nullptr, kStreamingKind,
-       false},
+      {"workers", "N", "1", "threads, 1..64", &PlanFlags::workers, nullptr, kStreamingKind, false},
       {"return_to_os", "", "", "mmap/munmap every block", nullptr, &PlanFlags::return_to_os,
        kStreamingKind, false},
-      {"amount", "SIZE", "until stopped", "SIZE in total, then stop", &PlanFlags::amount,
-       nullptr, kStreamingKind, false},
-      {"duration", "DURATION", "forever", "DURATION or forever",
-       &PlanFlags::duration, nullptr, kStreamingKind | kUtilizationKind, false},
+      {"amount", "SIZE", "until stopped", "SIZE in total, then stop", &PlanFlags::amount, nullptr,
+       kStreamingKind, false},
+      {"duration", "DURATION", "forever", "DURATION or forever", &PlanFlags::duration, nullptr,
+       kStreamingKind | kUtilizationKind, false},
       {"lease", "DURATION", "the agent's --default-lease",
        "the agent stops the plan if not renewed within DURATION", &PlanFlags::lease, nullptr,
        kAnyKind, true},
@@ -505,8 +503,8 @@ const PlanFlagInfo* FindPlanFlag(absl::string_view name) {
 }
 
 std::string MakePlanId(absl::Time now, uint32_t random) {
-  return absl::StrCat("memload-", absl::FormatTime("%Y%m%d-%H%M%S", now, absl::UTCTimeZone()),
-                      "-", absl::StrFormat("%04x", random & 0xffff));
+  return absl::StrCat("memload-", absl::FormatTime("%Y%m%d-%H%M%S", now, absl::UTCTimeZone()), "-",
+                      absl::StrFormat("%04x", random & 0xffff));
 }
 
 absl::Status ValidatePlanSpec(const v1::PlanSpec& spec) {
@@ -525,8 +523,8 @@ absl::StatusOr<v1::PlanSpec> ParsePlanFile(absl::string_view json_text,
       google::protobuf::util::JsonStringToMessage(std::string(json_text), &spec, options);
   if (!parsed.ok()) {
     const auto message = parsed.message();
-    return absl::InvalidArgumentError(DescribeJsonError(
-        json_text, file_name, absl::string_view(message.data(), message.size())));
+    return absl::InvalidArgumentError(
+        DescribeJsonError(json_text, file_name, absl::string_view(message.data(), message.size())));
   }
   absl::Status valid = plan_rules::ValidatePlanSpec(spec, plan_rules::PlanIdRule::kOptional);
   if (valid.ok()) valid = plan_rules::CheckRetainedCost(spec);
@@ -568,8 +566,8 @@ absl::StatusOr<v1::PlanSpec> ApplyPlanLevelFlags(v1::PlanSpec spec, const PlanFl
   }
   if (Given(flags, &PlanFlags::expect_oom)) spec.set_expect_oom(flags.expect_oom);
   if (Given(flags, &PlanFlags::oom_score_adj)) {
-    MEMLOAD_ASSIGN_OR_RETURN(
-        int64_t adj, FlagInt<int64_t>("oom_score_adj", flags.oom_score_adj, "-1000..1000"));
+    MEMLOAD_ASSIGN_OR_RETURN(int64_t adj,
+                             FlagInt<int64_t>("oom_score_adj", flags.oom_score_adj, "-1000..1000"));
     if (std::optional<std::string> problem = OomScoreAdjProblem(adj)) {
       return FlagError("oom_score_adj", flags.oom_score_adj, *problem);
     }
@@ -583,10 +581,10 @@ absl::StatusOr<v1::PlanSpec> ApplyPlanLevelFlags(v1::PlanSpec spec, const PlanFl
 absl::Status CheckCombinableWithPlanFile(const PlanFlags& flags) {
   for (const PlanFlagInfo& def : PlanFlagTable()) {
     if (def.overrides_plan_file || !Given(flags, def)) continue;
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", def.name,
-        " cannot be combined with --plan: the file defines the plan (only --plan_id, "
-        "--lease, --labels, --expect_oom and --oom_score_adj override it)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", def.name,
+                     " cannot be combined with --plan: the file defines the plan (only --plan_id, "
+                     "--lease, --labels, --expect_oom and --oom_score_adj override it)"));
   }
   return absl::OkStatus();
 }
@@ -625,9 +623,9 @@ absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, absl::Ti
   }
   for (const PlanFlagInfo& def : PlanFlagTable()) {
     if ((def.kinds & kind) != 0 || !Given(flags, def)) continue;
-    return absl::InvalidArgumentError(absl::StrCat("--", def.name, " does not apply to --kind=",
-                                                   kind_name, " (only to ",
-                                                   KindsText(def.kinds), " plans)"));
+    return absl::InvalidArgumentError(absl::StrCat("--", def.name,
+                                                   " does not apply to --kind=", kind_name,
+                                                   " (only to ", KindsText(def.kinds), " plans)"));
   }
 
   v1::PlanSpec spec;

@@ -72,27 +72,27 @@ struct PlanFlags {
   // utilization: N% → target_percent with the agent's default reference; N%node,
   //              N%cgroup → that reference. N in (0, 100).
   std::string target;
-  std::string touch;       // none | page | fill. Unset: page. utilization refuses none.
-  std::string backing;     // malloc | mmap | shmem. Unset: mmap.
-  std::string block_size;  // SIZE > 0. Unset: 1 MiB (for streaming too).
-  std::string ramp;        // DURATION ("30s": reach the target in that time) or
-                           // SIZE/s ("64MiB/s"). Unset: a step, as fast as possible.
-  std::string hold;        // DURATION or "forever". Unset: forever (without --repeat);
-                           // with --repeat, 0 (a sawtooth: ramp up, drop, again).
-  std::string repeat;      // N >= 1 or "forever": after the hold, drop to 0 and start
-                           // again, N cycles in all. Needs a finite --hold.
-  std::string rate;        // streaming: SIZE or SIZE/s allocated per second; unset = flat out.
-  std::string window;      // streaming: blocks kept alive at once (a count); unset = 0.
-  std::string workers;     // streaming: threads, 1..64; unset = 1.
+  std::string touch;          // none | page | fill. Unset: page. utilization refuses none.
+  std::string backing;        // malloc | mmap | shmem. Unset: mmap.
+  std::string block_size;     // SIZE > 0. Unset: 1 MiB (for streaming too).
+  std::string ramp;           // DURATION ("30s": reach the target in that time) or
+                              // SIZE/s ("64MiB/s"). Unset: a step, as fast as possible.
+  std::string hold;           // DURATION or "forever". Unset: forever (without --repeat);
+                              // with --repeat, 0 (a sawtooth: ramp up, drop, again).
+  std::string repeat;         // N >= 1 or "forever": after the hold, drop to 0 and start
+                              // again, N cycles in all. Needs a finite --hold.
+  std::string rate;           // streaming: SIZE or SIZE/s allocated per second; unset = flat out.
+  std::string window;         // streaming: blocks kept alive at once (a count); unset = 0.
+  std::string workers;        // streaming: threads, 1..64; unset = 1.
   bool return_to_os = false;  // streaming: mmap/munmap every block.
-  std::string amount;      // streaming: SIZE allocated in total, then stop; a multiple of
-                           // the block size.
-  std::string duration;    // streaming, utilization: DURATION > 0 or "forever" (= unset:
-                           // until stopped or the lease ends).
-  std::string lease;       // DURATION > 0. Unset: the agent's --default_lease.
-  std::string plan_id;     // 1-128 of [A-Za-z0-9._-]. Unset: MakePlanId(now, random).
-  std::string labels;      // k=v,k2=v2 (core/cli/flag_values.h ParseLabels). With --plan:
-                           // merged into the file's labels, the flag winning on a key.
+  std::string amount;         // streaming: SIZE allocated in total, then stop; a multiple of
+                              // the block size.
+  std::string duration;       // streaming, utilization: DURATION > 0 or "forever" (= unset:
+                              // until stopped or the lease ends).
+  std::string lease;          // DURATION > 0. Unset: the agent's --default_lease.
+  std::string plan_id;        // 1-128 of [A-Za-z0-9._-]. Unset: MakePlanId(now, random).
+  std::string labels;         // k=v,k2=v2 (core/cli/flag_values.h ParseLabels). With --plan:
+                              // merged into the file's labels, the flag winning on a key.
   bool expect_oom = false;
   std::string oom_score_adj;  // -1000..1000. Unset: the agent's default (1000).
   bool huge_pages = false;    // retained only.

@@ -38,8 +38,7 @@ v1::PlanSpec Spec(const std::string& text) {
 
 MATCHER_P(EqualsProto, expected, "") {
   if (google::protobuf::util::MessageDifferencer::Equals(arg, expected)) return true;
-  *result_listener << "got " << arg.ShortDebugString() << "\nwant "
-                   << expected.ShortDebugString();
+  *result_listener << "got " << arg.ShortDebugString() << "\nwant " << expected.ShortDebugString();
   return false;
 }
 
@@ -108,13 +107,18 @@ TEST(FlagsTest, RetainedDefaultsHoldForeverWithAGeneratedId) {
   PlanFlags flags;
   flags.kind = "Retained";  // Case does not matter.
   flags.target = "1.5GiB";
-  EXPECT_THAT(*Build(flags), EqualsProto(Spec(absl::StrCat(R"pb(
-    plan_id: ")pb", kGeneratedId, R"pb("
-    retained {
-      block_size: 1048576
-      phases { target { bytes: 1610612736 } hold_forever: true }
-    }
-  )pb"))));
+  EXPECT_THAT(*Build(flags),
+              EqualsProto(Spec(absl::StrCat(R"pb(
+                                              plan_id: ")pb",
+                                            kGeneratedId, R"pb("
+                                                               retained {
+                                                                 block_size: 1048576
+                                                                 phases {
+                                                                   target { bytes: 1610612736 }
+                                                                   hold_forever: true
+                                                                 }
+                                                               }
+              )pb"))));
 }
 
 TEST(FlagsTest, RetainedTargetPercentages) {
@@ -158,15 +162,21 @@ TEST(FlagsTest, RepeatMakesASawtooth) {
   flags.ramp = "5s";
   flags.hold = "10s";
   flags.repeat = "3";
-  EXPECT_THAT(*Build(flags), EqualsProto(Spec(absl::StrCat(R"pb(
-    plan_id: ")pb", kGeneratedId, R"pb("
-    retained {
-      block_size: 1048576
-      repeat: 3
-      phases { target { bytes: 268435456 } ramp_duration { seconds: 5 } hold { seconds: 10 } }
-      phases { target { bytes: 0 } }
-    }
-  )pb"))));
+  EXPECT_THAT(*Build(flags),
+              EqualsProto(Spec(absl::StrCat(R"pb(
+                                              plan_id: ")pb",
+                                            kGeneratedId, R"pb("
+                                                               retained {
+                                                                 block_size: 1048576
+                                                                 repeat: 3
+                                                                 phases {
+                                                                   target { bytes: 268435456 }
+                                                                   ramp_duration { seconds: 5 }
+                                                                   hold { seconds: 10 }
+                                                                 }
+                                                                 phases { target { bytes: 0 } }
+                                                               }
+              )pb"))));
 
   flags.repeat = "forever";
   flags.hold = "";  // Unset with --repeat: no hold at the top.
@@ -210,10 +220,13 @@ TEST(FlagsTest, StreamingDefaultsAndPlainRate) {
   flags.kind = "streaming";
   flags.rate = "10MiB";  // "/s" is optional.
   flags.duration = "forever";
-  EXPECT_THAT(*Build(flags), EqualsProto(Spec(absl::StrCat(R"pb(
-    plan_id: ")pb", kGeneratedId, R"pb("
-    streaming { block_size: 1048576 rate_bytes_per_sec: 10485760 }
-  )pb"))));
+  EXPECT_THAT(*Build(flags),
+              EqualsProto(Spec(absl::StrCat(
+                  R"pb(
+                    plan_id: ")pb",
+                  kGeneratedId, R"pb("
+                                     streaming { block_size: 1048576 rate_bytes_per_sec: 10485760 }
+                  )pb"))));
 }
 
 TEST(FlagsTest, Utilization) {
@@ -287,8 +300,7 @@ TEST(FlagsTest, BadRetainedFlags) {
            R"(--block_size="0": must be at least 1 byte)"},
           {"block size", [](PlanFlags& f) { f.block_size = "1x"; },
            R"(--block_size="1x": invalid size)"},
-          {"ramp word", [](PlanFlags& f) { f.ramp = "soon"; },
-           R"(--ramp="soon": not a duration)"},
+          {"ramp word", [](PlanFlags& f) { f.ramp = "soon"; }, R"(--ramp="soon": not a duration)"},
           {"ramp negative", [](PlanFlags& f) { f.ramp = "-5s"; },
            R"(--ramp="-5s": must not be negative, got -5s)"},
           {"ramp rate zero", [](PlanFlags& f) { f.ramp = "0B/s"; },
@@ -302,7 +314,11 @@ TEST(FlagsTest, BadRetainedFlags) {
            R"(--repeat="0": want N >= 1 or forever)"},
           {"repeat word", [](PlanFlags& f) { f.repeat = "often"; },
            R"(--repeat="often": not a whole number)"},
-          {"repeat forever hold", [](PlanFlags& f) { f.repeat = "2"; f.hold = "forever"; },
+          {"repeat forever hold",
+           [](PlanFlags& f) {
+             f.repeat = "2";
+             f.hold = "forever";
+           },
            R"(--hold="forever": a hold that never ends)"},
           {"lease zero", [](PlanFlags& f) { f.lease = "0s"; },
            R"(--lease="0s": must be positive, got 0s)"},
@@ -336,60 +352,58 @@ TEST(FlagsTest, BadRetainedFlags) {
 TEST(FlagsTest, BadStreamingFlags) {
   PlanFlags base;
   base.kind = "streaming";
-  ExpectBad(base,
-            {
-                {"target", [](PlanFlags& f) { f.target = "1GiB"; },
-                 "--target does not apply to --kind=streaming (only to retained and "
-                 "utilization plans)"},
-                {"backing", [](PlanFlags& f) { f.backing = "mmap"; },
-                 "--backing does not apply to --kind=streaming"},
-                {"huge pages", [](PlanFlags& f) { f.huge_pages = true; },
-                 "--huge_pages does not apply to --kind=streaming (only to retained plans)"},
-                {"ramp", [](PlanFlags& f) { f.ramp = "1s"; }, "--ramp does not apply"},
-                {"window", [](PlanFlags& f) { f.window = "many"; },
-                 R"(--window="many": not a whole number: want a block count)"},
-                {"window negative", [](PlanFlags& f) { f.window = "-1"; },
-                 R"(--window="-1": not a whole number)"},
-                {"window empty but given",
-                 [](PlanFlags& f) { f.explicitly_set.insert("window"); },
-                 R"(--window="": not a whole number)"},
-                {"window overflow",
-                 [](PlanFlags& f) { f.window = "18446744073709551615"; },
-                 "is more than this machine can address"},
-                {"workers zero", [](PlanFlags& f) { f.workers = "0"; },
-                 R"(--workers="0": must be 1..64, got 0)"},
-                {"workers many", [](PlanFlags& f) { f.workers = "65"; },
-                 R"(--workers="65": must be 1..64, got 65)"},
-                {"amount", [](PlanFlags& f) { f.amount = "1000"; },
-                 R"(--amount="1000": must be a multiple of the block size (1048576 bytes), got 1000)"},
-                {"amount zero", [](PlanFlags& f) { f.amount = "0"; },
-                 R"(--amount="0": must be more than 0 bytes)"},
-                {"rate", [](PlanFlags& f) { f.rate = "fast"; }, R"(--rate="fast": invalid size)"},
-                {"duration zero", [](PlanFlags& f) { f.duration = "0s"; },
-                 R"(--duration="0s": must be positive, got 0s)"},
-            });
+  ExpectBad(
+      base,
+      {
+          {"target", [](PlanFlags& f) { f.target = "1GiB"; },
+           "--target does not apply to --kind=streaming (only to retained and "
+           "utilization plans)"},
+          {"backing", [](PlanFlags& f) { f.backing = "mmap"; },
+           "--backing does not apply to --kind=streaming"},
+          {"huge pages", [](PlanFlags& f) { f.huge_pages = true; },
+           "--huge_pages does not apply to --kind=streaming (only to retained plans)"},
+          {"ramp", [](PlanFlags& f) { f.ramp = "1s"; }, "--ramp does not apply"},
+          {"window", [](PlanFlags& f) { f.window = "many"; },
+           R"(--window="many": not a whole number: want a block count)"},
+          {"window negative", [](PlanFlags& f) { f.window = "-1"; },
+           R"(--window="-1": not a whole number)"},
+          {"window empty but given", [](PlanFlags& f) { f.explicitly_set.insert("window"); },
+           R"(--window="": not a whole number)"},
+          {"window overflow", [](PlanFlags& f) { f.window = "18446744073709551615"; },
+           "is more than this machine can address"},
+          {"workers zero", [](PlanFlags& f) { f.workers = "0"; },
+           R"(--workers="0": must be 1..64, got 0)"},
+          {"workers many", [](PlanFlags& f) { f.workers = "65"; },
+           R"(--workers="65": must be 1..64, got 65)"},
+          {"amount", [](PlanFlags& f) { f.amount = "1000"; },
+           R"(--amount="1000": must be a multiple of the block size (1048576 bytes), got 1000)"},
+          {"amount zero", [](PlanFlags& f) { f.amount = "0"; },
+           R"(--amount="0": must be more than 0 bytes)"},
+          {"rate", [](PlanFlags& f) { f.rate = "fast"; }, R"(--rate="fast": invalid size)"},
+          {"duration zero", [](PlanFlags& f) { f.duration = "0s"; },
+           R"(--duration="0s": must be positive, got 0s)"},
+      });
 }
 
 TEST(FlagsTest, BadUtilizationFlags) {
   PlanFlags base;
   base.kind = "utilization";
   base.target = "80%";
-  ExpectBad(base,
-            {
-                {"size", [](PlanFlags& f) { f.target = "512MiB"; },
-                 R"(--target="512MiB": utilization plans take a percentage)"},
-                {"hundred", [](PlanFlags& f) { f.target = "100%"; },
-                 R"(--target="100%": percent must be in [0.001, 100), got 100)"},
-                {"suffix", [](PlanFlags& f) { f.target = "80%available"; },
-                 R"(unknown percentage suffix "available": want N%, N%node or N%cgroup)"},
-                {"no target", [](PlanFlags& f) { f.target = ""; },
-                 "--target is required for --kind=utilization"},
-                {"touch none", [](PlanFlags& f) { f.touch = "none"; },
-                 R"(--touch="none": utilization plans need page or fill)"},
-                {"repeat", [](PlanFlags& f) { f.repeat = "2"; },
-                 "--repeat does not apply to --kind=utilization (only to retained plans)"},
-                {"mlock", [](PlanFlags& f) { f.mlock = true; }, "--mlock does not apply"},
-            });
+  ExpectBad(base, {
+                      {"size", [](PlanFlags& f) { f.target = "512MiB"; },
+                       R"(--target="512MiB": utilization plans take a percentage)"},
+                      {"hundred", [](PlanFlags& f) { f.target = "100%"; },
+                       R"(--target="100%": percent must be in [0.001, 100), got 100)"},
+                      {"suffix", [](PlanFlags& f) { f.target = "80%available"; },
+                       R"(unknown percentage suffix "available": want N%, N%node or N%cgroup)"},
+                      {"no target", [](PlanFlags& f) { f.target = ""; },
+                       "--target is required for --kind=utilization"},
+                      {"touch none", [](PlanFlags& f) { f.touch = "none"; },
+                       R"(--touch="none": utilization plans need page or fill)"},
+                      {"repeat", [](PlanFlags& f) { f.repeat = "2"; },
+                       "--repeat does not apply to --kind=utilization (only to retained plans)"},
+                      {"mlock", [](PlanFlags& f) { f.mlock = true; }, "--mlock does not apply"},
+                  });
 }
 
 TEST(FlagsTest, FlagNamesCoverEveryField) {
@@ -465,11 +479,10 @@ TEST(PlanFileTest, SyntaxErrorsGiveLineAndColumn) {
 TEST(PlanFileTest, MappingErrorsNameTheField) {
   EXPECT_THAT(ParsePlanFile(R"({"retaind": {}})", "p.json"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("p.json: retaind")));
-  EXPECT_THAT(
-      ParsePlanFile(R"({"retained": {"blockSize": "1MiB"}})", "p.json"),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               AllOf(StartsWith("p.json: retained.block_size: invalid value \"1MiB\""),
-                     HasSubstr("integer byte counts"))));
+  EXPECT_THAT(ParsePlanFile(R"({"retained": {"blockSize": "1MiB"}})", "p.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(StartsWith("p.json: retained.block_size: invalid value \"1MiB\""),
+                             HasSubstr("integer byte counts"))));
   EXPECT_THAT(ParsePlanFile(R"({"retained": {"phases": [{"hold": "forever"}]}})", "p.json"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(StartsWith("p.json: retained.phases[0].hold: "),
@@ -539,9 +552,9 @@ TEST(PlanFileTest, SameProblemSameWordsAsFlags) {
   flags.target = "120%";
   const std::string problem = "percent must be in [0.001, 100], got 120";
   EXPECT_THAT(Build(flags), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(problem)));
-  EXPECT_THAT(ParsePlanFile(R"({"retained":{"phases":[{"target":{"percentOfTotal":120}}]}})",
-                            "f.json"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(problem)));
+  EXPECT_THAT(
+      ParsePlanFile(R"({"retained":{"phases":[{"target":{"percentOfTotal":120}}]}})", "f.json"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(problem)));
 
   flags.target = "1GiB";
   flags.hold = "-5s";
@@ -561,8 +574,8 @@ TEST(PlanFileTest, ReadPlanFile) {
   EXPECT_THAT(ReadPlanFile(::testing::TempDir()),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Is a directory")));
   const std::string huge = WriteFile("huge.json", std::string((1 << 20) + 10, ' '));
-  EXPECT_THAT(ReadPlanFile(huge),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("larger than the limit of 1 MiB")));
+  EXPECT_THAT(ReadPlanFile(huge), StatusIs(absl::StatusCode::kInvalidArgument,
+                                           HasSubstr("larger than the limit of 1 MiB")));
   const std::string bad = WriteFile("bad.json", R"({"retained": {}})");
   EXPECT_THAT(ReadPlanFile(bad), StatusIs(absl::StatusCode::kInvalidArgument,
                                           StartsWith(absl::StrCat(bad, ": retained.phases"))));
@@ -590,7 +603,12 @@ TEST(OverridesTest, PlanLevelFlagsOverrideTheFile) {
     labels { key: "keep" value: "yes" }
     expect_oom: false
     oom_score_adj: -100
-    retained { phases { target { bytes: 1048576 } hold_forever: true } }
+    retained {
+      phases {
+        target { bytes: 1048576 }
+        hold_forever: true
+      }
+    }
   )pb")));
 }
 

@@ -68,9 +68,10 @@ std::string FormatPodsTable(const std::vector<PodRow>& rows) {
   // memloadctl's table order (output.h): failed first, then by node, then by pod.
   std::vector<std::pair<TableRowKey, const PodRow*>> order;
   for (const PodRow& row : rows) {
-    order.emplace_back(RowKey(RowStatus(row).ok(), row.node.empty() ? row.plan.pod.node_name : row.node,
-                              row.plan.pod.DisplayName()),
-                       &row);
+    order.emplace_back(
+        RowKey(RowStatus(row).ok(), row.node.empty() ? row.plan.pod.node_name : row.node,
+               row.plan.pod.DisplayName()),
+        &row);
   }
   std::stable_sort(order.begin(), order.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -81,19 +82,18 @@ std::string FormatPodsTable(const std::vector<PodRow>& rows) {
     const v1::TargetCgroup& target =
         has_status ? row.status->target() : v1::TargetCgroup::default_instance();
     const bool has_target = has_status && row.status->has_target();
-    table.AddRow({row.plan.pod.DisplayName(),
-                  row.node.empty() ? row.plan.pod.node_name : row.node, StatusCell(verdict.ok()),
-                  row.plan.container.empty() ? "-" : row.plan.container,
-                  has_status ? PlanStateName(row.status->state()) : "failed",
-                  has_status ? FormatSize(row.status->target_bytes()) : "-",
-                  has_status ? FormatSize(row.status->payload_bytes()) : "-",
-                  Bytes(target.usage_bytes(), has_target),
-                  Bytes(target.working_set_bytes(), has_target),
-                  has_target ? (target.limited() ? FormatSize(target.limit_bytes()) : "none") : "-",
-                  has_target ? absl::StrCat(target.oom_kill_count(),
-                                            target.oom_group() ? " (oom.group)" : "")
-                             : "-",
-                  verdict.ok() ? "" : FormatStatus(verdict)});
+    table.AddRow(
+        {row.plan.pod.DisplayName(), row.node.empty() ? row.plan.pod.node_name : row.node,
+         StatusCell(verdict.ok()), row.plan.container.empty() ? "-" : row.plan.container,
+         has_status ? PlanStateName(row.status->state()) : "failed",
+         has_status ? FormatSize(row.status->target_bytes()) : "-",
+         has_status ? FormatSize(row.status->payload_bytes()) : "-",
+         Bytes(target.usage_bytes(), has_target), Bytes(target.working_set_bytes(), has_target),
+         has_target ? (target.limited() ? FormatSize(target.limit_bytes()) : "none") : "-",
+         has_target
+             ? absl::StrCat(target.oom_kill_count(), target.oom_group() ? " (oom.group)" : "")
+             : "-",
+         verdict.ok() ? "" : FormatStatus(verdict)});
   }
   return table.Render();
 }
@@ -134,7 +134,8 @@ std::string PodsJson(const std::string& command, const std::vector<PodRow>& rows
   // The same counts as every command's envelope (output.h) and the stderr line.
   int ok = 0;
   for (const PodRow& row : rows) ok += RowStatus(row).ok();
-  google::protobuf::Struct* summary = (*document.mutable_fields())["summary"].mutable_struct_value();
+  google::protobuf::Struct* summary =
+      (*document.mutable_fields())["summary"].mutable_struct_value();
   (*summary->mutable_fields())["pods"].set_number_value(static_cast<double>(rows.size()));
   (*summary->mutable_fields())["ok"].set_number_value(ok);
   (*summary->mutable_fields())["failed"].set_number_value(static_cast<double>(rows.size()) - ok);
@@ -166,8 +167,8 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   std::vector<std::string> unreachable;
   for (const auto& info : infos) {
     if (!info.response.ok()) {
-      unreachable.push_back(absl::StrCat(info.target, " (", FormatStatus(info.response.status()),
-                                         ")"));
+      unreachable.push_back(
+          absl::StrCat(info.target, " (", FormatStatus(info.response.status()), ")"));
       continue;
     }
     node_agent.emplace(info.response->node_name(), info.target);  // First one wins.
@@ -175,8 +176,8 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   }
 
   std::vector<PodRow> rows;
-  for (PodPlan& plan : PlanPods(options.pods, node_agent, base, options.container,
-                                options.relative)) {
+  for (PodPlan& plan :
+       PlanPods(options.pods, node_agent, base, options.container, options.relative)) {
     PodRow row;
     row.error = plan.status;
     if (absl::IsNotFound(row.error) && !unreachable.empty()) {
@@ -221,9 +222,8 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   if (options.run) {
     CancelSignal never;
     CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
-    const absl::Time until = options.keep == absl::InfiniteDuration()
-                                 ? absl::InfiniteFuture()
-                                 : absl::Now() + options.keep;
+    const absl::Time until = options.keep == absl::InfiniteDuration() ? absl::InfiniteFuture()
+                                                                      : absl::Now() + options.keep;
     FanOutOptions once = env.fanout;  // Renewals and reads: no cancel, they must finish.
     once.idempotent = true;
     while (!cancel->cancelled() && absl::Now() < until) {
@@ -232,24 +232,22 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
       if (!any_running) break;
       cancel->WaitUntil(std::min(until, absl::Now() + options.refresh));
       if (cancel->cancelled()) break;
-      std::vector<TargetResult<v1::RenewLeasesResponse>> renewed =
-          FanOut<v1::RenewLeasesResponse>(
-              running,
-              [&](AgentClient& client, absl::Duration timeout, Done<v1::RenewLeasesResponse> done) {
-                v1::RenewLeasesRequest request;
-                request.add_plan_ids(rows[row_of[&client]].plan.spec.plan_id());
-                client.RenewLeases(request, timeout, std::move(done));
-              },
-              once);
-      std::vector<TargetResult<v1::ListPlansResponse>> listed =
-          FanOut<v1::ListPlansResponse>(
-              running,
-              [](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
-                v1::ListPlansRequest request;
-                request.set_include_ended(true);
-                client.ListPlans(request, timeout, std::move(done));
-              },
-              once);
+      std::vector<TargetResult<v1::RenewLeasesResponse>> renewed = FanOut<v1::RenewLeasesResponse>(
+          running,
+          [&](AgentClient& client, absl::Duration timeout, Done<v1::RenewLeasesResponse> done) {
+            v1::RenewLeasesRequest request;
+            request.add_plan_ids(rows[row_of[&client]].plan.spec.plan_id());
+            client.RenewLeases(request, timeout, std::move(done));
+          },
+          once);
+      std::vector<TargetResult<v1::ListPlansResponse>> listed = FanOut<v1::ListPlansResponse>(
+          running,
+          [](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
+            v1::ListPlansRequest request;
+            request.set_include_ended(true);
+            client.ListPlans(request, timeout, std::move(done));
+          },
+          once);
       for (size_t k = 0; k < running.size(); ++k) {
         PodRow& row = rows[row_of[running[k]]];
         if (!listed[k].response.ok()) continue;  // A blip: keep the last status.
@@ -281,8 +279,9 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
       if (stopped[k].response.ok()) {
         row.status = stopped[k].response->plan();
       } else {
-        row.error = absl::Status(stopped[k].response.status().code(),
-                                 absl::StrCat("stopping: ", stopped[k].response.status().message()));
+        row.error =
+            absl::Status(stopped[k].response.status().code(),
+                         absl::StrCat("stopping: ", stopped[k].response.status().message()));
       }
     }
   }

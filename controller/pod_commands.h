@@ -32,9 +32,9 @@ namespace controller {
 
 struct PodsOptions {
   std::vector<Pod> pods;
-  std::string container;  // --container; "" = each pod's only container.
+  std::string container;                      // --container; "" = each pod's only container.
   std::optional<PodRelativeTarget> relative;  // --target=N%request / N%limit.
-  bool run = false;       // run: renew leases, refresh, stop at the end; start: start only.
+  bool run = false;  // run: renew leases, refresh, stop at the end; start: start only.
   absl::Duration keep = absl::InfiniteDuration();  // run --for
   absl::Duration refresh = absl::Seconds(1);
   // run --record: every refresh records each pod as a "node" of the recording (node = the

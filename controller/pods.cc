@@ -89,8 +89,8 @@ absl::StatusOr<Pod> ParsePod(const Struct& item, const std::string& where) {
       PodContainer container;
       container.name = Text(&c.struct_value(), "name");
       const Struct* resources = Object(c.struct_value(), "resources");
-      const std::string at = absl::StrCat(where, " (", pod.DisplayName(), ") spec.containers[", i,
-                                          "].resources");
+      const std::string at =
+          absl::StrCat(where, " (", pod.DisplayName(), ") spec.containers[", i, "].resources");
       absl::StatusOr<std::optional<uint64_t>> request = QuantityField(
           resources ? Object(*resources, "requests") : nullptr, "memory", at + ".requests.memory");
       if (!request.ok()) return request.status();
@@ -124,8 +124,8 @@ absl::StatusOr<Pod> ParsePod(const Struct& item, const std::string& where) {
 std::string PodPlanId(const std::string& base, const Pod& pod) {
   std::string name;
   for (char c : pod.name) {
-    name.push_back(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c
-                                                                                             : '-');
+    name.push_back(
+        absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '-');
   }
   std::string uid;
   for (char c : pod.uid) {
@@ -147,9 +147,18 @@ absl::StatusOr<uint64_t> ParseKubernetesQuantity(absl::string_view text) {
     long double factor;
   };
   static const Suffix kSuffixes[] = {
-      {"Ki", 1024.0L}, {"Mi", 1048576.0L}, {"Gi", 1073741824.0L}, {"Ti", 1099511627776.0L},
-      {"Pi", 1125899906842624.0L}, {"Ei", 1152921504606846976.0L},
-      {"k", 1e3L}, {"M", 1e6L}, {"G", 1e9L}, {"T", 1e12L}, {"P", 1e15L}, {"E", 1e18L},
+      {"Ki", 1024.0L},
+      {"Mi", 1048576.0L},
+      {"Gi", 1073741824.0L},
+      {"Ti", 1099511627776.0L},
+      {"Pi", 1125899906842624.0L},
+      {"Ei", 1152921504606846976.0L},
+      {"k", 1e3L},
+      {"M", 1e6L},
+      {"G", 1e9L},
+      {"T", 1e12L},
+      {"P", 1e15L},
+      {"E", 1e18L},
       {"m", 1e-3L},
   };
   long double factor = 1;
@@ -260,8 +269,8 @@ absl::StatusOr<std::optional<PodRelativeTarget>> ParsePodRelativeTarget(absl::st
   const std::optional<double> percent = ParsePercentNumber(number);
   if (percent.has_value()) target.percent = *percent;
   if (!percent.has_value() || target.percent <= 0 || target.percent > 1000) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--target=\"", text, "\": want N%request or N%limit with N in (0, 1000]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target=\"", text, "\": want N%request or N%limit with N in (0, 1000]"));
   }
   return std::optional<PodRelativeTarget>(target);
 }
@@ -319,8 +328,8 @@ std::vector<PodPlan> PlanPods(const std::vector<Pod>& pods,
             request ? chosen->memory_request_bytes : chosen->memory_limit_bytes;
         if (!base_bytes.has_value()) {
           fail(absl::StrCat("container \"", chosen->name, "\" of pod ", pod.DisplayName(),
-                            " sets no memory ", request ? "request" : "limit", " for --target=",
-                            relative->percent, request ? "%request" : "%limit"));
+                            " sets no memory ", request ? "request" : "limit",
+                            " for --target=", relative->percent, request ? "%request" : "%limit"));
         } else if (!plan.spec.has_retained()) {
           fail("N%request and N%limit are for retained plans");
         } else {

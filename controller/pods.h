@@ -47,8 +47,8 @@ struct Pod {
   std::string ns;  // metadata.namespace
   std::string name;
   std::string uid;
-  std::string node_name;  // spec.nodeName ("" = not scheduled)
-  std::string phase;      // status.phase
+  std::string node_name;                 // spec.nodeName ("" = not scheduled)
+  std::string phase;                     // status.phase
   std::vector<PodContainer> containers;  // spec.containers (never init containers)
 
   std::string DisplayName() const { return ns.empty() ? name : ns + "/" + name; }
@@ -77,10 +77,10 @@ absl::StatusOr<std::optional<PodRelativeTarget>> ParsePodRelativeTarget(absl::st
 // One pod's row: where its plan goes, or why it cannot.
 struct PodPlan {
   Pod pod;
-  std::string container;    // The container chosen.
-  std::string agent;        // The agent's target ("host:port"); "" when none.
-  absl::Status status;      // Not OK: a failed row, nothing is sent for it.
-  v1::PlanSpec spec;        // With placement.pod and (for relative targets) bytes.
+  std::string container;  // The container chosen.
+  std::string agent;      // The agent's target ("host:port"); "" when none.
+  absl::Status status;    // Not OK: a failed row, nothing is sent for it.
+  v1::PlanSpec spec;      // With placement.pod and (for relative targets) bytes.
 };
 
 // One PodPlan per pod, in the input's order. `agents` maps a node name to its agent's

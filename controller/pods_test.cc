@@ -21,20 +21,26 @@ constexpr uint64_t kMi = uint64_t{1} << 20;
 std::string PodJson(const std::string& name, const std::string& uid, const std::string& node,
                     const std::string& containers, const std::string& statuses) {
   return absl::StrCat(R"({"apiVersion": "v1", "kind": "Pod",
-    "metadata": {"name": ")", name, R"(", "namespace": "shop", "uid": ")", uid, R"(",
+    "metadata": {"name": ")",
+                      name, R"(", "namespace": "shop", "uid": ")", uid, R"(",
                  "labels": {"app": "web"}},
-    "spec": {"nodeName": ")", node, R"(", "containers": [)", containers, R"(]},
-    "status": {"phase": "Running", "containerStatuses": [)", statuses, R"(]}})");
+    "spec": {"nodeName": ")",
+                      node, R"(", "containers": [)", containers, R"(]},
+    "status": {"phase": "Running", "containerStatuses": [)",
+                      statuses, R"(]}})");
 }
 
 std::string Container(const std::string& name, const std::string& request,
                       const std::string& limit) {
   std::string resources;
-  if (!request.empty()) resources += absl::StrCat(R"("requests": {"cpu": "100m", "memory": ")", request, "\"}");
+  if (!request.empty())
+    resources += absl::StrCat(R"("requests": {"cpu": "100m", "memory": ")", request, "\"}");
   if (!limit.empty()) {
-    resources += absl::StrCat(resources.empty() ? "" : ", ", R"("limits": {"memory": ")", limit, "\"}");
+    resources +=
+        absl::StrCat(resources.empty() ? "" : ", ", R"("limits": {"memory": ")", limit, "\"}");
   }
-  return absl::StrCat(R"({"name": ")", name, R"(", "image": "nginx", "resources": {)", resources, "}}");
+  return absl::StrCat(R"({"name": ")", name, R"(", "image": "nginx", "resources": {)", resources,
+                      "}}");
 }
 
 std::string Status(const std::string& name, const std::string& id) {
@@ -60,8 +66,8 @@ TEST(ParseKubernetesQuantityTest, Units) {
 TEST(ParsePodsTest, PodListAndSinglePod) {
   const std::string a = PodJson("web-1", "uid-aaaa1111", "node-1",
                                 Container("app", "256Mi", "512Mi"), Status("app", "abc123"));
-  const std::string b = PodJson("web-2", "uid-bbbb2222", "node-2",
-                                Container("app", "", "1Gi"), Status("app", "def456"));
+  const std::string b = PodJson("web-2", "uid-bbbb2222", "node-2", Container("app", "", "1Gi"),
+                                Status("app", "def456"));
   absl::StatusOr<std::vector<Pod>> pods =
       ParsePods(absl::StrCat(R"({"apiVersion": "v1", "kind": "List", "items": [)", a, ",", b,
                              R"(], "metadata": {"resourceVersion": ""}})"),
@@ -120,19 +126,19 @@ v1::PlanSpec BaseSpec() {
 }
 
 TEST(PlanPodsTest, PercentOfRequestAndLimitPerPod) {
-  std::vector<Pod> pods = *ParsePods(
-      absl::StrCat(R"({"items": [)",
-                   PodJson("web-1", "0a1b2c3d-0000", "node-1", Container("app", "200Mi", "1Gi"),
-                           Status("app", "abc123")),
-                   ",",
-                   PodJson("web-2", "1a1b2c3d-0000", "node-2", Container("app", "300Mi", "600Mi"),
-                           Status("app", "def456")),
-                   "]}"),
-      "f");
+  std::vector<Pod> pods =
+      *ParsePods(absl::StrCat(R"({"items": [)",
+                              PodJson("web-1", "0a1b2c3d-0000", "node-1",
+                                      Container("app", "200Mi", "1Gi"), Status("app", "abc123")),
+                              ",",
+                              PodJson("web-2", "1a1b2c3d-0000", "node-2",
+                                      Container("app", "300Mi", "600Mi"), Status("app", "def456")),
+                              "]}"),
+                 "f");
   const std::map<std::string, std::string> agents = {{"node-1", "127.0.0.2:7070"},
                                                      {"node-2", "127.0.0.3:7070"}};
-  std::vector<PodPlan> plans =
-      PlanPods(pods, agents, BaseSpec(), "", PodRelativeTarget{120, PodRelativeTarget::Of::kRequest});
+  std::vector<PodPlan> plans = PlanPods(pods, agents, BaseSpec(), "",
+                                        PodRelativeTarget{120, PodRelativeTarget::Of::kRequest});
   ASSERT_EQ(plans.size(), 2u);
   ASSERT_THAT(plans[0].status, IsOk());
   EXPECT_EQ(plans[0].agent, "127.0.0.2:7070");
@@ -144,45 +150,42 @@ TEST(PlanPodsTest, PercentOfRequestAndLimitPerPod) {
   EXPECT_EQ(plans[0].spec.plan_id(), "hpa-web-1-0a1b2c3d");
   EXPECT_NE(plans[0].spec.plan_id(), plans[1].spec.plan_id());
 
-  plans = PlanPods(pods, agents, BaseSpec(), "app", PodRelativeTarget{90, PodRelativeTarget::Of::kLimit});
+  plans = PlanPods(pods, agents, BaseSpec(), "app",
+                   PodRelativeTarget{90, PodRelativeTarget::Of::kLimit});
   EXPECT_EQ(plans[1].spec.retained().phases(0).target().bytes(), 540 * kMi);  // 90% of 600Mi
   // Not a whole percent: rounded down to the byte.
-  plans = PlanPods(pods, agents, BaseSpec(), "", PodRelativeTarget{33.3, PodRelativeTarget::Of::kRequest});
+  plans = PlanPods(pods, agents, BaseSpec(), "",
+                   PodRelativeTarget{33.3, PodRelativeTarget::Of::kRequest});
   EXPECT_EQ(plans[0].spec.retained().phases(0).target().bytes(),
             static_cast<uint64_t>(200 * kMi * 0.333));
 }
 
 TEST(PlanPodsTest, FailedRowsAreNeverSkipped) {
   std::vector<Pod> pods = *ParsePods(
-      absl::StrCat(R"({"items": [)",
-                   PodJson("elsewhere", "u1", "node-9", Container("app", "1Gi", ""),
-                           Status("app", "abc")),
-                   ",",
-                   PodJson("two", "u2", "node-1",
-                           absl::StrCat(Container("app", "1Gi", ""), ",", Container("proxy", "", "")),
-                           Status("app", "abc")),
-                   ",",
-                   PodJson("norequest", "u3", "node-1", Container("app", "", ""),
-                           Status("app", "abc")),
-                   ",",
-                   PodJson("pending", "u4", "", Container("app", "1Gi", ""), ""),
-                   ",",
-                   PodJson("notstarted", "u5", "node-1", Container("app", "1Gi", ""), ""),
-                   "]}"),
+      absl::StrCat(
+          R"({"items": [)",
+          PodJson("elsewhere", "u1", "node-9", Container("app", "1Gi", ""), Status("app", "abc")),
+          ",",
+          PodJson("two", "u2", "node-1",
+                  absl::StrCat(Container("app", "1Gi", ""), ",", Container("proxy", "", "")),
+                  Status("app", "abc")),
+          ",", PodJson("norequest", "u3", "node-1", Container("app", "", ""), Status("app", "abc")),
+          ",", PodJson("pending", "u4", "", Container("app", "1Gi", ""), ""), ",",
+          PodJson("notstarted", "u5", "node-1", Container("app", "1Gi", ""), ""), "]}"),
       "f");
   std::vector<PodPlan> plans = PlanPods(pods, {{"node-1", "127.0.0.2:7070"}}, BaseSpec(), "",
                                         PodRelativeTarget{50, PodRelativeTarget::Of::kRequest});
   ASSERT_EQ(plans.size(), 5u);
-  EXPECT_THAT(plans[0].status, StatusIs(absl::StatusCode::kNotFound,
-                                        HasSubstr("no agent on node \"node-9\"")));
+  EXPECT_THAT(plans[0].status,
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no agent on node \"node-9\"")));
   EXPECT_THAT(plans[1].status, StatusIs(absl::StatusCode::kFailedPrecondition,
                                         HasSubstr("2 containers (app, proxy)")));
-  EXPECT_THAT(plans[2].status, StatusIs(absl::StatusCode::kFailedPrecondition,
-                                        HasSubstr("sets no memory request")));
-  EXPECT_THAT(plans[3].status, StatusIs(absl::StatusCode::kFailedPrecondition,
-                                        HasSubstr("not scheduled")));
-  EXPECT_THAT(plans[4].status, StatusIs(absl::StatusCode::kFailedPrecondition,
-                                        HasSubstr("has not started")));
+  EXPECT_THAT(plans[2].status,
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sets no memory request")));
+  EXPECT_THAT(plans[3].status,
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not scheduled")));
+  EXPECT_THAT(plans[4].status,
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has not started")));
   // --container picks one; a missing one is named.
   plans = PlanPods({pods[1]}, {{"node-1", "x:1"}}, BaseSpec(), "sidecar", std::nullopt);
   EXPECT_THAT(plans[0].status, StatusIs(absl::StatusCode::kFailedPrecondition,

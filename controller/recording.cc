@@ -88,8 +88,8 @@ void RunRecorder::Finish(absl::Time now, const RunView& view, int exit_code) {
     result.Raw("ok", node_ok ? "true" : "false");
     if (node.plan.has_value()) result.String("state", PlanStateName(node.plan->state()));
     if (!node_ok) {
-      absl::Status why = node.errors.empty() ? absl::UnknownError("the plan never started")
-                                             : node.errors.back();
+      absl::Status why =
+          node.errors.empty() ? absl::UnknownError("the plan never started") : node.errors.back();
       if (node.errors.empty() && node.plan.has_value()) why = PlanOutcomeStatus(*node.plan);
       result.String("message", FormatStatus(why));
     }
@@ -128,12 +128,17 @@ void RunRecorder::Refresh(absl::Time now, const RunView& view,
     const std::string name = node.node_name.empty() ? node.target : node.node_name;
     auto event = [&](absl::string_view kind, std::string at) {
       JsonObject object;
-      object.String("event", kind).String("time", at).String("node", name).String("target", node.target);
+      object.String("event", kind)
+          .String("time", at)
+          .String("node", name)
+          .String("target", node.target);
       object.String("planId", plan_id);
       return object;
     };
     for (; state.errors < node.errors.size(); ++state.errors) {
-      Write(event("error", time).String("message", FormatStatus(node.errors[state.errors])).Compact());
+      Write(event("error", time)
+                .String("message", FormatStatus(node.errors[state.errors]))
+                .Compact());
     }
     if (!node.plan.has_value()) continue;
     const v1::PlanStatus& plan = *node.plan;

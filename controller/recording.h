@@ -76,7 +76,7 @@ class RunRecorder {
     // The plan reports target_reached (cleared again by a resize). Its first sight makes
     // the event: the agent may refine the stamp by a tick later, which is no new event.
     bool target_reached = false;
-    size_t errors = 0;              // node.errors already recorded.
+    size_t errors = 0;  // node.errors already recorded.
   };
 
   void Write(const std::string& line);

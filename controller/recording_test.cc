@@ -16,9 +16,9 @@ namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::kMiB;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::memload::testing::kMiB;
 
 const absl::Time kStart = absl::FromUnixSeconds(1764086400);  // 2025-11-25T16:00:00Z
 
@@ -82,8 +82,7 @@ TEST(RunRecorderTest, SamplesAndEventsFromStateChanges) {
   recorder.Record(kStart + absl::Seconds(1), view, both);
 
   view.nodes[0].plan = Plan(v1::PLAN_STATE_HOLDING, 64 * kMiB);
-  ToProtoTimestamp(kStart + absl::Milliseconds(1500),
-                   view.nodes[0].plan->mutable_target_reached());
+  ToProtoTimestamp(kStart + absl::Milliseconds(1500), view.nodes[0].plan->mutable_target_reached());
   view.nodes[1].plan = Plan(v1::PLAN_STATE_CAPPED, 32 * kMiB);
   view.nodes[1].plan->set_error("capped at 32 MiB");
   view.nodes[1].errors.push_back(absl::UnavailableError("connection refused"));
@@ -91,8 +90,7 @@ TEST(RunRecorderTest, SamplesAndEventsFromStateChanges) {
   recorder.Record(kStart + absl::Seconds(2), view, {{"127.0.0.1:7070", Usage()}});
 
   view.nodes[0].plan = Plan(v1::PLAN_STATE_STOPPED, 0);
-  ToProtoTimestamp(kStart + absl::Milliseconds(1500),
-                   view.nodes[0].plan->mutable_target_reached());
+  ToProtoTimestamp(kStart + absl::Milliseconds(1500), view.nodes[0].plan->mutable_target_reached());
   ToProtoTimestamp(kStart + absl::Seconds(3), view.nodes[0].plan->mutable_ended());
   view.nodes[1].plan = Plan(v1::PLAN_STATE_OOM_KILLED, 0);
   view.nodes[1].plan->set_error("the kernel's OOM killer killed the worker");
@@ -112,23 +110,23 @@ TEST(RunRecorderTest, SamplesAndEventsFromStateChanges) {
   }
   EXPECT_THAT(
       summary,
-      ElementsAre(
-          "2025-11-25T16:00:01.000Z run <none> <none> <none>",
-          "2025-11-25T16:00:00.000Z start a <none> <none>",
-          "2025-11-25T16:00:01.000Z sample a ramping 16777216 536870912 1.5",
-          "2025-11-25T16:00:00.000Z start b <none> <none>",
-          "2025-11-25T16:00:01.000Z sample b ramping 8388608 536870912 1.5",
-          "2025-11-25T16:00:01.500Z target_reached a <none> <none>",
-          "2025-11-25T16:00:02.000Z sample a holding 67108864 536870912 1.5",
-          "2025-11-25T16:00:02.000Z error b <none> UNAVAILABLE: connection refused",
-          "2025-11-25T16:00:02.000Z capped b <none> capped at 32 MiB",
-          "2025-11-25T16:00:03.000Z stop a stopped <none>",
-          "2025-11-25T16:00:03.000Z sample a stopped 0 <none> <none>",
-          "2025-11-25T16:00:03.000Z oom_killed b oom_killed the kernel's OOM killer killed the worker",
-          "2025-11-25T16:00:03.000Z sample b oom_killed 0 <none> <none>",
-          "2025-11-25T16:00:03.000Z result a stopped <none>",
-          "2025-11-25T16:00:03.000Z result b oom_killed UNAVAILABLE: connection refused",
-          "2025-11-25T16:00:03.000Z end <none> <none> <none>"));
+      ElementsAre("2025-11-25T16:00:01.000Z run <none> <none> <none>",
+                  "2025-11-25T16:00:00.000Z start a <none> <none>",
+                  "2025-11-25T16:00:01.000Z sample a ramping 16777216 536870912 1.5",
+                  "2025-11-25T16:00:00.000Z start b <none> <none>",
+                  "2025-11-25T16:00:01.000Z sample b ramping 8388608 536870912 1.5",
+                  "2025-11-25T16:00:01.500Z target_reached a <none> <none>",
+                  "2025-11-25T16:00:02.000Z sample a holding 67108864 536870912 1.5",
+                  "2025-11-25T16:00:02.000Z error b <none> UNAVAILABLE: connection refused",
+                  "2025-11-25T16:00:02.000Z capped b <none> capped at 32 MiB",
+                  "2025-11-25T16:00:03.000Z stop a stopped <none>",
+                  "2025-11-25T16:00:03.000Z sample a stopped 0 <none> <none>",
+                  "2025-11-25T16:00:03.000Z oom_killed b oom_killed the kernel's OOM killer killed "
+                  "the worker",
+                  "2025-11-25T16:00:03.000Z sample b oom_killed 0 <none> <none>",
+                  "2025-11-25T16:00:03.000Z result a stopped <none>",
+                  "2025-11-25T16:00:03.000Z result b oom_killed UNAVAILABLE: connection refused",
+                  "2025-11-25T16:00:03.000Z end <none> <none> <none>"));
   const google::protobuf::Struct last = Lines(out.str()).back();
   EXPECT_EQ(last.fields().at("exitCode").number_value(), 1);
   EXPECT_EQ(last.fields().at("ok").number_value(), 1);
@@ -140,8 +138,9 @@ TEST(RunRecorderTest, SamplesAndEventsFromStateChanges) {
 }
 
 TEST(RunRecorderTest, OpenNamesTheFileItCannotCreate) {
-  EXPECT_THAT(RunRecorder::Open("/nonexistent-dir/run.jsonl"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/nonexistent-dir/run.jsonl")));
+  EXPECT_THAT(
+      RunRecorder::Open("/nonexistent-dir/run.jsonl"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/nonexistent-dir/run.jsonl")));
 }
 
 TEST(RunRecorderTest, ReportsWriteErrors) {

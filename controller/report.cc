@@ -14,8 +14,8 @@
 #include "absl/strings/strip.h"
 #include "controller/output.h"
 #include "controller/recording.h"
-#include "core/size.h"
 #include "core/base/status_macros.h"
+#include "core/size.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace memload {
@@ -27,9 +27,9 @@ namespace {
 // protobuf's JSON parser costs ~10x more per line, which matters at millions of samples.
 
 struct JsonValue {
-  char kind = 0;           // 's' string, 'n' number, 'b' bool, 'z' null, 'o' object, 'a' array.
-  absl::string_view raw;   // Strings: between the quotes, escapes not undone; others: as is.
-  bool escaped = false;    // A string with a backslash in it.
+  char kind = 0;          // 's' string, 'n' number, 'b' bool, 'z' null, 'o' object, 'a' array.
+  absl::string_view raw;  // Strings: between the quotes, escapes not undone; others: as is.
+  bool escaped = false;   // A string with a backslash in it.
 };
 
 class JsonScanner {
@@ -183,11 +183,21 @@ std::string Unescape(const JsonValue& value) {
     }
     const char c = raw[++i];
     switch (c) {
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
       case 'u': {
         uint32_t code = 0;
         if (i + 4 < raw.size() + 0 && i + 4 <= raw.size() - 1 + 1) {
@@ -203,7 +213,8 @@ std::string Unescape(const JsonValue& value) {
         AppendUtf8(code, &out);
         break;
       }
-      default: out += c;  // \" \\ \/
+      default:
+        out += c;  // \" \\ \/
     }
   }
   return out;
@@ -224,12 +235,11 @@ bool ParseRecordingTime(absl::string_view text, absl::Time* time) {
     return true;
   };
   int year, month, day, hour, minute, second, millis;
-  if (text.size() == 24 && text[4] == '-' && text[7] == '-' && text[10] == 'T' &&
-      text[13] == ':' && text[16] == ':' && text[19] == '.' && text[23] == 'Z' &&
-      digits(0, 4, &year) && digits(5, 2, &month) && digits(8, 2, &day) &&
-      digits(11, 2, &hour) && digits(14, 2, &minute) && digits(17, 2, &second) &&
-      digits(20, 3, &millis) && month >= 1 && month <= 12 && day >= 1 && day <= 31 &&
-      hour < 24 && minute < 60 && second < 61) {
+  if (text.size() == 24 && text[4] == '-' && text[7] == '-' && text[10] == 'T' && text[13] == ':' &&
+      text[16] == ':' && text[19] == '.' && text[23] == 'Z' && digits(0, 4, &year) &&
+      digits(5, 2, &month) && digits(8, 2, &day) && digits(11, 2, &hour) &&
+      digits(14, 2, &minute) && digits(17, 2, &second) && digits(20, 3, &millis) && month >= 1 &&
+      month <= 12 && day >= 1 && day <= 31 && hour < 24 && minute < 60 && second < 61) {
     const absl::CivilSecond civil(year, month, day, hour, minute, second);
     if (civil.day() == day) {  // Not normalized: a real date.
       *time = absl::FromCivil(civil, absl::UTCTimeZone()) + absl::Milliseconds(millis);
@@ -270,7 +280,7 @@ struct ReportBuilder::State {
   bool saw_run = false;
   absl::Time origin;
   absl::Duration width = absl::Seconds(1);
-  std::unordered_map<std::string, size_t> index;  // By target.
+  std::unordered_map<std::string, size_t> index;                // By target.
   std::vector<std::pair<absl::string_view, JsonValue>> fields;  // Reused per line.
 
   absl::Status Error(absl::string_view what) const {
@@ -386,7 +396,8 @@ absl::Status ReportBuilder::AddLine(absl::string_view text) {
   if (time_value->kind != 's') return s.Error("\"time\" must be a string");
   absl::Time time;
   if (!ParseRecordingTime(time_value->raw, &time)) {
-    return s.Error(absl::StrCat("\"time\" is not an RFC 3339 time: \"", Unescape(*time_value), "\""));
+    return s.Error(
+        absl::StrCat("\"time\" is not an RFC 3339 time: \"", Unescape(*time_value), "\""));
   }
   if (!s.origin_set) {
     s.origin_set = true;
@@ -525,14 +536,15 @@ absl::StatusOr<Report> ReportBuilder::Finish() && {
   }
   if (s.report.samples == 0 && !s.saw_run) {
     return absl::InvalidArgumentError(
-        absl::StrCat(s.name, ": no samples (lines with \"residentBytes\"); is it a recording of "
-                             "memloadctl run --record?"));
+        absl::StrCat(s.name,
+                     ": no samples (lines with \"residentBytes\"); is it a recording of "
+                     "memloadctl run --record?"));
   }
   for (NodeReport& node : s.report.nodes) {
     node.oom_expected = s.report.spec.has_value() && s.report.spec->expect_oom();
     if (node.started && node.reached) node.time_to_target = *node.reached - *node.started;
     if (node.error.empty() && !node.ok()) {
-      node.error = node.samples == 0 ? "no sample recorded: the plan never ran here"
+      node.error = node.samples == 0    ? "no sample recorded: the plan never ran here"
                    : node.lease_expired ? "the plan's lease expired"
                                         : "the plan did not end well";
     }
@@ -568,7 +580,7 @@ constexpr size_t kColourCount = sizeof(kColours) / sizeof(kColours[0]);
 constexpr int kLabelRows = 6;
 constexpr double kLabelRowHeight = 16;
 constexpr size_t kMaxEventRows = 300;  // Events table rows.
-constexpr size_t kMaxLookRows = 50;   // Rows of a fleet's "need a look" table.
+constexpr size_t kMaxLookRows = 50;    // Rows of a fleet's "need a look" table.
 constexpr size_t kMaxFailedListed = 50;
 
 std::string Html(absl::string_view text) {
@@ -576,12 +588,23 @@ std::string Html(absl::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -607,8 +630,9 @@ double ByteStep(double raw) {
 
 // A round step near `raw` seconds for time axes.
 double SecondStep(double raw) {
-  for (double nice : {0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-                      900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0}) {
+  for (double nice :
+       {0.1,   0.2,   0.5,   1.0,   2.0,    5.0,    10.0,   15.0,    30.0,    60.0,
+        120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0, 86400.0}) {
     if (nice >= raw) return nice;
   }
   return 86400 * std::ceil(raw / 86400);
@@ -701,20 +725,21 @@ Points ResidentPoints(const Report& report, const NodeReport& node) {
     const ReportBucket& bucket = node.buckets[i];
     if (!bucket.set) continue;
     // Never before the node's first sample (or the line would run back in time).
-    const absl::Time at = std::max(BucketStart(report, i), node.first_sample.value_or(report.begin));
+    const absl::Time at =
+        std::max(BucketStart(report, i), node.first_sample.value_or(report.begin));
     if (bucket.min == bucket.max) {
       points.emplace_back(at, bucket.last);
       continue;
     }
-    const absl::Time mid =
-        std::max(at, BucketStart(report, i) + report.bucket_width / 2);
+    const absl::Time mid = std::max(at, BucketStart(report, i) + report.bucket_width / 2);
     points.emplace_back(at, bucket.max_first ? bucket.max : bucket.min);
     points.emplace_back(mid, bucket.max_first ? bucket.min : bucket.max);
     if (bucket.last != (bucket.max_first ? bucket.min : bucket.max)) {
       points.emplace_back(mid, bucket.last);
     }
   }
-  if (node.last_sample && !points.empty()) points.emplace_back(*node.last_sample, points.back().second);
+  if (node.last_sample && !points.empty())
+    points.emplace_back(*node.last_sample, points.back().second);
   return points;
 }
 
@@ -726,10 +751,14 @@ std::optional<double> PhaseBytes(const v1::PlanSpec& spec, int phase, const Node
   const v1::Quantity& first = spec.retained().phases(0).target();
   auto percent = [](const v1::Quantity& q) -> std::optional<double> {
     switch (q.value_case()) {
-      case v1::Quantity::kPercentOfTotal: return q.percent_of_total();
-      case v1::Quantity::kPercentOfAvailable: return q.percent_of_available();
-      case v1::Quantity::kPercentOfCgroupLimit: return q.percent_of_cgroup_limit();
-      default: return std::nullopt;
+      case v1::Quantity::kPercentOfTotal:
+        return q.percent_of_total();
+      case v1::Quantity::kPercentOfAvailable:
+        return q.percent_of_available();
+      case v1::Quantity::kPercentOfCgroupLimit:
+        return q.percent_of_cgroup_limit();
+      default:
+        return std::nullopt;
     }
   };
   const std::optional<double> mine = percent(quantity), base = percent(first);
@@ -746,8 +775,7 @@ std::optional<double> PhaseBytes(const v1::PlanSpec& spec, int phase, const Node
 // percentages that cannot be resolved).
 Points TargetPoints(const Report& report, const NodeReport& node) {
   const absl::Time end = node.ended.value_or(node.last_sample.value_or(report.end));
-  const std::optional<absl::Time> start =
-      node.started ? node.started : node.first_sample;
+  const std::optional<absl::Time> start = node.started ? node.started : node.first_sample;
   Points points;
   if (report.spec && report.spec->kind_case() == v1::PlanSpec::kRetained &&
       report.spec->retained().phases_size() > 0 && start) {
@@ -763,7 +791,8 @@ Points TargetPoints(const Report& report, const NodeReport& node) {
       absl::Time t = *start;
       double previous = 0;
       points.emplace_back(t, 0);
-      const uint64_t cycles = plan.repeat_forever() ? UINT64_MAX : std::max<uint32_t>(plan.repeat(), 1);
+      const uint64_t cycles =
+          plan.repeat_forever() ? UINT64_MAX : std::max<uint32_t>(plan.repeat(), 1);
       const size_t max_points = static_cast<size_t>(report.buckets) * 8;
       for (uint64_t cycle = 0; cycle < cycles && t < end && points.size() < max_points; ++cycle) {
         for (int i = 0; i < plan.phases_size() && t < end; ++i) {
@@ -800,7 +829,8 @@ Points TargetPoints(const Report& report, const NodeReport& node) {
   if (start) points.emplace_back(*start, 0);
   for (size_t i = 0; i < node.buckets.size(); ++i) {
     if (!node.buckets[i].set) continue;
-    const absl::Time at = std::max(BucketStart(report, i), node.first_sample.value_or(report.begin));
+    const absl::Time at =
+        std::max(BucketStart(report, i), node.first_sample.value_or(report.begin));
     if (!points.empty()) points.emplace_back(at, points.back().second);
     points.emplace_back(at, node.buckets[i].target);
   }
@@ -819,16 +849,17 @@ std::string LookReason(const NodeReport& node) {
 
 std::string VerdictText(const Report& report) {
   const size_t ok = report.ok_nodes(), failed = report.nodes.size() - ok;
-  std::string text = absl::StrCat(report.ok() ? "OK" : "FAILED", ": ", ok, " of ",
-                                  report.nodes.size(), report.nodes.size() == 1 ? " node" : " nodes",
-                                  " ok");
+  std::string text =
+      absl::StrCat(report.ok() ? "OK" : "FAILED", ": ", ok, " of ", report.nodes.size(),
+                   report.nodes.size() == 1 ? " node" : " nodes", " ok");
   if (failed > 0) absl::StrAppend(&text, ", ", failed, " failed");
   if (report.exit_code) {
     absl::StrAppend(&text, "; memloadctl run exited ", *report.exit_code,
                     *report.exit_code == 130 ? " (interrupted)" : "");
   } else {
-    absl::StrAppend(&text, "; exit status unknown (the recording has no end line: the run was "
-                           "interrupted or is still going)");
+    absl::StrAppend(&text,
+                    "; exit status unknown (the recording has no end line: the run was "
+                    "interrupted or is still going)");
   }
   return text;
 }
@@ -877,7 +908,11 @@ std::string RenderReportHtml(const Report& report) {
       const std::string reason = LookReason(nodes[i]);
       if (reason.empty()) continue;
       reasons[i] = reason;
-      ranked.emplace_back(reason == "failed" ? 0 : reason == "OOM-killed" ? 1 : reason == "capped" ? 2 : 3, i);
+      ranked.emplace_back(reason == "failed"       ? 0
+                          : reason == "OOM-killed" ? 1
+                          : reason == "capped"     ? 2
+                                                   : 3,
+                          i);
     }
     std::stable_sort(ranked.begin(), ranked.end());
     for (const auto& [rank, i] : ranked) {
@@ -887,11 +922,14 @@ std::string RenderReportHtml(const Report& report) {
     // The slowest to their target, to fill up to three more.
     std::vector<std::pair<absl::Duration, size_t>> slow;
     for (size_t i = 0; i < nodes.size(); ++i) {
-      if (nodes[i].time_to_target && reasons.count(i) == 0) slow.emplace_back(*nodes[i].time_to_target, i);
+      if (nodes[i].time_to_target && reasons.count(i) == 0)
+        slow.emplace_back(*nodes[i].time_to_target, i);
     }
     std::sort(slow.rbegin(), slow.rend());
-    for (size_t k = 0; k < slow.size() && k < 3 && drawn.size() < report.options.highlighted_nodes + 3; ++k) {
-      reasons[slow[k].second] = absl::StrCat("slowest to the target (", FormatShortDuration(slow[k].first), ")");
+    for (size_t k = 0;
+         k < slow.size() && k < 3 && drawn.size() < report.options.highlighted_nodes + 3; ++k) {
+      reasons[slow[k].second] =
+          absl::StrCat("slowest to the target (", FormatShortDuration(slow[k].first), ")");
       drawn.push_back(slow[k].second);
     }
   }
@@ -961,11 +999,11 @@ std::string RenderReportHtml(const Report& report) {
   std::string html;
   html.reserve(64 << 10);
   const size_t ok_nodes = report.ok_nodes();
-  absl::StrAppend(
-      &html, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
-      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>memload run ",
-      Html(report.plan_id), ": ", report.ok() ? "ok" : "FAILED", "</title>\n<style>", kStyle,
-      "</style>\n</head>\n<body>\n");
+  absl::StrAppend(&html, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
+                  "<meta name=\"viewport\" content=\"width=device-width, "
+                  "initial-scale=1\">\n<title>memload run ",
+                  Html(report.plan_id), ": ", report.ok() ? "ok" : "FAILED", "</title>\n<style>",
+                  kStyle, "</style>\n</head>\n<body>\n");
   // The verdict first.
   absl::StrAppend(&html, "<div class=\"verdict ", report.ok() ? "ok" : "failed",
                   "\" id=\"verdict\" data-ok=\"", ok_nodes, "\" data-failed=\"",
@@ -987,13 +1025,14 @@ std::string RenderReportHtml(const Report& report) {
     }
     html += "</ul>\n";
   }
-  absl::StrAppend(&html, "<h1>memload run <code>", Html(report.plan_id), "</code></h1>\n",
-                  "<p class=\"meta\">", report.kind.empty() ? "" : Html(report.kind) + " plan, ",
-                  nodes.size(), nodes.size() == 1 ? " node" : " nodes", ", ",
-                  Html(absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", report.begin, absl::UTCTimeZone())),
-                  " for ", Html(FormatShortDuration(report.end - report.begin)), "; ",
-                  report.samples, " samples, ", report.events_total, " events; one point per ",
-                  Html(FormatShortDuration(report.bucket_width)), " at most.</p>\n");
+  absl::StrAppend(
+      &html, "<h1>memload run <code>", Html(report.plan_id), "</code></h1>\n", "<p class=\"meta\">",
+      report.kind.empty() ? "" : Html(report.kind) + " plan, ", nodes.size(),
+      nodes.size() == 1 ? " node" : " nodes", ", ",
+      Html(absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", report.begin, absl::UTCTimeZone())), " for ",
+      Html(FormatShortDuration(report.end - report.begin)), "; ", report.samples, " samples, ",
+      report.events_total, " events; one point per ",
+      Html(FormatShortDuration(report.bucket_width)), " at most.</p>\n");
 
   // Event labels: the events of drawn nodes, placed in free rows of the label band.
   std::vector<const RecordingEvent*> markers;
@@ -1007,12 +1046,12 @@ std::string RenderReportHtml(const Report& report) {
   Chart chart(report.begin, report.end, max_bytes, kLabelRows);
 
   // Per-node chart (or the fleet's distribution with the outliers).
-  absl::StrAppend(&html, "<h2>", fleet ? "Resident memory across nodes" : "Resident memory per node",
-                  "</h2>\n",
-                  chart.Open("per-node", fleet ? "distribution of resident memory across nodes "
-                                                 "with the nodes that need a look"
-                                               : "resident memory per node over time, against the target"),
-                  chart.Axes());
+  absl::StrAppend(
+      &html, "<h2>", fleet ? "Resident memory across nodes" : "Resident memory per node", "</h2>\n",
+      chart.Open("per-node", fleet ? "distribution of resident memory across nodes "
+                                     "with the nodes that need a look"
+                                   : "resident memory per node over time, against the target"),
+      chart.Axes());
   if (fleet) {
     Points band_hi, band_lo, inner_hi, inner_lo, mid, typical;
     for (size_t b = 0; b < buckets; ++b) {
@@ -1025,7 +1064,8 @@ std::string RenderReportHtml(const Report& report) {
       mid.emplace_back(at, median[b]);
       typical.emplace_back(at, typical_target[b]);
     }
-    auto polygon = [&](const Points& upper, const Points& lower, const char* cls, const char* title) {
+    auto polygon = [&](const Points& upper, const Points& lower, const char* cls,
+                       const char* title) {
       Points ring = upper;
       ring.insert(ring.end(), lower.rbegin(), lower.rend());
       return absl::StrCat("<polygon class=\"", cls, "\" points=\"", PointText(chart, ring),
@@ -1033,8 +1073,8 @@ std::string RenderReportHtml(const Report& report) {
     };
     absl::StrAppend(&html, polygon(band_hi, band_lo, "band", "min to max across nodes"),
                     polygon(inner_hi, inner_lo, "band-inner", "median to p90 across nodes"),
-                    "<polyline class=\"median\" stroke=\"#1f77b4\" points=\"", PointText(chart, mid),
-                    "\"><title>median node</title></polyline>",
+                    "<polyline class=\"median\" stroke=\"#1f77b4\" points=\"",
+                    PointText(chart, mid), "\"><title>median node</title></polyline>",
                     "<polyline class=\"band-target\" stroke=\"#555\" points=\"",
                     PointText(chart, typical), "\"><title>target (median node)</title></polyline>");
   }
@@ -1129,8 +1169,9 @@ std::string RenderReportHtml(const Report& report) {
   }
   html += "</svg>\n<ul class=\"legend\">";
   if (fleet) {
-    html += "<li><span class=\"swatch\" style=\"border-color:#1f77b4\"></span>median node; "
-            "shaded: min–max and median–p90 across nodes; dashed grey: target</li>";
+    html +=
+        "<li><span class=\"swatch\" style=\"border-color:#1f77b4\"></span>median node; "
+        "shaded: min–max and median–p90 across nodes; dashed grey: target</li>";
   }
   for (size_t i : drawn) {
     const std::string border = *dash(i) == '\0' ? "solid" : "dashed";
@@ -1139,7 +1180,9 @@ std::string RenderReportHtml(const Report& report) {
                     ";border-top-style:", border, "\"></span>", Html(nodes[i].node),
                     reasons.count(i) > 0 ? absl::StrCat(": ", Html(reasons[i])) : "", "</li>");
   }
-  absl::StrAppend(&html, "<li>solid or dashed: resident; thin dashed: the target, following the plan's phases</li></ul>\n");
+  absl::StrAppend(&html,
+                  "<li>solid or dashed: resident; thin dashed: the target, following the plan's "
+                  "phases</li></ul>\n");
   if (fleet) {
     absl::StrAppend(&html, "<p class=\"meta\">", drawn.size(), " of ", nodes.size(),
                     " nodes drawn one by one: those that need a look; every node is in the "
@@ -1156,12 +1199,13 @@ std::string RenderReportHtml(const Report& report) {
       sum.emplace_back(at, total[b]);
       sum_target.emplace_back(at, total_target[b]);
     }
-    absl::StrAppend(&html, "<h2>Cluster total</h2>\n",
-                    cluster.Open("cluster", "cluster total resident memory against the total target"),
-                    cluster.Axes(), "<polyline class=\"total-target\" stroke=\"#555\" points=\"",
-                    PointText(cluster, sum_target), "\"><title>total target</title></polyline>",
-                    "<polyline class=\"total\" stroke=\"#111\" points=\"", PointText(cluster, sum),
-                    "\"><title>total resident</title></polyline></svg>\n");
+    absl::StrAppend(
+        &html, "<h2>Cluster total</h2>\n",
+        cluster.Open("cluster", "cluster total resident memory against the total target"),
+        cluster.Axes(), "<polyline class=\"total-target\" stroke=\"#555\" points=\"",
+        PointText(cluster, sum_target), "\"><title>total target</title></polyline>",
+        "<polyline class=\"total\" stroke=\"#111\" points=\"", PointText(cluster, sum),
+        "\"><title>total resident</title></polyline></svg>\n");
   }
 
   // Summary: every node, failed ones first. A fleet's full table is long (1,000 rows were
@@ -1177,18 +1221,19 @@ std::string RenderReportHtml(const Report& report) {
   // The order of every memloadctl table: failed first, then by node name, then agent.
   std::vector<TableRowKey> keys;
   for (const NodeReport& node : nodes) keys.push_back(RowKey(node.ok(), node.node, node.target));
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return keys[a] < keys[b]; });
   auto row = [&](const NodeReport& node, absl::string_view row_class) {
-    return absl::StrCat(
-        "<tr class=\"", row_class, node.ok() ? "" : " failed", "\" data-node=\"",
-        Html(node.node), "\"><td class=\"nowrap\">", Html(node.node), "</td><td class=\"nowrap\">",
-        Html(node.target), "</td><td>", StatusCell(node.ok()), "</td><td class=\"num\">",
-        node.target_bytes > 0 ? Html(FormatSize(node.target_bytes)) : "-",
-        "</td><td class=\"num\">", Html(FormatSize(node.peak_resident_bytes)),
-        "</td><td class=\"num\">",
-        node.time_to_target ? Html(FormatShortDuration(*node.time_to_target)) : "-", "</td><td>",
-        Html(node.final_state.empty() ? "-" : node.final_state), "</td><td>",
-        Html(node.ok() ? "" : node.error), "</td></tr>\n");
+    return absl::StrCat("<tr class=\"", row_class, node.ok() ? "" : " failed", "\" data-node=\"",
+                        Html(node.node), "\"><td class=\"nowrap\">", Html(node.node),
+                        "</td><td class=\"nowrap\">", Html(node.target), "</td><td>",
+                        StatusCell(node.ok()), "</td><td class=\"num\">",
+                        node.target_bytes > 0 ? Html(FormatSize(node.target_bytes)) : "-",
+                        "</td><td class=\"num\">", Html(FormatSize(node.peak_resident_bytes)),
+                        "</td><td class=\"num\">",
+                        node.time_to_target ? Html(FormatShortDuration(*node.time_to_target)) : "-",
+                        "</td><td>", Html(node.final_state.empty() ? "-" : node.final_state),
+                        "</td><td>", Html(node.ok() ? "" : node.error), "</td></tr>\n");
   };
   size_t reached = 0;
   for (const NodeReport& node : nodes) reached += node.time_to_target.has_value();
@@ -1212,8 +1257,8 @@ std::string RenderReportHtml(const Report& report) {
       }
     }
     const size_t ok = report.ok_nodes();
-    absl::StrAppend(&html, "<details class=\"all-nodes\"><summary>Every node (", nodes.size(),
-                    ": ", ok, " ok, ", nodes.size() - ok, " failed)</summary>\n");
+    absl::StrAppend(&html, "<details class=\"all-nodes\"><summary>Every node (", nodes.size(), ": ",
+                    ok, " ok, ", nodes.size() - ok, " failed)</summary>\n");
   }
   absl::StrAppend(&html, "<div class=\"scroll\"><table class=\"summary\">\n", kSummaryHeader);
   for (size_t i : order) absl::StrAppend(&html, row(nodes[i], "node-row"));
@@ -1235,8 +1280,9 @@ std::string RenderReportHtml(const Report& report) {
                         : "",
                     "</summary>\n");
   }
-  absl::StrAppend(&html, "<div class=\"scroll\"><table class=\"events\">\n<tr><th>time (UTC)</th>"
-                         "<th>+</th><th>node</th><th>event</th><th>detail</th></tr>\n");
+  absl::StrAppend(&html,
+                  "<div class=\"scroll\"><table class=\"events\">\n<tr><th>time (UTC)</th>"
+                  "<th>+</th><th>node</th><th>event</th><th>detail</th></tr>\n");
   size_t rows = 0;
   for (const RecordingEvent& event : report.events) {
     if (++rows > kMaxEventRows) break;
@@ -1253,7 +1299,8 @@ std::string RenderReportHtml(const Report& report) {
     for (size_t k = kMaxEventRows; k < report.events.size(); ++k) ++kinds[report.events[k].event];
     std::vector<std::string> counts;
     for (const auto& [kind, count] : kinds) counts.push_back(absl::StrCat(count, " ", kind));
-    absl::StrAppend(&html, "<p class=\"meta\">", report.events_total - std::min(report.events.size(), kMaxEventRows),
+    absl::StrAppend(&html, "<p class=\"meta\">",
+                    report.events_total - std::min(report.events.size(), kMaxEventRows),
                     " more events not listed: ", Html(absl::StrJoin(counts, ", ")), ".</p>\n");
   }
   html += "</body>\n</html>\n";
@@ -1277,7 +1324,8 @@ int RunReport(const std::string& path, const std::string& html_path, std::ostrea
   // Lines are read in bounded pieces: a line longer than the limit is refused, never held.
   std::vector<char> buffer(options.max_line_bytes + 2);
   while (file.getline(buffer.data(), static_cast<std::streamsize>(buffer.size()))) {
-    const absl::Status status = builder.AddLine(absl::string_view(buffer.data(), static_cast<size_t>(file.gcount()) - (file.eof() ? 0 : 1)));
+    const absl::Status status = builder.AddLine(absl::string_view(
+        buffer.data(), static_cast<size_t>(file.gcount()) - (file.eof() ? 0 : 1)));
     if (!status.ok()) {
       err << "memloadctl report: " << status.message() << "\n";
       return 2;
@@ -1294,7 +1342,8 @@ int RunReport(const std::string& path, const std::string& html_path, std::ostrea
     return 2;
   }
   if (file.gcount() > 0) {  // A last line without '\n'.
-    const absl::Status status = builder.AddLine(absl::string_view(buffer.data(), static_cast<size_t>(file.gcount())));
+    const absl::Status status =
+        builder.AddLine(absl::string_view(buffer.data(), static_cast<size_t>(file.gcount())));
     if (!status.ok()) {
       err << "memloadctl report: " << status.message() << "\n";
       return 2;
@@ -1319,8 +1368,14 @@ int RunReport(const std::string& path, const std::string& html_path, std::ostrea
     return 1;
   }
   // The verdict, then every node (failed ones first), as on the page.
-  Table table({{"NODE"}, {"AGENT"}, {"STATUS"}, {"TARGET", Table::kRight}, {"PEAK", Table::kRight},
-               {"TIME-TO-TARGET", Table::kRight}, {"FINAL"}, {"ERROR", Table::kLeft, true}});
+  Table table({{"NODE"},
+               {"AGENT"},
+               {"STATUS"},
+               {"TARGET", Table::kRight},
+               {"PEAK", Table::kRight},
+               {"TIME-TO-TARGET", Table::kRight},
+               {"FINAL"},
+               {"ERROR", Table::kLeft, true}});
   std::vector<std::pair<TableRowKey, const NodeReport*>> order;
   for (const NodeReport& node : report->nodes) {
     order.emplace_back(RowKey(node.ok(), node.node, node.target), &node);

@@ -86,30 +86,30 @@ struct NodeReport {
   std::optional<absl::Time> started, reached, ended, first_sample, last_sample;
   std::optional<absl::Duration> time_to_target;  // First target_reached − first start.
   bool capped = false, oom_killed = false, lease_expired = false, plan_failed = false;
-  bool call_errors = false;                 // An "error" event (a failed call).
-  bool oom_expected = false;                // The plan's expect_oom (from the "run" line).
-  std::optional<bool> result_ok;            // From the "result" line.
-  std::string error;                        // Why it failed (result line, else events).
-  std::vector<ReportBucket> buckets;        // ReportOptions::buckets of them.
+  bool call_errors = false;           // An "error" event (a failed call).
+  bool oom_expected = false;          // The plan's expect_oom (from the "run" line).
+  std::optional<bool> result_ok;      // From the "result" line.
+  std::string error;                  // Why it failed (result line, else events).
+  std::vector<ReportBucket> buckets;  // ReportOptions::buckets of them.
 
   bool ok() const;
 };
 
 // What the page is made of, bounded by nodes × buckets + kept events.
 struct Report {
-  std::string name;      // The file.
+  std::string name;  // The file.
   std::string plan_id;
-  std::string kind;      // "retained", ...; "" when unknown.
+  std::string kind;                  // "retained", ...; "" when unknown.
   std::optional<v1::PlanSpec> spec;  // From the "run" line.
   absl::Time begin, end;             // Of the whole recording.
   absl::Duration bucket_width;
   int buckets = 0;
-  std::vector<NodeReport> nodes;     // In order of first appearance.
-  std::vector<RecordingEvent> events;  // The first max_events, in file order.
+  std::vector<NodeReport> nodes;                 // In order of first appearance.
+  std::vector<RecordingEvent> events;            // The first max_events, in file order.
   std::map<std::string, size_t> events_dropped;  // By kind, beyond max_events.
   size_t events_total = 0;
   size_t samples = 0;
-  std::optional<int> exit_code;      // From the "end" line.
+  std::optional<int> exit_code;  // From the "end" line.
   ReportOptions options;
 
   size_t ok_nodes() const;
@@ -146,9 +146,9 @@ std::string RenderReportHtml(const Report& report);
 // `verdict` (when not null) receives the run's verdict and node counts once the recording
 // was read (for `report -o json`).
 struct ReportVerdict {
-  bool ok = false;                // The run's verdict (Report::ok).
+  bool ok = false;  // The run's verdict (Report::ok).
   size_t nodes = 0, ok_nodes = 0;
-  std::optional<int> exit_code;   // memloadctl run's, from the "end" line.
+  std::optional<int> exit_code;  // memloadctl run's, from the "end" line.
 };
 int RunReport(const std::string& path, const std::string& html_path, std::ostream& out,
               std::ostream& err, ReportVerdict* verdict = nullptr);

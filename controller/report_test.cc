@@ -26,7 +26,8 @@ int Count(const std::string& text, const std::string& needle) {
 
 // Two nodes: "a" reaches its 64 MiB target after 1.5 s and is stopped; "<b>" (a name that
 // needs escaping) is OOM-killed.
-constexpr char kRecording[] = R"({"event":"run","time":"2026-11-25T16:00:00.000Z","planId":"drill","spec":{"planId":"drill","retained":{}},"targets":["127.0.0.1:7070","127.0.0.1:7071"]}
+constexpr char kRecording[] =
+    R"({"event":"run","time":"2026-11-25T16:00:00.000Z","planId":"drill","spec":{"planId":"drill","retained":{}},"targets":["127.0.0.1:7070","127.0.0.1:7071"]}
 {"event":"start","time":"2026-11-25T16:00:00.000Z","node":"a","target":"127.0.0.1:7070","planId":"drill","targetBytes":67108864}
 {"time":"2026-11-25T16:00:01.000Z","node":"a","target":"127.0.0.1:7070","planId":"drill","state":"ramping","targetBytes":67108864,"payloadBytes":33554432,"residentBytes":33554432,"availableBytes":1073741824}
 {"event":"start","time":"2026-11-25T16:00:00.100Z","node":"<b>","target":"127.0.0.1:7071","planId":"drill","targetBytes":67108864}
@@ -98,8 +99,8 @@ TEST(ReportTest, HtmlGivesTheVerdictFirstAndEveryNode) {
   EXPECT_THAT(html, HasSubstr("<td class=\"num\">1.5s</td><td>stopped</td>"));
   EXPECT_THAT(html, HasSubstr("1 of 2 reached the target"));
   // Self-contained: nothing to load, no script, user text escaped.
-  for (const char* absent : {"http://", "https://", "<script", "src=", "href=", "@import",
-                             "url(", "<b><"}) {
+  for (const char* absent :
+       {"http://", "https://", "<script", "src=", "href=", "@import", "url(", "<b><"}) {
     EXPECT_THAT(html, Not(HasSubstr(absent))) << absent;
   }
 }
@@ -113,11 +114,15 @@ TEST(ReportTest, TargetLineFollowsThePhases) {
       R"({"event":"start","time":"2026-11-25T16:00:00.000Z","node":"n","target":"n:1","planId":"saw"})"
       "\n";
   for (int i = 1; i <= 6; ++i) {
-    absl::StrAppend(&text, R"({"time":"2026-11-25T16:00:0)", i,
-                    R"(.000Z","node":"n","target":"n:1","planId":"saw","state":"ramping","targetBytes":67108864,"residentBytes":)",
-                    (i % 2) * 33554432, "}\n");
+    absl::StrAppend(
+        &text, R"({"time":"2026-11-25T16:00:0)", i,
+        R"(.000Z","node":"n","target":"n:1","planId":"saw","state":"ramping","targetBytes":67108864,"residentBytes":)",
+        (i % 2) * 33554432, "}\n");
   }
-  absl::StrAppend(&text, R"({"event":"end","time":"2026-11-25T16:00:06.000Z","planId":"saw","exitCode":0,"nodes":1,"ok":1,"failed":0})", "\n");
+  absl::StrAppend(
+      &text,
+      R"({"event":"end","time":"2026-11-25T16:00:06.000Z","planId":"saw","exitCode":0,"nodes":1,"ok":1,"failed":0})",
+      "\n");
   absl::StatusOr<Report> report = ParseRecording(text, "saw.jsonl");
   ASSERT_THAT(report, IsOk());
   EXPECT_EQ(report->exit_code, 0);
@@ -139,20 +144,27 @@ TEST(ReportTest, FleetDrawsTheDistributionAndTheOutliers) {
   for (int second = 0; second < 20; ++second) {
     for (int node = 0; node < 200; ++node) {
       if (second == 0) {
-        absl::StrAppend(&text, R"({"event":"start","time":"2026-11-25T16:00:00.000Z","node":"n)", node,
-                        R"(","target":"t)", node, "\"}\n");
+        absl::StrAppend(&text, R"({"event":"start","time":"2026-11-25T16:00:00.000Z","node":"n)",
+                        node, R"(","target":"t)", node, "\"}\n");
       }
       const int resident = node == 7 ? 1000 : 1048576;  // n7 never gets there.
-      absl::StrAppend(&text, absl::StrFormat(R"({"time":"2026-11-25T16:00:%02d.000Z","node":"n%d","target":"t%d","state":"holding","targetBytes":1048576,"residentBytes":%d})",
-                                             second, node, node, resident),
-                      "\n");
+      absl::StrAppend(
+          &text,
+          absl::StrFormat(
+              R"({"time":"2026-11-25T16:00:%02d.000Z","node":"n%d","target":"t%d","state":"holding","targetBytes":1048576,"residentBytes":%d})",
+              second, node, node, resident),
+          "\n");
       if (second == 1 && node != 7) {
-        absl::StrAppend(&text, R"({"event":"target_reached","time":"2026-11-25T16:00:01.000Z","node":"n)", node,
-                        R"(","target":"t)", node, "\"}\n");
+        absl::StrAppend(&text,
+                        R"({"event":"target_reached","time":"2026-11-25T16:00:01.000Z","node":"n)",
+                        node, R"(","target":"t)", node, "\"}\n");
       }
     }
   }
-  absl::StrAppend(&text, R"({"event":"error","time":"2026-11-25T16:00:05.000Z","node":"n9","target":"t9","message":"UNAVAILABLE: gone"})", "\n");
+  absl::StrAppend(
+      &text,
+      R"({"event":"error","time":"2026-11-25T16:00:05.000Z","node":"n9","target":"t9","message":"UNAVAILABLE: gone"})",
+      "\n");
   absl::StatusOr<Report> report = ParseRecording(text, "fleet.jsonl");
   ASSERT_THAT(report, IsOk());
   EXPECT_EQ(report->nodes.size(), 200u);
@@ -194,15 +206,19 @@ TEST(ReportTest, InputsAreBounded) {
   options.max_nodes = 2;
   ReportBuilder builder("b.jsonl", options);
   EXPECT_THAT(builder.AddLine(std::string(201, ' ')),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("b.jsonl:1: line longer than 200 bytes")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("b.jsonl:1: line longer than 200 bytes")));
   ReportBuilder nodes("n.jsonl", options);
   for (int i = 0; i < 2; ++i) {
-    ASSERT_THAT(nodes.AddLine(absl::StrCat(R"({"time":"2026-11-25T16:00:01.000Z","node":"a","target":")", i,
-                                           R"(","state":"x","targetBytes":1,"residentBytes":1})")),
-                IsOk());
+    ASSERT_THAT(
+        nodes.AddLine(absl::StrCat(R"({"time":"2026-11-25T16:00:01.000Z","node":"a","target":")", i,
+                                   R"(","state":"x","targetBytes":1,"residentBytes":1})")),
+        IsOk());
   }
-  EXPECT_THAT(nodes.AddLine(R"({"time":"2026-11-25T16:00:01.000Z","node":"a","target":"3","state":"x","targetBytes":1,"residentBytes":1})"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("n.jsonl:3: more than 2 nodes")));
+  EXPECT_THAT(
+      nodes.AddLine(
+          R"({"time":"2026-11-25T16:00:01.000Z","node":"a","target":"3","state":"x","targetBytes":1,"residentBytes":1})"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("n.jsonl:3: more than 2 nodes")));
 }
 
 TEST(ReportTest, BadRecordingsNameTheLine) {
@@ -217,7 +233,8 @@ TEST(ReportTest, BadRecordingsNameTheLine) {
       {"\n  \n", "r.jsonl is empty"},
       {sample + "\nnot json\n", "r.jsonl:2: not a JSON object"},
       {sample + "\n[1,2]\n", "r.jsonl:2: not a JSON object"},
-      {R"({"node":"a","state":"x","targetBytes":1,"residentBytes":1})", "r.jsonl:1: \"time\" is missing"},
+      {R"({"node":"a","state":"x","targetBytes":1,"residentBytes":1})",
+       "r.jsonl:1: \"time\" is missing"},
       {R"({"time":"yesterday","node":"a","state":"x","targetBytes":1,"residentBytes":1})",
        "r.jsonl:1: \"time\" is not an RFC 3339 time"},
       {R"({"time":"2026-11-25T16:00:01Z","node":"a","state":"x","targetBytes":1,"residentBytes":-5})",

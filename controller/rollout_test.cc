@@ -7,17 +7,17 @@
 #include "core/cancel_signal.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
-#include "tests/testing/eventually.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 
 namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::Eventually;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::memload::testing::Eventually;
 using Waves = std::vector<std::pair<size_t, size_t>>;
 
 constexpr absl::Duration kWait = absl::Seconds(10);
@@ -179,8 +179,7 @@ TEST(RolloutTest, StaggerSpacesTheWaves) {
     const absl::Time next = start + wave * absl::Milliseconds(100);
     // Wave `wave` answered; the rollout sleeps until the stagger has passed.
     ASSERT_TRUE(Eventually([&] {
-      return fleet.Calls().size() == wave && clock.waiters() == 1 &&
-             clock.last_deadline() == next;
+      return fleet.Calls().size() == wave && clock.waiters() == 1 && clock.last_deadline() == next;
     }));
     clock.AdvanceTo(next - absl::Milliseconds(1));
     ASSERT_TRUE(Eventually([&] { return clock.waiters() == 1; }));

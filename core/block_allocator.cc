@@ -6,10 +6,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <mutex>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -141,9 +141,8 @@ absl::Status ApplyOptions(void* data, size_t size, const AllocatorOptions& optio
   if (options.mlock && ::mlock(data, size) != 0) {
     const int error = errno;
     return absl::ResourceExhaustedError(absl::StrCat(
-        "mlock of ", size, " bytes refused (", std::strerror(error),
-        "); RLIMIT_MEMLOCK is ", MemlockLimitText(),
-        ": raise it (ulimit -l, LimitMEMLOCK=) or grant CAP_IPC_LOCK"));
+        "mlock of ", size, " bytes refused (", std::strerror(error), "); RLIMIT_MEMLOCK is ",
+        MemlockLimitText(), ": raise it (ulimit -l, LimitMEMLOCK=) or grant CAP_IPC_LOCK"));
   }
   return absl::OkStatus();
 }
@@ -229,8 +228,8 @@ class ShmemAllocator final : public BlockAllocator {
       if (ftruncate(fd_, offset + static_cast<off_t>(mapped)) != 0) {
         const int error = errno;
         return absl::ResourceExhaustedError(absl::StrCat("growing the shmem file to ",
-                                                         offset + mapped, " bytes failed: ",
-                                                         std::strerror(error)));
+                                                         offset + mapped,
+                                                         " bytes failed: ", std::strerror(error)));
       }
       file_end_ += static_cast<off_t>(mapped);
     }

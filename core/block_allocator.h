@@ -131,8 +131,7 @@ extern BlockAllocator* const kPlainMallocAllocator;
 
 // A new allocator over its own memfd; the file is closed when the allocator is destroyed
 // (after every block is freed). ResourceExhausted or Internal when memfd_create fails.
-absl::StatusOr<std::unique_ptr<BlockAllocator>> MakeShmemAllocator(
-    const AllocatorOptions& options);
+absl::StatusOr<std::unique_ptr<BlockAllocator>> MakeShmemAllocator(const AllocatorOptions& options);
 
 }  // namespace memload
 

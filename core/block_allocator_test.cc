@@ -32,10 +32,10 @@
 namespace memload {
 namespace {
 
+using ::memload::testing::kMiB;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using ::memload::testing::kMiB;
 
 // The bytes of a "Name:   123 kB" line of /proc/self/status.
 uint64_t ProcStatusBytes(const std::string& field) {
@@ -87,8 +87,8 @@ std::string VmFlagsAt(const void* address) {
     uintptr_t begin, end;
     char dash;
     std::istringstream header(line);
-    if (line.find(':') > line.find(' ') &&
-        (header >> std::hex >> begin >> dash >> end) && dash == '-') {
+    if (line.find(':') > line.find(' ') && (header >> std::hex >> begin >> dash >> end) &&
+        dash == '-') {
       inside = begin <= at && at < end;
     } else if (inside && line.compare(0, 8, "VmFlags:") == 0) {
       return line;
@@ -366,8 +366,7 @@ TEST(HugePagesTest, MmapBlockIsAdvisedForTransparentHugePages) {
 }
 
 TEST(HugePagesTest, MallocBlockInteriorIsAdvised) {
-  BlockAllocator* allocator =
-      SharedBlockAllocator(Backing::kMalloc, {/*huge_pages=*/true, false});
+  BlockAllocator* allocator = SharedBlockAllocator(Backing::kMalloc, {/*huge_pages=*/true, false});
   const size_t size = 4 * kMiB;
   absl::StatusOr<void*> block = allocator->Allocate(size);
   ASSERT_THAT(block, IsOk());

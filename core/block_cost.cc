@@ -6,8 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "core/size.h"
 #include "core/base/status_macros.h"
+#include "core/size.h"
 
 namespace memload {
 namespace {
@@ -46,8 +46,8 @@ uint64_t SystemPageSize() {
 absl::StatusOr<uint64_t> BlockCost(Backing backing, uint64_t block_size, uint64_t page_size) {
   if (block_size == 0) return absl::InvalidArgumentError("block size must be positive");
   if (page_size == 0 || (page_size & (page_size - 1)) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("page size ", page_size,
-                                                   " is not a power of two"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("page size ", page_size, " is not a power of two"));
   }
   MEMLOAD_ASSIGN_OR_RETURN(uint64_t chunk, Chunk(backing, block_size, page_size));
   return AddSizes(chunk, kTableBytesPerBlock);
@@ -58,24 +58,23 @@ absl::StatusOr<uint64_t> BlocksCost(Backing backing, uint64_t block_size, uint64
   MEMLOAD_ASSIGN_OR_RETURN(uint64_t per_block, BlockCost(backing, block_size, page_size));
   if (blocks > kMaxBlocks) {
     // The block size that brings the count within the limit, in whole KiB at least.
-    return absl::InvalidArgumentError(absl::StrCat(
-        blocks, " blocks of ", FormatSize(block_size), " is more than the ", kMaxBlocks,
-        " blocks a plan may hold; use a block size of at least ",
-        FormatSize(std::max<uint64_t>(
-            1024, ((blocks / kMaxBlocks + 1) * block_size + 1023) / 1024 * 1024))));
+    return absl::InvalidArgumentError(
+        absl::StrCat(blocks, " blocks of ", FormatSize(block_size), " is more than the ",
+                     kMaxBlocks, " blocks a plan may hold; use a block size of at least ",
+                     FormatSize(std::max<uint64_t>(
+                         1024, ((blocks / kMaxBlocks + 1) * block_size + 1023) / 1024 * 1024))));
   }
   MEMLOAD_ASSIGN_OR_RETURN(uint64_t all, MultiplySizes(blocks, per_block));
   return AddSizes(all, kSetFixedBytes);
 }
 
-absl::StatusOr<uint64_t> RetainedCost(Backing backing, uint64_t block_size,
-                                      uint64_t payload_bytes, uint64_t page_size) {
+absl::StatusOr<uint64_t> RetainedCost(Backing backing, uint64_t block_size, uint64_t payload_bytes,
+                                      uint64_t page_size) {
   if (block_size == 0) return absl::InvalidArgumentError("block size must be positive");
   return BlocksCost(backing, block_size, payload_bytes / block_size, page_size);
 }
 
-uint64_t PayloadWithin(Backing backing, uint64_t block_size, uint64_t budget,
-                       uint64_t page_size) {
+uint64_t PayloadWithin(Backing backing, uint64_t block_size, uint64_t budget, uint64_t page_size) {
   absl::StatusOr<uint64_t> per_block = BlockCost(backing, block_size, page_size);
   if (!per_block.ok()) return 0;
   // blocks ≤ kMaxBlocks and block_size ≤ per_block ≤ budget / blocks: no overflow.

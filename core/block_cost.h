@@ -64,8 +64,7 @@ absl::StatusOr<uint64_t> BlocksCost(Backing backing, uint64_t block_size, uint64
                                     uint64_t page_size = kDefaultPageSize);
 
 // BlocksCost of a set holding `payload_bytes`, rounded down to whole blocks as plans do.
-absl::StatusOr<uint64_t> RetainedCost(Backing backing, uint64_t block_size,
-                                      uint64_t payload_bytes,
+absl::StatusOr<uint64_t> RetainedCost(Backing backing, uint64_t block_size, uint64_t payload_bytes,
                                       uint64_t page_size = kDefaultPageSize);
 
 // The most payload (whole blocks, at most kMaxBlocks) that `budget` more bytes pay for, on

@@ -39,15 +39,17 @@ TEST(BlockCostTest, MallocBlocksCostAllocatorChunks) {
   // Big blocks are whole 8 KiB pages.
   EXPECT_THAT(BlockCost(Backing::kMalloc, 1 << 20),
               IsOkAndHolds((1 << 20) + 8192 + kTableBytesPerBlock));
-  EXPECT_THAT(BlockCost(Backing::kMalloc, 300000),
-              IsOkAndHolds(303104 + kTableBytesPerBlock));
+  EXPECT_THAT(BlockCost(Backing::kMalloc, 300000), IsOkAndHolds(303104 + kTableBytesPerBlock));
 }
 
 TEST(BlockCostTest, CountsAndSumsAreBounded) {
-  EXPECT_THAT(BlockCost(Backing::kMmap, 0), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
-  EXPECT_THAT(BlockCost(Backing::kMmap, 1, 3000), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(BlockCost(Backing::kMmap, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(BlockCost(Backing::kMmap, 1, 3000),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   for (Backing backing : {Backing::kMmap, Backing::kShmem, Backing::kMalloc}) {
-    EXPECT_THAT(BlockCost(backing, UINT64_MAX), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+    EXPECT_THAT(BlockCost(backing, UINT64_MAX),
+                StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
     EXPECT_THAT(BlockCost(backing, UINT64_MAX - 4094),
                 StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
     EXPECT_THAT(RetainedCost(backing, 1 << 20, UINT64_MAX),
@@ -64,7 +66,8 @@ TEST(BlockCostTest, CountsAndSumsAreBounded) {
               IsOkAndHolds(kSetFixedBytes + (1 << 20) + kTableBytesPerBlock));
   EXPECT_THAT(StreamingCost(1, false, 0, 4), IsOkAndHolds(kSetFixedBytes + 4 * 56));
   EXPECT_THAT(StreamingCost(1, true, 10, 4), IsOkAndHolds(kSetFixedBytes + 10 * 4120));
-  EXPECT_THAT(StreamingCost(1, true, UINT64_MAX, 4), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(StreamingCost(1, true, UINT64_MAX, 4),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
 }
 
 TEST(BlockCostTest, PayloadWithinInvertsTheCost) {
@@ -107,8 +110,8 @@ TEST(BlockCostTest, ResidentOfTinyBlocksStaysWithinTheCost) {
       // Grown in steps, as plans do, so the table doubles on the way.
       for (int i = 0; i < 10; ++i) ASSERT_THAT(set->Grow(blocks / 10), IsOk());
       const uint64_t held = Resident() - std::min(before, Resident());
-      absl::StatusOr<uint64_t> cost = RetainedCost(backing, block_size, blocks * block_size,
-                                                   SystemPageSize());
+      absl::StatusOr<uint64_t> cost =
+          RetainedCost(backing, block_size, blocks * block_size, SystemPageSize());
       ASSERT_THAT(cost, IsOk());
       EXPECT_LE(held, *cost) << BackingName(backing) << " " << block_size << " B blocks";
       // And the cost is not wildly above it (the rule is meant to be close, not lax).

@@ -30,9 +30,9 @@ absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, uint64_t max_b
       contents.append(buffer, static_cast<size_t>(n));
       if (contents.size() > max_bytes) {
         close(fd);
-        return absl::InvalidArgumentError(
-            absl::StrCat(name, ": larger than the limit of ", FormatSize(max_bytes),
-                         " (is it the right file?)"));
+        return absl::InvalidArgumentError(absl::StrCat(name, ": larger than the limit of ",
+                                                       FormatSize(max_bytes),
+                                                       " (is it the right file?)"));
       }
     } else if (n == 0) {
       break;

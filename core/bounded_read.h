@@ -21,11 +21,11 @@ namespace memload {
 
 // Limits of the small files the binaries read: far above any real one, far below what
 // would hurt.
-constexpr uint64_t kMaxTokenFileBytes = uint64_t{1} << 20;    // --token-file, --auth-token-file
+constexpr uint64_t kMaxTokenFileBytes = uint64_t{1} << 20;     // --token-file, --auth-token-file
 constexpr uint64_t kMaxTargetsFileBytes = uint64_t{16} << 20;  // --targets=@FILE
-constexpr uint64_t kMaxLabelsFileBytes = uint64_t{1} << 20;   // --labels-file
-constexpr uint64_t kMaxPemFileBytes = uint64_t{1} << 20;      // --tls-* certificates and keys
-constexpr uint64_t kMaxPlanFileBytes = uint64_t{1} << 20;     // memloadctl --plan
+constexpr uint64_t kMaxLabelsFileBytes = uint64_t{1} << 20;    // --labels-file
+constexpr uint64_t kMaxPemFileBytes = uint64_t{1} << 20;       // --tls-* certificates and keys
+constexpr uint64_t kMaxPlanFileBytes = uint64_t{1} << 20;      // memloadctl --plan
 // /proc and cgroup files (ReadFileToString in core/node_readers.h): a busy node's
 // /proc/self/mountinfo is a few MB at most.
 constexpr uint64_t kMaxKernelFileBytes = uint64_t{64} << 20;

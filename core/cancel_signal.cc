@@ -24,8 +24,9 @@ bool CancelSignal::WaitUntil(absl::Time deadline) {
   // Compare with seen_ as it was when this wait began, not as the first waiter to wake
   // leaves it: a Notify() must wake every wait in progress, not only the first to run.
   const uint64_t seen = seen_;
-  clock_->WaitUntil(wake_, lock.native(), deadline,
-                    [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return notifications_ != seen || cancelled(); });
+  clock_->WaitUntil(wake_, lock.native(), deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return notifications_ != seen || cancelled();
+  });
   seen_ = notifications_;
   return cancelled();
 }

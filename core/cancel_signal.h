@@ -44,8 +44,8 @@ class CancelSignal {
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
 
   // Sleeps until `deadline` on the signal's clock, Cancel() or Notify() — whichever comes
-  // first. Returns cancelled(). A Notify() that happened after the last WaitUntil returned is not lost:
-  // the next WaitUntil returns at once.
+  // first. Returns cancelled(). A Notify() that happened after the last WaitUntil returned is not
+  // lost: the next WaitUntil returns at once.
   bool WaitUntil(absl::Time deadline);
 
   Clock* clock() const { return clock_; }

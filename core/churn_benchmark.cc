@@ -61,8 +61,7 @@ ABSL_FLAG(std::string, workers, "1,2,4", "churn: worker threads");
 ABSL_FLAG(double, seconds, 0.4, "run time of every churn/peers point");
 ABSL_FLAG(std::string, rss_sizes, "4096,1048576", "rss: block sizes of the 1 GiB set");
 ABSL_FLAG(uint64_t, peer_block_size, 1 << 20, "peers: block (stress-ng --vm-bytes) size");
-ABSL_FLAG(std::string, stress_methods, "write64,zero-one",
-          "peers: stress-ng --vm-method values");
+ABSL_FLAG(std::string, stress_methods, "write64,zero-one", "peers: stress-ng --vm-method values");
 ABSL_FLAG(int, stress_seconds, 2, "peers: stress-ng --timeout (whole seconds)");
 
 extern char** environ;
@@ -73,8 +72,8 @@ namespace {
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 struct Usage {
-  double cpu = 0;         // user + system seconds
-  uint64_t minflt = 0;    // minor page faults
+  double cpu = 0;       // user + system seconds
+  uint64_t minflt = 0;  // minor page faults
 };
 
 Usage SelfUsage() {
@@ -134,8 +133,7 @@ absl::StatusOr<StreamResult> RunStream(const StreamOptions& options) {
 // Steady-state churn: the plan runs until cancelled; the figures are taken over `measure`
 // after its window has been filled and a quarter of it replaced (at most `warmup_cap` of
 // warm-up), so the window's first faults do not count — churn is the loop that follows.
-absl::StatusOr<StreamResult> RunSteadyStream(const StreamOptions& options,
-                                             absl::Duration measure,
+absl::StatusOr<StreamResult> RunSteadyStream(const StreamOptions& options, absl::Duration measure,
                                              absl::Duration warmup_cap) {
   PlanCounters counters;
   absl::StatusOr<std::unique_ptr<StreamingPlan>> plan = StreamingPlan::Create(options, &counters);
@@ -143,8 +141,7 @@ absl::StatusOr<StreamResult> RunSteadyStream(const StreamOptions& options,
   if (absl::Status s = (*plan)->Start(); !s.ok()) return s;
   const absl::Time started = absl::Now();
   const uint64_t warm_blocks = options.window + options.window / 4;
-  while (counters.allocations.load() < warm_blocks + 1 &&
-         absl::Now() - started < warmup_cap) {
+  while (counters.allocations.load() < warm_blocks + 1 && absl::Now() - started < warmup_cap) {
     absl::SleepFor(absl::Milliseconds(2));
   }
   absl::SleepFor(absl::Milliseconds(20));  // At least a few flush intervals in.
@@ -180,8 +177,7 @@ absl::Status Churn() {
         if (!r.ok()) return r.status();
         const double gib = r->bytes / kGiB;
         Print("churn", absl::StrCat("size=", size, " window=", window, " workers=", workers,
-                                    " gib_per_s=", gib / r->wall,
-                                    " cpu_s_per_gib=", r->cpu / gib));
+                                    " gib_per_s=", gib / r->wall, " cpu_s_per_gib=", r->cpu / gib));
       }
     }
   }
@@ -208,8 +204,7 @@ absl::Status Rss() {
     // Overhead: what the process holds beyond the payload and memload's own block table.
     const double overhead = static_cast<double>(held) - before - kSet - bookkeeping;
     Print("rss", absl::StrCat("size=", size, " overhead_mib=", overhead / (1 << 20),
-                              " overhead_pct=", 100.0 * overhead / kSet,
-                              " kept_after_release_mib=",
+                              " overhead_pct=", 100.0 * overhead / kSet, " kept_after_release_mib=",
                               (static_cast<double>(after) - before) / (1 << 20)));
   }
   return absl::OkStatus();
@@ -256,17 +251,16 @@ absl::Status Peers() {
     absl::StatusOr<StreamResult> r = RunStream(options);
     if (!r.ok()) return r.status();
     const double gib = r->bytes / kGiB;
-    Print("peers", absl::StrCat("who=memload-", return_to_os ? "mmap" : "malloc",
-                                " size=", size, " gib_per_s=", gib / r->wall,
-                                " cpu_s_per_gib=", r->cpu / gib,
-                                " gib_per_cpu_s=", gib / r->cpu,
-                                " fault_gib=", r->faults * page / kGiB));
+    Print("peers",
+          absl::StrCat("who=memload-", return_to_os ? "mmap" : "malloc", " size=", size,
+                       " gib_per_s=", gib / r->wall, " cpu_s_per_gib=", r->cpu / gib,
+                       " gib_per_cpu_s=", gib / r->cpu, " fault_gib=", r->faults * page / kGiB));
   }
   const std::string bytes = absl::StrCat(size / 1024, "k");
   for (absl::string_view method : absl::StrSplit(absl::GetFlag(FLAGS_stress_methods), ',')) {
     const std::vector<std::string> common = {
-        "stress-ng", "--vm", "1", "--vm-bytes", bytes, "--vm-method", std::string(method),
-        "--vm-madvise", "normal", "--quiet"};
+        "stress-ng",         "--vm",         "1",      "--vm-bytes", bytes, "--vm-method",
+        std::string(method), "--vm-madvise", "normal", "--quiet"};
     std::vector<std::string> once = common, timed = common;
     once.insert(once.end(), {"--vm-ops", "1"});
     timed.insert(timed.end(), {"--timeout", absl::StrCat(absl::GetFlag(FLAGS_stress_seconds))});
@@ -276,13 +270,12 @@ absl::Status Peers() {
     const absl::Time start = absl::Now();
     absl::StatusOr<Usage> run = RunChild(timed);
     if (!run.ok()) return run.status();
-    const double wall =
-        absl::ToDoubleSeconds((absl::Now() - start) - (start - base_start));
+    const double wall = absl::ToDoubleSeconds((absl::Now() - start) - (start - base_start));
     const double gib = (run->minflt - base->minflt) * page / kGiB;
     const double cpu = run->cpu - base->cpu;
-    Print("peers", absl::StrCat("who=stress-ng-", method, " size=", size,
-                                " gib_per_s=", gib / wall, " cpu_s_per_gib=", cpu / gib,
-                                " gib_per_cpu_s=", gib / cpu, " fault_gib=", gib));
+    Print("peers", absl::StrCat("who=stress-ng-", method, " size=", size, " gib_per_s=", gib / wall,
+                                " cpu_s_per_gib=", cpu / gib, " gib_per_cpu_s=", gib / cpu,
+                                " fault_gib=", gib));
   }
   return absl::OkStatus();
 }

@@ -19,9 +19,9 @@ class RealClock final : public Clock {
       if (left <= absl::ZeroDuration()) return false;
       // A far or infinite deadline waits a day at a time: the steady clock's time_point
       // must not overflow, and a spurious wake-up is indistinguishable from that.
-      const auto until = std::chrono::steady_clock::now() +
-                         std::chrono::nanoseconds(
-                             absl::ToInt64Nanoseconds(std::min(left, absl::Hours(24))));
+      const auto until =
+          std::chrono::steady_clock::now() +
+          std::chrono::nanoseconds(absl::ToInt64Nanoseconds(std::min(left, absl::Hours(24))));
       wake.wait_until(lock, until);
     }
     return true;

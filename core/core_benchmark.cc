@@ -34,7 +34,6 @@
 #include "core/streaming.h"
 #include "core/touch.h"
 
-
 namespace memload {
 namespace {
 

@@ -33,8 +33,8 @@ std::string Row(const char* name, const PlanCountersSnapshot& s) {
 
 void PrintTable(const PlanCounters& retained, const PlanCounters& streaming) {
   absl::StatusOr<ProcessMemory> self = ReadProcessMemory(0);
-  std::printf("%-10s %-10s %12s %12s %12s %10s %10s %12s\n", "plan", "state", "payload",
-              "resident", "bookkeeping", "allocs", "frees", "allocated");
+  std::printf("%-10s %-10s %12s %12s %12s %10s %10s %12s\n", "plan", "state", "payload", "resident",
+              "bookkeeping", "allocs", "frees", "allocated");
   std::printf("%s", Row("retained", retained.Snapshot()).c_str());
   std::printf("%s", Row("streaming", streaming.Snapshot()).c_str());
   if (self.ok()) {
@@ -101,8 +101,9 @@ int Main(int argc, char** argv) {
   const absl::Status streaming_done = (*streaming)->Wait();
   std::printf("final accounting (memory returned):\n");
   PrintTable(retained_counters, streaming_counters);
-  std::printf("bookkeeping formula: retained = sizeof(RetainedSet) + 8 x table capacity; "
-              "streaming = 8 x window while running\n");
+  std::printf(
+      "bookkeeping formula: retained = sizeof(RetainedSet) + 8 x table capacity; "
+      "streaming = 8 x window while running\n");
   if (!retained_done.ok() || !streaming_done.ok()) {
     std::fprintf(stderr, "memload-core-demo: %s\n",
                  (retained_done.ok() ? streaming_done : retained_done).ToString().c_str());

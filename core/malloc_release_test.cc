@@ -19,7 +19,6 @@
 namespace memload {
 namespace {
 
-
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 // RssAnon of this process, from the OS.
@@ -76,8 +75,7 @@ TEST_P(MallocReleaseTest, ReleaseGivesTheMemoryBackAndTheSetIsUsableAgain) {
   const uint64_t block = GetParam();
   const uint64_t before = RssAnonBytes();
   for (int round = 0; round < 2; ++round) {
-    absl::StatusOr<RetainedSet> set =
-        RetainedSet::Create(MallocPages(block), 32 * kMiB / block);
+    absl::StatusOr<RetainedSet> set = RetainedSet::Create(MallocPages(block), 32 * kMiB / block);
     ASSERT_THAT(set, IsOk());
     if (kRssFollowsAllocations) {
       EXPECT_GE(RssAnonBytes() + kAllocatorCache, before + 32 * kMiB);
@@ -93,8 +91,7 @@ TEST_P(MallocReleaseTest, ReleaseGivesTheMemoryBackAndTheSetIsUsableAgain) {
 
 // 4 KiB and 64 KiB blocks come from the allocator's heap (glibc's too: below its mmap
 // threshold); 1 MiB blocks are big enough for glibc to map them one by one.
-INSTANTIATE_TEST_SUITE_P(BlockSizes, MallocReleaseTest,
-                         ::testing::Values(4096, 64 * 1024, kMiB));
+INSTANTIATE_TEST_SUITE_P(BlockSizes, MallocReleaseTest, ::testing::Values(4096, 64 * 1024, kMiB));
 
 TEST(MallocBulkFreeTest, NestsAndIsHarmlessWithNothingFree) {
   BeginMallocBulkFree();

@@ -78,13 +78,13 @@ absl::Status ParseKbFields(absl::string_view contents, absl::string_view file,
                                     [key](const KbField& f) { return f.key == key; });
     if (field == fields.end()) continue;
 
-    const std::vector<absl::string_view> words = absl::StrSplit(
-        line.substr(colon + 1), absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    const std::vector<absl::string_view> words =
+        absl::StrSplit(line.substr(colon + 1), absl::ByAnyChar(" \t"), absl::SkipEmpty());
     const std::optional<uint64_t> kib =
         words.size() == 2 && words[1] == "kB" ? ParseDecimal(words[0]) : std::nullopt;
     if (!kib) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file, ": line ", Quote(line), ": expected \"", key, ": <number> kB\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": line ", Quote(line), ": expected \"", key, ": <number> kB\""));
     }
     if (*kib > kMaxU64 / 1024) {
       return absl::InvalidArgumentError(
@@ -95,8 +95,8 @@ absl::Status ParseKbFields(absl::string_view contents, absl::string_view file,
   }
   for (size_t i = 0; i < fields.size(); ++i) {
     if (fields[i].required && !seen[i]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file, ": required field \"", fields[i].key, "\" is missing (truncated file?)"));
+      return absl::InvalidArgumentError(absl::StrCat(file, ": required field \"", fields[i].key,
+                                                     "\" is missing (truncated file?)"));
     }
   }
   return absl::OkStatus();
@@ -134,7 +134,7 @@ absl::StatusOr<std::optional<uint64_t>> ParseV2MaxNamed(absl::string_view conten
 }
 
 absl::StatusOr<std::optional<uint64_t>> ParseV1LimitNamed(absl::string_view contents,
-                                                         absl::string_view name) {
+                                                          absl::string_view name) {
   MEMLOAD_ASSIGN_OR_RETURN(const uint64_t value, ParseNumberFile(contents, name));
   if (value >= kV1UnlimitedThreshold) return std::optional<uint64_t>();
   return std::optional<uint64_t>(value);
@@ -224,9 +224,8 @@ absl::Status InCgroup(const absl::Status& status, absl::string_view dir) {
 // ---- PSI ------------------------------------------------------------------------------
 
 // Fills one "some ..." or "full ..." line's values.
-absl::Status ParsePressureLine(const std::vector<absl::string_view>& words,
-                               absl::string_view line, double* avg10, double* avg60,
-                               double* avg300, uint64_t* total_us) {
+absl::Status ParsePressureLine(const std::vector<absl::string_view>& words, absl::string_view line,
+                               double* avg10, double* avg60, double* avg300, uint64_t* total_us) {
   bool seen[4] = {false, false, false, false};
   for (size_t i = 1; i < words.size(); ++i) {
     const std::pair<absl::string_view, absl::string_view> kv =
@@ -237,8 +236,8 @@ absl::Status ParsePressureLine(const std::vector<absl::string_view>& words,
                                          : nullptr;
     if (avg != nullptr) {
       if (!absl::SimpleAtod(kv.second, avg) || !std::isfinite(*avg) || *avg < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "pressure line ", Quote(line), ": bad value for \"", kv.first, "\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat("pressure line ", Quote(line), ": bad value for \"", kv.first, "\""));
       }
       seen[avg == avg10 ? 0 : avg == avg60 ? 1 : 2] = true;
     } else if (kv.first == "total") {
@@ -304,8 +303,7 @@ absl::StatusOr<uint64_t> ParseOomKillCount(absl::string_view contents) {
     const std::vector<absl::string_view> words =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (words.empty() || words[0] != "oom_kill") continue;
-    std::optional<uint64_t> count =
-        words.size() == 2 ? ParseDecimal(words[1]) : std::nullopt;
+    std::optional<uint64_t> count = words.size() == 2 ? ParseDecimal(words[1]) : std::nullopt;
     if (!count) {
       return absl::InvalidArgumentError(
           absl::StrCat("line ", Quote(line), ": expected \"oom_kill <number>\""));
@@ -323,8 +321,8 @@ absl::StatusOr<std::optional<uint64_t>> ParseMemoryStatValue(absl::string_view c
     if (words.empty() || words[0] != key) continue;
     std::optional<uint64_t> value = words.size() == 2 ? ParseDecimal(words[1]) : std::nullopt;
     if (!value) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "memory.stat line ", Quote(line), ": expected \"", key, " <number>\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("memory.stat line ", Quote(line), ": expected \"", key, " <number>\""));
     }
     return value;
   }
@@ -368,16 +366,15 @@ absl::StatusOr<std::string> FindMemoryCgroupPath(absl::string_view proc_self_cgr
   }
   return absl::NotFoundError(absl::StrCat(
       "no memory cgroup: v1 memory path ", v1_path ? Quote(*v1_path) : "none", " with ",
-      v1_mounts.size(), " memory mount(s), v2 path ", v2_path ? Quote(*v2_path) : "none",
-      " with ", v2_mounts.size(), " cgroup2 mount(s), and no mount root containing the path"));
+      v1_mounts.size(), " memory mount(s), v2 path ", v2_path ? Quote(*v2_path) : "none", " with ",
+      v2_mounts.size(), " cgroup2 mount(s), and no mount root containing the path"));
 }
 
 absl::StatusOr<CgroupMemory> ReadCgroupMemory(const std::string& cgroup_dir) {
   CgroupMemory result;
   if (cgroup_dir.empty()) {
     MEMLOAD_ASSIGN_OR_RETURN(const std::string cgroup, ReadFileToString("/proc/self/cgroup"));
-    MEMLOAD_ASSIGN_OR_RETURN(const std::string mountinfo,
-                             ReadFileToString("/proc/self/mountinfo"));
+    MEMLOAD_ASSIGN_OR_RETURN(const std::string mountinfo, ReadFileToString("/proc/self/mountinfo"));
     MEMLOAD_ASSIGN_OR_RETURN(result.path, FindMemoryCgroupPath(cgroup, mountinfo));
   } else {
     result.path = cgroup_dir;
@@ -454,8 +451,8 @@ absl::StatusOr<CgroupMemory> ReadCgroupMemory(const std::string& cgroup_dir) {
     if (!contents.ok()) return contents.status();
     absl::StatusOr<std::optional<uint64_t>> parent_limit = parse_limit(*contents, limit_file);
     if (!parent_limit.ok()) return InCgroup(parent_limit.status(), parent);
-    if (*parent_limit && (!result.hierarchical_limit_bytes ||
-                          **parent_limit < *result.hierarchical_limit_bytes)) {
+    if (*parent_limit &&
+        (!result.hierarchical_limit_bytes || **parent_limit < *result.hierarchical_limit_bytes)) {
       result.hierarchical_limit_bytes = *parent_limit;
     }
   }
@@ -504,8 +501,7 @@ absl::StatusOr<ProcessMemory> ReadProcessMemory(int pid) {
   if (pid < 0) {
     return absl::InvalidArgumentError(absl::StrCat("invalid pid ", pid));
   }
-  const std::string path =
-      pid == 0 ? "/proc/self/status" : absl::StrCat("/proc/", pid, "/status");
+  const std::string path = pid == 0 ? "/proc/self/status" : absl::StrCat("/proc/", pid, "/status");
   MEMLOAD_ASSIGN_OR_RETURN(const std::string contents, ReadFileToString(path));
   return ParseProcStatusNamed(contents, path);
 }

@@ -123,8 +123,9 @@ absl::StatusOr<std::string> FindMemoryCgroupPath(absl::string_view proc_self_cgr
 
 // Reads the memory cgroup at `cgroup_dir`, or this process's own (see FindMemoryCgroupPath)
 // when empty. memory.stat (inactive_file) and memory.oom.group are read when present; their
-// absence is not an error, a malformed memory.stat is. The version is detected from the files: memory.max + memory.current (v2),
-// else memory.limit_in_bytes + memory.usage_in_bytes (v1); NotFound when neither exists.
+// absence is not an error, a malformed memory.stat is. The version is detected from the files:
+// memory.max + memory.current (v2), else memory.limit_in_bytes + memory.usage_in_bytes (v1);
+// NotFound when neither exists.
 //
 // hierarchical_limit_bytes walks up parent directories while they hold the same limit file
 // (so it stops at the cgroup mount point, or the v2 root, which has no memory.max). In v1 it

@@ -217,9 +217,8 @@ TEST(ReadFileToStringTest, ReadsProcFilesThatReportSizeZero) {
 
 TEST(ReadFileToStringTest, MissingFileIsNotFoundNamingPath) {
   const std::string path = TestDir() + "/no-such-file";
-  EXPECT_THAT(ReadFileToString(path),
-              StatusIs(absl::StatusCode::kNotFound, AllOf(HasSubstr(path),
-                                                          HasSubstr("No such file"))));
+  EXPECT_THAT(ReadFileToString(path), StatusIs(absl::StatusCode::kNotFound,
+                                               AllOf(HasSubstr(path), HasSubstr("No such file"))));
 }
 
 TEST(ReadFileToStringTest, OtherErrorsCarryPathAndStrerror) {
@@ -289,13 +288,13 @@ TEST(ParseMeminfoTest, TruncatedFileIsAnError) {
 }
 
 TEST(ParseMeminfoTest, MalformedValuesNameTheLine) {
-  for (const char* line : {"MemTotal: abc kB", "MemTotal: 12", "MemTotal: 12 MB",
-                           "MemTotal: -12 kB", "MemTotal: 12 kB extra", "MemTotal: 1.5 kB",
-                           "MemTotal:", "MemTotal: kB"}) {
-    EXPECT_THAT(ParseMeminfo(absl::StrCat(line, "\nMemAvailable: 1 kB\n")),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         AllOf(HasSubstr("/proc/meminfo"),
-                               HasSubstr(absl::StrCat("\"", line, "\"")))))
+  for (const char* line :
+       {"MemTotal: abc kB", "MemTotal: 12", "MemTotal: 12 MB", "MemTotal: -12 kB",
+        "MemTotal: 12 kB extra", "MemTotal: 1.5 kB", "MemTotal:", "MemTotal: kB"}) {
+    EXPECT_THAT(
+        ParseMeminfo(absl::StrCat(line, "\nMemAvailable: 1 kB\n")),
+        StatusIs(absl::StatusCode::kInvalidArgument,
+                 AllOf(HasSubstr("/proc/meminfo"), HasSubstr(absl::StrCat("\"", line, "\"")))))
         << line;
   }
 }
@@ -367,8 +366,7 @@ TEST(ReadProcessMemoryTest, ReadsSelf) {
 }
 
 TEST(ReadProcessMemoryTest, BadPids) {
-  EXPECT_THAT(ReadProcessMemory(-1), StatusIs(absl::StatusCode::kInvalidArgument,
-                                              HasSubstr("-1")));
+  EXPECT_THAT(ReadProcessMemory(-1), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("-1")));
   EXPECT_THAT(ReadProcessMemory(INT_MAX),  // above pid_max
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("/proc/2147483647/status")));
 }
@@ -389,8 +387,8 @@ TEST(ParseCgroupV2MaxTest, Numbers) {
 }
 
 TEST(ParseCgroupV2MaxTest, GarbageIsInvalid) {
-  for (const char* bad : {"", "\n", "Max", "maxx", "abc", "-1", "12 34", "1.5",
-                          "18446744073709551616", "max\nmax"}) {
+  for (const char* bad :
+       {"", "\n", "Max", "maxx", "abc", "-1", "12 34", "1.5", "18446744073709551616", "max\nmax"}) {
     EXPECT_THAT(ParseCgroupV2Max(bad),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("memory.max")))
         << bad;
@@ -403,14 +401,13 @@ TEST(ParseCgroupV1LimitTest, HugeValuesAreUnlimited) {
   EXPECT_EQ(ParseCgroupV1Limit("4611686018427387904").value_or(1), std::nullopt);  // 2^62
   EXPECT_THAT(ParseCgroupV1Limit("4611686018427387903").value_or(std::nullopt),
               Optional(Eq(4611686018427387903u)));
-  EXPECT_THAT(ParseCgroupV1Limit("268435456\n").value_or(std::nullopt),
-              Optional(Eq(268435456u)));
+  EXPECT_THAT(ParseCgroupV1Limit("268435456\n").value_or(std::nullopt), Optional(Eq(268435456u)));
 }
 
 TEST(ParseCgroupV1LimitTest, GarbageIsInvalid) {
   for (const char* bad : {"", "max", "-1", "12abc", "99999999999999999999"}) {
-    EXPECT_THAT(ParseCgroupV1Limit(bad), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                  HasSubstr("memory.limit_in_bytes")))
+    EXPECT_THAT(ParseCgroupV1Limit(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("memory.limit_in_bytes")))
         << bad;
   }
 }
@@ -419,8 +416,8 @@ TEST(ParseCgroupCounterTest, ParsesAndRejects) {
   EXPECT_EQ(ParseCgroupCounter("4108288\n").value_or(0), 4108288u);
   EXPECT_EQ(ParseCgroupCounter("0").value_or(1), 0u);
   for (const char* bad : {"", "x", "-5", "1 2", "18446744073709551616"}) {
-    EXPECT_THAT(ParseCgroupCounter(bad), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                  HasSubstr("non-negative integer")))
+    EXPECT_THAT(ParseCgroupCounter(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("non-negative integer")))
         << bad;
   }
 }
@@ -432,8 +429,7 @@ TEST(ParseOomKillCountTest, V2MemoryEvents) {
 }
 
 TEST(ParseOomKillCountTest, V1OomControl) {
-  EXPECT_EQ(ParseOomKillCount("oom_kill_disable 0\nunder_oom 0\noom_kill 5\n").value_or(99),
-            5u);
+  EXPECT_EQ(ParseOomKillCount("oom_kill_disable 0\nunder_oom 0\noom_kill 5\n").value_or(99), 5u);
 }
 
 TEST(ParseOomKillCountTest, AbsentIsZero) {
@@ -465,9 +461,9 @@ TEST(FindMemoryCgroupPathTest, UnifiedHost) {
 TEST(FindMemoryCgroupPathTest, ContainerSeesItsCgroupAtTheMountPoint) {
   EXPECT_EQ(FindMemoryCgroupPath(kContainerCgroup, kContainerMountinfo).value_or(""),
             "/sys/fs/cgroup/memory");
-  EXPECT_EQ(FindMemoryCgroupPath("5:memory:/docker/0123abcd/child\n", kContainerMountinfo)
-                .value_or(""),
-            "/sys/fs/cgroup/memory/child");
+  EXPECT_EQ(
+      FindMemoryCgroupPath("5:memory:/docker/0123abcd/child\n", kContainerMountinfo).value_or(""),
+      "/sys/fs/cgroup/memory/child");
 }
 
 TEST(FindMemoryCgroupPathTest, PathOutsideMountRootIsNotFound) {
@@ -496,13 +492,11 @@ TEST(FindMemoryCgroupPathTest, UsesFirstMountWhoseRootContainsThePath) {
   constexpr char kMountinfo[] =
       "50 31 0:32 /other /mnt/other rw - cgroup cgroup rw,memory\n"
       "51 31 0:32 /jobs /mnt/jobs rw - cgroup cgroup rw,memory\n";
-  EXPECT_EQ(FindMemoryCgroupPath("4:memory:/jobs/7\n", kMountinfo).value_or(""),
-            "/mnt/jobs/7");
+  EXPECT_EQ(FindMemoryCgroupPath("4:memory:/jobs/7\n", kMountinfo).value_or(""), "/mnt/jobs/7");
 }
 
 TEST(FindMemoryCgroupPathTest, UnescapesMountPoint) {
-  constexpr char kMountinfo[] =
-      R"(51 31 0:32 / /mnt/my\040cgroups rw - cgroup cgroup rw,memory)";
+  constexpr char kMountinfo[] = R"(51 31 0:32 / /mnt/my\040cgroups rw - cgroup cgroup rw,memory)";
   EXPECT_EQ(FindMemoryCgroupPath("4:memory:/a b\n", kMountinfo).value_or(""),
             "/mnt/my cgroups/a b");
 }
@@ -605,7 +599,8 @@ TEST(ReadCgroupMemoryTest, MalformedMemoryStatNamesTheLine) {
 
 TEST(ParseMemoryStatValueTest, FindsKeysExactly) {
   const char* stat = "total_inactive_file 5\ninactive_file 3\n";
-  const absl::StatusOr<std::optional<uint64_t>> inactive = ParseMemoryStatValue(stat, "inactive_file");
+  const absl::StatusOr<std::optional<uint64_t>> inactive =
+      ParseMemoryStatValue(stat, "inactive_file");
   ASSERT_THAT(inactive, IsOk());
   EXPECT_THAT(*inactive, Optional(Eq(3u)));
   const absl::StatusOr<std::optional<uint64_t>> active = ParseMemoryStatValue(stat, "active_file");
@@ -664,15 +659,13 @@ TEST(ReadCgroupMemoryTest, MalformedFilesNameTheCgroupAndFile) {
 
   WriteFile(dir + "/memory.max", "max\n");
   WriteFile(dir + "/memory.current", "-1\n");
-  EXPECT_THAT(ReadCgroupMemory(dir),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr(dir), HasSubstr("memory.current"))));
+  EXPECT_THAT(ReadCgroupMemory(dir), StatusIs(absl::StatusCode::kInvalidArgument,
+                                              AllOf(HasSubstr(dir), HasSubstr("memory.current"))));
 
   WriteFile(dir + "/memory.current", "1\n");
   WriteFile(dir + "/memory.events", "oom_kill many\n");
-  EXPECT_THAT(ReadCgroupMemory(dir),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr(dir), HasSubstr("memory.events"))));
+  EXPECT_THAT(ReadCgroupMemory(dir), StatusIs(absl::StatusCode::kInvalidArgument,
+                                              AllOf(HasSubstr(dir), HasSubstr("memory.events"))));
 }
 
 TEST(ReadCgroupMemoryTest, MalformedAncestorNamesIt) {
@@ -715,9 +708,9 @@ TEST(ParsePressureTest, ParsesBothLines) {
 }
 
 TEST(ParsePressureTest, IgnoresUnknownKeysAndOrder) {
-  const absl::StatusOr<Pressure> p =
-      ParsePressure("full total=2 avg300=0 avg60=0 avg10=0 new=1\n"
-                    "some avg10=100.00 avg60=0.00 avg300=0.00 total=1\n");
+  const absl::StatusOr<Pressure> p = ParsePressure(
+      "full total=2 avg300=0 avg60=0 avg10=0 new=1\n"
+      "some avg10=100.00 avg60=0.00 avg300=0.00 total=1\n");
   ASSERT_THAT(p, IsOk());
   EXPECT_DOUBLE_EQ(p->some_avg10, 100.0);
   EXPECT_EQ(p->full_total_us, 2u);
@@ -735,12 +728,10 @@ TEST(ParsePressureTest, MissingLinesOrKeysAreInvalid) {
 }
 
 TEST(ParsePressureTest, BadValuesNameTheLine) {
-  for (const char* some : {"some avg10=x avg60=0 avg300=0 total=0",
-                           "some avg10=-1 avg60=0 avg300=0 total=0",
-                           "some avg10=nan avg60=0 avg300=0 total=0",
-                           "some avg10=0 avg60=0 avg300=0 total=1.5",
-                           "some avg10=0 avg60=0 avg300=0 total=",
-                           "some avg10 avg60=0 avg300=0 total=0"}) {
+  for (const char* some :
+       {"some avg10=x avg60=0 avg300=0 total=0", "some avg10=-1 avg60=0 avg300=0 total=0",
+        "some avg10=nan avg60=0 avg300=0 total=0", "some avg10=0 avg60=0 avg300=0 total=1.5",
+        "some avg10=0 avg60=0 avg300=0 total=", "some avg10 avg60=0 avg300=0 total=0"}) {
     EXPECT_THAT(ParsePressure(absl::StrCat(some, "\nfull avg10=0 avg60=0 avg300=0 total=0\n")),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(some)))
         << some;

@@ -24,7 +24,6 @@
 #include "core/retained_set.h"
 #include "core/streaming.h"
 
-
 ABSL_FLAG(std::string, op, "stream", "glibc_raw, raw, stream or retain");
 ABSL_FLAG(int64_t, count, 1000000, "operations");
 

@@ -38,8 +38,9 @@ absl::Status Plan::WaitFor(absl::Duration timeout) {
   auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return finished_; };
   if (timeout == absl::InfiniteDuration()) {
     finished_cv_.wait(lock.native(), done);
-  } else if (!finished_cv_.wait_for(
-                 lock.native(), std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)), done)) {
+  } else if (!finished_cv_.wait_for(lock.native(),
+                                    std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)),
+                                    done)) {
     return absl::DeadlineExceededError("plan still running");
   }
   return final_status_;

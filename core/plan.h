@@ -88,7 +88,7 @@ class Plan {
   bool started_ ABSL_GUARDED_BY(mutex_) = false;
   bool finished_ ABSL_GUARDED_BY(mutex_) = false;
   absl::Status final_status_ ABSL_GUARDED_BY(mutex_);
-  Mutex join_mutex_;        // Serialises joins of thread_.
+  Mutex join_mutex_;                            // Serialises joins of thread_.
   std::thread thread_ ABSL_GUARDED_BY(mutex_);  // Started once; joined by CancelAndJoin().
 };
 

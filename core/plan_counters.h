@@ -23,32 +23,32 @@ namespace memload {
 
 // Where a plan is in its life. Numeric values are stable (they cross process boundaries).
 enum class PlanState : uint64_t {
-  kPending = 0,       // Created, not started.
-  kRamping = 1,       // Growing or shrinking toward the current phase's target.
-  kHolding = 2,       // At target, sleeping (no CPU) until the hold ends or a change.
-  kStreaming = 3,     // A streaming plan's loop is running.
-  kCapped = 4,        // Stopped growing short of its target at a safety limit (reserve/cap).
-  kCompleted = 5,     // Ran every phase (or its amount/duration) and released its memory.
-  kCancelled = 6,     // Stopped on request; memory released.
-  kFailed = 7,        // Stopped by an error (see the plan's status); memory released.
+  kPending = 0,    // Created, not started.
+  kRamping = 1,    // Growing or shrinking toward the current phase's target.
+  kHolding = 2,    // At target, sleeping (no CPU) until the hold ends or a change.
+  kStreaming = 3,  // A streaming plan's loop is running.
+  kCapped = 4,     // Stopped growing short of its target at a safety limit (reserve/cap).
+  kCompleted = 5,  // Ran every phase (or its amount/duration) and released its memory.
+  kCancelled = 6,  // Stopped on request; memory released.
+  kFailed = 7,     // Stopped by an error (see the plan's status); memory released.
 };
 absl::string_view PlanStateName(PlanState state);
 bool IsTerminal(PlanState state);
 
 struct PlanCountersSnapshot {
   PlanState state = PlanState::kPending;
-  uint64_t phase = 0;              // Index of the current phase (retained plans).
-  uint64_t cycle = 0;              // Completed repeats of the phase list.
-  uint64_t target_bytes = 0;       // What the plan is heading for now.
-  uint64_t payload_bytes = 0;      // Live payload held now.
-  uint64_t mapped_bytes = 0;       // Address space reserved for the live blocks.
-  uint64_t bookkeeping_bytes = 0;  // memload's own records for the live blocks.
-  uint64_t resident_bytes = 0;     // Last OS measurement (mincore) of the live blocks.
-  uint64_t allocations = 0;        // Blocks allocated, ever.
-  uint64_t frees = 0;              // Blocks freed, ever.
-  uint64_t bytes_allocated = 0;    // Payload bytes allocated, ever (allocation rate).
-  uint64_t bytes_touched = 0;      // Bytes written by touching, ever.
-  uint64_t peak_payload_bytes = 0; // Highest payload_bytes seen.
+  uint64_t phase = 0;               // Index of the current phase (retained plans).
+  uint64_t cycle = 0;               // Completed repeats of the phase list.
+  uint64_t target_bytes = 0;        // What the plan is heading for now.
+  uint64_t payload_bytes = 0;       // Live payload held now.
+  uint64_t mapped_bytes = 0;        // Address space reserved for the live blocks.
+  uint64_t bookkeeping_bytes = 0;   // memload's own records for the live blocks.
+  uint64_t resident_bytes = 0;      // Last OS measurement (mincore) of the live blocks.
+  uint64_t allocations = 0;         // Blocks allocated, ever.
+  uint64_t frees = 0;               // Blocks freed, ever.
+  uint64_t bytes_allocated = 0;     // Payload bytes allocated, ever (allocation rate).
+  uint64_t bytes_touched = 0;       // Bytes written by touching, ever.
+  uint64_t peak_payload_bytes = 0;  // Highest payload_bytes seen.
 };
 
 struct PlanCounters {

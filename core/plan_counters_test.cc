@@ -15,8 +15,8 @@ namespace memload {
 namespace {
 
 constexpr PlanState kAllStates[] = {
-    PlanState::kPending,   PlanState::kRamping,   PlanState::kHolding, PlanState::kStreaming,
-    PlanState::kCapped,    PlanState::kCompleted, PlanState::kCancelled, PlanState::kFailed};
+    PlanState::kPending, PlanState::kRamping,   PlanState::kHolding,   PlanState::kStreaming,
+    PlanState::kCapped,  PlanState::kCompleted, PlanState::kCancelled, PlanState::kFailed};
 
 // Writes a distinct value into every field: field i gets base + i.
 void FillCounters(PlanCounters* c, uint64_t base) {

@@ -40,8 +40,8 @@ absl::StatusOr<uint64_t> ResidentBytes(std::vector<MemoryRange> ranges) {
       vec.resize(count);
       if (mincore(reinterpret_cast<void*>(chunk), count * page, vec.data()) != 0) {
         const int error = errno;
-        return absl::InternalError(absl::StrCat("mincore over ", count * page,
-                                                " bytes failed: ", std::strerror(error)));
+        return absl::InternalError(
+            absl::StrCat("mincore over ", count * page, " bytes failed: ", std::strerror(error)));
       }
       for (unsigned char flags : vec) resident_pages += flags & 1;
       chunk += count * page;

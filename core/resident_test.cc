@@ -57,7 +57,7 @@ TEST(ResidentBytesTest, TouchedHalfIsExactlyHalf) {
   ASSERT_NE(map.data(), nullptr);
   for (size_t i = 0; i < 16; i += 2) map.Touch(i);  // Every other page.
   EXPECT_EQ(ResidentBytes({{map.data(), map.size()}}).value_or(1), 8 * PageSize());
-  for (size_t i = 0; i < 8; ++i) map.Touch(i);      // Now pages 0..7 and the even ones.
+  for (size_t i = 0; i < 8; ++i) map.Touch(i);  // Now pages 0..7 and the even ones.
   EXPECT_EQ(ResidentBytes({{map.data(), map.size()}}).value_or(1), 12 * PageSize());
 }
 
@@ -79,14 +79,12 @@ TEST(ResidentBytesTest, DuplicateAndOverlappingRangesCountOnce) {
   for (size_t i = 0; i < 8; ++i) map.Touch(i);
   const size_t page = PageSize();
   // Same range twice.
-  EXPECT_EQ(ResidentBytes({{map.data(), 4 * page}, {map.data(), 4 * page}}).value_or(1),
-            4 * page);
+  EXPECT_EQ(ResidentBytes({{map.data(), 4 * page}, {map.data(), 4 * page}}).value_or(1), 4 * page);
   // Overlapping: pages 0..3 and 2..5.
   EXPECT_EQ(ResidentBytes({{map.page(0), 4 * page}, {map.page(2), 4 * page}}).value_or(1),
             6 * page);
   // One range inside another.
-  EXPECT_EQ(ResidentBytes({{map.page(0), 8 * page}, {map.page(3), page}}).value_or(1),
-            8 * page);
+  EXPECT_EQ(ResidentBytes({{map.page(0), 8 * page}, {map.page(3), page}}).value_or(1), 8 * page);
   // Many tiny blocks sharing one page (small malloc blocks): that page once.
   std::vector<MemoryRange> tiny;
   for (size_t offset = 0; offset < page; offset += 64) tiny.push_back({map.page(5) + offset, 32});
@@ -106,8 +104,11 @@ TEST(ResidentBytesTest, UnsortedRanges) {
   for (size_t i = 8; i-- > 0;) ranges.push_back({map.page(i), PageSize()});
   EXPECT_EQ(ResidentBytes(ranges).value_or(1), 3 * PageSize());
   // A scrambled order with a duplicate.
-  ranges = {{map.page(7), PageSize()}, {map.page(0), PageSize()}, {map.page(3), PageSize()},
-            {map.page(0), PageSize()}, {map.page(5), PageSize()}};
+  ranges = {{map.page(7), PageSize()},
+            {map.page(0), PageSize()},
+            {map.page(3), PageSize()},
+            {map.page(0), PageSize()},
+            {map.page(5), PageSize()}};
   EXPECT_EQ(ResidentBytes(ranges).value_or(1), 3 * PageSize());
 }
 

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/size.h"
 #include "core/base/status_macros.h"
+#include "core/size.h"
 
 namespace memload {
 namespace {
@@ -49,15 +49,15 @@ absl::Status ValidateRetainedPlanSpec(const RetainedPlanSpec& spec) {
 }
 
 absl::StatusOr<std::unique_ptr<RetainedPlan>> RetainedPlan::Create(const RetainedPlanSpec& spec,
-                                                                    PlanCounters* counters,
-                                                                    Clock* clock) {
+                                                                   PlanCounters* counters,
+                                                                   Clock* clock) {
   MEMLOAD_RETURN_IF_ERROR(ValidateRetainedPlanSpec(spec));
   MEMLOAD_ASSIGN_OR_RETURN(RetainedSet set, RetainedSet::Create(spec.set, 0));
   return std::unique_ptr<RetainedPlan>(new RetainedPlan(spec, counters, std::move(set), clock));
 }
 
-RetainedPlan::RetainedPlan(const RetainedPlanSpec& spec, PlanCounters* counters,
-                           RetainedSet set, Clock* clock)
+RetainedPlan::RetainedPlan(const RetainedPlanSpec& spec, PlanCounters* counters, RetainedSet set,
+                           Clock* clock)
     : Plan(counters, clock), spec_(spec), set_(std::move(set)) {
   counters->target_bytes.store(spec.phases.front().target_bytes);
 }
@@ -82,8 +82,7 @@ void RetainedPlan::SetCeiling(uint64_t ceiling_bytes) {
 
 absl::Status RetainedPlan::Run() {
   absl::Status status;
-  for (uint64_t cycle = 0; status.ok() && (spec_.repeat == 0 || cycle < spec_.repeat);
-       ++cycle) {
+  for (uint64_t cycle = 0; status.ok() && (spec_.repeat == 0 || cycle < spec_.repeat); ++cycle) {
     mutable_counters()->cycle.store(cycle);
     for (size_t i = 0; i < spec_.phases.size() && status.ok(); ++i) {
       mutable_counters()->phase.store(i);
@@ -147,9 +146,9 @@ absl::Status RetainedPlan::RunPhase(const Phase& phase) {
         const absl::Status grown = set_.Grow(std::min(desired - current, chunk_blocks));
         if (!grown.ok()) {
           Publish(/*measure_resident=*/true);
-          return absl::ResourceExhaustedError(absl::StrCat(
-              "plan reached ", FormatSize(set_.block_count() * block_size), " of its ",
-              FormatSize(target), " target: ", grown.message()));
+          return absl::ResourceExhaustedError(
+              absl::StrCat("plan reached ", FormatSize(set_.block_count() * block_size), " of its ",
+                           FormatSize(target), " target: ", grown.message()));
         }
       } else {
         set_.ShrinkTo(std::max(desired, current - std::min(current, chunk_blocks)));
@@ -168,8 +167,8 @@ absl::Status RetainedPlan::RunPhase(const Phase& phase) {
       counters->SetState(at_target ? PlanState::kHolding : PlanState::kCapped);
       if (!hold_started) {
         hold_started = true;
-        hold_end = phase.hold == absl::InfiniteDuration() ? absl::InfiniteFuture()
-                                                           : now + phase.hold;
+        hold_end =
+            phase.hold == absl::InfiniteDuration() ? absl::InfiniteFuture() : now + phase.hold;
       }
       if (now >= hold_end) return absl::OkStatus();
     } else {
@@ -181,10 +180,10 @@ absl::Status RetainedPlan::RunPhase(const Phase& phase) {
     absl::Time wake = now + (at_target || capped ? kHoldMeasureInterval : kRampMeasureInterval);
     if (hold_started) wake = std::min(wake, hold_end);
     if (!at_target && !capped && pace > 0) {
-      const double boundary = target > current * block_size
-                                  ? static_cast<double>((current + 1) * block_size) - start_bytes
-                                  : static_cast<double>(start_bytes) -
-                                        static_cast<double>(current * block_size) + 1;
+      const double boundary =
+          target > current * block_size
+              ? static_cast<double>((current + 1) * block_size) - start_bytes
+              : static_cast<double>(start_bytes) - static_cast<double>(current * block_size) + 1;
       wake = std::min(wake, ramp_start + absl::Seconds(std::max(0.0, boundary) / pace));
     }
     cancel_signal().WaitUntil(wake);

@@ -84,8 +84,7 @@ class RetainedPlan final : public Plan {
   absl::Status Run() override;
 
  private:
-  RetainedPlan(const RetainedPlanSpec& spec, PlanCounters* counters, RetainedSet set,
-               Clock* clock);
+  RetainedPlan(const RetainedPlanSpec& spec, PlanCounters* counters, RetainedSet set, Clock* clock);
 
   absl::Status RunPhase(const Phase& phase);
   void Publish(bool measure_resident);
@@ -100,7 +99,7 @@ class RetainedPlan final : public Plan {
   std::atomic<uint64_t> target_generation_{0};
   std::atomic<uint64_t> ceiling_bytes_{UINT64_MAX};
   absl::Time last_resident_measure_ = absl::InfinitePast();  // Plan thread only.
-  absl::Duration last_measure_cost_;                          // Plan thread only.
+  absl::Duration last_measure_cost_;                         // Plan thread only.
   bool resident_stale_ = false;  // Plan thread only: blocks changed since the measurement.
 };
 

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "core/testing/counting_allocator.h"
 #include "core/node_readers.h"
+#include "core/testing/counting_allocator.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
 #include "gmock/gmock.h"
@@ -21,9 +21,9 @@
 namespace memload {
 namespace {
 
-using ::testing::HasSubstr;
 using ::memload::testing::Eventually;
 using ::memload::testing::kMiB;
+using ::testing::HasSubstr;
 
 // Polls `condition` until it holds or `timeout` passes: waiting on a real condition of the
 // plan, not a guess at how long it takes.
@@ -76,7 +76,8 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
 
   // Asleep in its hold (until its next once-a-second measurement, which never comes: the
   // clock stands still), the cancel alone wakes it.
-  ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 64 * kMiB); }));
+  ASSERT_TRUE(
+      Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 64 * kMiB); }));
   (*plan)->Cancel();
   EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
   PlanCountersSnapshot done = counters.Snapshot();
@@ -91,8 +92,7 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
 TEST(RetainedPlanTest, FiniteHoldCompletesAndReleases) {
   PlanCounters counters;
   WaitRecordingClock clock;
-  auto plan =
-      RetainedPlan::Create(OnePhase(8 * kMiB, absl::Milliseconds(50)), &counters, &clock);
+  auto plan = RetainedPlan::Create(OnePhase(8 * kMiB, absl::Milliseconds(50)), &counters, &clock);
   ASSERT_THAT(plan, IsOk());
   const absl::Time start = clock.Now();
   ASSERT_THAT((*plan)->Start(), IsOk());
@@ -130,8 +130,8 @@ TEST(RetainedPlanTest, LinearRampOverDurationIsGradual) {
         << counters.Snapshot().payload_bytes;
     // Asleep until the next block is due, or the next resident measurement.
     EXPECT_GT(clock.last_deadline(), clock.Now());
-    EXPECT_LE(clock.last_deadline(), start + absl::Milliseconds(12.5 * (ms / 12.5 + 1)) +
-                                         absl::Nanoseconds(1));
+    EXPECT_LE(clock.last_deadline(),
+              start + absl::Milliseconds(12.5 * (ms / 12.5 + 1)) + absl::Nanoseconds(1));
   }
   clock.AdvanceTo(start + absl::Milliseconds(800));
   ASSERT_TRUE(
@@ -157,8 +157,8 @@ TEST(RetainedPlanTest, RateRampSleepsBetweenBlocks) {
   for (int block = 1; block < 16; ++block) {
     SCOPED_TRACE(block);
     clock.AdvanceTo(start + absl::Microseconds(31250 * block));
-    ASSERT_TRUE(Eventually(
-        [&] { return AsleepAt(clock, counters, PlanState::kRamping, block * kMiB); }));
+    ASSERT_TRUE(
+        Eventually([&] { return AsleepAt(clock, counters, PlanState::kRamping, block * kMiB); }));
   }
   clock.AdvanceTo(start + absl::Milliseconds(500));
   ASSERT_TRUE(
@@ -240,8 +240,8 @@ TEST(RetainedPlanTest, SetTargetGrowsAndShrinksInPlace) {
   EXPECT_EQ(counters.Snapshot().frees, 48u);
   (*plan)->Cancel();
   EXPECT_THAT((*plan)->Wait(), IsOk());
-  EXPECT_THAT((*plan)->SetTarget(kMiB), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                                 HasSubstr("CANCELLED")));
+  EXPECT_THAT((*plan)->SetTarget(kMiB),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CANCELLED")));
 }
 
 TEST(RetainedPlanTest, TargetIsRoundedDownToWholeBlocks) {

@@ -6,9 +6,9 @@
 
 #include "absl/base/optimization.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/status_macros.h"
 #include "core/resident.h"
 #include "core/size.h"
-#include "core/base/status_macros.h"
 
 namespace memload {
 
@@ -112,8 +112,7 @@ absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& option
   }();
 }
 
-RetainedSet::RetainedSet(PrivateTag, const RetainedSetOptions& options,
-                         BlockAllocator* allocator,
+RetainedSet::RetainedSet(PrivateTag, const RetainedSetOptions& options, BlockAllocator* allocator,
                          std::unique_ptr<BlockAllocator> owned_allocator)
     : options_(options), allocator_(allocator), owned_allocator_(std::move(owned_allocator)) {}
 
@@ -207,8 +206,7 @@ RetainedSetStats RetainedSet::stats() const {
   stats.payload_bytes = stats.blocks * options_.block_size;
   stats.mapped_bytes =
       stats.blocks == 0 ? 0 : stats.blocks * allocator_->MappedSize(options_.block_size);
-  const uint64_t table_bytes =
-      blocks_.capacity() > 1 ? sizeof(void*) * blocks_.capacity() : 0;
+  const uint64_t table_bytes = blocks_.capacity() > 1 ? sizeof(void*) * blocks_.capacity() : 0;
   stats.bookkeeping_bytes = sizeof(RetainedSet) + table_bytes;
   stats.allocations = allocations_;
   stats.frees = frees_;

@@ -120,8 +120,8 @@ class RetainedSet {
   void FreeAllThroughAllocator();
 
   RetainedSetOptions options_;
-  BlockAllocator* allocator_;                         // Null only once moved from.
-  std::unique_ptr<BlockAllocator> owned_allocator_;   // The shmem allocator, if any.
+  BlockAllocator* allocator_;                        // Null only once moved from.
+  std::unique_ptr<BlockAllocator> owned_allocator_;  // The shmem allocator, if any.
   absl::InlinedVector<void*, 1> blocks_;
   uint64_t allocations_ = 0;
   uint64_t frees_ = 0;

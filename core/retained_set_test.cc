@@ -25,10 +25,10 @@
 namespace memload {
 namespace {
 
+using ::memload::testing::kMiB;
 using ::testing::_;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using ::memload::testing::kMiB;
 
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 

@@ -32,10 +32,18 @@ uint64_t UnitMultiplier(absl::string_view unit) {
     uint64_t multiplier;
   };
   static constexpr Unit kUnits[] = {
-      {"Ki", uint64_t{1} << 10},  {"Mi", uint64_t{1} << 20},  {"Gi", uint64_t{1} << 30},
-      {"Ti", uint64_t{1} << 40},  {"Pi", uint64_t{1} << 50},  {"Ei", uint64_t{1} << 60},
-      {"k", 1000},                {"K", 1000},                {"M", 1000'000},
-      {"G", 1000'000'000},        {"T", 1000'000'000'000},    {"P", 1000'000'000'000'000},
+      {"Ki", uint64_t{1} << 10},
+      {"Mi", uint64_t{1} << 20},
+      {"Gi", uint64_t{1} << 30},
+      {"Ti", uint64_t{1} << 40},
+      {"Pi", uint64_t{1} << 50},
+      {"Ei", uint64_t{1} << 60},
+      {"k", 1000},
+      {"K", 1000},
+      {"M", 1000'000},
+      {"G", 1000'000'000},
+      {"T", 1000'000'000'000},
+      {"P", 1000'000'000'000'000},
       {"E", 1000'000'000'000'000'000},
   };
   for (const Unit& u : kUnits) {
@@ -88,8 +96,7 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
 
   while (!frac_digits.empty() && frac_digits.back() == '0') frac_digits.remove_suffix(1);
   if (frac_digits.size() > kMaxFractionDigits) {
-    return InvalidSize(text, absl::StrCat("more than ", kMaxFractionDigits,
-                                          " fractional digits"));
+    return InvalidSize(text, absl::StrCat("more than ", kMaxFractionDigits, " fractional digits"));
   }
   uint128 frac_value = 0;
   uint128 frac_scale = 1;
@@ -109,8 +116,7 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
 }
 
 std::string FormatSize(uint64_t bytes) {
-  static constexpr const char* kUnitNames[] = {"B",   "KiB", "MiB", "GiB",
-                                               "TiB", "PiB", "EiB"};
+  static constexpr const char* kUnitNames[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (bytes < 1024) return absl::StrCat(bytes, " B");
   const int exponent = (63 - __builtin_clzll(bytes)) / 10;  // 1..6: largest unit <= bytes
   const int shift = 10 * exponent;
@@ -147,8 +153,7 @@ absl::StatusOr<uint64_t> AddSizes(uint64_t a, uint64_t b) {
 
 absl::StatusOr<uint64_t> PercentOf(double percent, uint64_t whole) {
   if (!(percent > 0 && percent <= 100)) {  // also false for NaN
-    return absl::InvalidArgumentError(
-        absl::StrCat("percent must be in (0, 100], got ", percent));
+    return absl::InvalidArgumentError(absl::StrCat("percent must be in (0, 100], got ", percent));
   }
   constexpr uint64_t kNanoPerUnit = 1000'000'000;
   // At most 100 * 10^9, exactly representable; llround recovers "33.3" as 33300000000.

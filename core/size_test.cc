@@ -43,26 +43,26 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         // Plain bytes.
         GoodCase{"0", 0}, GoodCase{"1", 1}, GoodCase{"4096", 4096}, GoodCase{"007", 7},
-        GoodCase{"100B", 100}, GoodCase{"100 B", 100}, GoodCase{"1.0", 1},
-        GoodCase{"2.000B", 2}, GoodCase{"0B", 0},
+        GoodCase{"100B", 100}, GoodCase{"100 B", 100}, GoodCase{"1.0", 1}, GoodCase{"2.000B", 2},
+        GoodCase{"0B", 0},
         // Binary units, with and without B, with and without a space.
         GoodCase{"1Ki", kKi}, GoodCase{"1KiB", kKi}, GoodCase{"512MiB", 512 * kMi},
         GoodCase{"512Mi", 512 * kMi}, GoodCase{"3Gi", 3 * kGi}, GoodCase{"2TiB", 2 * kTi},
         GoodCase{"7Pi", 7 * kPi}, GoodCase{"1Ei", kEi}, GoodCase{"1 GiB", kGi},
         GoodCase{"1 Gi", kGi},
         // Decimal units.
-        GoodCase{"1k", 1000}, GoodCase{"1K", 1000}, GoodCase{"1kB", 1000},
-        GoodCase{"1KB", 1000}, GoodCase{"2M", 2000000}, GoodCase{"2MB", 2000000},
-        GoodCase{"2GB", 2000000000}, GoodCase{"2G", 2000000000},
-        GoodCase{"3T", 3000000000000}, GoodCase{"4PB", 4000000000000000},
-        GoodCase{"5E", 5000000000000000000}, GoodCase{"5 EB", 5000000000000000000},
+        GoodCase{"1k", 1000}, GoodCase{"1K", 1000}, GoodCase{"1kB", 1000}, GoodCase{"1KB", 1000},
+        GoodCase{"2M", 2000000}, GoodCase{"2MB", 2000000}, GoodCase{"2GB", 2000000000},
+        GoodCase{"2G", 2000000000}, GoodCase{"3T", 3000000000000},
+        GoodCase{"4PB", 4000000000000000}, GoodCase{"5E", 5000000000000000000},
+        GoodCase{"5 EB", 5000000000000000000},
         // Fractions: exact, then rounded down to whole bytes.
         GoodCase{"1.5Gi", kGi + kGi / 2}, GoodCase{"1.5GiB", 1610612736},
         GoodCase{"1.5 GiB", 1610612736}, GoodCase{"0.5Ki", 512}, GoodCase{"0.25KiB", 256},
         GoodCase{"0.3Ki", 307},  // 307.2 rounded down
         GoodCase{"0.001Ki", 1},  // 1.024
         GoodCase{"0.0001Ki", 0}, GoodCase{"1.5k", 1500}, GoodCase{"2.5GB", 2500000000},
-        GoodCase{"0.1Ei", 115292150460684697},  // 2^60 / 10 = 115292150460684697.6
+        GoodCase{"0.1Ei", 115292150460684697},             // 2^60 / 10 = 115292150460684697.6
         GoodCase{"1.50000000000000000000000000Ki", 1536},  // trailing zeros do not count
         GoodCase{"0.99999999999999999999Ei", kEi - 1},
         // Whitespace around the text.
@@ -71,8 +71,7 @@ INSTANTIATE_TEST_SUITE_P(
         GoodCase{"18446744073709551615", kMax}, GoodCase{"18446744073709551615B", kMax},
         GoodCase{"15Ei", 15 * kEi}, GoodCase{"15.99Ei", 15 * kEi + 1141392289560778506},
         GoodCase{"15.9999999999Ei", 15 * kEi + 1152921504491554825},
-        GoodCase{"16777215Ti", (uint64_t{16777215}) << 40},
-        GoodCase{"18E", 18000000000000000000u},
+        GoodCase{"16777215Ti", (uint64_t{16777215}) << 40}, GoodCase{"18E", 18000000000000000000u},
         GoodCase{"18446744073709551.615k", kMax},
         GoodCase{"00000000000000000000000018446744073709551615", kMax}));
 
@@ -85,10 +84,10 @@ class ParseSizeBadTest : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(ParseSizeBadTest, IsInvalidArgumentQuotingInput) {
   const std::string quoted = std::string("\"") + GetParam().text + "\"";
-  EXPECT_THAT(ParseSize(GetParam().text),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("invalid size"), HasSubstr(quoted),
-                             HasSubstr(GetParam().why))));
+  EXPECT_THAT(
+      ParseSize(GetParam().text),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("invalid size"), HasSubstr(quoted), HasSubstr(GetParam().why))));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -105,16 +104,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"1iB", "unknown unit \"iB\""}, BadCase{"1BB", "unknown unit \"BB\""},
         BadCase{"1GiBB", "unknown unit \"GiBB\""}, BadCase{"1e9", "unknown unit \"e9\""},
         BadCase{"1,000", "unknown unit \",000\""}, BadCase{"1 000", "unknown unit \"000\""},
-        BadCase{"1  GiB", "unknown unit \" GiB\""},
-        BadCase{"1.5", "fractional bytes"}, BadCase{"2.5B", "fractional bytes"},
-        BadCase{"0.000000001", "fractional bytes"},
+        BadCase{"1  GiB", "unknown unit \" GiB\""}, BadCase{"1.5", "fractional bytes"},
+        BadCase{"2.5B", "fractional bytes"}, BadCase{"0.000000001", "fractional bytes"},
         BadCase{"1.000000000000000000001Ki", "more than 20 fractional digits"},
         BadCase{"18446744073709551616", "larger than the maximum"},
         BadCase{"99999999999999999999", "larger than the maximum"},
         BadCase{"99999999999999999999999999999999999999999", "larger than the maximum"},
         BadCase{"16Ei", "larger than the maximum"}, BadCase{"16EiB", "larger than the maximum"},
-        BadCase{"16777216Ti", "larger than the maximum"},
-        BadCase{"19E", "larger than the maximum"},
+        BadCase{"16777216Ti", "larger than the maximum"}, BadCase{"19E", "larger than the maximum"},
         BadCase{"18446744073709551.616k", "larger than the maximum"}));
 
 TEST(ParseSizeTest, MessageEscapesControlCharacters) {
@@ -182,8 +179,8 @@ TEST(MultiplySizesTest, OverflowIsAnErrorNamingBothNumbers) {
   EXPECT_THAT(MultiplySizes(16, kEi),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("16"), HasSubstr("1152921504606846976"))));
-  EXPECT_THAT(MultiplySizes(2, kMax), StatusIs(absl::StatusCode::kInvalidArgument,
-                                               HasSubstr("18446744073709551615")));
+  EXPECT_THAT(MultiplySizes(2, kMax),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("18446744073709551615")));
   EXPECT_THAT(MultiplySizes(uint64_t{1} << 32, uint64_t{1} << 32),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("4294967296")));
 }
@@ -195,8 +192,8 @@ TEST(AddSizesTest, AddsWithinRangeAndRejectsOverflow) {
   EXPECT_THAT(AddSizes(kMax, 1),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("18446744073709551615"), HasSubstr(" 1 "))));
-  EXPECT_THAT(AddSizes(kEi * 8, kEi * 8), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                   HasSubstr("9223372036854775808")));
+  EXPECT_THAT(AddSizes(kEi * 8, kEi * 8),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("9223372036854775808")));
 }
 
 TEST(PercentOfTest, ComputesFloor) {
@@ -221,9 +218,9 @@ TEST(PercentOfTest, ExactForHugeWholes) {
 }
 
 TEST(PercentOfTest, RejectsOutOfRangePercent) {
-  for (double bad : {0.0, -0.0, -1.0, 100.0000001, 101.0, 1e300,
-                     std::numeric_limits<double>::infinity(),
-                     -std::numeric_limits<double>::infinity(), std::nan("")}) {
+  for (double bad :
+       {0.0, -0.0, -1.0, 100.0000001, 101.0, 1e300, std::numeric_limits<double>::infinity(),
+        -std::numeric_limits<double>::infinity(), std::nan("")}) {
     EXPECT_THAT(PercentOf(bad, 100),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("percent")))
         << bad;

@@ -48,8 +48,7 @@ void PublishDelta(std::atomic<uint64_t>& field, uint64_t now, uint64_t& publishe
 
 void RaisePeak(std::atomic<uint64_t>& peak, uint64_t value) {
   uint64_t seen = peak.load(std::memory_order_relaxed);
-  while (seen < value &&
-         !peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  while (seen < value && !peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
   }
 }
 
@@ -60,8 +59,8 @@ absl::Status ValidateStreamOptions(const StreamOptions& options) {
     return absl::InvalidArgumentError("block_size must be at least 1 byte");
   }
   if (options.block_size > SIZE_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "block_size ", options.block_size, " does not fit this machine's address space"));
+    return absl::InvalidArgumentError(absl::StrCat("block_size ", options.block_size,
+                                                   " does not fit this machine's address space"));
   }
   if (options.workers == 0 || options.workers > kMaxWorkers) {
     return absl::InvalidArgumentError(
@@ -77,14 +76,13 @@ absl::Status ValidateStreamOptions(const StreamOptions& options) {
         absl::StrCat("window of ", options.window, " blocks is too large to keep track of"));
   }
   if (options.amount_bytes % options.block_size != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("amount_bytes ", options.amount_bytes,
-                     " is not a multiple of block_size ", options.block_size));
+    return absl::InvalidArgumentError(absl::StrCat("amount_bytes ", options.amount_bytes,
+                                                   " is not a multiple of block_size ",
+                                                   options.block_size));
   }
   if (options.duration < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("duration must not be negative, got ",
-                     absl::FormatDuration(options.duration)));
+    return absl::InvalidArgumentError(absl::StrCat("duration must not be negative, got ",
+                                                   absl::FormatDuration(options.duration)));
   }
   return absl::OkStatus();
 }
@@ -110,8 +108,8 @@ StreamWorker::~StreamWorker() { ReleaseAll(); }
 absl::Status StreamWorker::StepGeneral() {
   if (window_ != 0) {
     if (ring_ == nullptr) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "cannot allocate the ring of ", window_, " block pointers for the window"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot allocate the ring of ", window_, " block pointers for the window"));
     }
     // Free the oldest first, so this worker never holds more than its share.
     if (live_ == window_) {
@@ -195,11 +193,11 @@ struct RunContext {
   BlockAllocator* allocator;
   PlanCounters* counters;
   CancelSignal& cancel;
-  Clock* clock;               // The plan's (the cancel signal's) clock.
+  Clock* clock;  // The plan's (the cancel signal's) clock.
   absl::Time start;
-  absl::Time end;             // absl::InfiniteFuture() without a duration.
-  uint64_t total_blocks;      // amount_bytes / block_size; 0 = no amount.
-  uint64_t claim_blocks;      // Blocks per budget claim.
+  absl::Time end;         // absl::InfiniteFuture() without a duration.
+  uint64_t total_blocks;  // amount_bytes / block_size; 0 = no amount.
+  uint64_t claim_blocks;  // Blocks per budget claim.
   std::atomic<uint64_t> claimed_blocks{0};
   std::atomic<uint64_t> allocations{0};  // Summed by workers as they exit.
   Mutex error_mutex;
@@ -212,8 +210,8 @@ struct RunContext {
     do {
       if (claimed >= total_blocks) return 0;
       grant = std::min(claim_blocks, total_blocks - claimed);
-    } while (!claimed_blocks.compare_exchange_weak(claimed, claimed + grant,
-                                                   std::memory_order_relaxed));
+    } while (
+        !claimed_blocks.compare_exchange_weak(claimed, claimed + grant, std::memory_order_relaxed));
     return grant;
   }
 
@@ -232,16 +230,14 @@ void RunWorker(RunContext* context, uint32_t index) {
   const StreamOptions& options = context->options;
   const uint64_t share =
       options.window / options.workers + (index < options.window % options.workers ? 1 : 0);
-  StreamWorker worker(options, context->allocator, share,
-                      (index + 1) * 0x9E3779B97F4A7C15ull);
+  StreamWorker worker(options, context->allocator, share, (index + 1) * 0x9E3779B97F4A7C15ull);
   PlanCounters* const counters = context->counters;
   CancelSignal& cancel = context->cancel;
 
   const bool rate_limited = options.rate_bytes_per_sec > 0;
   // Each worker keeps to its own schedule of rate / workers.
   const double ns_per_byte =
-      rate_limited ? 1e9 * options.workers / static_cast<double>(options.rate_bytes_per_sec)
-                   : 0;
+      rate_limited ? 1e9 * options.workers / static_cast<double>(options.rate_bytes_per_sec) : 0;
   const uint64_t check_every =
       rate_limited ? 1 : std::clamp<uint64_t>(kCheckBytes / options.block_size, 1, kMaxCheckEvery);
   uint64_t until_check = check_every;
@@ -298,8 +294,9 @@ void RunWorker(RunContext* context, uint32_t index) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<StreamingPlan>> StreamingPlan::Create(
-    const StreamOptions& options, PlanCounters* counters, Clock* clock) {
+absl::StatusOr<std::unique_ptr<StreamingPlan>> StreamingPlan::Create(const StreamOptions& options,
+                                                                     PlanCounters* counters,
+                                                                     Clock* clock) {
   absl::Status valid = ValidateStreamOptions(options);
   if (!valid.ok()) return valid;
   BlockAllocator* allocator = options.allocator;
@@ -325,8 +322,7 @@ absl::Status StreamingPlan::Run() {
   const absl::Time start = clock()->Now();
   absl::Time end = absl::InfiniteFuture();
   // Durations beyond a century (or infinite) are "no limit".
-  if (options_.duration > absl::ZeroDuration() &&
-      options_.duration < absl::Hours(24 * 365 * 100)) {
+  if (options_.duration > absl::ZeroDuration() && options_.duration < absl::Hours(24 * 365 * 100)) {
     end = start + options_.duration;
   }
   const uint64_t block_size = options_.block_size;
@@ -364,8 +360,8 @@ absl::Status StreamingPlan::Run() {
   if (context.error.ok()) return absl::OkStatus();
   const uint64_t blocks = context.allocations.load(std::memory_order_relaxed);
   return absl::ResourceExhaustedError(absl::StrCat(
-      "streaming stopped after allocating ", blocks * block_size, " bytes (", blocks,
-      " blocks of ", block_size, " bytes",
+      "streaming stopped after allocating ", blocks * block_size, " bytes (", blocks, " blocks of ",
+      block_size, " bytes",
       options_.amount_bytes != 0 ? absl::StrCat(" of ", options_.amount_bytes, " bytes") : "",
       "); all blocks freed: ", context.error.message()));
 }

@@ -181,8 +181,8 @@ class StreamingPlan final : public Plan {
   absl::Status Run() override;
 
  private:
-  StreamingPlan(const StreamOptions& options, BlockAllocator* allocator,
-                PlanCounters* counters, Clock* clock);
+  StreamingPlan(const StreamOptions& options, BlockAllocator* allocator, PlanCounters* counters,
+                Clock* clock);
 
   const StreamOptions options_;
   BlockAllocator* const allocator_;  // Not owned (a process-wide or injected allocator).

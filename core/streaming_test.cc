@@ -12,9 +12,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/block_allocator.h"
+#include "core/plan_counters.h"
 #include "core/testing/counting_allocator.h"
 #include "core/testing/sanitizers.h"
-#include "core/plan_counters.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
 #include "core/touch.h"
@@ -25,8 +25,8 @@
 namespace memload {
 namespace {
 
-using ::testing::HasSubstr;
 using ::memload::testing::Eventually;
+using ::testing::HasSubstr;
 
 BlockAllocator* Malloc() { return SharedBlockAllocator(Backing::kMalloc, {}); }
 
@@ -76,8 +76,7 @@ TEST(ValidateStreamOptionsTest, RejectsBadFieldsNamingThem) {
        },
        "window"},
       {"ragged amount", [](StreamOptions& o) { o.amount_bytes = 4096 + 1; }, "amount_bytes"},
-      {"negative duration", [](StreamOptions& o) { o.duration = -absl::Seconds(1); },
-       "duration"},
+      {"negative duration", [](StreamOptions& o) { o.duration = -absl::Seconds(1); }, "duration"},
   };
   for (const Case& c : cases) {
     StreamOptions options;
@@ -309,7 +308,8 @@ TEST(StreamingPlanTest, RateLimitHoldsToTheSchedule) {
     // Both workers asleep, having published what they allocated.
     ASSERT_TRUE(Eventually([&] {
       return clock.waiters() == 2 && counters.Snapshot().bytes_allocated == scheduled(ms);
-    })) << counters.Snapshot().bytes_allocated << " bytes, want " << scheduled(ms);
+    })) << counters.Snapshot().bytes_allocated
+        << " bytes, want " << scheduled(ms);
     EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
   }
   clock.AdvanceTo(start + absl::Seconds(1));
@@ -358,8 +358,8 @@ TEST(StreamingPlanTest, CancelWakesARateLimitedPlan) {
   const absl::Time start = clock.Now();
   ASSERT_THAT(plan->Start(), IsOk());
   // The worker publishes before it sleeps.
-  ASSERT_TRUE(Eventually(
-      [&] { return counters.Snapshot().allocations == 1 && clock.waiters() == 1; }));
+  ASSERT_TRUE(
+      Eventually([&] { return counters.Snapshot().allocations == 1 && clock.waiters() == 1; }));
   EXPECT_EQ(counters.Snapshot().payload_bytes, 1u << 20);
   // (The rate is 104,857 B/s: 1 MiB takes 10.00006 s.)
   EXPECT_LT(absl::AbsDuration(clock.last_deadline() - (start + absl::Seconds(10))),
@@ -473,8 +473,8 @@ TEST(StreamingPlanTest, StatesGoFromPendingThroughStreamingToCancelled) {
   std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
   ASSERT_NE(plan, nullptr);
   EXPECT_EQ(counters.Snapshot().state, PlanState::kPending);
-  EXPECT_THAT(plan->SetTarget(1 << 20), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                                 ::testing::_));
+  EXPECT_THAT(plan->SetTarget(1 << 20),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
   ASSERT_THAT(plan->Start(), IsOk());
   EXPECT_TRUE(Eventually([&] { return counters.Snapshot().state == PlanState::kStreaming; }));
   EXPECT_THAT(plan->WaitFor(absl::Milliseconds(20)),

@@ -61,9 +61,8 @@ TEST(TouchModeTest, NamesRoundTrip) {
 
 TEST(TouchModeTest, UnknownTextIsInvalidArgumentNamingIt) {
   for (const char* text : {"", "Page", "pages", " fill", "physical"}) {
-    EXPECT_THAT(ParseTouchMode(text),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         HasSubstr("\"" + std::string(text) + "\"")));
+    EXPECT_THAT(ParseTouchMode(text), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               HasSubstr("\"" + std::string(text) + "\"")));
   }
 }
 

@@ -5,9 +5,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/status_macros.h"
 #include "core/node_readers.h"
 #include "core/size.h"
-#include "core/base/status_macros.h"
 #include "core/touch.h"
 
 namespace memload {
@@ -29,8 +29,7 @@ constexpr absl::Duration kIdleMeasureInterval = absl::Seconds(1);
 absl::Status ValidatePercent(double percent, absl::string_view field) {
   // Written so that NaN fails too.
   if (!(percent > 0 && percent < 100)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " must be in (0, 100), got ", percent));
+    return absl::InvalidArgumentError(absl::StrCat(field, " must be in (0, 100), got ", percent));
   }
   return absl::OkStatus();
 }
@@ -161,9 +160,8 @@ absl::Status UtilizationPlan::Run() {
 
 absl::Status UtilizationPlan::Loop() {
   const absl::Time start = clock()->Now();
-  const absl::Time end = spec_.duration == absl::InfiniteDuration()
-                             ? absl::InfiniteFuture()
-                             : start + spec_.duration;
+  const absl::Time end =
+      spec_.duration == absl::InfiniteDuration() ? absl::InfiniteFuture() : start + spec_.duration;
   uint64_t seen_generation = 0;
   absl::Time settle_deadline = start + kSettleTime;
 
@@ -188,15 +186,13 @@ absl::Status UtilizationPlan::Loop() {
         settle_deadline = now + kSettleTime;
         settled_at_.reset();
       }
-      desired = target_.in_bytes
-                    ? target_.bytes
-                    : static_cast<uint64_t>(target_.percent / 100 * capacity);
+      desired = target_.in_bytes ? target_.bytes
+                                 : static_cast<uint64_t>(target_.percent / 100 * capacity);
       desired = std::min(desired, use->capacity_bytes);
 
       utilization_percent_ = 100 * static_cast<double>(use->used_bytes) / capacity;
       const double deviation = std::fabs(utilization_percent_ - 100 * desired / capacity);
-      if (!settled_at_.has_value() &&
-          (deviation <= kSettleBandPercent || now >= settle_deadline)) {
+      if (!settled_at_.has_value() && (deviation <= kSettleBandPercent || now >= settle_deadline)) {
         settled_at_ = now;
       }
       if (settled_at_.has_value()) {
@@ -244,10 +240,9 @@ absl::Status UtilizationPlan::Correct(const MemoryUse& use, uint64_t desired) {
       if (!grown.ok()) {
         Publish(/*measure_resident=*/true);
         return absl::ResourceExhaustedError(absl::StrCat(
-            "utilization plan reached ", FormatSize(set_.block_count() * block_size),
-            " of the ", FormatSize(next * block_size), " payload it wanted (to bring use to ",
-            FormatSize(desired), " of ", FormatSize(use.capacity_bytes), "): ",
-            grown.message()));
+            "utilization plan reached ", FormatSize(set_.block_count() * block_size), " of the ",
+            FormatSize(next * block_size), " payload it wanted (to bring use to ",
+            FormatSize(desired), " of ", FormatSize(use.capacity_bytes), "): ", grown.message()));
       }
       Publish(clock()->Now() - last_resident_measure_ >= kGrowMeasureInterval);
     }

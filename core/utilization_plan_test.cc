@@ -1,7 +1,6 @@
 // UtilizationPlan: convergence, competing workloads, ceilings, target changes, cancel,
 // failures — against a simulated node whose use includes the plan's own payload, plus a
 // smoke test against the real node and cgroup sources over real and fake cgroup files.
-#include "core/sync/mutex.h"
 #include "core/utilization_plan.h"
 
 #include <chrono>
@@ -18,10 +17,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/block_allocator.h"
-#include "core/testing/counting_allocator.h"
 #include "core/node_readers.h"
-#include "core/testing/sanitizers.h"
 #include "core/plan_counters.h"
+#include "core/sync/mutex.h"
+#include "core/testing/counting_allocator.h"
+#include "core/testing/sanitizers.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
 #include "core/touch.h"
@@ -33,9 +33,9 @@
 namespace memload {
 namespace {
 
-using ::testing::HasSubstr;
 using ::memload::testing::Eventually;
 using ::memload::testing::kMiB;
+using ::testing::HasSubstr;
 
 constexpr uint64_t kCapacity = 512 * kMiB;  // The simulated node.
 constexpr uint64_t kBaseline = 100 * kMiB;
@@ -86,18 +86,16 @@ class FakeNode {
     if (!error_.ok()) return error_;
     MemoryUse use;
     use.capacity_bytes = kCapacity;
-    use.used_bytes =
-        baseline_ + WorkloadLocked(absl::Now()) + counters_->payload_bytes.load();
+    use.used_bytes = baseline_ + WorkloadLocked(absl::Now()) + counters_->payload_bytes.load();
     return use;
   }
   uint64_t WorkloadLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
-    const double progress =
-        ramp_ <= absl::ZeroDuration()
-            ? 1.0
-            : std::min(1.0, absl::FDivDuration(now - ramp_start_, ramp_));
-    return static_cast<uint64_t>(static_cast<double>(workload_from_) +
-                                 progress * (static_cast<double>(workload_to_) -
-                                             static_cast<double>(workload_from_)));
+    const double progress = ramp_ <= absl::ZeroDuration()
+                                ? 1.0
+                                : std::min(1.0, absl::FDivDuration(now - ramp_start_, ramp_));
+    return static_cast<uint64_t>(
+        static_cast<double>(workload_from_) +
+        progress * (static_cast<double>(workload_to_) - static_cast<double>(workload_from_)));
   }
 
   const PlanCounters* const counters_;
@@ -172,9 +170,8 @@ TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters, &clock);
   ASSERT_THAT(plan, IsOk());
   ASSERT_THAT((*plan)->Start(), IsOk());
-  ASSERT_TRUE(Eventually([&] {
-    return clock.waiters() == 1 && counters.Snapshot().payload_bytes == PayloadFor(60);
-  }));
+  ASSERT_TRUE(Eventually(
+      [&] { return clock.waiters() == 1 && counters.Snapshot().payload_bytes == PayloadFor(60); }));
   clock.Advance(absl::Milliseconds(25));
   ASSERT_TRUE(
       Eventually([&] { return clock.waiters() == 1 && HoldsPayload(counters, PayloadFor(60)); }));
@@ -194,8 +191,8 @@ TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
     ASSERT_EQ(clock.last_deadline() - clock.Now(), absl::Milliseconds(25));
     const uint64_t measurements = node.measurements();
     clock.Advance(absl::Milliseconds(25));
-    ASSERT_TRUE(Eventually(
-        [&] { return node.measurements() > measurements && clock.waiters() == 1; }));
+    ASSERT_TRUE(
+        Eventually([&] { return node.measurements() > measurements && clock.waiters() == 1; }));
     EXPECT_EQ(node.measurements(), measurements + 1);
   }
   EXPECT_EQ(counters.Snapshot().allocations, held.allocations);  // And no flapping.
@@ -233,8 +230,8 @@ TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
   const double max_deviation = (*plan)->max_deviation_percent();
   const double mean_deviation = (*plan)->mean_abs_deviation_percent();
   std::cout << "competing workload (+30% over 3 s, then gone over 3 s, 25 ms interval): "
-            << "max deviation " << max_deviation << " points, mean |deviation| "
-            << mean_deviation << " points\n";
+            << "max deviation " << max_deviation << " points, mean |deviation| " << mean_deviation
+            << " points\n";
   ::testing::Test::RecordProperty("max_deviation_percent", absl::StrCat(max_deviation));
   ::testing::Test::RecordProperty("mean_abs_deviation_percent", absl::StrCat(mean_deviation));
   EXPECT_LE(max_deviation, 5.0);
@@ -264,8 +261,7 @@ TEST(UtilizationPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
 
   // 4 MiB is outside it: corrected.
   node.SetBaseline(kBaseline + 4 * kMiB);
-  ASSERT_TRUE(
-      Eventually([&] { return HoldsPayload(counters, PayloadFor(60, 4 * kMiB)); }));
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60, 4 * kMiB)); }));
   (*plan)->Cancel();
   EXPECT_THAT((*plan)->Wait(), IsOk());
 }
@@ -372,9 +368,8 @@ TEST(UtilizationPlanTest, CancelIsPromptWhileHoldingAndWhileGrowing) {
     // wakes it for the measurement that shows it holding, and then it sleeps for 10 s.
     ASSERT_TRUE(Eventually([&] { return counters.Snapshot().payload_bytes == 64 * kMiB; }));
     ASSERT_THAT((*plan)->SetTargetPercent(25), IsOk());
-    ASSERT_TRUE(Eventually([&] {
-      return StateOf(counters) == PlanState::kHolding && clock.waiters() == 1;
-    }));
+    ASSERT_TRUE(Eventually(
+        [&] { return StateOf(counters) == PlanState::kHolding && clock.waiters() == 1; }));
     EXPECT_EQ(clock.last_deadline() - clock.Now(), absl::Seconds(10));
     (*plan)->Cancel();
     EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
@@ -435,17 +430,20 @@ TEST(UtilizationPlanTest, SourceErrorFailsThePlanAndFreesMemory) {
   ASSERT_THAT((*plan)->Start(), IsOk());
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
   node.FailWith(absl::UnavailableError("sensor gone"));
-  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
-              StatusIs(absl::StatusCode::kUnavailable,
-                       HasSubstr("measuring memory use: sensor gone")));
+  EXPECT_THAT(
+      (*plan)->WaitFor(absl::Seconds(20)),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("measuring memory use: sensor gone")));
   EXPECT_EQ(StateOf(counters), PlanState::kFailed);
   ExpectReleased(counters);
 }
 
 TEST(UtilizationPlanTest, ZeroCapacityFailsThePlan) {
   PlanCounters counters;
-  auto plan = UtilizationPlan::Create(
-      Spec(60, []() -> absl::StatusOr<MemoryUse> { return MemoryUse{0, 0}; }), &counters);
+  auto plan = UtilizationPlan::Create(Spec(60,
+                                           []() -> absl::StatusOr<MemoryUse> {
+                                             return MemoryUse{0, 0};
+                                           }),
+                                      &counters);
   ASSERT_THAT(plan, IsOk());
   ASSERT_THAT((*plan)->Start(), IsOk());
   EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
@@ -464,8 +462,8 @@ TEST(UtilizationPlanTest, AllocationFailureSaysHowFarItGotAndFreesEverything) {
   ASSERT_THAT((*plan)->Start(), IsOk());
   EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
               StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr(absl::StrCat("reached 10 MiB of the ",
-                                              PayloadFor(60) / kMiB, " MiB payload"))));
+                       HasSubstr(absl::StrCat("reached 10 MiB of the ", PayloadFor(60) / kMiB,
+                                              " MiB payload"))));
   EXPECT_EQ(StateOf(counters), PlanState::kFailed);
   EXPECT_EQ(allocator.frees(), 10u);
   EXPECT_EQ(allocator.live_bytes(), 0u);
@@ -522,14 +520,16 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
   auto plan = UtilizationPlan::Create(spec, &counters);
   ASSERT_THAT(plan, IsOk());
   ASSERT_THAT((*plan)->Start(), IsOk());
-  ASSERT_TRUE(Eventually([&] {
-    const PlanCountersSnapshot s = counters.Snapshot();
-    return s.state == PlanState::kHolding && s.payload_bytes > 0;
-  }, absl::Seconds(30)));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const PlanCountersSnapshot s = counters.Snapshot();
+        return s.state == PlanState::kHolding && s.payload_bytes > 0;
+      },
+      absl::Seconds(30)));
   const PlanCountersSnapshot held = counters.Snapshot();
   std::cout << "own RSS: target " << target << "% of 4 GiB, holding at "
-            << (*plan)->utilization_percent() << "% with " << held.payload_bytes / kMiB
-            << " MiB (" << held.resident_bytes / kMiB << " MiB resident)\n";
+            << (*plan)->utilization_percent() << "% with " << held.payload_bytes / kMiB << " MiB ("
+            << held.resident_bytes / kMiB << " MiB resident)\n";
   // About 128 MiB, give or take the dead band (max of one block and 0.5% of capacity) —
   // less under TSan, whose shadow memory counts in RssAnon.
   if (!kThreadSanitizer) {
@@ -548,9 +548,9 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
 // A fresh directory under TEST_TMPDIR named after the running test.
 std::string TestDir() {
   const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir = absl::StrCat(
-      tmp != nullptr ? tmp : "/tmp", "/",
-      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  const std::string dir =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/",
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
@@ -591,8 +591,8 @@ TEST(CgroupMemoryUseTest, CapacityIsTheSmallestLimitUpTheHierarchy) {
 TEST(CgroupMemoryUseTest, UnlimitedCgroupIsFailedPreconditionAndFailsThePlan) {
   const std::string dir = TestDir() + "/unlimited";
   WriteV1Cgroup(dir, "9223372036854771712", 300 * kMiB);
-  EXPECT_THAT(CgroupMemoryUse(dir)(), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                               HasSubstr("has no memory limit")));
+  EXPECT_THAT(CgroupMemoryUse(dir)(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no memory limit")));
 
   PlanCounters counters;
   auto plan = UtilizationPlan::Create(Spec(50, CgroupMemoryUse(dir)), &counters);
@@ -607,14 +607,13 @@ TEST(CgroupMemoryUseTest, OwnCgroupOfThisMachine) {
   const absl::StatusOr<CgroupMemory> own = ReadCgroupMemory();
   if (!own.ok()) GTEST_SKIP() << "no readable memory cgroup here: " << own.status();
   const absl::StatusOr<MemoryUse> use = CgroupMemoryUse("")();
-  std::cout << "own cgroup " << own->path << " (v" << own->version << "): " << use.status()
-            << "\n";
+  std::cout << "own cgroup " << own->path << " (v" << own->version << "): " << use.status() << "\n";
   if (own->hierarchical_limit_bytes.has_value()) {
     ASSERT_THAT(use, IsOk());
     EXPECT_EQ(use->capacity_bytes, *own->hierarchical_limit_bytes);
   } else {
-    EXPECT_THAT(use, StatusIs(absl::StatusCode::kFailedPrecondition,
-                              HasSubstr("has no memory limit")));
+    EXPECT_THAT(use,
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no memory limit")));
   }
 }
 

@@ -13,8 +13,7 @@ namespace plan_rules {
 std::optional<std::string> PlanIdProblem(absl::string_view id) {
   bool fine = !id.empty() && id.size() <= kMaxPlanIdLength;
   for (char c : id) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '-') {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
       fine = false;
     }
   }
@@ -32,8 +31,8 @@ std::optional<std::string> PercentProblem(double percent, bool allow_100) {
   if (percent >= kMinPercent && (allow_100 ? percent <= 100 : percent < 100)) {
     return std::nullopt;
   }
-  return absl::StrCat("percent must be in [", kMinPercent, ", 100", allow_100 ? "]" : ")",
-                      ", got ", percent);
+  return absl::StrCat("percent must be in [", kMinPercent, ", 100", allow_100 ? "]" : ")", ", got ",
+                      percent);
 }
 
 std::optional<std::string> DurationProblem(absl::Duration duration, bool positive) {
@@ -72,11 +71,10 @@ absl::StatusOr<absl::Duration> CheckDuration(const google::protobuf::Duration& d
                                              absl::string_view field, bool positive) {
   const int64_t seconds = duration.seconds();
   const int32_t nanos = duration.nanos();
-  if (seconds < -kMaxDurationSeconds || seconds > kMaxDurationSeconds ||
-      nanos <= -1000000000 || nanos >= 1000000000 || (seconds > 0 && nanos < 0) ||
-      (seconds < 0 && nanos > 0)) {
-    return FieldError(field, absl::StrCat("not a valid duration (seconds ", seconds,
-                                          ", nanos ", nanos, ")"));
+  if (seconds < -kMaxDurationSeconds || seconds > kMaxDurationSeconds || nanos <= -1000000000 ||
+      nanos >= 1000000000 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
+    return FieldError(
+        field, absl::StrCat("not a valid duration (seconds ", seconds, ", nanos ", nanos, ")"));
   }
   const absl::Duration result = absl::Seconds(seconds) + absl::Nanoseconds(nanos);
   if (std::optional<std::string> problem = DurationProblem(result, positive)) {
@@ -196,10 +194,10 @@ absl::Status CheckUtilizationPlan(const v1::UtilizationPlan& plan) {
         CheckDuration(plan.interval(), "utilization.interval", /*positive=*/false);
     if (!interval.ok()) return interval.status();
     if (*interval < kMinUtilizationInterval) {
-      return FieldError("utilization.interval",
-                        absl::StrCat("must be at least ",
-                                     absl::FormatDuration(kMinUtilizationInterval), ", got ",
-                                     absl::FormatDuration(*interval)));
+      return FieldError(
+          "utilization.interval",
+          absl::StrCat("must be at least ", absl::FormatDuration(kMinUtilizationInterval), ", got ",
+                       absl::FormatDuration(*interval)));
     }
   }
   MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "utilization.touch"));
@@ -218,8 +216,7 @@ absl::Status CheckStreamingPlan(const v1::StreamingPlan& plan) {
   if (std::optional<std::string> problem = WindowProblem(plan.window(), plan.block_size())) {
     return FieldError("streaming.window", *problem);
   }
-  if (std::optional<std::string> problem =
-          AmountProblem(plan.amount_bytes(), plan.block_size())) {
+  if (std::optional<std::string> problem = AmountProblem(plan.amount_bytes(), plan.block_size())) {
     return FieldError("streaming.amount_bytes", *problem);
   }
   if (plan.has_duration()) {
@@ -248,14 +245,12 @@ absl::Status CheckPlanBounds(const v1::PlanSpec& spec) {
   }
   if (spec.has_retained() && spec.retained().phases_size() > kMaxPhases) {
     return absl::InvalidArgumentError(absl::StrCat("retained.phases: at most ", kMaxPhases,
-                                                   " phases, got ",
-                                                   spec.retained().phases_size()));
+                                                   " phases, got ", spec.retained().phases_size()));
   }
   const size_t bytes = spec.ByteSizeLong();
   if (bytes > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("the plan spec is ", bytes,
-                                                   " bytes; at most ", kMaxSpecBytes,
-                                                   " are accepted"));
+    return absl::InvalidArgumentError(absl::StrCat("the plan spec is ", bytes, " bytes; at most ",
+                                                   kMaxSpecBytes, " are accepted"));
   }
   return absl::OkStatus();
 }
@@ -266,8 +261,8 @@ namespace {
 absl::Status ValidateFields(const v1::PlanSpec& spec, PlanIdRule plan_id) {
   if (plan_id == PlanIdRule::kRequired || !spec.plan_id().empty()) {
     if (std::optional<std::string> problem = PlanIdProblem(spec.plan_id())) {
-      return FieldError("plan_id", absl::StrCat(*problem, ", got \"",
-                                                absl::CHexEscape(spec.plan_id()), "\""));
+      return FieldError("plan_id",
+                        absl::StrCat(*problem, ", got \"", absl::CHexEscape(spec.plan_id()), "\""));
     }
   }
   if (spec.has_lease()) {

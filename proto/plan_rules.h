@@ -146,8 +146,7 @@ enum class PlanIdRule { kRequired, kOptional };
 
 // The whole plan: plan_id, lease (positive), oom_score_adj, a kind, that kind's checks,
 // then CheckPlanBounds.
-absl::Status ValidatePlanSpec(const v1::PlanSpec& spec,
-                              PlanIdRule plan_id = PlanIdRule::kRequired);
+absl::Status ValidatePlanSpec(const v1::PlanSpec& spec, PlanIdRule plan_id = PlanIdRule::kRequired);
 
 }  // namespace plan_rules
 }  // namespace memload

@@ -34,7 +34,8 @@ TEST(PlanRulesTest, PlanId) {
                        "plan_id: must be 1-128 characters of [A-Za-z0-9._-], got \"a b\""));
   // A plan file may leave the id to memloadctl.
   EXPECT_THAT(ValidatePlanSpec(Streaming(""), PlanIdRule::kOptional), IsOk());
-  EXPECT_THAT(ValidatePlanSpec(Streaming("")), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("plan_id")));
+  EXPECT_THAT(ValidatePlanSpec(Streaming("")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("plan_id")));
 }
 
 TEST(PlanRulesTest, OomScoreAdjRange) {
@@ -44,8 +45,9 @@ TEST(PlanRulesTest, OomScoreAdjRange) {
   EXPECT_NE(OomScoreAdjProblem(kMinOomScoreAdj - 1), std::nullopt);
   v1::PlanSpec spec = Streaming("x");
   spec.set_oom_score_adj(-1001);
-  EXPECT_THAT(ValidatePlanSpec(spec), StatusIs(absl::StatusCode::kInvalidArgument,
-                                               "oom_score_adj: must be in [-1000, 1000], got -1001"));
+  EXPECT_THAT(ValidatePlanSpec(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "oom_score_adj: must be in [-1000, 1000], got -1001"));
 }
 
 TEST(PlanRulesTest, Percent) {
@@ -85,8 +87,8 @@ TEST(PlanRulesTest, StreamingLimits) {
                                                "streaming.workers: must be 1..64, got 65"));
   spec = Streaming("s");
   spec.mutable_streaming()->set_window(std::numeric_limits<uint64_t>::max() / 4096 + 1);
-  EXPECT_THAT(ValidatePlanSpec(spec), StatusIs(absl::StatusCode::kInvalidArgument,
-                                               HasSubstr("streaming.window: ")));
+  EXPECT_THAT(ValidatePlanSpec(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("streaming.window: ")));
   spec = Streaming("s");
   spec.mutable_streaming()->set_amount_bytes(5000);
   EXPECT_THAT(ValidatePlanSpec(spec),
@@ -99,17 +101,15 @@ TEST(PlanRulesTest, RetainedPhases) {
   v1::PlanSpec spec;
   spec.set_plan_id("r");
   spec.mutable_retained();
-  EXPECT_THAT(ValidatePlanSpec(spec),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "retained.phases: at least one phase is required"));
+  EXPECT_THAT(ValidatePlanSpec(spec), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               "retained.phases: at least one phase is required"));
   v1::Phase* phase = spec.mutable_retained()->add_phases();
   phase->mutable_target()->set_percent_of_total(80);
   EXPECT_THAT(ValidatePlanSpec(spec), IsOk());
   phase->set_ramp_bytes_per_sec(1);
   phase->mutable_ramp_duration()->set_seconds(1);
-  EXPECT_THAT(ValidatePlanSpec(spec),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       absl::StrCat("retained.phases[0]: ", kBothRamps)));
+  EXPECT_THAT(ValidatePlanSpec(spec), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               absl::StrCat("retained.phases[0]: ", kBothRamps)));
 }
 
 TEST(PlanRulesTest, NoKind) {

@@ -76,8 +76,7 @@ std::unique_ptr<agent::AgentServer> StartSecureAgent(std::atomic<int>* audit_lin
   options.security.tls_client_ca_file = files.pki.ca_cert;
   options.security.auth_token_file = files.tokens;
   options.security.audit_log = [audit_lines](const std::string&) { ++*audit_lines; };
-  absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
-      agent::AgentServer::Start(options);
+  absl::StatusOr<std::unique_ptr<agent::AgentServer>> server = agent::AgentServer::Start(options);
   EXPECT_THAT(server, IsOk());
   return server.ok() ? *std::move(server) : nullptr;
 }

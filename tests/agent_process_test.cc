@@ -8,10 +8,10 @@
 #include "core/node_readers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
 #include "tests/testing/eventually.h"
-#include "tests/testing/sizes.h"
 #include "tests/testing/process_memory.h"
+#include "tests/testing/sizes.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/test_cgroup.h"
 
 namespace memload {
@@ -19,7 +19,6 @@ namespace testing {
 namespace {
 
 using ::testing::HasSubstr;
-
 
 CommandResult Ctl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {CtlBinary()};
@@ -36,9 +35,9 @@ TEST(AgentProcessTest, PrintsItsAddressRunsAPlanAndExitsCleanlyOnSigterm) {
   // The bound address is on the first log line.
   EXPECT_THAT(agent->Stderr().substr(0, agent->Stderr().find('\n')), HasSubstr(address));
 
-  CommandResult started = Ctl({"start", "--targets=" + address, "--kind=retained",
-                               "--target=128MiB", "--touch=page", "--hold=30s", "--lease=30s",
-                               "--plan-id=resident"});
+  CommandResult started =
+      Ctl({"start", "--targets=" + address, "--kind=retained", "--target=128MiB", "--touch=page",
+           "--hold=30s", "--lease=30s", "--plan-id=resident"});
   ASSERT_EQ(started.exit_code, 0) << started.out << started.err;
   std::vector<pid_t> workers;
   ASSERT_TRUE(Eventually([&] {
@@ -64,10 +63,10 @@ TEST(AgentProcessTest, StopReturnsTheMemory) {
   ASSERT_TRUE(agent.ok());
   const std::string address = WaitForAgentAddress(*agent, absl::Seconds(10));
   ASSERT_FALSE(address.empty());
-  ASSERT_EQ(Ctl({"start", "--targets=" + address, "--kind=retained", "--target=64MiB",
-                 "--plan-id=p"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      Ctl({"start", "--targets=" + address, "--kind=retained", "--target=64MiB", "--plan-id=p"})
+          .exit_code,
+      0);
   std::vector<pid_t> workers;
   ASSERT_TRUE(Eventually([&] {
     workers = WorkersOf(agent->pid());
@@ -110,8 +109,8 @@ TEST(AgentProcessTest, OomKillTakesTheWorkerNotTheAgent) {
   ASSERT_FALSE(address.empty()) << agent->Stderr();
 
   // Without expect_oom the safety check refuses a plan the cgroup cannot hold.
-  CommandResult refused = Ctl({"start", "--targets=" + address, "--kind=retained",
-                               "--target=256MiB", "--plan-id=too-big"});
+  CommandResult refused = Ctl(
+      {"start", "--targets=" + address, "--kind=retained", "--target=256MiB", "--plan-id=too-big"});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_THAT(refused.out, HasSubstr("RESOURCE_EXHAUSTED"));
 
@@ -128,7 +127,8 @@ TEST(AgentProcessTest, OomKillTakesTheWorkerNotTheAgent) {
   ASSERT_TRUE(Eventually([&] {
     usage = Ctl({"stop", "--targets=" + address, "--plan-id=drill", "--output=json"});
     return absl::StrContains(usage.out, "PLAN_STATE_OOM_KILLED");
-  })) << usage.out << usage.err;
+  })) << usage.out
+      << usage.err;
   EXPECT_THAT(usage.out, HasSubstr("\"outcomeOk\":true"));
   EXPECT_TRUE(agent->running()) << "the OOM killer took the agent";
   CommandResult after = Ctl({"usage", "--targets=" + address});

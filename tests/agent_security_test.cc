@@ -61,8 +61,8 @@ class AgentSecurityTest : public ::testing::Test {
     ASSERT_THAT(pki, IsOk());
     pki_ = new TestPki(*std::move(pki));
     tokens_ = new std::string(*dir_ + "/tokens");
-    WriteFile(*tokens_, absl::StrCat("# test tokens\n", kFullToken, "\n", kReadOnlyToken,
-                                     ":read-only\n"));
+    WriteFile(*tokens_,
+              absl::StrCat("# test tokens\n", kFullToken, "\n", kReadOnlyToken, ":read-only\n"));
   }
 
   // An agent on 127.0.0.1:0 with `security`; its audit lines go to audit_.
@@ -78,8 +78,7 @@ class AgentSecurityTest : public ::testing::Test {
       audit->lines.push_back(line);
     };
     options.security = std::move(security);
-    absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
-        agent::AgentServer::Start(options);
+    absl::StatusOr<std::unique_ptr<agent::AgentServer>> server = agent::AgentServer::Start(options);
     EXPECT_THAT(server, IsOk());
     return server.ok() ? *std::move(server) : nullptr;
   }
@@ -290,12 +289,12 @@ TEST_F(AgentSecurityTest, MutualTlsAcceptsOnlyCertificatesOfItsCa) {
   // No certificate, one from another CA, an expired one: refused in the handshake.
   EXPECT_EQ(GetUsage(Channel(*server, TlsCredentials(pki_->ca_cert))).error_code(),
             grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(GetUsage(Channel(*server, TlsCredentials(pki_->ca_cert, &pki_->other_client)))
-                .error_code(),
-            grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(GetUsage(Channel(*server, TlsCredentials(pki_->ca_cert, &pki_->expired_client)))
-                .error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(
+      GetUsage(Channel(*server, TlsCredentials(pki_->ca_cert, &pki_->other_client))).error_code(),
+      grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(
+      GetUsage(Channel(*server, TlsCredentials(pki_->ca_cert, &pki_->expired_client))).error_code(),
+      grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(AgentSecurityTest, CallsWithoutAValidTokenAreUnauthenticated) {
@@ -329,14 +328,13 @@ TEST_F(AgentSecurityTest, ReadOnlyTokenReadsButCannotChangeAnything) {
   grpc::ClientContext list_context;
   Authorize(&list_context, kReadOnlyToken);
   v1::ListPlansResponse plans;
-  EXPECT_TRUE(v1::Agent::NewStub(channel)
-                  ->ListPlans(&list_context, v1::ListPlansRequest(), &plans)
-                  .ok());
+  EXPECT_TRUE(
+      v1::Agent::NewStub(channel)->ListPlans(&list_context, v1::ListPlansRequest(), &plans).ok());
 
   const grpc::Status start = StartPlan(channel, kReadOnlyToken, "not-allowed");
   EXPECT_EQ(start.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_THAT(start.error_message(),
-              AllOf(HasSubstr("read-only"), HasSubstr("StartPlan"), Not(HasSubstr(kReadOnlyToken))));
+  EXPECT_THAT(start.error_message(), AllOf(HasSubstr("read-only"), HasSubstr("StartPlan"),
+                                           Not(HasSubstr(kReadOnlyToken))));
   EXPECT_EQ(StopPlan(channel, kReadOnlyToken, "anything").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   grpc::ClientContext resize_context;
@@ -344,16 +342,14 @@ TEST_F(AgentSecurityTest, ReadOnlyTokenReadsButCannotChangeAnything) {
   v1::ResizePlanRequest resize;
   resize.set_plan_id("anything");
   v1::ResizePlanResponse resized;
-  EXPECT_EQ(v1::Agent::NewStub(channel)->ResizePlan(&resize_context, resize, &resized)
-                .error_code(),
+  EXPECT_EQ(v1::Agent::NewStub(channel)->ResizePlan(&resize_context, resize, &resized).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   grpc::ClientContext renew_context;
   Authorize(&renew_context, kReadOnlyToken);
   v1::RenewLeasesRequest renew;
   renew.add_plan_ids("anything");
   v1::RenewLeasesResponse renewed;
-  EXPECT_EQ(v1::Agent::NewStub(channel)->RenewLeases(&renew_context, renew, &renewed)
-                .error_code(),
+  EXPECT_EQ(v1::Agent::NewStub(channel)->RenewLeases(&renew_context, renew, &renewed).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(server->plans().List(/*include_ended=*/true).empty());
   EXPECT_THAT(AuditLog(), Contains(AllOf(HasSubstr("audit: StartPlan plan=- token=token-"),
@@ -369,8 +365,7 @@ TEST_F(AgentSecurityTest, HealthAnswersWithoutTokenReflectionOnlyWithOne) {
   EXPECT_EQ(serving, HealthCheckResponse::SERVING);
 
   std::vector<std::string> services;
-  EXPECT_EQ(ListServices(channel, "", &services).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListServices(channel, "", &services).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(services.empty());
   EXPECT_EQ(ListServices(channel, kWrongToken, &services).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
@@ -388,8 +383,7 @@ TEST_F(AgentSecurityTest, RightCertificateAndTokenStartAndStopAPlanWithAnAuditTr
   std::shared_ptr<grpc::Channel> channel =
       Channel(*server, TlsCredentials(pki_->ca_cert, &pki_->client));
   // A certificate alone is not enough when there are tokens.
-  EXPECT_EQ(StartPlan(channel, "", "secure-plan").error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(StartPlan(channel, "", "secure-plan").error_code(), grpc::StatusCode::UNAUTHENTICATED);
   ASSERT_TRUE(StartPlan(channel, kFullToken, "secure-plan").ok());
   ASSERT_TRUE(StopPlan(channel, kFullToken, "secure-plan").ok());
   EXPECT_EQ(StopPlan(channel, kFullToken, "no-such-plan").error_code(),

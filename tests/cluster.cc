@@ -123,8 +123,7 @@ absl::StatusOr<std::vector<v1::PlanStatus>> ClusterNode::Plans() const {
   v1::ListPlansResponse response;
   const grpc::Status status = NewStub()->ListPlans(&context, request, &response);
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   return std::vector<v1::PlanStatus>(response.plans().begin(), response.plans().end());
 }
@@ -166,7 +165,8 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const ClusterOptions& op
   std::unique_ptr<Cluster> cluster(new Cluster());
   cluster->dns_name_ = options.dns_name;
   std::vector<std::string> hosts;
-  for (size_t i = 0; i < options.nodes.size(); ++i) hosts.push_back(absl::StrCat("127.0.0.", i + 2));
+  for (size_t i = 0; i < options.nodes.size(); ++i)
+    hosts.push_back(absl::StrCat("127.0.0.", i + 2));
 
   // One port for every agent (a dns:///name:port target has one port), free on every
   // address a moment ago. Nothing holds it until the agents listen (they share no port), so
@@ -297,9 +297,7 @@ CommandResult Cluster::Ctl(const std::vector<std::string>& args, absl::Duration 
   return RunCommand(argv, timeout);
 }
 
-bool IsNoCgroups(const absl::Status& status) {
-  return absl::IsFailedPrecondition(status);
-}
+bool IsNoCgroups(const absl::Status& status) { return absl::IsFailedPrecondition(status); }
 
 // ---------------------------------------------------------------------------------------
 // JSON

@@ -41,8 +41,8 @@ namespace memload {
 namespace testing {
 
 struct NodeOptions {
-  std::string name;               // --node-name
-  std::string labels;             // --labels, "zone=a,size=small"
+  std::string name;    // --node-name
+  std::string labels;  // --labels, "zone=a,size=small"
   // Bytes; the agent and its workers run in a memory cgroup of this limit. 0: no cgroup of
   // its own (the test's), for scenarios that need none and so run where cgroups cannot be
   // made.
@@ -141,10 +141,10 @@ bool IsNoCgroups(const absl::Status& status);
 // cgroups cannot be made, fails it on any other error.
 #define START_CLUSTER_OR_SKIP(cluster, options)                                         \
   absl::StatusOr<std::unique_ptr<Cluster>> started_##cluster = Cluster::Start(options); \
-  if (IsNoCgroups(started_##cluster.status())) {                                       \
-    GTEST_SKIP() << started_##cluster.status();                                        \
-  }                                                                                    \
-  ASSERT_TRUE(started_##cluster.ok()) << started_##cluster.status();                   \
+  if (IsNoCgroups(started_##cluster.status())) {                                        \
+    GTEST_SKIP() << started_##cluster.status();                                         \
+  }                                                                                     \
+  ASSERT_TRUE(started_##cluster.ok()) << started_##cluster.status();                    \
   Cluster& cluster = **started_##cluster
 
 // A whole JSON document (fails the test when it is not one).

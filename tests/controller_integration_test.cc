@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "tests/testing/loopback_port.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -14,6 +13,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/loopback_port.h"
 #include "tests/testing/subprocess.h"
 
 namespace memload {
@@ -35,10 +35,10 @@ class ControllerIntegrationTest : public ::testing::Test {
     const char* hosts[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3"};
     const char* zones[] = {"a", "b", "b"};
     for (int i = 0; i < 3; ++i) {
-      absl::StatusOr<Subprocess> agent = Subprocess::Start(
-          {AgentBinary(), absl::StrCat("--listen=", hosts[i], ":0"),
-           absl::StrCat("--node-name=node-", i + 1), absl::StrCat("--labels=zone=", zones[i]),
-           "--reserve=64MiB"});
+      absl::StatusOr<Subprocess> agent =
+          Subprocess::Start({AgentBinary(), absl::StrCat("--listen=", hosts[i], ":0"),
+                             absl::StrCat("--node-name=node-", i + 1),
+                             absl::StrCat("--labels=zone=", zones[i]), "--reserve=64MiB"});
       ASSERT_TRUE(agent.ok()) << agent.status();
       agents_->push_back(*std::move(agent));
       const std::string address = WaitForAgentAddress(agents_->back(), absl::Seconds(10));
@@ -91,8 +91,8 @@ std::vector<Subprocess>* ControllerIntegrationTest::agents_ = new std::vector<Su
 std::vector<std::string>* ControllerIntegrationTest::addresses_ = new std::vector<std::string>();
 
 TEST_F(ControllerIntegrationTest, RunReportsEveryNodeInJson) {
-  CommandResult run = Ctl({"run", Targets(), "--kind=retained", "--target=32MiB",
-                           "--ramp=300ms", "--hold=500ms", "--output=json", "--interval=100ms"});
+  CommandResult run = Ctl({"run", Targets(), "--kind=retained", "--target=32MiB", "--ramp=300ms",
+                           "--hold=500ms", "--output=json", "--interval=100ms"});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   google::protobuf::Struct document = ParseJson(run.out);
   const auto& fields = document.fields();
@@ -118,9 +118,9 @@ TEST_F(ControllerIntegrationTest, RunReportsEveryNodeInJson) {
 
 TEST_F(ControllerIntegrationTest, UsageWithAnUnreachableTargetExitsOneAndReportsTheOthers) {
   const std::string dead = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
-  CommandResult usage = Ctl({"usage", absl::StrCat("--targets=", (*addresses_)[0], ",",
-                                                   (*addresses_)[1], ",", dead),
-                             "--output=json", "--timeout=2s", "--retries=0"});
+  CommandResult usage =
+      Ctl({"usage", absl::StrCat("--targets=", (*addresses_)[0], ",", (*addresses_)[1], ",", dead),
+           "--output=json", "--timeout=2s", "--retries=0"});
   EXPECT_EQ(usage.exit_code, 1) << usage.err;
   google::protobuf::Struct document = ParseJson(usage.out);
   const auto& summary = document.fields().at("summary").struct_value().fields();
@@ -191,9 +191,9 @@ TEST_F(ControllerIntegrationTest, UsageErrorsExitTwoAndSendNothing) {
 }
 
 TEST_F(ControllerIntegrationTest, InterruptedRunStopsEverywhere) {
-  absl::StatusOr<Subprocess> run = Subprocess::Start(
-      {CtlBinary(), "run", Targets(), "--kind=retained", "--target=16MiB", "--interval=100ms",
-       "--plan-id=interrupted"});
+  absl::StatusOr<Subprocess> run =
+      Subprocess::Start({CtlBinary(), "run", Targets(), "--kind=retained", "--target=16MiB",
+                         "--interval=100ms", "--plan-id=interrupted"});
   ASSERT_TRUE(run.ok());
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (RunningPlans() < 3 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
@@ -207,8 +207,7 @@ TEST_F(ControllerIntegrationTest, InterruptedRunStopsEverywhere) {
 }
 
 TEST_F(ControllerIntegrationTest, WatchPrintsEveryNodeEveryInterval) {
-  CommandResult watch = Ctl({"watch", Targets(), "--interval=100ms", "--count=3",
-                             "--output=json"});
+  CommandResult watch = Ctl({"watch", Targets(), "--interval=100ms", "--count=3", "--output=json"});
   ASSERT_EQ(watch.exit_code, 0) << watch.err;
   std::vector<std::string> lines = absl::StrSplit(watch.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 9u) << watch.out;  // 3 frames × 3 nodes, JSON Lines.
@@ -224,20 +223,15 @@ TEST_F(ControllerIntegrationTest, WatchPrintsEveryNodeEveryInterval) {
 
 TEST_F(ControllerIntegrationTest, RunForADurationStopsAHeldPlanEverywhere) {
   const absl::Time start = absl::Now();
-  CommandResult run = Ctl({"run", Targets(), "--kind=retained", "--target=16MiB",
-                           "--hold=forever", "--for=1s", "--interval=200ms", "--output=json"});
+  CommandResult run = Ctl({"run", Targets(), "--kind=retained", "--target=16MiB", "--hold=forever",
+                           "--for=1s", "--interval=200ms", "--output=json"});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_GE(absl::Now() - start, absl::Seconds(1));
   google::protobuf::Struct document = ParseJson(run.out);
   for (const auto& node : document.fields().at("nodes").list_value().values()) {
-    EXPECT_EQ(node.struct_value()
-                  .fields()
-                  .at("plan")
-                  .struct_value()
-                  .fields()
-                  .at("state")
-                  .string_value(),
-              "PLAN_STATE_STOPPED");
+    EXPECT_EQ(
+        node.struct_value().fields().at("plan").struct_value().fields().at("state").string_value(),
+        "PLAN_STATE_STOPPED");
   }
   EXPECT_EQ(RunningPlans(), 0);
 }

@@ -18,9 +18,9 @@
 #include "core/testing/sanitizers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 #include "tests/testing/subprocess.h"
 #include "yaml-cpp/yaml.h"
-#include "tests/testing/files.h"
 
 namespace memload {
 namespace testing {
@@ -194,11 +194,13 @@ TEST(DeployTest, MountedFilesComeFromObjectsThatHaveThem) {
     ASSERT_NE(object, nullptr) << kind;
     const YAML::Node pod = (*object)["spec"]["template"]["spec"];
     for (const YAML::Node& volume : pod["volumes"]) {
-      const YAML::Node source = volume["secret"].IsDefined() ? volume["secret"] : volume["configMap"];
+      const YAML::Node source =
+          volume["secret"].IsDefined() ? volume["secret"] : volume["configMap"];
       if (!source.IsDefined()) continue;
-      const YAML::Node* owner = volume["secret"].IsDefined()
-                                    ? manifests.Find("Secret", source["secretName"].as<std::string>())
-                                    : manifests.Find("ConfigMap", source["name"].as<std::string>());
+      const YAML::Node* owner =
+          volume["secret"].IsDefined()
+              ? manifests.Find("Secret", source["secretName"].as<std::string>())
+              : manifests.Find("ConfigMap", source["name"].as<std::string>());
       ASSERT_NE(owner, nullptr) << kind << " mounts a missing object";
       for (const YAML::Node& item : source["items"]) {
         const std::string key = item["key"].as<std::string>();
@@ -223,8 +225,8 @@ TEST(DeployTest, DrillJobTargetsTheServiceAndItsPlanParses) {
                          (*service)["metadata"]["namespace"].as<std::string>(),
                          ".svc.cluster.local:", (*service)["spec"]["ports"][0]["port"].as<int>()));
   EXPECT_EQ(Flag(args, "plan"), "/etc/memload/drill/plan.json");
-  absl::StatusOr<v1::PlanSpec> spec = controller::ParsePlanFile(
-      (*plan)["data"]["plan.json"].as<std::string>(), "plan.json");
+  absl::StatusOr<v1::PlanSpec> spec =
+      controller::ParsePlanFile((*plan)["data"]["plan.json"].as<std::string>(), "plan.json");
   ASSERT_TRUE(spec.ok()) << spec.status();
   ASSERT_EQ(spec->retained().phases_size(), 2);
   EXPECT_DOUBLE_EQ(spec->retained().phases(0).target().percent_of_total(), 85);
@@ -235,7 +237,8 @@ TEST(DeployTest, DrillJobTargetsTheServiceAndItsPlanParses) {
 // the test makes.
 CommandResult CheckConfig(std::vector<std::string> args) {
   const std::string dir = std::getenv("TEST_TMPDIR");
-  std::ofstream(dir + "/labels") << "kubernetes.io/hostname=node-a\ntopology.kubernetes.io/zone=z1\n";
+  std::ofstream(dir + "/labels")
+      << "kubernetes.io/hostname=node-a\ntopology.kubernetes.io/zone=z1\n";
   std::ofstream(dir + "/tokens") << "a-long-random-token-for-the-test-0123456789\n";
   std::vector<std::string> argv = {AgentBinary(), "--check-config"};
   for (std::string arg : args) {
@@ -282,14 +285,15 @@ TEST(DeployTest, ImageInstallsEveryLibraryTheBinariesLink) {
     GTEST_SKIP() << "sanitized binaries link the sanitizer runtime, which no image ships";
   }
   const std::string dockerfile = ReadFile("deploy/Dockerfile");
-  for (const char* target : {"//agent:memload-agent", "//agent:memload-worker",
-                             "//controller:memloadctl"}) {
+  for (const char* target :
+       {"//agent:memload-agent", "//agent:memload-worker", "//controller:memloadctl"}) {
     EXPECT_THAT(dockerfile, HasSubstr(target));
   }
   // The runtime stage's apt-get install line(s).
   const std::string runtime = dockerfile.substr(dockerfile.find("AS runtime"));
   std::set<std::string> installed = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"};  // base
-  for (absl::string_view word : absl::StrSplit(runtime, absl::ByAnyChar(" \n\\"), absl::SkipEmpty())) {
+  for (absl::string_view word :
+       absl::StrSplit(runtime, absl::ByAnyChar(" \n\\"), absl::SkipEmpty())) {
     installed.insert(std::string(word));
   }
   std::set<std::string> libraries;
@@ -321,9 +325,9 @@ TEST(DeployTest, ImageInstallsEveryLibraryTheBinariesLink) {
   }
   EXPECT_GE(packages.size(), 5u) << owners.out;
   // What the runtime stage installs, with everything apt pulls in for it.
-  std::vector<std::string> depends = {"/usr/bin/apt-cache", "depends", "--recurse",
-                                      "--no-recommends", "--no-suggests", "--no-conflicts",
-                                      "--no-breaks", "--no-replaces", "--no-enhances"};
+  std::vector<std::string> depends = {"/usr/bin/apt-cache", "depends",       "--recurse",
+                                      "--no-recommends",    "--no-suggests", "--no-conflicts",
+                                      "--no-breaks",        "--no-replaces", "--no-enhances"};
   for (const std::string& word : installed) {
     if (absl::StartsWith(word, "lib") || word == "ca-certificates") depends.push_back(word);
   }

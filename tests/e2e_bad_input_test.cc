@@ -48,8 +48,8 @@ std::string WriteTempFile(const std::string& name, const std::string& text) {
 void ExpectAgentsUntouched(Cluster& cluster, const std::string& except = "") {
   for (size_t i = 0; i < cluster.size(); ++i) {
     ClusterNode& node = cluster.node(i);
-    EXPECT_TRUE(node.agent().running()) << node.options().name << " crashed: "
-                                        << node.agent().Stderr();
+    EXPECT_TRUE(node.agent().running())
+        << node.options().name << " crashed: " << node.agent().Stderr();
     absl::StatusOr<std::vector<v1::PlanStatus>> plans = node.Plans();
     ASSERT_TRUE(plans.ok()) << node.options().name << ": " << plans.status();
     for (const v1::PlanStatus& plan : *plans) {
@@ -109,7 +109,8 @@ TEST(E2eBadInputTest, CommandLineAndPlanFilesExitTwoNamingTheFlagOrFieldAndSendN
        "colour"},
       {"percent.json", R"({"retained": {"phases": [{"target": {"percentOfTotal": 150}}]}})",
        "retained.phases[0].target.percent_of_total"},
-      {"touch.json", absl::StrCat(R"({"retained": {"touch": "TOUCH_MODE_SOMETIMES", )", one_phase, "}}"),
+      {"touch.json",
+       absl::StrCat(R"({"retained": {"touch": "TOUCH_MODE_SOMETIMES", )", one_phase, "}}"),
        "retained.touch"},
       {"block-size.json", absl::StrCat(R"({"retained": {"blockSize": "lots", )", one_phase, "}}"),
        "retained.block_size"},
@@ -126,7 +127,8 @@ TEST(E2eBadInputTest, CommandLineAndPlanFilesExitTwoNamingTheFlagOrFieldAndSendN
   };
   std::vector<CliCase> all = cli;
   for (const FileCase& file : files) {
-    all.push_back({{"start", targets, "--plan=" + WriteTempFile(file.name, file.text)}, file.names});
+    all.push_back(
+        {{"start", targets, "--plan=" + WriteTempFile(file.name, file.text)}, file.names});
   }
   all.push_back({{"start", targets, "--plan=/nonexistent/plan.json"}, "/nonexistent/plan.json"});
   for (const CliCase& one : all) {
@@ -186,67 +188,80 @@ std::vector<ApiCase> ApiCases() {
   std::vector<ApiCase> cases = {
       {"StartPlan without spec",
        [](Stub& stub, Context& context) { return Start(stub, context, {}, false); }, kInvalid},
-      spec_case("empty plan_id", [](v1::PlanSpec& s) { s.clear_plan_id(); }, kInvalid),
-      spec_case("plan_id with a space", [](v1::PlanSpec& s) { s.set_plan_id("a b"); }, kInvalid),
-      spec_case("plan_id of 200 chars",
-                [](v1::PlanSpec& s) { s.set_plan_id(std::string(200, 'x')); }, kInvalid),
-      spec_case("no kind", [](v1::PlanSpec& s) { s.clear_retained(); }, kInvalid),
-      spec_case("no phases", [](v1::PlanSpec& s) { s.mutable_retained()->clear_phases(); },
-                kInvalid),
-      spec_case("phase without target",
-                [](v1::PlanSpec& s) { s.mutable_retained()->mutable_phases(0)->clear_target(); },
-                kInvalid),
-      spec_case("150% of total",
-                [](v1::PlanSpec& s) {
-                  s.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(150);
-                },
-                kInvalid),
-      spec_case("-1% of available",
-                [](v1::PlanSpec& s) {
-                  s.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_available(
-                      -1);
-                },
-                kInvalid),
-      spec_case("two ramps",
-                [](v1::PlanSpec& s) {
-                  v1::Phase* phase = s.mutable_retained()->mutable_phases(0);
-                  phase->set_ramp_bytes_per_sec(1);
-                  phase->mutable_ramp_duration()->set_seconds(1);
-                },
-                kInvalid),
-      spec_case("touch mode 99",
-                [](v1::PlanSpec& s) {
-                  s.mutable_retained()->set_touch(static_cast<v1::TouchMode>(99));
-                },
-                kInvalid),
-      spec_case("negative lease", [](v1::PlanSpec& s) { s.mutable_lease()->set_seconds(-1); },
-                kInvalid),
-      spec_case("zero lease", [](v1::PlanSpec& s) { s.mutable_lease(); }, kInvalid),
-      spec_case("oom_score_adj 5000", [](v1::PlanSpec& s) { s.set_oom_score_adj(5000); },
-                kInvalid),
-      spec_case("streaming block 0",
-                [](v1::PlanSpec& s) { s.mutable_streaming()->set_block_size(0); }, kInvalid),
-      spec_case("streaming 1000 workers",
-                [](v1::PlanSpec& s) {
-                  s.mutable_streaming()->set_block_size(4096);
-                  s.mutable_streaming()->set_workers(1000);
-                },
-                kInvalid),
-      spec_case("utilization 100%",
-                [](v1::PlanSpec& s) { s.mutable_utilization()->set_target_percent(100); },
-                kInvalid),
-      spec_case("utilization touch none",
-                [](v1::PlanSpec& s) {
-                  s.mutable_utilization()->set_target_percent(50);
-                  s.mutable_utilization()->set_touch(v1::TOUCH_MODE_NONE);
-                },
-                kInvalid),
-      spec_case("1 PiB", [](v1::PlanSpec& s) {
-        s.mutable_retained()->mutable_phases(0)->mutable_target()->set_bytes(uint64_t{1} << 50);
-      }, grpc::StatusCode::RESOURCE_EXHAUSTED),
-      spec_case("same id, other spec",
-                [](v1::PlanSpec& s) { s = Retained("victim", 8 << 20); },
-                grpc::StatusCode::ALREADY_EXISTS),
+      spec_case(
+          "empty plan_id", [](v1::PlanSpec& s) { s.clear_plan_id(); }, kInvalid),
+      spec_case(
+          "plan_id with a space", [](v1::PlanSpec& s) { s.set_plan_id("a b"); }, kInvalid),
+      spec_case(
+          "plan_id of 200 chars", [](v1::PlanSpec& s) { s.set_plan_id(std::string(200, 'x')); },
+          kInvalid),
+      spec_case(
+          "no kind", [](v1::PlanSpec& s) { s.clear_retained(); }, kInvalid),
+      spec_case(
+          "no phases", [](v1::PlanSpec& s) { s.mutable_retained()->clear_phases(); }, kInvalid),
+      spec_case(
+          "phase without target",
+          [](v1::PlanSpec& s) { s.mutable_retained()->mutable_phases(0)->clear_target(); },
+          kInvalid),
+      spec_case(
+          "150% of total",
+          [](v1::PlanSpec& s) {
+            s.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(150);
+          },
+          kInvalid),
+      spec_case(
+          "-1% of available",
+          [](v1::PlanSpec& s) {
+            s.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_available(-1);
+          },
+          kInvalid),
+      spec_case(
+          "two ramps",
+          [](v1::PlanSpec& s) {
+            v1::Phase* phase = s.mutable_retained()->mutable_phases(0);
+            phase->set_ramp_bytes_per_sec(1);
+            phase->mutable_ramp_duration()->set_seconds(1);
+          },
+          kInvalid),
+      spec_case(
+          "touch mode 99",
+          [](v1::PlanSpec& s) { s.mutable_retained()->set_touch(static_cast<v1::TouchMode>(99)); },
+          kInvalid),
+      spec_case(
+          "negative lease", [](v1::PlanSpec& s) { s.mutable_lease()->set_seconds(-1); }, kInvalid),
+      spec_case(
+          "zero lease", [](v1::PlanSpec& s) { s.mutable_lease(); }, kInvalid),
+      spec_case(
+          "oom_score_adj 5000", [](v1::PlanSpec& s) { s.set_oom_score_adj(5000); }, kInvalid),
+      spec_case(
+          "streaming block 0", [](v1::PlanSpec& s) { s.mutable_streaming()->set_block_size(0); },
+          kInvalid),
+      spec_case(
+          "streaming 1000 workers",
+          [](v1::PlanSpec& s) {
+            s.mutable_streaming()->set_block_size(4096);
+            s.mutable_streaming()->set_workers(1000);
+          },
+          kInvalid),
+      spec_case(
+          "utilization 100%",
+          [](v1::PlanSpec& s) { s.mutable_utilization()->set_target_percent(100); }, kInvalid),
+      spec_case(
+          "utilization touch none",
+          [](v1::PlanSpec& s) {
+            s.mutable_utilization()->set_target_percent(50);
+            s.mutable_utilization()->set_touch(v1::TOUCH_MODE_NONE);
+          },
+          kInvalid),
+      spec_case(
+          "1 PiB",
+          [](v1::PlanSpec& s) {
+            s.mutable_retained()->mutable_phases(0)->mutable_target()->set_bytes(uint64_t{1} << 50);
+          },
+          grpc::StatusCode::RESOURCE_EXHAUSTED),
+      spec_case(
+          "same id, other spec", [](v1::PlanSpec& s) { s = Retained("victim", 8 << 20); },
+          grpc::StatusCode::ALREADY_EXISTS),
       {"ResizePlan without plan_id",
        [](Stub& stub, Context& context) {
          v1::ResizePlanResponse response;
@@ -427,10 +442,11 @@ TEST(E2eBadInputTest, MalformedApiRequestsGetTheirStatusAndLeakNothing) {
   const absl::Duration took = absl::Now() - begin;
   const uint64_t after = RssOf(node.agent_pid());
   EXPECT_EQ(wrong, 0);
-  std::printf("[figure] bad API requests: %zu kinds, %d more in %s; agent RSS %.1f MiB before, "
-              "%.1f MiB after (%+.1f MiB)\n",
-              cases.size(), kRequests, absl::FormatDuration(took).c_str(), before / double(kMiB),
-              after / double(kMiB), (double(after) - double(before)) / kMiB);
+  std::printf(
+      "[figure] bad API requests: %zu kinds, %d more in %s; agent RSS %.1f MiB before, "
+      "%.1f MiB after (%+.1f MiB)\n",
+      cases.size(), kRequests, absl::FormatDuration(took).c_str(), before / double(kMiB),
+      after / double(kMiB), (double(after) - double(before)) / kMiB);
   EXPECT_GT(before, 0u);
   EXPECT_LE(after, before + 4 * kMiB);
 

@@ -85,10 +85,10 @@ TEST(E2eClusterTest, EveryNodeHoldsItsShareOfItsOwnCgroup) {
   std::vector<uint64_t> baseline;
   for (size_t i = 0; i < cluster.size(); ++i) baseline.push_back(cluster.node(i).CgroupUsage());
 
-  absl::StatusOr<Subprocess> run = Subprocess::Start(
-      {CtlBinary(), "run", "--targets=" + cluster.DnsTarget(), "--kind=retained",
-       "--target=80%cgroup", "--hold=forever", "--interval=200ms", "--plan-id=share",
-       "--output=json"});
+  absl::StatusOr<Subprocess> run =
+      Subprocess::Start({CtlBinary(), "run", "--targets=" + cluster.DnsTarget(), "--kind=retained",
+                         "--target=80%cgroup", "--hold=forever", "--interval=200ms",
+                         "--plan-id=share", "--output=json"});
   ASSERT_TRUE(run.ok()) << run.status();
 
   // The run holds until Ctrl-C: the figures are taken once every node is in its state,
@@ -106,21 +106,23 @@ TEST(E2eClusterTest, EveryNodeHoldsItsShareOfItsOwnCgroup) {
       if (!Holding(cluster, i, "share", blocks / kMiB * kMiB)) return false;
     }
     return true;
-  })) << Describe(cluster) << run->Stderr();
+  })) << Describe(cluster)
+      << run->Stderr();
   std::vector<uint64_t> resident(cluster.size());
   for (size_t i = 0; i < cluster.size(); ++i) {
     ClusterNode& node = cluster.node(i);
     const double share = 0.8 * node.options().cgroup_limit;
     resident[i] = ResidentOf(workers[i]);
     const uint64_t usage = node.CgroupUsage();
-    std::printf("[figure] %s: limit %llu MiB, worker resident %.1f MiB = %.2f%% of the limit "
-                "(target 80%%, off by %.2f%% of the share), cgroup usage %.1f MiB (baseline "
-                "%.1f MiB)\n",
-                node.options().name.c_str(),
-                static_cast<unsigned long long>(node.options().cgroup_limit / kMiB),
-                resident[i] / double(kMiB), Percent(resident[i], node.options().cgroup_limit),
-                Percent(std::fabs(resident[i] - share), share), usage / double(kMiB),
-                baseline[i] / double(kMiB));
+    std::printf(
+        "[figure] %s: limit %llu MiB, worker resident %.1f MiB = %.2f%% of the limit "
+        "(target 80%%, off by %.2f%% of the share), cgroup usage %.1f MiB (baseline "
+        "%.1f MiB)\n",
+        node.options().name.c_str(),
+        static_cast<unsigned long long>(node.options().cgroup_limit / kMiB),
+        resident[i] / double(kMiB), Percent(resident[i], node.options().cgroup_limit),
+        Percent(std::fabs(resident[i] - share), share), usage / double(kMiB),
+        baseline[i] / double(kMiB));
     EXPECT_NEAR(resident[i], share, 0.05 * share) << node.options().name;
     // The cgroup (agent + worker) carries it, under the limit.
     EXPECT_GE(usage, resident[i]) << node.options().name;
@@ -159,12 +161,10 @@ TEST(E2eClusterTest, EveryNodeHoldsItsShareOfItsOwnCgroup) {
   EXPECT_TRUE(Get(document, {"ok"}).bool_value()) << run->Stdout();
   EXPECT_EQ(Get(document, {"summary", "reachedTarget"}).number_value(), 3);
   EXPECT_EQ(Get(document, {"summary", "targetBytes"}).string_value(), absl::StrCat(target_sum));
-  EXPECT_EQ(Get(document, {"summary", "peakResidentBytes"}).string_value(),
-            absl::StrCat(peak_sum));
+  EXPECT_EQ(Get(document, {"summary", "peakResidentBytes"}).string_value(), absl::StrCat(peak_sum));
   // And then nothing is left: the workers are gone.
   for (pid_t worker : workers) EXPECT_TRUE(Eventually([&] { return !Alive(worker); }));
 }
-
 
 // Scenario 2: --selector keeps the matching nodes only; --rollout=batch:1 --stagger=300ms
 // starts them one by one, in target order, at least 300 ms apart (the agents' own
@@ -177,10 +177,10 @@ TEST(E2eClusterTest, SelectorKeepsMatchingNodesAndRolloutStartsThemInOrder) {
                    {"node-4", "zone=b", 256 * kMiB}};
   START_CLUSTER_OR_SKIP(cluster, options);
   constexpr absl::Duration kStagger = absl::Milliseconds(300);
-  CommandResult run = cluster.Ctl(
-      {"run", "--targets=" + cluster.DnsTarget(), "--selector=zone=b", "--rollout=batch:1",
-       "--stagger=300ms", "--kind=retained", "--target=16MiB", "--hold=forever", "--for=1s",
-       "--interval=200ms", "--plan-id=rollout", "--output=json"});
+  CommandResult run = cluster.Ctl({"run", "--targets=" + cluster.DnsTarget(), "--selector=zone=b",
+                                   "--rollout=batch:1", "--stagger=300ms", "--kind=retained",
+                                   "--target=16MiB", "--hold=forever", "--for=1s",
+                                   "--interval=200ms", "--plan-id=rollout", "--output=json"});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   std::vector<NodeJson> nodes = NodesOf(ParseJson(run.out));
   ASSERT_EQ(nodes.size(), 3u) << run.out;
@@ -222,9 +222,8 @@ TEST(E2eClusterTest, PlanLargerThanOneNodesCgroupOomKillsOnlyThatNodesWorker) {
   constexpr uint64_t kPlan = 320 * kMiB;
   const uint64_t oom_kills_before = cluster.node(0).OomKills();
   absl::StatusOr<Subprocess> run = Subprocess::Start(
-      {CtlBinary(), "run", "--targets=" + cluster.DnsTarget(), "--kind=retained",
-       "--target=320MiB", "--expect-oom", "--hold=forever", "--interval=200ms",
-       "--plan-id=too-big", "--output=json"});
+      {CtlBinary(), "run", "--targets=" + cluster.DnsTarget(), "--kind=retained", "--target=320MiB",
+       "--expect-oom", "--hold=forever", "--interval=200ms", "--plan-id=too-big", "--output=json"});
   ASSERT_TRUE(run.ok());
   // The OS: node-1's cgroup counts an OOM kill and its worker is gone; the others hold.
   ASSERT_TRUE(Eventually([&] { return cluster.node(0).OomKills() > oom_kills_before; }))
@@ -235,14 +234,16 @@ TEST(E2eClusterTest, PlanLargerThanOneNodesCgroupOomKillsOnlyThatNodesWorker) {
       std::vector<pid_t> workers = cluster.node(i).Workers();
       return workers.size() == 1 && ResidentOf(workers[0]) >= kPlan &&
              Holding(cluster, i, "too-big");
-    })) << cluster.node(i).options().name << " does not hold the plan\n"
+    })) << cluster.node(i).options().name
+        << " does not hold the plan\n"
         << Describe(cluster);
   }
   EXPECT_TRUE(Alive(cluster.node(0).agent_pid())) << "the OOM killer took the agent";
-  std::printf("[figure] OOM: node-1 (256 MiB) oom_kill %llu -> %llu; node-2, node-3 hold "
-              "320 MiB each\n",
-              static_cast<unsigned long long>(oom_kills_before),
-              static_cast<unsigned long long>(cluster.node(0).OomKills()));
+  std::printf(
+      "[figure] OOM: node-1 (256 MiB) oom_kill %llu -> %llu; node-2, node-3 hold "
+      "320 MiB each\n",
+      static_cast<unsigned long long>(oom_kills_before),
+      static_cast<unsigned long long>(cluster.node(0).OomKills()));
 
   // Ended by Ctrl-C once every node is in its state (130); every outcome was expected.
   const std::optional<int> code = Interrupt(*run);
@@ -260,12 +261,12 @@ TEST(E2eClusterTest, PlanLargerThanOneNodesCgroupOomKillsOnlyThatNodesWorker) {
   }
   // The agent keeps serving and reports the kill in its cgroup.
   EXPECT_TRUE(cluster.node(0).agent().running());
-  CommandResult usage = cluster.Ctl(
-      {"usage", "--targets=" + cluster.node(0).address(), "--output=json"});
+  CommandResult usage =
+      cluster.Ctl({"usage", "--targets=" + cluster.node(0).address(), "--output=json"});
   ASSERT_EQ(usage.exit_code, 0) << usage.err;
   const google::protobuf::Struct document = ParseJson(usage.out);
-  EXPECT_GE(std::stoull(Get(NodesOf(document)[0].raw, {"usage", "cgroup", "oomKillCount"})
-                            .string_value()),
+  EXPECT_GE(std::stoull(
+                Get(NodesOf(document)[0].raw, {"usage", "cgroup", "oomKillCount"}).string_value()),
             1u);
 }
 
@@ -282,19 +283,18 @@ TEST(E2eClusterTest, UtilizationHoldsTheCgroupAtTargetAroundACompetingProcess) {
   const double target = 0.6 * limit;
   constexpr int kHogMiB = 100;  // ~20% of the limit.
 
-  CommandResult start = cluster.Ctl({"start", "--targets=" + cluster.DnsTarget(),
-                                     "--kind=utilization", "--target=60%cgroup", "--lease=60s",
-                                     "--plan-id=utilization"});
+  CommandResult start =
+      cluster.Ctl({"start", "--targets=" + cluster.DnsTarget(), "--kind=utilization",
+                   "--target=60%cgroup", "--lease=60s", "--plan-id=utilization"});
   ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
   auto deviation = [&] { return std::fabs(node.CgroupUsage() - target) / target; };
   // Settled: ten samples in a row within 2% of the target.
   int in_a_row = 0;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        in_a_row = deviation() <= 0.02 ? in_a_row + 1 : 0;
-        return in_a_row >= 10;
-      }))
-      << "usage " << node.CgroupUsage() << " never settled at " << target;
+  ASSERT_TRUE(Eventually([&] {
+    in_a_row = deviation() <= 0.02 ? in_a_row + 1 : 0;
+    return in_a_row >= 10;
+  })) << "usage "
+      << node.CgroupUsage() << " never settled at " << target;
   std::vector<pid_t> workers = node.Workers();
   ASSERT_EQ(workers.size(), 1u);
   const uint64_t payload_alone = ResidentOf(workers[0]);
@@ -320,20 +320,21 @@ TEST(E2eClusterTest, UtilizationHoldsTheCgroupAtTargetAroundACompetingProcess) {
   EXPECT_EQ(hog->Wait(absl::ZeroDuration()).value_or(-1), 0) << hog->Stderr();
   EXPECT_THAT(hog->Stdout(), HasSubstr("released"));
 
-  CommandResult stop = cluster.Ctl({"stop", "--targets=" + cluster.DnsTarget(),
-                                    "--plan-id=utilization", "--output=json"});
+  CommandResult stop = cluster.Ctl(
+      {"stop", "--targets=" + cluster.DnsTarget(), "--plan-id=utilization", "--output=json"});
   ASSERT_EQ(stop.exit_code, 0) << stop.out << stop.err;
   std::vector<NodeJson> nodes = NodesOf(ParseJson(stop.out));
   ASSERT_EQ(nodes.size(), 1u);
   ASSERT_TRUE(nodes[0].plan.has_value());
   EXPECT_EQ(nodes[0].plan->state(), v1::PLAN_STATE_STOPPED);
-  std::printf("[figure] utilization: target 60%% of 512 MiB = %.1f MiB; %d samples at 50 ms "
-              "around a %d MiB competing process: max deviation %.2f%% of the target "
-              "(%.2f points of the limit); agent's own figure %.2f points; plan payload "
-              "%.1f -> %.1f MiB while the competitor held\n",
-              target / kMiB, samples, kHogMiB, 100 * max_deviation,
-              100 * max_deviation * target / limit, nodes[0].plan->max_deviation_percent(),
-              payload_alone / double(kMiB), min_payload / double(kMiB));
+  std::printf(
+      "[figure] utilization: target 60%% of 512 MiB = %.1f MiB; %d samples at 50 ms "
+      "around a %d MiB competing process: max deviation %.2f%% of the target "
+      "(%.2f points of the limit); agent's own figure %.2f points; plan payload "
+      "%.1f -> %.1f MiB while the competitor held\n",
+      target / kMiB, samples, kHogMiB, 100 * max_deviation, 100 * max_deviation * target / limit,
+      nodes[0].plan->max_deviation_percent(), payload_alone / double(kMiB),
+      min_payload / double(kMiB));
   EXPECT_LE(max_deviation, 0.05);
   // The loop really made room: the plan gave back most of what the competitor took.
   EXPECT_LE(min_payload + 0.7 * kHogMiB * kMiB, payload_alone);

@@ -67,9 +67,8 @@ TEST(E2eFaultTest, ControllerKilledMidRunEveryAgentReleasesWithinTheLease) {
   constexpr absl::Duration kLease = absl::Seconds(2);
   const std::vector<uint64_t> baseline = Usages(cluster);
   absl::StatusOr<Subprocess> run = Subprocess::Start(
-      {CtlBinary(), "run", "--targets=" + cluster.DnsTarget(), "--kind=retained",
-       "--target=64MiB", "--hold=forever", "--lease=2s", "--interval=200ms",
-       "--plan-id=orphaned"});
+      {CtlBinary(), "run", "--targets=" + cluster.DnsTarget(), "--kind=retained", "--target=64MiB",
+       "--hold=forever", "--lease=2s", "--interval=200ms", "--plan-id=orphaned"});
   ASSERT_TRUE(run.ok());
   const std::vector<pid_t> workers = WaitForHeldPlans(cluster);
   ASSERT_FALSE(HasFailure());
@@ -95,10 +94,11 @@ TEST(E2eFaultTest, ControllerKilledMidRunEveryAgentReleasesWithinTheLease) {
   for (size_t i = 0; i < cluster.size(); ++i) {
     ClusterNode& node = cluster.node(i);
     ASSERT_TRUE(released[i].has_value()) << node.options().name << " kept the plan's memory";
-    std::printf("[figure] controller killed: %s released %s after (lease 2s), cgroup %.1f MiB "
-                "(baseline %.1f MiB)\n",
-                node.options().name.c_str(), absl::FormatDuration(*released[i]).c_str(),
-                node.CgroupUsage() / double(kMiB), baseline[i] / double(kMiB));
+    std::printf(
+        "[figure] controller killed: %s released %s after (lease 2s), cgroup %.1f MiB "
+        "(baseline %.1f MiB)\n",
+        node.options().name.c_str(), absl::FormatDuration(*released[i]).c_str(),
+        node.CgroupUsage() / double(kMiB), baseline[i] / double(kMiB));
     EXPECT_LE(*released[i], kLease + absl::Seconds(1)) << node.options().name;
     EXPECT_GE(*released[i], kLease / 2) << "released long before the lease ran out";
     EXPECT_TRUE(node.Workers().empty());
@@ -119,17 +119,17 @@ TEST(E2eFaultTest, AgentKilledMidPlanTakesItsWorkerAndComesBackAsANewIncarnation
   ClusterNode& victim = cluster.node(1);
   const std::string old_incarnation = victim.incarnation();
   ASSERT_FALSE(old_incarnation.empty());
-  CommandResult agents = cluster.Ctl({"agents", "--targets=" + cluster.DnsTarget(),
-                                      "--output=json"});
+  CommandResult agents =
+      cluster.Ctl({"agents", "--targets=" + cluster.DnsTarget(), "--output=json"});
   ASSERT_EQ(agents.exit_code, 0) << agents.err;
   EXPECT_EQ(Get(NodesOf(ParseJson(agents.out))[1].raw, {"node", "incarnation"}).string_value(),
             old_incarnation);
 
   const std::vector<uint64_t> baseline = Usages(cluster);
-  absl::StatusOr<Subprocess> run = Subprocess::Start(
-      {CtlBinary(), "run", "--targets=" + cluster.DnsTarget(), "--kind=retained",
-       "--target=64MiB", "--hold=forever", "--for=6s", "--interval=200ms", "--timeout=2s",
-       "--plan-id=survivor", "--output=json"});
+  absl::StatusOr<Subprocess> run =
+      Subprocess::Start({CtlBinary(), "run", "--targets=" + cluster.DnsTarget(), "--kind=retained",
+                         "--target=64MiB", "--hold=forever", "--for=6s", "--interval=200ms",
+                         "--timeout=2s", "--plan-id=survivor", "--output=json"});
   ASSERT_TRUE(run.ok());
   const std::vector<pid_t> workers = WaitForHeldPlans(cluster);
   ASSERT_FALSE(HasFailure());
@@ -139,13 +139,14 @@ TEST(E2eFaultTest, AgentKilledMidPlanTakesItsWorkerAndComesBackAsANewIncarnation
   // PR_SET_PDEATHSIG: the worker goes with the agent, and its memory with it.
   ASSERT_TRUE(Eventually([&] { return !Alive(workers[1]); }, absl::Seconds(2)))
       << "the worker outlived its agent";
-  ASSERT_TRUE(Eventually([&] { return victim.CgroupUsage() <= baseline[1] + kSlack; },
-                         absl::Seconds(2)))
+  ASSERT_TRUE(
+      Eventually([&] { return victim.CgroupUsage() <= baseline[1] + kSlack; }, absl::Seconds(2)))
       << "still charged to the dead agent's cgroup: " << victim.CgroupUsage();
-  std::printf("[figure] agent killed: worker gone and cgroup at %.1f MiB (baseline %.1f MiB) "
-              "%s after SIGKILL\n",
-              victim.CgroupUsage() / double(kMiB), baseline[1] / double(kMiB),
-              absl::FormatDuration(absl::Now() - killed).c_str());
+  std::printf(
+      "[figure] agent killed: worker gone and cgroup at %.1f MiB (baseline %.1f MiB) "
+      "%s after SIGKILL\n",
+      victim.CgroupUsage() / double(kMiB), baseline[1] / double(kMiB),
+      absl::FormatDuration(absl::Now() - killed).c_str());
   EXPECT_TRUE(Alive(workers[0]) && Alive(workers[2])) << "the other nodes lost their plans";
 
   ASSERT_TRUE(victim.Restart().ok());
@@ -171,9 +172,8 @@ TEST(E2eFaultTest, AgentKilledMidPlanTakesItsWorkerAndComesBackAsANewIncarnation
   EXPECT_TRUE(nodes[0].ok && nodes[2].ok);
   EXPECT_FALSE(nodes[1].ok);
   EXPECT_EQ(nodes[1].error_code, "ABORTED");
-  EXPECT_EQ(nodes[1].error_message,
-            absl::StrCat("agent restarted (incarnation ", old_incarnation, " → ", new_incarnation,
-                         "): the plan is gone"));
+  EXPECT_EQ(nodes[1].error_message, absl::StrCat("agent restarted (incarnation ", old_incarnation,
+                                                 " → ", new_incarnation, "): the plan is gone"));
 }
 
 // Scenario 6: an agent frozen with SIGSTOP. Calls to it time out per --timeout, the other
@@ -186,8 +186,8 @@ TEST(E2eFaultTest, FrozenAgentTimesOutAndIsNamedWhileTheOthersAnswer) {
   ASSERT_TRUE(Eventually([&] { return ProcessState(frozen.agent_pid()) == "T"; }));
 
   absl::Time begin = absl::Now();
-  CommandResult usage = cluster.Ctl({"usage", "--targets=" + cluster.DnsTarget(),
-                                     "--timeout=1s", "--retries=0", "--output=json"});
+  CommandResult usage = cluster.Ctl({"usage", "--targets=" + cluster.DnsTarget(), "--timeout=1s",
+                                     "--retries=0", "--output=json"});
   const absl::Duration usage_took = absl::Now() - begin;
   EXPECT_EQ(usage.exit_code, 1) << usage.out << usage.err;
   std::vector<NodeJson> nodes = NodesOf(ParseJson(usage.out));
@@ -209,9 +209,9 @@ TEST(E2eFaultTest, FrozenAgentTimesOutAndIsNamedWhileTheOthersAnswer) {
 
   // A run: the frozen node fails (it cannot even say who it is), the others run the plan.
   begin = absl::Now();
-  CommandResult run = cluster.Ctl(
-      {"run", "--targets=" + cluster.DnsTarget(), "--kind=retained", "--target=16MiB",
-       "--hold=500ms", "--lease=3s", "--interval=200ms", "--timeout=1s", "--retries=0"});
+  CommandResult run = cluster.Ctl({"run", "--targets=" + cluster.DnsTarget(), "--kind=retained",
+                                   "--target=16MiB", "--hold=500ms", "--lease=3s",
+                                   "--interval=200ms", "--timeout=1s", "--retries=0"});
   const absl::Duration run_took = absl::Now() - begin;
   EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
   EXPECT_THAT(run.out, HasSubstr(frozen.address()));
@@ -227,8 +227,8 @@ TEST(E2eFaultTest, FrozenAgentTimesOutAndIsNamedWhileTheOthersAnswer) {
   }
 
   frozen.agent().Signal(SIGCONT);
-  CommandResult after = cluster.Ctl({"usage", "--targets=" + cluster.DnsTarget(),
-                                     "--timeout=5s", "--output=json"});
+  CommandResult after =
+      cluster.Ctl({"usage", "--targets=" + cluster.DnsTarget(), "--timeout=5s", "--output=json"});
   EXPECT_EQ(after.exit_code, 0) << after.out;
   // Whatever reached it while frozen either never started or ends within its lease.
   EXPECT_TRUE(Eventually([&] { return frozen.Workers().empty(); }, absl::Seconds(5)));

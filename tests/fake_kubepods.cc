@@ -44,18 +44,18 @@ absl::StatusOr<std::unique_ptr<FakeKubepods>> FakeKubepods::Create(const std::st
   // A UID and container id of the shapes the kubelet and containerd use.
   pods->pod_uid_ = absl::StrFormat("0f1e2d3c-4b5a-6978-8796-%08x%04x", getpid(),
                                    std::hash<std::string>()(name) & 0xffff);
-  pods->container_id_ = absl::StrCat("c0ffee", absl::Hex(getpid(), absl::kZeroPad8),
-                                     std::string(50, 'a'));
+  pods->container_id_ =
+      absl::StrCat("c0ffee", absl::Hex(getpid(), absl::kZeroPad8), std::string(50, 'a'));
   std::vector<std::string> relative;
   if (scheme == Scheme::kCgroupfs) {
     relative = {"kubepods", "kubepods/burstable",
                 absl::StrCat("kubepods/burstable/pod", pods->pod_uid_),
                 absl::StrCat("kubepods/burstable/pod", pods->pod_uid_, "/", pods->container_id_)};
   } else {
-    const std::string pod = absl::StrCat("kubepods.slice/kubepods-burstable.slice/"
-                                         "kubepods-burstable-pod",
-                                         absl::StrReplaceAll(pods->pod_uid_, {{"-", "_"}}),
-                                         ".slice");
+    const std::string pod = absl::StrCat(
+        "kubepods.slice/kubepods-burstable.slice/"
+        "kubepods-burstable-pod",
+        absl::StrReplaceAll(pods->pod_uid_, {{"-", "_"}}), ".slice");
     relative = {"kubepods.slice", "kubepods.slice/kubepods-burstable.slice", pod,
                 absl::StrCat(pod, "/cri-containerd-", pods->container_id_, ".scope")};
   }
@@ -76,8 +76,8 @@ absl::StatusOr<std::unique_ptr<FakeKubepods>> FakeKubepods::Create(const std::st
     return absl::UnavailableError(absl::StrCat("cannot limit ", leaf));
   }
   if (!v1) Write(leaf + "/memory.swap.max", "0");
-  absl::StatusOr<Subprocess> init = Subprocess::Start({"/bin/sleep", "100000"},
-                                                      leaf + "/cgroup.procs");
+  absl::StatusOr<Subprocess> init =
+      Subprocess::Start({"/bin/sleep", "100000"}, leaf + "/cgroup.procs");
   if (!init.ok()) return init.status();
   pods->init_.emplace(std::move(*init));
   return pods;

@@ -49,16 +49,15 @@ void ExpectRefusedAtOnce(const Case& c) {
   // Reading stops at the limit (at most 16 MiB): ~0.2 s of CPU. No wall-clock bound here:
   // on a machine loaded by other work the same run took from 10 ms to 3 s. Without the
   // limit the run ended in std::bad_alloc (exit 134), which the exit code above rejects.
-  std::printf("[figure] %s: exit %d in %s\n", absl::StrJoin(c.argv, " ").c_str(),
-              result.exit_code, absl::FormatDuration(took).c_str());
+  std::printf("[figure] %s: exit %d in %s\n", absl::StrJoin(c.argv, " ").c_str(), result.exit_code,
+              absl::FormatDuration(took).c_str());
 }
 
 TEST(FileLimitsTest, MemloadctlRefusesEndlessAndHugeFiles) {
   for (const std::string& file : {std::string("/dev/zero"), HugeFile()}) {
     ExpectRefusedAtOnce({{CtlBinary(), "usage", "--targets=@" + file}, "--targets=@"});
     ExpectRefusedAtOnce(
-        {{CtlBinary(), "usage", "--targets=127.0.0.1:1", "--token-file=" + file},
-         "--token-file"});
+        {{CtlBinary(), "usage", "--targets=127.0.0.1:1", "--token-file=" + file}, "--token-file"});
   }
 }
 

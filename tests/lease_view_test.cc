@@ -16,8 +16,8 @@ namespace memload {
 namespace testing {
 namespace {
 
-using ::testing::HasSubstr;
 using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
 
 class LeaseViewTest : public ::testing::Test {
  protected:
@@ -45,19 +45,19 @@ class LeaseViewTest : public ::testing::Test {
 };
 
 TEST_F(LeaseViewTest, StartShowsTheLeaseAndWarnsWhenNothingRenewsIt) {
-  CommandResult start = Ctl({"start", "--kind=retained", "--target=16MiB", "--hold=10m",
-                             "--plan-id=held"});
+  CommandResult start =
+      Ctl({"start", "--kind=retained", "--target=16MiB", "--hold=10m", "--plan-id=held"});
   ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
   EXPECT_THAT(start.out, HasSubstr("LEASE"));
   EXPECT_THAT(start.out, HasSubstr("EXPIRES"));
   EXPECT_THAT(start.out, HasSubstr("1m00s"));  // The agent's --default-lease.
   EXPECT_THAT(start.err, HasSubstr("warning: plan held runs for 10m00s but its lease is 1m00s"));
   EXPECT_THAT(start.out, ::testing::Not(HasSubstr("warning:")));  // stdout: the table alone.
-  EXPECT_THAT(start.err, HasSubstr("memloadctl run"));  // What to use instead.
+  EXPECT_THAT(start.err, HasSubstr("memloadctl run"));            // What to use instead.
 
   // Within its lease: no warning; JSON carries the (empty) warnings too.
-  CommandResult fits = Ctl({"start", "--kind=retained", "--target=16MiB", "--hold=5s",
-                            "--lease=1m", "--plan-id=short", "--output=json"});
+  CommandResult fits = Ctl({"start", "--kind=retained", "--target=16MiB", "--hold=5s", "--lease=1m",
+                            "--plan-id=short", "--output=json"});
   ASSERT_EQ(fits.exit_code, 0) << fits.out << fits.err;
   EXPECT_THAT(fits.out, HasSubstr("\"warnings\": []"));
   EXPECT_THAT(fits.out, HasSubstr("\"leaseExpires\""));
@@ -75,8 +75,7 @@ TEST_F(LeaseViewTest, ResizePrintsTheNewTarget) {
     ASSERT_EQ(table.exit_code, 0) << table.out << table.err;
     // PLAN STATE TARGET: the new target right after the state (PAYLOAD may still be 32 MiB).
     EXPECT_THAT(table.out, ContainsRegex("resized +[a-z_]+ +24 MiB")) << table.out;
-    CommandResult json =
-        Ctl({"resize", "--plan-id=resized", "--target=40MiB", "--output=json"});
+    CommandResult json = Ctl({"resize", "--plan-id=resized", "--target=40MiB", "--output=json"});
     ASSERT_EQ(json.exit_code, 0) << json.out << json.err;
     EXPECT_THAT(json.out, HasSubstr("\"targetBytes\":\"41943040\"")) << json.out;
   }

@@ -11,11 +11,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_replace.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -38,7 +38,8 @@ int Width(absl::string_view line) {
 
 int CountLines(const std::string& screen, absl::string_view needle) {
   int count = 0;
-  for (absl::string_view line : absl::StrSplit(screen, '\n')) count += absl::StrContains(line, needle);
+  for (absl::string_view line : absl::StrSplit(screen, '\n'))
+    count += absl::StrContains(line, needle);
   return count;
 }
 
@@ -70,10 +71,10 @@ class Tmux {
     for (const std::string& arg : argv) quoted.push_back(Quote(arg));
     const std::string shell = absl::StrCat("printf 'prompt$ \\n'; ", absl::StrJoin(quoted, " "),
                                            "; echo __DONE__$?; sleep 600");
-    CommandResult started = RunCommand(
-        {kTmux, "-S", socket_, "-f", "/dev/null", "new-session", "-d", "-x",
-         absl::StrCat(columns_), "-y", absl::StrCat(rows_), shell},
-        absl::Seconds(10));
+    CommandResult started =
+        RunCommand({kTmux, "-S", socket_, "-f", "/dev/null", "new-session", "-d", "-x",
+                    absl::StrCat(columns_), "-y", absl::StrCat(rows_), shell},
+                   absl::Seconds(10));
     if (started.exit_code != 0) {
       return ::testing::AssertionFailure() << "tmux: " << started.out << started.err;
     }
@@ -82,9 +83,9 @@ class Tmux {
 
   // The pane with its history, wrapped lines joined; "" on failure.
   std::string Capture() {
-    CommandResult captured = RunCommand(
-        {kTmux, "-S", socket_, "capture-pane", "-p", "-J", "-S", "-", "-E", "-"},
-        absl::Seconds(10));
+    CommandResult captured =
+        RunCommand({kTmux, "-S", socket_, "capture-pane", "-p", "-J", "-S", "-", "-E", "-"},
+                   absl::Seconds(10));
     return captured.exit_code == 0 ? captured.out : "";
   }
 
@@ -116,10 +117,9 @@ class LiveViewTest : public ::testing::TestWithParam<std::pair<int, int>> {
   void SetUp() override {
     if (access(kTmux, X_OK) != 0) GTEST_SKIP() << "tmux is not installed (bazel/install_deps.sh)";
     for (int i = 0; i < 2; ++i) {
-      absl::StatusOr<Subprocess> agent =
-          Subprocess::Start({AgentBinary(), absl::StrCat("--listen=127.0.0.", i + 1, ":0"),
-                             absl::StrCat("--node-name=live-view-node-", i + 1),
-                             "--reserve=64MiB"});
+      absl::StatusOr<Subprocess> agent = Subprocess::Start(
+          {AgentBinary(), absl::StrCat("--listen=127.0.0.", i + 1, ":0"),
+           absl::StrCat("--node-name=live-view-node-", i + 1), "--reserve=64MiB"});
       ASSERT_TRUE(agent.ok()) << agent.status();
       agents_.push_back(*std::move(agent));
       addresses_.push_back(WaitForAgentAddress(agents_.back(), absl::Seconds(10)));
@@ -161,10 +161,10 @@ TEST_P(LiveViewTest, WatchLeavesExactlyOneFrame) {
 TEST_P(LiveViewTest, RunLeavesOneProgressFrameThenTheSummary) {
   const auto [columns, rows] = GetParam();
   Tmux tmux(columns, rows);
-  ASSERT_TRUE(tmux.Start({CtlBinary(), "run", "--targets=" + absl::StrJoin(addresses_, ","),
-                          "--kind=retained", "--target=16MiB", "--ramp=600ms", "--for=2500ms",
-                          "--interval=200ms", "--timeout=2s", "--retries=0",
-                          "--plan-id=live-view"}));
+  ASSERT_TRUE(
+      tmux.Start({CtlBinary(), "run", "--targets=" + absl::StrJoin(addresses_, ","),
+                  "--kind=retained", "--target=16MiB", "--ramp=600ms", "--for=2500ms",
+                  "--interval=200ms", "--timeout=2s", "--retries=0", "--plan-id=live-view"}));
   EXPECT_EQ(tmux.WaitDone(absl::Seconds(60)), 1);
   const std::string screen = tmux.Capture();
   SCOPED_TRACE(screen);

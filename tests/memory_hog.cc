@@ -28,8 +28,7 @@ int main(int argc, char** argv) {
   // Pacing sleeps: they set the workload's rate, they do not wait for anything.
   auto next = std::chrono::steady_clock::now();
   for (long i = 0; i < mib; ++i) {
-    void* chunk = mmap(nullptr, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+    void* chunk = mmap(nullptr, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (chunk == MAP_FAILED) return 1;
     for (size_t page = 0; page < kChunk; page += 4096) static_cast<char*>(chunk)[page] = 1;
     chunks.push_back(static_cast<char*>(chunk));

@@ -36,8 +36,7 @@ class PlanRulesAgreementTest : public ::testing::Test {
     options.worker_binary = kWorkerBinary;
     options.plans.reserve_bytes = 64 * kMiB;
     options.plans.max_memory_bytes = 256 * kMiB;
-    absl::StatusOr<std::unique_ptr<agent::AgentServer>> server =
-        agent::AgentServer::Start(options);
+    absl::StatusOr<std::unique_ptr<agent::AgentServer>> server = agent::AgentServer::Start(options);
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
     stub_ = v1::Agent::NewStub(
@@ -182,17 +181,18 @@ TEST(PlanRulesFlagsTest, FlagsQuoteTheSharedProblem) {
   controller::PlanFlags flags;
   flags.kind = "streaming";
   flags.workers = absl::StrCat(plan_rules::kMaxStreamWorkers + 1);
-  EXPECT_THAT(controller::BuildPlanFromFlags(flags),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       absl::StrCat("--workers=\"", flags.workers, "\": ",
-                                    *plan_rules::WorkersProblem(plan_rules::kMaxStreamWorkers + 1))));
+  EXPECT_THAT(
+      controller::BuildPlanFromFlags(flags),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               absl::StrCat("--workers=\"", flags.workers, "\": ",
+                            *plan_rules::WorkersProblem(plan_rules::kMaxStreamWorkers + 1))));
   flags = controller::PlanFlags();
   flags.kind = "streaming";
   flags.oom_score_adj = "5000";
-  EXPECT_THAT(controller::BuildPlanFromFlags(flags),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       absl::StrCat("--oom_score_adj=\"5000\": ",
-                                    *plan_rules::OomScoreAdjProblem(5000))));
+  EXPECT_THAT(
+      controller::BuildPlanFromFlags(flags),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               absl::StrCat("--oom_score_adj=\"5000\": ", *plan_rules::OomScoreAdjProblem(5000))));
 }
 
 }  // namespace

@@ -23,11 +23,15 @@ using ::testing::HasSubstr;
 std::string PodJson(const std::string& name, const std::string& uid, const std::string& node,
                     const std::string& container_id, const std::string& request) {
   return absl::StrCat(R"({"apiVersion": "v1", "kind": "Pod",
-    "metadata": {"name": ")", name, R"(", "namespace": "shop", "uid": ")", uid, R"("},
-    "spec": {"nodeName": ")", node, R"(", "containers": [{"name": "app", "image": "web",
-      "resources": {"requests": {"memory": ")", request, R"("}, "limits": {"memory": "512Mi"}}}]},
+    "metadata": {"name": ")",
+                      name, R"(", "namespace": "shop", "uid": ")", uid, R"("},
+    "spec": {"nodeName": ")",
+                      node, R"(", "containers": [{"name": "app", "image": "web",
+      "resources": {"requests": {"memory": ")",
+                      request, R"("}, "limits": {"memory": "512Mi"}}}]},
     "status": {"phase": "Running", "containerStatuses": [{"name": "app",
-      "containerID": "containerd://)", container_id, R"(", "state": {"running": {}}}]}})");
+      "containerID": "containerd://)",
+                      container_id, R"(", "state": {"running": {}}}]}})");
 }
 
 class PodsCliTest : public ::testing::Test {
@@ -55,10 +59,10 @@ class PodsCliTest : public ::testing::Test {
     file_ = absl::StrCat(::testing::TempDir(), "/pods-", getpid(), ".json");
     std::ofstream out(file_);
     out << R"({"apiVersion": "v1", "kind": "List", "items": [)"
-        << PodJson("web-1", pods_[0]->pod_uid(), "node-1", pods_[0]->container_id(), "100Mi")
-        << "," << PodJson("web-2", pods_[1]->pod_uid(), "node-2", pods_[1]->container_id(), "160Mi")
-        << "," << PodJson("web-3", "77777777-0000-0000-0000-000000000000", "node-9",
-                          "abcdef0123456789", "100Mi")
+        << PodJson("web-1", pods_[0]->pod_uid(), "node-1", pods_[0]->container_id(), "100Mi") << ","
+        << PodJson("web-2", pods_[1]->pod_uid(), "node-2", pods_[1]->container_id(), "160Mi") << ","
+        << PodJson("web-3", "77777777-0000-0000-0000-000000000000", "node-9", "abcdef0123456789",
+                   "100Mi")
         << R"(], "metadata": {"resourceVersion": ""}})";
   }
   void TearDown() override {
@@ -75,9 +79,8 @@ TEST_F(PodsCliTest, StartPlacesOnePlanPerPodAndReportsTheUnknownNode) {
   const uint64_t before1 = pods_[0]->LeafUsage();
   const uint64_t before2 = pods_[1]->LeafUsage();
   CommandResult start = cluster_->Ctl({"start", "--targets=" + cluster_->DnsTarget(),
-                                       "--pods=" + file_, "--kind=retained",
-                                       "--target=150%request", "--plan_id=hpa", "--lease=60s",
-                                       "--output=json"});
+                                       "--pods=" + file_, "--kind=retained", "--target=150%request",
+                                       "--plan_id=hpa", "--lease=60s", "--output=json"});
   EXPECT_EQ(start.exit_code, 1) << start.out << start.err;  // web-3 failed.
   const google::protobuf::Struct doc = ParseJson(start.out);
   const auto& rows = Get(doc, {"pods"}).list_value().values();
@@ -102,12 +105,13 @@ TEST_F(PodsCliTest, StartPlacesOnePlanPerPodAndReportsTheUnknownNode) {
   ASSERT_TRUE(Eventually([&] {
     return pods_[0]->LeafUsage() >= before1 + 150 * kMiB &&
            pods_[1]->LeafUsage() >= before2 + 240 * kMiB;
-  })) << pods_[0]->LeafUsage() << " " << pods_[1]->LeafUsage();
+  })) << pods_[0]->LeafUsage()
+      << " " << pods_[1]->LeafUsage();
 
   // The table has one row per pod.
-  CommandResult table = cluster_->Ctl({"start", "--targets=" + cluster_->Targets(),
-                                       "--pods=" + file_, "--kind=retained",
-                                       "--target=150%request", "--plan_id=hpa", "--lease=60s"});
+  CommandResult table =
+      cluster_->Ctl({"start", "--targets=" + cluster_->Targets(), "--pods=" + file_,
+                     "--kind=retained", "--target=150%request", "--plan_id=hpa", "--lease=60s"});
   EXPECT_THAT(table.out, HasSubstr("shop/web-1"));
   EXPECT_THAT(table.out, HasSubstr("shop/web-3"));
   EXPECT_THAT(table.out, HasSubstr("WORKING SET"));

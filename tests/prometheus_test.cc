@@ -15,16 +15,16 @@
 #include <iostream>
 #include <map>
 
-#include "tests/testing/loopback_port.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/node_readers.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/testing/http_get.h"
-#include "tests/testing/subprocess.h"
 #include "tests/testing/eventually.h"
+#include "tests/testing/http_get.h"
+#include "tests/testing/loopback_port.h"
+#include "tests/testing/subprocess.h"
 
 namespace memload {
 namespace testing {
@@ -58,7 +58,8 @@ struct Series {
 };
 
 // Runs `promql` through Prometheus's HTTP API (GET /api/v1/query).
-absl::StatusOr<std::vector<Series>> Query(const std::string& prometheus, const std::string& promql) {
+absl::StatusOr<std::vector<Series>> Query(const std::string& prometheus,
+                                          const std::string& promql) {
   absl::StatusOr<HttpResponse> response =
       HttpGet(prometheus, "/api/v1/query?query=" + UrlEncode(promql), absl::Seconds(10));
   if (!response.ok()) return response.status();
@@ -71,12 +72,13 @@ absl::StatusOr<std::vector<Series>> Query(const std::string& prometheus, const s
   for (const google::protobuf::Value& one :
        document.fields().at("data").struct_value().fields().at("result").list_value().values()) {
     Series item;
-    for (const auto& [name, value] : one.struct_value().fields().at("metric").struct_value().fields()) {
+    for (const auto& [name, value] :
+         one.struct_value().fields().at("metric").struct_value().fields()) {
       item.labels[name] = value.string_value();
     }
     // "value": [<unix time>, "<value as a string>"]
-    item.value = std::stod(
-        one.struct_value().fields().at("value").list_value().values(1).string_value());
+    item.value =
+        std::stod(one.struct_value().fields().at("value").list_value().values(1).string_value());
     series.push_back(std::move(item));
   }
   return series;
@@ -93,9 +95,9 @@ TEST(PrometheusTest, ScrapesTwoAgentsAndAgreesWithProc) {
   std::vector<Subprocess> agents;
   std::vector<std::string> grpc_addresses, metrics_addresses;
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<Subprocess> agent = Subprocess::Start(
-        {AgentBinary(), "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
-         absl::StrCat("--node-name=prom-node-", i + 1), "--reserve=64MiB"});
+    absl::StatusOr<Subprocess> agent =
+        Subprocess::Start({AgentBinary(), "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
+                           absl::StrCat("--node-name=prom-node-", i + 1), "--reserve=64MiB"});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agents.push_back(*std::move(agent));
     grpc_addresses.push_back(WaitForAgentAddress(agents.back(), absl::Seconds(10)));
@@ -113,10 +115,9 @@ TEST(PrometheusTest, ScrapesTwoAgentsAndAgreesWithProc) {
          << "']\n";
   }
   const std::string prometheus = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
-  absl::StatusOr<Subprocess> server =
-      Subprocess::Start({kPrometheus, "--config.file=" + config,
-                         "--web.listen-address=" + prometheus,
-                         "--storage.tsdb.path=" + dir + "/prometheus-data", "--log.level=warn"});
+  absl::StatusOr<Subprocess> server = Subprocess::Start(
+      {kPrometheus, "--config.file=" + config, "--web.listen-address=" + prometheus,
+       "--storage.tsdb.path=" + dir + "/prometheus-data", "--log.level=warn"});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE(Eventually(
       [&] {
@@ -137,16 +138,15 @@ TEST(PrometheusTest, ScrapesTwoAgentsAndAgreesWithProc) {
 
   // 64 MiB, page-touched, on the first agent.
   CommandResult start = RunCommand(
-      {CtlBinary(), "start", "--targets=" + grpc_addresses[0], "--kind=retained",
-       "--target=64MiB", "--touch=page", "--hold=forever", "--lease=60s",
-       absl::StrCat("--plan-id=", kPlanId)},
+      {CtlBinary(), "start", "--targets=" + grpc_addresses[0], "--kind=retained", "--target=64MiB",
+       "--touch=page", "--hold=forever", "--lease=60s", absl::StrCat("--plan-id=", kPlanId)},
       absl::Seconds(30));
   ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
   ASSERT_TRUE(Eventually(
       [&] {
         absl::StatusOr<std::vector<Series>> holding = Query(
-            prometheus, absl::StrCat("memload_plan_state{plan_id=\"", kPlanId,
-                                     "\",state=\"holding\"} == 1"));
+            prometheus,
+            absl::StrCat("memload_plan_state{plan_id=\"", kPlanId, "\",state=\"holding\"} == 1"));
         return holding.ok() && holding->size() == 1;
       },
       absl::Seconds(30)));
@@ -177,8 +177,8 @@ TEST(PrometheusTest, ScrapesTwoAgentsAndAgreesWithProc) {
   EXPECT_EQ(answer[0].labels["node"], "prom-node-1");
   EXPECT_EQ(answer[0].labels["kind"], "retained");
   EXPECT_EQ(answer[0].labels["instance"], metrics_addresses[0]);
-  absl::StatusOr<std::vector<Series>> other = Query(
-      prometheus, "memload_node_memory_total_bytes{node=\"prom-node-2\"}");
+  absl::StatusOr<std::vector<Series>> other =
+      Query(prometheus, "memload_node_memory_total_bytes{node=\"prom-node-2\"}");
   ASSERT_TRUE(other.ok()) << other.status();
   ASSERT_EQ(other->size(), 1u);
   EXPECT_GT((*other)[0].value, 0);

@@ -15,8 +15,8 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "tests/testing/subprocess.h"
 #include "tests/testing/files.h"
+#include "tests/testing/subprocess.h"
 
 namespace memload {
 namespace testing {
@@ -135,8 +135,8 @@ TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
 
   // The report.
   const std::string page = dir + "/run.html";
-  CommandResult report = RunCommand({CtlBinary(), "report", recording, "--html=" + page},
-                                    absl::Seconds(30));
+  CommandResult report =
+      RunCommand({CtlBinary(), "report", recording, "--html=" + page}, absl::Seconds(30));
   ASSERT_EQ(report.exit_code, 0) << report.out << report.err;
   EXPECT_THAT(report.out, HasSubstr("rec-1"));
   const std::string html = ReadFile(page);
@@ -144,9 +144,9 @@ TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
   EXPECT_EQ(Count(html, "<polyline class=\"series\" data-node=\"rec-1\""), 1);
   EXPECT_EQ(Count(html, "<polyline class=\"series\" data-node=\"rec-2\""), 1);
   EXPECT_EQ(Count(html, "<g class=\"event\""), 6);
-  for (const char* label : {">rec-1: start</text>", ">rec-1: target reached</text>",
-                            ">rec-1: stopped</text>", ">rec-2: start</text>",
-                            ">rec-2: target reached</text>", ">rec-2: stopped</text>"}) {
+  for (const char* label :
+       {">rec-1: start</text>", ">rec-1: target reached</text>", ">rec-1: stopped</text>",
+        ">rec-2: start</text>", ">rec-2: target reached</text>", ">rec-2: stopped</text>"}) {
     EXPECT_EQ(Count(html, label), 1) << label;
   }
   EXPECT_EQ(Count(html, "<tr class=\"node-row\""), 2);

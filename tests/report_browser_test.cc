@@ -144,15 +144,15 @@ absl::StatusOr<Layout> LayOut(const std::string& html, int width, const std::str
   if (end == std::string::npos) return absl::InternalError("no </body> in the page");
   checked.insert(end, kLayoutCheck);
   std::ofstream(page) << checked;
-  CommandResult dumped = RunCommand(
-      {kChromium, "--headless", "--no-sandbox", "--disable-gpu",
-       "--disable-background-networking", "--disable-component-update", "--disable-sync",
-       "--no-first-run", absl::StrCat("--user-data-dir=", dir, "/chromium-", width),
-       absl::StrCat("--window-size=", width, ",900"), "--dump-dom", "file://" + page},
-      absl::Seconds(90));
+  CommandResult dumped =
+      RunCommand({kChromium, "--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run", absl::StrCat("--user-data-dir=", dir, "/chromium-", width),
+                  absl::StrCat("--window-size=", width, ",900"), "--dump-dom", "file://" + page},
+                 absl::Seconds(90));
   if (dumped.exit_code != 0) {
-    return absl::InternalError(absl::StrCat("chromium exited ", dumped.exit_code, ": ",
-                                            dumped.err.substr(0, 2000)));
+    return absl::InternalError(
+        absl::StrCat("chromium exited ", dumped.exit_code, ": ", dumped.err.substr(0, 2000)));
   }
   const std::string open = "<pre id=\"layout-check\">";
   const size_t at = dumped.out.find(open);
@@ -191,7 +191,8 @@ TEST(ReportBrowserTest, FailedNodeVerdictFromARealRunDrawnByChromium) {
   // The terminal: the verdict first, then every node, the failed one first with its error.
   EXPECT_THAT(report.out, ::testing::StartsWith(
                               "FAILED: 2 of 3 nodes ok, 1 failed; memloadctl run exited 1\n"));
-  EXPECT_THAT(report.out, ::testing::ContainsRegex("127.0.0.1:1 +127.0.0.1:1 +FAILED .*UNAVAILABLE"));
+  EXPECT_THAT(report.out,
+              ::testing::ContainsRegex("127.0.0.1:1 +127.0.0.1:1 +FAILED .*UNAVAILABLE"));
   EXPECT_THAT(report.out, HasSubstr("browser-1"));
   EXPECT_THAT(report.out, HasSubstr("browser-2"));
   const std::string html = ReadFile(page);
@@ -199,7 +200,8 @@ TEST(ReportBrowserTest, FailedNodeVerdictFromARealRunDrawnByChromium) {
 
   for (Subprocess& agent : agents) agent.Signal(SIGTERM);
 
-  if (access(kChromium, X_OK) != 0) GTEST_SKIP() << "chromium is not installed (bazel/install_deps.sh)";
+  if (access(kChromium, X_OK) != 0)
+    GTEST_SKIP() << "chromium is not installed (bazel/install_deps.sh)";
   for (int width : {1280, 600}) {
     SCOPED_TRACE(absl::StrCat("width ", width));
     absl::StatusOr<Layout> layout = LayOut(html, width, dir);

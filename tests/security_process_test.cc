@@ -6,8 +6,8 @@
 
 #include <cstdlib>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -147,17 +147,16 @@ TEST_F(SecurityProcessTest, MemloadctlOverMutualTlsWithTokens) {
   EXPECT_THAT(agent->Stderr(), HasSubstr("security: tls=mutual cert=\"CN=localhost\""));
   EXPECT_THAT(agent->Stderr(), HasSubstr("tokens=2 (1 read-only)"));
 
-  const std::vector<std::string> tls = {
-      "--targets=" + address, "--tls-ca=" + pki_->ca_cert, "--tls-cert=" + pki_->client.cert,
-      "--tls-key=" + pki_->client.key};
+  const std::vector<std::string> tls = {"--targets=" + address, "--tls-ca=" + pki_->ca_cert,
+                                        "--tls-cert=" + pki_->client.cert,
+                                        "--tls-key=" + pki_->client.key};
   auto with = [&tls](std::vector<std::string> args) {
     args.insert(args.begin() + 1, tls.begin(), tls.end());
     return args;
   };
 
-  CommandResult start = Ctl(with({"start", "--token-file=" + Path("full.token"),
-                                  "--kind=retained", "--target=1MiB", "--plan-id=secure-e2e",
-                                  "--lease=60s"}));
+  CommandResult start = Ctl(with({"start", "--token-file=" + Path("full.token"), "--kind=retained",
+                                  "--target=1MiB", "--plan-id=secure-e2e", "--lease=60s"}));
   ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
   CommandResult usage = Ctl(with({"usage", "--output=json"}), kFullToken);
   EXPECT_EQ(usage.exit_code, 0) << usage.out << usage.err;
@@ -188,8 +187,8 @@ TEST_F(SecurityProcessTest, MemloadctlOverMutualTlsWithTokens) {
   const std::string cert = "cert=\"O=memload tests,CN=memloadctl-test\" peer=ipv4:127.0.0.1:";
   EXPECT_THAT(log, ContainsRegex("audit: StartPlan plan=secure-e2e token=token-[0-9a-f]{4} " +
                                  cert + "[0-9]+ -> OK"));
-  EXPECT_THAT(log, ContainsRegex("audit: StopPlan plan=secure-e2e token=token-[0-9a-f]{4} " +
-                                 cert + "[0-9]+ -> OK"));
+  EXPECT_THAT(log, ContainsRegex("audit: StopPlan plan=secure-e2e token=token-[0-9a-f]{4} " + cert +
+                                 "[0-9]+ -> OK"));
   EXPECT_THAT(log, ContainsRegex("audit: StopPlan plan=- token=token-[0-9a-f]{4} cert=\"O=memload "
                                  "tests,CN=memloadctl-test\" peer=- -> PERMISSION_DENIED "
                                  "\\(read-only token\\)"));

@@ -85,10 +85,10 @@ TEST_F(TlsFilesTest, RefusesAnExpiredCertificate) {
 }
 
 TEST_F(TlsFilesTest, RefusesAKeyOfAnotherCertificate) {
-  EXPECT_THAT(ReadKeyCertPair(pki_->client.cert, pki_->server.key),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("server.key is not the private key of"),
-                             HasSubstr("client.crt"))));
+  EXPECT_THAT(
+      ReadKeyCertPair(pki_->client.cert, pki_->server.key),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("server.key is not the private key of"), HasSubstr("client.crt"))));
 }
 
 TEST_F(TlsFilesTest, RefusesAnEncryptedKeyWithoutPrompting) {

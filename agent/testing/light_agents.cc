@@ -13,8 +13,8 @@ namespace agent {
 absl::StatusOr<std::unique_ptr<LightAgentHost>> LightAgentHost::Start(
     const LightAgentOptions& options) {
   if (options.ports < 1 || options.ports > kMaxLightAgentPorts) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "light agents: ", options.ports, " ports; want 1..", kMaxLightAgentPorts));
+    return absl::InvalidArgumentError(
+        absl::StrCat("light agents: ", options.ports, " ports; want 1..", kMaxLightAgentPorts));
   }
   std::unique_ptr<LightAgentHost> host(new LightAgentHost());
   PlanManagerOptions plans;
@@ -24,8 +24,8 @@ absl::StatusOr<std::unique_ptr<LightAgentHost>> LightAgentHost::Start(
   v1::NodeInfo identity;
   identity.set_node_name(options.node_name);
   identity.set_incarnation(absl::StrCat(options.node_name, "-", absl::ToUnixNanos(absl::Now())));
-  host->service_ = std::make_unique<AgentService>(host->manager_.get(), &host->probe_,
-                                                  std::move(identity));
+  host->service_ =
+      std::make_unique<AgentService>(host->manager_.get(), &host->probe_, std::move(identity));
 
   grpc::ServerBuilder builder;
   grpc::ResourceQuota quota("light-agents");

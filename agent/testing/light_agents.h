@@ -41,7 +41,7 @@ namespace memload {
 namespace agent {
 
 struct LightAgentOptions {
-  int ports = 1;                   // Listening ports (targets), 1..kMaxLightAgentPorts.
+  int ports = 1;  // Listening ports (targets), 1..kMaxLightAgentPorts.
   std::string node_name = "light";
   // Bound on the threads the server's synchronous machinery may use (grpc::ResourceQuota);
   // the callback service itself runs on gRPC's shared, fixed pool.

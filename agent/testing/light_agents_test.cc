@@ -17,8 +17,8 @@ namespace agent {
 namespace {
 
 std::unique_ptr<v1::Agent::Stub> StubFor(int port) {
-  return v1::Agent::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                                grpc::InsecureChannelCredentials()));
+  return v1::Agent::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
 }
 
 void Bound(grpc::ClientContext* context) {

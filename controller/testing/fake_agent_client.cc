@@ -193,8 +193,9 @@ struct FakeHub {
   bool WaitForPending(const std::string& target, size_t n, absl::Duration timeout) const {
     MutexLock lock(&mutex);
     // Capped so that an infinite timeout cannot overflow the clock arithmetic.
-    return changed.wait_for(lock.native(), absl::ToChronoNanoseconds(std::min(timeout, absl::Hours(24))),
-                            [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) { return CountPendingLocked(target) >= n; });
+    return changed.wait_for(
+        lock.native(), absl::ToChronoNanoseconds(std::min(timeout, absl::Hours(24))),
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) { return CountPendingLocked(target) >= n; });
   }
 
   void SetResponder(const std::string& target, FakeResponder respond, FakeDelivery delivery) {
@@ -282,17 +283,17 @@ struct FakeHub {
   }
 
   mutable Mutex mutex;
-  mutable std::condition_variable changed;               // The log or a pending count changed.
-  std::condition_variable tasks_changed;                 // `tasks` or `stopping` changed.
+  mutable std::condition_variable changed;        // The log or a pending count changed.
+  std::condition_variable tasks_changed;          // `tasks` or `stopping` changed.
   std::vector<Entry> log ABSL_GUARDED_BY(mutex);  // log[id - 1].
-  size_t pending ABSL_GUARDED_BY(mutex) = 0;  // unary calls only.
+  size_t pending ABSL_GUARDED_BY(mutex) = 0;      // unary calls only.
   size_t max_pending ABSL_GUARDED_BY(mutex) = 0;
   std::map<std::string, Responder> responders ABSL_GUARDED_BY(mutex);  // per target.
   Responder default_responder ABSL_GUARDED_BY(mutex);
   std::vector<std::shared_ptr<FakeWatchState>> watches ABSL_GUARDED_BY(mutex);  // open ones.
   std::deque<std::function<void()>> tasks ABSL_GUARDED_BY(mutex);  // for the delivery thread.
   bool stopping ABSL_GUARDED_BY(mutex) = false;
-  std::thread delivery_thread;              // Started by the first kAsync responder.
+  std::thread delivery_thread;  // Started by the first kAsync responder.
 
  private:
   static bool IsPendingUnary(const Entry& entry) {
@@ -315,7 +316,9 @@ struct FakeHub {
   void DeliveryLoop() {
     MutexLock lock(&mutex);
     while (true) {
-      tasks_changed.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) { return stopping || !tasks.empty(); });
+      tasks_changed.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
+        return stopping || !tasks.empty();
+      });
       if (stopping) return;  // Undelivered answers are dropped, like pending calls.
       std::function<void()> task = std::move(tasks.front());
       tasks.pop_front();
@@ -368,10 +371,10 @@ void FakeAgentClient::Enqueue(const char* method, const google::protobuf::Messag
 }
 
 // Every unary RPC is logged and answered by the responders alike.
-#define MEMLOAD_FAKE_UNARY(Method, Request, Response)                                  \
-  void FakeAgentClient::Method(const Request& request, absl::Duration timeout,         \
-                               Done<Response> done) {                                  \
-    Enqueue(#Method, request, timeout, std::move(done));                               \
+#define MEMLOAD_FAKE_UNARY(Method, Request, Response)                          \
+  void FakeAgentClient::Method(const Request& request, absl::Duration timeout, \
+                               Done<Response> done) {                          \
+    Enqueue(#Method, request, timeout, std::move(done));                       \
   }
 
 MEMLOAD_AGENT_UNARY_RPCS(MEMLOAD_FAKE_UNARY)

@@ -107,7 +107,8 @@ TEST(FakeAgentClientTest, AsyncDeliveryAnswersOnAnotherThread) {
                              });
   }
   MutexLock lock(&mutex);
-  EXPECT_TRUE(answered.wait_for(lock.native(), std::chrono::seconds(10), [&] { return answers == 2; }));
+  EXPECT_TRUE(
+      answered.wait_for(lock.native(), std::chrono::seconds(10), [&] { return answers == 2; }));
 }
 
 TEST(FakeFleetTest, FactoryHandsOutTheFleetsFakes) {

@@ -50,12 +50,13 @@ absl::Status CheckFlagArgs(const std::vector<char*>& args) {
     if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
     const size_t equals = arg.find('=');
     const absl::string_view typed_name = arg.substr(0, equals);
-    const std::string typed = absl::StrCat(absl::string_view(args[i]).substr(
-        0, absl::string_view(args[i]).size() - arg.size()), typed_name);  // "--node-name"
+    const std::string typed = absl::StrCat(
+        absl::string_view(args[i]).substr(0, absl::string_view(args[i]).size() - arg.size()),
+        typed_name);  // "--node-name"
     const std::string name = absl::StrReplaceAll(typed_name, {{"-", "_"}});
     // absl's own flags (--help, --flagfile, ...) are absl's to handle.
     static const std::set<absl::string_view> kAbslFlags = {
-        "help",    "helpfull",        "helpshort", "helppackage", "version",
+        "help",     "helpfull",        "helpshort", "helppackage", "version",
         "flagfile", "only_check_args", "fromenv",   "tryfromenv",  "undefok"};
     if (kAbslFlags.count(name) > 0) continue;
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);

@@ -17,8 +17,8 @@ bool ValidLabelText(absl::string_view text, bool key) {
   if (text.empty() ? key : false) return false;
   if (text.size() > 63) return false;
   for (char c : text) {
-    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-                    c == '_' || c == '-' || (key && c == '/');
+    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                    c == '-' || (key && c == '/');
     if (!ok) return false;
   }
   return true;
@@ -40,9 +40,9 @@ absl::StatusOr<std::map<std::string, std::string>> ParseLabels(absl::string_view
     const absl::string_view key = entry.substr(0, equals);
     const absl::string_view value = entry.substr(equals + 1);
     if (!ValidLabelText(key, /*key=*/true) || !ValidLabelText(value, /*key=*/false)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "label \"", entry,
-          "\": keys are 1-63 of [A-Za-z0-9._/-], values up to 63 of [A-Za-z0-9._-]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("label \"", entry,
+                       "\": keys are 1-63 of [A-Za-z0-9._/-], values up to 63 of [A-Za-z0-9._-]"));
     }
     if (!labels.emplace(std::string(key), std::string(value)).second) {
       return absl::InvalidArgumentError(absl::StrCat("label \"", key, "\" given twice"));
@@ -74,8 +74,7 @@ absl::StatusOr<uint64_t> SizeOrPercent::Resolve(uint64_t whole) const {
 
 std::optional<double> ParsePercentNumber(absl::string_view number) {
   double percent = 0;
-  if (!absl::SimpleAtod(absl::StripAsciiWhitespace(number), &percent) ||
-      !std::isfinite(percent)) {
+  if (!absl::SimpleAtod(absl::StripAsciiWhitespace(number), &percent) || !std::isfinite(percent)) {
     return std::nullopt;
   }
   return percent;

@@ -24,8 +24,8 @@ TEST(ParseLabelsTest, ParsesPairs) {
 }
 
 TEST(ParseLabelsTest, RejectsBadEntries) {
-  for (const char* bad : {"zone", "=a", "zone=a,zone=b", "zo ne=a", "zone=a b", "zone=a/b",
-                          "zone=a,,tier=b"}) {
+  for (const char* bad :
+       {"zone", "=a", "zone=a,zone=b", "zo ne=a", "zone=a b", "zone=a/b", "zone=a,,tier=b"}) {
     EXPECT_THAT(ParseLabels(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("label")))
         << bad;
   }
@@ -47,7 +47,8 @@ TEST(ParseSizeOrPercentTest, ParsesBoth) {
 
 TEST(ParseSizeOrPercentTest, RejectsBadText) {
   for (const char* bad : {"", "%", "0%", "101%", "-5%", "abc%", "nan%", "12Q"}) {
-    EXPECT_THAT(ParseSizeOrPercent(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("")))
+    EXPECT_THAT(ParseSizeOrPercent(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("")))
         << bad;
   }
 }
@@ -66,11 +67,10 @@ TEST(ParseLabelLinesTest, KeepsGoodLinesAndNamesTheOthers) {
 
 TEST(NormalizeFlagNamesTest, RewritesDashesInNamesOnly) {
   const char* argv[] = {"memloadctl", "start", "--plan-id=a-b", "--max-failures", "10%",
-                        "-v", "--", "--not-a-flag"};
+                        "-v",         "--",    "--not-a-flag"};
   std::vector<std::string> args = NormalizeFlagNames(8, const_cast<char**>(argv));
-  EXPECT_THAT(args, ::testing::ElementsAre("memloadctl", "start", "--plan_id=a-b",
-                                           "--max_failures", "10%", "-v", "--",
-                                           "--not-a-flag"));
+  EXPECT_THAT(args, ::testing::ElementsAre("memloadctl", "start", "--plan_id=a-b", "--max_failures",
+                                           "10%", "-v", "--", "--not-a-flag"));
 }
 
 }  // namespace

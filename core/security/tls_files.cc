@@ -50,7 +50,7 @@ Bio MemoryBio(const std::string& text) {
 
 // Every certificate in `pem`, in order.
 absl::StatusOr<std::vector<Cert>> ParseCertificates(const std::string& pem,
-                                                     const std::string& path) {
+                                                    const std::string& path) {
   std::vector<Cert> certs;
   Bio bio = MemoryBio(pem);
   while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
@@ -114,8 +114,8 @@ absl::StatusOr<KeyCertPair> ReadKeyCertPair(const std::string& cert_path,
   pair.subject = SubjectOf(leaf);
   pair.not_after = ToTime(X509_get0_notAfter(leaf));
   if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        cert_path, ": certificate \"", pair.subject, "\" expired on ", FormatUtc(pair.not_after)));
+    return absl::FailedPreconditionError(absl::StrCat(cert_path, ": certificate \"", pair.subject,
+                                                      "\" expired on ", FormatUtc(pair.not_after)));
   }
   if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
     return absl::FailedPreconditionError(
@@ -129,9 +129,9 @@ absl::StatusOr<KeyCertPair> ReadKeyCertPair(const std::string& cert_path,
   std::unique_ptr<EVP_PKEY, KeyFree> key(
       PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
   if (key == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        key_path, ": no usable private key (", TakeOpenSslError(),
-        "); it must be PEM and unencrypted"));
+    return absl::InvalidArgumentError(absl::StrCat(key_path, ": no usable private key (",
+                                                   TakeOpenSslError(),
+                                                   "); it must be PEM and unencrypted"));
   }
   if (X509_check_private_key(leaf, key.get()) != 1) {
     ERR_clear_error();

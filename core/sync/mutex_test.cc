@@ -19,9 +19,8 @@ class Counter {
   }
   void WaitFor(int n) ABSL_LOCKS_EXCLUDED(mutex_) {
     MutexLock lock(&mutex_);
-    changed_.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
-      return total_ >= n;
-    });
+    changed_.wait(lock.native(),
+                  [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return total_ >= n; });
   }
   int total() ABSL_LOCKS_EXCLUDED(mutex_) {
     MutexLock lock(&mutex_);

@@ -62,8 +62,9 @@ int SimulatedClock::waiters() {
 
 bool SimulatedClock::BlockUntilWaiters(int count, absl::Duration real_timeout) {
   MutexLock lock(&mutex_);
-  return changed_.wait_for(lock.native(), std::chrono::nanoseconds(absl::ToInt64Nanoseconds(real_timeout)),
-                           [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return waiters_ >= count; });
+  return changed_.wait_for(
+      lock.native(), std::chrono::nanoseconds(absl::ToInt64Nanoseconds(real_timeout)),
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return waiters_ >= count; });
 }
 
 }  // namespace memload

@@ -32,8 +32,7 @@ MATCHER(IsOk, "is OK") {
 }
 
 // Matches a status with the given code whose message matches `message_matcher`.
-MATCHER_P2(StatusIs, code, message_matcher,
-           "has code " + absl::StatusCodeToString(code)) {
+MATCHER_P2(StatusIs, code, message_matcher, "has code " + absl::StatusCodeToString(code)) {
   const absl::Status& status = testing_internal::GetStatus(arg);
   *result_listener << "status is " << status;
   return status.code() == code &&

@@ -62,8 +62,8 @@ int Replay(const std::string& corpus) {
     const std::string data = contents.str();
     LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(data.data()), data.size());
   }
-  std::printf("fuzz: replayed %zu seed inputs from %s (no libFuzzer in this build)\n",
-              files.size(), corpus.c_str());
+  std::printf("fuzz: replayed %zu seed inputs from %s (no libFuzzer in this build)\n", files.size(),
+              corpus.c_str());
   return files.empty() ? 1 : 0;
 }
 

@@ -8,9 +8,9 @@
 #include <future>
 #include <memory>
 
-#include "agent/testing/fake_worker.h"
 #include "agent/plan_convert.h"
 #include "agent/plan_manager.h"
+#include "agent/testing/fake_worker.h"
 #include "controller/plan_builder.h"
 #include "proto/memload.pb.h"
 
@@ -54,8 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!result.ok() || !result->created) return 0;
 
   Check(agent->launcher.launched() == launched_before + 1, "a created plan launched a worker");
-  const memload::agent::WorkerSpec& worker =
-      agent->launcher.worker(launched_before)->spec();
+  const memload::agent::WorkerSpec& worker = agent->launcher.worker(launched_before)->spec();
   const memload::v1::PlanSpec& plan = worker.plan();
   switch (plan.kind_case()) {
     case memload::v1::PlanSpec::kRetained: {

@@ -55,10 +55,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> lines = absl::StrSplit(text, '\n');
   lines.resize(20);
   memload::controller::PlanFlags flags;
-  std::string* fields[] = {&flags.kind,   &flags.target,   &flags.touch,    &flags.backing,
-                           &flags.block_size, &flags.ramp, &flags.hold,     &flags.repeat,
-                           &flags.rate,   &flags.window,   &flags.workers,  &flags.amount,
-                           &flags.duration, &flags.lease,  &flags.plan_id,  &flags.labels,
+  std::string* fields[] = {&flags.kind,         &flags.target, &flags.touch,   &flags.backing,
+                           &flags.block_size,   &flags.ramp,   &flags.hold,    &flags.repeat,
+                           &flags.rate,         &flags.window, &flags.workers, &flags.amount,
+                           &flags.duration,     &flags.lease,  &flags.plan_id, &flags.labels,
                            &flags.oom_score_adj};
   size_t i = 0;
   for (std::string* field : fields) *field = lines[i++];

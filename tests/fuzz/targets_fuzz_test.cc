@@ -31,8 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (absl::StatusOr<HostPort> host_port = memload::controller::ParseHostPort(text);
       host_port.ok()) {
     Check(host_port->port >= 1 && host_port->port <= 65535, "ParseHostPort port in 1..65535");
-    const std::string joined =
-        memload::controller::JoinHostPort(host_port->host, host_port->port);
+    const std::string joined = memload::controller::JoinHostPort(host_port->host, host_port->port);
     absl::StatusOr<HostPort> again = memload::controller::ParseHostPort(joined);
     Check(again.ok() && again->host == host_port->host && again->port == host_port->port,
           "JoinHostPort(ParseHostPort(x)) parses back to the same host and port");

@@ -23,8 +23,7 @@ constexpr absl::Duration kEventuallyTimeout = absl::Seconds(45);
 
 // Calls `condition` every `poll` (real time) until it returns true or `timeout` has
 // passed; returns its last value. Always calls it at least once.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = kEventuallyTimeout,
+bool Eventually(const std::function<bool()>& condition, absl::Duration timeout = kEventuallyTimeout,
                 absl::Duration poll = absl::Milliseconds(2));
 
 }  // namespace testing

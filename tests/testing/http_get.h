@@ -21,7 +21,7 @@ namespace memload {
 namespace testing {
 
 struct HttpResponse {
-  int status = 0;                             // 200, 404, ...
+  int status = 0;                              // 200, 404, ...
   std::map<std::string, std::string> headers;  // Names in lower case.
   std::string body;
 };

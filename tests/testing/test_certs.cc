@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "tests/testing/subprocess.h"
 #include "tests/testing/files.h"
+#include "tests/testing/subprocess.h"
 
 namespace memload {
 namespace testing {
@@ -63,8 +63,8 @@ class Maker {
     args.insert(args.begin(), openssl_);
     CommandResult result = RunCommand(args, absl::Seconds(30));
     if (result.exit_code != 0) {
-      return absl::InternalError(absl::StrCat(absl::StrJoin(args, " "), " exited ",
-                                              result.exit_code, ": ", result.err));
+      return absl::InternalError(
+          absl::StrCat(absl::StrJoin(args, " "), " exited ", result.exit_code, ": ", result.err));
     }
     return absl::OkStatus();
   }
@@ -72,27 +72,31 @@ class Maker {
   std::string Path(const std::string& name) const { return absl::StrCat(dir_, "/", name); }
 
   absl::Status Ca(const std::string& name, const std::string& subject) {
-    return Run({"req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-                "ec_paramgen_curve:P-256", "-keyout", Path(name + ".key"), "-out",
-                Path(name + ".crt"), "-days", "3", "-subj", subject, "-config",
-                Path("pki.cnf"), "-extensions", "ca"});
+    return Run({"req",         "-x509",
+                "-new",        "-nodes",
+                "-newkey",     "ec",
+                "-pkeyopt",    "ec_paramgen_curve:P-256",
+                "-keyout",     Path(name + ".key"),
+                "-out",        Path(name + ".crt"),
+                "-days",       "3",
+                "-subj",       subject,
+                "-config",     Path("pki.cnf"),
+                "-extensions", "ca"});
   }
 
   // A certificate for `subject` signed by the CA `ca`, valid for `days` from now (-1: it
   // ended a day ago).
   absl::StatusOr<CertFiles> Leaf(const std::string& name, const std::string& subject,
-                                 const std::string& ca, const std::string& extensions,
-                                 int days) {
+                                 const std::string& ca, const std::string& extensions, int days) {
     CertFiles files{Path(name + ".crt"), Path(name + ".key")};
-    absl::Status status =
-        Run({"req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-keyout", files.key, "-out", Path(name + ".csr"), "-subj", subject, "-config",
-             Path("pki.cnf")});
+    absl::Status status = Run({"req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
+                               "ec_paramgen_curve:P-256", "-keyout", files.key, "-out",
+                               Path(name + ".csr"), "-subj", subject, "-config", Path("pki.cnf")});
     if (!status.ok()) return status;
-    status = Run({"x509", "-req", "-in", Path(name + ".csr"), "-CA", Path(ca + ".crt"),
-                  "-CAkey", Path(ca + ".key"), "-set_serial", std::to_string(++serial_),
-                  "-days", std::to_string(days), "-extfile", Path("pki.cnf"), "-extensions",
-                  extensions, "-out", files.cert});
+    status = Run({"x509", "-req", "-in", Path(name + ".csr"), "-CA", Path(ca + ".crt"), "-CAkey",
+                  Path(ca + ".key"), "-set_serial", std::to_string(++serial_), "-days",
+                  std::to_string(days), "-extfile", Path("pki.cnf"), "-extensions", extensions,
+                  "-out", files.cert});
     if (!status.ok()) return status;
     return files;
   }
@@ -126,12 +130,11 @@ absl::StatusOr<TestPki> MakeTestPki(const std::string& dir) {
   for (const Want& want : {
            Want{&pki.server, "server", "/CN=localhost", "ca", "server", 2},
            Want{&pki.client, "client", "/CN=memloadctl-test/O=memload tests", "ca", "client", 2},
-           Want{&pki.named_server, "named-server", "/CN=agent.memload.test", "ca",
-                "named_server", 2},
+           Want{&pki.named_server, "named-server", "/CN=agent.memload.test", "ca", "named_server",
+                2},
            Want{&pki.other_client, "other-client", "/CN=intruder", "other-ca", "client", 2},
            Want{&pki.expired_server, "expired-server", "/CN=localhost", "ca", "server", -1},
-           Want{&pki.expired_client, "expired-client", "/CN=expired-client", "ca", "client",
-                -1},
+           Want{&pki.expired_client, "expired-client", "/CN=expired-client", "ca", "client", -1},
        }) {
     absl::StatusOr<CertFiles> files =
         maker.Leaf(want.name, want.subject, want.ca, want.extensions, want.days);
@@ -139,8 +142,8 @@ absl::StatusOr<TestPki> MakeTestPki(const std::string& dir) {
     *want.files = *std::move(files);
   }
   pki.encrypted_client_key = maker.Path("client-encrypted.key");
-  status = maker.Run({"pkey", "-in", pki.client.key, "-aes256", "-passout", "pass:secret",
-                      "-out", pki.encrypted_client_key});
+  status = maker.Run({"pkey", "-in", pki.client.key, "-aes256", "-passout", "pass:secret", "-out",
+                      pki.encrypted_client_key});
   if (!status.ok()) return status;
   return pki;
 }

@@ -54,8 +54,7 @@ absl::StatusOr<TestCgroup> TestCgroup::Create(const std::string& name, uint64_t 
       return absl::UnavailableError("cannot set memory.swap.max");
     }
   } else {
-    return absl::UnavailableError(
-        absl::StrCat(cgroup.dir_, " has no memory controller files"));
+    return absl::UnavailableError(absl::StrCat(cgroup.dir_, " has no memory controller files"));
   }
   return cgroup;
 }
