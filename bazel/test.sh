@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command: installs whatever is missing, then runs every test —
-# `bazel test //...`, then the core and proto tests again under ASan+UBSan — and ends with
-# one line "N passed, N failed" counting test targets (from Bazel's own per-target verdicts).
+# `bazel test //...`, then the core and proto tests again under ASan+UBSan, then three checks
+# (no production target depends on test code; the sources are clang-formatted; a clang build
+# of everything with -Wthread-safety -Werror) — and ends with one line "N passed, N failed"
+# counting test targets (from Bazel's own per-target verdicts) and the checks.
 # Exit status: 0 when everything passed, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +50,23 @@ if bad=$(bazel query --noshow_progress \
   fi
 else
   echo "bazel query failed"; failed=$((failed + 1))
+fi
+
+# Every C++ source is formatted as .clang-format says (bash bazel/format.sh fixes it).
+echo "=== memload tests: sources are clang-formatted ==="
+if bash bazel/format.sh --check; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+
+# clang's thread-safety analysis over everything (--config=clang: -Wthread-safety, and
+# -Wall -Wextra -Werror as for gcc): a guarded field touched without its lock fails here.
+echo "=== memload tests: clang build with -Wthread-safety -Werror ==="
+if bazel build --config=clang //...; then
+  passed=$((passed + 1))
+else
+  echo "the clang build failed"; failed=$((failed + 1))
 fi
 
 echo "$passed passed, $failed failed"
