@@ -49,11 +49,23 @@ inline absl::Status ReserveTable(Table& table, uint64_t wanted) {
 }  // namespace
 
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status RetainedSet::AppendBlocks(uint64_t blocks) {
-  const size_t size = static_cast<size_t>(options_.block_size);
+  const size_t size = static_cast<size_t>(block_size_);
+  uint64_t i = 0;
+  if (ABSL_PREDICT_TRUE(plain_malloc_ && touch_ == TouchMode::kNone)) {
+    // The seed's case (plain malloc, no touch): nothing but the allocator call and the
+    // table write in the loop. A refusal leaves the rest to the general loop below.
+    for (; i < blocks; ++i) {
+      void* block = std::malloc(size);
+      if (ABSL_PREDICT_FALSE(block == nullptr)) break;
+      blocks_.push_back(block);
+    }
+    allocations_ += i;
+    if (ABSL_PREDICT_TRUE(i == blocks)) return absl::OkStatus();
+  }
   BlockAllocator* const allocator = allocator_;
-  const bool plain_malloc = allocator->is_plain_malloc();
-  const TouchMode touch = options_.touch;
-  for (uint64_t i = 0; i < blocks; ++i) {
+  const bool plain_malloc = plain_malloc_;
+  const TouchMode touch = touch_;
+  for (; i < blocks; ++i) {
     // The plain malloc is decided once per call, and no Status lives in the loop: only a
     // refusal builds one (out of line).
     void* block = plain_malloc ? std::malloc(size) : nullptr;
@@ -71,8 +83,12 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status RetainedSet::AppendBlocks(uint6
   return absl::OkStatus();
 }
 
-absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& options,
-                                                uint64_t amount) {
+absl::Status RetainedSet::OneBlockRefused(uint64_t block_size) {
+  return GrowFailed(0, 1, static_cast<size_t>(block_size), 0, MallocFailed(block_size));
+}
+
+absl::StatusOr<RetainedSet> RetainedSet::CreateGeneral(const RetainedSetOptions& options,
+                                                       uint64_t amount) {
   if (options.block_size == 0) {
     return absl::InvalidArgumentError("block size must be at least 1 byte");
   }
@@ -112,12 +128,10 @@ absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& option
   }();
 }
 
-RetainedSet::RetainedSet(PrivateTag, const RetainedSetOptions& options, BlockAllocator* allocator,
-                         std::unique_ptr<BlockAllocator> owned_allocator)
-    : options_(options), allocator_(allocator), owned_allocator_(std::move(owned_allocator)) {}
-
 RetainedSet::RetainedSet(RetainedSet&& other) noexcept
-    : options_(other.options_),
+    : block_size_(other.block_size_),
+      touch_(other.touch_),
+      plain_malloc_(other.plain_malloc_),
       allocator_(other.allocator_),
       owned_allocator_(std::move(other.owned_allocator_)),
       blocks_(std::move(other.blocks_)),
@@ -134,7 +148,9 @@ RetainedSet::RetainedSet(RetainedSet&& other) noexcept
 RetainedSet& RetainedSet::operator=(RetainedSet&& other) noexcept {
   if (this != &other) {
     Release();
-    options_ = other.options_;
+    block_size_ = other.block_size_;
+    touch_ = other.touch_;
+    plain_malloc_ = other.plain_malloc_;
     allocator_ = other.allocator_;
     owned_allocator_ = std::move(other.owned_allocator_);
     blocks_ = std::move(other.blocks_);
@@ -149,7 +165,7 @@ RetainedSet& RetainedSet::operator=(RetainedSet&& other) noexcept {
 }
 
 void RetainedSet::FreeAllThroughAllocator() {
-  const size_t size = static_cast<size_t>(options_.block_size);
+  const size_t size = static_cast<size_t>(block_size_);
   void* const* table = blocks_.data();
   for (size_t i = blocks_.size(); i > 0; --i) allocator_->Free(table[i - 1], size);
 }
@@ -163,8 +179,8 @@ absl::Status RetainedSet::Grow(uint64_t blocks) {
     return CannotGrowBy(blocks);
   }
   uint64_t total;
-  if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(wanted, options_.block_size, &total))) {
-    return MultiplySizes(wanted, options_.block_size).status();
+  if (ABSL_PREDICT_FALSE(__builtin_mul_overflow(wanted, block_size_, &total))) {
+    return MultiplySizes(wanted, block_size_).status();
   }
   // InlinedVector at least doubles a full table, so ramps of many small steps do not copy it
   // every step.
@@ -173,7 +189,7 @@ absl::Status RetainedSet::Grow(uint64_t blocks) {
 }
 
 void RetainedSet::FreeFromEnd(uint64_t blocks) {
-  const size_t size = static_cast<size_t>(options_.block_size);
+  const size_t size = static_cast<size_t>(block_size_);
   while (blocks_.size() > blocks) {
     FreeBlock(allocator_, blocks_.back(), size);
     blocks_.pop_back();
@@ -203,9 +219,8 @@ void RetainedSet::Release() {
 RetainedSetStats RetainedSet::stats() const {
   RetainedSetStats stats;
   stats.blocks = blocks_.size();
-  stats.payload_bytes = stats.blocks * options_.block_size;
-  stats.mapped_bytes =
-      stats.blocks == 0 ? 0 : stats.blocks * allocator_->MappedSize(options_.block_size);
+  stats.payload_bytes = stats.blocks * block_size_;
+  stats.mapped_bytes = stats.blocks == 0 ? 0 : stats.blocks * allocator_->MappedSize(block_size_);
   const uint64_t table_bytes = blocks_.capacity() > 1 ? sizeof(void*) * blocks_.capacity() : 0;
   stats.bookkeeping_bytes = sizeof(RetainedSet) + table_bytes;
   stats.allocations = allocations_;
@@ -217,7 +232,7 @@ RetainedSetStats RetainedSet::stats() const {
 absl::StatusOr<uint64_t> RetainedSet::ResidentBytes() const {
   std::vector<MemoryRange> ranges;
   ranges.reserve(blocks_.size());
-  for (void* block : blocks_) ranges.push_back({block, options_.block_size});
+  for (void* block : blocks_) ranges.push_back({block, block_size_});
   return memload::ResidentBytes(std::move(ranges));
 }
 

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <utility>
 
 #include "absl/base/optimization.h"
 #include "absl/container/inlined_vector.h"
@@ -74,6 +75,8 @@ class RetainedSet {
   // set to Grow later). InvalidArgument for a zero block size or when amount × block_size
   // overflows 64 bits; ResourceExhausted when memory (or room for the block table) runs out
   // (everything allocated so far is freed again before returning).
+  // A set of at most one block on the plain malloc without touch (the seed's New(1, Byte))
+  // is built inline here; everything else goes through CreateGeneral.
   static absl::StatusOr<RetainedSet> Create(const RetainedSetOptions& options, uint64_t amount);
 
   // Moving transfers the blocks, counters and allocator. The moved-from set is empty, counts
@@ -100,7 +103,7 @@ class RetainedSet {
   void Release();
 
   uint64_t block_count() const { return blocks_.size(); }
-  uint64_t block_size() const { return options_.block_size; }
+  uint64_t block_size() const { return block_size_; }
   RetainedSetStats stats() const;
 
   // Resident bytes of the blocks, measured by mincore(2). Counted in whole pages, so tiny
@@ -109,9 +112,19 @@ class RetainedSet {
 
   // For Create() only (the tag is private); public so absl::StatusOr can build in place.
   RetainedSet(PrivateTag, const RetainedSetOptions& options, BlockAllocator* allocator,
-              std::unique_ptr<BlockAllocator> owned_allocator);
+              std::unique_ptr<BlockAllocator> owned_allocator)
+      : block_size_(options.block_size),
+        touch_(options.touch),
+        plain_malloc_(allocator->is_plain_malloc()),
+        allocator_(allocator),
+        owned_allocator_(std::move(owned_allocator)) {}
 
  private:
+  // Create for every case: validates, picks the allocator, sizes the table, fills it.
+  static absl::StatusOr<RetainedSet> CreateGeneral(const RetainedSetOptions& options,
+                                                   uint64_t amount);
+  // The ResourceExhausted status of a one-block set whose malloc failed (out of line).
+  static absl::Status OneBlockRefused(uint64_t block_size);
   // Create's and Grow's loop: `blocks` more blocks into a table already big enough.
   absl::Status AppendBlocks(uint64_t blocks);
   // Frees blocks from the end until at most `blocks` remain (no bulk-free bracket).
@@ -119,8 +132,11 @@ class RetainedSet {
   // The destructor's loop for an allocator that is not the plain malloc.
   void FreeAllThroughAllocator();
 
-  RetainedSetOptions options_;
-  BlockAllocator* allocator_;                        // Null only once moved from.
+  // Only what the set needs after Create (the 1-byte path builds and destroys it per op).
+  uint64_t block_size_;
+  TouchMode touch_;
+  bool plain_malloc_;          // allocator_->is_plain_malloc(), without the load through it.
+  BlockAllocator* allocator_;  // Null only once moved from.
   std::unique_ptr<BlockAllocator> owned_allocator_;  // The shmem allocator, if any.
   absl::InlinedVector<void*, 1> blocks_;
   uint64_t allocations_ = 0;
@@ -137,10 +153,36 @@ void PublishRetainedSet(const RetainedSet& set, bool measure_resident, PlanCount
 // Inline, so that the release of a small set costs no call: it is Release() for a set that
 // is going away — the blocks freed from the end, with no counting and no table updates
 // (the table's own destructor frees a heap table).
+inline absl::StatusOr<RetainedSet> RetainedSet::Create(const RetainedSetOptions& options,
+                                                       uint64_t amount) {
+  // The one-block fast path: nothing to validate beyond a non-zero size (one block cannot
+  // overflow the total), the block pointer lives inline (no table), no touch.
+  const bool one_plain_block = amount <= 1 && options.block_size != 0 &&
+                               options.block_size <= SIZE_MAX && options.allocator == nullptr &&
+                               options.backing == Backing::kMalloc && !options.huge_pages &&
+                               !options.mlock && options.touch == TouchMode::kNone;
+  if (ABSL_PREDICT_FALSE(!one_plain_block)) return CreateGeneral(options, amount);
+  // One return of one object, so the set is built in place in the caller's StatusOr.
+  return [&]() -> absl::StatusOr<RetainedSet> {
+    absl::StatusOr<RetainedSet> set(absl::in_place, PrivateTag(), options, kPlainMallocAllocator,
+                                    nullptr);
+    if (amount == 1) {
+      void* block = std::malloc(static_cast<size_t>(options.block_size));
+      if (ABSL_PREDICT_TRUE(block != nullptr)) {
+        set->blocks_.push_back(block);
+        set->allocations_ = 1;
+      } else {
+        set = OneBlockRefused(options.block_size);
+      }
+    }
+    return set;
+  }();
+}
+
 inline RetainedSet::~RetainedSet() {
   const size_t count = blocks_.size();
   if (count == 0) return;  // Also every moved-from set (whose allocator_ is null).
-  if (ABSL_PREDICT_TRUE(allocator_->is_plain_malloc())) {
+  if (ABSL_PREDICT_TRUE(plain_malloc_)) {
     void* const* table = blocks_.data();
     for (size_t i = count; i > 0; --i) std::free(table[i - 1]);
   } else {

@@ -209,6 +209,46 @@ TEST(RetainedSetTest, AmountZeroIsAnEmptySetAndAmountOneNeedsNoTable) {
   EXPECT_EQ(counting.allocations(), 1u);
 }
 
+// The one-block fast path of Create (plain malloc, no touch: the seed's New(1, Byte)) keeps
+// the documented accounting, and the set it builds grows, moves and releases like any other.
+TEST(RetainedSetTest, OnePlainMallocBlockIsExactAndGrowsMovesAndReleases) {
+  const RetainedSetOptions options = Options(64, TouchMode::kNone, Backing::kMalloc);
+  absl::StatusOr<RetainedSet> one = RetainedSet::Create(options, 1);
+  ASSERT_THAT(one, IsOk());
+  RetainedSetStats stats = one->stats();
+  EXPECT_EQ(stats.blocks, 1u);
+  EXPECT_EQ(stats.payload_bytes, 64u);
+  EXPECT_EQ(stats.mapped_bytes, 64u);
+  EXPECT_EQ(stats.bookkeeping_bytes, sizeof(RetainedSet));
+  EXPECT_EQ(stats.allocations, 1u);
+  EXPECT_EQ(stats.bytes_touched, 0u);
+  ASSERT_THAT(one->Grow(2), IsOk());  // From the inline pointer to a heap table.
+  EXPECT_EQ(one->stats().allocations, 3u);
+  RetainedSet moved = std::move(*one);
+  EXPECT_EQ(moved.block_count(), 3u);
+  EXPECT_EQ(one->block_count(), 0u);
+  moved.ShrinkTo(1);
+  EXPECT_EQ(moved.stats().frees, 2u);
+  moved.Release();
+  EXPECT_EQ(moved.stats().frees, 3u);
+  EXPECT_EQ(moved.block_count(), 0u);
+
+  absl::StatusOr<RetainedSet> empty = RetainedSet::Create(options, 0);
+  ASSERT_THAT(empty, IsOk());
+  EXPECT_EQ(empty->stats().allocations, 0u);
+  ASSERT_THAT(empty->Grow(1), IsOk());
+  EXPECT_EQ(empty->stats().payload_bytes, 64u);
+}
+
+TEST(RetainedSetTest, OnePlainMallocBlockTheAllocatorRefusesIsResourceExhausted) {
+  // ASan reports an allocation this large instead of returning null.
+  if (kAddressSanitizer) GTEST_SKIP() << "ASan aborts on an oversized malloc";
+  const RetainedSetOptions options = Options(uint64_t{1} << 62, TouchMode::kNone, Backing::kMalloc);
+  EXPECT_THAT(RetainedSet::Create(options, 1), StatusIs(absl::StatusCode::kResourceExhausted,
+                                                        AllOf(HasSubstr("allocated 0 of 1 blocks"),
+                                                              HasSubstr("4611686018427387904"))));
+}
+
 TEST(RetainedSetTest, GrowsInStepsAndShrinks) {
   CountingAllocator counting(SharedBlockAllocator(Backing::kMmap, {}));
   RetainedSetOptions options = Options(3 * PageSize(), TouchMode::kPage, Backing::kMmap);
