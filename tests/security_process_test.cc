@@ -144,6 +144,10 @@ TEST_F(SecurityProcessTest, MemloadctlOverMutualTlsWithTokens) {
   ASSERT_TRUE(agent.ok()) << agent.status();
   const std::string address = WaitForAgentAddress(*agent, absl::Seconds(10));
   ASSERT_FALSE(address.empty()) << agent->Stderr();
+  // The security line follows the "listening on" line: wait for it (read at once, it was
+  // missing in 1 of 5 runs under load).
+  EXPECT_TRUE(Eventually([&] { return absl::StrContains(agent->Stderr(), "security: "); }))
+      << agent->Stderr();
   EXPECT_THAT(agent->Stderr(), HasSubstr("security: tls=mutual cert=\"CN=localhost\""));
   EXPECT_THAT(agent->Stderr(), HasSubstr("tokens=2 (1 read-only)"));
 
