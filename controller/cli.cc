@@ -367,14 +367,27 @@ int RunReportCommand(Invocation& inv) {
                                                           : absl::UnknownError(message));
     return code;
   }
-  *inv.io.out << "{\"command\":\"report\",\"ok\":" << (code == kExitOk ? "true" : "false")
-              << ",\"recording\":" << JsonQuote(path) << ",\"html\":"
-              << JsonQuote(html)
-              // The recorded run's verdict, with the counts every node table carries.
-              << ",\"run\":{\"ok\":" << (verdict.ok ? "true" : "false")
-              << ",\"exitCode\":" << (verdict.exit_code ? absl::StrCat(*verdict.exit_code) : "null")
-              << "},\"summary\":{\"nodes\":" << verdict.nodes << ",\"ok\":" << verdict.ok_nodes
-              << ",\"failed\":" << verdict.nodes - verdict.ok_nodes << "}}\n";
+  // The recorded run's verdict, with the counts every node table carries.
+  JsonObject run;
+  run.Bool("ok", verdict.ok);
+  if (verdict.exit_code) {
+    run.Number("exitCode", *verdict.exit_code);
+  } else {
+    run.Raw("exitCode", "null");
+  }
+  *inv.io.out << JsonObject()
+                     .String("command", "report")
+                     .Bool("ok", code == kExitOk)
+                     .String("recording", path)
+                     .String("html", html)
+                     .Raw("run", run.Compact())
+                     .Raw("summary", JsonObject()
+                                         .Number("nodes", verdict.nodes)
+                                         .Number("ok", verdict.ok_nodes)
+                                         .Number("failed", verdict.nodes - verdict.ok_nodes)
+                                         .Compact())
+                     .Compact()
+              << "\n";
   return code;
 }
 
@@ -383,8 +396,12 @@ int RunVersionCommand(Invocation& inv) {
     return inv.UsageError(operands);
   }
   if (inv.json) {
-    *inv.io.out << "{\"command\":\"version\",\"ok\":true,\"version\":" << JsonQuote(kVersion)
-                << "}\n";
+    *inv.io.out << JsonObject()
+                       .String("command", "version")
+                       .Bool("ok", true)
+                       .String("version", kVersion)
+                       .Compact()
+                << "\n";
   } else {
     *inv.io.out << "memloadctl " << kVersion << "\n";
   }
@@ -440,17 +457,21 @@ std::string ContextsTable(const CliConfig& config) {
 std::string ConfigJson(const CliConfig& config, absl::string_view command) {
   std::vector<std::string> contexts;
   for (const CliContext& context : config.contexts) {
-    std::vector<std::string> settings;
-    for (const auto& [key, value] : context.settings) {
-      settings.push_back(absl::StrCat(JsonQuote(key), ":", JsonQuote(value)));
-    }
-    contexts.push_back(absl::StrCat("{\"name\":", JsonQuote(context.name), ",\"current\":",
-                                    context.name == config.current_context ? "true" : "false",
-                                    ",\"settings\":{", absl::StrJoin(settings, ","), "}}"));
+    JsonObject settings;
+    for (const auto& [key, value] : context.settings) settings.String(key, value);
+    contexts.push_back(JsonObject()
+                           .String("name", context.name)
+                           .Bool("current", context.name == config.current_context)
+                           .Raw("settings", settings.Compact())
+                           .Compact());
   }
-  return absl::StrCat("{\"command\":", JsonQuote(command),
-                      ",\"ok\":true,\"currentContext\":", JsonQuote(config.current_context),
-                      ",\"contexts\":[", absl::StrJoin(contexts, ","), "]}\n");
+  return JsonObject()
+             .String("command", command)
+             .Bool("ok", true)
+             .String("currentContext", config.current_context)
+             .Raw("contexts", JsonArray(contexts))
+             .Compact() +
+         "\n";
 }
 
 int RunConfigCommand(Invocation& inv) {
@@ -502,10 +523,13 @@ int RunConfigCommand(Invocation& inv) {
       *inv.io.err << "memloadctl config: no current context\n";
       return kExitNodesFailed;
     }
-    *inv.io.out << (inv.json ? absl::StrCat("{\"command\":\"config current-context\",\"ok\":true,"
-                                            "\"currentContext\":",
-                                            JsonQuote(config->current_context), "}\n")
-                             : config->current_context + "\n");
+    *inv.io.out << (inv.json ? JsonObject()
+                                   .String("command", "config current-context")
+                                   .Bool("ok", true)
+                                   .String("currentContext", config->current_context)
+                                   .Compact()
+                             : config->current_context)
+                << "\n";
     return kExitOk;
   }
   if (verb == "use-context" || verb == "delete-context") {
@@ -777,31 +801,18 @@ const char* GroupName(FlagGroup group) {
   return "command";
 }
 
-std::string QuotedList(const std::vector<std::string>& items) {
-  std::vector<std::string> quoted;
-  for (const std::string& item : items) quoted.push_back(JsonQuote(item));
-  return absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
-}
-
 // One flag as help -o json lists it.
 std::string FlagJson(const FlagSpec& flag) {
-  std::string out = absl::StrCat("{\"name\":", JsonQuote(absl::StrCat("--", flag.name)));
-  if (flag.short_name != 0) {
-    absl::StrAppend(&out,
-                    ",\"short\":", JsonQuote(absl::StrCat("-", std::string(1, flag.short_name))));
-  }
+  JsonObject out;
+  out.String("name", absl::StrCat("--", flag.name));
+  if (flag.short_name != 0) out.String("short", absl::StrCat("-", std::string(1, flag.short_name)));
   const absl::string_view shown =
       flag.shown_default.empty() ? flag.default_value : flag.shown_default;
-  absl::StrAppend(&out, ",\"type\":", JsonQuote(TypeName(flag.type)),
-                  ",\"group\":", JsonQuote(GroupName(flag.group)));
-  if (!flag.value_name.empty()) absl::StrAppend(&out, ",\"value\":", JsonQuote(flag.value_name));
-  if (flag.type != FlagType::kBool && !shown.empty()) {
-    absl::StrAppend(&out, ",\"default\":", JsonQuote(shown));
-  }
-  if (flag.type == FlagType::kInt)
-    absl::StrAppend(&out, ",\"min\":", flag.min, ",\"max\":", flag.max);
-  absl::StrAppend(&out, ",\"help\":", JsonQuote(flag.help), "}");
-  return out;
+  out.String("type", TypeName(flag.type)).String("group", GroupName(flag.group));
+  if (!flag.value_name.empty()) out.String("value", flag.value_name);
+  if (flag.type != FlagType::kBool && !shown.empty()) out.String("default", shown);
+  if (flag.type == FlagType::kInt) out.Number("min", flag.min).Number("max", flag.max);
+  return out.String("help", flag.help).Compact();
 }
 
 std::string CommandJson(const CommandSpec& command) {
@@ -810,12 +821,15 @@ std::string CommandJson(const CommandSpec& command) {
     if (const FlagSpec* flag = FindFlag(name); flag != nullptr) flags.push_back(FlagJson(*flag));
   }
   std::vector<std::string> examples(command.examples.begin(), command.examples.end());
-  return absl::StrCat("{\"name\":", JsonQuote(command.name),
-                      ",\"summary\":", JsonQuote(command.summary),
-                      ",\"usage\":", JsonQuote(absl::StrCat("memloadctl ", command.synopsis)),
-                      ",\"description\":", JsonQuote(command.description),
-                      ",\"talksToAgents\":", command.agents ? "true" : "false", ",\"flags\":[",
-                      absl::StrJoin(flags, ","), "],\"examples\":", QuotedList(examples), "}");
+  return JsonObject()
+      .String("name", command.name)
+      .String("summary", command.summary)
+      .String("usage", absl::StrCat("memloadctl ", command.synopsis))
+      .String("description", command.description)
+      .Bool("talksToAgents", command.agents)
+      .Raw("flags", JsonArray(flags))
+      .Raw("examples", JsonStringArray(examples))
+      .Compact();
 }
 
 // The fixed values completion offers after --NAME=.
@@ -839,11 +853,20 @@ std::string HelpJson(absl::string_view command) {
     if (command.empty() || spec.name == command) commands.push_back(CommandJson(spec));
   }
   if (commands.empty()) return "";
-  return absl::StrCat(
-      "{\"command\":\"help\",\"ok\":true,\"usage\":\"memloadctl COMMAND [flags]\","
-      "\"exitCodes\":{\"0\":\"ok\",\"1\":\"a node failed\",\"2\":\"usage error, "
-      "nothing sent\",\"130\":\"interrupted\"},\"commands\":[\n",
-      absl::StrJoin(commands, ",\n"), "\n]}\n");
+  return JsonObject()
+             .String("command", "help")
+             .Bool("ok", true)
+             .String("usage", "memloadctl COMMAND [flags]")
+             .Raw("exitCodes", JsonObject()
+                                   .String("0", "ok")
+                                   .String("1", "a node failed")
+                                   .String("2", "usage error, nothing sent")
+                                   .String("130", "interrupted")
+                                   .Compact())
+             // One command a line, for people reading it too.
+             .Raw("commands", absl::StrCat("[\n", absl::StrJoin(commands, ",\n"), "\n]"))
+             .Compact() +
+         "\n";
 }
 
 std::string CompletionJson() {
@@ -852,15 +875,21 @@ std::string CompletionJson() {
     std::vector<std::string> flags;
     for (absl::string_view name : AllowedFlags(command)) flags.push_back(absl::StrCat("--", name));
     commands.push_back(
-        absl::StrCat("{\"name\":", JsonQuote(command.name), ",\"flags\":", QuotedList(flags), "}"));
+        JsonObject().String("name", command.name).Raw("flags", JsonStringArray(flags)).Compact());
   }
-  std::vector<std::string> values;
+  JsonObject values;
   for (const auto& [flag, choices] : FixedValues()) {
-    values.push_back(absl::StrCat(JsonQuote(absl::StrCat("--", flag)), ":", QuotedList(choices)));
+    values.Raw(absl::StrCat("--", flag), JsonStringArray(choices));
   }
-  return absl::StrCat("{\"command\":\"completion\",\"ok\":true,\"shell\":\"bash\",\"commands\":[",
-                      absl::StrJoin(commands, ","), "],\"values\":{", absl::StrJoin(values, ","),
-                      "},\"script\":", JsonQuote(BashCompletion()), "}\n");
+  return JsonObject()
+             .String("command", "completion")
+             .Bool("ok", true)
+             .String("shell", "bash")
+             .Raw("commands", JsonArray(commands))
+             .Raw("values", values.Compact())
+             .String("script", BashCompletion())
+             .Compact() +
+         "\n";
 }
 
 std::string BashCompletion() {

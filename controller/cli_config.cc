@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/bounded_read.h"
 
 namespace memload {
 namespace controller {
@@ -38,41 +39,6 @@ bool IsContextKey(absl::string_view key) {
 
 absl::Status LineError(absl::string_view file, size_t line, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(file, ":", line, ": ", problem));
-}
-
-// Reads at most `limit` bytes; FailedPrecondition beyond.
-absl::StatusOr<std::string> ReadBounded(const std::string& path, size_t limit) {
-  int fd;
-  do {
-    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
-  struct stat info;
-  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
-  }
-  std::string contents;
-  char buffer[8192];
-  while (true) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n > 0) {
-      contents.append(buffer, static_cast<size_t>(n));
-      if (contents.size() > limit) {
-        close(fd);
-        return absl::FailedPreconditionError(
-            absl::StrCat(path, ": larger than ", limit, " bytes; not a memloadctl config"));
-      }
-    } else if (n == 0) {
-      break;
-    } else if (errno != EINTR) {
-      const int error = errno;
-      close(fd);
-      return absl::ErrnoToStatus(error, absl::StrCat("cannot read ", path));
-    }
-  }
-  close(fd);
-  return contents;
 }
 
 }  // namespace
@@ -196,7 +162,7 @@ std::string ConfigPath(const GetEnv& getenv) {
 
 absl::StatusOr<CliConfig> ReadCliConfig(const std::string& path) {
   if (path.empty()) return CliConfig();
-  absl::StatusOr<std::string> text = ReadBounded(path, kMaxConfigBytes);
+  absl::StatusOr<std::string> text = ReadRegularFileUpTo(path, kMaxConfigBytes, "config");
   if (absl::IsNotFound(text.status())) return CliConfig();
   if (!text.ok()) return text.status();
   return ParseCliConfig(*text, path);

@@ -73,8 +73,9 @@ std::string FormatCliConfig(const CliConfig& config);
 using GetEnv = std::function<const char*(const char*)>;
 std::string ConfigPath(const GetEnv& getenv);
 
-// An absent file is an empty config. FailedPrecondition for a file over kMaxConfigBytes
-// or not a regular file; the errors of ParseCliConfig; messages name the path.
+// An absent file is an empty config. Read with ReadRegularFileUpTo (core/bounded_read.h):
+// InvalidArgument for a file over kMaxConfigBytes, FailedPrecondition for one that is not
+// a regular file; the errors of ParseCliConfig; messages name the path.
 absl::StatusOr<CliConfig> ReadCliConfig(const std::string& path);
 // Creates the directory if needed; writes a temp file (mode 0600: it names token files)
 // and renames it over `path`.

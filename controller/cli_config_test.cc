@@ -126,8 +126,14 @@ TEST(CliConfigTest, FilesAreBoundedAndWrittenPrivately) {
     big << std::string(kMaxConfigBytes + 1, '#');
   }
   EXPECT_THAT(ReadCliConfig(path),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("larger than")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("larger than")));
   EXPECT_THAT(ReadCliConfig("/dev/zero"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a regular file")));
+  // A FIFO nobody writes to: refused at once (the config's own reader used to block in
+  // open() until a writer came).
+  const std::string fifo = path + ".fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THAT(ReadCliConfig(fifo),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a regular file")));
 }
 

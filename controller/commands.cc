@@ -7,7 +7,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
-#include <mutex>
 #include <tuple>
 #include <utility>
 
@@ -16,6 +15,7 @@
 #include "controller/dry_run.h"
 #include "controller/lease_view.h"
 #include "controller/output.h"
+#include "core/sync/mutex.h"
 
 namespace memload {
 namespace controller {
@@ -571,28 +571,55 @@ int RunStop(const CommandEnv& env, const std::string& plan_id) {
   return PrintResults(env, std::move(results), PlanTable, PlanJson("stop"));
 }
 
+namespace {
+
+// What RunWatch's streams have said: the latest answer per selected node (in selection
+// order) and how many nodes have answered at all. Thread-safe: streams write it from
+// their callbacks, the frames read it.
+class WatchBoard {
+ public:
+  explicit WatchBoard(size_t nodes)
+      : latest_(nodes, absl::UnavailableError("no usage received yet")), heard_(nodes, false) {}
+
+  void Note(size_t node, absl::StatusOr<v1::NodeUsage> value) ABSL_LOCKS_EXCLUDED(mutex_) {
+    {
+      MutexLock lock(&mutex_);
+      latest_[node] = std::move(value);
+      if (!heard_[node]) {
+        heard_[node] = true;
+        ++answered_;
+      }
+    }
+    answered_cv_.notify_all();
+  }
+
+  // Waits up to `timeout` for every node's first answer.
+  void WaitForEveryNode(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mutex_) {
+    MutexLock lock(&mutex_);
+    answered_cv_.wait_for(
+        lock.native(), std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)),
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return answered_ == latest_.size(); });
+  }
+
+  std::vector<absl::StatusOr<v1::NodeUsage>> Latest() const ABSL_LOCKS_EXCLUDED(mutex_) {
+    MutexLock lock(&mutex_);
+    return latest_;
+  }
+
+ private:
+  mutable Mutex mutex_;
+  std::condition_variable answered_cv_;
+  std::vector<absl::StatusOr<v1::NodeUsage>> latest_ ABSL_GUARDED_BY(mutex_);
+  std::vector<bool> heard_ ABSL_GUARDED_BY(mutex_);
+  size_t answered_ ABSL_GUARDED_BY(mutex_) = 0;
+};
+
+}  // namespace
+
 int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   Fleet fleet(env);
   Selection selection = Select(env, fleet.all(), /*need_info=*/false);
-  std::mutex mutex;
-  std::condition_variable answered_cv;
-  // Latest answer per selected target (guarded by mutex), in selection order, and how
-  // many targets have answered at all (guarded by mutex).
-  std::vector<absl::StatusOr<v1::NodeUsage>> latest(
-      selection.clients.size(), absl::UnavailableError("no usage received yet"));
-  std::vector<bool> heard(selection.clients.size(), false);
-  size_t answered = 0;
-  auto note = [&](size_t i, absl::StatusOr<v1::NodeUsage> value) {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      latest[i] = std::move(value);
-      if (!heard[i]) {
-        heard[i] = true;
-        ++answered;
-      }
-    }
-    answered_cv.notify_all();
-  };
+  WatchBoard board(selection.clients.size());
   std::vector<std::unique_ptr<UsageWatch>> watches;
   v1::WatchUsageRequest request;
   request.mutable_interval()->set_seconds(absl::ToInt64Seconds(options.interval));
@@ -600,20 +627,15 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
       static_cast<int32_t>(absl::ToInt64Nanoseconds(options.interval % absl::Seconds(1))));
   for (size_t i = 0; i < selection.clients.size(); ++i) {
     watches.push_back(selection.clients[i]->WatchUsage(
-        request, [&note, i](const v1::NodeUsage& usage) { note(i, usage); },
-        [&note, i](absl::Status status) {
+        request, [&board, i](const v1::NodeUsage& usage) { board.Note(i, usage); },
+        [&board, i](absl::Status status) {
           if (status.ok() || status.code() == absl::StatusCode::kCancelled) return;
-          note(i, status);
+          board.Note(i, status);
         }));
   }
   // The first frame waits (up to --timeout) for every node's first answer, so a slow
   // start is not reported as a failed node.
-  {
-    std::unique_lock<std::mutex> lock(mutex);
-    answered_cv.wait_for(lock,
-                         std::chrono::nanoseconds(absl::ToInt64Nanoseconds(env.fanout.timeout)),
-                         [&] { return answered == selection.clients.size(); });
-  }
+  board.WaitForEveryNode(env.fanout.timeout);
   CancelSignal never;
   CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
   Redraw redraw(env.out);
@@ -623,12 +645,10 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   for (int frame = 0; options.count == 0 || frame < options.count; ++frame) {
     if (cancel->WaitUntil(next)) break;
     next += options.interval;
+    std::vector<absl::StatusOr<v1::NodeUsage>> latest = board.Latest();
     std::vector<NodeResult<v1::NodeUsage>> nodes;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      for (size_t i = 0; i < selection.clients.size(); ++i) {
-        nodes.push_back({selection.clients[i]->target(), latest[i]});
-      }
+    for (size_t i = 0; i < selection.clients.size(); ++i) {
+      nodes.push_back({selection.clients[i]->target(), std::move(latest[i])});
     }
     AddFailures(selection, &nodes);
     if (!env.json) SortByNodeName(&nodes);

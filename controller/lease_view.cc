@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "core/size.h"
 #include "proto/proto_time.h"
 
@@ -117,10 +116,7 @@ std::string FormatStartTable(const std::vector<NodeResult<v1::PlanStatus>>& node
 
 std::string StartJson(const std::vector<NodeResult<v1::PlanStatus>>& nodes,
                       const std::vector<std::string>& warnings) {
-  std::vector<std::string> quoted;
-  for (const std::string& warning : warnings) quoted.push_back(JsonQuote(warning));
-  return PlanResultsJson("start", nodes,
-                         {{"warnings", absl::StrCat("[", absl::StrJoin(quoted, ","), "]")}});
+  return PlanResultsJson("start", nodes, {{"warnings", JsonStringArray(warnings)}});
 }
 
 void AddRecentlyEnded(const v1::ListPlansResponse& listed, absl::Time since, v1::NodeUsage* usage) {

@@ -1049,7 +1049,7 @@ std::string RunJson(const RunView& run) {
     }
     std::vector<std::string> errors;
     for (const absl::Status& error : node.errors) errors.push_back(ErrorJsonObject(error));
-    entry.Raw("errors", absl::StrCat("[", absl::StrJoin(errors, ","), "]"));
+    entry.Raw("errors", JsonArray(errors));
     if (!ok) {
       absl::Status error =
           node.errors.empty() ? absl::UnknownError(kNeverStarted) : node.errors.back();
@@ -1197,6 +1197,17 @@ std::string JsonQuote(absl::string_view text) {
     ++i;
   }
   return out + "\"";
+}
+
+std::string JsonArray(const std::vector<std::string>& values) {
+  return absl::StrCat("[", absl::StrJoin(values, ","), "]");
+}
+
+std::string JsonStringArray(const std::vector<std::string>& texts) {
+  std::vector<std::string> quoted;
+  quoted.reserve(texts.size());
+  for (const std::string& text : texts) quoted.push_back(JsonQuote(text));
+  return JsonArray(quoted);
 }
 
 // ---------------------------------------------------------------------------------------

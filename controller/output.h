@@ -249,6 +249,10 @@ std::string ErrorJson(absl::string_view command, const absl::Status& status);
 std::string ProtoToJson(const google::protobuf::Message& message);
 // `text` as a JSON string literal, quotes included. Invalid UTF-8 becomes U+FFFD.
 std::string JsonQuote(absl::string_view text);
+// [a,b,...] of values already JSON (objects, numbers...); [] when empty.
+std::string JsonArray(const std::vector<std::string>& values);
+// ["a","b",...]: each text through JsonQuote.
+std::string JsonStringArray(const std::vector<std::string>& texts);
 
 // memloadctl's one JSON writer (command output and --record's time series): an object's
 // fields in insertion order, values already JSON. Everything untrusted goes through

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "proto/proto_time.h"
 
 namespace memload {
@@ -114,13 +113,13 @@ void RunRecorder::Refresh(absl::Time now, const RunView& view,
   if (!begun_) {
     begun_ = true;
     std::vector<std::string> targets;
-    for (const RunNode& node : view.nodes) targets.push_back(JsonQuote(node.target));
+    for (const RunNode& node : view.nodes) targets.push_back(node.target);
     Write(JsonObject()
               .String("event", "run")
               .String("time", RecordingTime(now - view.elapsed))  // When the run began.
               .String("planId", plan_id)
               .Raw("spec", ProtoToJson(view.spec))
-              .Raw("targets", absl::StrCat("[", absl::StrJoin(targets, ","), "]"))
+              .Raw("targets", JsonStringArray(targets))
               .Compact());
   }
   for (const RunNode& node : view.nodes) {

@@ -15,6 +15,7 @@
 #include "controller/output.h"
 #include "controller/recording.h"
 #include "core/base/status_macros.h"
+#include "core/bounded_read.h"
 #include "core/size.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -1313,41 +1314,15 @@ int RunReport(const std::string& path, const std::string& html_path, std::ostrea
     err << "memloadctl report: usage: memloadctl report FILE --html=OUT.html\n";
     return 2;
   }
-  std::ifstream file(path);
-  if (!file) {
-    err << "memloadctl report: cannot read " << path << ": " << std::strerror(errno) << "\n";
-    return 2;
-  }
   ReportBuilder builder(path);
-  ReportOptions options;
-  std::string line;
-  // Lines are read in bounded pieces: a line longer than the limit is refused, never held.
-  std::vector<char> buffer(options.max_line_bytes + 2);
-  while (file.getline(buffer.data(), static_cast<std::streamsize>(buffer.size()))) {
-    const absl::Status status = builder.AddLine(absl::string_view(
-        buffer.data(), static_cast<size_t>(file.gcount()) - (file.eof() ? 0 : 1)));
-    if (!status.ok()) {
-      err << "memloadctl report: " << status.message() << "\n";
-      return 2;
-    }
-  }
-  if (!file.eof()) {
-    if (file.fail() && !file.bad()) {
-      // getline stopped on a full buffer: the line is too long.
-      const absl::Status status = builder.AddLine(std::string(options.max_line_bytes + 1, ' '));
-      err << "memloadctl report: " << status.message() << "\n";
-      return 2;
-    }
-    err << "memloadctl report: cannot read " << path << ": " << std::strerror(errno) << "\n";
+  // One line held at a time: a line longer than the limit reaches the builder cut to one
+  // byte over it, and the builder refuses it naming the line.
+  const absl::Status read =
+      ReadLinesUpTo(path, ReportOptions().max_line_bytes, "",
+                    [&builder](absl::string_view line) { return builder.AddLine(line); });
+  if (!read.ok()) {
+    err << "memloadctl report: " << read.message() << "\n";
     return 2;
-  }
-  if (file.gcount() > 0) {  // A last line without '\n'.
-    const absl::Status status =
-        builder.AddLine(absl::string_view(buffer.data(), static_cast<size_t>(file.gcount())));
-    if (!status.ok()) {
-      err << "memloadctl report: " << status.message() << "\n";
-      return 2;
-    }
   }
   absl::StatusOr<Report> report = std::move(builder).Finish();
   if (!report.ok()) {

@@ -1,9 +1,12 @@
 #include "core/bounded_read.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -11,14 +14,31 @@
 
 namespace memload {
 
-absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, uint64_t max_bytes,
-                                         absl::string_view what) {
+namespace {
+
+// Reads `path` up to `max_bytes`; with `regular_only`, refuses anything but a regular file
+// (opened non-blocking so that a FIFO's open does not wait for a writer).
+absl::StatusOr<std::string> ReadUpTo(const std::string& path, uint64_t max_bytes,
+                                     absl::string_view what, bool regular_only) {
   const std::string name = what.empty() ? path : absl::StrCat(what, " ", path);
+  const int flags = O_RDONLY | O_CLOEXEC | (regular_only ? O_NONBLOCK : 0);
   int fd;
   do {
-    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    fd = open(path.c_str(), flags);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(name, ": cannot read"));
+  if (regular_only) {
+    struct stat info;
+    if (fstat(fd, &info) != 0) {
+      const int error = errno;
+      close(fd);
+      return absl::ErrnoToStatus(error, absl::StrCat(name, ": cannot read"));
+    }
+    if (!S_ISREG(info.st_mode)) {
+      close(fd);
+      return absl::FailedPreconditionError(absl::StrCat(name, ": not a regular file"));
+    }
+  }
   std::string contents;
   char buffer[64 * 1024];
   while (true) {
@@ -44,6 +64,68 @@ absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, uint64_t max_b
   }
   close(fd);
   return contents;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, uint64_t max_bytes,
+                                         absl::string_view what) {
+  return ReadUpTo(path, max_bytes, what, /*regular_only=*/false);
+}
+
+absl::StatusOr<std::string> ReadRegularFileUpTo(const std::string& path, uint64_t max_bytes,
+                                                absl::string_view what) {
+  return ReadUpTo(path, max_bytes, what, /*regular_only=*/true);
+}
+
+absl::Status ReadLinesUpTo(const std::string& path, size_t max_line_bytes, absl::string_view what,
+                           const std::function<absl::Status(absl::string_view line)>& each) {
+  const std::string name = what.empty() ? path : absl::StrCat(what, " ", path);
+  int fd;
+  do {
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(name, ": cannot read"));
+  std::string line;  // At most max_line_bytes + 1 bytes.
+  bool cut = false;  // The current line was too long and has been passed on.
+  absl::Status status;
+  char buffer[64 * 1024];
+  while (status.ok()) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      status = absl::ErrnoToStatus(errno, absl::StrCat(name, ": cannot read"));
+      break;
+    }
+    if (n == 0) {
+      if (!cut && !line.empty()) status = each(line);  // A last line without '\n'.
+      break;
+    }
+    const char* next = buffer;
+    const char* const end = buffer + n;
+    while (next < end && status.ok()) {
+      const char* newline = static_cast<const char*>(memchr(next, '\n', end - next));
+      const char* const piece_end = newline != nullptr ? newline : end;
+      if (!cut) {
+        const size_t room = max_line_bytes + 1 - line.size();
+        line.append(next, std::min(static_cast<size_t>(piece_end - next), room));
+        if (line.size() > max_line_bytes) {
+          status = each(line);
+          cut = true;
+          line.clear();
+        }
+      }
+      next = piece_end;
+      if (newline != nullptr) {
+        ++next;
+        if (!cut && status.ok()) status = each(line);
+        line.clear();
+        cut = false;
+      }
+    }
+  }
+  close(fd);
+  return status;
 }
 
 }  // namespace memload

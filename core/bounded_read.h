@@ -1,8 +1,8 @@
-// ReadFileUpTo: reads a whole file that a user or operator names (a token file, a target
-// list, a labels file, ...) but never more than a limit, so that `/dev/zero`, a FIFO that
-// never ends or a 200 MB file by mistake is a clear error at once, not minutes of reading
-// and a std::bad_alloc. Every file the binaries read goes through it (or another bounded
-// reader: PEM files, plan files, recordings read as a stream).
+// The binaries' one file reader. ReadFileUpTo reads a whole file that a user or operator
+// names (a token file, a target list, a labels file, a PEM file, a plan, /proc files...)
+// but never more than a limit, so that `/dev/zero`, a FIFO that never ends or a 200 MB
+// file by mistake is a clear error at once, not minutes of reading and a std::bad_alloc.
+// ReadLinesUpTo streams a file of any length (a recording) holding one line at a time.
 //
 //   MEMLOAD_ASSIGN_OR_RETURN(std::string text,
 //                            ReadFileUpTo(path, kMaxTokenFileBytes, "--token-file"));
@@ -11,9 +11,12 @@
 #ifndef MEMLOAD_CORE_BOUNDED_READ_H_
 #define MEMLOAD_CORE_BOUNDED_READ_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -39,6 +42,20 @@ constexpr uint64_t kMaxKernelFileBytes = uint64_t{64} << 20;
 // calls absl::ErrnoToStatus too.
 absl::StatusOr<std::string> ReadFileUpTo(const std::string& path, uint64_t max_bytes,
                                          absl::string_view what);
+
+// ReadFileUpTo for a file that must be a regular file (memloadctl's config): a FIFO, a
+// device or a directory is FailedPrecondition "WHAT PATH: not a regular file", found
+// without blocking (a FIFO with no writer is not waited for).
+absl::StatusOr<std::string> ReadRegularFileUpTo(const std::string& path, uint64_t max_bytes,
+                                                absl::string_view what);
+
+// Calls `each` with every line of `path`, in order, without its '\n' (a last line without
+// one too), holding one line at a time: a line longer than `max_line_bytes` is passed cut
+// to max_line_bytes + 1 bytes (so `each` can tell it is too long and say where) and the
+// rest of it is skipped. Stops at the first error `each` returns and returns it; read
+// errors as ReadFileUpTo's.
+absl::Status ReadLinesUpTo(const std::string& path, size_t max_line_bytes, absl::string_view what,
+                           const std::function<absl::Status(absl::string_view line)>& each);
 
 }  // namespace memload
 

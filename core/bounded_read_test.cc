@@ -1,6 +1,9 @@
 #include "core/bounded_read.h"
 
+#include <sys/stat.h>
+
 #include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "core/testing/status_matchers.h"
@@ -14,6 +17,7 @@ namespace {
 using ::memload::testing::TestTempPath;
 using ::memload::testing::WriteFile;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(ReadFileUpToTest, ReadsAFileUpToAndAtTheLimit) {
@@ -59,6 +63,78 @@ TEST(ReadFileUpToTest, UnreadableFilesKeepTheirErrno) {
       ReadFileUpTo(::memload::testing::TestTempDir(), 10, "--labels-file");
   ASSERT_FALSE(directory.ok());
   EXPECT_THAT(std::string(directory.status().message()), HasSubstr("cannot read"));
+}
+
+TEST(ReadRegularFileUpToTest, ReadsARegularFileAndRefusesTheRestWithoutBlocking) {
+  const std::string path = TestTempPath("regular");
+  ASSERT_TRUE(WriteFile(path, "abc\n"));
+  absl::StatusOr<std::string> text = ReadRegularFileUpTo(path, 4, "config");
+  ASSERT_THAT(text, IsOk());
+  EXPECT_EQ(*text, "abc\n");
+  EXPECT_THAT(ReadRegularFileUpTo(path, 3, "config"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("larger than")));
+  EXPECT_THAT(ReadRegularFileUpTo(TestTempPath("absent"), 4, "config"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("config")));
+  // A device, a directory and a FIFO nobody writes to (a blocking open would hang here).
+  const std::string fifo = TestTempPath("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& other :
+       {std::string("/dev/zero"), ::memload::testing::TestTempDir(), fifo}) {
+    EXPECT_THAT(ReadRegularFileUpTo(other, 4, "config"),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         AllOf(HasSubstr("config " + other), HasSubstr("not a regular file"))));
+  }
+}
+
+// Every line of `path` as ReadLinesUpTo passes them; the status it returned, if any, last.
+std::vector<std::string> Lines(const std::string& path, size_t max_line_bytes) {
+  std::vector<std::string> lines;
+  const absl::Status status =
+      ReadLinesUpTo(path, max_line_bytes, "recording", [&](absl::string_view line) {
+        lines.emplace_back(line);
+        return absl::OkStatus();
+      });
+  if (!status.ok()) lines.push_back(status.ToString());
+  return lines;
+}
+
+absl::Status ReadNothing(const std::string& path) {
+  return ReadLinesUpTo(path, 10, "recording", [](absl::string_view) { return absl::OkStatus(); });
+}
+
+TEST(ReadLinesUpToTest, PassesEveryLineWithoutItsNewline) {
+  const std::string path = TestTempPath("lines");
+  ASSERT_TRUE(WriteFile(path, "a\n\nbc\nlast"));
+  EXPECT_THAT(Lines(path, 4), ElementsAre("a", "", "bc", "last"));
+  ASSERT_TRUE(WriteFile(path, "a\n"));
+  EXPECT_THAT(Lines(path, 4), ElementsAre("a"));
+  ASSERT_TRUE(WriteFile(path, ""));
+  EXPECT_THAT(Lines(path, 4), ElementsAre());
+}
+
+TEST(ReadLinesUpToTest, ALongLineIsPassedCutAndTheRestSkipped) {
+  const std::string path = TestTempPath("long");
+  // Longer than the reader's buffer too, so the cut line spans several reads.
+  ASSERT_TRUE(WriteFile(path, "abcd\n" + std::string(200000, 'x') + "\nef\nghijk"));
+  EXPECT_THAT(Lines(path, 4), ElementsAre("abcd", "xxxxx", "ef", "ghijk"));
+}
+
+TEST(ReadLinesUpToTest, StopsAtTheFirstErrorAndKeepsReadErrors) {
+  const std::string path = TestTempPath("stop");
+  ASSERT_TRUE(WriteFile(path, "1\n2\n3\n"));
+  int calls = 0;
+  EXPECT_THAT(ReadLinesUpTo(path, 10, "",
+                            [&](absl::string_view line) {
+                              ++calls;
+                              return line == "2" ? absl::InvalidArgumentError("two")
+                                                 : absl::OkStatus();
+                            }),
+              StatusIs(absl::StatusCode::kInvalidArgument, "two"));
+  EXPECT_EQ(calls, 2);
+  EXPECT_THAT(ReadNothing(TestTempPath("absent")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("recording ")));
+  EXPECT_THAT(ReadNothing(::memload::testing::TestTempDir()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("cannot read")));
 }
 
 }  // namespace

@@ -70,6 +70,21 @@ struct FakeHub {
     if (delivery_thread.joinable()) delivery_thread.join();
   }
 
+  // Appends a call to the log (its id is its place in the log, from 1) and returns its
+  // entry, to be completed under the same lock.
+  Entry& LogCallLocked(const std::string& target, const char* method,
+                       std::shared_ptr<const google::protobuf::Message> request,
+                       absl::Duration timeout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
+    Entry& entry = log.emplace_back();
+    entry.call.id = log.size();
+    entry.call.target = target;
+    entry.call.method = method;
+    entry.call.request = std::move(request);
+    entry.call.timeout = timeout;
+    entry.call.time = absl::Now();
+    return entry;
+  }
+
   // Logs a call, then lets the responder (if any) answer it.
   void Add(const std::string& target, const char* method,
            std::shared_ptr<const google::protobuf::Message> request, absl::Duration timeout,
@@ -79,17 +94,10 @@ struct FakeHub {
     Responder responder;
     {
       MutexLock lock(&mutex);
-      Entry entry;
-      entry.call.id = log.size() + 1;
-      entry.call.target = target;
-      entry.call.method = method;
-      entry.call.request = std::move(request);
-      entry.call.timeout = timeout;
-      entry.call.time = absl::Now();
+      Entry& entry = LogCallLocked(target, method, std::move(request), timeout);
       entry.response_type = response_type;
       entry.deliver = std::move(deliver);
       snapshot = entry.call;
-      log.push_back(std::move(entry));
       ++pending;
       max_pending = std::max(max_pending, pending);
       responder = ResponderFor(target);
@@ -234,15 +242,11 @@ struct FakeHub {
     Responder responder;
     {
       MutexLock lock(&mutex);
-      Entry entry;
-      entry.call.id = log.size() + 1;
-      entry.call.target = target;
-      entry.call.method = "WatchUsage";
-      entry.call.request = std::make_shared<v1::WatchUsageRequest>(request);
-      entry.call.time = absl::Now();
-      watch->call_id = entry.call.id;
-      snapshot = entry.call;
-      log.push_back(std::move(entry));
+      snapshot =
+          LogCallLocked(target, "WatchUsage", std::make_shared<v1::WatchUsageRequest>(request),
+                        absl::InfiniteDuration())  // A stream: no deadline.
+              .call;
+      watch->call_id = snapshot.id;
       watches.push_back(watch);
       responder = ResponderFor(target);
     }
