@@ -317,9 +317,11 @@ absl::Status StreamingPlan::Run() {
   PlanCounters* const counters = mutable_counters();
   counters->target_bytes.store(options_.amount_bytes, std::memory_order_relaxed);
   counters->bookkeeping_bytes.store(sizeof(void*) * options_.window, std::memory_order_relaxed);
+  // The start is read before the state says streaming, so whoever sees kStreaming knows
+  // the plan's clock had started by then.
+  const absl::Time start = clock()->Now();
   counters->SetState(PlanState::kStreaming);
 
-  const absl::Time start = clock()->Now();
   absl::Time end = absl::InfiniteFuture();
   // Durations beyond a century (or infinite) are "no limit".
   if (options_.duration > absl::ZeroDuration() && options_.duration < absl::Hours(24 * 365 * 100)) {
