@@ -8,17 +8,20 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
 #include "agent/cgroup_target.h"
+#include "agent/worker_cgroup.h"
 #include "bazel/leak_check.h"
 #include "core/base/log.h"
 #include "core/base/version.h"
@@ -62,7 +65,7 @@ ABSL_FLAG(std::string, labels_file, "",
           "container); --labels wins on a shared key; odd lines are skipped with a warning");
 ABSL_FLAG(std::string, oom_score_adj, "",
           "the agent's own oom_score_adj, -1000..1000 (lowering it needs CAP_SYS_RESOURCE); "
-          "workers get 1000 whatever this is");
+          "default: -1000 when allowed; workers get 1000 whatever this is");
 ABSL_FLAG(bool, check_config, false,
           "check the flags and the files they name, print \"config ok\", exit (0 or 2)");
 ABSL_FLAG(std::string, metrics_listen, "",
@@ -89,11 +92,68 @@ absl::Status WriteOwnOomScoreAdj(int value) {
   const int error = errno;
   if (file != nullptr) std::fclose(file);
   if (!written) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot set --oom_score_adj=", value, ": ",
+    return absl::PermissionDeniedError(absl::StrCat("cannot set oom_score_adj ", value, ": ",
                                                     std::strerror(error),
                                                     " (lowering it needs CAP_SYS_RESOURCE)"));
   }
   return absl::OkStatus();
+}
+
+// What keeps the OOM killer off the agent (agent/worker_cgroup.h explains the kernel's
+// window after a worker's kill): oom_score_adj -1000, the only value that makes a task
+// ineligible, which the agent sets itself by default when it may; otherwise its workers in
+// a child memory cgroup with a margin below the agent's limit. Logs which, or that neither
+// could be had. Before any worker exists: workers raise theirs to 1000, always allowed.
+// Fails only when an --oom_score_adj given on the command line cannot be set.
+struct OomProtection {
+  std::string worker_cgroup_procs;  // "" = workers stay in the agent's cgroup.
+  std::vector<std::string> log;     // Logged after the listening line (always the first).
+};
+absl::StatusOr<OomProtection> ProtectFromOomKiller(std::optional<int> requested) {
+  OomProtection protection;
+  int adj = 0;
+  if (requested.has_value()) {
+    if (absl::Status set = WriteOwnOomScoreAdj(*requested); !set.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat("--oom_score_adj: ", set.message()));
+    }
+    adj = *requested;
+  } else if (absl::Status set = WriteOwnOomScoreAdj(-1000); set.ok()) {
+    adj = -1000;
+  } else {
+    protection.log.push_back(absl::StrCat("oom: ", set.message()));
+  }
+  if (adj == -1000) {
+    protection.log.push_back("oom: oom_score_adj -1000: the OOM killer never takes the agent");
+    return protection;
+  }
+  absl::StatusOr<std::optional<agent::WorkerCgroup>> workers =
+      agent::PrepareWorkerCgroup("", agent::kDefaultAgentCgroupMargin);
+  if (workers.ok() && workers->has_value()) {
+    const agent::WorkerCgroup& child = **workers;
+    protection.log.push_back(absl::StrFormat(
+        "oom: oom_score_adj %d; workers run in %s, limited to %s (%s below the agent's %s), so "
+        "a worker's OOM kill cannot take the agent",
+        adj, child.dir, FormatSize(child.limit_bytes),
+        FormatSize(child.agent_limit_bytes - child.limit_bytes),
+        FormatSize(child.agent_limit_bytes)));
+    protection.worker_cgroup_procs = child.procs_file;
+    return protection;
+  }
+  if (workers.ok()) {
+    // No memory limit: a node-wide OOM has every process of the node to choose from.
+    protection.log.push_back(absl::StrFormat(
+        "warning: oom: oom_score_adj %d and no memory cgroup limit: the OOM killer takes "
+        "workers (1000) first, but could take the agent right after one; give it "
+        "CAP_SYS_RESOURCE",
+        adj));
+  } else {
+    protection.log.push_back(absl::StrFormat(
+        "warning: oom: NOT PROTECTED: oom_score_adj %d and workers cannot have a cgroup "
+        "of their own (%s): the OOM killer may take the agent right after a worker; "
+        "give it CAP_SYS_RESOURCE",
+        adj, workers.status().message()));
+  }
+  return protection;
 }
 
 // Prints a failed status and returns the exit code for it.
@@ -239,10 +299,9 @@ int Main(int argc, char** argv) {
     }
     return 0;
   }
-  // Before any worker exists: workers set their own (1000), which raising always allows.
-  if (oom_score_adj.has_value()) {
-    if (absl::Status set = WriteOwnOomScoreAdj(*oom_score_adj); !set.ok()) return Fail(set);
-  }
+  absl::StatusOr<OomProtection> oom = ProtectFromOomKiller(oom_score_adj);
+  if (!oom.ok()) return Fail(oom.status());
+  options.worker_cgroup_procs = oom->worker_cgroup_procs;
 
   absl::StatusOr<std::unique_ptr<agent::AgentServer>> server = agent::AgentServer::Start(options);
   if (!server.ok()) return Fail(server.status());
@@ -253,6 +312,7 @@ int Main(int argc, char** argv) {
                                              : std::string("none"),
               FormatSize(options.plans.reserve_bytes));
   MEMLOAD_LOG("security: %s", (*server)->security_summary());
+  for (const std::string& line : oom->log) MEMLOAD_LOG("%s", line);
   for (const std::string& line : skipped_labels) {
     MEMLOAD_LOG("warning: label line \"%s\" from --labels_file skipped", line);
   }
@@ -272,6 +332,14 @@ int Main(int argc, char** argv) {
   (*server)->Wait();
   signal_thread.join();
   server->reset();
+  if (!options.worker_cgroup_procs.empty()) {
+    // Every worker has been reaped by now.
+    const std::string dir =
+        options.worker_cgroup_procs.substr(0, options.worker_cgroup_procs.rfind('/'));
+    if (absl::Status removed = agent::RemoveWorkerCgroup(dir); !removed.ok()) {
+      MEMLOAD_LOG("warning: %s", removed.message());
+    }
+  }
   MEMLOAD_LOG("memload-agent stopped; every plan's memory returned");
   return 0;
 }

@@ -166,7 +166,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   } else {
     absl::StatusOr<std::string> worker = WorkerBinary(options);
     if (!worker.ok()) return worker.status();
-    agent->launcher_ = std::make_shared<WorkerProcessLauncher>(*worker);
+    agent->launcher_ = std::make_shared<WorkerProcessLauncher>(
+        WorkerProcessOptions{*worker, options.worker_cgroup_procs});
   }
   absl::StatusOr<NodeMemory> node = agent->probe_->Read();
   if (!node.ok()) return node.status();

@@ -49,6 +49,8 @@ struct AgentOptions {
   std::map<std::string, std::string> labels;
   // The memload-worker binary; "" = "memload-worker" beside this executable.
   std::string worker_binary;
+  // A cgroup.procs file workers move into (agent/worker_cgroup.h); "" = the agent's cgroup.
+  std::string worker_cgroup_procs;
   PlanManagerOptions plans;
   // WatchUsage streams open at once; more are refused with RESOURCE_EXHAUSTED.
   size_t max_watch_streams = 1024;

@@ -170,8 +170,8 @@ OomWatch WatchOomKills(const std::string& cgroup_procs_path, const std::string& 
     }
   }
   if (!dir.empty()) {
-    // v2's memory.events.local counts this cgroup's own kills only; memory.events and
-    // v1's memory.oom_control also count those in child cgroups.
+    // v2's memory.events.local and v1's memory.oom_control count this cgroup's own kills
+    // only; v2's memory.events also those in child cgroups.
     for (const char* file : {"/memory.events.local", "/memory.events", "/memory.oom_control"}) {
       const std::string path = dir + file;
       watch.cgroup_before = ReadOomKillLine(path);

@@ -1,5 +1,6 @@
 #include "core/node_readers.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -370,6 +371,39 @@ absl::StatusOr<std::string> FindMemoryCgroupPath(absl::string_view proc_self_cgr
       v2_mounts.size(), " cgroup2 mount(s), and no mount root containing the path"));
 }
 
+namespace {
+
+// The v1 OOM kills of the cgroups below `dir` (at most kMaxDescendants of them; unreadable
+// ones count 0).
+uint64_t V1DescendantOomKills(const std::string& dir) {
+  constexpr int kMaxDescendants = 64;
+  uint64_t kills = 0;
+  int visited = 0;
+  std::vector<std::string> pending = {dir};
+  while (!pending.empty() && visited < kMaxDescendants) {
+    const std::string parent = std::move(pending.back());
+    pending.pop_back();
+    DIR* stream = opendir(parent.c_str());
+    if (stream == nullptr) continue;
+    while (const dirent* entry = readdir(stream)) {
+      const absl::string_view name = entry->d_name;
+      if (entry->d_type != DT_DIR || name == "." || name == "..") continue;
+      if (++visited > kMaxDescendants) break;
+      const std::string child = JoinPath(parent, name);
+      if (absl::StatusOr<std::string> events =
+              ReadFileToString(JoinPath(child, "memory.oom_control"));
+          events.ok()) {
+        kills += ParseOomKillCount(*events).value_or(0);
+      }
+      pending.push_back(child);
+    }
+    closedir(stream);
+  }
+  return kills;
+}
+
+}  // namespace
+
 absl::StatusOr<CgroupMemory> ReadCgroupMemory(const std::string& cgroup_dir) {
   CgroupMemory result;
   if (cgroup_dir.empty()) {
@@ -421,6 +455,10 @@ absl::StatusOr<CgroupMemory> ReadCgroupMemory(const std::string& cgroup_dir) {
                       dir);
     }
     result.oom_kill_count = *oom_kills;
+    // v2's memory.events counts the descendants' kills too; v1's memory.oom_control only the
+    // cgroup's own: add theirs, as v1's usage_in_bytes does (e.g. an agent's workers in its
+    // memload-workers child).
+    if (result.version == 1) result.oom_kill_count += V1DescendantOomKills(dir);
   }
 
   if (absl::StatusOr<std::string> stat = ReadFileToString(JoinPath(dir, "memory.stat"));

@@ -65,9 +65,11 @@ struct CgroupMemory {
   // The smallest limit of this cgroup and its ancestors that are visible under the
   // cgroup mount; nullopt = none of them is limited. This is what the kernel enforces.
   std::optional<uint64_t> hierarchical_limit_bytes;
-  uint64_t usage_bytes = 0;     // memory.current or memory.usage_in_bytes
-  uint64_t oom_kill_count = 0;  // "oom_kill" of memory.events / memory.oom_control; 0 if unreadable
-  std::string path;             // the cgroup directory read
+  uint64_t usage_bytes = 0;  // memory.current or memory.usage_in_bytes
+  // "oom_kill" of memory.events (v2) / memory.oom_control (v1, plus those of up to 64
+  // descendant cgroups: v2 counts them itself); 0 if unreadable.
+  uint64_t oom_kill_count = 0;
+  std::string path;  // the cgroup directory read
   // memory.stat's inactive file cache: v1 "total_inactive_file" (this cgroup and its
   // children), else "inactive_file"; 0 when memory.stat cannot be read.
   uint64_t inactive_file_bytes = 0;

@@ -575,6 +575,20 @@ TEST(ReadCgroupMemoryTest, V1WorkingSetUsesHierarchicalInactiveFile) {
   EXPECT_FALSE(m->oom_group);
 }
 
+// v1 counts each cgroup's own kills; the reader adds the descendants', as v2 does.
+TEST(ReadCgroupMemoryTest, V1OomKillsIncludeTheChildCgroups) {
+  const std::string mount = TestDir() + "/memory";
+  WriteFile(mount + "/agent/memory.limit_in_bytes", absl::StrCat(96 * kMi, "\n"));
+  WriteFile(mount + "/agent/memory.usage_in_bytes", absl::StrCat(90 * kMi, "\n"));
+  WriteFile(mount + "/agent/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
+  WriteFile(mount + "/agent/memload-workers/memory.oom_control", "under_oom 0\noom_kill 2\n");
+  WriteFile(mount + "/agent/memload-workers/deeper/memory.oom_control", "oom_kill 4\n");
+  WriteFile(mount + "/agent/other/memory.oom_control", "oom_kill garbage\n");  // Counts 0.
+  const absl::StatusOr<CgroupMemory> m = ReadCgroupMemory(mount + "/agent");
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->oom_kill_count, 7u);
+}
+
 TEST(ReadCgroupMemoryTest, V2WorkingSetAndOomGroup) {
   const std::string root = TestDir() + "/cgroup";
   WriteFile(root + "/c/memory.max", "max\n");

@@ -1,9 +1,12 @@
 // memload-agent as a user runs it: the real binary, its workers, memloadctl, signals, and
 // a memory cgroup that OOM-kills the load. Resident memory is read from /proc.
 #include <signal.h>
+#include <unistd.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "core/node_readers.h"
 #include "gmock/gmock.h"
@@ -96,6 +99,54 @@ TEST(AgentProcessTest, AgentKilledLeavesNoWorkerBehind) {
   agent->Wait(absl::Seconds(5));
   // PR_SET_PDEATHSIG: the worker dies with the agent and its memory goes with it.
   EXPECT_TRUE(Eventually([&] { return kill(workers[0], 0) != 0; }, absl::Seconds(2)));
+}
+
+// The agent's protection from the OOM killer (agent/worker_cgroup.h): oom_score_adj -1000
+// where it may (CAP_SYS_RESOURCE), else its workers in a child cgroup with a margin.
+TEST(AgentProcessTest, AnAgentInASmallCgroupIsProtectedFromItsWorkersOom) {
+  absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create("memload-protect", 96 * kMiB);
+  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << cgroup.status();
+  absl::StatusOr<Subprocess> agent = Subprocess::Start(
+      {AgentBinary(), "--listen=127.0.0.1:0", "--reserve=0"}, cgroup->procs_file());
+  ASSERT_TRUE(agent.ok());
+  const std::string address = WaitForAgentAddress(*agent, absl::Seconds(10));
+  ASSERT_FALSE(address.empty()) << agent->Stderr();
+  CommandResult started = Ctl({"start", "--targets=" + address, "--kind=retained", "--target=8MiB",
+                               "--hold=30s", "--plan-id=protect"});
+  ASSERT_EQ(started.exit_code, 0) << started.out << started.err;
+  std::vector<pid_t> workers;
+  ASSERT_TRUE(Eventually([&] {
+    workers = WorkersOf(agent->pid());
+    return workers.size() == 1;
+  }));
+  absl::StatusOr<std::string> agent_adj =
+      ReadFileToString(absl::StrCat("/proc/", agent->pid(), "/oom_score_adj"));
+  ASSERT_TRUE(agent_adj.ok());
+  // Which cgroup.procs lists the worker.
+  auto lists_worker = [&](const std::string& dir) {
+    absl::StatusOr<std::string> procs = ReadFileToString(dir + "/cgroup.procs");
+    if (!procs.ok()) return false;
+    for (absl::string_view line : absl::StrSplit(*procs, '\n')) {
+      if (line == absl::StrCat(workers[0])) return true;
+    }
+    return false;
+  };
+  if (absl::StripAsciiWhitespace(*agent_adj) == "-1000") {
+    // Ineligible: nothing else needed, the worker shares the agent's cgroup.
+    EXPECT_THAT(agent->Stderr(), HasSubstr("oom_score_adj -1000"));
+    EXPECT_TRUE(lists_worker(cgroup->dir()));
+  } else {
+    // No CAP_SYS_RESOURCE (as on this project's test machine): a child cgroup 32 MiB below.
+    EXPECT_THAT(agent->Stderr(), HasSubstr("workers run in " + cgroup->dir() + "/memload-workers"));
+    EXPECT_TRUE(lists_worker(cgroup->dir() + "/memload-workers"));
+    absl::StatusOr<CgroupMemory> child = ReadCgroupMemory(cgroup->dir() + "/memload-workers");
+    ASSERT_TRUE(child.ok()) << child.status();
+    EXPECT_EQ(child->limit_bytes, 64 * kMiB);
+  }
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(absl::Seconds(5)).value_or(-1), 0) << agent->Stderr();
+  // The agent removes the child on its way out.
+  EXPECT_NE(access((cgroup->dir() + "/memload-workers").c_str(), F_OK), 0);
 }
 
 TEST(AgentProcessTest, OomKillTakesTheWorkerNotTheAgent) {

@@ -143,10 +143,11 @@ TEST(DeployTest, ServiceDaemonSetAndProbesAgree) {
                      env["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>() == "spec.nodeName";
   }
   EXPECT_TRUE(node_name_env);
-  // The agent lowers its own oom_score_adj: it needs SYS_RESOURCE and nothing else.
+  // The agent lowers its own oom_score_adj: it needs SYS_RESOURCE and nothing else. Only
+  // -1000 takes it out of the OOM killer's choice (README, "The agent and the OOM killer").
   EXPECT_THAT(Strings(agent["securityContext"]["capabilities"]["add"]),
               ::testing::ElementsAre("SYS_RESOURCE"));
-  EXPECT_LT(std::stoi(Flag(args, "oom-score-adj")), 0);
+  EXPECT_EQ(Flag(args, "oom-score-adj"), "-1000");
   // The service account the init container uses can read nodes.
   const std::string account = pod["spec"]["serviceAccountName"].as<std::string>();
   EXPECT_NE(manifests.Find("ServiceAccount", account), nullptr);
@@ -267,7 +268,7 @@ TEST(DeployTest, SystemdUnitRunsTheAgentWithFlagsItAccepts) {
   const std::string unit = ReadFile("deploy/systemd/memload-agent.service");
   EXPECT_THAT(unit, HasSubstr("ExecStart=/usr/local/bin/memload-agent $MEMLOAD_AGENT_FLAGS"));
   EXPECT_THAT(unit, HasSubstr("ExecStartPre=/usr/local/bin/memload-agent --check-config"));
-  EXPECT_THAT(unit, HasSubstr("OOMScoreAdjust=-"));
+  EXPECT_THAT(unit, HasSubstr("OOMScoreAdjust=-1000\n"));
   EXPECT_THAT(unit, HasSubstr("Restart=on-failure"));
   EXPECT_THAT(unit, HasSubstr("EnvironmentFile=/etc/memload/memload-agent.env"));
   EXPECT_THAT(unit, ::testing::Not(HasSubstr("\nMemoryMax=")));  // The load is for the machine.

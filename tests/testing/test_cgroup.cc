@@ -1,11 +1,13 @@
 #include "tests/testing/test_cgroup.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -19,6 +21,20 @@ namespace {
 bool Exists(const std::string& path) {
   struct stat info;
   return stat(path.c_str(), &info) == 0;
+}
+
+// The child cgroups of `dir` (e.g. the agent's memload-workers).
+std::vector<std::string> ChildDirectories(const std::string& dir) {
+  std::vector<std::string> children;
+  DIR* stream = opendir(dir.c_str());
+  if (stream == nullptr) return children;
+  while (const dirent* entry = readdir(stream)) {
+    const std::string name = entry->d_name;
+    if (entry->d_type == DT_DIR && name != "." && name != "..")
+      children.push_back(dir + "/" + name);
+  }
+  closedir(stream);
+  return children;
 }
 
 }  // namespace
@@ -66,6 +82,8 @@ TestCgroup::TestCgroup(TestCgroup&& other) noexcept
 
 TestCgroup::~TestCgroup() {
   if (dir_.empty()) return;
+  // A child left by a killed agent first (a cgroup with children cannot be removed).
+  for (const std::string& child : ChildDirectories(dir_)) rmdir(child.c_str());
   // The kernel refuses while exiting processes are still charged to it: retry briefly.
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (rmdir(dir_.c_str()) != 0 && errno == EBUSY && absl::Now() < deadline) {

@@ -1,7 +1,7 @@
 // TestCgroup: a memory cgroup of the test's own (v1 or v2), a child of the cgroup the test
 // runs in, with a memory limit (and no swap, where the kernel lets us say so). Removed on
-// destruction; its processes must be gone by then (the destructor waits up to 5 s for
-// exiting ones to leave).
+// destruction with its child cgroups; its processes must be gone by then (the destructor waits up
+// to 5 s for exiting ones to leave).
 //
 //   absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create("oom", 96 * kMiB);
 //   if (!cgroup.ok()) GTEST_SKIP() << cgroup.status();   // no cgroups here (or sandboxed)
@@ -38,7 +38,8 @@ class TestCgroup {
 
   // memory.usage_in_bytes (v1) or memory.current (v2); 0 when unreadable.
   uint64_t Usage() const;
-  // "oom_kill" of memory.oom_control (v1) or memory.events (v2); 0 when unreadable.
+  // "oom_kill" of memory.oom_control (v1) or memory.events (v2), with those of its child
+  // cgroups (an agent's memload-workers); 0 when unreadable.
   uint64_t OomKills() const;
 
  private:
