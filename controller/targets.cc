@@ -15,6 +15,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -30,8 +31,19 @@ namespace {
 
 constexpr char kForms[] = "expected host:port, [ipv6]:port, @file or dns:///name:port";
 
+// Input quoted in an error, escaped and cut to its first kQuotedBytes: a 15 MB line of a
+// targets file was echoed back whole, and `--targets=@/proc/self/environ` printed the
+// environment. "\"10.0.0.2\"", or "\"hhhh...\" (10005 bytes)".
+constexpr size_t kQuotedBytes = 64;
+
+std::string Quoted(absl::string_view text) {
+  if (text.size() <= kQuotedBytes) return absl::StrCat("\"", absl::CHexEscape(text), "\"");
+  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kQuotedBytes)), "...\" (", text.size(),
+                      " bytes)");
+}
+
 absl::Status BadTarget(absl::string_view item, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrFormat("target \"%s\": %s", item, why));
+  return absl::InvalidArgumentError(absl::StrCat("target ", Quoted(item), ": ", why));
 }
 
 bool IsIpv4(const std::string& host, in_addr* out = nullptr) {
@@ -334,7 +346,7 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text) {
     return absl::ascii_isdigit(static_cast<unsigned char>(c));
   });
   if (!digits || port.size() > 6 || !absl::SimpleAtoi(port, &number)) {
-    return BadTarget(text, absl::StrFormat("port \"%s\" is not a number", port));
+    return BadTarget(text, absl::StrCat("port ", Quoted(port), " is not a number"));
   }
   if (number < 1 || number > 65535) {
     return BadTarget(text, absl::StrFormat("port %d is out of range (1-65535)", number));
@@ -407,7 +419,7 @@ absl::StatusOr<std::vector<std::string>> ParseTargets(absl::string_view spec,
     absl::Status status;
     if (item.empty()) {
       status = absl::InvalidArgumentError(
-          absl::StrFormat("--targets=\"%s\": empty item between commas", spec));
+          absl::StrCat("--targets=", Quoted(spec), ": empty item between commas"));
     } else if (absl::ConsumePrefix(&item, "@")) {
       status = AddFile(item, options, &keys);
     } else {
@@ -416,7 +428,7 @@ absl::StatusOr<std::vector<std::string>> ParseTargets(absl::string_view spec,
     if (!status.ok()) return status;
   }
   if (keys.empty()) {
-    return absl::InvalidArgumentError(absl::StrFormat("--targets=\"%s\": no targets", spec));
+    return absl::InvalidArgumentError(absl::StrCat("--targets=", Quoted(spec), ": no targets"));
   }
   std::vector<std::string> targets;
   for (const TargetKey& key : keys) targets.push_back(key.text);
@@ -446,17 +458,17 @@ absl::StatusOr<Selector> ParseSelector(absl::string_view text) {
     }
     if (op == absl::string_view::npos) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("--selector term \"%s\": expected key=value or key!=value", term));
+          absl::StrCat("--selector term ", Quoted(term), ": expected key=value or key!=value"));
     }
     parsed.key = std::string(absl::StripAsciiWhitespace(term.substr(0, op)));
     parsed.value = std::string(absl::StripAsciiWhitespace(term.substr(op + op_size)));
     if (parsed.key.empty() || !valid(parsed.key, true)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "--selector term \"%s\": bad label key (letters, digits, - _ . /)", term));
+      return absl::InvalidArgumentError(absl::StrCat("--selector term ", Quoted(term),
+                                                     ": bad label key (letters, digits, - _ . /)"));
     }
     if (!valid(parsed.value, false)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "--selector term \"%s\": bad label value (letters, digits, - _ .)", term));
+      return absl::InvalidArgumentError(absl::StrCat("--selector term ", Quoted(term),
+                                                     ": bad label value (letters, digits, - _ .)"));
     }
     selector.push_back(std::move(parsed));
   }

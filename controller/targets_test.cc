@@ -228,6 +228,40 @@ TEST(ParseTargetsTest, UnreadableOrBadFiles) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("@file inside")));
 }
 
+// A bad target is quoted in the error, but never whole: a 15 MB line of a targets file was
+// echoed back as a 15 MB message, and `--targets=@/proc/self/environ` printed the environment.
+TEST(ParseTargetsTest, ErrorsQuoteAtMostThe64FirstBytesOfTheInput) {
+  const std::string long_host(10000, 'h');
+  const std::string secret = "SECRET_TOKEN=abcdef";
+  const std::string file =
+      TempFile("long.txt", absl::StrCat(std::string(100000, 'q'), secret, "\n"));
+  const struct {
+    std::string spec;
+    size_t input_bytes;
+  } cases[] = {
+      {long_host + ":http", long_host.size() + 5},
+      {"10.0.0.1:7070,," + long_host + ":7070", 15 + long_host.size() + 5},
+      {"@" + file, 100000 + secret.size()},
+      {"dns:///" + long_host, long_host.size() + 7},
+  };
+  for (const auto& c : cases) {
+    absl::StatusOr<std::vector<std::string>> parsed = ParseTargets(c.spec);
+    ASSERT_FALSE(parsed.ok()) << c.spec.substr(0, 80);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    const std::string message(parsed.status().message());
+    EXPECT_LT(message.size(), 512u) << message.substr(0, 512);
+    EXPECT_THAT(message, HasSubstr(absl::StrCat("...\" (", c.input_bytes, " bytes)")));
+    EXPECT_THAT(message, ::testing::Not(HasSubstr(secret)));
+  }
+  // Short input is still quoted whole, control characters escaped.
+  EXPECT_THAT(ParseTargets("10.0.0.2"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target \"10.0.0.2\"")));
+  EXPECT_THAT(ParseTargets("bad\x1b[2Jhost:7070"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target \"bad\\x1b[2Jhost")));
+  EXPECT_THAT(ParseSelector(absl::StrCat("k=", std::string(5000, 'v'), "!")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("...\" (5003 bytes)")));
+}
+
 TEST(ParseTargetsTest, DnsNameResolvesToEveryAddress) {
   FakeDnsServer dns("agents.test", {"10.1.0.2", "10.1.0.1", "10.1.0.10"}, {"fd00::2", "fd00::1"});
   const std::string uri = absl::StrCat("dns://127.0.0.1:", dns.port(), "/agents.test:7070");
