@@ -12,6 +12,7 @@
 #include "core/node_readers.h"
 #include "core/sync/mutex.h"
 #include "grpcpp/alarm.h"
+#include "proto/plan_rules.h"
 #include "proto/proto_time.h"
 
 namespace memload {
@@ -244,6 +245,9 @@ grpc::ServerUnaryReactor* AgentService::ResizePlan(grpc::CallbackServerContext* 
   if (request->plan_id().empty()) {
     return FinishNow(context, absl::InvalidArgumentError("plan_id is required"));
   }
+  if (absl::Status id = plan_rules::CheckPlanId(request->plan_id()); !id.ok()) {
+    return FinishNow(context, id);
+  }
   absl::StatusOr<v1::PlanStatus> status = manager_->Resize(request->plan_id(), request->target());
   if (status.ok()) *response->mutable_plan() = *std::move(status);
   return FinishNow(context, status.status());
@@ -254,6 +258,9 @@ grpc::ServerUnaryReactor* AgentService::StopPlan(grpc::CallbackServerContext* co
                                                  v1::StopPlanResponse* response) {
   if (request->plan_id().empty()) {
     return FinishNow(context, absl::InvalidArgumentError("plan_id is required"));
+  }
+  if (absl::Status id = plan_rules::CheckPlanId(request->plan_id()); !id.ok()) {
+    return FinishNow(context, id);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   manager_->Stop(request->plan_id(), [reactor, response](absl::StatusOr<v1::PlanStatus> status) {
@@ -266,6 +273,9 @@ grpc::ServerUnaryReactor* AgentService::StopPlan(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* AgentService::RenewLeases(grpc::CallbackServerContext* context,
                                                     const v1::RenewLeasesRequest* request,
                                                     v1::RenewLeasesResponse* response) {
+  if (absl::Status valid = plan_rules::CheckRenewLeases(*request); !valid.ok()) {
+    return FinishNow(context, valid);
+  }
   *response = manager_->Renew(*request);
   return FinishNow(context, absl::OkStatus());
 }

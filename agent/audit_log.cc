@@ -5,10 +5,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/base/quoted.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/server_context.h"
 #include "proto/memload.pb.h"
@@ -22,12 +22,18 @@ using grpc::experimental::InterceptionHookPoints;
 // A RenewLeases of many plans still makes one readable line.
 constexpr size_t kMaxPlanIds = 16;
 
+// Longer than any valid plan id, peer or certificate subject: not written whole.
+constexpr size_t kMaxPlainField = 256;
+
+// A value as one word of the line; a client's value that is not plain, or is longer than any
+// valid one, is quoted (escaped, and cut: a 1 MB plan id makes a short line).
 std::string Field(absl::string_view value) {
   if (value.empty()) return "-";
+  if (value.size() > kMaxPlainField) return Quoted(value);
   for (char c : value) {
     const bool plain = absl::ascii_isalnum(c) || c == '.' || c == '_' || c == ':' || c == '/' ||
                        c == '@' || c == '-';
-    if (!plain) return absl::StrCat("\"", absl::CHexEscape(value), "\"");
+    if (!plain) return Quoted(value);
   }
   return std::string(value);
 }

@@ -463,6 +463,13 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
       MEMLOAD_ASSIGN_OR_RETURN(RetainedPlanSpec core_spec, ToRetainedPlanSpec(*retained));
       record->backing = core_spec.set.backing;
       record->block_size = core_spec.set.block_size;
+      // Byte targets memloadctl checked too; percentages resolve here.
+      for (int i = 0; i < retained->phases_size(); ++i) {
+        if (std::optional<std::string> problem = plan_rules::BelowOneBlockProblem(
+                retained->phases(i).target().bytes(), record->block_size)) {
+          return plan_rules::FieldError(absl::StrCat("retained.phases[", i, "].target"), *problem);
+        }
+      }
       const Cost cost =
           RetainedPlanCostOrLowerBound(record->backing, record->block_size, record->max_payload);
       MEMLOAD_RETURN_IF_ERROR(TargetRefusal(target, node, request, cost.bytes));
@@ -614,6 +621,12 @@ absl::StatusOr<v1::PlanStatus> PlanManager::Resize(const std::string& plan_id,
           absl::StrCat("plan \"", plan_id, "\" is a streaming plan: it has no target to resize"));
     }
     MEMLOAD_ASSIGN_OR_RETURN(uint64_t bytes, Resolve(target, *node, "target"));
+    if (record.spec.kind_case() == v1::PlanSpec::kRetained) {
+      if (std::optional<std::string> problem =
+              plan_rules::BelowOneBlockProblem(bytes, record.block_size)) {
+        return plan_rules::FieldError("target", *problem);
+      }
+    }
     const uint64_t payload = record.worker->Counters().payload_bytes;
     uint64_t new_payload = bytes;  // Retained: the target is the plan's own payload.
     if (record.spec.kind_case() == v1::PlanSpec::kUtilization) {
@@ -1037,9 +1050,11 @@ v1::PlanStatus PlanManager::StatusLocked(const Record& record, LiveWorker* live_
     status.set_worker_pid(record.worker_pid);
     ToProtoTimestamp(record.lease_expires, status.mutable_lease_expires());
   }
-  status.set_target_bytes(resize_pending               ? *record.resized_target
-                          : counters.target_bytes != 0 ? counters.target_bytes
-                                                       : record.first_target);
+  // Before the worker has published anything (pending), the plan heads for its first
+  // target; after, the worker's own figure — 0 included (a resize to 0, a phase of 0).
+  status.set_target_bytes(resize_pending                          ? *record.resized_target
+                          : counters.state == PlanState::kPending ? record.first_target
+                                                                  : counters.target_bytes);
   status.set_payload_bytes(record.ended ? 0 : counters.payload_bytes);
   status.set_resident_bytes(resident);
   status.set_bookkeeping_bytes(record.ended ? 0 : counters.bookkeeping_bytes);

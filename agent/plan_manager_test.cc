@@ -386,6 +386,37 @@ TEST_F(PlanManagerTest, ResizeChecksLimitsAndState) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ended")));
 }
 
+// Attack note N1: a resize to 0 answered, and listed, the plan's first target; N2: a target
+// below one block started a plan that held nothing.
+TEST_F(PlanManagerTest, ATargetOfZeroIsReportedAndTargetsBelowOneBlockAreRefused) {
+  PlanManager manager(Options(), &probe_, &launcher_);
+  ASSERT_THAT(StartSync(manager, Retained("r", kGiB)), IsOk());
+  launcher_.worker(0)->SetCounters(PlanState::kHolding, kGiB);
+  EXPECT_EQ(Find(manager, "r")->target_bytes(), kGiB);
+  v1::Quantity target;
+  target.set_bytes(0);
+  absl::StatusOr<v1::PlanStatus> resized = manager.Resize("r", target);
+  ASSERT_THAT(resized, IsOk());
+  EXPECT_EQ(resized->target_bytes(), 0u);
+  launcher_.worker(0)->SetCounters(PlanState::kHolding, 0);
+  EXPECT_EQ(Find(manager, "r")->target_bytes(), 0u);
+
+  target.set_bytes(kMiB / 2);  // The default block is 1 MiB.
+  EXPECT_THAT(manager.Resize("r", target),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("target: 512 KiB is less than one block (1 MiB)")));
+  v1::PlanSpec tiny = Retained("tiny", kGiB);
+  tiny.mutable_retained()->set_block_size(2 * kGiB);
+  EXPECT_THAT(StartSync(manager, tiny),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("retained.phases[0].target: 1 GiB is less than one block")));
+  // A percentage resolves on the node (16 GiB here): 0.001% is 168 KiB, below one block.
+  v1::PlanSpec percent = Retained("percent", 0);
+  percent.mutable_retained()->mutable_phases(0)->mutable_target()->set_percent_of_total(0.001);
+  EXPECT_THAT(StartSync(manager, percent),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("less than one block")));
+}
+
 TEST_F(PlanManagerTest, ShutdownStopsEveryPlanAndRefusesNewOnes) {
   PlanManager manager(Options(), &probe_, &launcher_);
   ASSERT_THAT(StartSync(manager, Retained("one", kGiB)), IsOk());

@@ -3,9 +3,10 @@
 #include <cstdint>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/quoted.h"
 #include "core/base/status_macros.h"
+#include "core/size.h"
 #include "proto/core_enums.h"
 
 namespace memload {
@@ -55,6 +56,13 @@ std::optional<std::string> WindowProblem(uint64_t window, uint64_t block_size) {
   if (bytes_fit && window <= SIZE_MAX / sizeof(void*)) return std::nullopt;
   return absl::StrCat(window, " blocks of ", block_size,
                       " bytes is more than this machine can address");
+}
+
+std::optional<std::string> BelowOneBlockProblem(uint64_t target_bytes, uint64_t block_size) {
+  if (target_bytes == 0 || target_bytes >= block_size) return std::nullopt;
+  return absl::StrCat(FormatSize(target_bytes), " is less than one block (", FormatSize(block_size),
+                      "): the plan would hold nothing; use a block size of at most ",
+                      FormatSize(target_bytes));
 }
 
 std::optional<std::string> AmountProblem(uint64_t amount, uint64_t block_size) {
@@ -133,8 +141,13 @@ absl::Status CheckRetainedCost(const v1::PlanSpec& spec) {
   if (spec.kind_case() != v1::PlanSpec::kRetained) return absl::OkStatus();
   const v1::RetainedPlan& plan = spec.retained();
   const uint64_t block_size = plan.block_size() == 0 ? kDefaultBlockSize : plan.block_size();
-  for (const v1::Phase& phase : plan.phases()) {
+  for (int i = 0; i < plan.phases_size(); ++i) {
+    const v1::Phase& phase = plan.phases(i);
     if (phase.target().has_bytes()) {
+      if (std::optional<std::string> problem =
+              BelowOneBlockProblem(phase.target().bytes(), block_size)) {
+        return FieldError(absl::StrCat("retained.phases[", i, "].target"), *problem);
+      }
       MEMLOAD_RETURN_IF_ERROR(
           RetainedCostProblem(FromProto(plan.backing()), block_size, phase.target().bytes()));
     }
@@ -226,6 +239,27 @@ absl::Status CheckStreamingPlan(const v1::StreamingPlan& plan) {
   return absl::OkStatus();
 }
 
+absl::Status CheckPlanId(absl::string_view id) {
+  if (std::optional<std::string> problem = PlanIdProblem(id)) {
+    return FieldError("plan_id", absl::StrCat(*problem, ", got ", Quoted(id)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRenewLeases(const v1::RenewLeasesRequest& request) {
+  if (static_cast<size_t>(request.plan_ids_size()) > kMaxRenewPlanIds) {
+    return FieldError("plan_ids", absl::StrCat("at most ", kMaxRenewPlanIds, " ids, got ",
+                                               request.plan_ids_size()));
+  }
+  for (int i = 0; i < request.plan_ids_size(); ++i) {
+    if (std::optional<std::string> problem = PlanIdProblem(request.plan_ids(i))) {
+      return FieldError(absl::StrCat("plan_ids[", i, "]"),
+                        absl::StrCat(*problem, ", got ", Quoted(request.plan_ids(i))));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckPlanBounds(const v1::PlanSpec& spec) {
   if (static_cast<size_t>(spec.labels_size()) > kMaxLabels) {
     return absl::InvalidArgumentError(
@@ -233,14 +267,14 @@ absl::Status CheckPlanBounds(const v1::PlanSpec& spec) {
   }
   for (const auto& [key, value] : spec.labels()) {
     if (key.empty() || key.size() > kMaxLabelKeyBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "labels: a key must be 1-", kMaxLabelKeyBytes, " bytes, got ", key.size(), " (\"",
-          absl::CHexEscape(key.substr(0, 32)), key.size() > 32 ? "...\")" : "\")"));
+      return absl::InvalidArgumentError(absl::StrCat("labels: a key must be 1-", kMaxLabelKeyBytes,
+                                                     " bytes, got ", key.size(), " (", Quoted(key),
+                                                     ")"));
     }
     if (value.size() > kMaxLabelValueBytes) {
       return absl::InvalidArgumentError(
-          absl::StrCat("labels[\"", absl::CHexEscape(key), "\"]: a value may be at most ",
-                       kMaxLabelValueBytes, " bytes, got ", value.size()));
+          absl::StrCat("labels[", Quoted(key), "]: a value may be at most ", kMaxLabelValueBytes,
+                       " bytes, got ", value.size()));
     }
   }
   if (spec.has_retained() && spec.retained().phases_size() > kMaxPhases) {
@@ -260,10 +294,7 @@ namespace {
 // ValidatePlanSpec without the bounds.
 absl::Status ValidateFields(const v1::PlanSpec& spec, PlanIdRule plan_id) {
   if (plan_id == PlanIdRule::kRequired || !spec.plan_id().empty()) {
-    if (std::optional<std::string> problem = PlanIdProblem(spec.plan_id())) {
-      return FieldError("plan_id",
-                        absl::StrCat(*problem, ", got \"", absl::CHexEscape(spec.plan_id()), "\""));
-    }
+    MEMLOAD_RETURN_IF_ERROR(CheckPlanId(spec.plan_id()));
   }
   if (spec.has_lease()) {
     MEMLOAD_RETURN_IF_ERROR(CheckDuration(spec.lease(), "lease", /*positive=*/true).status());

@@ -91,6 +91,11 @@ std::optional<std::string> WorkersProblem(uint64_t workers);
 std::optional<std::string> WindowProblem(uint64_t window, uint64_t block_size);
 // amount_bytes must be a multiple of block_size.
 std::optional<std::string> AmountProblem(uint64_t amount, uint64_t block_size);
+// A retained target that is not 0 must be at least one block: targets are rounded down to
+// whole blocks, and below one the plan would report success while holding nothing.
+// "100 MiB is less than one block (1 GiB): the plan would hold nothing; use a block size
+// of at most 100 MiB".
+std::optional<std::string> BelowOneBlockProblem(uint64_t target_bytes, uint64_t block_size);
 
 // Problems with no value to quote.
 inline constexpr absl::string_view kUntouchedUtilization =
@@ -103,6 +108,17 @@ inline constexpr absl::string_view kRepeatAndRepeatForever =
     "give repeat or repeat_forever, not both";
 
 // --- Checks of protos. Errors are InvalidArgument "FIELD: PROBLEM".
+
+// The plan id a ResizePlan or StopPlan names: InvalidArgument "plan_id: must be 1-128
+// characters of [A-Za-z0-9._-], got \"...\"" (the value quoted and cut: core/base/quoted.h),
+// the words ValidatePlanSpec uses for a StartPlan's.
+absl::Status CheckPlanId(absl::string_view id);
+
+// A RenewLeases request: at most kMaxRenewPlanIds ids (a controller renews one plan per
+// call; the agent runs at most 128), each a valid plan id — so no request makes the agent
+// hold its lock over, or answer with, more than that.
+inline constexpr size_t kMaxRenewPlanIds = 1024;
+absl::Status CheckRenewLeases(const v1::RenewLeasesRequest& request);
 
 // InvalidArgument "`field`: `problem`".
 absl::Status FieldError(absl::string_view field, absl::string_view problem);

@@ -38,6 +38,51 @@ TEST(PlanRulesTest, PlanId) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("plan_id")));
 }
 
+TEST(PlanRulesTest, IdsOfResizeStopAndRenewFollowTheIdRuleAndAreCutInMessages) {
+  EXPECT_THAT(CheckPlanId("drill-1"), IsOk());
+  EXPECT_THAT(CheckPlanId("a b"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "plan_id: must be 1-128 characters of [A-Za-z0-9._-], got \"a b\""));
+  // 1 MB echoed whole would not fit a gRPC status (8 KiB of metadata).
+  const absl::Status long_id = CheckPlanId(std::string(1000000, 'x'));
+  EXPECT_THAT(long_id, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(1000000 bytes)")));
+  EXPECT_LT(long_id.message().size(), 200u);
+  EXPECT_LT(ValidatePlanSpec(Streaming(std::string(1000000, 'x'))).message().size(), 200u);
+
+  v1::RenewLeasesRequest renew;
+  for (size_t i = 0; i < kMaxRenewPlanIds; ++i) renew.add_plan_ids(absl::StrCat("p", i));
+  EXPECT_THAT(CheckRenewLeases(renew), IsOk());
+  renew.add_plan_ids("one-more");
+  EXPECT_THAT(CheckRenewLeases(renew),
+              StatusIs(absl::StatusCode::kInvalidArgument, "plan_ids: at most 1024 ids, got 1025"));
+  v1::RenewLeasesRequest bad;
+  bad.add_plan_ids("ok");
+  bad.add_plan_ids("a\nb");
+  EXPECT_THAT(CheckRenewLeases(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("plan_ids[1]: must be")));
+}
+
+TEST(PlanRulesTest, RetainedTargetsBelowOneBlockAreRefused) {
+  EXPECT_EQ(BelowOneBlockProblem(0, uint64_t{1} << 30), std::nullopt);  // A phase of 0: fine.
+  EXPECT_EQ(BelowOneBlockProblem(uint64_t{1} << 30, uint64_t{1} << 30), std::nullopt);
+  EXPECT_EQ(BelowOneBlockProblem(100 << 20, uint64_t{1} << 30),
+            "100 MiB is less than one block (1 GiB): the plan would hold nothing; use a block "
+            "size of at most 100 MiB");
+  v1::PlanSpec spec;
+  spec.set_plan_id("small");
+  spec.mutable_retained()->set_block_size(uint64_t{1} << 30);
+  spec.mutable_retained()->add_phases()->mutable_target()->set_bytes(uint64_t{1} << 30);
+  spec.mutable_retained()->add_phases()->mutable_target()->set_bytes(100 << 20);
+  EXPECT_THAT(CheckRetainedCost(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("retained.phases[1].target: 100 MiB is less than one block")));
+  // Block 2^63 and target 2^63-1: no longer a plan of 0 blocks admitted as 0 bytes.
+  spec.mutable_retained()->set_block_size(uint64_t{1} << 63);
+  spec.mutable_retained()->mutable_phases(0)->mutable_target()->set_bytes((uint64_t{1} << 63) - 1);
+  EXPECT_THAT(CheckRetainedCost(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is less than one block")));
+}
+
 TEST(PlanRulesTest, OomScoreAdjRange) {
   EXPECT_EQ(OomScoreAdjProblem(kMinOomScoreAdj), std::nullopt);
   EXPECT_EQ(OomScoreAdjProblem(kMaxOomScoreAdj), std::nullopt);

@@ -198,6 +198,10 @@ std::vector<ApiCase> ApiCases() {
       spec_case(
           "no kind", [](v1::PlanSpec& s) { s.clear_retained(); }, kInvalid),
       spec_case(
+          "target below one block",
+          [](v1::PlanSpec& s) { s.mutable_retained()->set_block_size(uint64_t{1} << 30); },
+          kInvalid),
+      spec_case(
           "no phases", [](v1::PlanSpec& s) { s.mutable_retained()->clear_phases(); }, kInvalid),
       spec_case(
           "phase without target",
@@ -317,6 +321,42 @@ std::vector<ApiCase> ApiCases() {
          return stub.StopPlan(&context, request, &response);
        },
        grpc::StatusCode::NOT_FOUND},
+      // Ids past the id rule are refused as such, with the id cut in the message: echoed
+      // whole, 100 KB would pass gRPC's 8 KiB metadata limit and the client would see
+      // RESOURCE_EXHAUSTED instead (attack note N4).
+      {"StopPlan of a 100 KB plan id",
+       [](Stub& stub, Context& context) {
+         v1::StopPlanRequest request;
+         request.set_plan_id(std::string(100000, 'x'));
+         v1::StopPlanResponse response;
+         return stub.StopPlan(&context, request, &response);
+       },
+       kInvalid},
+      {"ResizePlan of a 100 KB plan id",
+       [](Stub& stub, Context& context) {
+         v1::ResizePlanRequest request;
+         request.set_plan_id(std::string(100000, 'x'));
+         request.mutable_target()->set_bytes(1 << 20);
+         v1::ResizePlanResponse response;
+         return stub.ResizePlan(&context, request, &response);
+       },
+       kInvalid},
+      {"RenewLeases of 1025 plans",
+       [](Stub& stub, Context& context) {
+         v1::RenewLeasesRequest request;
+         for (int i = 0; i < 1025; ++i) request.add_plan_ids(absl::StrCat("p", i));
+         v1::RenewLeasesResponse response;
+         return stub.RenewLeases(&context, request, &response);
+       },
+       kInvalid},
+      {"RenewLeases of a plan id with a newline",
+       [](Stub& stub, Context& context) {
+         v1::RenewLeasesRequest request;
+         request.add_plan_ids("victim\naudit: StopPlan plan=victim");
+         v1::RenewLeasesResponse response;
+         return stub.RenewLeases(&context, request, &response);
+       },
+       kInvalid},
   };
   for (int64_t nanos : {int64_t{1000000}, int64_t{-1000000000}}) {
     cases.push_back({absl::StrCat("WatchUsage every ", nanos / 1000000, " ms"),
@@ -427,6 +467,7 @@ TEST(E2eBadInputTest, MalformedApiRequestsGetTheirStatusAndLeakNothing) {
     if (one.explained) {
       EXPECT_FALSE(status.error_message().empty()) << one.name;
     }
+    EXPECT_LT(status.error_message().size(), 1024u) << one.name << ": " << status.error_message();
   }
 
   // Leaks: warm up (gRPC and malloc settle), then 1000 bad requests.

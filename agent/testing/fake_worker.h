@@ -52,7 +52,12 @@ class FakeNodeProbe final : public NodeProbe {
 
 class FakeWorker final : public Worker {
  public:
-  explicit FakeWorker(int pid, WorkerSpec spec) : pid_(pid), spec_(std::move(spec)) {}
+  // Like a real worker's retained plan, it publishes its first phase's target at once.
+  explicit FakeWorker(int pid, WorkerSpec spec) : pid_(pid), spec_(std::move(spec)) {
+    if (spec_.plan().has_retained() && spec_.plan().retained().phases_size() > 0) {
+      counters_.target_bytes = spec_.plan().retained().phases(0).target().bytes();
+    }
+  }
 
   int pid() const override { return pid_; }
   PlanCountersSnapshot Counters() const override {
