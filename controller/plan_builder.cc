@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <utility>
@@ -124,6 +125,21 @@ absl::StatusOr<Int> FlagInt(absl::string_view name, const std::string& text,
                             absl::string_view want) {
   Int value;
   if (!absl::SimpleAtoi(text, &value)) {
+    // A whole number that does not fit says so, rather than "not a whole number".
+    absl::string_view digits = text;
+    const bool negative = absl::ConsumePrefix(&digits, "-");
+    if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) {
+          return absl::ascii_isdigit(static_cast<unsigned char>(c));
+        })) {
+      if (negative && !std::numeric_limits<Int>::is_signed) {
+        return FlagError(name, text, absl::StrCat("negative: want ", want));
+      }
+      return FlagError(name, text,
+                       negative ? absl::StrCat("smaller than the minimum of ",
+                                               std::numeric_limits<Int>::min(), ": want ", want)
+                                : absl::StrCat("larger than the maximum of ",
+                                               std::numeric_limits<Int>::max(), ": want ", want));
+    }
     return FlagError(name, text, absl::StrCat("not a whole number: want ", want));
   }
   return value;

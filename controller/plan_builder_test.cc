@@ -314,6 +314,11 @@ TEST(FlagsTest, BadRetainedFlags) {
            R"(--repeat="0": want N >= 1 or forever)"},
           {"repeat word", [](PlanFlags& f) { f.repeat = "often"; },
            R"(--repeat="often": not a whole number)"},
+          // A whole number too large for the field was "not a whole number" (attack N14).
+          {"repeat too large", [](PlanFlags& f) { f.repeat = "99999999999"; },
+           R"(--repeat="99999999999": larger than the maximum of 4294967295: want N >= 1 or forever)"},
+          {"repeat negative", [](PlanFlags& f) { f.repeat = "-1"; },
+           R"(--repeat="-1": negative: want N >= 1 or forever)"},
           {"repeat forever hold",
            [](PlanFlags& f) {
              f.repeat = "2";
@@ -366,7 +371,7 @@ TEST(FlagsTest, BadStreamingFlags) {
           {"window", [](PlanFlags& f) { f.window = "many"; },
            R"(--window="many": not a whole number: want a block count)"},
           {"window negative", [](PlanFlags& f) { f.window = "-1"; },
-           R"(--window="-1": not a whole number)"},
+           R"(--window="-1": negative: want a block count)"},
           {"window empty but given", [](PlanFlags& f) { f.explicitly_set.insert("window"); },
            R"(--window="": not a whole number)"},
           {"window overflow", [](PlanFlags& f) { f.window = "18446744073709551615"; },
