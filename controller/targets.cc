@@ -15,7 +15,6 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "core/base/quoted.h"
 #include "core/bounded_read.h"
 
 namespace memload {
@@ -30,17 +30,6 @@ namespace controller {
 namespace {
 
 constexpr char kForms[] = "expected host:port, [ipv6]:port, @file or dns:///name:port";
-
-// Input quoted in an error, escaped and cut to its first kQuotedBytes: a 15 MB line of a
-// targets file was echoed back whole, and `--targets=@/proc/self/environ` printed the
-// environment. "\"10.0.0.2\"", or "\"hhhh...\" (10005 bytes)".
-constexpr size_t kQuotedBytes = 64;
-
-std::string Quoted(absl::string_view text) {
-  if (text.size() <= kQuotedBytes) return absl::StrCat("\"", absl::CHexEscape(text), "\"");
-  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kQuotedBytes)), "...\" (", text.size(),
-                      " bytes)");
-}
 
 absl::Status BadTarget(absl::string_view item, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("target ", Quoted(item), ": ", why));

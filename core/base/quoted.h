@@ -6,7 +6,7 @@
 //
 //   Quoted("drill-1")        == "\"drill-1\""
 //   Quoted("a\nb")           == "\"a\\nb\""
-//   Quoted(6000 x 'a')       == "\"aaa...(64 bytes)...\"... (6000 bytes)"
+//   Quoted(6000 x 'a')       == "\"aaaa(the first 64 bytes)...\" (6000 bytes)"
 //
 // Thread-safety: a pure function.
 #ifndef MEMLOAD_CORE_BASE_QUOTED_H_
@@ -25,7 +25,7 @@ inline constexpr size_t kMaxQuotedBytes = 64;
 
 inline std::string Quoted(absl::string_view text) {
   if (text.size() <= kMaxQuotedBytes) return absl::StrCat("\"", absl::CHexEscape(text), "\"");
-  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kMaxQuotedBytes)), "\"... (",
+  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kMaxQuotedBytes)), "...\" (",
                       text.size(), " bytes)");
 }
 

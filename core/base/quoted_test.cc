@@ -20,7 +20,7 @@ TEST(QuotedTest, ControlCharactersAreEscaped) {
 
 TEST(QuotedTest, LongTextIsCutAndItsSizeSaid) {
   const std::string quoted = Quoted(std::string(1000000, 'x'));
-  EXPECT_EQ(quoted, "\"" + std::string(kMaxQuotedBytes, 'x') + "\"... (1000000 bytes)");
+  EXPECT_EQ(quoted, "\"" + std::string(kMaxQuotedBytes, 'x') + "...\" (1000000 bytes)");
   EXPECT_LT(quoted.size(), 100u);
 }
 
