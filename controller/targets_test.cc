@@ -250,7 +250,7 @@ TEST(ParseTargetsTest, ErrorsQuoteAtMostThe64FirstBytesOfTheInput) {
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
     const std::string message(parsed.status().message());
     EXPECT_LT(message.size(), 512u) << message.substr(0, 512);
-    EXPECT_THAT(message, HasSubstr(absl::StrCat("\"... (", c.input_bytes, " bytes)")));
+    EXPECT_THAT(message, HasSubstr(absl::StrCat("...\" (", c.input_bytes, " bytes)")));
     EXPECT_THAT(message, ::testing::Not(HasSubstr(secret)));
   }
   // Short input is still quoted whole, control characters escaped.
@@ -259,7 +259,7 @@ TEST(ParseTargetsTest, ErrorsQuoteAtMostThe64FirstBytesOfTheInput) {
   EXPECT_THAT(ParseTargets("bad\x1b[2Jhost:7070"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target \"bad\\x1b[2Jhost")));
   EXPECT_THAT(ParseSelector(absl::StrCat("k=", std::string(5000, 'v'), "!")),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"... (5003 bytes)")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("...\" (5003 bytes)")));
 }
 
 TEST(ParseTargetsTest, DnsNameResolvesToEveryAddress) {
