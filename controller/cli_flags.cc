@@ -100,10 +100,12 @@ std::vector<FlagSpec> MakeFlags() {
            "(env MEMLOAD_CONTEXT; default: its current context)"),
       Text("selector", FG::kConnection, "SELECTOR", "",
            "keep agents whose labels match k=v,k2!=v2 (env MEMLOAD_SELECTOR)"),
-      // 256: a call in flight costs a few KiB and no thread, while stops wait for the agent
-      // to see its worker exit; at 64, start+stop over 1,000 agents took 1.7-2x a raw
-      // fan-out (//controller:fanout_benchmark).
-      Int("parallelism", FG::kConnection, "256", 1, 100000, "calls in flight at once"),
+      // 0 = AutoParallelism (controller/fanout.h): targets / 8 within 256..4096. A call in
+      // flight costs a few KiB and no thread, while stops wait for the agent to see its
+      // worker exit; at 64, start+stop over 1,000 agents took 1.7-2x a raw fan-out, and at
+      // 256 a warm usage over 10,000 about 2x (//controller:fanout_benchmark).
+      Int("parallelism", FG::kConnection, "0", 0, 100000,
+          "calls in flight at once (0: targets/8, at least 256, at most 4096)"),
       Dur("timeout", FG::kConnection, "10s", "deadline of each call"),
       // Backoff is capped at 2 s: 10 retries is ~20 s per call, not "until killed".
       Int("retries", FG::kConnection, "2", 0, 10,

@@ -25,6 +25,12 @@ absl::Duration BackoffWithoutJitter(const RetryPolicy& policy, int retry) {
   return std::min(policy.max_backoff, absl::Seconds(seconds));
 }
 
+int AutoParallelism(size_t targets) {
+  constexpr size_t kMin = 256;
+  constexpr size_t kMax = 4096;
+  return static_cast<int>(std::clamp(targets / 8, kMin, kMax));
+}
+
 namespace fanout_internal {
 namespace {
 
@@ -83,7 +89,9 @@ class Dispatcher {
       : clients_(clients),
         call_(call),
         options_(options),
-        parallelism_(static_cast<size_t>(std::max(options.parallelism, 1))),
+        parallelism_(static_cast<size_t>(options.parallelism == 0
+                                             ? AutoParallelism(clients.size())
+                                             : std::max(options.parallelism, 1))),
         max_attempts_(options.idempotent ? std::max(options.retry.max_attempts, 1) : 1),
         clock_(options.clock != nullptr ? options.clock : Clock::Real()),
         state_(std::make_shared<State>()) {

@@ -14,7 +14,8 @@
 // The open-files limit is raised to its hard limit; 10,000 targets need ~10,000 fds here.
 //
 // memloadctl: RunUsage, and RunStart + RunStop, with GrpcAgentClientFactory, its default
-// flags (--parallelism=256, --timeout=10s, --retries=2) and output to a null stream.
+// flags (--parallelism=0: AutoParallelism, --timeout=10s, --retries=2) and output to a
+// null stream.
 //   cold: a new factory per command (new channels, new connections), as a fresh memloadctl
 //   warm: one factory kept across commands (connected channels), as `memloadctl run` does
 // raw: plain generated stubs, callback API (stub->async()), every call in flight at once,
@@ -61,6 +62,7 @@
 #include "absl/time/time.h"
 #include "agent/testing/light_agents.h"
 #include "controller/commands.h"
+#include "controller/fanout.h"
 #include "controller/grpc_agent_client.h"
 #include "core/sync/mutex.h"
 #include "grpcpp/grpcpp.h"
@@ -68,7 +70,8 @@
 
 ABSL_FLAG(std::string, sizes, "100,1000,3000", "fleet sizes N");
 ABSL_FLAG(int, repetitions, 3, "runs of every figure (median reported)");
-ABSL_FLAG(int, parallelism, 256, "memloadctl --parallelism (its default: 256)");
+ABSL_FLAG(int, parallelism, 0,
+          "memloadctl --parallelism (its default: 0, AutoParallelism: targets/8 in 256..4096)");
 ABSL_FLAG(int, agents_per_process, 2500,
           "agents (listening ports of one gRPC server) hosted by each child process");
 ABSL_FLAG(int, time_limit_seconds, 0,
@@ -554,7 +557,8 @@ int main(int argc, char** argv) {
       "agents: %zu on %zu host processes (one gRPC server each); open files %s; "
       "memloadctl --parallelism=%d\n",
       targets.size(), children.size(), memload::FdLimit().c_str(),
-      absl::GetFlag(FLAGS_parallelism));
+      absl::GetFlag(FLAGS_parallelism) == 0 ? memload::controller::AutoParallelism(targets.size())
+                                            : absl::GetFlag(FLAGS_parallelism));
   std::fflush(stdout);
   if (static_cast<int>(targets.size()) != agents) {
     status = absl::InternalError(absl::StrCat("only ", targets.size(), " agents started"));

@@ -100,6 +100,33 @@ TEST(FanOutTest, ParallelismBoundIsRespectedWhenStepping) {
   for (const auto& result : results) EXPECT_THAT(result.response, IsOk());
 }
 
+TEST(FanOutTest, AutoParallelismScalesWithTheTargets) {
+  EXPECT_EQ(AutoParallelism(0), 256);
+  EXPECT_EQ(AutoParallelism(1000), 256);
+  EXPECT_EQ(AutoParallelism(2400), 300);
+  EXPECT_EQ(AutoParallelism(10000), 1250);
+  EXPECT_EQ(AutoParallelism(65000), 4096);
+  EXPECT_EQ(AutoParallelism(size_t{1} << 40), 4096);
+}
+
+// Parallelism 0 (memloadctl's default) holds AutoParallelism(targets) calls in flight.
+TEST(FanOutTest, ParallelismZeroHoldsAutoParallelismCallsInFlight) {
+  constexpr int kTargets = 2400;  // AutoParallelism: 300.
+  FakeFleet fleet(FakeFleet::Targets(kTargets));
+  FanOutOptions options = Options();
+  options.parallelism = 0;
+  std::vector<TargetResult<v1::NodeUsage>> results;
+  std::thread fanout([&] { results = FanOut(fleet.clients(), GetUsageCall(), options); });
+  ASSERT_TRUE(fleet.WaitForPending(300, kWait));
+  EXPECT_EQ(fleet.pending_count(), 300u);
+  fleet.SetResponder(NamedUsage, FakeDelivery::kAsync);  // Answers the calls still to come.
+  for (size_t i = 0; i < fleet.size(); ++i) fleet.client(i).ReplyAll();
+  fanout.join();
+  EXPECT_EQ(fleet.max_pending(), 300u);
+  ASSERT_EQ(results.size(), static_cast<size_t>(kTargets));
+  for (const auto& result : results) EXPECT_THAT(result.response, IsOk());
+}
+
 TEST(FanOutTest, ParallelismBoundIsRespectedUnderLoad) {
   FakeFleet fleet(FakeFleet::Targets(200));
   fleet.SetResponder(NamedUsage, FakeDelivery::kAsync);
