@@ -19,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "controller/plan_builder.h"
 #include "controller/testing/fake_agent_client.h"
+#include "controller/testing/json_document.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -29,6 +30,7 @@ namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::ParseJsonDocument;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -367,14 +369,6 @@ TEST_F(CliTest, TablesSortByNodeNameMarkFailuresAndCount) {
   EXPECT_EQ(agents.err, "2 ok, 1 failed\n");
 }
 
-// One JSON document (a test failure otherwise).
-google::protobuf::Struct ParseDocument(const std::string& text) {
-  google::protobuf::Struct document;
-  const auto status = google::protobuf::util::JsonStringToMessage(text, &document);
-  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << text;
-  return document;
-}
-
 double Number(const google::protobuf::Struct& object, const std::string& key) {
   auto it = object.fields().find(key);
   return it == object.fields().end() ? -1 : it->second.number_value();
@@ -438,7 +432,7 @@ TEST_F(CliTest, EveryFanOutCommandMarksFailedRowsFirstAndCountsThem) {
     const Result json = Run(args);
     EXPECT_EQ(json.code, 1) << name;
     EXPECT_EQ(json.err, table.err) << name;
-    const google::protobuf::Struct document = ParseDocument(json.out);
+    const google::protobuf::Struct document = ParseJsonDocument(json.out);
     const google::protobuf::Struct& summary = document.fields().at("summary").struct_value();
     EXPECT_EQ(Number(summary, "ok"), ok) << name;
     EXPECT_EQ(Number(summary, "failed"), failed) << name;
@@ -491,7 +485,7 @@ TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
     json_args.insert(json_args.end(), {"-o", "json"});
     const Result json = Run(json_args);
     EXPECT_NE(json.code, 2) << name << ": " << json.err;
-    const google::protobuf::Struct document = ParseDocument(json.out);
+    const google::protobuf::Struct document = ParseJsonDocument(json.out);
     EXPECT_TRUE(document.fields().count("command")) << name << "\n" << json.out;
     EXPECT_TRUE(document.fields().count("ok")) << name << "\n" << json.out;
 
@@ -507,7 +501,7 @@ TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
     }
   }
   // help -o json lists every command with its flags; a plan flag carries its default.
-  const google::protobuf::Struct help = ParseDocument(Run({"help", "start", "-o", "json"}).out);
+  const google::protobuf::Struct help = ParseJsonDocument(Run({"help", "start", "-o", "json"}).out);
   const auto& start = help.fields().at("commands").list_value().values(0).struct_value();
   EXPECT_EQ(start.fields().at("name").string_value(), "start");
   bool block_size = false;
@@ -519,18 +513,18 @@ TEST_F(CliTest, EveryCommandHonoursJsonAndNoHeaders) {
     EXPECT_EQ(fields.at("default").string_value(), "1MiB");
   }
   EXPECT_TRUE(block_size);
-  EXPECT_EQ(ParseDocument(Run({"--help", "-o", "json"}).out)
+  EXPECT_EQ(ParseJsonDocument(Run({"--help", "-o", "json"}).out)
                 .fields()
                 .at("commands")
                 .list_value()
                 .values_size(),
             static_cast<int>(CommandNames().size()));
   const google::protobuf::Struct completion =
-      ParseDocument(Run({"completion", "bash", "-o", "json"}).out);
+      ParseJsonDocument(Run({"completion", "bash", "-o", "json"}).out);
   EXPECT_EQ(completion.fields().at("script").string_value(), Run({"completion", "bash"}).out);
   // report -o json carries the recorded run's counts, as the node tables' JSON does.
   const google::protobuf::Struct report =
-      ParseDocument(Run({"report", recording, "--html=" + page, "-o", "json"}).out);
+      ParseJsonDocument(Run({"report", recording, "--html=" + page, "-o", "json"}).out);
   EXPECT_EQ(Number(report.fields().at("summary").struct_value(), "nodes"), 3);
   EXPECT_TRUE(report.fields().at("run").struct_value().fields().count("exitCode"));
   // Asking help -o json for an unknown command is a usage error, as JSON too.

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "controller/testing/fake_agent_client.h"
+#include "controller/testing/json_document.h"
 #include "core/cancel_signal.h"
 #include "core/sync/mutex.h"
 #include "core/testing/status_matchers.h"
@@ -28,6 +29,10 @@ namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::ExpectSummary;
+using ::memload::testing::Field;
+using ::memload::testing::ParseJsonDocument;
+using ::memload::testing::Sub;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
@@ -66,12 +71,7 @@ struct Harness {
   }
 
   // The output as a script would read it; fails the test unless it is one JSON document.
-  google::protobuf::Struct Json() const {
-    google::protobuf::Struct document;
-    const auto status = google::protobuf::util::JsonStringToMessage(out.str(), &document);
-    EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << out.str();
-    return document;
-  }
+  google::protobuf::Struct Json() const { return ParseJsonDocument(out.str()); }
 
   const std::vector<std::string> targets;
   FakeFleet fleet;
@@ -79,30 +79,12 @@ struct Harness {
   CommandEnv env;
 };
 
-const google::protobuf::Value& Field(const google::protobuf::Struct& object,
-                                     const std::string& key) {
-  static const google::protobuf::Value* const kMissing = new google::protobuf::Value;
-  const auto it = object.fields().find(key);
-  EXPECT_TRUE(it != object.fields().end()) << "no field " << key;
-  return it == object.fields().end() ? *kMissing : it->second;
-}
-const google::protobuf::Struct& Sub(const google::protobuf::Struct& object,
-                                    const std::string& key) {
-  return Field(object, key).struct_value();
-}
 std::vector<google::protobuf::Struct> Nodes(const google::protobuf::Struct& document) {
   std::vector<google::protobuf::Struct> nodes;
   for (const auto& value : Field(document, "nodes").list_value().values()) {
     nodes.push_back(value.struct_value());
   }
   return nodes;
-}
-void ExpectSummary(const google::protobuf::Struct& document, int nodes, int ok, int failed) {
-  const google::protobuf::Struct& summary = Sub(document, "summary");
-  EXPECT_EQ(Field(summary, "nodes").number_value(), nodes);
-  EXPECT_EQ(Field(summary, "ok").number_value(), ok);
-  EXPECT_EQ(Field(summary, "failed").number_value(), failed);
-  EXPECT_EQ(Field(document, "ok").bool_value(), failed == 0);
 }
 std::string ErrorCode(const google::protobuf::Struct& node) {
   return Field(Sub(node, "error"), "code").string_value();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "controller/testing/json_document.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
@@ -19,6 +20,9 @@ namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::ExpectSummary;
+using ::memload::testing::Field;
+using ::memload::testing::ParseJsonDocument;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -31,31 +35,9 @@ Message Parse(const std::string& text) {
 }
 
 // Parses a JSON document the way a script would, failing the test if it is not JSON.
-google::protobuf::Struct ParseJson(const std::string& json) {
-  google::protobuf::Struct document;
-  const auto status = google::protobuf::util::JsonStringToMessage(json, &document);
-  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
-  return document;
-}
-
-const google::protobuf::Value& Field(const google::protobuf::Struct& object,
-                                     const std::string& key) {
-  static const google::protobuf::Value* const kMissing = new google::protobuf::Value;
-  const auto it = object.fields().find(key);
-  EXPECT_TRUE(it != object.fields().end()) << "no field " << key;
-  return it == object.fields().end() ? *kMissing : it->second;
-}
 
 const google::protobuf::Struct& Node(const google::protobuf::Struct& document, int i) {
   return Field(document, "nodes").list_value().values(i).struct_value();
-}
-
-void ExpectSummary(const google::protobuf::Struct& document, int nodes, int ok, int failed) {
-  const google::protobuf::Struct& summary = Field(document, "summary").struct_value();
-  EXPECT_EQ(Field(summary, "nodes").number_value(), nodes);
-  EXPECT_EQ(Field(summary, "ok").number_value(), ok);
-  EXPECT_EQ(Field(summary, "failed").number_value(), failed);
-  EXPECT_EQ(Field(document, "ok").bool_value(), failed == 0);
 }
 
 // An error message with everything that must not break a table or a JSON document: quotes,
@@ -270,7 +252,7 @@ TEST(AgentsTest, Table) {
 
 TEST(AgentsTest, Json) {
   const std::string json = AgentsJson(Agents());
-  const google::protobuf::Struct document = ParseJson(json);
+  const google::protobuf::Struct document = ParseJsonDocument(json);
   EXPECT_EQ(Field(document, "command").string_value(), "agents");
   ExpectSummary(document, 3, 2, 1);
   const google::protobuf::Struct& a = Node(document, 0);
@@ -337,7 +319,7 @@ TEST(UsageTest, NoPlansNoPlanTable) {
 }
 
 TEST(UsageTest, JsonEnvelopeAndEscaping) {
-  const google::protobuf::Struct document = ParseJson(UsageJson(Usage()));
+  const google::protobuf::Struct document = ParseJsonDocument(UsageJson(Usage()));
   EXPECT_EQ(Field(document, "command").string_value(), "usage");
   ExpectSummary(document, 3, 2, 1);
   const google::protobuf::Struct& usage = Field(Node(document, 0), "usage").struct_value();
@@ -381,7 +363,7 @@ TEST(PlanResultsTest, TableAndJson) {
             "10.0.0.1:7070  ok      drill  holding   2 GiB    2 GiB     2 GiB\n"
             "10.0.0.3:7070  FAILED  -      -             -        -         -  "
             "NOT_FOUND: plan \"x\" not found\n");
-  const google::protobuf::Struct document = ParseJson(PlanResultsJson("stop", nodes));
+  const google::protobuf::Struct document = ParseJsonDocument(PlanResultsJson("stop", nodes));
   EXPECT_EQ(Field(document, "command").string_value(), "stop");
   ExpectSummary(document, 2, 1, 1);
   EXPECT_EQ(Field(Field(Node(document, 0), "plan").struct_value(), "planId").string_value(),
@@ -442,7 +424,7 @@ TEST(RunTest, Summary) {
 }
 
 TEST(RunTest, Json) {
-  const google::protobuf::Struct document = ParseJson(RunJson(EndedRun()));
+  const google::protobuf::Struct document = ParseJsonDocument(RunJson(EndedRun()));
   EXPECT_EQ(Field(document, "command").string_value(), "run");
   EXPECT_EQ(Field(document, "planId").string_value(), "drill");
   EXPECT_EQ(Field(document, "elapsed").string_value(), "12.345s");
@@ -494,13 +476,13 @@ TEST(WatchTest, FrameAndLines) {
 
   const std::string line = WatchJsonLine(now, nodes[2]);
   EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);  // JSON Lines: one per line.
-  const google::protobuf::Struct document = ParseJson(line);
+  const google::protobuf::Struct document = ParseJsonDocument(line);
   EXPECT_EQ(Field(document, "command").string_value(), "watch");
   EXPECT_EQ(Field(document, "time").string_value(), "2026-11-03T14:25:01Z");
   EXPECT_FALSE(Field(document, "ok").bool_value());
   EXPECT_EQ(Field(Field(document, "error").struct_value(), "code").string_value(),
             "DEADLINE_EXCEEDED");
-  EXPECT_EQ(Field(ParseJson(WatchJsonLine(now, nodes[0])), "usage")
+  EXPECT_EQ(Field(ParseJsonDocument(WatchJsonLine(now, nodes[0])), "usage")
                 .struct_value()
                 .fields()
                 .count("meminfo"),
@@ -508,8 +490,8 @@ TEST(WatchTest, FrameAndLines) {
 }
 
 TEST(ErrorJsonTest, UsageErrorsKeepTheEnvelope) {
-  const google::protobuf::Struct document =
-      ParseJson(ErrorJson("start", absl::InvalidArgumentError("--target=\"12Q\": bad\\unit")));
+  const google::protobuf::Struct document = ParseJsonDocument(
+      ErrorJson("start", absl::InvalidArgumentError("--target=\"12Q\": bad\\unit")));
   EXPECT_EQ(Field(document, "command").string_value(), "start");
   EXPECT_FALSE(Field(document, "ok").bool_value());
   EXPECT_EQ(Field(Field(document, "error").struct_value(), "message").string_value(),

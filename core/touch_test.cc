@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "core/resident.h"
+#include "core/testing/mapping.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,25 +22,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// An anonymous private mapping of `pages` pages, unmapped on destruction.
-class Mapping {
- public:
-  explicit Mapping(size_t pages) : size_(pages * PageSize()) {
-    data_ = static_cast<char*>(
-        mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    if (data_ == MAP_FAILED) data_ = nullptr;
-  }
-  ~Mapping() {
-    if (data_ != nullptr) munmap(data_, size_);
-  }
-  char* data() const { return data_; }
-  size_t size() const { return size_; }
-  char* page(size_t i) const { return data_ + i * PageSize(); }
-
- private:
-  char* data_;
-  size_t size_;
-};
+using ::memload::testing::Mapping;
 
 // Resident bytes of [data, data + size) measured by mincore, or ~0 on error.
 uint64_t Resident(const void* data, size_t size) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "controller/testing/json_document.h"
 #include "core/node_readers.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -302,12 +303,7 @@ bool IsNoCgroups(const absl::Status& status) { return absl::IsFailedPrecondition
 // ---------------------------------------------------------------------------------------
 // JSON
 
-google::protobuf::Struct ParseJson(const std::string& text) {
-  google::protobuf::Struct document;
-  const auto status = google::protobuf::util::JsonStringToMessage(text, &document);
-  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << text;
-  return document;
-}
+google::protobuf::Struct ParseJson(const std::string& text) { return ParseJsonDocument(text); }
 
 const google::protobuf::Value& Get(const google::protobuf::Struct& object,
                                    const std::vector<std::string>& path) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "controller/testing/json_document.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -21,13 +22,6 @@ namespace testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-google::protobuf::Struct ParseJson(const std::string& text) {
-  google::protobuf::Struct document;
-  const auto status = google::protobuf::util::JsonStringToMessage(text, &document);
-  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << text;
-  return document;
-}
 
 class ControllerIntegrationTest : public ::testing::Test {
  protected:
@@ -65,7 +59,7 @@ class ControllerIntegrationTest : public ::testing::Test {
   // Running plans over all three agents, from `usage --output=json`.
   static int RunningPlans() {
     CommandResult usage = Ctl({"usage", Targets(), "--output=json"});
-    google::protobuf::Struct document = ParseJson(usage.out);
+    google::protobuf::Struct document = ParseJsonDocument(usage.out);
     int plans = 0;
     for (const auto& node : document.fields().at("nodes").list_value().values()) {
       const auto& fields = node.struct_value().fields();
@@ -94,7 +88,7 @@ TEST_F(ControllerIntegrationTest, RunReportsEveryNodeInJson) {
   CommandResult run = Ctl({"run", Targets(), "--kind=retained", "--target=32MiB", "--ramp=300ms",
                            "--hold=500ms", "--output=json", "--interval=100ms"});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
-  google::protobuf::Struct document = ParseJson(run.out);
+  google::protobuf::Struct document = ParseJsonDocument(run.out);
   const auto& fields = document.fields();
   EXPECT_EQ(fields.at("command").string_value(), "run");
   EXPECT_TRUE(fields.at("ok").bool_value());
@@ -122,7 +116,7 @@ TEST_F(ControllerIntegrationTest, UsageWithAnUnreachableTargetExitsOneAndReports
       Ctl({"usage", absl::StrCat("--targets=", (*addresses_)[0], ",", (*addresses_)[1], ",", dead),
            "--output=json", "--timeout=2s", "--retries=0"});
   EXPECT_EQ(usage.exit_code, 1) << usage.err;
-  google::protobuf::Struct document = ParseJson(usage.out);
+  google::protobuf::Struct document = ParseJsonDocument(usage.out);
   const auto& summary = document.fields().at("summary").struct_value().fields();
   EXPECT_EQ(summary.at("ok").number_value(), 2);
   EXPECT_EQ(summary.at("failed").number_value(), 1);
@@ -155,7 +149,7 @@ TEST_F(ControllerIntegrationTest, UsageWithAnUnreachableTargetExitsOneAndReports
 TEST_F(ControllerIntegrationTest, SelectorKeepsMatchingAgents) {
   CommandResult agents = Ctl({"agents", Targets(), "--selector=zone=b", "--output=json"});
   ASSERT_EQ(agents.exit_code, 0) << agents.err;
-  google::protobuf::Struct document = ParseJson(agents.out);
+  google::protobuf::Struct document = ParseJsonDocument(agents.out);
   std::set<std::string> names;
   for (const auto& node : document.fields().at("nodes").list_value().values()) {
     names.insert(node.struct_value()
@@ -212,7 +206,7 @@ TEST_F(ControllerIntegrationTest, WatchPrintsEveryNodeEveryInterval) {
   std::vector<std::string> lines = absl::StrSplit(watch.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 9u) << watch.out;  // 3 frames × 3 nodes, JSON Lines.
   for (const std::string& line : lines) {
-    google::protobuf::Struct document = ParseJson(line);
+    google::protobuf::Struct document = ParseJsonDocument(line);
     EXPECT_TRUE(document.fields().at("ok").bool_value()) << line;
     EXPECT_EQ(document.fields().at("command").string_value(), "watch");
   }
@@ -227,7 +221,7 @@ TEST_F(ControllerIntegrationTest, RunForADurationStopsAHeldPlanEverywhere) {
                            "--for=1s", "--interval=200ms", "--output=json"});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_GE(absl::Now() - start, absl::Seconds(1));
-  google::protobuf::Struct document = ParseJson(run.out);
+  google::protobuf::Struct document = ParseJsonDocument(run.out);
   for (const auto& node : document.fields().at("nodes").list_value().values()) {
     EXPECT_EQ(
         node.struct_value().fields().at("plan").struct_value().fields().at("state").string_value(),

@@ -13,17 +13,13 @@
 #include "agent/testing/fake_worker.h"
 #include "controller/plan_builder.h"
 #include "proto/memload.pb.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 constexpr uint64_t kGiB = 1ull << 30;
 
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "fuzz: property failed: %s\n", what);
-    abort();
-  }
-}
+using ::memload::testing::FuzzCheck;
 
 struct Agent {
   Agent() : probe(16 * kGiB, 12 * kGiB) {
@@ -53,26 +49,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto result = started.get_future().get();
   if (!result.ok() || !result->created) return 0;
 
-  Check(agent->launcher.launched() == launched_before + 1, "a created plan launched a worker");
+  FuzzCheck(agent->launcher.launched() == launched_before + 1, "a created plan launched a worker");
   const memload::agent::WorkerSpec& worker = agent->launcher.worker(launched_before)->spec();
   const memload::v1::PlanSpec& plan = worker.plan();
   switch (plan.kind_case()) {
     case memload::v1::PlanSpec::kRetained: {
       // The manager resolved every target to bytes; the worker must accept the result.
-      Check(memload::agent::ToRetainedPlanSpec(plan.retained()).ok(),
-            "the worker accepts the retained plan the manager launched");
+      FuzzCheck(memload::agent::ToRetainedPlanSpec(plan.retained()).ok(),
+                "the worker accepts the retained plan the manager launched");
       break;
     }
     case memload::v1::PlanSpec::kStreaming:
-      Check(memload::agent::ToStreamOptions(plan.streaming()).ok(),
-            "the worker accepts the streaming plan the manager launched");
+      FuzzCheck(memload::agent::ToStreamOptions(plan.streaming()).ok(),
+                "the worker accepts the streaming plan the manager launched");
       break;
     case memload::v1::PlanSpec::kUtilization:
-      Check(memload::agent::ToUtilizationSpec(plan.utilization(), nullptr).ok(),
-            "the worker accepts the utilization plan the manager launched");
+      FuzzCheck(memload::agent::ToUtilizationSpec(plan.utilization(), nullptr).ok(),
+                "the worker accepts the utilization plan the manager launched");
       break;
     case memload::v1::PlanSpec::KIND_NOT_SET:
-      Check(false, "a launched plan has a kind");
+      FuzzCheck(false, "a launched plan has a kind");
   }
   std::promise<void> stopped;
   agent->manager->Stop(spec.plan_id(), [&](auto) { stopped.set_value(); });

@@ -15,17 +15,9 @@
 #include "controller/rollout.h"
 #include "core/cli/flag_values.h"
 #include "core/size.h"
+#include "tests/fuzz/fuzz_check.h"
 
-namespace {
-
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "fuzz: property failed: %s\n", what);
-    abort();
-  }
-}
-
-}  // namespace
+using ::memload::testing::FuzzCheck;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
@@ -34,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string formatted = memload::FormatSize(*bytes);
     // FormatSize may round for display; an exact byte count must always round-trip.
     absl::StatusOr<uint64_t> again = memload::ParseSize(std::to_string(*bytes));
-    Check(again.ok() && *again == *bytes, "ParseSize(decimal bytes) round-trips");
+    FuzzCheck(again.ok() && *again == *bytes, "ParseSize(decimal bytes) round-trips");
     (void)formatted;
   }
   (void)memload::ParseSizeOrPercent(text);
@@ -42,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)memload::controller::ParseTargetFlag(std::string(text));
   if (auto rollout = memload::controller::ParseRollout(text); rollout.ok()) {
     auto again = memload::controller::ParseRollout(memload::controller::FormatRollout(*rollout));
-    Check(again.ok(), "FormatRollout output parses");
+    FuzzCheck(again.ok(), "FormatRollout output parses");
     (void)memload::controller::PlanWaves(*rollout, 1000);
   }
   (void)memload::controller::ParseStagger(text);
@@ -67,8 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   flags.expect_oom = lines[i].size() > 2;
   auto spec = memload::controller::BuildPlanFromFlags(flags, absl::UnixEpoch(), 7);
   if (spec.ok()) {
-    Check(memload::controller::ValidatePlanSpec(*spec).ok(),
-          "a plan built from flags passes ValidatePlanSpec");
+    FuzzCheck(memload::controller::ValidatePlanSpec(*spec).ok(),
+              "a plan built from flags passes ValidatePlanSpec");
   }
   return 0;
 }

@@ -9,17 +9,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "controller/targets.h"
+#include "tests/fuzz/fuzz_check.h"
 
-namespace {
-
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    fprintf(stderr, "fuzz: property failed: %s\n", what);
-    abort();
-  }
-}
-
-}  // namespace
+using ::memload::testing::FuzzCheck;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
@@ -30,11 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (absl::StatusOr<HostPort> host_port = memload::controller::ParseHostPort(text);
       host_port.ok()) {
-    Check(host_port->port >= 1 && host_port->port <= 65535, "ParseHostPort port in 1..65535");
+    FuzzCheck(host_port->port >= 1 && host_port->port <= 65535, "ParseHostPort port in 1..65535");
     const std::string joined = memload::controller::JoinHostPort(host_port->host, host_port->port);
     absl::StatusOr<HostPort> again = memload::controller::ParseHostPort(joined);
-    Check(again.ok() && again->host == host_port->host && again->port == host_port->port,
-          "JoinHostPort(ParseHostPort(x)) parses back to the same host and port");
+    FuzzCheck(again.ok() && again->host == host_port->host && again->port == host_port->port,
+              "JoinHostPort(ParseHostPort(x)) parses back to the same host and port");
   }
   if (auto selector = memload::controller::ParseSelector(text); selector.ok()) {
     const std::map<std::string, std::string> labels = {{"zone", "a"}, {"tier", "gold"}};
