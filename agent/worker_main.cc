@@ -45,6 +45,7 @@
 #include "agent/worker.pb.h"
 #include "agent/worker_shared.h"
 #include "core/base/status_macros.h"
+#include "core/clock.h"
 #include "core/plan.h"
 #include "core/retained_plan.h"
 #include "core/streaming.h"
@@ -219,7 +220,8 @@ void PublishExtras(const BuiltPlan& built, WorkerShared* shared, bool* reached) 
   if (!*reached && built.has_target &&
       built.plan->counters().Snapshot().state == PlanState::kHolding) {
     *reached = true;
-    shared->SetTargetReached(absl::Now());
+    // The plan's clock (Clock::Real() in this process): a wall-clock moment users read.
+    shared->SetTargetReached(built.plan->clock()->Now());
   }
   if (built.utilization != nullptr) {
     shared->utilization_micro_percent.store(
@@ -236,15 +238,16 @@ void PublishExtras(const BuiltPlan& built, WorkerShared* shared, bool* reached) 
 // sleeps in Wait(); before that it looks at the state every 10 ms (100 ms after the first
 // 2 s) to timestamp the moment; utilization plans refresh their numbers every 100 ms.
 absl::Status WaitForPlan(const BuiltPlan& built, WorkerShared* shared) {
-  const absl::Time start = absl::Now();
+  Clock* const clock = built.plan->clock();  // The plan's: its waits below use it too.
+  const absl::Time start = clock->Now();
   bool reached = false;
   for (;;) {
     absl::Duration wait = absl::InfiniteDuration();
     if (built.utilization != nullptr) {
       wait = absl::Milliseconds(100);
     } else if (built.has_target && !reached) {
-      wait =
-          absl::Now() - start < absl::Seconds(2) ? absl::Milliseconds(10) : absl::Milliseconds(100);
+      wait = clock->Now() - start < absl::Seconds(2) ? absl::Milliseconds(10)
+                                                     : absl::Milliseconds(100);
     }
     const absl::Status status =
         wait == absl::InfiniteDuration() ? built.plan->Wait() : built.plan->WaitFor(wait);

@@ -349,6 +349,9 @@ class WorkerProcess final : public Worker {
   }
 
   WorkerExit WaitExit(absl::Duration timeout) override {
+    // Real time on purpose: this waits for the kernel (poll(2) on the pidfd, or a reap
+    // poll), which no simulated clock can wake; PlanManager's own stop deadlines are on its
+    // Clock and hand this only the time that is left.
     const absl::Time deadline = timeout == absl::InfiniteDuration()
                                     ? absl::InfiniteFuture()
                                     : absl::Now() + std::max(timeout, absl::ZeroDuration());

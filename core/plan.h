@@ -63,6 +63,10 @@ class Plan {
 
   const PlanCounters& counters() const { return *counters_; }
 
+  // The clock the plan runs on (its waits, durations and pacing): whoever paces around the
+  // plan (the worker's wait loop) reads the same one.
+  Clock* clock() const { return cancel_.clock(); }
+
  protected:
   // The plan itself, run on the plan's thread. Must return (having released its memory)
   // soon after cancel_signal().cancelled() becomes true, and must publish its progress in
@@ -76,7 +80,6 @@ class Plan {
 
   PlanCounters* mutable_counters() { return counters_; }
   CancelSignal& cancel_signal() { return cancel_; }
-  Clock* clock() const { return cancel_.clock(); }
 
  private:
   void ThreadMain();

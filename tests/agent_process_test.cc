@@ -3,6 +3,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <optional>
+#include <string>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -101,16 +104,29 @@ TEST(AgentProcessTest, AgentKilledLeavesNoWorkerBehind) {
   EXPECT_TRUE(Eventually([&] { return kill(workers[0], 0) != 0; }, absl::Seconds(2)));
 }
 
+// Starts an agent inside a 96 MiB memory cgroup of its own, as in a container with that
+// limit. Skips the test where memory cgroups cannot be made (the caller checks IsSkipped()).
+void StartAgentInSmallCgroup(const std::string& name, std::optional<TestCgroup>* cgroup,
+                             std::optional<Subprocess>* agent, std::string* address) {
+  absl::StatusOr<TestCgroup> made = TestCgroup::Create(name, 96 * kMiB);
+  if (!made.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << made.status();
+  cgroup->emplace(*std::move(made));
+  absl::StatusOr<Subprocess> started = Subprocess::Start(
+      {AgentBinary(), "--listen=127.0.0.1:0", "--reserve=0"}, (*cgroup)->procs_file());
+  ASSERT_TRUE(started.ok()) << started.status();
+  agent->emplace(*std::move(started));
+  *address = WaitForAgentAddress(**agent, absl::Seconds(10));
+  ASSERT_FALSE(address->empty()) << (*agent)->Stderr();
+}
+
 // The agent's protection from the OOM killer (agent/worker_cgroup.h): oom_score_adj -1000
 // where it may (CAP_SYS_RESOURCE), else its workers in a child cgroup with a margin.
 TEST(AgentProcessTest, AnAgentInASmallCgroupIsProtectedFromItsWorkersOom) {
-  absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create("memload-protect", 96 * kMiB);
-  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << cgroup.status();
-  absl::StatusOr<Subprocess> agent = Subprocess::Start(
-      {AgentBinary(), "--listen=127.0.0.1:0", "--reserve=0"}, cgroup->procs_file());
-  ASSERT_TRUE(agent.ok());
-  const std::string address = WaitForAgentAddress(*agent, absl::Seconds(10));
-  ASSERT_FALSE(address.empty()) << agent->Stderr();
+  std::optional<TestCgroup> cgroup;
+  std::optional<Subprocess> agent;
+  std::string address;
+  ASSERT_NO_FATAL_FAILURE(StartAgentInSmallCgroup("memload-protect", &cgroup, &agent, &address));
+  if (IsSkipped()) return;
   CommandResult started = Ctl({"start", "--targets=" + address, "--kind=retained", "--target=8MiB",
                                "--hold=30s", "--plan-id=protect"});
   ASSERT_EQ(started.exit_code, 0) << started.out << started.err;
@@ -150,14 +166,11 @@ TEST(AgentProcessTest, AnAgentInASmallCgroupIsProtectedFromItsWorkersOom) {
 }
 
 TEST(AgentProcessTest, OomKillTakesTheWorkerNotTheAgent) {
-  absl::StatusOr<TestCgroup> cgroup = TestCgroup::Create("memload-oom", 96 * kMiB);
-  if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << cgroup.status();
-  // The agent runs inside the small cgroup, as in a container with a 96 MiB limit.
-  absl::StatusOr<Subprocess> agent = Subprocess::Start(
-      {AgentBinary(), "--listen=127.0.0.1:0", "--reserve=0"}, cgroup->procs_file());
-  ASSERT_TRUE(agent.ok());
-  const std::string address = WaitForAgentAddress(*agent, absl::Seconds(10));
-  ASSERT_FALSE(address.empty()) << agent->Stderr();
+  std::optional<TestCgroup> cgroup;
+  std::optional<Subprocess> agent;
+  std::string address;
+  ASSERT_NO_FATAL_FAILURE(StartAgentInSmallCgroup("memload-oom", &cgroup, &agent, &address));
+  if (IsSkipped()) return;
 
   // Without expect_oom the safety check refuses a plan the cgroup cannot hold.
   CommandResult refused = Ctl(
