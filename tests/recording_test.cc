@@ -91,7 +91,12 @@ TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
   for (int i = 0; i < 2; ++i) {
     SCOPED_TRACE(addresses[i]);
     const std::vector<Line>& series = samples[addresses[i]];
-    ASSERT_GE(series.size(), 10u);  // ~3 s at 200 ms.
+    // One sample per refresh: ~15 in 3 s at 200 ms on an idle machine, but a refresh is a
+    // fan-out to two agents, and at load 20-30 only 5-8 fitted (3 of 5 runs failed a ">= 10"
+    // here). What the recording must show is checked below whatever the count: every stage
+    // in order, increasing times, and samples over the whole run.
+    ASSERT_GE(series.size(), 3u);
+    EXPECT_GE(series.back().Time() - series.front().Time(), absl::Seconds(2));
     // Times increase; states move forward: [pending] ramping... holding... stopped.
     const std::vector<std::string> order = {"pending", "ramping", "holding", "stopped"};
     size_t stage = 0;
