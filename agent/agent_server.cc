@@ -255,8 +255,13 @@ void AgentServer::Shutdown(absl::Duration deadline) {
   // Plans first: new starts are refused, pending stops are answered, memory goes back.
   if (manager_) manager_->Shutdown();
   if (metrics_) metrics_->Shutdown();  // ~10 ms (see metrics_server.h).
-  // Watch streams would otherwise hold the server's shutdown until the deadline.
-  if (service_) service_->StopWatches();
+  // Watch streams would otherwise hold the server's shutdown until the deadline. A client
+  // that reads gets UNAVAILABLE at once; one that stopped reading is cancelled after a grace
+  // (a quarter of the deadline, at most 250 ms).
+  if (service_) {
+    service_->StopWatches(
+        std::min(absl::Milliseconds(250), std::max(until - absl::Now(), absl::ZeroDuration()) / 4));
+  }
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::nanoseconds(absl::ToInt64Nanoseconds(

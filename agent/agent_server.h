@@ -90,6 +90,8 @@ class AgentServer {
   PlanManager& plans() { return *manager_; }
   // WatchUsage streams open now.
   size_t open_watches() const { return service_->open_watches(); }
+  // WatchUsage streams whose client has not taken a message for longer than its interval.
+  size_t stalled_watches() const { return service_->stalled_watches(); }
 
   // Stops every plan (their memory returned), ends every WatchUsage stream, then the
   // server; in-flight RPCs get until `deadline` from now to finish. Idempotent.

@@ -52,11 +52,13 @@ class Refusal final : public grpc::ServerWriteReactor<v1::NodeUsage> {
 // exactly one of: a write in flight, an alarm set, or Finish called — so nothing can touch
 // it after OnDone deletes it. A cancel (client gone, or the agent shutting down) cancels
 // the alarm, whose callback then finishes the stream; a cancel during a write finishes it
-// when the write completes.
+// when the write completes. A write the client never takes (it stopped reading: HTTP/2 flow
+// control holds the message) never completes by itself: CancelIfWriting() cancels the call,
+// which completes the write (ok = false).
 class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::NodeUsage> {
  public:
-  WatchReactor(AgentService* service, absl::Duration interval)
-      : service_(service), interval_(interval), next_(absl::Now()) {}
+  WatchReactor(AgentService* service, grpc::CallbackServerContext* context, absl::Duration interval)
+      : service_(service), context_(context), interval_(interval), next_(absl::Now()) {}
 
   // Sends the first message; called once, after the stream is registered.
   void Begin() {
@@ -77,6 +79,25 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
     // With an alarm set, its callback (ok = false) finishes the stream; with a write in
     // flight, OnWriteDone does. There is no third state before Finish.
     if (alarm_pending_) alarm_.Cancel();
+  }
+
+  // A message has waited for the client longer than the interval (it stopped reading).
+  bool Stalled(absl::Time now) {
+    MutexLock lock(&mutex_);
+    return write_pending_ && write_started_ != absl::InfinitePast() &&
+           now - write_started_ > interval_;
+  }
+
+  // After Stop(): cancels the call if its write is still in flight (the client has not taken
+  // the message). The caller keeps the reactor alive (the service's watch_mutex_, which
+  // OnDone takes before deleting it).
+  void CancelIfWriting() {
+    {
+      MutexLock lock(&mutex_);
+      if (!write_pending_) return;
+    }
+    // Not under mutex_: the cancel's reactions (OnCancel, OnWriteDone) take it.
+    context_->TryCancel();
   }
 
   void OnWriteDone(bool ok) override {
@@ -149,16 +170,22 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
       return;
     }
     message_ = *std::move(usage);  // Only this path touches it, and only between writes.
+    {
+      MutexLock lock(&mutex_);
+      write_started_ = absl::Now();
+    }
     StartWrite(&message_);
   }
 
   AgentService* const service_;
+  grpc::CallbackServerContext* const context_;  // gRPC's; valid until OnDone.
   const absl::Duration interval_;
   Mutex mutex_;
   grpc::Alarm alarm_;
   absl::Time next_ ABSL_GUARDED_BY(mutex_);
   bool alarm_pending_ ABSL_GUARDED_BY(mutex_) = false;
   bool write_pending_ ABSL_GUARDED_BY(mutex_) = false;
+  absl::Time write_started_ ABSL_GUARDED_BY(mutex_) = absl::InfinitePast();  // Set by Send.
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   bool finished_ ABSL_GUARDED_BY(mutex_) = false;
   grpc::Status stop_status_ ABSL_GUARDED_BY(mutex_);  // final once stopping_.
@@ -184,17 +211,32 @@ size_t AgentService::open_watches() const {
   return watches_.size();
 }
 
-void AgentService::StopWatches() {
+void AgentService::StopWatches(absl::Duration grace) {
   MutexLock lock(&watch_mutex_);
   watches_closed_ = true;
   for (WatchReactor* watch : watches_) {
     watch->Stop(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is shutting down"));
   }
+  // Streams whose client reads end within milliseconds; OnDone's WatchEnded wakes this.
+  options_.clock->WaitUntil(
+      watch_ended_, lock.native(), options_.clock->Now() + grace,
+      [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(watch_mutex_) { return watches_.empty(); });
+  // The rest have a message in flight that their client does not take.
+  for (WatchReactor* watch : watches_) watch->CancelIfWriting();
+}
+
+size_t AgentService::stalled_watches() const {
+  MutexLock lock(&watch_mutex_);
+  const absl::Time now = absl::Now();
+  size_t stalled = 0;
+  for (WatchReactor* watch : watches_) stalled += watch->Stalled(now) ? 1 : 0;
+  return stalled;
 }
 
 void AgentService::WatchEnded(WatchReactor* watch) {
   MutexLock lock(&watch_mutex_);
   watches_.erase(watch);
+  watch_ended_.notify_all();
 }
 
 absl::StatusOr<v1::NodeUsage> AgentService::WatchMessage() {
@@ -300,7 +342,7 @@ grpc::ServerUnaryReactor* AgentService::GetUsage(grpc::CallbackServerContext* co
 }
 
 grpc::ServerWriteReactor<v1::NodeUsage>* AgentService::WatchUsage(
-    grpc::CallbackServerContext* /*context*/, const v1::WatchUsageRequest* request) {
+    grpc::CallbackServerContext* context, const v1::WatchUsageRequest* request) {
   absl::Duration interval = kDefaultWatchInterval;
   if (request->has_interval()) interval = FromProtoDuration(request->interval());
   if (interval < kMinWatchInterval) {
@@ -323,7 +365,7 @@ grpc::ServerWriteReactor<v1::NodeUsage>* AgentService::WatchUsage(
                        " WatchUsage streams, its maximum (--max-watch-streams); use GetUsage "
                        "or try later")));
     }
-    watch = new WatchReactor(this, interval);
+    watch = new WatchReactor(this, context, interval);
     watches_.insert(watch);
   }
   watch->Begin();

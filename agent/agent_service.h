@@ -4,12 +4,14 @@
 // blocks: StartPlan/StopPlan finish their reactor from the manager's callback, the manager
 // holds its lock only to copy state (plan_manager.h), and each WatchUsage stream is paced
 // by a grpc::Alarm — no thread per stream. At most `max_watch_streams` streams are open at
-// once; more are refused with RESOURCE_EXHAUSTED. StopWatches() ends every stream (shutdown).
+// once; more are refused with RESOURCE_EXHAUSTED. StopWatches() ends every stream (shutdown),
+// within its grace even when a client has stopped reading.
 //
 // Thread-safety: thread-safe (gRPC calls it from many threads).
 #ifndef MEMLOAD_AGENT_AGENT_SERVICE_H_
 #define MEMLOAD_AGENT_AGENT_SERVICE_H_
 
+#include <condition_variable>
 #include <cstddef>
 #include <mutex>
 #include <optional>
@@ -19,6 +21,7 @@
 #include "absl/status/status.h"
 #include "agent/node_probe.h"
 #include "agent/plan_manager.h"
+#include "core/clock.h"
 #include "core/sync/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/memload.grpc.pb.h"
@@ -31,6 +34,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 struct AgentServiceOptions {
   // WatchUsage streams open at once; more are refused with RESOURCE_EXHAUSTED.
   size_t max_watch_streams = 1024;
+  // StopWatches' grace runs on it. Not owned; never null.
+  Clock* clock = Clock::Real();
 };
 
 class AgentService final : public v1::Agent::CallbackService {
@@ -72,9 +77,14 @@ class AgentService final : public v1::Agent::CallbackService {
   v1::NodeInfo identity() const;
 
   // Ends every WatchUsage stream (UNAVAILABLE) and refuses new ones: the server's shutdown
-  // then has no stream to wait for. Streams finish asynchronously, within milliseconds.
-  void StopWatches();
+  // then has no stream to wait for. A stream ends as soon as its message in flight is
+  // delivered; a stream whose client has stopped reading (its message held by HTTP/2 flow
+  // control) would wait for the server's deadline: after `grace` those are cancelled
+  // (CANCELLED). Returns once every stream has ended or been cancelled (at most `grace`).
+  void StopWatches(absl::Duration grace);
   size_t open_watches() const;
+  // Open streams whose message has waited for its client longer than the stream's interval.
+  size_t stalled_watches() const;
 
  private:
   class WatchReactor;
@@ -91,6 +101,7 @@ class AgentService final : public v1::Agent::CallbackService {
 
   mutable Mutex watch_mutex_;
   std::set<WatchReactor*> watches_ ABSL_GUARDED_BY(watch_mutex_);  // the open streams.
+  std::condition_variable watch_ended_;  // With watch_mutex_: a stream left watches_.
   bool watches_closed_ ABSL_GUARDED_BY(watch_mutex_) = false;
 
   Mutex cache_mutex_;

@@ -62,7 +62,7 @@ void LightAgentHost::Shutdown(absl::Duration deadline) {
   if (shut_down_) return;
   shut_down_ = true;
   if (manager_) manager_->Shutdown();
-  if (service_) service_->StopWatches();
+  if (service_) service_->StopWatches(std::min(absl::Milliseconds(250), deadline / 4));
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(absl::ToInt64Milliseconds(deadline)));
