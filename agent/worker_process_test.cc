@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/node_readers.h"
+#include "core/testing/sanitizers.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -414,7 +415,10 @@ TEST(WorkerProcessTest, PlacedWorkerIsJoinedBeforeItAllocatesAndChargedThere) {
   // The whole load, and the worker's image, is charged to the target.
   const uint64_t charged = cgroup->Usage() - before;
   EXPECT_GE(charged, 64 * kMiB);
-  EXPECT_LE(charged, 64 * kMiB * 105 / 100 + 4 * kMiB);
+  // Under TSan the worker's shadow memory (2-4x what it writes) is charged there too.
+  if (!kThreadSanitizer) {
+    EXPECT_LE(charged, 64 * kMiB * 105 / 100 + 4 * kMiB);
+  }
   worker->RequestStop();
   EXPECT_EQ(worker->WaitExit(absl::Seconds(20)).kind, WorkerExit::Kind::kStopped);
 }

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/node_readers.h"
+#include "core/testing/sanitizers.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -191,7 +192,12 @@ TEST(PrometheusTest, ScrapesTwoAgentsAndAgreesWithProc) {
     EXPECT_EQ(agent.Wait(absl::Seconds(5)).value_or(-1), 0) << agent.Stderr();
     const absl::Duration took = absl::Now() - begin;
     std::cout << "agent SIGTERM -> exit: " << absl::FormatDuration(took) << "\n";
-    EXPECT_LT(took, absl::Seconds(2));
+    // Under TSan (agent and the plan's 64 MiB worker both instrumented, 5-15x slower) this
+    // took 2.56 s once on the shared 2-core machine; the exit is still bounded by the 5 s
+    // wait above, and the 2 s promise is checked in the unsanitized and ASan passes.
+    if (!kThreadSanitizer) {
+      EXPECT_LT(took, absl::Seconds(2));
+    }
   }
   server->Signal(SIGTERM);
   EXPECT_TRUE(server->Wait(absl::Seconds(20)).has_value());
