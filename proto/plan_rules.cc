@@ -1,5 +1,6 @@
 #include "proto/plan_rules.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/strings/ascii.h"
@@ -187,6 +188,12 @@ absl::Status CheckRetainedPlan(const v1::RetainedPlan& plan) {
   if (plan.repeat_forever() && plan.repeat() > 0) {
     return FieldError("retained", kRepeatAndRepeatForever);
   }
+  // A last phase of 0 ends a sawtooth; a plan of nothing but 0 would say "holding" and hold
+  // nothing (`--target=0`).
+  const bool all_zero = std::all_of(plan.phases().begin(), plan.phases().end(), [](const auto& p) {
+    return p.target().has_bytes() && p.target().bytes() == 0;
+  });
+  if (all_zero) return FieldError("retained.phases", kNothingToHold);
   return absl::OkStatus();
 }
 
@@ -247,6 +254,10 @@ absl::Status CheckPlanId(absl::string_view id) {
 }
 
 absl::Status CheckRenewLeases(const v1::RenewLeasesRequest& request) {
+  if (request.has_lease()) {
+    // 0 or less would end the plans it "renews" (a StartPlan's lease must be positive too).
+    MEMLOAD_RETURN_IF_ERROR(CheckDuration(request.lease(), "lease", /*positive=*/true).status());
+  }
   if (static_cast<size_t>(request.plan_ids_size()) > kMaxRenewPlanIds) {
     return FieldError("plan_ids", absl::StrCat("at most ", kMaxRenewPlanIds, " ids, got ",
                                                request.plan_ids_size()));

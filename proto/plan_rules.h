@@ -103,6 +103,8 @@ inline constexpr absl::string_view kUntouchedUtilization =
     "would grow without bound";
 inline constexpr absl::string_view kBothRamps =
     "give ramp_bytes_per_sec or ramp_duration, not both";
+inline constexpr absl::string_view kNothingToHold =
+    "every phase's target is 0: the plan would hold nothing";
 inline constexpr absl::string_view kHoldAndHoldForever = "give hold or hold_forever, not both";
 inline constexpr absl::string_view kRepeatAndRepeatForever =
     "give repeat or repeat_forever, not both";
@@ -116,7 +118,7 @@ absl::Status CheckPlanId(absl::string_view id);
 
 // A RenewLeases request: at most kMaxRenewPlanIds ids (a controller renews one plan per
 // call; the agent runs at most 128), each a valid plan id — so no request makes the agent
-// hold its lock over, or answer with, more than that.
+// hold its lock over, or answer with, more than that — and a lease, when given, positive.
 inline constexpr size_t kMaxRenewPlanIds = 1024;
 absl::Status CheckRenewLeases(const v1::RenewLeasesRequest& request);
 

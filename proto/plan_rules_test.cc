@@ -55,6 +55,16 @@ TEST(PlanRulesTest, IdsOfResizeStopAndRenewFollowTheIdRuleAndAreCutInMessages) {
   renew.add_plan_ids("one-more");
   EXPECT_THAT(CheckRenewLeases(renew),
               StatusIs(absl::StatusCode::kInvalidArgument, "plan_ids: at most 1024 ids, got 1025"));
+  renew.clear_plan_ids();
+  renew.add_plan_ids("p");
+  renew.mutable_lease()->set_seconds(-1);  // Answered OK, it ended the plan (attack N17).
+  EXPECT_THAT(CheckRenewLeases(renew), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                HasSubstr("lease: must not be negative")));
+  renew.mutable_lease()->set_seconds(0);
+  EXPECT_THAT(CheckRenewLeases(renew),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lease: must be positive")));
+  renew.mutable_lease()->set_seconds(60);
+  EXPECT_THAT(CheckRenewLeases(renew), IsOk());
   v1::RenewLeasesRequest bad;
   bad.add_plan_ids("ok");
   bad.add_plan_ids("a\nb");
@@ -81,6 +91,21 @@ TEST(PlanRulesTest, RetainedTargetsBelowOneBlockAreRefused) {
   spec.mutable_retained()->mutable_phases(0)->mutable_target()->set_bytes((uint64_t{1} << 63) - 1);
   EXPECT_THAT(CheckRetainedCost(spec),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is less than one block")));
+}
+
+TEST(PlanRulesTest, ARetainedPlanOfNothingButZeroIsRefused) {
+  v1::PlanSpec spec;
+  spec.set_plan_id("zero");
+  spec.mutable_retained()->add_phases()->mutable_target()->set_bytes(0);  // --target=0 (N10).
+  EXPECT_THAT(ValidatePlanSpec(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       std::string("retained.phases: ") + std::string(kNothingToHold)));
+  spec.mutable_retained()->add_phases()->mutable_target()->set_bytes(0);
+  EXPECT_THAT(ValidatePlanSpec(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(kNothingToHold))));
+  // A sawtooth: up, then down to 0.
+  spec.mutable_retained()->mutable_phases(0)->mutable_target()->set_bytes(1 << 20);
+  EXPECT_THAT(ValidatePlanSpec(spec), IsOk());
 }
 
 TEST(PlanRulesTest, OomScoreAdjRange) {
