@@ -29,6 +29,8 @@ fi
 
 differ=0
 for file in "${files[@]}"; do
+  # clang-format would read a BUILD or .bzl file given by name as C++ and break it.
+  case "$file" in *.h | *.cc) ;; *) continue ;; esac
   if ((check)); then
     if ! clang-format --style=file "$file" | cmp -s - "$file"; then
       echo "needs formatting: $file"

@@ -16,16 +16,31 @@ namespace memload {
 
 namespace {
 
-// Reads `path` up to `max_bytes`; with `regular_only`, refuses anything but a regular file
-// (opened non-blocking so that a FIFO's open does not wait for a writer).
+// Opens `path` for reading without waiting for a FIFO's writer (a FIFO nobody writes to
+// blocked open() for good: attack note N6), then makes reads blocking again: a FIFO without
+// a writer then reads as empty at once, a pipe with one (`--targets=@<(...)`) as usual.
+// A negative fd and errno on failure.
+int OpenForReading(const std::string& path) {
+  int fd;
+  do {
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return fd;
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    const int error = errno;
+    close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+// Reads `path` up to `max_bytes`; with `regular_only`, refuses anything but a regular file.
 absl::StatusOr<std::string> ReadUpTo(const std::string& path, uint64_t max_bytes,
                                      absl::string_view what, bool regular_only) {
   const std::string name = what.empty() ? path : absl::StrCat(what, " ", path);
-  const int flags = O_RDONLY | O_CLOEXEC | (regular_only ? O_NONBLOCK : 0);
-  int fd;
-  do {
-    fd = open(path.c_str(), flags);
-  } while (fd < 0 && errno == EINTR);
+  const int fd = OpenForReading(path);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(name, ": cannot read"));
   if (regular_only) {
     struct stat info;
@@ -81,10 +96,7 @@ absl::StatusOr<std::string> ReadRegularFileUpTo(const std::string& path, uint64_
 absl::Status ReadLinesUpTo(const std::string& path, size_t max_line_bytes, absl::string_view what,
                            const std::function<absl::Status(absl::string_view line)>& each) {
   const std::string name = what.empty() ? path : absl::StrCat(what, " ", path);
-  int fd;
-  do {
-    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
+  const int fd = OpenForReading(path);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat(name, ": cannot read"));
   std::string line;  // At most max_line_bytes + 1 bytes.
   bool cut = false;  // The current line was too long and has been passed on.
