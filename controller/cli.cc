@@ -256,8 +256,10 @@ int RunPodsCommand(Invocation& inv) {
   absl::StatusOr<std::optional<PodRelativeTarget>> relative = ParsePodRelativeTarget(flags.target);
   if (!relative.ok()) return inv.UsageError(relative.status());
   pods.relative = *relative;
-  // N%request / N%limit are resolved per pod; the plan is built with a stand-in size.
-  if (pods.relative.has_value()) flags.target = "1";
+  // N%request / N%limit are resolved per pod; the plan is built with a stand-in size of one
+  // block, which every size rule accepts (the agent checks each pod's real size).
+  if (pods.relative.has_value())
+    flags.target = flags.block_size.empty() ? "1MiB" : flags.block_size;
   absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(flags);
   if (!spec.ok()) return inv.UsageError(spec.status());
   const std::string path = args.Text("pods");

@@ -46,6 +46,7 @@ void mi_collect(bool force) __attribute__((weak));
 long mi_option_get(int option) __attribute__((weak));
 void mi_option_set(int option, long value) __attribute__((weak));
 void MallocExtension_ReleaseFreeMemory(void) __attribute__((weak));
+void MallocExtension_MarkThreadIdle(void) __attribute__((weak));
 int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
     __attribute__((weak));
 }
@@ -85,6 +86,9 @@ void EndMallocBulkFree() {
       mi_option_set(kMiOptionSegmentDecommitDelay, saved_segment_decommit_delay);
     }
   } else if (MallocExtension_ReleaseFreeMemory != nullptr) {
+    // tcmalloc: this thread's cache first (the freed blocks sit there, up to a few MiB of
+    // them, out of reach of the release), then every free span to the OS.
+    if (MallocExtension_MarkThreadIdle != nullptr) MallocExtension_MarkThreadIdle();
     MallocExtension_ReleaseFreeMemory();
   } else if (mallctl != nullptr) {
     // 4096 is MALLCTL_ARENAS_ALL: every arena.

@@ -35,6 +35,10 @@ uint64_t RssAnonBytes() {
 // An allocator may keep some freed memory resident for reuse (tcmalloc's per-size free
 // lists), which a new set then reuses: growth is checked with this much slack.
 constexpr uint64_t kAllocatorCache = 16 * kMiB;
+// What a released set may leave resident: the allocator's own metadata. tcmalloc kept 4.9 MiB
+// of freed 4 KiB blocks in its thread cache until EndMallocBulkFree flushed it (now 1.3 MiB;
+// 6 MiB of slack let that pass, and failed 1 run in 25 under load).
+constexpr uint64_t kLeftAfterRelease = 3 * kMiB;
 
 // Sanitizer allocators quarantine freed memory: RSS does not follow frees there.
 constexpr bool kRssFollowsFrees = !kAddressSanitizer && !kThreadSanitizer;
@@ -67,7 +71,7 @@ TEST_P(MallocReleaseTest, ShrinkToGivesTheMemoryBackToTheOs) {
   }
   set->Release();
   if (kRssFollowsFrees) {
-    EXPECT_LE(RssAnonBytes(), before + 6 * kMiB);
+    EXPECT_LE(RssAnonBytes(), before + kLeftAfterRelease);
   }
 }
 
@@ -83,7 +87,7 @@ TEST_P(MallocReleaseTest, ReleaseGivesTheMemoryBackAndTheSetIsUsableAgain) {
     set->Release();
     EXPECT_EQ(set->block_count(), 0u);
     if (kRssFollowsFrees) {
-      EXPECT_LE(RssAnonBytes(), before + 6 * kMiB) << "round " << round;
+      EXPECT_LE(RssAnonBytes(), before + kLeftAfterRelease) << "round " << round;
     }
     ASSERT_THAT(set->Grow(1), IsOk());
   }
