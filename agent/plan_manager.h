@@ -70,7 +70,7 @@ struct PlanManagerOptions {
   uint64_t max_memory_bytes = 0;  // Cap on what all plans together may hold; 0 = none.
   uint64_t reserve_bytes = 0;     // Effective MemAvailable that plans never eat into.
   absl::Duration default_lease = absl::Minutes(1);
-  absl::Duration max_lease = absl::Hours(24);
+  absl::Duration max_lease = plan_rules::kMaxLease;
   // How often leases, ceilings, rates and worker deaths are looked at (10 ms while a stop
   // is pending).
   absl::Duration tick = absl::Milliseconds(100);

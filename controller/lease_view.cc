@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/size.h"
+#include "proto/plan_rules.h"
 #include "proto/proto_time.h"
 
 namespace memload {
@@ -76,7 +77,7 @@ std::string LeaseWarning(const v1::PlanSpec& spec,
       "lease_expired) at ", ClockTime(*expires),
       " UTC. Use `memloadctl run` (it renews the "
       "lease and stops the plan at the end)");
-  if (*runs != absl::InfiniteDuration()) {
+  if (*runs != absl::InfiniteDuration() && *runs + absl::Minutes(1) <= plan_rules::kMaxLease) {
     absl::StrAppend(&warning, ", or --lease=", FormatShortDuration(*runs + absl::Minutes(1)),
                     " or longer");
   } else {

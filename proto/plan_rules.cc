@@ -308,7 +308,13 @@ absl::Status ValidateFields(const v1::PlanSpec& spec, PlanIdRule plan_id) {
     MEMLOAD_RETURN_IF_ERROR(CheckPlanId(spec.plan_id()));
   }
   if (spec.has_lease()) {
-    MEMLOAD_RETURN_IF_ERROR(CheckDuration(spec.lease(), "lease", /*positive=*/true).status());
+    MEMLOAD_ASSIGN_OR_RETURN(absl::Duration lease,
+                             CheckDuration(spec.lease(), "lease", /*positive=*/true));
+    if (lease > kMaxLease) {
+      return FieldError("lease", absl::StrCat("must be at most ", absl::FormatDuration(kMaxLease),
+                                              ", got ", absl::FormatDuration(lease),
+                                              " (memloadctl run renews a shorter one)"));
+    }
   }
   if (spec.has_oom_score_adj()) {
     if (std::optional<std::string> problem = OomScoreAdjProblem(spec.oom_score_adj())) {

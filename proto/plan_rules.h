@@ -44,6 +44,9 @@ inline constexpr size_t kMaxPlanIdLength = 128;
 inline constexpr uint32_t kMaxStreamWorkers = 64;
 // google.protobuf.Duration's documented range: ±10,000 years.
 inline constexpr int64_t kMaxDurationSeconds = 315576000000;
+// The longest lease a plan may have (an unrenewed plan must end within a day): the agent's
+// default --max-lease-like bound (PlanManagerOptions::max_lease) and memloadctl's early check.
+inline constexpr absl::Duration kMaxLease = absl::Hours(24);
 // The kernel's oom_score_adj range.
 inline constexpr int64_t kMinOomScoreAdj = -1000;
 inline constexpr int64_t kMaxOomScoreAdj = 1000;

@@ -108,6 +108,15 @@ TEST(PlanRulesTest, ARetainedPlanOfNothingButZeroIsRefused) {
   EXPECT_THAT(ValidatePlanSpec(spec), IsOk());
 }
 
+TEST(PlanRulesTest, ALeaseIsAtMostADay) {
+  v1::PlanSpec spec = Streaming("leased");
+  spec.mutable_lease()->set_seconds(24 * 3600);
+  EXPECT_THAT(ValidatePlanSpec(spec), IsOk());
+  spec.mutable_lease()->set_seconds(24 * 3600 + 1);
+  EXPECT_THAT(ValidatePlanSpec(spec), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               HasSubstr("lease: must be at most 24h, got 24h1s")));
+}
+
 TEST(PlanRulesTest, OomScoreAdjRange) {
   EXPECT_EQ(OomScoreAdjProblem(kMinOomScoreAdj), std::nullopt);
   EXPECT_EQ(OomScoreAdjProblem(kMaxOomScoreAdj), std::nullopt);

@@ -82,6 +82,9 @@ TEST(E2eBadInputTest, CommandLineAndPlanFilesExitTwoNamingTheFlagOrFieldAndSendN
        "--expect-oom"},
       {{"start", targets, "--kind=retained", "--target=80%cgroups"}, "--target"},
       {{"start", targets, "--kind=retained", "--target=64MiB", "--lease=0s"}, "--lease"},
+      // Refused by the agent only, in raw seconds, before (attack N12).
+      {{"start", targets, "--kind=retained", "--target=64MiB", "--lease=1193h"},
+       "lease: must be at most 24h, got 1193h"},
       {{"start", targets, "--kind=retained", "--target=64MiB", "--oom-score-adj=2000"},
        "--oom-score-adj"},
       {{"start", targets, "--kind=retained", "--target=64MiB", "--window=3"}, "--window"},
