@@ -246,9 +246,18 @@ absl::Status CheckStreamingPlan(const v1::StreamingPlan& plan) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The one wording of a bad plan id: "FIELD: PROBLEM, got \"ID\"" (the id quoted and cut).
+absl::Status PlanIdError(absl::string_view field, absl::string_view id, absl::string_view problem) {
+  return FieldError(field, absl::StrCat(problem, ", got ", Quoted(id)));
+}
+
+}  // namespace
+
 absl::Status CheckPlanId(absl::string_view id) {
   if (std::optional<std::string> problem = PlanIdProblem(id)) {
-    return FieldError("plan_id", absl::StrCat(*problem, ", got ", Quoted(id)));
+    return PlanIdError("plan_id", id, *problem);
   }
   return absl::OkStatus();
 }
@@ -264,8 +273,7 @@ absl::Status CheckRenewLeases(const v1::RenewLeasesRequest& request) {
   }
   for (int i = 0; i < request.plan_ids_size(); ++i) {
     if (std::optional<std::string> problem = PlanIdProblem(request.plan_ids(i))) {
-      return FieldError(absl::StrCat("plan_ids[", i, "]"),
-                        absl::StrCat(*problem, ", got ", Quoted(request.plan_ids(i))));
+      return PlanIdError(absl::StrCat("plan_ids[", i, "]"), request.plan_ids(i), *problem);
     }
   }
   return absl::OkStatus();
