@@ -172,11 +172,12 @@ absl::Status BuildEnv(Invocation& inv) {
   inv.env.out = inv.io.out;
   inv.env.err = inv.io.err;
   inv.env.cancel = inv.io.cancel;
+  inv.env.clock = inv.io.clock;
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::PlanSpec> PlanFromArgs(const ParsedArgs& args) {
-  return BuildPlanFromFlags(PlanFlagsFrom(args));
+absl::StatusOr<v1::PlanSpec> PlanFromArgs(const Invocation& inv) {
+  return BuildPlanFromFlags(PlanFlagsFrom(inv.args), inv.io.clock);
 }
 
 absl::StatusOr<RolloutOptions> RolloutFromArgs(const ParsedArgs& args) {
@@ -260,7 +261,7 @@ int RunPodsCommand(Invocation& inv) {
   // block, which every size rule accepts (the agent checks each pod's real size).
   if (pods.relative.has_value())
     flags.target = flags.block_size.empty() ? "1MiB" : flags.block_size;
-  absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(flags);
+  absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(flags, inv.io.clock);
   if (!spec.ok()) return inv.UsageError(spec.status());
   const std::string path = args.Text("pods");
   absl::StatusOr<std::string> input = ReadPodsInput(path);
@@ -285,7 +286,7 @@ int RunStartCommand(Invocation& inv) {
     return inv.UsageError(
         absl::InvalidArgumentError(absl::StrCat(inv.args.Typed("container"), " needs --pods")));
   }
-  absl::StatusOr<v1::PlanSpec> spec = PlanFromArgs(inv.args);
+  absl::StatusOr<v1::PlanSpec> spec = PlanFromArgs(inv);
   if (!spec.ok()) return inv.UsageError(spec.status());
   absl::StatusOr<RolloutOptions> rollout = RolloutFromArgs(inv.args);
   if (!rollout.ok()) return inv.UsageError(rollout.status());
@@ -331,7 +332,7 @@ int RunRunCommand(Invocation& inv) {
     return inv.UsageError(
         absl::InvalidArgumentError(absl::StrCat(inv.args.Typed("container"), " needs --pods")));
   }
-  absl::StatusOr<v1::PlanSpec> spec = PlanFromArgs(inv.args);
+  absl::StatusOr<v1::PlanSpec> spec = PlanFromArgs(inv);
   if (!spec.ok()) return inv.UsageError(spec.status());
   absl::StatusOr<RolloutOptions> rollout = RolloutFromArgs(inv.args);
   if (!rollout.ok()) return inv.UsageError(rollout.status());

@@ -28,6 +28,7 @@
 #include "controller/cli_config.h"
 #include "controller/client_security.h"
 #include "core/cancel_signal.h"
+#include "core/clock.h"
 
 namespace memload {
 namespace controller {
@@ -37,7 +38,9 @@ struct CliIo {
   std::ostream* err = nullptr;
   GetEnv getenv;                   // The environment (tests pass a map).
   bool tty = false;                // stdout is a terminal: live views redraw in place.
-  CancelSignal* cancel = nullptr;  // Ctrl-C; may be null.
+  CancelSignal* cancel = nullptr;  // Ctrl-C; may be null; runs on `clock`.
+  // What commands pace, wait and stamp by (commands.h). Not owned, never null.
+  Clock* clock = Clock::Real();
   // Makes the agents' clients once the security flags are resolved. Unset: gRPC
   // (ApplyClientSecurity + GrpcAgentClientFactory). Tests install fakes and may record
   // what they were given.

@@ -4,14 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "controller/dry_run.h"
 #include "controller/lease_view.h"
 #include "controller/output.h"
@@ -21,8 +19,15 @@ namespace memload {
 namespace controller {
 namespace {
 
-FanOutOptions Idempotent(const CommandEnv& env) {
+// The env's fan-out options on the env's clock.
+FanOutOptions FanOutOf(const CommandEnv& env) {
   FanOutOptions options = env.fanout;
+  options.clock = env.clock;
+  return options;
+}
+
+FanOutOptions Idempotent(const CommandEnv& env) {
+  FanOutOptions options = FanOutOf(env);
   options.idempotent = true;
   options.cancel = nullptr;  // One-step commands finish what they started.
   return options;
@@ -180,7 +185,7 @@ RolloutResult<v1::StartPlanResponse> StartOn(const CommandEnv& env,
   v1::StartPlanRequest request;
   *request.mutable_spec() = spec;
   RolloutOptions options = rollout;
-  options.fanout = env.fanout;
+  options.fanout = FanOutOf(env);
   options.fanout.idempotent = true;  // plan_id makes a repeated start one plan.
   options.cancel = env.cancel;
   return Rollout<v1::StartPlanResponse>(clients, Rpc(&AgentClient::StartPlan, request), options);
@@ -222,7 +227,7 @@ void RecordRefresh(const CommandEnv& env, const std::vector<AgentClient*>& runni
   for (TargetResult<v1::NodeUsage>& one : Ask(env, running, &AgentClient::GetUsage)) {
     if (one.response.ok()) usage[one.target] = *std::move(one.response);
   }
-  recorder->Record(absl::Now(), view, usage);
+  recorder->Record(env.clock->Now(), view, usage);
 }
 
 auto PlanTable = [](const std::vector<NodeResult<v1::PlanStatus>>& results) {
@@ -280,7 +285,7 @@ struct RunState {
 // Names every node (and applies the selector), then starts per the rollout.
 void StartRun(const CommandEnv& env, const std::vector<AgentClient*>& clients,
               const v1::PlanSpec& spec, const RunOptions& options, RunState* state) {
-  state->begin = absl::Now();
+  state->begin = env.clock->Now();
   state->selection = Select(env, clients, /*need_info=*/true);
   const Selection& selection = state->selection;
   RunView& view = state->view;
@@ -318,12 +323,12 @@ void StartRun(const CommandEnv& env, const std::vector<AgentClient*>& clients,
 // Renews, watches and redraws until every plan ended, the time is up, or Ctrl-C.
 void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options,
                 RunState* state) {
-  CancelSignal never;
+  CancelSignal never(env.clock);
   CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
   const bool abort_rollout = state->started.stopped_by_failures || state->started.cancelled;
   const absl::Time keep_until = options.keep == absl::InfiniteDuration()
                                     ? absl::InfiniteFuture()
-                                    : absl::Now() + options.keep;
+                                    : env.clock->Now() + options.keep;
   Redraw redraw(env.out);
   v1::RenewLeasesRequest renew;
   renew.add_plan_ids(spec.plan_id());
@@ -364,7 +369,7 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
       any_running |= node.plan.has_value() && PlanIsRunning(node.plan->state());
     }
     running = std::move(still_running);
-    view.elapsed = absl::Now() - state->begin;
+    view.elapsed = env.clock->Now() - state->begin;
     if (options.recorder != nullptr) RecordRefresh(env, running, view, options.recorder);
     if (!env.json) {
       const ViewSize size = LiveViewSize(env);
@@ -377,8 +382,8 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
       env.out->flush();
     }
     if (!any_running) break;
-    const absl::Time next = std::min(absl::Now() + options.refresh, keep_until);
-    if (cancel->WaitUntil(next) || absl::Now() >= keep_until) break;
+    const absl::Time next = std::min(env.clock->Now() + options.refresh, keep_until);
+    if (cancel->WaitUntil(next) || env.clock->Now() >= keep_until) break;
   }
 }
 
@@ -404,14 +409,14 @@ int StopRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& o
           "not started: the rollout stopped after too many failures (--max-failures)"));
     }
   }
-  view.elapsed = absl::Now() - state->begin;
+  view.elapsed = env.clock->Now() - state->begin;
   size_t failed = 0;
   for (const RunNode& node : view.nodes) failed += RunNodeOk(node) ? 0 : 1;
   const int exit_code = env.cancel != nullptr && env.cancel->cancelled() ? kExitInterrupted
                         : failed == 0                                    ? kExitOk
                                                                          : kExitNodesFailed;
   // The recording ends with each node's result and the exit status (the report's verdict).
-  if (options.recorder != nullptr) options.recorder->Finish(absl::Now(), view, exit_code);
+  if (options.recorder != nullptr) options.recorder->Finish(env.clock->Now(), view, exit_code);
   *env.out << (env.json ? RunJson(view)
                         : FormatRunSummary(SortedByNodeName(view, /*final=*/true),
                                            LiveViewSize(env).columns));
@@ -456,7 +461,7 @@ int RunUsage(const CommandEnv& env) {
   for (const TargetResult<v1::ListPlansResponse>& one : listed) {
     if (one.response.ok()) ended_by_target[one.target] = &*one.response;
   }
-  const absl::Time since = absl::Now() - kRecentlyEnded;
+  const absl::Time since = env.clock->Now() - kRecentlyEnded;
   std::vector<NodeResult<v1::NodeUsage>> results;
   for (TargetResult<v1::NodeUsage>& one : usage) {
     if (one.response.ok() && ended_by_target.count(one.target) > 0) {
@@ -593,11 +598,11 @@ class WatchBoard {
     answered_cv_.notify_all();
   }
 
-  // Waits up to `timeout` for every node's first answer.
-  void WaitForEveryNode(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mutex_) {
+  // Waits up to `timeout` on `clock` for every node's first answer.
+  void WaitForEveryNode(Clock* clock, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mutex_) {
     MutexLock lock(&mutex_);
-    answered_cv_.wait_for(
-        lock.native(), std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)),
+    clock->WaitUntil(
+        answered_cv_, lock.native(), clock->Now() + timeout,
         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return answered_ == latest_.size(); });
   }
 
@@ -635,13 +640,13 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   }
   // The first frame waits (up to --timeout) for every node's first answer, so a slow
   // start is not reported as a failed node.
-  board.WaitForEveryNode(env.fanout.timeout);
-  CancelSignal never;
+  board.WaitForEveryNode(env.clock, env.fanout.timeout);
+  CancelSignal never(env.clock);
   CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
   Redraw redraw(env.out);
   bool any_failed = false;
   size_t last_nodes = 0, last_failed = 0;  // Of the last frame, for "N ok, N failed".
-  absl::Time next = absl::Now() + options.interval;
+  absl::Time next = env.clock->Now() + options.interval;
   for (int frame = 0; options.count == 0 || frame < options.count; ++frame) {
     if (cancel->WaitUntil(next)) break;
     next += options.interval;
@@ -652,7 +657,7 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
     }
     AddFailures(selection, &nodes);
     if (!env.json) SortByNodeName(&nodes);
-    const absl::Time now = absl::Now();
+    const absl::Time now = env.clock->Now();
     last_nodes = nodes.size();
     last_failed = 0;
     for (const auto& node : nodes) last_failed += !node.value.ok();

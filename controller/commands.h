@@ -14,6 +14,10 @@
 // the others' results); 130 interrupted (run, after stopping what it started). Usage
 // errors (exit 2) are caught before a command runs, in main.
 //
+// Time: a command paces, waits and stamps on `env.clock` alone (run's refresh and --for,
+// watch's frames, the recording's times, usage's "recently ended" window, and the fan-outs'
+// backoffs, watchdog and rollout stagger), so tests run it on a SimulatedClock.
+//
 // Thread-safety: a command runs on the calling thread (the fan-out's callbacks come from
 // gRPC threads); `cancel` may be set from a signal thread.
 #ifndef MEMLOAD_CONTROLLER_COMMANDS_H_
@@ -33,6 +37,7 @@
 #include "controller/rollout.h"
 #include "controller/targets.h"
 #include "core/cancel_signal.h"
+#include "core/clock.h"
 #include "proto/memload.pb.h"
 
 namespace memload {
@@ -46,8 +51,10 @@ constexpr int kExitInterrupted = 130;
 struct CommandEnv {
   std::vector<std::string> targets;  // Resolved host:port, in the user's order.
   AgentClientFactory factory;
-  Selector selector;     // Keeps agents whose labels match (empty: all).
-  FanOutOptions fanout;  // Parallelism, per-call timeout, retries.
+  Selector selector;  // Keeps agents whose labels match (empty: all).
+  // Parallelism, per-call timeout, retries. Its `clock` is ignored: the fan-outs run on
+  // `clock` below.
+  FanOutOptions fanout;
   bool json = false;
   bool tty = false;  // Redraw live output in place.
   // The terminal live views (watch, run) fit: 0 = ask stdout's terminal at every frame
@@ -56,7 +63,12 @@ struct CommandEnv {
   std::ostream* out = nullptr;
   // "N ok, N failed" after a table or document; null = not printed.
   std::ostream* err = nullptr;
-  CancelSignal* cancel = nullptr;  // Ctrl-C / SIGTERM; may be null.
+  // Ctrl-C / SIGTERM; may be null. Its waits run on its own clock, which must be `clock`
+  // (CancelSignal cancel(clock)).
+  CancelSignal* cancel = nullptr;
+  // What every wait, pace and time stamp of the command reads (see "Time" above). Not
+  // owned, never null; memloadctl's main passes Clock::Real().
+  Clock* clock = Clock::Real();
 };
 
 int RunAgents(const CommandEnv& env);
@@ -70,6 +82,8 @@ int RunStop(const CommandEnv& env, const std::string& plan_id);
 // there (controller/dry_run.h); starts nothing. `command` names the JSON document.
 int RunDryRun(const CommandEnv& env, const std::string& command, const v1::PlanSpec& spec);
 
+// Frames are `interval` apart on env.clock: once every node has answered (or
+// env.fanout.timeout has passed), frame k is drawn k * interval later.
 struct WatchOptions {
   absl::Duration interval = absl::Seconds(1);
   int count = 0;  // Frames to show before returning; 0 = until cancelled.

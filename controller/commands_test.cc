@@ -15,20 +15,25 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "controller/testing/deadline_driver.h"
 #include "controller/testing/fake_agent_client.h"
 #include "controller/testing/json_document.h"
 #include "core/cancel_signal.h"
 #include "core/sync/mutex.h"
 #include "core/testing/status_matchers.h"
+#include "core/testing/wait_recording_clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 
 namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::DeadlineDriver;
+using ::memload::testing::Eventually;
 using ::memload::testing::ExpectSummary;
 using ::memload::testing::Field;
 using ::memload::testing::ParseJsonDocument;
@@ -41,9 +46,12 @@ using ::testing::UnorderedElementsAre;
 constexpr absl::Duration kWait = absl::Seconds(10);  // Bound on every wait in these tests.
 constexpr char kPlanId[] = "drill-1";
 
-// A fleet of fakes behind a CommandEnv that prints JSON into a string.
+// A fleet of fakes behind a CommandEnv that prints JSON into a string, on simulated time:
+// the command and the fakes' call stamps read `clock`, which moves only when the test moves
+// it (by hand, or with a DeadlineDriver).
 struct Harness {
-  explicit Harness(int n) : targets(FakeFleet::Targets(n)), fleet(targets) {
+  explicit Harness(int n) : targets(FakeFleet::Targets(n)), fleet(targets, &clock) {
+    env.clock = &clock;
     env.targets = targets;
     env.factory = fleet.factory();
     env.out = &out;
@@ -74,6 +82,7 @@ struct Harness {
   google::protobuf::Struct Json() const { return ParseJsonDocument(out.str()); }
 
   const std::vector<std::string> targets;
+  WaitRecordingClock clock;
   FakeFleet fleet;
   std::ostringstream out;
   CommandEnv env;
@@ -180,20 +189,24 @@ TEST(RunStartTest, WavesInOrderSpacedByStagger) {
     ASSERT_THAT(ParseRollout(rollout), IsOk());
     options.strategy = *ParseRollout(rollout);
     options.stagger = kStagger;
-    EXPECT_EQ(RunStart(h.env, Spec(), options), kExitOk);
+    {
+      DeadlineDriver driver(&h.clock);
+      EXPECT_EQ(RunStart(h.env, Spec(), options), kExitOk);
+    }
 
     const std::vector<FakeCall> starts = h.Calls("StartPlan");
     EXPECT_THAT(h.TargetsOf("StartPlan"), ElementsAreArray(h.targets));
     ASSERT_EQ(starts.size(), 4u);
     for (const FakeCall& call : starts) EXPECT_EQ(PlanIdOf(call), kPlanId);
-    // Every call of wave w starts at least `stagger` after the last answer of wave w-1.
+    // Every call of wave w starts `stagger` after the last answer of wave w-1 (exactly: the
+    // answers come at once, and only the stagger moves the simulated clock).
     for (size_t begin = wave_size; begin < starts.size(); begin += wave_size) {
       absl::Time previous_end = absl::InfinitePast();
       for (size_t i = begin - wave_size; i < begin; ++i) {
         previous_end = std::max(previous_end, starts[i].answered);
       }
       for (size_t i = begin; i < begin + wave_size; ++i) {
-        EXPECT_GE(starts[i].time - previous_end, kStagger) << "call " << i;
+        EXPECT_EQ(starts[i].time - previous_end, kStagger) << "call " << i;
       }
     }
     EXPECT_TRUE(h.Calls("StopPlan").empty());
@@ -274,12 +287,13 @@ TEST(RolloutAbortTest, AlsoReleasesAStartThatTimedOut) {
 // 4. Ctrl-C mid-rollout
 
 // Runs `command` over 3 nodes with a serial rollout and an hour of stagger, and cancels
-// once the first StartPlan arrived: it must return at once, having released node 0 only.
+// once the first StartPlan arrived: it must return without the stagger passing (nothing
+// moves the simulated clock: only Ctrl-C can end the wait), having released node 0 only.
 void ExpectCtrlCReleasesWhatStarted(
     const std::function<int(const CommandEnv&, const RolloutOptions&)>& command) {
   Harness h(3);
-  CancelSignal ctrl_c;
-  CancelSignal first_start;  // Used as a one-shot notification.
+  CancelSignal ctrl_c(&h.clock);
+  CancelSignal first_start;  // Used as a one-shot notification (on real time).
   h.env.cancel = &ctrl_c;
   h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
     if (call.method == "StartPlan") first_start.Cancel();
@@ -295,13 +309,12 @@ void ExpectCtrlCReleasesWhatStarted(
   RolloutOptions rollout;
   rollout.strategy.mode = RolloutStrategy::Mode::kSerial;
   rollout.stagger = absl::Hours(1);
-  const absl::Time begin = absl::Now();
+  const absl::Time begin = h.clock.Now();
   const int exit_code = command(h.env, rollout);
-  const absl::Duration took = absl::Now() - begin;
   signal_thread.join();
 
   EXPECT_EQ(exit_code, kExitInterrupted);
-  EXPECT_LT(took, absl::Seconds(2));
+  EXPECT_EQ(h.clock.Now(), begin);
   EXPECT_THAT(h.TargetsOf("StartPlan"), ElementsAre(h.targets[0]));
   const std::vector<FakeCall> stops = h.Calls("StopPlan");
   ASSERT_EQ(stops.size(), 1u);
@@ -322,7 +335,6 @@ TEST(CtrlCTest, RunReleasesWhatStarted) {
   ExpectCtrlCReleasesWhatStarted([](const CommandEnv& env, const RolloutOptions& rollout) {
     RunOptions options;
     options.rollout = rollout;
-    options.refresh = absl::Milliseconds(20);
     return RunRun(env, Spec(), options);
   });
 }
@@ -372,18 +384,14 @@ class PlanScript {
   std::map<std::string, int> lists_ ABSL_GUARDED_BY(mutex_);
 };
 
-RunOptions FastRun() {
-  RunOptions options;
-  options.refresh = absl::Milliseconds(20);
-  return options;
-}
-
 TEST(RunRunTest, RunsToTheEndRenewingLeases) {
   Harness h(2);
   PlanScript script(/*holding_lists=*/3, {});
-  h.fleet.SetResponder([&](const FakeCall& call) { return script.Answer(call); },
-                       FakeDelivery::kAsync);
-  EXPECT_EQ(RunRun(h.env, Spec(), FastRun()), kExitOk);
+  h.fleet.SetResponder([&](const FakeCall& call) { return script.Answer(call); });
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunRun(h.env, Spec(), RunOptions()), kExitOk);
+  }
 
   for (const std::string& target : h.targets) {
     SCOPED_TRACE(target);
@@ -410,9 +418,11 @@ TEST(RunRunTest, UnexpectedOomKillFailsItsNode) {
   Harness h(2);
   PlanScript script(/*holding_lists=*/2,
                     {{h.targets[1], Plan(kPlanId, v1::PLAN_STATE_OOM_KILLED, false)}});
-  h.fleet.SetResponder([&](const FakeCall& call) { return script.Answer(call); },
-                       FakeDelivery::kAsync);
-  EXPECT_EQ(RunRun(h.env, Spec(), FastRun()), kExitNodesFailed);
+  h.fleet.SetResponder([&](const FakeCall& call) { return script.Answer(call); });
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunRun(h.env, Spec(), RunOptions()), kExitNodesFailed);
+  }
 
   const google::protobuf::Struct document = h.Json();
   ExpectSummary(document, 2, 1, 1);
@@ -433,33 +443,34 @@ TEST(RunRunTest, AgentRestartedMidRunFailsItsNodeInsteadOfWaiting) {
   auto restarted = [&](const std::string& target) {
     return target == h.targets[1] && infos[target] > 2;
   };
-  h.fleet.SetResponder(
-      [&](const FakeCall& call) -> FakeReply {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (call.method == "GetNodeInfo") {
-          ++infos[call.target];
-          v1::NodeInfo info;
-          info.set_node_name("node@" + call.target);
-          info.set_incarnation(restarted(call.target) ? "new" : "old");
-          return info;
-        }
-        if (call.method == "ListPlans") {
-          v1::ListPlansResponse response;
-          if (!restarted(call.target)) {
-            *response.add_plans() =
-                Plan(kPlanId, ++lists[call.target] <= 10 ? v1::PLAN_STATE_HOLDING
-                                                         : v1::PLAN_STATE_COMPLETED);
-          }
-          return response;
-        }
-        return Healthy(call);
-      },
-      FakeDelivery::kAsync);
-  RunOptions options = FastRun();
-  options.keep = kWait;  // Without the incarnation check the run would wait this long.
-  const absl::Time begin = absl::Now();
-  EXPECT_EQ(RunRun(h.env, Spec(), options), kExitNodesFailed);
-  EXPECT_LT(absl::Now() - begin, kWait / 2);
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (call.method == "GetNodeInfo") {
+      ++infos[call.target];
+      v1::NodeInfo info;
+      info.set_node_name("node@" + call.target);
+      info.set_incarnation(restarted(call.target) ? "new" : "old");
+      return info;
+    }
+    if (call.method == "ListPlans") {
+      v1::ListPlansResponse response;
+      if (!restarted(call.target)) {
+        *response.add_plans() =
+            Plan(kPlanId,
+                 ++lists[call.target] <= 10 ? v1::PLAN_STATE_HOLDING : v1::PLAN_STATE_COMPLETED);
+      }
+      return response;
+    }
+    return Healthy(call);
+  });
+  RunOptions options;
+  options.keep = absl::Hours(1);  // Without the incarnation check the run would last this long.
+  const absl::Time begin = h.clock.Now();
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunRun(h.env, Spec(), options), kExitNodesFailed);
+  }
+  EXPECT_LT(h.clock.Now() - begin, options.keep);
 
   const google::protobuf::Struct document = h.Json();
   ExpectSummary(document, 2, 1, 1);
@@ -474,7 +485,7 @@ TEST(RunRunTest, AgentRestartedMidRunFailsItsNodeInsteadOfWaiting) {
   const std::vector<FakeCall> renews = h.Calls("RenewLeases", h.targets[1]);
   const std::vector<FakeCall> identities = h.Calls("GetNodeInfo", h.targets[1]);
   ASSERT_EQ(identities.size(), 3u);
-  for (const FakeCall& renew : renews) EXPECT_LT(renew.time, identities[2].time);
+  for (const FakeCall& renew : renews) EXPECT_LT(renew.id, identities[2].id);  // Came before it.
 }
 
 // ---------------------------------------------------------------------------------------
@@ -541,7 +552,10 @@ TEST(RunRunTest, FleetLiveViewShowsASummaryAndTheOutliersInTheTerminal) {
       }
       return FakeReply();
     });
-    EXPECT_EQ(RunRun(h.env, Spec(), FastRun()), kExitNodesFailed);
+    {
+      DeadlineDriver driver(&h.clock);
+      EXPECT_EQ(RunRun(h.env, Spec(), RunOptions()), kExitNodesFailed);
+    }
     EXPECT_EQ(err.str(), "999 ok, 1 failed\n");
 
     // The frames: each but the first starts by moving up over the previous one.
@@ -586,6 +600,27 @@ TEST(RunRunTest, FleetLiveViewShowsASummaryAndTheOutliersInTheTerminal) {
   }
 }
 
+// Sends one usage on each of the first `n` fakes' watch streams once it is open (bounded
+// by kWait), on its own thread; Join() waits for it.
+class UsageSender {
+ public:
+  UsageSender(Harness* h, size_t n)
+      : thread_([h, n] {
+          const absl::Time deadline = absl::Now() + kWait;
+          for (size_t i = 0; i < n; ++i) {
+            EXPECT_TRUE(Eventually([&] { return h->fleet.client(i).open_watches() > 0; }, kWait));
+            v1::NodeUsage usage;
+            usage.mutable_node()->set_node_name("node@" + h->targets[i]);
+            h->fleet.client(i).SendUsage(usage);
+          }
+          EXPECT_LT(absl::Now(), deadline);
+        }) {}
+  void Join() { thread_.join(); }
+
+ private:
+  std::thread thread_;
+};
+
 // watch ends with the last frame's "N ok, N failed" on stderr, like every command that
 // asks agents; piped lines mark each node ok or FAILED.
 TEST(RunWatchTest, PrintsTheLastFramesCountsAndMarksFailedNodes) {
@@ -594,27 +629,95 @@ TEST(RunWatchTest, PrintsTheLastFramesCountsAndMarksFailedNodes) {
   std::ostringstream err;
   h.env.err = &err;
   h.env.targets.push_back("10.9.9.9:1");  // Not in the fleet: every call UNAVAILABLE.
-  std::thread sender([&h] {
-    // Waits (bounded) for both streams to open, then answers on each once.
-    const absl::Time deadline = absl::Now() + kWait;
-    for (size_t i = 0; i < 2; ++i) {
-      while (h.fleet.client(i).open_watches() == 0 && absl::Now() < deadline) {
-        std::this_thread::yield();
-      }
-      v1::NodeUsage usage;
-      usage.mutable_node()->set_node_name("node@" + h.targets[i]);
-      h.fleet.client(i).SendUsage(usage);
-    }
-  });
+  UsageSender sender(&h, 2);
   WatchOptions options;
-  options.interval = absl::Milliseconds(50);
   options.count = 2;
-  EXPECT_EQ(RunWatch(h.env, options), kExitNodesFailed);
-  sender.join();
+  int exit_code = -1;
+  std::thread watch([&] { exit_code = RunWatch(h.env, options); });
+  sender.Join();  // Every node has answered: from now on only time is awaited.
+  {
+    DeadlineDriver driver(&h.clock);
+    watch.join();
+  }
+  EXPECT_EQ(exit_code, kExitNodesFailed);
   EXPECT_EQ(err.str(), "2 ok, 1 failed\n");
   const std::string out = h.out.str();
   EXPECT_THAT(out, HasSubstr("10.9.9.9:1 FAILED error=UNAVAILABLE"));
   EXPECT_THAT(out, HasSubstr(h.targets[0] + " ok node@" + h.targets[0]));
+}
+
+// watch paces its frames on the command's clock: N frames at interval I take exactly N*I
+// of simulated time (each frame stamped at its place, none early) and no real waiting.
+TEST(RunWatchTest, FramesArePacedOnTheCommandsClock) {
+  constexpr absl::Duration kInterval = absl::Minutes(10);
+  constexpr int kFrames = 3;
+  Harness h(2);
+  CancelSignal ctrl_c(&h.clock);  // Ends the watch should the test fail midway.
+  h.env.cancel = &ctrl_c;
+  UsageSender sender(&h, 2);
+  WatchOptions options;
+  options.interval = kInterval;
+  options.count = kFrames;
+  const absl::Time start = h.clock.Now();
+  const absl::Time real_start = absl::Now();
+  int exit_code = -1;
+  std::thread watch([&] { exit_code = RunWatch(h.env, options); });
+  bool paced = true;
+  for (int k = 1; k <= kFrames && paced; ++k) {
+    SCOPED_TRACE(k);
+    const absl::Time frame = start + k * kInterval;
+    // The watch sleeps until frame k's time, and not a nanosecond less.
+    paced = Eventually([&] { return h.clock.waiters() == 1 && h.clock.last_deadline() == frame; },
+                       kWait);
+    EXPECT_TRUE(paced) << "waits for " << h.clock.last_deadline() - start;
+    if (!paced) break;
+    const uint64_t waits = h.clock.waits_begun();
+    h.clock.AdvanceTo(frame - absl::Nanoseconds(1));
+    EXPECT_TRUE(Eventually([&] { return h.clock.waiters() == 1; }, kWait));
+    EXPECT_EQ(h.clock.waits_begun(), waits);  // Still the same wait: no frame yet.
+    h.clock.AdvanceTo(frame);
+  }
+  if (!paced) ctrl_c.Cancel();
+  watch.join();
+  sender.Join();
+  ASSERT_TRUE(paced);
+  EXPECT_EQ(exit_code, kExitOk);
+  EXPECT_EQ(h.clock.Now() - start, kFrames * kInterval);
+  EXPECT_LT(absl::Now() - real_start, kInterval);  // Half an hour simulated, not waited.
+
+  // JSON lines: two per frame, stamped with the frame's simulated time.
+  std::vector<std::string> times;
+  for (absl::string_view line : absl::StrSplit(h.out.str(), '\n', absl::SkipEmpty())) {
+    times.push_back(Field(ParseJsonDocument(std::string(line)), "time").string_value());
+  }
+  EXPECT_THAT(times,
+              ElementsAre("2026-01-01T00:10:00Z", "2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z",
+                          "2026-01-01T00:20:00Z", "2026-01-01T00:30:00Z", "2026-01-01T00:30:00Z"));
+}
+
+// run paces on the command's clock too: with --for=5m and a 1 m refresh it looks at the
+// plan at 0, 1, 2, 3 and 4 minutes, stops it at 5 minutes sharp, and reports 5 m elapsed.
+TEST(RunRunTest, KeepsThePlanForExactlyItsTimeOnTheCommandsClock) {
+  Harness h(1);
+  PlanScript script(/*holding_lists=*/1000, {});
+  h.fleet.SetResponder([&](const FakeCall& call) { return script.Answer(call); });
+  RunOptions options;
+  options.keep = absl::Minutes(5);
+  options.refresh = absl::Minutes(1);
+  const absl::Time start = h.clock.Now();
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk);
+  }
+  EXPECT_EQ(h.clock.Now() - start, options.keep);
+  std::vector<absl::Duration> lists;
+  for (const FakeCall& call : h.Calls("ListPlans")) lists.push_back(call.time - start);
+  EXPECT_THAT(lists, ElementsAre(absl::ZeroDuration(), absl::Minutes(1), absl::Minutes(2),
+                                 absl::Minutes(3), absl::Minutes(4)));
+  const std::vector<FakeCall> stops = h.Calls("StopPlan");
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].time - start, options.keep);
+  EXPECT_EQ(Field(h.Json(), "elapsed").string_value(), "300s");
 }
 
 TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
@@ -717,7 +820,10 @@ TEST(RetryTest, UsageRetriesUnavailable) {
   Harness h(2);
   h.env.fanout.retry.max_attempts = 3;
   h.fleet.SetResponder(FlakyOnce("GetUsage", h.targets[0]));
-  EXPECT_EQ(RunUsage(h.env), kExitOk);
+  {
+    DeadlineDriver driver(&h.clock);  // The backoff passes on simulated time.
+    EXPECT_EQ(RunUsage(h.env), kExitOk);
+  }
   EXPECT_EQ(h.Calls("GetUsage", h.targets[0]).size(), 2u);
   EXPECT_EQ(h.Calls("GetUsage", h.targets[1]).size(), 1u);
   ExpectSummary(h.Json(), 2, 2, 0);
@@ -729,7 +835,10 @@ TEST(RetryTest, ResizeRetriesUnavailable) {
   h.fleet.SetResponder(FlakyOnce("ResizePlan", h.targets[1]));
   v1::Quantity target;
   target.set_bytes(256 << 20);
-  EXPECT_EQ(RunResize(h.env, kPlanId, target), kExitOk);
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunResize(h.env, kPlanId, target), kExitOk);
+  }
   const std::vector<FakeCall> resizes = h.Calls("ResizePlan", h.targets[1]);
   ASSERT_EQ(resizes.size(), 2u);
   for (const FakeCall& call : resizes) {

@@ -22,6 +22,7 @@
 #include "controller/cli.h"
 #include "controller/commands.h"
 #include "core/cancel_signal.h"
+#include "core/clock.h"
 
 int main(int argc, char** argv) {
   // Debian's Abseil is built with absl::Mutex deadlock detection on: every lock gRPC takes
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // Ctrl-C / SIGTERM: a signal thread flips the cancel signal; the command then stops
   // what it started and reports. A second signal exits at once.
-  static memload::CancelSignal cancel;  // Outlives the detached signal thread.
+  // Outlives the detached signal thread.
+  static memload::CancelSignal cancel(memload::Clock::Real());
   std::thread([signals] {
     int signal = 0;
     sigwait(&signals, &signal);
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
   io.getenv = [](const char* name) -> const char* { return std::getenv(name); };
   io.tty = isatty(STDOUT_FILENO) == 1;
   io.cancel = &cancel;
+  io.clock = memload::Clock::Real();
   const int code = memload::controller::RunCli(std::vector<std::string>(argv, argv + argc), io);
   // Every command has finished and released its clients; what is left are gRPC's own
   // background threads, which static destructors must not race (seen crashing at exit

@@ -659,9 +659,9 @@ absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, absl::Ti
   return ApplyPlanLevelFlags(std::move(spec), flags, now, random);
 }
 
-absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags) {
+absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, Clock* clock) {
   absl::BitGen random;
-  return BuildPlanFromFlags(flags, absl::Now(), absl::Uniform<uint32_t>(random));
+  return BuildPlanFromFlags(flags, clock->Now(), absl::Uniform<uint32_t>(random));
 }
 
 absl::StatusOr<v1::Quantity> ParseTargetFlag(const std::string& text) {

@@ -52,6 +52,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/clock.h"
 #include "proto/memload.pb.h"
 
 namespace memload {
@@ -146,8 +147,8 @@ std::string MakePlanId(absl::Time now, uint32_t random);
 // an unreadable --plan.
 absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, absl::Time now,
                                                 uint32_t random);
-// The same with absl::Now() and a random draw.
-absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags);
+// The same with clock->Now() (memloadctl: Clock::Real()) and a random draw.
+absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, Clock* clock);
 
 // Parses and validates a PlanSpec in JSON (see above). The plan_id may be empty (the
 // caller fills it); everything else must pass ValidatePlanSpec. Errors are InvalidArgument

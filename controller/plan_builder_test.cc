@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "core/clock.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
@@ -59,7 +60,7 @@ TEST(PlanIdTest, RealSeamMakesAWellFormedId) {
   PlanFlags flags;
   flags.kind = "retained";
   flags.target = "1MiB";
-  absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(flags);
+  absl::StatusOr<v1::PlanSpec> spec = BuildPlanFromFlags(flags, Clock::Real());
   ASSERT_THAT(spec, IsOk());
   EXPECT_THAT(spec->plan_id(), MatchesRegex("memload-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}"));
 }

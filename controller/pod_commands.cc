@@ -7,10 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "controller/fanout.h"
 #include "controller/output.h"
 #include "core/cancel_signal.h"
+#include "core/clock.h"
 #include "core/size.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -34,10 +34,11 @@ absl::Status RowStatus(const PodRow& row) {
 std::string Bytes(uint64_t bytes, bool known) { return known ? FormatSize(bytes) : "-"; }
 
 // The pods as a run's "nodes", for the recorder.
-RunView PodsView(const v1::PlanSpec& base, const std::vector<PodRow>& rows, absl::Time began) {
+RunView PodsView(const v1::PlanSpec& base, const std::vector<PodRow>& rows, absl::Time began,
+                 absl::Time now) {
   RunView view;
   view.spec = base;
-  view.elapsed = absl::Now() - began;
+  view.elapsed = now - began;
   for (const PodRow& row : rows) {
     RunNode node;
     node.target = absl::StrCat(row.plan.agent.empty() ? "-" : row.plan.agent, "/",
@@ -145,7 +146,8 @@ std::string PodsJson(const std::string& command, const std::vector<PodRow>& rows
 }
 
 int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& options) {
-  const absl::Time began = absl::Now();
+  Clock* const clock = env.clock;
+  const absl::Time began = clock->Now();
   // Which agent serves which node.
   std::vector<std::unique_ptr<AgentClient>> owned;
   std::vector<AgentClient*> agents;
@@ -154,6 +156,7 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     agents.push_back(owned.back().get());
   }
   FanOutOptions idempotent = env.fanout;
+  idempotent.clock = clock;
   idempotent.idempotent = true;
   idempotent.cancel = env.cancel;
   std::vector<TargetResult<v1::NodeInfo>> infos = FanOut<v1::NodeInfo>(
@@ -220,17 +223,18 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
 
   bool interrupted = env.cancel != nullptr && env.cancel->cancelled();
   if (options.run) {
-    CancelSignal never;
+    CancelSignal never(clock);
     CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
     const absl::Time until = options.keep == absl::InfiniteDuration() ? absl::InfiniteFuture()
-                                                                      : absl::Now() + options.keep;
+                                                                      : clock->Now() + options.keep;
     FanOutOptions once = env.fanout;  // Renewals and reads: no cancel, they must finish.
+    once.clock = clock;
     once.idempotent = true;
-    while (!cancel->cancelled() && absl::Now() < until) {
+    while (!cancel->cancelled() && clock->Now() < until) {
       bool any_running = false;
       for (AgentClient* client : running) any_running |= !Ended(rows[row_of[client]]);
       if (!any_running) break;
-      cancel->WaitUntil(std::min(until, absl::Now() + options.refresh));
+      cancel->WaitUntil(std::min(until, clock->Now() + options.refresh));
       if (cancel->cancelled()) break;
       std::vector<TargetResult<v1::RenewLeasesResponse>> renewed = FanOut<v1::RenewLeasesResponse>(
           running,
@@ -256,7 +260,8 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
         }
       }
       if (options.recorder != nullptr) {
-        options.recorder->Record(absl::Now(), PodsView(base, rows, began), {});
+        const absl::Time now = clock->Now();
+        options.recorder->Record(now, PodsView(base, rows, began, now), {});
       }
       if (env.tty && !env.json) *env.out << "\033[H\033[J" << FormatPodsTable(rows) << std::flush;
     }
@@ -292,7 +297,8 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   }
   if (interrupted) exit_code = kExitInterrupted;
   if (options.run && options.recorder != nullptr) {
-    options.recorder->Finish(absl::Now(), PodsView(base, rows, began), exit_code);
+    const absl::Time now = clock->Now();
+    options.recorder->Finish(now, PodsView(base, rows, began, now), exit_code);
   }
   *env.out << (env.json ? PodsJson(options.run ? "run" : "start", rows) : FormatPodsTable(rows));
   env.out->flush();

@@ -13,6 +13,8 @@
 // Exit codes as commands.h: 0 when every pod's plan started (start) or ended as asked
 // (run); 1 when a pod failed; 130 interrupted (after stopping what was started).
 //
+// Time: waits, refreshes and the recording's stamps read env.clock (commands.h).
+//
 // Thread-safety: runs on the calling thread; `env.cancel` may be set from another.
 #ifndef MEMLOAD_CONTROLLER_POD_COMMANDS_H_
 #define MEMLOAD_CONTROLLER_POD_COMMANDS_H_

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "agent/agent_server.h"
 #include "controller/plan_builder.h"
 #include "core/block_cost.h"
@@ -182,7 +183,7 @@ TEST(PlanRulesFlagsTest, FlagsQuoteTheSharedProblem) {
   flags.kind = "streaming";
   flags.workers = absl::StrCat(plan_rules::kMaxStreamWorkers + 1);
   EXPECT_THAT(
-      controller::BuildPlanFromFlags(flags),
+      controller::BuildPlanFromFlags(flags, absl::UnixEpoch(), /*random=*/0),
       StatusIs(absl::StatusCode::kInvalidArgument,
                absl::StrCat("--workers=\"", flags.workers, "\": ",
                             *plan_rules::WorkersProblem(plan_rules::kMaxStreamWorkers + 1))));
@@ -190,7 +191,7 @@ TEST(PlanRulesFlagsTest, FlagsQuoteTheSharedProblem) {
   flags.kind = "streaming";
   flags.oom_score_adj = "5000";
   EXPECT_THAT(
-      controller::BuildPlanFromFlags(flags),
+      controller::BuildPlanFromFlags(flags, absl::UnixEpoch(), /*random=*/0),
       StatusIs(absl::StatusCode::kInvalidArgument,
                absl::StrCat("--oom_score_adj=\"5000\": ", *plan_rules::OomScoreAdjProblem(5000))));
 }

@@ -11,7 +11,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "core/sync/mutex.h"
 
 namespace memload {
@@ -50,6 +49,8 @@ struct FakeWatchState {
 // The state of every fake of a fleet: the call log, responders, watches and the delivery
 // thread. Thread-safe; user callbacks always run outside `mutex`.
 struct FakeHub {
+  explicit FakeHub(Clock* clock_in = Clock::Real()) : clock(clock_in) {}
+
   struct Entry {
     FakeCall call;
     // The response type; null for WatchUsage entries (not counted as pending).
@@ -81,7 +82,7 @@ struct FakeHub {
     entry.call.method = method;
     entry.call.request = std::move(request);
     entry.call.timeout = timeout;
-    entry.call.time = absl::Now();
+    entry.call.time = clock->Now();
     return entry;
   }
 
@@ -139,7 +140,7 @@ struct FakeHub {
         if (!from_responder) return absl::InvalidArgumentError(message);
         effective = FakeReply(absl::InternalError("fake responder: " + message));
       }
-      entry.call.answered = absl::Now();
+      entry.call.answered = clock->Now();
       deliver = std::move(entry.deliver);
       entry.deliver = nullptr;
       --pending;
@@ -280,12 +281,13 @@ struct FakeHub {
     {
       MutexLock lock(&mutex);
       watches.erase(std::remove(watches.begin(), watches.end(), watch), watches.end());
-      log[watch->call_id - 1].call.answered = absl::Now();
+      log[watch->call_id - 1].call.answered = clock->Now();
     }
     changed.notify_all();
     watch->on_done(status);
   }
 
+  Clock* const clock;  // Stamps calls and answers.
   mutable Mutex mutex;
   mutable std::condition_variable changed;        // The log or a pending count changed.
   std::condition_variable tasks_changed;          // `tasks` or `stopping` changed.
@@ -435,7 +437,8 @@ void FakeAgentClient::FinishWatches(absl::Status status) {
 
 // --- FakeFleet ---
 
-FakeFleet::FakeFleet(const std::vector<std::string>& targets) : hub_(std::make_shared<FakeHub>()) {
+FakeFleet::FakeFleet(const std::vector<std::string>& targets, Clock* clock)
+    : hub_(std::make_shared<FakeHub>(clock)) {
   for (const std::string& target : targets) {
     clients_.push_back(std::make_unique<FakeAgentClient>(target, hub_));
   }

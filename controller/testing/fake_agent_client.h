@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "controller/agent_client.h"
+#include "core/clock.h"
 #include "google/protobuf/message.h"
 #include "proto/memload.pb.h"
 
@@ -48,8 +49,9 @@ struct FakeCall {
   std::string method;  // "StartPlan", "GetUsage", ..., "WatchUsage".
   std::shared_ptr<const google::protobuf::Message> request;  // A copy of the request.
   absl::Duration timeout = absl::InfiniteDuration();         // As passed by the caller.
-  absl::Time time;                                           // When the call was made.
-  absl::Time answered = absl::InfiniteFuture();  // When it was answered; future = pending.
+  // When the call was made and answered (future = pending), on the fleet's clock.
+  absl::Time time;
+  absl::Time answered = absl::InfiniteFuture();
 
   bool pending() const { return answered == absl::InfiniteFuture(); }
   // The request as its concrete type; nullptr when it is another type.
@@ -145,7 +147,9 @@ class FakeAgentClient : public AgentClient {
 // N fakes by target name, and a factory that hands them out.
 class FakeFleet {
  public:
-  explicit FakeFleet(const std::vector<std::string>& targets);
+  // `clock` (not owned) stamps the calls: a test running the code on a SimulatedClock
+  // passes the same one, so call times are simulated too.
+  explicit FakeFleet(const std::vector<std::string>& targets, Clock* clock = Clock::Real());
   ~FakeFleet();
 
   // n distinct targets "10.0.0.1:7070", "10.0.0.2:7070", ...
