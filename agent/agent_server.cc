@@ -129,7 +129,19 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
   return address;
 }
 
-absl::Status AgentServer::CheckConfig(const AgentOptions& options) {
+namespace {
+
+// What Start takes from its options before it starts anything, checked in the order both
+// CheckConfig and Start report a problem: the plan limits, the listen address (parsed, then
+// free to bind), the security files, then the worker binary (left empty when the options
+// give a launcher).
+struct StartConfig {
+  ListenAddress listen;
+  ServerSecurity security;
+  std::string worker;
+};
+
+absl::StatusOr<StartConfig> CheckStartConfig(const AgentOptions& options) {
   if (absl::Status plans = CheckPlanManagerOptions(options.plans); !plans.ok()) return plans;
   absl::StatusOr<ListenAddress> listen = ParseListenAddress(options.listen_address);
   if (!listen.ok()) return listen.status();
@@ -137,9 +149,20 @@ absl::Status AgentServer::CheckConfig(const AgentOptions& options) {
   absl::StatusOr<ServerSecurity> security =
       ServerSecurity::Load(options.security, options.listen_address);
   if (!security.ok()) return security.status();
+  std::string worker;
   if (!options.launcher) {
-    absl::StatusOr<std::string> worker = WorkerBinary(options);
-    if (!worker.ok()) return worker.status();
+    absl::StatusOr<std::string> binary = WorkerBinary(options);
+    if (!binary.ok()) return binary.status();
+    worker = *std::move(binary);
+  }
+  return StartConfig{*std::move(listen), *std::move(security), std::move(worker)};
+}
+
+}  // namespace
+
+absl::Status AgentServer::CheckConfig(const AgentOptions& options) {
+  if (absl::StatusOr<StartConfig> config = CheckStartConfig(options); !config.ok()) {
+    return config.status();
   }
   if (!options.metrics_listen_address.empty()) {
     absl::StatusOr<int> port = MetricsServer::CheckAddress(options.metrics_listen_address);
@@ -149,25 +172,20 @@ absl::Status AgentServer::CheckConfig(const AgentOptions& options) {
 }
 
 absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions options) {
-  if (absl::Status plans = CheckPlanManagerOptions(options.plans); !plans.ok()) return plans;
-  absl::StatusOr<ListenAddress> listen = ParseListenAddress(options.listen_address);
-  if (!listen.ok()) return listen.status();
-  if (absl::Status bindable = CheckBindable(*listen); !bindable.ok()) return bindable;
-  // Security first: a refused port or a bad certificate starts nothing.
-  absl::StatusOr<ServerSecurity> security =
-      ServerSecurity::Load(options.security, options.listen_address);
-  if (!security.ok()) return security.status();
+  // Every check first: a refused port, a bad certificate or a missing worker starts nothing.
+  absl::StatusOr<StartConfig> config = CheckStartConfig(options);
+  if (!config.ok()) return config.status();
+  const ListenAddress& listen = config->listen;
+  const ServerSecurity& security = config->security;
   std::unique_ptr<AgentServer> agent(new AgentServer());
-  agent->security_summary_ = security->summary();
-  agent->security_warning_ = security->warning();
+  agent->security_summary_ = security.summary();
+  agent->security_warning_ = security.warning();
   agent->probe_ = options.probe ? options.probe : std::make_shared<SystemNodeProbe>();
   if (options.launcher) {
     agent->launcher_ = options.launcher;
   } else {
-    absl::StatusOr<std::string> worker = WorkerBinary(options);
-    if (!worker.ok()) return worker.status();
     agent->launcher_ = std::make_shared<WorkerProcessLauncher>(
-        WorkerProcessOptions{*worker, options.worker_cgroup_procs});
+        WorkerProcessOptions{config->worker, options.worker_cgroup_procs});
   }
   absl::StatusOr<NodeMemory> node = agent->probe_->Read();
   if (!node.ok()) return node.status();
@@ -204,14 +222,14 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   // too, the kernel splitting clients between them. One address, one agent.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
-  builder.AddListeningPort(options.listen_address, security->credentials(), &agent->port_);
+  builder.AddListeningPort(options.listen_address, security.credentials(), &agent->port_);
   builder.RegisterService(agent->service_.get());
   // Every RPC of every service, counted in one place for memload_rpcs_total.
   agent->rpc_counters_ = std::make_shared<RpcCounters>();
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counting;
   counting.push_back(std::make_unique<RpcCountingInterceptorFactory>(agent->rpc_counters_));
   // Mutating calls, with who made them, in the audit log (agent/audit_log.h).
-  counting.push_back(security->NewAuditInterceptorFactory());
+  counting.push_back(security.NewAuditInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(counting));
   agent->server_ = builder.BuildAndStart();
   if (agent->server_ == nullptr || agent->port_ == 0) {
@@ -222,7 +240,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   }
   const std::string host = options.listen_address.substr(0, options.listen_address.rfind(':'));
   agent->address_ = absl::StrCat(host, ":", agent->port_);
-  if (listen->port != 0 && agent->port_ != listen->port) {
+  if (listen.port != 0 && agent->port_ != listen.port) {
     agent->Shutdown(absl::ZeroDuration());
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
                                                ": gRPC bound port ", agent->port_, " instead"));

@@ -33,6 +33,12 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// The plan_id of a ResizePlan or StopPlan request: given, and a valid id.
+absl::Status CheckRequestPlanId(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("plan_id is required");
+  return plan_rules::CheckPlanId(id);
+}
+
 std::chrono::system_clock::time_point ToChrono(absl::Time time) {
   return std::chrono::system_clock::from_time_t(0) +
          std::chrono::duration_cast<std::chrono::system_clock::duration>(
@@ -106,14 +112,8 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
     {
       MutexLock lock(&mutex_);
       write_pending_ = false;
-      if (!ok && !stopping_) {
-        stopping_ = true;
-        stop_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
-      }
-      if (stopping_) {
-        finish = finished_ = true;
-        status = stop_status_;
-      } else {
+      finish = FinishIfStoppingLocked(ok, &status);
+      if (!finish) {
         const absl::Time now = absl::Now();
         next_ += interval_;
         if (next_ < now) next_ = now;  // A slow client: do not burst to catch up.
@@ -124,7 +124,7 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
     if (finish) Finish(status);
   }
 
-  void OnCancel() override { Stop(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled")); }
+  void OnCancel() override { Stop(Cancelled()); }
 
   void OnDone() override {
     service_->WatchEnded(this);
@@ -132,22 +132,32 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
   }
 
  private:
+  static grpc::Status Cancelled() {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
+  }
+
+  // What follows a completed write or alarm (the stream's one pending step): `ok` false (the
+  // call was cancelled) stops the stream; a stopping stream finishes. Returns true when it
+  // finishes, with the status to finish with in `status`; then nothing else may be started.
+  bool FinishIfStoppingLocked(bool ok, grpc::Status* status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    if (!ok && !stopping_) {
+      stopping_ = true;
+      stop_status_ = Cancelled();
+    }
+    if (!stopping_) return false;
+    finished_ = true;
+    *status = stop_status_;
+    return true;
+  }
+
   void OnAlarm(bool fired) {
     bool finish = false;
     grpc::Status status;
     {
       MutexLock lock(&mutex_);
       alarm_pending_ = false;
-      if (!fired && !stopping_) {
-        stopping_ = true;
-        stop_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
-      }
-      if (stopping_) {
-        finish = finished_ = true;
-        status = stop_status_;
-      } else {
-        write_pending_ = true;
-      }
+      finish = FinishIfStoppingLocked(fired, &status);
+      if (!finish) write_pending_ = true;
     }
     if (finish) {
       Finish(status);
@@ -191,8 +201,6 @@ class AgentService::WatchReactor final : public grpc::ServerWriteReactor<v1::Nod
   grpc::Status stop_status_ ABSL_GUARDED_BY(mutex_);  // final once stopping_.
   v1::NodeUsage message_;
 };
-
-namespace {}  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -284,10 +292,7 @@ grpc::ServerUnaryReactor* AgentService::StartPlan(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* AgentService::ResizePlan(grpc::CallbackServerContext* context,
                                                    const v1::ResizePlanRequest* request,
                                                    v1::ResizePlanResponse* response) {
-  if (request->plan_id().empty()) {
-    return FinishNow(context, absl::InvalidArgumentError("plan_id is required"));
-  }
-  if (absl::Status id = plan_rules::CheckPlanId(request->plan_id()); !id.ok()) {
+  if (absl::Status id = CheckRequestPlanId(request->plan_id()); !id.ok()) {
     return FinishNow(context, id);
   }
   absl::StatusOr<v1::PlanStatus> status = manager_->Resize(request->plan_id(), request->target());
@@ -298,10 +303,7 @@ grpc::ServerUnaryReactor* AgentService::ResizePlan(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AgentService::StopPlan(grpc::CallbackServerContext* context,
                                                  const v1::StopPlanRequest* request,
                                                  v1::StopPlanResponse* response) {
-  if (request->plan_id().empty()) {
-    return FinishNow(context, absl::InvalidArgumentError("plan_id is required"));
-  }
-  if (absl::Status id = plan_rules::CheckPlanId(request->plan_id()); !id.ok()) {
+  if (absl::Status id = CheckRequestPlanId(request->plan_id()); !id.ok()) {
     return FinishNow(context, id);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

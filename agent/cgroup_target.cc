@@ -329,6 +329,21 @@ CgroupTargetResolver::CgroupTargetResolver(CgroupTargetOptions options)
   memory_root_ = *root;
 }
 
+namespace {
+
+// The target of a cgroup_path or pid placement: the cgroup `dir`, its version, the processes
+// in it now, and `layout`, how it was found.
+absl::StatusOr<ResolvedTarget> TargetInCgroup(const std::string& dir, std::string layout) {
+  ResolvedTarget target;
+  target.dir = dir;
+  MEMLOAD_ASSIGN_OR_RETURN(target.version, CgroupVersionOf(dir));
+  target.layout = std::move(layout);
+  target.pids = CgroupProcs(dir).value_or(std::vector<int>());
+  return target;
+}
+
+}  // namespace
+
 absl::StatusOr<ResolvedTarget> CgroupTargetResolver::Resolve(const v1::Placement& placement) const {
   MEMLOAD_RETURN_IF_ERROR(ValidatePlacement(placement));
   switch (placement.target_case()) {
@@ -358,12 +373,7 @@ absl::StatusOr<ResolvedTarget> CgroupTargetResolver::ResolvePath(const std::stri
                                             real, "\", outside the memory cgroup root \"",
                                             memory_root_, "\""));
   }
-  ResolvedTarget target;
-  target.dir = dir;
-  MEMLOAD_ASSIGN_OR_RETURN(target.version, CgroupVersionOf(dir));
-  target.layout = "path";
-  target.pids = CgroupProcs(dir).value_or(std::vector<int>());
-  return target;
+  return TargetInCgroup(dir, "path");
 }
 
 absl::StatusOr<ResolvedTarget> CgroupTargetResolver::ResolvePid(int pid) const {
@@ -374,12 +384,7 @@ absl::StatusOr<ResolvedTarget> CgroupTargetResolver::ResolvePid(int pid) const {
                      "\", which is not visible "
                      "here (mount the host's /sys/fs/cgroup into the agent)"));
   }
-  ResolvedTarget target;
-  target.dir = dir;
-  MEMLOAD_ASSIGN_OR_RETURN(target.version, CgroupVersionOf(dir));
-  target.layout = "pid";
-  target.pids = CgroupProcs(dir).value_or(std::vector<int>());
-  return target;
+  return TargetInCgroup(dir, "pid");
 }
 
 absl::StatusOr<ResolvedTarget> CgroupTargetResolver::ResolvePod(const v1::PodTarget& pod) const {

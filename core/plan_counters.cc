@@ -33,18 +33,9 @@ PlanCountersSnapshot PlanCounters::Snapshot() const {
   constexpr auto kOrder = std::memory_order_acquire;
   PlanCountersSnapshot s;
   s.state = static_cast<PlanState>(state.load(kOrder));
-  s.phase = phase.load(kOrder);
-  s.cycle = cycle.load(kOrder);
-  s.target_bytes = target_bytes.load(kOrder);
-  s.payload_bytes = payload_bytes.load(kOrder);
-  s.mapped_bytes = mapped_bytes.load(kOrder);
-  s.bookkeeping_bytes = bookkeeping_bytes.load(kOrder);
-  s.resident_bytes = resident_bytes.load(kOrder);
-  s.allocations = allocations.load(kOrder);
-  s.frees = frees.load(kOrder);
-  s.bytes_allocated = bytes_allocated.load(kOrder);
-  s.bytes_touched = bytes_touched.load(kOrder);
-  s.peak_payload_bytes = peak_payload_bytes.load(kOrder);
+  for (const PlanCounterField& field : kPlanCounterFields) {
+    s.*field.copy = (this->*field.counter).load(kOrder);
+  }
   return s;
 }
 

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <iterator>
 
 #include "absl/strings/string_view.h"
 
@@ -74,6 +75,37 @@ struct PlanCounters {
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free,
               "PlanCounters must be lock-free to live in shared memory");
+
+// Every field but the state, by name: its counter and its copy in a snapshot. Snapshot()
+// copies the fields by this table, and tests walk it; a field added to the structs but not
+// here fails the static_asserts below.
+struct PlanCounterField {
+  absl::string_view name;
+  std::atomic<uint64_t> PlanCounters::*counter;
+  uint64_t PlanCountersSnapshot::*copy;
+};
+inline constexpr PlanCounterField kPlanCounterFields[] = {
+    {"phase", &PlanCounters::phase, &PlanCountersSnapshot::phase},
+    {"cycle", &PlanCounters::cycle, &PlanCountersSnapshot::cycle},
+    {"target_bytes", &PlanCounters::target_bytes, &PlanCountersSnapshot::target_bytes},
+    {"payload_bytes", &PlanCounters::payload_bytes, &PlanCountersSnapshot::payload_bytes},
+    {"mapped_bytes", &PlanCounters::mapped_bytes, &PlanCountersSnapshot::mapped_bytes},
+    {"bookkeeping_bytes", &PlanCounters::bookkeeping_bytes,
+     &PlanCountersSnapshot::bookkeeping_bytes},
+    {"resident_bytes", &PlanCounters::resident_bytes, &PlanCountersSnapshot::resident_bytes},
+    {"allocations", &PlanCounters::allocations, &PlanCountersSnapshot::allocations},
+    {"frees", &PlanCounters::frees, &PlanCountersSnapshot::frees},
+    {"bytes_allocated", &PlanCounters::bytes_allocated, &PlanCountersSnapshot::bytes_allocated},
+    {"bytes_touched", &PlanCounters::bytes_touched, &PlanCountersSnapshot::bytes_touched},
+    {"peak_payload_bytes", &PlanCounters::peak_payload_bytes,
+     &PlanCountersSnapshot::peak_payload_bytes},
+};
+// The state and one entry a field: nothing left out (tests check that no field is listed twice).
+static_assert(sizeof(PlanCountersSnapshot) ==
+                  sizeof(uint64_t) * (1 + std::size(kPlanCounterFields)),
+              "kPlanCounterFields must list every PlanCountersSnapshot field but state");
+static_assert(sizeof(PlanCounters) == sizeof(PlanCountersSnapshot),
+              "PlanCounters and PlanCountersSnapshot must have the same fields");
 
 }  // namespace memload
 

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <new>
 #include <thread>
 
@@ -18,53 +20,41 @@ constexpr PlanState kAllStates[] = {
     PlanState::kPending, PlanState::kRamping,   PlanState::kHolding,   PlanState::kStreaming,
     PlanState::kCapped,  PlanState::kCompleted, PlanState::kCancelled, PlanState::kFailed};
 
-// Writes a distinct value into every field: field i gets base + i.
+// Writes a distinct value into every field but the state: the i-th of kPlanCounterFields
+// gets base + 1 + i.
 void FillCounters(PlanCounters* c, uint64_t base) {
-  c->phase.store(base + 1);
-  c->cycle.store(base + 2);
-  c->target_bytes.store(base + 3);
-  c->payload_bytes.store(base + 4);
-  c->mapped_bytes.store(base + 5);
-  c->bookkeeping_bytes.store(base + 6);
-  c->resident_bytes.store(base + 7);
-  c->allocations.store(base + 8);
-  c->frees.store(base + 9);
-  c->bytes_allocated.store(base + 10);
-  c->bytes_touched.store(base + 11);
-  c->peak_payload_bytes.store(base + 12);
+  uint64_t value = base;
+  for (const PlanCounterField& field : kPlanCounterFields) (c->*field.counter).store(++value);
 }
 
 void ExpectFilled(const PlanCountersSnapshot& s, uint64_t base) {
-  EXPECT_EQ(s.phase, base + 1);
-  EXPECT_EQ(s.cycle, base + 2);
-  EXPECT_EQ(s.target_bytes, base + 3);
-  EXPECT_EQ(s.payload_bytes, base + 4);
-  EXPECT_EQ(s.mapped_bytes, base + 5);
-  EXPECT_EQ(s.bookkeeping_bytes, base + 6);
-  EXPECT_EQ(s.resident_bytes, base + 7);
-  EXPECT_EQ(s.allocations, base + 8);
-  EXPECT_EQ(s.frees, base + 9);
-  EXPECT_EQ(s.bytes_allocated, base + 10);
-  EXPECT_EQ(s.bytes_touched, base + 11);
-  EXPECT_EQ(s.peak_payload_bytes, base + 12);
+  uint64_t value = base;
+  for (const PlanCounterField& field : kPlanCounterFields) {
+    EXPECT_EQ(s.*field.copy, ++value) << field.name;
+  }
 }
 
 TEST(PlanCountersTest, StartsPendingAndZero) {
   PlanCounters counters;
   const PlanCountersSnapshot s = counters.Snapshot();
   EXPECT_EQ(s.state, PlanState::kPending);
-  EXPECT_EQ(s.phase, 0u);
-  EXPECT_EQ(s.cycle, 0u);
-  EXPECT_EQ(s.target_bytes, 0u);
-  EXPECT_EQ(s.payload_bytes, 0u);
-  EXPECT_EQ(s.mapped_bytes, 0u);
-  EXPECT_EQ(s.bookkeeping_bytes, 0u);
-  EXPECT_EQ(s.resident_bytes, 0u);
-  EXPECT_EQ(s.allocations, 0u);
-  EXPECT_EQ(s.frees, 0u);
-  EXPECT_EQ(s.bytes_allocated, 0u);
-  EXPECT_EQ(s.bytes_touched, 0u);
-  EXPECT_EQ(s.peak_payload_bytes, 0u);
+  for (const PlanCounterField& field : kPlanCounterFields) {
+    EXPECT_EQ(s.*field.copy, 0u) << field.name;
+  }
+}
+
+// The table behind Snapshot() names each field once (its static_asserts count them).
+TEST(PlanCountersTest, TheFieldTableListsEachFieldOnce) {
+  const size_t n = std::size(kPlanCounterFields);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = i + 1; j < n; ++j) {
+      EXPECT_NE(kPlanCounterFields[i].counter, kPlanCounterFields[j].counter)
+          << kPlanCounterFields[i].name;
+      EXPECT_NE(kPlanCounterFields[i].copy, kPlanCounterFields[j].copy)
+          << kPlanCounterFields[i].name;
+      EXPECT_NE(kPlanCounterFields[i].name, kPlanCounterFields[j].name);
+    }
+  }
 }
 
 TEST(PlanCountersTest, SnapshotCopiesEveryField) {
@@ -80,14 +70,13 @@ TEST(PlanCountersTest, SnapshotCopiesEveryField) {
 }
 
 TEST(PlanStateTest, Names) {
-  EXPECT_EQ(PlanStateName(PlanState::kPending), "PENDING");
-  EXPECT_EQ(PlanStateName(PlanState::kRamping), "RAMPING");
-  EXPECT_EQ(PlanStateName(PlanState::kHolding), "HOLDING");
-  EXPECT_EQ(PlanStateName(PlanState::kStreaming), "STREAMING");
-  EXPECT_EQ(PlanStateName(PlanState::kCapped), "CAPPED");
-  EXPECT_EQ(PlanStateName(PlanState::kCompleted), "COMPLETED");
-  EXPECT_EQ(PlanStateName(PlanState::kCancelled), "CANCELLED");
-  EXPECT_EQ(PlanStateName(PlanState::kFailed), "FAILED");
+  // In kAllStates' order.
+  constexpr absl::string_view kNames[] = {"PENDING", "RAMPING",   "HOLDING",   "STREAMING",
+                                          "CAPPED",  "COMPLETED", "CANCELLED", "FAILED"};
+  static_assert(std::size(kNames) == std::size(kAllStates));
+  for (size_t i = 0; i < std::size(kAllStates); ++i) {
+    EXPECT_EQ(PlanStateName(kAllStates[i]), kNames[i]);
+  }
   EXPECT_EQ(PlanStateName(static_cast<PlanState>(99)), "UNKNOWN");
 }
 

@@ -133,21 +133,25 @@ std::string FormatSize(uint64_t bytes) {
   return out;
 }
 
+namespace {
+
+// `a OP b` of two sizes does not fit.
+absl::Status SizeOverflow(uint64_t a, absl::string_view op, uint64_t b) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("size overflow: ", a, " ", op, " ", b, " does not fit in 64 bits"));
+}
+
+}  // namespace
+
 absl::StatusOr<uint64_t> MultiplySizes(uint64_t amount, uint64_t size) {
   uint64_t product;
-  if (__builtin_mul_overflow(amount, size, &product)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("size overflow: ", amount, " * ", size, " does not fit in 64 bits"));
-  }
+  if (__builtin_mul_overflow(amount, size, &product)) return SizeOverflow(amount, "*", size);
   return product;
 }
 
 absl::StatusOr<uint64_t> AddSizes(uint64_t a, uint64_t b) {
   uint64_t sum;
-  if (__builtin_add_overflow(a, b, &sum)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("size overflow: ", a, " + ", b, " does not fit in 64 bits"));
-  }
+  if (__builtin_add_overflow(a, b, &sum)) return SizeOverflow(a, "+", b);
   return sum;
 }
 
