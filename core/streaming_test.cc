@@ -30,13 +30,35 @@ using ::testing::HasSubstr;
 
 BlockAllocator* Malloc() { return SharedBlockAllocator(Backing::kMalloc, {}); }
 
-// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+// Options of `workers` threads streaming `block_size` blocks, `window` of them live at most,
+// touched by `touch`; the other fields are StreamOptions' defaults.
+StreamOptions Streams(uint64_t block_size, uint32_t workers, uint64_t window,
+                      TouchMode touch = TouchMode::kPage) {
+  StreamOptions options;
+  options.block_size = block_size;
+  options.workers = workers;
+  options.window = window;
+  options.touch = touch;
+  return options;
+}
+
+// The plan of `options`, created on `clock`; null (after a failed expectation) if refused.
 std::unique_ptr<StreamingPlan> MustCreate(const StreamOptions& options, PlanCounters* counters,
                                           Clock* clock = Clock::Real()) {
   absl::StatusOr<std::unique_ptr<StreamingPlan>> plan =
       StreamingPlan::Create(options, counters, clock);
   EXPECT_THAT(plan, IsOk());
   return plan.ok() ? std::move(*plan) : nullptr;
+}
+
+// MustCreate, then Start: null (after a failed expectation) if either fails.
+std::unique_ptr<StreamingPlan> MustStart(const StreamOptions& options, PlanCounters* counters,
+                                         Clock* clock = Clock::Real()) {
+  std::unique_ptr<StreamingPlan> plan = MustCreate(options, counters, clock);
+  if (plan == nullptr) return nullptr;
+  const absl::Status started = plan->Start();
+  EXPECT_THAT(started, IsOk());
+  return started.ok() ? std::move(plan) : nullptr;
 }
 
 // How long a plan may take to notice a cancel or the end of its duration, in real time,
@@ -51,6 +73,17 @@ void ExpectAllReleased(const PlanCountersSnapshot& s) {
   EXPECT_EQ(s.mapped_bytes, 0u);
   EXPECT_EQ(s.resident_bytes, 0u);
   EXPECT_EQ(s.bookkeeping_bytes, 0u);
+}
+
+// Waits (at most kHung) for `plan` to end with OK, and checks that it ended in `state` having
+// given everything back. Returns its final counters.
+PlanCountersSnapshot ExpectEnded(StreamingPlan& plan, const PlanCounters& counters,
+                                 PlanState state) {
+  EXPECT_THAT(plan.WaitFor(kHung), IsOk());
+  const PlanCountersSnapshot s = counters.Snapshot();
+  EXPECT_EQ(s.state, state);
+  ExpectAllReleased(s);
+  return s;
 }
 
 TEST(ValidateStreamOptionsTest, RejectsBadFieldsNamingThem) {
@@ -178,11 +211,7 @@ TEST(StreamWorkerTest, AllocationFailureLeavesTheRingIntact) {
 TEST(StreamingPlanTest, AmountIsExact) {
   // 1000 blocks do not divide evenly into 3 workers' 64-block claims; window 5 neither.
   CountingAllocator counting(Malloc());
-  StreamOptions options;
-  options.block_size = 4096;
-  options.touch = TouchMode::kPage;
-  options.workers = 3;
-  options.window = 5;
+  StreamOptions options = Streams(4096, /*workers=*/3, /*window=*/5);
   options.amount_bytes = 1000 * 4096;
   options.allocator = &counting;
   PlanCounters counters;
@@ -190,61 +219,45 @@ TEST(StreamingPlanTest, AmountIsExact) {
   ASSERT_NE(plan, nullptr);
   EXPECT_EQ(counters.Snapshot().state, PlanState::kPending);
   ASSERT_THAT(plan->Start(), IsOk());
-  ASSERT_THAT(plan->Wait(), IsOk());
+  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
 
   EXPECT_EQ(counting.allocations(), 1000u);
   EXPECT_EQ(counting.frees(), 1000u);
   EXPECT_EQ(counting.live_bytes(), 0u);
-  const PlanCountersSnapshot s = counters.Snapshot();
-  EXPECT_EQ(s.state, PlanState::kCompleted);
   EXPECT_EQ(s.allocations, 1000u);
   EXPECT_EQ(s.bytes_allocated, options.amount_bytes);
   EXPECT_EQ(s.bytes_touched, options.amount_bytes);
   EXPECT_EQ(s.target_bytes, options.amount_bytes);
   EXPECT_GT(s.peak_payload_bytes, 0u);
   EXPECT_LE(s.peak_payload_bytes, 5u * 4096);
-  ExpectAllReleased(s);
 }
 
 TEST(StreamingPlanTest, AmountWithMoreWorkersThanWindowAndNoTouch) {
   // Shares 1, 1, 1, 0: the last worker drops each block at once.
   CountingAllocator counting(Malloc());
-  StreamOptions options;
-  options.block_size = 1;
-  options.touch = TouchMode::kNone;
-  options.workers = 4;
-  options.window = 3;
+  StreamOptions options = Streams(1, /*workers=*/4, /*window=*/3, TouchMode::kNone);
   options.amount_bytes = 100003;
   options.allocator = &counting;
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters);
   ASSERT_NE(plan, nullptr);
-  ASSERT_THAT(plan->Start(), IsOk());
-  ASSERT_THAT(plan->Wait(), IsOk());
+  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
   EXPECT_EQ(counting.allocations(), 100003u);
   EXPECT_EQ(counting.frees(), 100003u);
-  const PlanCountersSnapshot s = counters.Snapshot();
-  EXPECT_EQ(s.state, PlanState::kCompleted);
   EXPECT_EQ(s.bytes_allocated, 100003u);
   EXPECT_EQ(s.bytes_touched, 0u);
   EXPECT_LE(s.peak_payload_bytes, 3u);
-  ExpectAllReleased(s);
 }
 
 TEST(StreamingPlanTest, SamplerNeverSeesMoreThanTheWindow) {
-  StreamOptions options;
-  options.block_size = 16 << 10;
-  options.touch = TouchMode::kPage;
-  options.workers = 4;
-  options.window = 10;  // Shares 3, 3, 2, 2.
+  StreamOptions options = Streams(16 << 10, /*workers=*/4, /*window=*/10);  // Shares 3, 3, 2, 2.
   options.duration = absl::Milliseconds(300);
   const uint64_t bound = options.window * options.block_size;
   PlanCounters counters;
   // The plan's 300 ms pass 1 ms per sample, however slowly a loaded machine samples.
   WaitRecordingClock clock;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
+  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
-  ASSERT_THAT(plan->Start(), IsOk());
 
   uint64_t max_payload = 0, max_mapped = 0, max_resident = 0, samples = 0;
   bool saw_bookkeeping = false;
@@ -274,7 +287,7 @@ TEST(StreamingPlanTest, SamplerNeverSeesMoreThanTheWindow) {
     ++samples;
     std::this_thread::yield();
   }
-  ASSERT_THAT(plan->Wait(), IsOk());
+  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
   EXPECT_GT(samples, 10u);
   EXPECT_LE(max_payload, bound);
   EXPECT_LE(max_mapped, bound);
@@ -282,29 +295,22 @@ TEST(StreamingPlanTest, SamplerNeverSeesMoreThanTheWindow) {
   EXPECT_GT(max_payload, 0u);
   EXPECT_GT(max_resident, 0u);
   EXPECT_TRUE(saw_bookkeeping);
-  const PlanCountersSnapshot s = counters.Snapshot();
-  EXPECT_EQ(s.state, PlanState::kCompleted);
   EXPECT_LE(s.peak_payload_bytes, bound);
   EXPECT_GE(s.peak_payload_bytes, max_payload);
-  ExpectAllReleased(s);
 }
 
 // 64 MiB/s over two workers of 256 KiB blocks: each worker allocates a block every
 // 7.8125 ms of the plan's clock and sleeps in between, so at every moment the plan has
 // allocated exactly what the schedule allows, and over its 1 s exactly 64 MiB.
 TEST(StreamingPlanTest, RateLimitHoldsToTheSchedule) {
-  StreamOptions options;
-  options.block_size = 256 << 10;
-  options.touch = TouchMode::kPage;
-  options.workers = 2;
+  StreamOptions options = Streams(256 << 10, /*workers=*/2, /*window=*/0);
   options.rate_bytes_per_sec = 64 << 20;
   options.duration = absl::Seconds(1);
   PlanCounters counters;
   WaitRecordingClock clock;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
-  ASSERT_NE(plan, nullptr);
   const absl::Time start = clock.Now();
-  ASSERT_THAT(plan->Start(), IsOk());
+  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   // Blocks each worker has allocated by `ms`: its first at once, then one per 7.8125 ms.
   const auto scheduled = [&](double ms) {
     return options.workers * (static_cast<uint64_t>(ms / 7.8125) + 1) * options.block_size;
@@ -320,50 +326,36 @@ TEST(StreamingPlanTest, RateLimitHoldsToTheSchedule) {
     EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
   }
   clock.AdvanceTo(start + absl::Seconds(1));
-  ASSERT_THAT(plan->WaitFor(kHung), IsOk());
-  const PlanCountersSnapshot s = counters.Snapshot();
+  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
   EXPECT_EQ(s.bytes_allocated, uint64_t{64} << 20);
-  EXPECT_EQ(s.state, PlanState::kCompleted);
-  ExpectAllReleased(s);
 }
 
 // Flat out (no rate, no duration, no amount), only the cancel can end it: on a clock that
 // stands still after one publish, nothing else could.
 TEST(StreamingPlanTest, CancelStopsAPlanRunningFlatOut) {
-  StreamOptions options;
-  options.block_size = 64 << 10;
-  options.touch = TouchMode::kPage;
-  options.workers = 2;
-  options.window = 4;
   PlanCounters counters;
   WaitRecordingClock clock;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
+  std::unique_ptr<StreamingPlan> plan =
+      MustStart(Streams(64 << 10, /*workers=*/2, /*window=*/4), &counters, &clock);
   ASSERT_NE(plan, nullptr);
-  ASSERT_THAT(plan->Start(), IsOk());
   // Counters are published every 5 ms of the plan's clock.
   ASSERT_TRUE(Eventually([&] { return counters.Snapshot().state == PlanState::kStreaming; }));
   clock.Advance(absl::Milliseconds(10));
   ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations >= 1; }));
 
   plan->Cancel();
-  ASSERT_THAT(plan->WaitFor(kHung), IsOk());
-  const PlanCountersSnapshot s = counters.Snapshot();
-  EXPECT_EQ(s.state, PlanState::kCancelled);
-  ExpectAllReleased(s);
+  ExpectEnded(*plan, counters, PlanState::kCancelled);
 }
 
 // Asleep for 10 s of a clock that never moves, the worker wakes for the cancel alone.
 TEST(StreamingPlanTest, CancelWakesARateLimitedPlan) {
-  StreamOptions options;
-  options.block_size = 1 << 20;
-  options.window = 1;
+  StreamOptions options = Streams(1 << 20, /*workers=*/1, /*window=*/1);
   options.rate_bytes_per_sec = (1 << 20) / 10;  // One block every 10 s.
   PlanCounters counters;
   WaitRecordingClock clock;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
-  ASSERT_NE(plan, nullptr);
   const absl::Time start = clock.Now();
-  ASSERT_THAT(plan->Start(), IsOk());
+  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   // The worker publishes before it sleeps.
   ASSERT_TRUE(
       Eventually([&] { return counters.Snapshot().allocations == 1 && clock.waiters() == 1; }));
@@ -373,26 +365,18 @@ TEST(StreamingPlanTest, CancelWakesARateLimitedPlan) {
             absl::Milliseconds(1));
 
   plan->Cancel();
-  ASSERT_THAT(plan->WaitFor(kHung), IsOk());
-  const PlanCountersSnapshot s = counters.Snapshot();
-  EXPECT_EQ(s.state, PlanState::kCancelled);
-  EXPECT_EQ(s.allocations, 1u);
-  ExpectAllReleased(s);
+  EXPECT_EQ(ExpectEnded(*plan, counters, PlanState::kCancelled).allocations, 1u);
 }
 
 // Flat out for 200 ms of the plan's clock: still streaming at 199 ms, done at 200 ms.
 TEST(StreamingPlanTest, StopsWhenTheDurationIsOver) {
-  StreamOptions options;
-  options.block_size = 4096;
-  options.workers = 2;
-  options.window = 8;
+  StreamOptions options = Streams(4096, /*workers=*/2, /*window=*/8);
   options.duration = absl::Milliseconds(200);
   PlanCounters counters;
   WaitRecordingClock clock;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters, &clock);
-  ASSERT_NE(plan, nullptr);
   const absl::Time start = clock.Now();
-  ASSERT_THAT(plan->Start(), IsOk());
+  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return counters.Snapshot().state == PlanState::kStreaming; }));
   clock.AdvanceTo(start + absl::Milliseconds(199));
   // Published at the next flush, 5 ms of its clock after the start.
@@ -401,27 +385,18 @@ TEST(StreamingPlanTest, StopsWhenTheDurationIsOver) {
               StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
   EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
   clock.AdvanceTo(start + absl::Milliseconds(200));
-  ASSERT_THAT(plan->WaitFor(kHung), IsOk());
-  const PlanCountersSnapshot s = counters.Snapshot();
-  EXPECT_EQ(s.state, PlanState::kCompleted);
-  EXPECT_GT(s.allocations, 0u);
-  ExpectAllReleased(s);
+  EXPECT_GT(ExpectEnded(*plan, counters, PlanState::kCompleted).allocations, 0u);
 }
 
 TEST(StreamingPlanTest, ReturnToOsUnmapsEveryBlock) {
   // A ragged size shows which allocator ran: only mmap rounds blocks up to whole pages.
-  StreamOptions options;
-  options.block_size = (256 << 10) + 100;
-  options.touch = TouchMode::kPage;
+  StreamOptions options = Streams((256 << 10) + 100, /*workers=*/2, /*window=*/8);
   options.return_to_os = true;
-  options.workers = 2;
-  options.window = 8;
   options.duration = absl::Milliseconds(300);
   const uint64_t mapped_block = (options.block_size + PageSize() - 1) / PageSize() * PageSize();
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters);
   ASSERT_NE(plan, nullptr);
-  ASSERT_THAT(plan->Start(), IsOk());
 
   bool saw_mapped = false, saw_resident = false;
   const absl::Time give_up = absl::Now() + absl::Seconds(20);
@@ -434,29 +409,22 @@ TEST(StreamingPlanTest, ReturnToOsUnmapsEveryBlock) {
     saw_resident |= s.resident_bytes > 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  ASSERT_THAT(plan->Wait(), IsOk());
+  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
   EXPECT_TRUE(saw_mapped);
   EXPECT_TRUE(saw_resident);
-  const PlanCountersSnapshot s = counters.Snapshot();
-  EXPECT_EQ(s.state, PlanState::kCompleted);
   EXPECT_GT(s.allocations, options.window);  // It churned, not just filled the window.
   EXPECT_EQ(s.bytes_touched, s.bytes_allocated);
-  ExpectAllReleased(s);
 }
 
 TEST(StreamingPlanTest, AllocationFailureIsResourceExhaustedWithProgress) {
   CountingAllocator counting(Malloc());
   counting.FailAfter(100);
-  StreamOptions options;
-  options.block_size = 4096;
-  options.workers = 2;
-  options.window = 4;
+  StreamOptions options = Streams(4096, /*workers=*/2, /*window=*/4);
   options.allocator = &counting;
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters);
   ASSERT_NE(plan, nullptr);
-  ASSERT_THAT(plan->Start(), IsOk());
-  const absl::Status status = plan->WaitFor(absl::Seconds(10));
+  const absl::Status status = plan->WaitFor(kHung);
   // CountingAllocator's limit is not atomic across threads, so ask it how far it got.
   const uint64_t allocated = counting.allocations();
   EXPECT_GE(allocated, 100u);
@@ -473,11 +441,9 @@ TEST(StreamingPlanTest, AllocationFailureIsResourceExhaustedWithProgress) {
 }
 
 TEST(StreamingPlanTest, StatesGoFromPendingThroughStreamingToCancelled) {
-  StreamOptions options;
-  options.block_size = 1024;
-  options.touch = TouchMode::kNone;
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  std::unique_ptr<StreamingPlan> plan =
+      MustCreate(Streams(1024, /*workers=*/1, /*window=*/0, TouchMode::kNone), &counters);
   ASSERT_NE(plan, nullptr);
   EXPECT_EQ(counters.Snapshot().state, PlanState::kPending);
   EXPECT_THAT(plan->SetTarget(1 << 20),
@@ -487,22 +453,17 @@ TEST(StreamingPlanTest, StatesGoFromPendingThroughStreamingToCancelled) {
   EXPECT_THAT(plan->WaitFor(absl::Milliseconds(20)),
               StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
   plan->Cancel();
-  ASSERT_THAT(plan->Wait(), IsOk());
-  EXPECT_EQ(counters.Snapshot().state, PlanState::kCancelled);
+  ExpectEnded(*plan, counters, PlanState::kCancelled);
 }
 
 TEST(StreamingPlanTest, DestroyingARunningPlanStopsIt) {
   CountingAllocator counting(Malloc());
-  StreamOptions options;
-  options.block_size = 4096;
-  options.workers = 3;
-  options.window = 6;
+  StreamOptions options = Streams(4096, /*workers=*/3, /*window=*/6);
   options.allocator = &counting;
   PlanCounters counters;
   {
-    std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+    std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters);
     ASSERT_NE(plan, nullptr);
-    ASSERT_THAT(plan->Start(), IsOk());
     ASSERT_TRUE(Eventually([&] { return counting.allocations() > 10; }));
   }
   EXPECT_EQ(counting.frees(), counting.allocations());
