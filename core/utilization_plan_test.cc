@@ -11,6 +11,7 @@
 #include <functional>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -161,15 +162,40 @@ void ExpectReleased(const PlanCounters& counters) {
   EXPECT_EQ(s.frees, s.allocations);
 }
 
+// The plan of `spec` on `clock`; null (after a failed expectation) if refused.
+std::unique_ptr<UtilizationPlan> MustCreate(const UtilizationSpec& spec, PlanCounters* counters,
+                                            Clock* clock = Clock::Real()) {
+  absl::StatusOr<std::unique_ptr<UtilizationPlan>> plan =
+      UtilizationPlan::Create(spec, counters, clock);
+  EXPECT_THAT(plan, IsOk());
+  return plan.ok() ? *std::move(plan) : nullptr;
+}
+
+// MustCreate, then Start: null (after a failed expectation) if either fails.
+std::unique_ptr<UtilizationPlan> MustStart(const UtilizationSpec& spec, PlanCounters* counters,
+                                           Clock* clock = Clock::Real()) {
+  std::unique_ptr<UtilizationPlan> plan = MustCreate(spec, counters, clock);
+  if (plan == nullptr) return nullptr;
+  const absl::Status started = plan->Start();
+  EXPECT_THAT(started, IsOk());
+  return started.ok() ? std::move(plan) : nullptr;
+}
+
+// Waits (at most kHung) for `plan` to end with OK in `state`, its memory given back.
+void ExpectEnded(UtilizationPlan& plan, const PlanCounters& counters, PlanState state) {
+  EXPECT_THAT(plan.WaitFor(kHung), IsOk());
+  EXPECT_EQ(StateOf(counters), state);
+  ExpectReleased(counters);
+}
+
 // On simulated time: the first measurement brings the payload straight to the target, the
 // next one (an interval later) finds it there, and then it measures once per interval.
 TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   PlanCounters counters;
   FakeNode node(&counters);
   WaitRecordingClock clock;
-  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters, &clock);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually(
       [&] { return clock.waiters() == 1 && counters.Snapshot().payload_bytes == PayloadFor(60); }));
   clock.Advance(absl::Milliseconds(25));
@@ -181,9 +207,9 @@ TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   EXPECT_GE(held.resident_bytes, held.payload_bytes);
   EXPECT_EQ(held.allocations, held.payload_bytes / kMiB);  // Straight there, no overshoot.
   EXPECT_EQ(held.frees, 0u);
-  EXPECT_NEAR((*plan)->utilization_percent(), 60, 0.5);
-  EXPECT_TRUE((*plan)->settled_at().has_value());
-  EXPECT_LT((*plan)->max_deviation_percent(), 1.0);
+  EXPECT_NEAR(plan->utilization_percent(), 60, 0.5);
+  EXPECT_TRUE(plan->settled_at().has_value());
+  EXPECT_LT(plan->max_deviation_percent(), 1.0);
 
   // Holding: asleep for an interval (25 ms) at a time, one measurement per wake-up.
   for (int i = 0; i < 20; ++i) {
@@ -197,20 +223,17 @@ TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   }
   EXPECT_EQ(counters.Snapshot().allocations, held.allocations);  // And no flapping.
 
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
-  EXPECT_EQ(StateOf(counters), PlanState::kCancelled);
-  ExpectReleased(counters);
+  plan->Cancel();
+  ExpectEnded(*plan, counters, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
   PlanCounters counters;
   FakeNode node(&counters);
-  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
-  ASSERT_TRUE((*plan)->settled_at().has_value());
+  ASSERT_TRUE(plan->settled_at().has_value());
 
   // Another workload takes 30% of the node over 3 s: the plan gives way.
   const uint64_t workload = static_cast<uint64_t>(0.3 * kCapacity);
@@ -219,16 +242,16 @@ TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
     return node.workload() == workload && HoldsPayloadNear(counters, PayloadFor(60, workload));
   }));
   EXPECT_GT(counters.Snapshot().frees, 100u);
-  EXPECT_NEAR((*plan)->utilization_percent(), 60, 0.5);
+  EXPECT_NEAR(plan->utilization_percent(), 60, 0.5);
 
   // It goes away again: the plan takes the room back.
   node.RampWorkload(0, absl::Seconds(3));
   ASSERT_TRUE(Eventually(
       [&] { return node.workload() == 0 && HoldsPayloadNear(counters, PayloadFor(60)); }));
-  EXPECT_NEAR((*plan)->utilization_percent(), 60, 0.5);
+  EXPECT_NEAR(plan->utilization_percent(), 60, 0.5);
 
-  const double max_deviation = (*plan)->max_deviation_percent();
-  const double mean_deviation = (*plan)->mean_abs_deviation_percent();
+  const double max_deviation = plan->max_deviation_percent();
+  const double mean_deviation = plan->mean_abs_deviation_percent();
   std::cout << "competing workload (+30% over 3 s, then gone over 3 s, 25 ms interval): "
             << "max deviation " << max_deviation << " points, mean |deviation| " << mean_deviation
             << " points\n";
@@ -237,17 +260,15 @@ TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
   EXPECT_LE(max_deviation, 5.0);
   EXPECT_LE(mean_deviation, max_deviation);
 
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
-  ExpectReleased(counters);
+  plan->Cancel();
+  ExpectEnded(*plan, counters, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
   PlanCounters counters;
   FakeNode node(&counters);
-  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
   const PlanCountersSnapshot held = counters.Snapshot();
 
@@ -262,17 +283,17 @@ TEST(UtilizationPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
   // 4 MiB is outside it: corrected.
   node.SetBaseline(kBaseline + 4 * kMiB);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60, 4 * kMiB)); }));
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
+  plan->Cancel();
+  ExpectEnded(*plan, counters, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, CeilingCapsThePayloadAndLiftingItResumes) {
   PlanCounters counters;
   FakeNode node(&counters);
-  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
-  ASSERT_THAT(plan, IsOk());
-  (*plan)->SetCeiling(64 * kMiB + 1000);  // Rounded down to whole blocks.
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<UtilizationPlan> plan = MustCreate(Spec(60, node.Source()), &counters);
+  ASSERT_NE(plan, nullptr);
+  plan->SetCeiling(64 * kMiB + 1000);  // Rounded down to whole blocks.
+  ASSERT_THAT(plan->Start(), IsOk());
   ASSERT_TRUE(Eventually([&] {
     const PlanCountersSnapshot s = counters.Snapshot();
     return s.state == PlanState::kCapped && s.payload_bytes == 64 * kMiB;
@@ -280,50 +301,48 @@ TEST(UtilizationPlanTest, CeilingCapsThePayloadAndLiftingItResumes) {
   EXPECT_EQ(counters.Snapshot().peak_payload_bytes, 64 * kMiB);
 
   // A lower ceiling takes memory away: the payload never exceeds it.
-  (*plan)->SetCeiling(32 * kMiB);
+  plan->SetCeiling(32 * kMiB);
   ASSERT_TRUE(Eventually([&] {
     const PlanCountersSnapshot s = counters.Snapshot();
     return s.state == PlanState::kCapped && s.payload_bytes == 32 * kMiB;
   }));
 
-  (*plan)->SetCeiling(UINT64_MAX);
+  plan->SetCeiling(UINT64_MAX);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
-  ExpectReleased(counters);
+  plan->Cancel();
+  ExpectEnded(*plan, counters, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, TargetChangesInPlace) {
   PlanCounters counters;
   FakeNode node(&counters);
-  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
 
-  ASSERT_THAT((*plan)->SetTargetPercent(40), IsOk());
+  ASSERT_THAT(plan->SetTargetPercent(40), IsOk());
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(40)); }));
   EXPECT_EQ(counters.Snapshot().target_bytes, static_cast<uint64_t>(0.4 * kCapacity));
-  EXPECT_NEAR((*plan)->utilization_percent(), 40, 0.5);
-  ASSERT_TRUE(Eventually([&] { return (*plan)->settled_at().has_value(); }));
+  EXPECT_NEAR(plan->utilization_percent(), 40, 0.5);
+  ASSERT_TRUE(Eventually([&] { return plan->settled_at().has_value(); }));
   // The 20-point step itself is a transient, not a failure to hold.
-  EXPECT_LT((*plan)->max_deviation_percent(), 1.0);
+  EXPECT_LT(plan->max_deviation_percent(), 1.0);
 
   // As used bytes (the agent's form): 300 MiB of the node.
-  ASSERT_THAT((*plan)->SetTarget(300 * kMiB), IsOk());
+  ASSERT_THAT(plan->SetTarget(300 * kMiB), IsOk());
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, 200 * kMiB); }));
   EXPECT_EQ(counters.Snapshot().target_bytes, 300 * kMiB);
 
   for (double bad : {0.0, 100.0, -5.0, std::numeric_limits<double>::quiet_NaN()}) {
-    EXPECT_THAT((*plan)->SetTargetPercent(bad),
+    EXPECT_THAT(plan->SetTargetPercent(bad),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(0, 100)")));
   }
-  EXPECT_THAT((*plan)->SetTarget(0),
+  EXPECT_THAT(plan->SetTarget(0),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("above 0")));
 
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
-  EXPECT_THAT((*plan)->SetTargetPercent(50),
+  plan->Cancel();
+  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  EXPECT_THAT(plan->SetTargetPercent(50),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CANCELLED")));
 }
 
@@ -361,19 +380,17 @@ TEST(UtilizationPlanTest, CancelIsPromptWhileHoldingAndWhileGrowing) {
     WaitRecordingClock clock;
     UtilizationSpec spec = Spec(25, EmptyNode(&counters, 256 * kMiB));
     spec.interval = absl::Seconds(10);  // Asleep for a long time.
-    auto plan = UtilizationPlan::Create(spec, &counters, &clock);
-    ASSERT_THAT(plan, IsOk());
-    ASSERT_THAT((*plan)->Start(), IsOk());
+    std::unique_ptr<UtilizationPlan> plan = MustStart(spec, &counters, &clock);
+    ASSERT_NE(plan, nullptr);
     // The first correction leaves it ramping (unmeasured since); a same-value target
     // wakes it for the measurement that shows it holding, and then it sleeps for 10 s.
     ASSERT_TRUE(Eventually([&] { return counters.Snapshot().payload_bytes == 64 * kMiB; }));
-    ASSERT_THAT((*plan)->SetTargetPercent(25), IsOk());
+    ASSERT_THAT(plan->SetTargetPercent(25), IsOk());
     ASSERT_TRUE(Eventually(
         [&] { return StateOf(counters) == PlanState::kHolding && clock.waiters() == 1; }));
     EXPECT_EQ(clock.last_deadline() - clock.Now(), absl::Seconds(10));
-    (*plan)->Cancel();
-    EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
-    ExpectReleased(counters);
+    plan->Cancel();
+    ExpectEnded(*plan, counters, PlanState::kCancelled);
   }
   {
     // 4 GiB to grow (on a simulated 8 GiB node): cancelled from inside its 33rd allocation.
@@ -388,8 +405,7 @@ TEST(UtilizationPlanTest, CancelIsPromptWhileHoldingAndWhileGrowing) {
     ASSERT_THAT(created, IsOk());
     plan = *std::move(created);
     ASSERT_THAT(plan->Start(), IsOk());
-    EXPECT_THAT(plan->WaitFor(kHung), IsOk());
-    EXPECT_EQ(StateOf(counters), PlanState::kCancelled);
+    ExpectEnded(*plan, counters, PlanState::kCancelled);
     // The chunk under way (8 blocks of 1 MiB) is finished, no more.
     EXPECT_GE(counters.Snapshot().peak_payload_bytes, 33 * kMiB);
     EXPECT_LE(counters.Snapshot().peak_payload_bytes, 40 * kMiB);
@@ -403,9 +419,8 @@ TEST(UtilizationPlanTest, DurationEndReleasesAndCompletes) {
   UtilizationSpec spec = Spec(60, node.Source());
   spec.duration = absl::Milliseconds(300);
   WaitRecordingClock clock;
-  auto plan = UtilizationPlan::Create(spec, &counters, &clock);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<UtilizationPlan> plan = MustStart(spec, &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   // Its measurements every 25 ms of its clock until 300 ms; still running at 299 ms.
   const absl::Time start = clock.Now();
   ASSERT_TRUE(Eventually([&] { return clock.waiters() == 1; }));
@@ -413,25 +428,22 @@ TEST(UtilizationPlanTest, DurationEndReleasesAndCompletes) {
     clock.AdvanceTo(std::min(clock.last_deadline(), start + absl::Milliseconds(299)));
     ASSERT_TRUE(Eventually([&] { return clock.waiters() == 1; }));
   }
-  EXPECT_THAT((*plan)->WaitFor(absl::Milliseconds(10)),
+  EXPECT_THAT(plan->WaitFor(absl::Milliseconds(10)),
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("running")));
   clock.AdvanceTo(start + absl::Milliseconds(300));
-  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
-  EXPECT_EQ(StateOf(counters), PlanState::kCompleted);
+  ExpectEnded(*plan, counters, PlanState::kCompleted);
   EXPECT_EQ(counters.Snapshot().peak_payload_bytes, PayloadFor(60));
-  ExpectReleased(counters);
 }
 
 TEST(UtilizationPlanTest, SourceErrorFailsThePlanAndFreesMemory) {
   PlanCounters counters;
   FakeNode node(&counters);
-  auto plan = UtilizationPlan::Create(Spec(60, node.Source()), &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
   node.FailWith(absl::UnavailableError("sensor gone"));
   EXPECT_THAT(
-      (*plan)->WaitFor(absl::Seconds(20)),
+      plan->WaitFor(absl::Seconds(20)),
       StatusIs(absl::StatusCode::kUnavailable, HasSubstr("measuring memory use: sensor gone")));
   EXPECT_EQ(StateOf(counters), PlanState::kFailed);
   ExpectReleased(counters);
@@ -439,14 +451,10 @@ TEST(UtilizationPlanTest, SourceErrorFailsThePlanAndFreesMemory) {
 
 TEST(UtilizationPlanTest, ZeroCapacityFailsThePlan) {
   PlanCounters counters;
-  auto plan = UtilizationPlan::Create(Spec(60,
-                                           []() -> absl::StatusOr<MemoryUse> {
-                                             return MemoryUse{0, 0};
-                                           }),
-                                      &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
-  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
+  const MemoryUseSource no_capacity = []() -> absl::StatusOr<MemoryUse> { return MemoryUse{0, 0}; };
+  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, no_capacity), &counters);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_THAT(plan->WaitFor(absl::Seconds(20)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("capacity of 0")));
 }
 
@@ -457,10 +465,9 @@ TEST(UtilizationPlanTest, AllocationFailureSaysHowFarItGotAndFreesEverything) {
   FakeNode node(&counters);
   UtilizationSpec spec = Spec(60, node.Source());
   spec.set.allocator = &allocator;
-  auto plan = UtilizationPlan::Create(spec, &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
-  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
+  std::unique_ptr<UtilizationPlan> plan = MustStart(spec, &counters);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_THAT(plan->WaitFor(absl::Seconds(20)),
               StatusIs(absl::StatusCode::kResourceExhausted,
                        HasSubstr(absl::StrCat("reached 10 MiB of the ", PayloadFor(60) / kMiB,
                                               " MiB payload"))));
@@ -517,9 +524,8 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
   PlanCounters counters;
   UtilizationSpec spec = Spec(target, own_rss);
   spec.interval = absl::Milliseconds(50);
-  auto plan = UtilizationPlan::Create(spec, &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<UtilizationPlan> plan = MustStart(spec, &counters);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually(
       [&] {
         const PlanCountersSnapshot s = counters.Snapshot();
@@ -528,7 +534,7 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
       absl::Seconds(30)));
   const PlanCountersSnapshot held = counters.Snapshot();
   std::cout << "own RSS: target " << target << "% of 4 GiB, holding at "
-            << (*plan)->utilization_percent() << "% with " << held.payload_bytes / kMiB << " MiB ("
+            << plan->utilization_percent() << "% with " << held.payload_bytes / kMiB << " MiB ("
             << held.resident_bytes / kMiB << " MiB resident)\n";
   // About 128 MiB, give or take the dead band (max of one block and 0.5% of capacity) —
   // less under TSan, whose shadow memory counts in RssAnon.
@@ -537,10 +543,9 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
   }
   EXPECT_LE(held.payload_bytes, 156 * kMiB);
   EXPECT_GE(held.resident_bytes, held.payload_bytes);
-  EXPECT_NEAR((*plan)->utilization_percent(), target, 1.0);
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
-  ExpectReleased(counters);
+  EXPECT_NEAR(plan->utilization_percent(), target, 1.0);
+  plan->Cancel();
+  ExpectEnded(*plan, counters, PlanState::kCancelled);
 }
 
 // ---- Cgroup source --------------------------------------------------------------------------
@@ -595,10 +600,9 @@ TEST(CgroupMemoryUseTest, UnlimitedCgroupIsFailedPreconditionAndFailsThePlan) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no memory limit")));
 
   PlanCounters counters;
-  auto plan = UtilizationPlan::Create(Spec(50, CgroupMemoryUse(dir)), &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
-  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(20)),
+  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(50, CgroupMemoryUse(dir)), &counters);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_THAT(plan->WaitFor(absl::Seconds(20)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no memory limit")));
   ExpectReleased(counters);
 }
