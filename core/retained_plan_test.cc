@@ -6,11 +6,13 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <thread>
 
 #include "absl/time/clock.h"
 #include "core/node_readers.h"
 #include "core/testing/counting_allocator.h"
+#include "core/testing/plan_runs.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
 #include "gmock/gmock.h"
@@ -25,8 +27,7 @@ using ::memload::testing::Eventually;
 using ::memload::testing::kMiB;
 using ::testing::HasSubstr;
 
-// Polls `condition` until it holds or `timeout` passes: waiting on a real condition of the
-// plan, not a guess at how long it takes.
+// This process's anonymous resident memory, as the OS counts it.
 uint64_t RssAnon() {
   absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(0);
   EXPECT_THAT(memory, IsOk());
@@ -52,6 +53,16 @@ PlanState StateOf(const PlanCounters& counters) { return counters.Snapshot().sta
 // waited for its next deadline instead of the cancel would never end.
 constexpr absl::Duration kHung = absl::Seconds(30);
 
+// Waits (at most kHung) for `plan` to end with OK in `state`, its memory given back.
+// Returns its final counters.
+PlanCountersSnapshot ExpectEndedReleased(RetainedPlan& plan, PlanState state) {
+  const PlanCountersSnapshot s = ExpectEnded(plan, state, kHung);
+  EXPECT_EQ(s.payload_bytes, 0u);
+  EXPECT_EQ(s.resident_bytes, 0u);
+  EXPECT_EQ(s.frees, s.allocations);
+  return s;
+}
+
 // Whether the plan's thread is asleep on `clock` with `counters` showing `state` and
 // `payload` (the plan publishes before it sleeps).
 bool AsleepAt(WaitRecordingClock& clock, const PlanCounters& counters, PlanState state,
@@ -64,9 +75,9 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
   PlanCounters counters;
   WaitRecordingClock clock;
   const uint64_t rss_before = RssAnon();
-  auto plan = RetainedPlan::Create(OnePhase(64 * kMiB), &counters, &clock);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan =
+      MustStart<RetainedPlan>(OnePhase(64 * kMiB), &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
   // The hold's first measurement happens on reaching the target.
   PlanCountersSnapshot held = counters.Snapshot();
@@ -78,13 +89,8 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
   // clock stands still), the cancel alone wakes it.
   ASSERT_TRUE(
       Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 64 * kMiB); }));
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
-  PlanCountersSnapshot done = counters.Snapshot();
-  EXPECT_EQ(done.state, PlanState::kCancelled);
-  EXPECT_EQ(done.payload_bytes, 0u);
-  EXPECT_EQ(done.resident_bytes, 0u);
-  EXPECT_EQ(done.frees, done.allocations);
+  plan->Cancel();
+  const PlanCountersSnapshot done = ExpectEndedReleased(*plan, PlanState::kCancelled);
   EXPECT_EQ(done.peak_payload_bytes, 64 * kMiB);
   EXPECT_LT(RssAnon(), rss_before + 8 * kMiB);
 }
@@ -92,22 +98,19 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
 TEST(RetainedPlanTest, FiniteHoldCompletesAndReleases) {
   PlanCounters counters;
   WaitRecordingClock clock;
-  auto plan = RetainedPlan::Create(OnePhase(8 * kMiB, absl::Milliseconds(50)), &counters, &clock);
-  ASSERT_THAT(plan, IsOk());
   const absl::Time start = clock.Now();
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan =
+      MustStart<RetainedPlan>(OnePhase(8 * kMiB, absl::Milliseconds(50)), &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   // It holds, asleep until the hold's end: 50 ms of the plan's clock after the target.
   ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 8 * kMiB); }));
   EXPECT_EQ(clock.last_deadline(), start + absl::Milliseconds(50));
   clock.Advance(absl::Milliseconds(49));
   ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 8 * kMiB); }));
-  EXPECT_THAT((*plan)->WaitFor(absl::ZeroDuration()),
+  EXPECT_THAT(plan->WaitFor(absl::ZeroDuration()),
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("running")));
   clock.Advance(absl::Milliseconds(1));
-  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
-  EXPECT_EQ(StateOf(counters), PlanState::kCompleted);
-  EXPECT_EQ(counters.Snapshot().payload_bytes, 0u);
-  EXPECT_EQ(counters.Snapshot().allocations, 8u);
+  EXPECT_EQ(ExpectEndedReleased(*plan, PlanState::kCompleted).allocations, 8u);
 }
 
 // A ramp over 800 ms of the plan's clock: at every moment it holds exactly the whole
@@ -117,10 +120,9 @@ TEST(RetainedPlanTest, LinearRampOverDurationIsGradual) {
   WaitRecordingClock clock;
   RetainedPlanSpec spec = OnePhase(64 * kMiB);
   spec.phases[0].ramp_duration = absl::Milliseconds(800);
-  auto plan = RetainedPlan::Create(spec, &counters, &clock);
-  ASSERT_THAT(plan, IsOk());
   const absl::Time start = clock.Now();
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan = MustStart<RetainedPlan>(spec, &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   // 64 MiB in 800 ms: one 1 MiB block every 12.5 ms.
   for (int ms : {0, 100, 300, 400, 650, 799}) {
     SCOPED_TRACE(ms);
@@ -136,8 +138,8 @@ TEST(RetainedPlanTest, LinearRampOverDurationIsGradual) {
   clock.AdvanceTo(start + absl::Milliseconds(800));
   ASSERT_TRUE(
       Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 64 * kMiB); }));
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
+  plan->Cancel();
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 // A rate ramp (32 MiB/s, 1 MiB blocks: one every 31.25 ms) sleeps between its blocks: each
@@ -148,10 +150,9 @@ TEST(RetainedPlanTest, RateRampSleepsBetweenBlocks) {
   WaitRecordingClock clock;
   RetainedPlanSpec spec = OnePhase(16 * kMiB);
   spec.phases[0].ramp_bytes_per_sec = 32 * kMiB;  // 0.5 s to target
-  auto plan = RetainedPlan::Create(spec, &counters, &clock);
-  ASSERT_THAT(plan, IsOk());
   const absl::Time start = clock.Now();
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan = MustStart<RetainedPlan>(spec, &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kRamping, 0); }));
   const uint64_t waits_before = clock.waits_begun();
   for (int block = 1; block < 16; ++block) {
@@ -166,8 +167,8 @@ TEST(RetainedPlanTest, RateRampSleepsBetweenBlocks) {
   // 16 blocks, a measurement every 200 ms: about 16 + 3 waits. A plan that polled the clock
   // instead of sleeping until its next block would begin thousands.
   EXPECT_LE(clock.waits_begun() - waits_before, 2 * 16u);
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
+  plan->Cancel();
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 // A held plan wakes once a second of its clock (to re-measure what is resident) and does
@@ -175,9 +176,9 @@ TEST(RetainedPlanTest, RateRampSleepsBetweenBlocks) {
 TEST(RetainedPlanTest, HoldingCostsNoCpu) {
   PlanCounters counters;
   WaitRecordingClock clock;
-  auto plan = RetainedPlan::Create(OnePhase(32 * kMiB), &counters, &clock);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan =
+      MustStart<RetainedPlan>(OnePhase(32 * kMiB), &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(
       Eventually([&] { return AsleepAt(clock, counters, PlanState::kHolding, 32 * kMiB); }));
   const PlanCountersSnapshot held = counters.Snapshot();
@@ -194,8 +195,8 @@ TEST(RetainedPlanTest, HoldingCostsNoCpu) {
   EXPECT_EQ(after.allocations, held.allocations);
   EXPECT_EQ(after.frees, held.frees);
   EXPECT_EQ(after.payload_bytes, 32 * kMiB);
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
+  plan->Cancel();
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST(RetainedPlanTest, SawtoothRepeatsRampAndDrop) {
@@ -206,12 +207,9 @@ TEST(RetainedPlanTest, SawtoothRepeatsRampAndDrop) {
   drop.target_bytes = 0;
   spec.phases.push_back(drop);
   spec.repeat = 3;
-  auto plan = RetainedPlan::Create(spec, &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
-  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(10)), IsOk());
-  PlanCountersSnapshot done = counters.Snapshot();
-  EXPECT_EQ(done.state, PlanState::kCompleted);
+  std::unique_ptr<RetainedPlan> plan = MustStart<RetainedPlan>(spec, &counters);
+  ASSERT_NE(plan, nullptr);
+  const PlanCountersSnapshot done = ExpectEndedReleased(*plan, PlanState::kCompleted);
   EXPECT_EQ(done.allocations, 3 * 16u);
   EXPECT_EQ(done.frees, 3 * 16u);
   EXPECT_EQ(done.peak_payload_bytes, 16 * kMiB);
@@ -220,17 +218,16 @@ TEST(RetainedPlanTest, SawtoothRepeatsRampAndDrop) {
 
 TEST(RetainedPlanTest, SetTargetGrowsAndShrinksInPlace) {
   PlanCounters counters;
-  auto plan = RetainedPlan::Create(OnePhase(32 * kMiB), &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan = MustStart<RetainedPlan>(OnePhase(32 * kMiB), &counters);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
-  ASSERT_THAT((*plan)->SetTarget(64 * kMiB), IsOk());
+  ASSERT_THAT(plan->SetTarget(64 * kMiB), IsOk());
   ASSERT_TRUE(Eventually([&] {
     PlanCountersSnapshot s = counters.Snapshot();
     return s.state == PlanState::kHolding && s.payload_bytes == 64 * kMiB;
   }));
   EXPECT_EQ(counters.Snapshot().target_bytes, 64 * kMiB);
-  ASSERT_THAT((*plan)->SetTarget(16 * kMiB), IsOk());
+  ASSERT_THAT(plan->SetTarget(16 * kMiB), IsOk());
   ASSERT_TRUE(Eventually([&] {
     PlanCountersSnapshot s = counters.Snapshot();
     return s.state == PlanState::kHolding && s.payload_bytes == 16 * kMiB;
@@ -238,41 +235,41 @@ TEST(RetainedPlanTest, SetTargetGrowsAndShrinksInPlace) {
   // Resident follows the shrink (measured on reaching the target).
   EXPECT_LT(counters.Snapshot().resident_bytes, 17 * kMiB);
   EXPECT_EQ(counters.Snapshot().frees, 48u);
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
-  EXPECT_THAT((*plan)->SetTarget(kMiB),
+  plan->Cancel();
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
+  EXPECT_THAT(plan->SetTarget(kMiB),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CANCELLED")));
 }
 
 TEST(RetainedPlanTest, TargetIsRoundedDownToWholeBlocks) {
   PlanCounters counters;
-  auto plan = RetainedPlan::Create(OnePhase(10 * kMiB + 12345), &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan =
+      MustStart<RetainedPlan>(OnePhase(10 * kMiB + 12345), &counters);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
   EXPECT_EQ(counters.Snapshot().payload_bytes, 10 * kMiB);
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
+  plan->Cancel();
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST(RetainedPlanTest, CeilingCapsGrowthAndLiftingItResumes) {
   PlanCounters counters;
-  auto plan = RetainedPlan::Create(OnePhase(32 * kMiB), &counters);
-  ASSERT_THAT(plan, IsOk());
-  (*plan)->SetCeiling(8 * kMiB);
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan = MustCreate<RetainedPlan>(OnePhase(32 * kMiB), &counters);
+  ASSERT_NE(plan, nullptr);
+  plan->SetCeiling(8 * kMiB);
+  ASSERT_THAT(plan->Start(), IsOk());
   ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kCapped; }));
   EXPECT_EQ(counters.Snapshot().payload_bytes, 8 * kMiB);
-  (*plan)->SetCeiling(UINT64_MAX);
+  plan->SetCeiling(UINT64_MAX);
   ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kHolding; }));
   EXPECT_EQ(counters.Snapshot().payload_bytes, 32 * kMiB);
   // A lower ceiling stops growth but never takes memory away.
-  (*plan)->SetCeiling(4 * kMiB);
-  ASSERT_THAT((*plan)->SetTarget(48 * kMiB), IsOk());
+  plan->SetCeiling(4 * kMiB);
+  ASSERT_THAT(plan->SetTarget(48 * kMiB), IsOk());
   ASSERT_TRUE(Eventually([&] { return StateOf(counters) == PlanState::kCapped; }));
   EXPECT_EQ(counters.Snapshot().payload_bytes, 32 * kMiB);
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->Wait(), IsOk());
+  plan->Cancel();
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 // Asleep until its next block of a slow leak (a second away on a clock that never moves),
@@ -282,15 +279,13 @@ TEST(RetainedPlanTest, CancelDuringSlowRampIsPrompt) {
   WaitRecordingClock clock;
   RetainedPlanSpec spec = OnePhase(1024 * kMiB);
   spec.phases[0].ramp_bytes_per_sec = kMiB;  // a slow leak: one block a second
-  auto plan = RetainedPlan::Create(spec, &counters, &clock);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
+  std::unique_ptr<RetainedPlan> plan = MustStart<RetainedPlan>(spec, &counters, &clock);
+  ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kRamping, 0); }));
   clock.Advance(absl::Seconds(1));
   ASSERT_TRUE(Eventually([&] { return AsleepAt(clock, counters, PlanState::kRamping, kMiB); }));
-  (*plan)->Cancel();
-  EXPECT_THAT((*plan)->WaitFor(kHung), IsOk());
-  EXPECT_EQ(counters.Snapshot().payload_bytes, 0u);
+  plan->Cancel();
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST(RetainedPlanTest, AllocationFailureFailsThePlanAndFreesEverything) {
@@ -299,10 +294,9 @@ TEST(RetainedPlanTest, AllocationFailureFailsThePlanAndFreesEverything) {
   PlanCounters counters;
   RetainedPlanSpec spec = OnePhase(16 * kMiB);
   spec.set.allocator = &allocator;
-  auto plan = RetainedPlan::Create(spec, &counters);
-  ASSERT_THAT(plan, IsOk());
-  ASSERT_THAT((*plan)->Start(), IsOk());
-  EXPECT_THAT((*plan)->WaitFor(absl::Seconds(10)),
+  std::unique_ptr<RetainedPlan> plan = MustStart<RetainedPlan>(spec, &counters);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_THAT(plan->WaitFor(absl::Seconds(10)),
               StatusIs(absl::StatusCode::kResourceExhausted,
                        HasSubstr("plan reached 3 MiB of its 16 MiB target")));
   EXPECT_EQ(StateOf(counters), PlanState::kFailed);
@@ -333,12 +327,13 @@ TEST(RetainedPlanTest, InvalidSpecsAreRejected) {
 
 TEST(RetainedPlanTest, WaitBeforeStartAndDoubleStartAreStateConflicts) {
   PlanCounters counters;
-  auto plan = RetainedPlan::Create(OnePhase(kMiB, absl::ZeroDuration()), &counters);
-  ASSERT_THAT(plan, IsOk());
-  EXPECT_THAT((*plan)->Wait(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("")));
-  ASSERT_THAT((*plan)->Start(), IsOk());
-  EXPECT_THAT((*plan)->Start(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("")));
-  EXPECT_THAT((*plan)->Wait(), IsOk());
+  std::unique_ptr<RetainedPlan> plan =
+      MustCreate<RetainedPlan>(OnePhase(kMiB, absl::ZeroDuration()), &counters);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_THAT(plan->Wait(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("")));
+  ASSERT_THAT(plan->Start(), IsOk());
+  EXPECT_THAT(plan->Start(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("")));
+  EXPECT_THAT(plan->Wait(), IsOk());
 }
 
 }  // namespace

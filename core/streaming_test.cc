@@ -15,6 +15,7 @@
 #include "core/block_allocator.h"
 #include "core/plan_counters.h"
 #include "core/testing/counting_allocator.h"
+#include "core/testing/plan_runs.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
 #include "core/touch.h"
@@ -42,25 +43,6 @@ StreamOptions Streams(uint64_t block_size, uint32_t workers, uint64_t window,
   return options;
 }
 
-// The plan of `options`, created on `clock`; null (after a failed expectation) if refused.
-std::unique_ptr<StreamingPlan> MustCreate(const StreamOptions& options, PlanCounters* counters,
-                                          Clock* clock = Clock::Real()) {
-  absl::StatusOr<std::unique_ptr<StreamingPlan>> plan =
-      StreamingPlan::Create(options, counters, clock);
-  EXPECT_THAT(plan, IsOk());
-  return plan.ok() ? std::move(*plan) : nullptr;
-}
-
-// MustCreate, then Start: null (after a failed expectation) if either fails.
-std::unique_ptr<StreamingPlan> MustStart(const StreamOptions& options, PlanCounters* counters,
-                                         Clock* clock = Clock::Real()) {
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, counters, clock);
-  if (plan == nullptr) return nullptr;
-  const absl::Status started = plan->Start();
-  EXPECT_THAT(started, IsOk());
-  return started.ok() ? std::move(plan) : nullptr;
-}
-
 // How long a plan may take to notice a cancel or the end of its duration, in real time,
 // before a test calls it hung. Plans on a simulated clock that never moves again: one that
 // waited for a deadline instead of the cancel would never end.
@@ -75,13 +57,10 @@ void ExpectAllReleased(const PlanCountersSnapshot& s) {
   EXPECT_EQ(s.bookkeeping_bytes, 0u);
 }
 
-// Waits (at most kHung) for `plan` to end with OK, and checks that it ended in `state` having
-// given everything back. Returns its final counters.
-PlanCountersSnapshot ExpectEnded(StreamingPlan& plan, const PlanCounters& counters,
-                                 PlanState state) {
-  EXPECT_THAT(plan.WaitFor(kHung), IsOk());
-  const PlanCountersSnapshot s = counters.Snapshot();
-  EXPECT_EQ(s.state, state);
+// Waits (at most kHung) for `plan` to end with OK in `state`, having given everything back.
+// Returns its final counters.
+PlanCountersSnapshot ExpectEndedReleased(StreamingPlan& plan, PlanState state) {
+  const PlanCountersSnapshot s = ExpectEnded(plan, state, kHung);
   ExpectAllReleased(s);
   return s;
 }
@@ -215,11 +194,11 @@ TEST(StreamingPlanTest, AmountIsExact) {
   options.amount_bytes = 1000 * 4096;
   options.allocator = &counting;
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustCreate(options, &counters);
+  std::unique_ptr<StreamingPlan> plan = MustCreate<StreamingPlan>(options, &counters);
   ASSERT_NE(plan, nullptr);
   EXPECT_EQ(counters.Snapshot().state, PlanState::kPending);
   ASSERT_THAT(plan->Start(), IsOk());
-  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
+  const PlanCountersSnapshot s = ExpectEndedReleased(*plan, PlanState::kCompleted);
 
   EXPECT_EQ(counting.allocations(), 1000u);
   EXPECT_EQ(counting.frees(), 1000u);
@@ -239,9 +218,9 @@ TEST(StreamingPlanTest, AmountWithMoreWorkersThanWindowAndNoTouch) {
   options.amount_bytes = 100003;
   options.allocator = &counting;
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters);
+  std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters);
   ASSERT_NE(plan, nullptr);
-  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
+  const PlanCountersSnapshot s = ExpectEndedReleased(*plan, PlanState::kCompleted);
   EXPECT_EQ(counting.allocations(), 100003u);
   EXPECT_EQ(counting.frees(), 100003u);
   EXPECT_EQ(s.bytes_allocated, 100003u);
@@ -256,7 +235,7 @@ TEST(StreamingPlanTest, SamplerNeverSeesMoreThanTheWindow) {
   PlanCounters counters;
   // The plan's 300 ms pass 1 ms per sample, however slowly a loaded machine samples.
   WaitRecordingClock clock;
-  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters, &clock);
+  std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
 
   uint64_t max_payload = 0, max_mapped = 0, max_resident = 0, samples = 0;
@@ -287,7 +266,7 @@ TEST(StreamingPlanTest, SamplerNeverSeesMoreThanTheWindow) {
     ++samples;
     std::this_thread::yield();
   }
-  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
+  const PlanCountersSnapshot s = ExpectEndedReleased(*plan, PlanState::kCompleted);
   EXPECT_GT(samples, 10u);
   EXPECT_LE(max_payload, bound);
   EXPECT_LE(max_mapped, bound);
@@ -309,7 +288,7 @@ TEST(StreamingPlanTest, RateLimitHoldsToTheSchedule) {
   PlanCounters counters;
   WaitRecordingClock clock;
   const absl::Time start = clock.Now();
-  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters, &clock);
+  std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
   // Blocks each worker has allocated by `ms`: its first at once, then one per 7.8125 ms.
   const auto scheduled = [&](double ms) {
@@ -326,7 +305,7 @@ TEST(StreamingPlanTest, RateLimitHoldsToTheSchedule) {
     EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
   }
   clock.AdvanceTo(start + absl::Seconds(1));
-  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
+  const PlanCountersSnapshot s = ExpectEndedReleased(*plan, PlanState::kCompleted);
   EXPECT_EQ(s.bytes_allocated, uint64_t{64} << 20);
 }
 
@@ -336,7 +315,7 @@ TEST(StreamingPlanTest, CancelStopsAPlanRunningFlatOut) {
   PlanCounters counters;
   WaitRecordingClock clock;
   std::unique_ptr<StreamingPlan> plan =
-      MustStart(Streams(64 << 10, /*workers=*/2, /*window=*/4), &counters, &clock);
+      MustStart<StreamingPlan>(Streams(64 << 10, /*workers=*/2, /*window=*/4), &counters, &clock);
   ASSERT_NE(plan, nullptr);
   // Counters are published every 5 ms of the plan's clock.
   ASSERT_TRUE(Eventually([&] { return counters.Snapshot().state == PlanState::kStreaming; }));
@@ -344,7 +323,7 @@ TEST(StreamingPlanTest, CancelStopsAPlanRunningFlatOut) {
   ASSERT_TRUE(Eventually([&] { return counters.Snapshot().allocations >= 1; }));
 
   plan->Cancel();
-  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 // Asleep for 10 s of a clock that never moves, the worker wakes for the cancel alone.
@@ -354,7 +333,7 @@ TEST(StreamingPlanTest, CancelWakesARateLimitedPlan) {
   PlanCounters counters;
   WaitRecordingClock clock;
   const absl::Time start = clock.Now();
-  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters, &clock);
+  std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
   // The worker publishes before it sleeps.
   ASSERT_TRUE(
@@ -365,7 +344,7 @@ TEST(StreamingPlanTest, CancelWakesARateLimitedPlan) {
             absl::Milliseconds(1));
 
   plan->Cancel();
-  EXPECT_EQ(ExpectEnded(*plan, counters, PlanState::kCancelled).allocations, 1u);
+  EXPECT_EQ(ExpectEndedReleased(*plan, PlanState::kCancelled).allocations, 1u);
 }
 
 // Flat out for 200 ms of the plan's clock: still streaming at 199 ms, done at 200 ms.
@@ -375,7 +354,7 @@ TEST(StreamingPlanTest, StopsWhenTheDurationIsOver) {
   PlanCounters counters;
   WaitRecordingClock clock;
   const absl::Time start = clock.Now();
-  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters, &clock);
+  std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters, &clock);
   ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return counters.Snapshot().state == PlanState::kStreaming; }));
   clock.AdvanceTo(start + absl::Milliseconds(199));
@@ -385,7 +364,7 @@ TEST(StreamingPlanTest, StopsWhenTheDurationIsOver) {
               StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
   EXPECT_EQ(counters.Snapshot().state, PlanState::kStreaming);
   clock.AdvanceTo(start + absl::Milliseconds(200));
-  EXPECT_GT(ExpectEnded(*plan, counters, PlanState::kCompleted).allocations, 0u);
+  EXPECT_GT(ExpectEndedReleased(*plan, PlanState::kCompleted).allocations, 0u);
 }
 
 TEST(StreamingPlanTest, ReturnToOsUnmapsEveryBlock) {
@@ -395,7 +374,7 @@ TEST(StreamingPlanTest, ReturnToOsUnmapsEveryBlock) {
   options.duration = absl::Milliseconds(300);
   const uint64_t mapped_block = (options.block_size + PageSize() - 1) / PageSize() * PageSize();
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters);
+  std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters);
   ASSERT_NE(plan, nullptr);
 
   bool saw_mapped = false, saw_resident = false;
@@ -409,7 +388,7 @@ TEST(StreamingPlanTest, ReturnToOsUnmapsEveryBlock) {
     saw_resident |= s.resident_bytes > 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  const PlanCountersSnapshot s = ExpectEnded(*plan, counters, PlanState::kCompleted);
+  const PlanCountersSnapshot s = ExpectEndedReleased(*plan, PlanState::kCompleted);
   EXPECT_TRUE(saw_mapped);
   EXPECT_TRUE(saw_resident);
   EXPECT_GT(s.allocations, options.window);  // It churned, not just filled the window.
@@ -422,7 +401,7 @@ TEST(StreamingPlanTest, AllocationFailureIsResourceExhaustedWithProgress) {
   StreamOptions options = Streams(4096, /*workers=*/2, /*window=*/4);
   options.allocator = &counting;
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters);
+  std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters);
   ASSERT_NE(plan, nullptr);
   const absl::Status status = plan->WaitFor(kHung);
   // CountingAllocator's limit is not atomic across threads, so ask it how far it got.
@@ -442,8 +421,8 @@ TEST(StreamingPlanTest, AllocationFailureIsResourceExhaustedWithProgress) {
 
 TEST(StreamingPlanTest, StatesGoFromPendingThroughStreamingToCancelled) {
   PlanCounters counters;
-  std::unique_ptr<StreamingPlan> plan =
-      MustCreate(Streams(1024, /*workers=*/1, /*window=*/0, TouchMode::kNone), &counters);
+  std::unique_ptr<StreamingPlan> plan = MustCreate<StreamingPlan>(
+      Streams(1024, /*workers=*/1, /*window=*/0, TouchMode::kNone), &counters);
   ASSERT_NE(plan, nullptr);
   EXPECT_EQ(counters.Snapshot().state, PlanState::kPending);
   EXPECT_THAT(plan->SetTarget(1 << 20),
@@ -453,7 +432,7 @@ TEST(StreamingPlanTest, StatesGoFromPendingThroughStreamingToCancelled) {
   EXPECT_THAT(plan->WaitFor(absl::Milliseconds(20)),
               StatusIs(absl::StatusCode::kDeadlineExceeded, ::testing::_));
   plan->Cancel();
-  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST(StreamingPlanTest, DestroyingARunningPlanStopsIt) {
@@ -462,7 +441,7 @@ TEST(StreamingPlanTest, DestroyingARunningPlanStopsIt) {
   options.allocator = &counting;
   PlanCounters counters;
   {
-    std::unique_ptr<StreamingPlan> plan = MustStart(options, &counters);
+    std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters);
     ASSERT_NE(plan, nullptr);
     ASSERT_TRUE(Eventually([&] { return counting.allocations() > 10; }));
   }

@@ -22,6 +22,7 @@
 #include "core/plan_counters.h"
 #include "core/sync/mutex.h"
 #include "core/testing/counting_allocator.h"
+#include "core/testing/plan_runs.h"
 #include "core/testing/sanitizers.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
@@ -162,30 +163,10 @@ void ExpectReleased(const PlanCounters& counters) {
   EXPECT_EQ(s.frees, s.allocations);
 }
 
-// The plan of `spec` on `clock`; null (after a failed expectation) if refused.
-std::unique_ptr<UtilizationPlan> MustCreate(const UtilizationSpec& spec, PlanCounters* counters,
-                                            Clock* clock = Clock::Real()) {
-  absl::StatusOr<std::unique_ptr<UtilizationPlan>> plan =
-      UtilizationPlan::Create(spec, counters, clock);
-  EXPECT_THAT(plan, IsOk());
-  return plan.ok() ? *std::move(plan) : nullptr;
-}
-
-// MustCreate, then Start: null (after a failed expectation) if either fails.
-std::unique_ptr<UtilizationPlan> MustStart(const UtilizationSpec& spec, PlanCounters* counters,
-                                           Clock* clock = Clock::Real()) {
-  std::unique_ptr<UtilizationPlan> plan = MustCreate(spec, counters, clock);
-  if (plan == nullptr) return nullptr;
-  const absl::Status started = plan->Start();
-  EXPECT_THAT(started, IsOk());
-  return started.ok() ? std::move(plan) : nullptr;
-}
-
 // Waits (at most kHung) for `plan` to end with OK in `state`, its memory given back.
-void ExpectEnded(UtilizationPlan& plan, const PlanCounters& counters, PlanState state) {
-  EXPECT_THAT(plan.WaitFor(kHung), IsOk());
-  EXPECT_EQ(StateOf(counters), state);
-  ExpectReleased(counters);
+void ExpectEndedReleased(UtilizationPlan& plan, PlanState state) {
+  ExpectEnded(plan, state, kHung);
+  ExpectReleased(plan.counters());
 }
 
 // On simulated time: the first measurement brings the payload straight to the target, the
@@ -194,7 +175,8 @@ TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   PlanCounters counters;
   FakeNode node(&counters);
   WaitRecordingClock clock;
-  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters, &clock);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters, &clock);
   ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually(
       [&] { return clock.waiters() == 1 && counters.Snapshot().payload_bytes == PayloadFor(60); }));
@@ -224,13 +206,14 @@ TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   EXPECT_EQ(counters.Snapshot().allocations, held.allocations);  // And no flapping.
 
   plan->Cancel();
-  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
   PlanCounters counters;
   FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters);
   ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
   ASSERT_TRUE(plan->settled_at().has_value());
@@ -261,13 +244,14 @@ TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
   EXPECT_LE(mean_deviation, max_deviation);
 
   plan->Cancel();
-  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
   PlanCounters counters;
   FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters);
   ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
   const PlanCountersSnapshot held = counters.Snapshot();
@@ -284,13 +268,14 @@ TEST(UtilizationPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
   node.SetBaseline(kBaseline + 4 * kMiB);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60, 4 * kMiB)); }));
   plan->Cancel();
-  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, CeilingCapsThePayloadAndLiftingItResumes) {
   PlanCounters counters;
   FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan = MustCreate(Spec(60, node.Source()), &counters);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustCreate<UtilizationPlan>(Spec(60, node.Source()), &counters);
   ASSERT_NE(plan, nullptr);
   plan->SetCeiling(64 * kMiB + 1000);  // Rounded down to whole blocks.
   ASSERT_THAT(plan->Start(), IsOk());
@@ -310,13 +295,14 @@ TEST(UtilizationPlanTest, CeilingCapsThePayloadAndLiftingItResumes) {
   plan->SetCeiling(UINT64_MAX);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
   plan->Cancel();
-  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, TargetChangesInPlace) {
   PlanCounters counters;
   FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters);
   ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
 
@@ -341,7 +327,7 @@ TEST(UtilizationPlanTest, TargetChangesInPlace) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("above 0")));
 
   plan->Cancel();
-  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
   EXPECT_THAT(plan->SetTargetPercent(50),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CANCELLED")));
 }
@@ -380,7 +366,7 @@ TEST(UtilizationPlanTest, CancelIsPromptWhileHoldingAndWhileGrowing) {
     WaitRecordingClock clock;
     UtilizationSpec spec = Spec(25, EmptyNode(&counters, 256 * kMiB));
     spec.interval = absl::Seconds(10);  // Asleep for a long time.
-    std::unique_ptr<UtilizationPlan> plan = MustStart(spec, &counters, &clock);
+    std::unique_ptr<UtilizationPlan> plan = MustStart<UtilizationPlan>(spec, &counters, &clock);
     ASSERT_NE(plan, nullptr);
     // The first correction leaves it ramping (unmeasured since); a same-value target
     // wakes it for the measurement that shows it holding, and then it sleeps for 10 s.
@@ -390,7 +376,7 @@ TEST(UtilizationPlanTest, CancelIsPromptWhileHoldingAndWhileGrowing) {
         [&] { return StateOf(counters) == PlanState::kHolding && clock.waiters() == 1; }));
     EXPECT_EQ(clock.last_deadline() - clock.Now(), absl::Seconds(10));
     plan->Cancel();
-    ExpectEnded(*plan, counters, PlanState::kCancelled);
+    ExpectEndedReleased(*plan, PlanState::kCancelled);
   }
   {
     // 4 GiB to grow (on a simulated 8 GiB node): cancelled from inside its 33rd allocation.
@@ -405,7 +391,7 @@ TEST(UtilizationPlanTest, CancelIsPromptWhileHoldingAndWhileGrowing) {
     ASSERT_THAT(created, IsOk());
     plan = *std::move(created);
     ASSERT_THAT(plan->Start(), IsOk());
-    ExpectEnded(*plan, counters, PlanState::kCancelled);
+    ExpectEndedReleased(*plan, PlanState::kCancelled);
     // The chunk under way (8 blocks of 1 MiB) is finished, no more.
     EXPECT_GE(counters.Snapshot().peak_payload_bytes, 33 * kMiB);
     EXPECT_LE(counters.Snapshot().peak_payload_bytes, 40 * kMiB);
@@ -419,7 +405,7 @@ TEST(UtilizationPlanTest, DurationEndReleasesAndCompletes) {
   UtilizationSpec spec = Spec(60, node.Source());
   spec.duration = absl::Milliseconds(300);
   WaitRecordingClock clock;
-  std::unique_ptr<UtilizationPlan> plan = MustStart(spec, &counters, &clock);
+  std::unique_ptr<UtilizationPlan> plan = MustStart<UtilizationPlan>(spec, &counters, &clock);
   ASSERT_NE(plan, nullptr);
   // Its measurements every 25 ms of its clock until 300 ms; still running at 299 ms.
   const absl::Time start = clock.Now();
@@ -431,14 +417,15 @@ TEST(UtilizationPlanTest, DurationEndReleasesAndCompletes) {
   EXPECT_THAT(plan->WaitFor(absl::Milliseconds(10)),
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("running")));
   clock.AdvanceTo(start + absl::Milliseconds(300));
-  ExpectEnded(*plan, counters, PlanState::kCompleted);
+  ExpectEndedReleased(*plan, PlanState::kCompleted);
   EXPECT_EQ(counters.Snapshot().peak_payload_bytes, PayloadFor(60));
 }
 
 TEST(UtilizationPlanTest, SourceErrorFailsThePlanAndFreesMemory) {
   PlanCounters counters;
   FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, node.Source()), &counters);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters);
   ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
   node.FailWith(absl::UnavailableError("sensor gone"));
@@ -452,7 +439,8 @@ TEST(UtilizationPlanTest, SourceErrorFailsThePlanAndFreesMemory) {
 TEST(UtilizationPlanTest, ZeroCapacityFailsThePlan) {
   PlanCounters counters;
   const MemoryUseSource no_capacity = []() -> absl::StatusOr<MemoryUse> { return MemoryUse{0, 0}; };
-  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(60, no_capacity), &counters);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustStart<UtilizationPlan>(Spec(60, no_capacity), &counters);
   ASSERT_NE(plan, nullptr);
   EXPECT_THAT(plan->WaitFor(absl::Seconds(20)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("capacity of 0")));
@@ -465,7 +453,7 @@ TEST(UtilizationPlanTest, AllocationFailureSaysHowFarItGotAndFreesEverything) {
   FakeNode node(&counters);
   UtilizationSpec spec = Spec(60, node.Source());
   spec.set.allocator = &allocator;
-  std::unique_ptr<UtilizationPlan> plan = MustStart(spec, &counters);
+  std::unique_ptr<UtilizationPlan> plan = MustStart<UtilizationPlan>(spec, &counters);
   ASSERT_NE(plan, nullptr);
   EXPECT_THAT(plan->WaitFor(absl::Seconds(20)),
               StatusIs(absl::StatusCode::kResourceExhausted,
@@ -524,7 +512,7 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
   PlanCounters counters;
   UtilizationSpec spec = Spec(target, own_rss);
   spec.interval = absl::Milliseconds(50);
-  std::unique_ptr<UtilizationPlan> plan = MustStart(spec, &counters);
+  std::unique_ptr<UtilizationPlan> plan = MustStart<UtilizationPlan>(spec, &counters);
   ASSERT_NE(plan, nullptr);
   ASSERT_TRUE(Eventually(
       [&] {
@@ -545,7 +533,7 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
   EXPECT_GE(held.resident_bytes, held.payload_bytes);
   EXPECT_NEAR(plan->utilization_percent(), target, 1.0);
   plan->Cancel();
-  ExpectEnded(*plan, counters, PlanState::kCancelled);
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 // ---- Cgroup source --------------------------------------------------------------------------
@@ -600,7 +588,8 @@ TEST(CgroupMemoryUseTest, UnlimitedCgroupIsFailedPreconditionAndFailsThePlan) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no memory limit")));
 
   PlanCounters counters;
-  std::unique_ptr<UtilizationPlan> plan = MustStart(Spec(50, CgroupMemoryUse(dir)), &counters);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustStart<UtilizationPlan>(Spec(50, CgroupMemoryUse(dir)), &counters);
   ASSERT_NE(plan, nullptr);
   EXPECT_THAT(plan->WaitFor(absl::Seconds(20)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no memory limit")));
