@@ -1,9 +1,12 @@
 #include "core/streaming.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -209,6 +212,39 @@ TEST(StreamingPlanTest, AmountIsExact) {
   EXPECT_EQ(s.target_bytes, options.amount_bytes);
   EXPECT_GT(s.peak_payload_bytes, 0u);
   EXPECT_LE(s.peak_payload_bytes, 5u * 4096);
+}
+
+// The real clock, counting how often Now() is read.
+class NowCountingClock final : public Clock {
+ public:
+  absl::Time Now() override {
+    reads_.fetch_add(1, std::memory_order_relaxed);
+    return Clock::Real()->Now();
+  }
+  bool WaitUntil(std::condition_variable& wake, std::unique_lock<std::mutex>& lock,
+                 absl::Time deadline, const std::function<bool()>& done) override {
+    return Clock::Real()->WaitUntil(wake, lock, deadline, done);
+  }
+  uint64_t reads() const { return reads_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> reads_{0};
+};
+
+// A clock read costs about as much as touching a cached 64 KiB block: the workers look at
+// the clock once per ~1 MiB of blocks (every 16th 64 KiB step), not once per step.
+TEST(StreamingPlanTest, ReadsTheClockOncePerMebibyteOfBlocksNotPerStep) {
+  NowCountingClock clock;
+  StreamOptions options = Streams(64 << 10, /*workers=*/1, /*window=*/0);
+  options.amount_bytes = 1024 * options.block_size;  // 64 MiB in 1,024 steps.
+  options.duration = absl::Hours(1);                 // Checked at every look at the clock.
+  PlanCounters counters;
+  std::unique_ptr<StreamingPlan> plan = MustStart<StreamingPlan>(options, &counters, &clock);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_EQ(ExpectEnded(*plan, PlanState::kCompleted, kHung).allocations, 1024u);
+  // 1,024 / 16 = 64 checks, plus the plan's own few reads.
+  EXPECT_LE(clock.reads(), 80u);
+  EXPECT_GE(clock.reads(), 64u);
 }
 
 TEST(StreamingPlanTest, AmountWithMoreWorkersThanWindowAndNoTouch) {

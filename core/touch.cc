@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -54,14 +55,30 @@ bool Populate(char* data, size_t size) {
   return madvise(data, (size + page - 1) & ~(page - 1), MADV_POPULATE_WRITE) == 0;
 }
 
+// The byte of the page at `page_start` that kPage writes: the first byte of one of the
+// page's cache lines, a different line for each of 64 consecutive pages ((page number mod
+// 64) × 64 B for 4 KiB pages). Writing byte 0 of every page would put every touched line
+// in the 1/64 of the cache sets whose index bits within a page are 0 — caches are
+// indexed by the low address bits — so a window of blocks touched page by page would miss
+// to DRAM on every page even when its touched lines would fit in the cache many times.
+// The same page always gets the same line, so a page touched again finds its line cached.
+inline uintptr_t LineInPage(uintptr_t page_start, uintptr_t page) {
+  return (page_start >> 6) & (page - 1);
+}
+
 void TouchPages(char* data, size_t size, bool fresh) {
   if (fresh && Populate(data, size)) return;
   const uintptr_t page = PageSize();
-  WriteByte(data, 1);
-  // Then the first byte of every later page the block overlaps.
-  uintptr_t next = (reinterpret_cast<uintptr_t>(data) | (page - 1)) + 1;
-  const uintptr_t end = reinterpret_cast<uintptr_t>(data) + size;
-  for (; next < end; next += page) WriteByte(reinterpret_cast<char*>(next), 1);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t last = start + (size - 1);
+  // One byte in every page the block overlaps: the page's line (LineInPage), or the
+  // block's first or last byte when that line lies outside the block.
+  const uintptr_t last_page = last & ~(page - 1);
+  for (uintptr_t page_start = start & ~(page - 1);; page_start += page) {
+    const uintptr_t at = std::clamp(page_start + LineInPage(page_start, page), start, last);
+    WriteByte(reinterpret_cast<char*>(at), 1);
+    if (page_start == last_page) break;
+  }
 }
 
 void FillPattern(char* data, size_t size, uint64_t seed) {

@@ -21,7 +21,10 @@ namespace memload {
 
 enum class TouchMode {
   kNone,  // Never written: virtual memory only.
-  kPage,  // One write per page the block overlaps: every page becomes resident.
+  kPage,  // One write per page the block overlaps: every page becomes resident. The byte
+          // written is the start of a cache line that differs between neighbouring pages
+          // (the block's first or last byte where that line lies outside the block), so the
+          // touched lines of many pages spread over the whole cache.
   kFill,  // Every byte written with a pseudo-random pattern (xorshift64*): resident and
           // incompressible, so zram/zswap/KSM cannot shrink or merge it.
 };

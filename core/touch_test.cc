@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -110,6 +111,74 @@ TEST(TouchBlockTest, PageBlockEndingOnABoundaryDoesNotTouchTheNextPage) {
   EXPECT_FALSE(PageResident(map.page(0)));
   EXPECT_TRUE(PageResident(map.page(1)));
   EXPECT_FALSE(PageResident(map.page(2)));
+}
+
+// Offsets of the bytes that are not zero in each of `pages` pages from `data`.
+std::vector<std::vector<size_t>> WrittenOffsets(const char* data, size_t pages) {
+  std::vector<std::vector<size_t>> written(pages);
+  for (size_t i = 0; i < pages * PageSize(); ++i) {
+    if (data[i] != 0) written[i / PageSize()].push_back(i % PageSize());
+  }
+  return written;
+}
+
+// kPage writes one byte per page, at the start of a cache line that changes from page to
+// page: byte 0 of every page would crowd every touched line into the 1/64 of the cache
+// sets indexed by in-page offset 0, and a window of blocks would then miss to memory.
+TEST(TouchBlockTest, PageWritesOneLinePerPageADifferentLineForConsecutivePages) {
+  constexpr size_t kPages = 128;
+  Mapping map(kPages);
+  ASSERT_NE(map.data(), nullptr);
+  // Not fresh: written page by page, as a reused malloc block is.
+  EXPECT_EQ(TouchBlock(map.data(), map.size(), TouchMode::kPage, 1, /*fresh=*/false), map.size());
+  const std::vector<std::vector<size_t>> written = WrittenOffsets(map.data(), kPages);
+  const size_t lines = std::min<size_t>(64, PageSize() / 64);
+  for (size_t first = 0; first + lines <= kPages; first += lines) {
+    std::set<size_t> offsets;
+    for (size_t i = first; i < first + lines; ++i) {
+      ASSERT_EQ(written[i].size(), 1u) << "page " << i;
+      EXPECT_EQ(written[i][0] % 64, 0u) << "page " << i;
+      offsets.insert(written[i][0]);
+    }
+    EXPECT_EQ(offsets.size(), lines) << "pages " << first << ".." << first + lines - 1;
+  }
+  // The same page gets the same line every time: written again, nothing new is written.
+  std::memset(map.data(), 0, map.size());
+  TouchBlock(map.data(), map.size(), TouchMode::kPage, 2, /*fresh=*/false);
+  EXPECT_EQ(WrittenOffsets(map.data(), kPages), written);
+}
+
+TEST(TouchBlockTest, PageWritesOnlyInsideAnUnalignedBlock) {
+  const size_t page = PageSize();
+  constexpr size_t kPages = 70;
+  Mapping map(kPages);
+  ASSERT_NE(map.data(), nullptr);
+  // From 3 bytes into page 1 to 5 bytes into page 68: its first and last pages' lines may
+  // lie outside it, and then its first or last byte is written instead.
+  for (size_t page_index = 0; page_index < kPages; ++page_index) map.Touch(page_index);
+  std::memset(map.data(), 0, map.size());
+  char* start = map.page(1) + 3;
+  const size_t size = 67 * page + 2;
+  EXPECT_EQ(TouchBlock(start, size, TouchMode::kPage, 1, /*fresh=*/false), size);
+  const std::vector<std::vector<size_t>> written = WrittenOffsets(map.data(), kPages);
+  for (size_t i = 0; i < kPages; ++i) {
+    ASSERT_EQ(written[i].size(), i >= 1 && i <= 68 ? 1u : 0u) << "page " << i;
+    if (written[i].empty()) continue;
+    const char* at = map.page(i) + written[i][0];
+    EXPECT_GE(at, start) << "page " << i;
+    EXPECT_LT(at, start + size) << "page " << i;
+  }
+}
+
+TEST(TouchBlockTest, PageWritesTheOneByteOfAOneByteBlock) {
+  Mapping map(2);
+  ASSERT_NE(map.data(), nullptr);
+  map.Touch(0);
+  map.Touch(1);
+  std::memset(map.data(), 0, map.size());
+  char* byte = map.page(1) + 1234;
+  EXPECT_EQ(TouchBlock(byte, 1, TouchMode::kPage, 1, /*fresh=*/false), 1u);
+  EXPECT_EQ(WrittenOffsets(map.data(), 2), (std::vector<std::vector<size_t>>{{}, {1234}}));
 }
 
 TEST(TouchBlockTest, FillMakesEveryPageResident) {
