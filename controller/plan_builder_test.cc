@@ -1,10 +1,13 @@
 #include "controller/plan_builder.h"
 
 #include <fstream>
-#include <functional>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/civil_time.h"
 #include "core/clock.h"
 #include "core/testing/status_matchers.h"
@@ -65,61 +68,157 @@ TEST(PlanIdTest, RealSeamMakesAWellFormedId) {
   EXPECT_THAT(spec->plan_id(), MatchesRegex("memload-[0-9]{8}-[0-9]{6}-[0-9a-f]{4}"));
 }
 
-TEST(FlagsTest, RetainedEveryFlag) {
-  PlanFlags flags;
-  flags.kind = "retained";
-  flags.target = "512MiB";
-  flags.touch = "fill";
-  flags.backing = "shmem";
-  flags.block_size = "2MiB";
-  flags.ramp = "30s";
-  flags.hold = "10m";
-  flags.lease = "45s";
-  flags.plan_id = "drill-1";
-  flags.labels = "zone=a,drill=capacity";
-  flags.expect_oom = true;
-  flags.oom_score_adj = "500";
-  flags.huge_pages = true;
-  flags.mlock = true;
-  EXPECT_THAT(Build(flags), IsOk());
-  EXPECT_THAT(*Build(flags), EqualsProto(Spec(R"pb(
-    plan_id: "drill-1"
-    lease { seconds: 45 }
-    labels { key: "zone" value: "a" }
-    labels { key: "drill" value: "capacity" }
-    expect_oom: true
-    oom_score_adj: 500
-    retained {
-      block_size: 2097152
-      touch: TOUCH_MODE_FILL
-      backing: BACKING_SHMEM
-      huge_pages: true
-      mlock: true
-      phases {
-        target { bytes: 536870912 }
-        ramp_duration { seconds: 30 }
-        hold { seconds: 600 }
-      }
+// Flag values by name as a command line gives them (SetPlanFlag: each marked as given);
+// nullopt leaves the flag unset.
+using FlagValues = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
+PlanFlags Given(const FlagValues& values, PlanFlags flags = PlanFlags()) {
+  for (const auto& [name, value] : values) {
+    if (value.has_value()) {
+      EXPECT_THAT(SetPlanFlag(flags, name, *value), IsOk()) << name;
+      continue;
     }
-  )pb")));
+    const PlanFlagInfo* info = FindPlanFlag(name);
+    EXPECT_NE(info, nullptr) << name;
+    if (info == nullptr) continue;
+    if (info->text != nullptr) flags.*info->text = "";
+    if (info->toggle != nullptr) flags.*info->toggle = false;
+    flags.explicitly_set.erase(name);
+  }
+  return flags;
 }
 
-TEST(FlagsTest, RetainedDefaultsHoldForeverWithAGeneratedId) {
-  PlanFlags flags;
-  flags.kind = "Retained";  // Case does not matter.
-  flags.target = "1.5GiB";
-  EXPECT_THAT(*Build(flags),
-              EqualsProto(Spec(absl::StrCat(R"pb(
-                                              plan_id: ")pb",
-                                            kGeneratedId, R"pb("
-                                                               retained {
-                                                                 block_size: 1048576
-                                                                 phases {
-                                                                   target { bytes: 1610612736 }
-                                                                   hold_forever: true
-                                                                 }
-                                                               }
-              )pb"))));
+// The plan some flags describe, as text format; $ID stands for the generated plan id.
+struct GoodFlags {
+  std::string name;
+  FlagValues flags;
+  std::string plan;
+};
+
+TEST(FlagsTest, FlagsBuildThePlan) {
+  for (const GoodFlags& c : std::vector<GoodFlags>{
+           {"retained, every flag",
+            {{"kind", "retained"},
+             {"target", "512MiB"},
+             {"touch", "fill"},
+             {"backing", "shmem"},
+             {"block_size", "2MiB"},
+             {"ramp", "30s"},
+             {"hold", "10m"},
+             {"lease", "45s"},
+             {"plan_id", "drill-1"},
+             {"labels", "zone=a,drill=capacity"},
+             {"expect_oom", "true"},
+             {"oom_score_adj", "500"},
+             {"huge_pages", "true"},
+             {"mlock", "true"}},
+            R"pb(
+              plan_id: "drill-1"
+              lease { seconds: 45 }
+              labels { key: "zone" value: "a" }
+              labels { key: "drill" value: "capacity" }
+              expect_oom: true
+              oom_score_adj: 500
+              retained {
+                block_size: 2097152
+                touch: TOUCH_MODE_FILL
+                backing: BACKING_SHMEM
+                huge_pages: true
+                mlock: true
+                phases {
+                  target { bytes: 536870912 }
+                  ramp_duration { seconds: 30 }
+                  hold { seconds: 600 }
+                }
+              }
+            )pb"},
+           // Case does not matter; the defaults hold forever, with a generated id.
+           {"retained, defaults",
+            {{"kind", "Retained"}, {"target", "1.5GiB"}},
+            R"pb(
+              plan_id: "$ID"
+              retained {
+                block_size: 1048576
+                phases {
+                  target { bytes: 1610612736 }
+                  hold_forever: true
+                }
+              }
+            )pb"},
+           {"retained, repeat makes a sawtooth",
+            {{"kind", "retained"},
+             {"target", "256MiB"},
+             {"ramp", "5s"},
+             {"hold", "10s"},
+             {"repeat", "3"}},
+            R"pb(
+              plan_id: "$ID"
+              retained {
+                block_size: 1048576
+                repeat: 3
+                phases {
+                  target { bytes: 268435456 }
+                  ramp_duration { seconds: 5 }
+                  hold { seconds: 10 }
+                }
+                phases { target { bytes: 0 } }
+              }
+            )pb"},
+           {"streaming, every flag",
+            {{"kind", "streaming"},
+             {"block_size", "64KiB"},
+             {"touch", "page"},
+             {"rate", "100MiB/s"},
+             {"window", "16"},
+             {"workers", "4"},
+             {"return_to_os", "true"},
+             {"amount", "1GiB"},
+             {"duration", "1m"},
+             {"plan_id", "churn"}},
+            R"pb(
+              plan_id: "churn"
+              streaming {
+                block_size: 65536
+                touch: TOUCH_MODE_PAGE
+                return_to_os: true
+                window: 16
+                rate_bytes_per_sec: 104857600
+                workers: 4
+                amount_bytes: 1073741824
+                duration { seconds: 60 }
+              }
+            )pb"},
+           // "/s" is optional in a rate.
+           {"streaming, defaults and a plain rate",
+            {{"kind", "streaming"}, {"rate", "10MiB"}, {"duration", "forever"}},
+            R"pb(
+              plan_id: "$ID"
+              streaming { block_size: 1048576 rate_bytes_per_sec: 10485760 }
+            )pb"},
+           {"utilization",
+            {{"kind", "utilization"},
+             {"target", "85%"},
+             {"duration", "10m"},
+             {"touch", "fill"},
+             {"backing", "malloc"},
+             {"block_size", "4MiB"},
+             {"plan_id", "hold-85"}},
+            R"pb(
+              plan_id: "hold-85"
+              utilization {
+                target_percent: 85
+                duration { seconds: 600 }
+                block_size: 4194304
+                touch: TOUCH_MODE_FILL
+                backing: BACKING_MALLOC
+              }
+            )pb"},
+       }) {
+    SCOPED_TRACE(c.name);
+    absl::StatusOr<v1::PlanSpec> spec = Build(Given(c.flags));
+    ASSERT_THAT(spec, IsOk());
+    EXPECT_THAT(*spec, EqualsProto(Spec(absl::StrReplaceAll(c.plan, {{"$ID", kGeneratedId}}))));
+  }
 }
 
 TEST(FlagsTest, RetainedTargetPercentages) {
@@ -132,10 +231,7 @@ TEST(FlagsTest, RetainedTargetPercentages) {
                                          {"12.5%total", "percent_of_total: 12.5"},
                                          {"50%available", "percent_of_available: 50"},
                                          {"90%cgroup", "percent_of_cgroup_limit: 90"}}) {
-    PlanFlags flags;
-    flags.kind = "retained";
-    flags.target = c.text;
-    absl::StatusOr<v1::PlanSpec> spec = Build(flags);
+    absl::StatusOr<v1::PlanSpec> spec = Build(Given({{"kind", "retained"}, {"target", c.text}}));
     ASSERT_THAT(spec, IsOk()) << c.text;
     v1::Quantity want;
     ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(c.quantity, &want));
@@ -144,44 +240,18 @@ TEST(FlagsTest, RetainedTargetPercentages) {
 }
 
 TEST(FlagsTest, RetainedRampRate) {
-  PlanFlags flags;
-  flags.kind = "retained";
-  flags.target = "1GiB";
-  flags.ramp = "64MiB/s";
-  flags.hold = "forever";
-  absl::StatusOr<v1::PlanSpec> spec = Build(flags);
+  absl::StatusOr<v1::PlanSpec> spec = Build(
+      Given({{"kind", "retained"}, {"target", "1GiB"}, {"ramp", "64MiB/s"}, {"hold", "forever"}}));
   ASSERT_THAT(spec, IsOk());
   EXPECT_EQ(spec->retained().phases(0).ramp_bytes_per_sec(), 64u << 20);
   EXPECT_FALSE(spec->retained().phases(0).has_ramp_duration());
   EXPECT_TRUE(spec->retained().phases(0).hold_forever());
 }
 
-TEST(FlagsTest, RepeatMakesASawtooth) {
-  PlanFlags flags;
-  flags.kind = "retained";
-  flags.target = "256MiB";
-  flags.ramp = "5s";
-  flags.hold = "10s";
-  flags.repeat = "3";
-  EXPECT_THAT(*Build(flags),
-              EqualsProto(Spec(absl::StrCat(R"pb(
-                                              plan_id: ")pb",
-                                            kGeneratedId, R"pb("
-                                                               retained {
-                                                                 block_size: 1048576
-                                                                 repeat: 3
-                                                                 phases {
-                                                                   target { bytes: 268435456 }
-                                                                   ramp_duration { seconds: 5 }
-                                                                   hold { seconds: 10 }
-                                                                 }
-                                                                 phases { target { bytes: 0 } }
-                                                               }
-              )pb"))));
-
-  flags.repeat = "forever";
-  flags.hold = "";  // Unset with --repeat: no hold at the top.
-  absl::StatusOr<v1::PlanSpec> spec = Build(flags);
+// Without --hold, --repeat=forever climbs and drops with no hold at the top.
+TEST(FlagsTest, RepeatForeverWithoutAHold) {
+  absl::StatusOr<v1::PlanSpec> spec = Build(
+      Given({{"kind", "retained"}, {"target", "256MiB"}, {"ramp", "5s"}, {"repeat", "forever"}}));
   ASSERT_THAT(spec, IsOk());
   EXPECT_TRUE(spec->retained().repeat_forever());
   EXPECT_FALSE(spec->retained().phases(0).hold_forever());
@@ -189,229 +259,164 @@ TEST(FlagsTest, RepeatMakesASawtooth) {
   EXPECT_EQ(spec->retained().phases_size(), 2);
 }
 
-TEST(FlagsTest, StreamingEveryFlag) {
-  PlanFlags flags;
-  flags.kind = "streaming";
-  flags.block_size = "64KiB";
-  flags.touch = "page";
-  flags.rate = "100MiB/s";
-  flags.window = "16";
-  flags.workers = "4";
-  flags.return_to_os = true;
-  flags.amount = "1GiB";
-  flags.duration = "1m";
-  flags.plan_id = "churn";
-  EXPECT_THAT(*Build(flags), EqualsProto(Spec(R"pb(
-    plan_id: "churn"
-    streaming {
-      block_size: 65536
-      touch: TOUCH_MODE_PAGE
-      return_to_os: true
-      window: 16
-      rate_bytes_per_sec: 104857600
-      workers: 4
-      amount_bytes: 1073741824
-      duration { seconds: 60 }
-    }
-  )pb")));
+TEST(FlagsTest, UtilizationReference) {
+  for (const auto& [target, reference] :
+       std::vector<std::pair<std::string, v1::UtilizationPlan::Reference>>{
+           {"70%cgroup", v1::UtilizationPlan::REFERENCE_CGROUP},
+           {"70%node", v1::UtilizationPlan::REFERENCE_NODE}}) {
+    absl::StatusOr<v1::PlanSpec> spec = Build(Given({{"kind", "utilization"}, {"target", target}}));
+    ASSERT_THAT(spec, IsOk()) << target;
+    EXPECT_EQ(spec->utilization().reference(), reference) << target;
+  }
 }
 
-TEST(FlagsTest, StreamingDefaultsAndPlainRate) {
-  PlanFlags flags;
-  flags.kind = "streaming";
-  flags.rate = "10MiB";  // "/s" is optional.
-  flags.duration = "forever";
-  EXPECT_THAT(*Build(flags),
-              EqualsProto(Spec(absl::StrCat(
-                  R"pb(
-                    plan_id: ")pb",
-                  kGeneratedId, R"pb("
-                                     streaming { block_size: 1048576 rate_bytes_per_sec: 10485760 }
-                  )pb"))));
-}
-
-TEST(FlagsTest, Utilization) {
-  PlanFlags flags;
-  flags.kind = "utilization";
-  flags.target = "85%";
-  flags.duration = "10m";
-  flags.touch = "fill";
-  flags.backing = "malloc";
-  flags.block_size = "4MiB";
-  flags.plan_id = "hold-85";
-  EXPECT_THAT(*Build(flags), EqualsProto(Spec(R"pb(
-    plan_id: "hold-85"
-    utilization {
-      target_percent: 85
-      duration { seconds: 600 }
-      block_size: 4194304
-      touch: TOUCH_MODE_FILL
-      backing: BACKING_MALLOC
-    }
-  )pb")));
-
-  flags.target = "70%cgroup";
-  EXPECT_EQ(Build(flags)->utilization().reference(), v1::UtilizationPlan::REFERENCE_CGROUP);
-  flags.target = "70%node";
-  EXPECT_EQ(Build(flags)->utilization().reference(), v1::UtilizationPlan::REFERENCE_NODE);
-}
-
+// Each case: flags over `base`, and a substring of the InvalidArgument error they give.
 struct BadFlag {
   std::string name;  // For the failure message.
-  std::function<void(PlanFlags&)> set;
-  std::string message;  // A substring of the error.
+  FlagValues flags;
+  std::string message;
 };
 
 void ExpectBad(const PlanFlags& base, const std::vector<BadFlag>& cases) {
   for (const BadFlag& c : cases) {
-    PlanFlags flags = base;
-    c.set(flags);
-    EXPECT_THAT(Build(flags), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+    EXPECT_THAT(Build(Given(c.flags, base)),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.name;
   }
 }
 
 TEST(FlagsTest, BadRetainedFlags) {
-  PlanFlags base;
-  base.kind = "retained";
-  base.target = "1GiB";
   ExpectBad(
-      base,
+      Given({{"kind", "retained"}, {"target", "1GiB"}}),
       {
-          {"size", [](PlanFlags& f) { f.target = "12Q"; },
-           R"(--target="12Q": invalid size "12Q": unknown unit "Q")"},
-          {"percent high", [](PlanFlags& f) { f.target = "120%"; },
+          {"size", {{"target", "12Q"}}, R"(--target="12Q": invalid size "12Q": unknown unit "Q")"},
+          {"percent high",
+           {{"target", "120%"}},
            R"(--target="120%": percent must be in [0.001, 100], got 120)"},
-          {"percent zero", [](PlanFlags& f) { f.target = "0%"; },
+          {"percent zero",
+           {{"target", "0%"}},
            R"(--target="0%": percent must be in [0.001, 100], got 0)"},
           // issue 12.8: 1e-300% passed as "> 0" and started a 0-byte plan.
-          {"percent tiny", [](PlanFlags& f) { f.target = "1e-300%"; },
+          {"percent tiny",
+           {{"target", "1e-300%"}},
            R"(--target="1e-300%": percent must be in [0.001, 100], got 1e-300)"},
-          {"percent word", [](PlanFlags& f) { f.target = "lots%"; },
-           R"(--target="lots%": not a percentage)"},
-          {"percent suffix", [](PlanFlags& f) { f.target = "80%free"; },
+          {"percent word", {{"target", "lots%"}}, R"(--target="lots%": not a percentage)"},
+          {"percent suffix",
+           {{"target", "80%free"}},
            R"(--target="80%free": unknown percentage suffix "free")"},
-          {"no target", [](PlanFlags& f) { f.target = ""; },
-           "--target is required for --kind=retained"},
-          {"touch", [](PlanFlags& f) { f.touch = "paged"; },
-           R"(--touch="paged": want none, page or fill)"},
-          {"backing", [](PlanFlags& f) { f.backing = "heap"; },
-           R"(--backing="heap": want malloc, mmap or shmem)"},
-          {"block size zero", [](PlanFlags& f) { f.block_size = "0"; },
+          {"no target", {{"target", std::nullopt}}, "--target is required for --kind=retained"},
+          {"touch", {{"touch", "paged"}}, R"(--touch="paged": want none, page or fill)"},
+          {"backing", {{"backing", "heap"}}, R"(--backing="heap": want malloc, mmap or shmem)"},
+          {"block size zero",
+           {{"block_size", "0"}},
            R"(--block_size="0": must be at least 1 byte)"},
-          {"block size", [](PlanFlags& f) { f.block_size = "1x"; },
-           R"(--block_size="1x": invalid size)"},
-          {"ramp word", [](PlanFlags& f) { f.ramp = "soon"; }, R"(--ramp="soon": not a duration)"},
-          {"ramp negative", [](PlanFlags& f) { f.ramp = "-5s"; },
-           R"(--ramp="-5s": must not be negative, got -5s)"},
-          {"ramp rate zero", [](PlanFlags& f) { f.ramp = "0B/s"; },
+          {"block size", {{"block_size", "1x"}}, R"(--block_size="1x": invalid size)"},
+          {"ramp word", {{"ramp", "soon"}}, R"(--ramp="soon": not a duration)"},
+          {"ramp negative", {{"ramp", "-5s"}}, R"(--ramp="-5s": must not be negative, got -5s)"},
+          {"ramp rate zero",
+           {{"ramp", "0B/s"}},
            R"(--ramp="0B/s": a rate must be more than 0 bytes per second)"},
-          {"ramp rate", [](PlanFlags& f) { f.ramp = "fastMiB/s"; },
-           R"(--ramp="fastMiB/s": invalid size)"},
-          {"hold", [](PlanFlags& f) { f.hold = "later"; }, R"(--hold="later": not a duration)"},
-          {"hold infinite", [](PlanFlags& f) { f.hold = "inf"; },
-           R"(--hold="inf": not a duration)"},
-          {"repeat zero", [](PlanFlags& f) { f.repeat = "0"; },
-           R"(--repeat="0": want N >= 1 or forever)"},
-          {"repeat word", [](PlanFlags& f) { f.repeat = "often"; },
-           R"(--repeat="often": not a whole number)"},
+          {"ramp rate", {{"ramp", "fastMiB/s"}}, R"(--ramp="fastMiB/s": invalid size)"},
+          {"hold", {{"hold", "later"}}, R"(--hold="later": not a duration)"},
+          {"hold infinite", {{"hold", "inf"}}, R"(--hold="inf": not a duration)"},
+          {"repeat zero", {{"repeat", "0"}}, R"(--repeat="0": want N >= 1 or forever)"},
+          {"repeat word", {{"repeat", "often"}}, R"(--repeat="often": not a whole number)"},
           // A whole number too large for the field was "not a whole number" (attack N14).
-          {"repeat too large", [](PlanFlags& f) { f.repeat = "99999999999"; },
+          {"repeat too large",
+           {{"repeat", "99999999999"}},
            R"(--repeat="99999999999": larger than the maximum of 4294967295: want N >= 1 or forever)"},
-          {"repeat negative", [](PlanFlags& f) { f.repeat = "-1"; },
+          {"repeat negative",
+           {{"repeat", "-1"}},
            R"(--repeat="-1": negative: want N >= 1 or forever)"},
           {"repeat forever hold",
-           [](PlanFlags& f) {
-             f.repeat = "2";
-             f.hold = "forever";
-           },
+           {{"repeat", "2"}, {"hold", "forever"}},
            R"(--hold="forever": a hold that never ends)"},
-          {"lease zero", [](PlanFlags& f) { f.lease = "0s"; },
-           R"(--lease="0s": must be positive, got 0s)"},
-          {"lease", [](PlanFlags& f) { f.lease = "1 minute"; },
-           R"(--lease="1 minute": not a duration)"},
-          {"plan id", [](PlanFlags& f) { f.plan_id = "my plan!"; },
+          {"lease zero", {{"lease", "0s"}}, R"(--lease="0s": must be positive, got 0s)"},
+          {"lease", {{"lease", "1 minute"}}, R"(--lease="1 minute": not a duration)"},
+          {"plan id",
+           {{"plan_id", "my plan!"}},
            R"(--plan_id="my plan!": must be 1-128 characters of [A-Za-z0-9._-])"},
-          {"plan id long", [](PlanFlags& f) { f.plan_id = std::string(129, 'a'); },
-           "must be 1-128 characters"},
-          {"labels", [](PlanFlags& f) { f.labels = "novalue"; },
+          {"plan id long", {{"plan_id", std::string(129, 'a')}}, "must be 1-128 characters"},
+          {"labels",
+           {{"labels", "novalue"}},
            R"(--labels="novalue": label "novalue" is not of the form key=value)"},
-          {"oom score", [](PlanFlags& f) { f.oom_score_adj = "2000"; },
+          {"oom score",
+           {{"oom_score_adj", "2000"}},
            R"(--oom_score_adj="2000": must be in [-1000, 1000], got 2000)"},
-          {"oom score word", [](PlanFlags& f) { f.oom_score_adj = "high"; },
+          {"oom score word",
+           {{"oom_score_adj", "high"}},
            R"(--oom_score_adj="high": not a whole number)"},
-          {"window", [](PlanFlags& f) { f.window = "8"; },
+          {"window",
+           {{"window", "8"}},
            "--window does not apply to --kind=retained (only to streaming plans)"},
-          {"duration", [](PlanFlags& f) { f.duration = "1m"; },
+          {"duration",
+           {{"duration", "1m"}},
            "--duration does not apply to --kind=retained (only to utilization and streaming "
            "plans)"},
-          {"return to os", [](PlanFlags& f) { f.return_to_os = true; },
+          {"return to os",
+           {{"return_to_os", "true"}},
            "--return_to_os does not apply to --kind=retained"},
-          {"explicit false", [](PlanFlags& f) { f.explicitly_set.insert("workers"); },
-           "--workers does not apply to --kind=retained"},
-          {"kind", [](PlanFlags& f) { f.kind = "heap"; },
-           R"(--kind="heap": want retained, streaming or utilization)"},
-          {"no kind", [](PlanFlags& f) { f.kind = ""; }, "--kind is required"},
+          {"explicit false", {{"workers", ""}}, "--workers does not apply to --kind=retained"},
+          {"kind", {{"kind", "heap"}}, R"(--kind="heap": want retained, streaming or utilization)"},
+          {"no kind", {{"kind", std::nullopt}}, "--kind is required"},
       });
 }
 
 TEST(FlagsTest, BadStreamingFlags) {
-  PlanFlags base;
-  base.kind = "streaming";
   ExpectBad(
-      base,
+      Given({{"kind", "streaming"}}),
       {
-          {"target", [](PlanFlags& f) { f.target = "1GiB"; },
+          {"target",
+           {{"target", "1GiB"}},
            "--target does not apply to --kind=streaming (only to retained and "
            "utilization plans)"},
-          {"backing", [](PlanFlags& f) { f.backing = "mmap"; },
-           "--backing does not apply to --kind=streaming"},
-          {"huge pages", [](PlanFlags& f) { f.huge_pages = true; },
+          {"backing", {{"backing", "mmap"}}, "--backing does not apply to --kind=streaming"},
+          {"huge pages",
+           {{"huge_pages", "true"}},
            "--huge_pages does not apply to --kind=streaming (only to retained plans)"},
-          {"ramp", [](PlanFlags& f) { f.ramp = "1s"; }, "--ramp does not apply"},
-          {"window", [](PlanFlags& f) { f.window = "many"; },
+          {"ramp", {{"ramp", "1s"}}, "--ramp does not apply"},
+          {"window",
+           {{"window", "many"}},
            R"(--window="many": not a whole number: want a block count)"},
-          {"window negative", [](PlanFlags& f) { f.window = "-1"; },
-           R"(--window="-1": negative: want a block count)"},
-          {"window empty but given", [](PlanFlags& f) { f.explicitly_set.insert("window"); },
-           R"(--window="": not a whole number)"},
-          {"window overflow", [](PlanFlags& f) { f.window = "18446744073709551615"; },
+          {"window negative", {{"window", "-1"}}, R"(--window="-1": negative: want a block count)"},
+          {"window empty but given", {{"window", ""}}, R"(--window="": not a whole number)"},
+          {"window overflow",
+           {{"window", "18446744073709551615"}},
            "is more than this machine can address"},
-          {"workers zero", [](PlanFlags& f) { f.workers = "0"; },
-           R"(--workers="0": must be 1..64, got 0)"},
-          {"workers many", [](PlanFlags& f) { f.workers = "65"; },
-           R"(--workers="65": must be 1..64, got 65)"},
-          {"amount", [](PlanFlags& f) { f.amount = "1000"; },
+          {"workers zero", {{"workers", "0"}}, R"(--workers="0": must be 1..64, got 0)"},
+          {"workers many", {{"workers", "65"}}, R"(--workers="65": must be 1..64, got 65)"},
+          {"amount",
+           {{"amount", "1000"}},
            R"(--amount="1000": must be a multiple of the block size (1048576 bytes), got 1000)"},
-          {"amount zero", [](PlanFlags& f) { f.amount = "0"; },
-           R"(--amount="0": must be more than 0 bytes)"},
-          {"rate", [](PlanFlags& f) { f.rate = "fast"; }, R"(--rate="fast": invalid size)"},
-          {"duration zero", [](PlanFlags& f) { f.duration = "0s"; },
-           R"(--duration="0s": must be positive, got 0s)"},
+          {"amount zero", {{"amount", "0"}}, R"(--amount="0": must be more than 0 bytes)"},
+          {"rate", {{"rate", "fast"}}, R"(--rate="fast": invalid size)"},
+          {"duration zero", {{"duration", "0s"}}, R"(--duration="0s": must be positive, got 0s)"},
       });
 }
 
 TEST(FlagsTest, BadUtilizationFlags) {
-  PlanFlags base;
-  base.kind = "utilization";
-  base.target = "80%";
-  ExpectBad(base, {
-                      {"size", [](PlanFlags& f) { f.target = "512MiB"; },
-                       R"(--target="512MiB": utilization plans take a percentage)"},
-                      {"hundred", [](PlanFlags& f) { f.target = "100%"; },
-                       R"(--target="100%": percent must be in [0.001, 100), got 100)"},
-                      {"suffix", [](PlanFlags& f) { f.target = "80%available"; },
-                       R"(unknown percentage suffix "available": want N%, N%node or N%cgroup)"},
-                      {"no target", [](PlanFlags& f) { f.target = ""; },
-                       "--target is required for --kind=utilization"},
-                      {"touch none", [](PlanFlags& f) { f.touch = "none"; },
-                       R"(--touch="none": utilization plans need page or fill)"},
-                      {"repeat", [](PlanFlags& f) { f.repeat = "2"; },
-                       "--repeat does not apply to --kind=utilization (only to retained plans)"},
-                      {"mlock", [](PlanFlags& f) { f.mlock = true; }, "--mlock does not apply"},
-                  });
+  ExpectBad(
+      Given({{"kind", "utilization"}, {"target", "80%"}}),
+      {
+          {"size",
+           {{"target", "512MiB"}},
+           R"(--target="512MiB": utilization plans take a percentage)"},
+          {"hundred",
+           {{"target", "100%"}},
+           R"(--target="100%": percent must be in [0.001, 100), got 100)"},
+          {"suffix",
+           {{"target", "80%available"}},
+           R"(unknown percentage suffix "available": want N%, N%node or N%cgroup)"},
+          {"no target", {{"target", std::nullopt}}, "--target is required for --kind=utilization"},
+          {"touch none",
+           {{"touch", "none"}},
+           R"(--touch="none": utilization plans need page or fill)"},
+          {"repeat",
+           {{"repeat", "2"}},
+           "--repeat does not apply to --kind=utilization (only to retained plans)"},
+          {"mlock", {{"mlock", "true"}}, "--mlock does not apply"},
+      });
 }
-
 TEST(FlagsTest, FlagNamesCoverEveryField) {
   const std::vector<absl::string_view>& names = PlanFlagNames();
   EXPECT_EQ(names.size(), 22u);
@@ -628,24 +633,17 @@ TEST(OverridesTest, FileValuesStayWithoutFlagsAndAMissingIdIsGenerated) {
 }
 
 TEST(OverridesTest, PlanFlagsCannotBeCombinedWithAFile) {
-  PlanFlags base;
-  base.plan = WriteFile("combine.json", R"({"streaming": {"blockSize": "8"}})");
-  ExpectBad(base, {
-                      {"target", [](PlanFlags& f) { f.target = "1GiB"; },
-                       "--target cannot be combined with --plan: the file defines the plan"},
-                      {"kind", [](PlanFlags& f) { f.kind = "streaming"; },
-                       "--kind cannot be combined with --plan"},
-                      {"mlock", [](PlanFlags& f) { f.mlock = true; },
-                       "--mlock cannot be combined with --plan"},
-                      {"bad lease", [](PlanFlags& f) { f.lease = "-1s"; },
-                       R"(--lease="-1s": must not be negative, got -1s)"},
-                      {"empty plan",
-                       [](PlanFlags& f) {
-                         f.plan = "";
-                         f.explicitly_set.insert("plan");
-                       },
-                       R"(--plan="": want a file name)"},
-                  });
+  ExpectBad(
+      Given({{"plan", WriteFile("combine.json", R"({"streaming": {"blockSize": "8"}})")}}),
+      {
+          {"target",
+           {{"target", "1GiB"}},
+           "--target cannot be combined with --plan: the file defines the plan"},
+          {"kind", {{"kind", "streaming"}}, "--kind cannot be combined with --plan"},
+          {"mlock", {{"mlock", "true"}}, "--mlock cannot be combined with --plan"},
+          {"bad lease", {{"lease", "-1s"}}, R"(--lease="-1s": must not be negative, got -1s)"},
+          {"empty plan", {{"plan", ""}}, R"(--plan="": want a file name)"},
+      });
   PlanFlags missing;
   missing.plan = "/nonexistent/plan.json";
   EXPECT_THAT(Build(missing), StatusIs(absl::StatusCode::kNotFound, HasSubstr("plan.json")));
