@@ -97,20 +97,17 @@ std::string FormatStartTable(const std::vector<NodeResult<v1::PlanStatus>>& node
                {"ERROR", Table::kLeft, true, 0, 0, true}});
   for (const NodeResult<v1::PlanStatus>& node : nodes) {
     if (!node.value.ok()) {
-      table.AddRow({node.target, StatusCell(false), "-", "-", "-", "-", "-",
-                    FormatStatus(node.value.status())});
+      table.AddRow(FailedNodeRow(node.target, node.value.status(), 8));
       continue;
     }
     const v1::PlanStatus& plan = *node.value;
     const std::optional<absl::Duration> lease = GrantedLease(plan);
-    table.AddRow(
-        {node.target, StatusCell(true), plan.plan_id(), PlanStateName(plan.state()),
-         plan.spec().kind_case() == v1::PlanSpec::kStreaming ? "-"
-                                                             : FormatSize(plan.target_bytes()),
-         lease ? FormatShortDuration(*lease) : "-",
-         plan.has_lease_expires() ? ClockTime(FromProtoTimestamp(plan.lease_expires())) + " UTC"
-                                  : "-",
-         plan.error()});
+    table.AddRow({node.target, StatusCell(true), plan.plan_id(), PlanStateName(plan.state()),
+                  PlanTarget(plan), lease ? FormatShortDuration(*lease) : "-",
+                  plan.has_lease_expires()
+                      ? ClockTime(FromProtoTimestamp(plan.lease_expires())) + " UTC"
+                      : "-",
+                  plan.error()});
   }
   return table.Render(width, /*wrap_spilled=*/true);
 }

@@ -110,11 +110,6 @@ int RunningPlans(const v1::NodeUsage& usage) {
   return running;
 }
 
-std::string PlanTarget(const v1::PlanStatus& plan) {
-  if (plan.spec().kind_case() == v1::PlanSpec::kStreaming) return "-";  // No target.
-  return FormatSize(plan.target_bytes());
-}
-
 std::optional<absl::Duration> TimeToTarget(const v1::PlanStatus& plan) {
   if (!plan.has_started() || !plan.has_target_reached()) return std::nullopt;
   return std::max(absl::ZeroDuration(),
@@ -407,6 +402,20 @@ bool PlanIsRunning(v1::PlanState state) {
     default:
       return false;
   }
+}
+
+std::string PlanTarget(const v1::PlanStatus& plan) {
+  if (plan.spec().kind_case() == v1::PlanSpec::kStreaming) return "-";  // No target.
+  return FormatSize(plan.target_bytes());
+}
+
+std::vector<std::string> FailedNodeRow(const std::string& target, const absl::Status& status,
+                                       size_t columns) {
+  std::vector<std::string> row(std::max<size_t>(columns, 3), "-");
+  row.front() = target;
+  row[1] = StatusCell(false);
+  row.back() = FormatStatus(status);
+  return row;
 }
 
 std::string StatusCell(bool ok) { return ok ? "ok" : "FAILED"; }
@@ -727,8 +736,7 @@ std::string FormatPlanResultsTable(const std::vector<NodeResult<v1::PlanStatus>>
                {"ERROR", Table::kLeft, true}});
   for (const NodeResult<v1::PlanStatus>& node : nodes) {
     if (!node.value.ok()) {
-      table.AddRow({node.target, StatusCell(false), "-", "-", "-", "-", "-",
-                    FormatStatus(node.value.status())});
+      table.AddRow(FailedNodeRow(node.target, node.value.status(), 8));
       continue;
     }
     const v1::PlanStatus& plan = *node.value;

@@ -109,6 +109,10 @@ class Table {
 // order: failed rows first, then by node name (rows whose name is unknown after the named
 // ones), then by agent address. JSON keeps the order the targets were given.
 std::string StatusCell(bool ok);
+// A failed node's row in a table of `columns` (>= 3) columns that starts AGENT, STATUS and
+// ends with ERROR: the target, FAILED, "-" in between, the error.
+std::vector<std::string> FailedNodeRow(const std::string& target, const absl::Status& status,
+                                       size_t columns);
 // The sort key of that order: compare keys with <.
 struct TableRowKey {
   bool ok;
@@ -138,6 +142,8 @@ std::string PlanKindName(const v1::PlanSpec& spec);
 std::string FormatQuantity(const v1::Quantity& quantity);
 // "k=v,k2=v2" in key order; "-" when empty.
 std::string FormatLabels(const google::protobuf::Map<std::string, std::string>& labels);
+// A plan's target size; "-" for a streaming plan (it has none).
+std::string PlanTarget(const v1::PlanStatus& plan);
 // Whether a plan in `state` still runs (holds memory or is about to).
 bool PlanIsRunning(v1::PlanState state);
 // "CODE: message" (absl's code names).
