@@ -185,6 +185,20 @@ class GrpcAgentClientTest : public ::testing::Test {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
 
+  // A watch the agent keeps open after its first usage, once that usage has arrived
+  // (null, and the test failed, when it never did).
+  std::unique_ptr<UsageWatch> HeldWatch(WatchLog* log) {
+    agent_.watch_count = 1;
+    agent_.watch_hold = true;
+    std::unique_ptr<UsageWatch> watch =
+        client_->WatchUsage(v1::WatchUsageRequest(), log->on_usage(), log->on_done());
+    const bool first = log->WaitFor(
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mutex) { return log->rss.size() == 1; });
+    EXPECT_TRUE(first) << "no usage within " << kWait;
+    if (!first) watch.reset();
+    return watch;
+  }
+
   TestAgent agent_;
   std::unique_ptr<grpc::Server> server_;
   std::string target_;
@@ -305,13 +319,9 @@ TEST_F(GrpcAgentClientTest, WatchUsageStreamsUntilTheAgentEndsIt) {
 }
 
 TEST_F(GrpcAgentClientTest, WatchUsageCancel) {
-  agent_.watch_count = 1;
-  agent_.watch_hold = true;
   WatchLog log;
-  std::unique_ptr<UsageWatch> watch =
-      client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
-  ASSERT_TRUE(
-      log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.rss.size() == 1; }));
+  std::unique_ptr<UsageWatch> watch = HeldWatch(&log);
+  ASSERT_NE(watch, nullptr);
   watch->Cancel();
   ASSERT_TRUE(log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.done; }));
   MutexLock lock(&log.mutex);
@@ -319,13 +329,9 @@ TEST_F(GrpcAgentClientTest, WatchUsageCancel) {
 }
 
 TEST_F(GrpcAgentClientTest, DestroyingAWatchEndsItFirst) {
-  agent_.watch_count = 1;
-  agent_.watch_hold = true;
   WatchLog log;
-  std::unique_ptr<UsageWatch> watch =
-      client_->WatchUsage(v1::WatchUsageRequest(), log.on_usage(), log.on_done());
-  ASSERT_TRUE(
-      log.WaitFor([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mutex) { return log.rss.size() == 1; }));
+  std::unique_ptr<UsageWatch> watch = HeldWatch(&log);
+  ASSERT_NE(watch, nullptr);
   watch.reset();
   MutexLock lock(&log.mutex);  // on_done has run: no waiting needed.
   EXPECT_TRUE(log.done);

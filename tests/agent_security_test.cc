@@ -125,18 +125,26 @@ class AgentSecurityTest : public ::testing::Test {
     if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
   }
 
-  static grpc::Status GetUsage(const std::shared_ptr<grpc::Channel>& channel,
-                               const std::string& token = "") {
+  // One unary call of the agent's service as `token` (none when empty), bounded by
+  // Deadline(); the response is dropped.
+  template <typename Request, typename Response>
+  static grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, const std::string& token,
+                           grpc::Status (v1::Agent::Stub::*method)(grpc::ClientContext*,
+                                                                   const Request&, Response*),
+                           const Request& request) {
     grpc::ClientContext context;
     Authorize(&context, token);
-    v1::NodeUsage usage;
-    return v1::Agent::NewStub(channel)->GetUsage(&context, v1::GetUsageRequest(), &usage);
+    Response response;
+    return (*v1::Agent::NewStub(channel).*method)(&context, request, &response);
+  }
+
+  static grpc::Status GetUsage(const std::shared_ptr<grpc::Channel>& channel,
+                               const std::string& token = "") {
+    return Call(channel, token, &v1::Agent::Stub::GetUsage, v1::GetUsageRequest());
   }
 
   static grpc::Status StartPlan(const std::shared_ptr<grpc::Channel>& channel,
                                 const std::string& token, const std::string& plan_id) {
-    grpc::ClientContext context;
-    Authorize(&context, token);
     v1::StartPlanRequest request;
     v1::PlanSpec* spec = request.mutable_spec();
     spec->set_plan_id(plan_id);
@@ -144,18 +152,14 @@ class AgentSecurityTest : public ::testing::Test {
     v1::Phase* phase = spec->mutable_retained()->add_phases();
     phase->mutable_target()->set_bytes(1 << 20);
     phase->set_hold_forever(true);
-    v1::StartPlanResponse response;
-    return v1::Agent::NewStub(channel)->StartPlan(&context, request, &response);
+    return Call(channel, token, &v1::Agent::Stub::StartPlan, request);
   }
 
   static grpc::Status StopPlan(const std::shared_ptr<grpc::Channel>& channel,
                                const std::string& token, const std::string& plan_id) {
-    grpc::ClientContext context;
-    Authorize(&context, token);
     v1::StopPlanRequest request;
     request.set_plan_id(plan_id);
-    v1::StopPlanResponse response;
-    return v1::Agent::NewStub(channel)->StopPlan(&context, request, &response);
+    return Call(channel, token, &v1::Agent::Stub::StopPlan, request);
   }
 
   static grpc::Status Health(const std::shared_ptr<grpc::Channel>& channel,
@@ -325,11 +329,8 @@ TEST_F(AgentSecurityTest, ReadOnlyTokenReadsButCannotChangeAnything) {
   ASSERT_NE(server, nullptr);
   std::shared_ptr<grpc::Channel> channel = Channel(*server);
   EXPECT_TRUE(GetUsage(channel, kReadOnlyToken).ok());
-  grpc::ClientContext list_context;
-  Authorize(&list_context, kReadOnlyToken);
-  v1::ListPlansResponse plans;
   EXPECT_TRUE(
-      v1::Agent::NewStub(channel)->ListPlans(&list_context, v1::ListPlansRequest(), &plans).ok());
+      Call(channel, kReadOnlyToken, &v1::Agent::Stub::ListPlans, v1::ListPlansRequest()).ok());
 
   const grpc::Status start = StartPlan(channel, kReadOnlyToken, "not-allowed");
   EXPECT_EQ(start.error_code(), grpc::StatusCode::PERMISSION_DENIED);
@@ -337,19 +338,13 @@ TEST_F(AgentSecurityTest, ReadOnlyTokenReadsButCannotChangeAnything) {
                                            Not(HasSubstr(kReadOnlyToken))));
   EXPECT_EQ(StopPlan(channel, kReadOnlyToken, "anything").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
-  grpc::ClientContext resize_context;
-  Authorize(&resize_context, kReadOnlyToken);
   v1::ResizePlanRequest resize;
   resize.set_plan_id("anything");
-  v1::ResizePlanResponse resized;
-  EXPECT_EQ(v1::Agent::NewStub(channel)->ResizePlan(&resize_context, resize, &resized).error_code(),
+  EXPECT_EQ(Call(channel, kReadOnlyToken, &v1::Agent::Stub::ResizePlan, resize).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
-  grpc::ClientContext renew_context;
-  Authorize(&renew_context, kReadOnlyToken);
   v1::RenewLeasesRequest renew;
   renew.add_plan_ids("anything");
-  v1::RenewLeasesResponse renewed;
-  EXPECT_EQ(v1::Agent::NewStub(channel)->RenewLeases(&renew_context, renew, &renewed).error_code(),
+  EXPECT_EQ(Call(channel, kReadOnlyToken, &v1::Agent::Stub::RenewLeases, renew).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(server->plans().List(/*include_ended=*/true).empty());
   EXPECT_THAT(AuditLog(), Contains(AllOf(HasSubstr("audit: StartPlan plan=- token=token-"),
