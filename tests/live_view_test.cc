@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -41,6 +42,12 @@ int CountLines(const std::string& screen, absl::string_view needle) {
   for (absl::string_view line : absl::StrSplit(screen, '\n'))
     count += absl::StrContains(line, needle);
   return count;
+}
+
+// How many lines of `screen` must hold each needle.
+void ExpectLineCounts(const std::string& screen,
+                      const std::vector<std::pair<std::string, int>>& counts) {
+  for (const auto& [needle, count] : counts) EXPECT_EQ(CountLines(screen, needle), count) << needle;
 }
 
 std::string Quote(const std::string& arg) {
@@ -149,12 +156,12 @@ TEST_P(LiveViewTest, WatchLeavesExactlyOneFrame) {
   EXPECT_EQ(tmux.WaitDone(absl::Seconds(60)), 1);  // The unreachable target fails.
   const std::string screen = tmux.Capture();
   SCOPED_TRACE(screen);
-  EXPECT_EQ(CountLines(screen, "memload usage at"), 1);
-  EXPECT_EQ(CountLines(screen, "AGENT "), 1);
-  EXPECT_EQ(CountLines(screen, "live-view-node-1"), 1);
-  EXPECT_EQ(CountLines(screen, "live-view-node-2"), 1);
-  EXPECT_EQ(CountLines(screen, "127.0.0.1:1 "), 1);
-  EXPECT_EQ(CountLines(screen, "UNAVAILABLE"), 1);
+  ExpectLineCounts(screen, {{"memload usage at", 1},
+                            {"AGENT ", 1},
+                            {"live-view-node-1", 1},
+                            {"live-view-node-2", 1},
+                            {"127.0.0.1:1 ", 1},
+                            {"UNAVAILABLE", 1}});
   ExpectNoWrappedLine(screen);
 }
 
@@ -171,15 +178,15 @@ TEST_P(LiveViewTest, RunLeavesOneProgressFrameThenTheSummary) {
   const std::string screen = tmux.Capture();
   SCOPED_TRACE(screen);
   // One progress frame (its title ends in "elapsed") and one summary (its verdict says
-  // "ran"), in that order, and nothing left of earlier frames.
-  EXPECT_EQ(CountLines(screen, "elapsed"), 1);
-  EXPECT_EQ(CountLines(screen, "progress ["), 1);
-  EXPECT_EQ(CountLines(screen, "TOTAL"), 1);
-  EXPECT_EQ(CountLines(screen, ") ran "), 1);
+  // "ran"), in that order, and nothing left of earlier frames; each node: one progress row,
+  // one summary row.
+  ExpectLineCounts(screen, {{"elapsed", 1},
+                            {"progress [", 1},
+                            {"TOTAL", 1},
+                            {") ran ", 1},
+                            {"live-view-node-1", 2},
+                            {"live-view-node-2", 2}});
   EXPECT_LT(screen.find("elapsed"), screen.find(") ran "));
-  // Each node: one progress row, one summary row.
-  EXPECT_EQ(CountLines(screen, "live-view-node-1"), 2);
-  EXPECT_EQ(CountLines(screen, "live-view-node-2"), 2);
   ExpectNoWrappedLine(screen);
 }
 
