@@ -45,7 +45,18 @@ size_t PageSize();
 // instead of a fault per page. Pass false for memory an allocator probably reuses (a
 // streaming step's malloc block): the system call would cost more than writing to pages
 // that are already there.
+//
+// kFill of a fresh block of at least 64 KiB is written by the kernel (process_vm_writev to
+// this process, 64 KiB of pattern per call) instead of by this process's own stores: the
+// same bytes, but the process never takes the first store to each new page, which under
+// shadow paging (VMs without nested page tables, such as this project's CI machines)
+// costs a hypervisor exit per page — 7-10× the whole fill. Where the kernel refuses
+// (seccomp, EPERM), the process writes the pattern itself, as before.
 uint64_t TouchBlock(void* data, size_t size, TouchMode mode, uint64_t seed, bool fresh = true);
+
+// Bytes TouchBlock has filled through the kernel so far in this process (for tests and
+// benchmarks).
+uint64_t KernelFilledBytes();
 
 }  // namespace memload
 

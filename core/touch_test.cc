@@ -188,6 +188,29 @@ TEST(TouchBlockTest, FillMakesEveryPageResident) {
   EXPECT_EQ(Resident(map.data(), map.size()), map.size());
 }
 
+// A fresh block of 64 KiB or more is filled by the kernel (process_vm_writev): exactly the
+// bytes this process would have written itself, every page resident. 2 × 64 KiB + 13
+// bytes from 5 bytes into a page: two whole pieces and an odd tail, across pages.
+TEST(TouchBlockTest, FreshFillIsWrittenByTheKernelWithTheSamePattern) {
+  Mapping map(40);
+  ASSERT_NE(map.data(), nullptr);
+  char* start = map.page(0) + 5;
+  const size_t size = 2 * (64 << 10) + 13;
+  const uint64_t kernel_before = KernelFilledBytes();
+  ASSERT_EQ(TouchBlock(start, size, TouchMode::kFill, 11, /*fresh=*/true), size);
+  EXPECT_EQ(KernelFilledBytes() - kernel_before, size);
+  EXPECT_EQ(Resident(map.data(), map.size()),
+            (size + 5 + PageSize() - 1) / PageSize() * PageSize());
+
+  std::vector<char> own(size, 0);
+  ASSERT_EQ(TouchBlock(own.data(), size, TouchMode::kFill, 11, /*fresh=*/false), size);
+  EXPECT_EQ(KernelFilledBytes() - kernel_before, size);  // Not fresh: written here.
+  EXPECT_EQ(std::memcmp(start, own.data(), size), 0);
+  // Nothing outside the block.
+  EXPECT_EQ(std::string(map.data(), 5), std::string(5, '\0'));
+  EXPECT_EQ(start[size], 0);
+}
+
 TEST(TouchBlockTest, FillPatternDoesNotCompress) {
   constexpr size_t kSize = 256 << 10;
   constexpr size_t kChunk = 4096;  // Compare 4 KiB pages whatever the kernel's page size.
