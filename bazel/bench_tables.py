@@ -32,6 +32,7 @@ def main():
     churn = collections.defaultdict(lambda: collections.defaultdict(list))
     rss = collections.defaultdict(lambda: collections.defaultdict(list))
     peers = collections.defaultdict(lambda: collections.defaultdict(list))
+    floor = collections.defaultdict(lambda: collections.defaultdict(list))  # touch only
     for raw in sys.stdin:
         parts = raw.rstrip("\n").split("\t", 2)
         if len(parts) < 3:
@@ -54,6 +55,8 @@ def main():
         if fields[0] == "churn":
             key = (int(kv["size"]), int(kv["window"]), int(kv["workers"]))
             churn[alloc][key].append((float(kv["gib_per_s"]), float(kv["cpu_s_per_gib"])))
+        elif fields[0] == "churn_floor":
+            floor[alloc][(int(kv["size"]), int(kv["window"]))].append(float(kv["cpu_s_per_gib"]))
         elif fields[0] == "rss":
             key = int(kv["size"])
             rss[alloc][key].append((float(kv["overhead_mib"]), float(kv["kept_after_release_mib"])))
@@ -63,7 +66,7 @@ def main():
                                       float(kv["gib_per_cpu_s"])))
 
     if summary is not None:
-        print_summary(bm, churn, peers, summary)
+        print_summary(bm, churn, peers, summary, floor)
         return
 
     if bm:
@@ -103,6 +106,14 @@ def main():
                 cells.append("%.1f / %.4f (%.2f×)" % (gbs, cpu, base_cpu / cpu if cpu else 0))
             size = "%d KiB" % (key[0] // 1024) if key[0] < (1 << 20) else "%d MiB" % (key[0] >> 20)
             print("| %s | %d | %d | %s |" % (size, key[1], key[2], " | ".join(cells)))
+        for key in sorted({k for a in floor for k in floor[a]}):
+            base = median(floor["glibc"].get(key, []))
+            cells = []
+            for alloc in order:
+                cpu = median(floor[alloc].get(key, []))
+                cells.append("— / %.4f (%.2f×)" % (cpu, base / cpu if cpu else 0))
+            print("| %d KiB, touch only (no allocator, no plan) | %d | 1 | %s |" % (
+                key[0] // 1024, key[1], " | ".join(cells)))
 
     if rss:
         print("\nA held 1 GiB malloc set (touch page): RSS beyond payload + block table, and RSS "
@@ -145,7 +156,7 @@ FDS_ROW = re.compile(r"^\| controller fds / threads added by (\d+) warm channels
 PARALLELISM = re.compile(r"memloadctl --parallelism=(\d+)")
 
 
-def print_summary(bm, churn, peers, fanout_path):
+def print_summary(bm, churn, peers, fanout_path, floor):
     rows = []  # (goal, measured, ratio, goal text, met)
 
     def row(what, measured, ratio, goal, met):
@@ -179,6 +190,19 @@ def print_summary(bm, churn, peers, fanout_path):
             "lowest of %d points (window %d, %d workers); highest %.2f×" % (
                 len(wall_ratios), key[1], key[2], max(wall_ratios)[0]),
             "%.2f×" % low, "≥ 1.5×", low >= 1.5)
+    # What no allocator can beat: the window's touch alone (same blocks, same order).
+    for key in sorted(k for k in floor.get("tcmalloc", {}) if k[0] == 65536):
+        runs = churn.get("tcmalloc", {}).get((key[0], key[1], 1))
+        base = churn.get("glibc", {}).get((key[0], key[1], 1))
+        touch = median(floor["tcmalloc"][key])
+        if runs and base:
+            rows.append(("64 KiB churn, window %d, 1 worker: CPU per GiB above the touch alone "
+                         "(blocks touched in the same order, no allocator)" % key[1],
+                         "tcmalloc %.4f, glibc %.4f, touch alone %.4f CPU s/GiB" % (
+                             median([c for _, c in runs]), median([c for _, c in base]), touch),
+                         "%.2f× (glibc: %.2f×)" % (median([c for _, c in runs]) / touch,
+                                                   median([c for _, c in base]) / touch),
+                         "— (caps what any allocator can gain on glibc: at most the glibc ratio)", "—"))
     for alloc in ("tcmalloc",):
         found = peers.get(alloc, {})
         for size in sorted({k[1] for k in found}):

@@ -10,7 +10,9 @@
 // Output: one line per figure, "figure<TAB>key=value ...", for bazel/bench.sh to gather
 // (it runs the binary once per allocator, preloading each, and prints the tables).
 //
-// churn: a StreamingPlan (touch page, backing malloc) per point, measured for --seconds
+// churn: for every window, first the floor: the same blocks touched page by page with no
+// allocator or plan in between ("churn_floor" lines). Then a StreamingPlan (touch page,
+// backing malloc) per point, measured for --seconds
 // once its window has been filled (steady state; at most 8 s of warm-up); GiB/s is bytes
 // allocated (= touched) over wall time, CPU is this process's user+system time
 // (getrusage: every worker thread), so "CPU s/GiB" holds even when other processes share
@@ -35,6 +37,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -163,10 +166,51 @@ void Print(const std::string& figure, const std::string& fields) {
   std::fflush(stdout);
 }
 
+double ThreadCpuSeconds() {
+  struct rusage usage;
+  getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// The floor under churn with a window: no allocator and no plan, only the touch — `window`
+// blocks malloc'd once and touched page by page in the order a full window reuses them
+// (oldest first), on this thread, for `duration`. What the streaming plan costs above
+// this is the allocator and the plan's own bookkeeping.
+absl::StatusOr<double> TouchFloorCpuPerGiB(uint64_t size, uint64_t window,
+                                           absl::Duration duration) {
+  std::vector<void*> blocks;
+  for (uint64_t i = 0; i < window; ++i) {
+    void* block = std::malloc(size);
+    if (block == nullptr) break;
+    blocks.push_back(block);
+    TouchBlock(block, size, TouchMode::kPage, i, /*fresh=*/false);
+  }
+  if (blocks.size() != window) {
+    for (void* block : blocks) std::free(block);
+    return absl::ResourceExhaustedError("touch floor: malloc failed");
+  }
+  uint64_t touched = 0;
+  const double cpu_before = ThreadCpuSeconds();
+  const absl::Time end = absl::Now() + duration;
+  while (absl::Now() < end) {
+    for (void* block : blocks) touched += TouchBlock(block, size, TouchMode::kPage, 0, false);
+  }
+  const double cpu = ThreadCpuSeconds() - cpu_before;
+  for (void* block : blocks) std::free(block);
+  return cpu / (touched / kGiB);
+}
+
 absl::Status Churn() {
   const absl::Duration duration = absl::Seconds(absl::GetFlag(FLAGS_seconds));
   for (uint64_t size : ParseList(absl::GetFlag(FLAGS_sizes))) {
     for (uint64_t window : ParseList(absl::GetFlag(FLAGS_windows))) {
+      if (window != 0) {
+        absl::StatusOr<double> floor = TouchFloorCpuPerGiB(size, window, duration);
+        if (!floor.ok()) return floor.status();
+        Print("churn_floor",
+              absl::StrCat("size=", size, " window=", window, " cpu_s_per_gib=", *floor));
+      }
       for (uint64_t workers : ParseList(absl::GetFlag(FLAGS_workers))) {
         StreamOptions options;
         options.block_size = size;
