@@ -33,16 +33,6 @@ FanOutOptions Idempotent(const CommandEnv& env) {
   return options;
 }
 
-// One RPC as a fan-out call: `method` of each client, with the same request.
-template <typename Request, typename Response>
-CallFn<Response> Rpc(void (AgentClient::*method)(const Request&, absl::Duration, Done<Response>),
-                     Request request) {
-  return [method, request = std::move(request)](AgentClient& client, absl::Duration timeout,
-                                                Done<Response> done) {
-    (client.*method)(request, timeout, std::move(done));
-  };
-}
-
 // `method` on every client, as an idempotent call that is never cancelled (one-step
 // commands, lease renewals and stops finish what they started).
 template <typename Request, typename Response>

@@ -6,12 +6,8 @@
 //   options.parallelism = 32;
 //   options.timeout = absl::Seconds(5);
 //   options.idempotent = true;  // read-only: safe to retry
-//   std::vector<TargetResult<v1::NodeUsage>> usage = FanOut<v1::NodeUsage>(
-//       clients,
-//       [](AgentClient& client, absl::Duration timeout, Done<v1::NodeUsage> done) {
-//         client.GetUsage(v1::GetUsageRequest(), timeout, std::move(done));
-//       },
-//       options);
+//   std::vector<TargetResult<v1::NodeUsage>> usage =
+//       FanOut(clients, Rpc(&AgentClient::GetUsage, v1::GetUsageRequest()), options);
 //   for (const auto& node : usage) {
 //     if (!node.response.ok()) std::cerr << node.response.status() << "\n";
 //   }
@@ -164,6 +160,29 @@ std::vector<TargetResult<Response>> FanOut(const std::vector<AgentClient*>& clie
   results.reserve(raw.size());
   for (auto& one : raw) results.push_back(fanout_internal::Restore<Response>(std::move(one)));
   return results;
+}
+
+// An AgentClient method as a fan-out call, the same `request` to every client:
+//   FanOut(clients, Rpc(&AgentClient::GetUsage, v1::GetUsageRequest()), options);
+template <typename Request, typename Response>
+CallFn<Response> Rpc(void (AgentClient::*method)(const Request&, absl::Duration, Done<Response>),
+                     Request request) {
+  return [method, request = std::move(request)](AgentClient& client, absl::Duration timeout,
+                                                Done<Response> done) {
+    (client.*method)(request, timeout, std::move(done));
+  };
+}
+
+// The same with a request of each client's own: `request_for(client)` (called on the
+// fan-out's thread, once per attempt) makes it.
+template <typename Request, typename Response, typename MakeRequest>
+CallFn<Response> RpcEach(void (AgentClient::*method)(const Request&, absl::Duration,
+                                                     Done<Response>),
+                         MakeRequest request_for) {
+  return [method, request_for = std::move(request_for)](AgentClient& client, absl::Duration timeout,
+                                                        Done<Response> done) {
+    (client.*method)(request_for(client), timeout, std::move(done));
+  };
 }
 
 }  // namespace controller

@@ -159,12 +159,8 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   idempotent.clock = clock;
   idempotent.idempotent = true;
   idempotent.cancel = env.cancel;
-  std::vector<TargetResult<v1::NodeInfo>> infos = FanOut<v1::NodeInfo>(
-      agents,
-      [](AgentClient& client, absl::Duration timeout, Done<v1::NodeInfo> done) {
-        client.GetNodeInfo(v1::GetNodeInfoRequest(), timeout, std::move(done));
-      },
-      idempotent);
+  std::vector<TargetResult<v1::NodeInfo>> infos =
+      FanOut(agents, Rpc(&AgentClient::GetNodeInfo, v1::GetNodeInfoRequest()), idempotent);
   std::map<std::string, std::string> node_agent;
   std::map<std::string, std::string> agent_node;
   std::vector<std::string> unreachable;
@@ -202,14 +198,19 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     pod_clients.push_back(pod_owned.back().get());
     row_of[pod_owned.back().get()] = i;
   }
-  std::vector<TargetResult<v1::StartPlanResponse>> started = FanOut<v1::StartPlanResponse>(
-      pod_clients,
-      [&](AgentClient& client, absl::Duration timeout, Done<v1::StartPlanResponse> done) {
-        v1::StartPlanRequest request;
-        *request.mutable_spec() = rows[row_of[&client]].plan.spec;
-        client.StartPlan(request, timeout, std::move(done));
-      },
-      idempotent);
+  // The plan of the pod a client was made for.
+  auto spec_of = [&](AgentClient& client) -> const v1::PlanSpec& {
+    return rows[row_of[&client]].plan.spec;
+  };
+  std::vector<TargetResult<v1::StartPlanResponse>> started =
+      FanOut(pod_clients,
+             RpcEach(&AgentClient::StartPlan,
+                     [&](AgentClient& client) {
+                       v1::StartPlanRequest request;
+                       *request.mutable_spec() = spec_of(client);
+                       return request;
+                     }),
+             idempotent);
   std::vector<AgentClient*> running;
   for (size_t k = 0; k < started.size(); ++k) {
     PodRow& row = rows[row_of[pod_clients[k]]];
@@ -230,28 +231,24 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     FanOutOptions once = env.fanout;  // Renewals and reads: no cancel, they must finish.
     once.clock = clock;
     once.idempotent = true;
+    v1::ListPlansRequest list;
+    list.set_include_ended(true);
     while (!cancel->cancelled() && clock->Now() < until) {
       bool any_running = false;
       for (AgentClient* client : running) any_running |= !Ended(rows[row_of[client]]);
       if (!any_running) break;
       cancel->WaitUntil(std::min(until, clock->Now() + options.refresh));
       if (cancel->cancelled()) break;
-      std::vector<TargetResult<v1::RenewLeasesResponse>> renewed = FanOut<v1::RenewLeasesResponse>(
-          running,
-          [&](AgentClient& client, absl::Duration timeout, Done<v1::RenewLeasesResponse> done) {
-            v1::RenewLeasesRequest request;
-            request.add_plan_ids(rows[row_of[&client]].plan.spec.plan_id());
-            client.RenewLeases(request, timeout, std::move(done));
-          },
-          once);
-      std::vector<TargetResult<v1::ListPlansResponse>> listed = FanOut<v1::ListPlansResponse>(
-          running,
-          [](AgentClient& client, absl::Duration timeout, Done<v1::ListPlansResponse> done) {
-            v1::ListPlansRequest request;
-            request.set_include_ended(true);
-            client.ListPlans(request, timeout, std::move(done));
-          },
-          once);
+      FanOut(running,
+             RpcEach(&AgentClient::RenewLeases,
+                     [&](AgentClient& client) {
+                       v1::RenewLeasesRequest request;
+                       request.add_plan_ids(spec_of(client).plan_id());
+                       return request;
+                     }),
+             once);
+      std::vector<TargetResult<v1::ListPlansResponse>> listed =
+          FanOut(running, Rpc(&AgentClient::ListPlans, list), once);
       for (size_t k = 0; k < running.size(); ++k) {
         PodRow& row = rows[row_of[running[k]]];
         if (!listed[k].response.ok()) continue;  // A blip: keep the last status.
@@ -271,14 +268,15 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     for (AgentClient* client : running) {
       if (!Ended(rows[row_of[client]])) to_stop.push_back(client);
     }
-    std::vector<TargetResult<v1::StopPlanResponse>> stopped = FanOut<v1::StopPlanResponse>(
-        to_stop,
-        [&](AgentClient& client, absl::Duration timeout, Done<v1::StopPlanResponse> done) {
-          v1::StopPlanRequest request;
-          request.set_plan_id(rows[row_of[&client]].plan.spec.plan_id());
-          client.StopPlan(request, timeout, std::move(done));
-        },
-        once);
+    std::vector<TargetResult<v1::StopPlanResponse>> stopped =
+        FanOut(to_stop,
+               RpcEach(&AgentClient::StopPlan,
+                       [&](AgentClient& client) {
+                         v1::StopPlanRequest request;
+                         request.set_plan_id(spec_of(client).plan_id());
+                         return request;
+                       }),
+               once);
     for (size_t k = 0; k < to_stop.size(); ++k) {
       PodRow& row = rows[row_of[to_stop[k]]];
       if (stopped[k].response.ok()) {
