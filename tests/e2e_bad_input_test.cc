@@ -174,6 +174,49 @@ v1::PlanSpec Retained(const std::string& id, uint64_t bytes) {
   return spec;
 }
 
+// A case of one unary call: `method` with `request`.
+template <typename Request, typename Response>
+ApiCase UnaryCase(std::string name,
+                  grpc::Status (v1::Agent::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                          Response*),
+                  Request request, grpc::StatusCode code) {
+  return ApiCase{
+      std::move(name),
+      [method, request = std::move(request)](v1::Agent::Stub& stub, grpc::ClientContext& context) {
+        Response response;
+        return (stub.*method)(&context, request, &response);
+      },
+      code};
+}
+
+// ResizePlanRequest of `plan_id` (none when empty) to `target` (none when unset).
+v1::ResizePlanRequest Resize(const std::string& plan_id, const v1::Quantity& target) {
+  v1::ResizePlanRequest request;
+  request.set_plan_id(plan_id);
+  if (target.ByteSizeLong() > 0) *request.mutable_target() = target;
+  return request;
+}
+v1::Quantity Bytes(uint64_t bytes) {
+  v1::Quantity quantity;
+  quantity.set_bytes(bytes);
+  return quantity;
+}
+v1::Quantity PercentOfTotal(double percent) {
+  v1::Quantity quantity;
+  quantity.set_percent_of_total(percent);
+  return quantity;
+}
+v1::StopPlanRequest Stop(const std::string& plan_id) {
+  v1::StopPlanRequest request;
+  request.set_plan_id(plan_id);
+  return request;
+}
+v1::RenewLeasesRequest Renew(const std::vector<std::string>& plan_ids) {
+  v1::RenewLeasesRequest request;
+  for (const std::string& id : plan_ids) request.add_plan_ids(id);
+  return request;
+}
+
 std::vector<ApiCase> ApiCases() {
   using Stub = v1::Agent::Stub;
   using Context = grpc::ClientContext;
@@ -188,6 +231,8 @@ std::vector<ApiCase> ApiCases() {
                    },
                    code};
   };
+  std::vector<std::string> many_ids;
+  for (int i = 0; i < 1025; ++i) many_ids.push_back(absl::StrCat("p", i));
   std::vector<ApiCase> cases = {
       {"StartPlan without spec",
        [](Stub& stub, Context& context) { return Start(stub, context, {}, false); }, kInvalid},
@@ -269,97 +314,27 @@ std::vector<ApiCase> ApiCases() {
       spec_case(
           "same id, other spec", [](v1::PlanSpec& s) { s = Retained("victim", 8 << 20); },
           grpc::StatusCode::ALREADY_EXISTS),
-      {"ResizePlan without plan_id",
-       [](Stub& stub, Context& context) {
-         v1::ResizePlanResponse response;
-         return stub.ResizePlan(&context, v1::ResizePlanRequest(), &response);
-       },
-       kInvalid},
-      {"ResizePlan of an unknown plan",
-       [](Stub& stub, Context& context) {
-         v1::ResizePlanRequest request;
-         request.set_plan_id("nope");
-         request.mutable_target()->set_bytes(1 << 20);
-         v1::ResizePlanResponse response;
-         return stub.ResizePlan(&context, request, &response);
-       },
-       grpc::StatusCode::NOT_FOUND},
-      {"ResizePlan without target",
-       [](Stub& stub, Context& context) {
-         v1::ResizePlanRequest request;
-         request.set_plan_id("victim");
-         v1::ResizePlanResponse response;
-         return stub.ResizePlan(&context, request, &response);
-       },
-       kInvalid},
-      {"ResizePlan to 500%",
-       [](Stub& stub, Context& context) {
-         v1::ResizePlanRequest request;
-         request.set_plan_id("victim");
-         request.mutable_target()->set_percent_of_total(500);
-         v1::ResizePlanResponse response;
-         return stub.ResizePlan(&context, request, &response);
-       },
-       kInvalid},
-      {"ResizePlan to 1 PiB",
-       [](Stub& stub, Context& context) {
-         v1::ResizePlanRequest request;
-         request.set_plan_id("victim");
-         request.mutable_target()->set_bytes(uint64_t{1} << 50);
-         v1::ResizePlanResponse response;
-         return stub.ResizePlan(&context, request, &response);
-       },
-       grpc::StatusCode::RESOURCE_EXHAUSTED},
-      {"StopPlan without plan_id",
-       [](Stub& stub, Context& context) {
-         v1::StopPlanResponse response;
-         return stub.StopPlan(&context, v1::StopPlanRequest(), &response);
-       },
-       kInvalid},
-      {"StopPlan of an unknown plan",
-       [](Stub& stub, Context& context) {
-         v1::StopPlanRequest request;
-         request.set_plan_id("nope");
-         v1::StopPlanResponse response;
-         return stub.StopPlan(&context, request, &response);
-       },
-       grpc::StatusCode::NOT_FOUND},
+      UnaryCase("ResizePlan without plan_id", &Stub::ResizePlan, v1::ResizePlanRequest(), kInvalid),
+      UnaryCase("ResizePlan of an unknown plan", &Stub::ResizePlan, Resize("nope", Bytes(1 << 20)),
+                grpc::StatusCode::NOT_FOUND),
+      UnaryCase("ResizePlan without target", &Stub::ResizePlan, Resize("victim", {}), kInvalid),
+      UnaryCase("ResizePlan to 500%", &Stub::ResizePlan, Resize("victim", PercentOfTotal(500)),
+                kInvalid),
+      UnaryCase("ResizePlan to 1 PiB", &Stub::ResizePlan,
+                Resize("victim", Bytes(uint64_t{1} << 50)), grpc::StatusCode::RESOURCE_EXHAUSTED),
+      UnaryCase("StopPlan without plan_id", &Stub::StopPlan, v1::StopPlanRequest(), kInvalid),
+      UnaryCase("StopPlan of an unknown plan", &Stub::StopPlan, Stop("nope"),
+                grpc::StatusCode::NOT_FOUND),
       // Ids past the id rule are refused as such, with the id cut in the message: echoed
       // whole, 100 KB would pass gRPC's 8 KiB metadata limit and the client would see
       // RESOURCE_EXHAUSTED instead (attack note N4).
-      {"StopPlan of a 100 KB plan id",
-       [](Stub& stub, Context& context) {
-         v1::StopPlanRequest request;
-         request.set_plan_id(std::string(100000, 'x'));
-         v1::StopPlanResponse response;
-         return stub.StopPlan(&context, request, &response);
-       },
-       kInvalid},
-      {"ResizePlan of a 100 KB plan id",
-       [](Stub& stub, Context& context) {
-         v1::ResizePlanRequest request;
-         request.set_plan_id(std::string(100000, 'x'));
-         request.mutable_target()->set_bytes(1 << 20);
-         v1::ResizePlanResponse response;
-         return stub.ResizePlan(&context, request, &response);
-       },
-       kInvalid},
-      {"RenewLeases of 1025 plans",
-       [](Stub& stub, Context& context) {
-         v1::RenewLeasesRequest request;
-         for (int i = 0; i < 1025; ++i) request.add_plan_ids(absl::StrCat("p", i));
-         v1::RenewLeasesResponse response;
-         return stub.RenewLeases(&context, request, &response);
-       },
-       kInvalid},
-      {"RenewLeases of a plan id with a newline",
-       [](Stub& stub, Context& context) {
-         v1::RenewLeasesRequest request;
-         request.add_plan_ids("victim\naudit: StopPlan plan=victim");
-         v1::RenewLeasesResponse response;
-         return stub.RenewLeases(&context, request, &response);
-       },
-       kInvalid},
+      UnaryCase("StopPlan of a 100 KB plan id", &Stub::StopPlan, Stop(std::string(100000, 'x')),
+                kInvalid),
+      UnaryCase("ResizePlan of a 100 KB plan id", &Stub::ResizePlan,
+                Resize(std::string(100000, 'x'), Bytes(1 << 20)), kInvalid),
+      UnaryCase("RenewLeases of 1025 plans", &Stub::RenewLeases, Renew(many_ids), kInvalid),
+      UnaryCase("RenewLeases of a plan id with a newline", &Stub::RenewLeases,
+                Renew({"victim\naudit: StopPlan plan=victim"}), kInvalid),
   };
   for (int64_t nanos : {int64_t{1000000}, int64_t{-1000000000}}) {
     cases.push_back({absl::StrCat("WatchUsage every ", nanos / 1000000, " ms"),
