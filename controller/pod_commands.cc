@@ -33,6 +33,18 @@ absl::Status RowStatus(const PodRow& row) {
 
 std::string Bytes(uint64_t bytes, bool known) { return known ? FormatSize(bytes) : "-"; }
 
+v1::RenewLeasesRequest RenewRequest(const std::string& plan_id) {
+  v1::RenewLeasesRequest request;
+  request.add_plan_ids(plan_id);
+  return request;
+}
+
+v1::StopPlanRequest StopRequest(const std::string& plan_id) {
+  v1::StopPlanRequest request;
+  request.set_plan_id(plan_id);
+  return request;
+}
+
 // The pods as a run's "nodes", for the recorder.
 RunView PodsView(const v1::PlanSpec& base, const std::vector<PodRow>& rows, absl::Time began,
                  absl::Time now) {
@@ -241,11 +253,7 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
       if (cancel->cancelled()) break;
       FanOut(running,
              RpcEach(&AgentClient::RenewLeases,
-                     [&](AgentClient& client) {
-                       v1::RenewLeasesRequest request;
-                       request.add_plan_ids(spec_of(client).plan_id());
-                       return request;
-                     }),
+                     [&](AgentClient& client) { return RenewRequest(spec_of(client).plan_id()); }),
              once);
       std::vector<TargetResult<v1::ListPlansResponse>> listed =
           FanOut(running, Rpc(&AgentClient::ListPlans, list), once);
@@ -271,11 +279,7 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     std::vector<TargetResult<v1::StopPlanResponse>> stopped =
         FanOut(to_stop,
                RpcEach(&AgentClient::StopPlan,
-                       [&](AgentClient& client) {
-                         v1::StopPlanRequest request;
-                         request.set_plan_id(spec_of(client).plan_id());
-                         return request;
-                       }),
+                       [&](AgentClient& client) { return StopRequest(spec_of(client).plan_id()); }),
                once);
     for (size_t k = 0; k < to_stop.size(); ++k) {
       PodRow& row = rows[row_of[to_stop[k]]];
