@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "controller/agent_requests.h"
 #include "controller/dry_run.h"
 #include "controller/lease_view.h"
 #include "controller/output.h"
@@ -161,9 +162,7 @@ int PrintResults(const CommandEnv& env, std::vector<NodeResult<T>> results, Tabl
 std::vector<TargetResult<v1::StopPlanResponse>> StopOn(const CommandEnv& env,
                                                        const std::vector<AgentClient*>& clients,
                                                        const std::string& plan_id) {
-  v1::StopPlanRequest request;
-  request.set_plan_id(plan_id);
-  return Ask(env, clients, &AgentClient::StopPlan, request);
+  return Ask(env, clients, &AgentClient::StopPlan, StopRequest(plan_id));
 }
 
 // Starts `spec` on `clients` per the rollout (idempotent thanks to plan_id; stops
@@ -320,8 +319,7 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
                                     ? absl::InfiniteFuture()
                                     : env.clock->Now() + options.keep;
   Redraw redraw(env.out);
-  v1::RenewLeasesRequest renew;
-  renew.add_plan_ids(spec.plan_id());
+  const v1::RenewLeasesRequest renew = RenewRequest({spec.plan_id()});
   v1::ListPlansRequest list;
   list.set_include_ended(true);
   std::vector<AgentClient*>& running = state->running;

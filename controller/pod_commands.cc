@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "controller/agent_requests.h"
 #include "controller/fanout.h"
 #include "controller/output.h"
 #include "core/cancel_signal.h"
@@ -32,18 +33,6 @@ absl::Status RowStatus(const PodRow& row) {
 }
 
 std::string Bytes(uint64_t bytes, bool known) { return known ? FormatSize(bytes) : "-"; }
-
-v1::RenewLeasesRequest RenewRequest(const std::string& plan_id) {
-  v1::RenewLeasesRequest request;
-  request.add_plan_ids(plan_id);
-  return request;
-}
-
-v1::StopPlanRequest StopRequest(const std::string& plan_id) {
-  v1::StopPlanRequest request;
-  request.set_plan_id(plan_id);
-  return request;
-}
 
 // The pods as a run's "nodes", for the recorder.
 RunView PodsView(const v1::PlanSpec& base, const std::vector<PodRow>& rows, absl::Time began,
@@ -251,10 +240,11 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
       if (!any_running) break;
       cancel->WaitUntil(std::min(until, clock->Now() + options.refresh));
       if (cancel->cancelled()) break;
-      FanOut(running,
-             RpcEach(&AgentClient::RenewLeases,
-                     [&](AgentClient& client) { return RenewRequest(spec_of(client).plan_id()); }),
-             once);
+      FanOut(
+          running,
+          RpcEach(&AgentClient::RenewLeases,
+                  [&](AgentClient& client) { return RenewRequest({spec_of(client).plan_id()}); }),
+          once);
       std::vector<TargetResult<v1::ListPlansResponse>> listed =
           FanOut(running, Rpc(&AgentClient::ListPlans, list), once);
       for (size_t k = 0; k < running.size(); ++k) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "controller/agent_requests.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -206,16 +207,6 @@ v1::Quantity PercentOfTotal(double percent) {
   quantity.set_percent_of_total(percent);
   return quantity;
 }
-v1::StopPlanRequest Stop(const std::string& plan_id) {
-  v1::StopPlanRequest request;
-  request.set_plan_id(plan_id);
-  return request;
-}
-v1::RenewLeasesRequest Renew(const std::vector<std::string>& plan_ids) {
-  v1::RenewLeasesRequest request;
-  for (const std::string& id : plan_ids) request.add_plan_ids(id);
-  return request;
-}
 
 std::vector<ApiCase> ApiCases() {
   using Stub = v1::Agent::Stub;
@@ -323,18 +314,19 @@ std::vector<ApiCase> ApiCases() {
       UnaryCase("ResizePlan to 1 PiB", &Stub::ResizePlan,
                 Resize("victim", Bytes(uint64_t{1} << 50)), grpc::StatusCode::RESOURCE_EXHAUSTED),
       UnaryCase("StopPlan without plan_id", &Stub::StopPlan, v1::StopPlanRequest(), kInvalid),
-      UnaryCase("StopPlan of an unknown plan", &Stub::StopPlan, Stop("nope"),
+      UnaryCase("StopPlan of an unknown plan", &Stub::StopPlan, controller::StopRequest("nope"),
                 grpc::StatusCode::NOT_FOUND),
       // Ids past the id rule are refused as such, with the id cut in the message: echoed
       // whole, 100 KB would pass gRPC's 8 KiB metadata limit and the client would see
       // RESOURCE_EXHAUSTED instead (attack note N4).
-      UnaryCase("StopPlan of a 100 KB plan id", &Stub::StopPlan, Stop(std::string(100000, 'x')),
-                kInvalid),
+      UnaryCase("StopPlan of a 100 KB plan id", &Stub::StopPlan,
+                controller::StopRequest(std::string(100000, 'x')), kInvalid),
       UnaryCase("ResizePlan of a 100 KB plan id", &Stub::ResizePlan,
                 Resize(std::string(100000, 'x'), Bytes(1 << 20)), kInvalid),
-      UnaryCase("RenewLeases of 1025 plans", &Stub::RenewLeases, Renew(many_ids), kInvalid),
+      UnaryCase("RenewLeases of 1025 plans", &Stub::RenewLeases, controller::RenewRequest(many_ids),
+                kInvalid),
       UnaryCase("RenewLeases of a plan id with a newline", &Stub::RenewLeases,
-                Renew({"victim\naudit: StopPlan plan=victim"}), kInvalid),
+                controller::RenewRequest({"victim\naudit: StopPlan plan=victim"}), kInvalid),
   };
   for (int64_t nanos : {int64_t{1000000}, int64_t{-1000000000}}) {
     cases.push_back({absl::StrCat("WatchUsage every ", nanos / 1000000, " ms"),
