@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,13 +30,13 @@
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
+#include "core/node_readers.h"
 #include "core/plan_counters.h"
 #include "core/retained_plan.h"
 #include "grpcpp/grpcpp.h"
@@ -62,21 +61,8 @@ std::string Beside(const std::string& name) {
   return path.substr(0, path.rfind('/') + 1) + name;
 }
 
-// A "Field:   N kB" line of /proc/PID/status, in bytes; 0 when absent (process gone).
-uint64_t ProcStatusBytes(pid_t pid, const std::string& field) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.compare(0, field.size() + 1, field + ":") != 0) continue;
-    uint64_t kib = 0;
-    std::string digits;
-    for (char c : line) {
-      if (c >= '0' && c <= '9') digits.push_back(c);
-    }
-    if (absl::SimpleAtoi(digits, &kib)) return kib * 1024;
-  }
-  return 0;
-}
+// /proc/PID/status of `pid` (> 0); all zeros when the process is gone or a zombie.
+ProcessMemory MemoryOf(pid_t pid) { return ReadProcessMemory(pid).value_or(ProcessMemory{}); }
 
 double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
@@ -147,7 +133,7 @@ absl::Status StopAndWait(v1::Agent::Stub& stub, const std::string& id, pid_t wor
   while (true) {
     absl::StatusOr<v1::PlanStatus> plan = FindPlan(stub, id);
     const bool exited = !plan.ok() || plan->worker_pid() == 0;
-    if (exited && (worker == 0 || ProcStatusBytes(worker, "VmRSS") == 0)) return absl::OkStatus();
+    if (exited && (worker == 0 || MemoryOf(worker).rss_bytes == 0)) return absl::OkStatus();
     if (absl::Now() - start > kPatience) return absl::DeadlineExceededError("stop: worker stays");
     absl::SleepFor(absl::Milliseconds(5));
   }
@@ -165,7 +151,8 @@ absl::StatusOr<double> AgentToResident(v1::Agent::Stub& stub, const std::string&
   const pid_t worker = response.plan().worker_pid();
   if (worker <= 0) return absl::InternalError("StartPlan returned no worker pid");
   // Watch the worker's RSS from /proc (cheap, leaves the agent alone), then ask the agent.
-  while (ProcStatusBytes(worker, "RssAnon") + ProcStatusBytes(worker, "RssShmem") < kGiB) {
+  for (ProcessMemory m = MemoryOf(worker); m.rss_anon_bytes + m.rss_shmem_bytes < kGiB;
+       m = MemoryOf(worker)) {
     if (absl::Now() - start > kPatience) return absl::DeadlineExceededError("agent: RSS < 1 GiB");
     absl::SleepFor(absl::Milliseconds(1));
   }
@@ -291,7 +278,7 @@ absl::Status AgentProcessFigures(int calls) {
     if (!usage0.ok()) return usage0.status();
     absl::StatusOr<double> info0 = MicrosPerCall(calls, info);
     if (!info0.ok()) return info0.status();
-    const uint64_t rss0 = ProcStatusBytes(agent->pid, "VmRSS");
+    const uint64_t rss0 = MemoryOf(agent->pid).rss_bytes;
 
     for (int i = 0; i < 10; ++i) {
       grpc::ClientContext context;
@@ -315,7 +302,7 @@ absl::Status AgentProcessFigures(int calls) {
     if (!usage10.ok()) return usage10.status();
     absl::StatusOr<double> info10 = MicrosPerCall(calls, info);
     if (!info10.ok()) return info10.status();
-    const uint64_t rss10 = ProcStatusBytes(agent->pid, "VmRSS");
+    const uint64_t rss10 = MemoryOf(agent->pid).rss_bytes;
     for (int i = 0; i < 10; ++i) {
       if (absl::Status s = StopAndWait(*stub, absl::StrCat("small-", i)); !s.ok()) return s;
     }

@@ -22,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "core/resident.h"
+#include "core/testing/own_memory.h"
 #include "core/testing/sanitizers.h"
 #include "core/testing/status_matchers.h"
 #include "core/touch.h"
@@ -36,20 +37,6 @@ using ::memload::testing::kMiB;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// The bytes of a "Name:   123 kB" line of /proc/self/status.
-uint64_t ProcStatusBytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  const std::string prefix = field + ":";
-  while (std::getline(in, line)) {
-    if (line.compare(0, prefix.size(), prefix) == 0) {
-      return std::stoull(line.substr(prefix.size())) * 1024;
-    }
-  }
-  ADD_FAILURE() << field << " not found in /proc/self/status";
-  return 0;
-}
 
 // The memload memfds this process has open: how many, and the bytes their files hold
 // (st_blocks, i.e. pages in the page cache, not the file size).
@@ -171,24 +158,24 @@ TEST(ShmemAllocatorTest, MemoryIsShmemWhileHeldAndGoneAfterFree) {
   absl::StatusOr<std::unique_ptr<BlockAllocator>> allocator = MakeShmemAllocator({});
   ASSERT_THAT(allocator, IsOk());
   const size_t size = 16 * kMiB;
-  const uint64_t shmem_before = ProcStatusBytes("RssShmem");
-  const uint64_t anon_before = ProcStatusBytes("RssAnon");
+  const uint64_t shmem_before = OwnMemory().rss_shmem_bytes;
+  const uint64_t anon_before = OwnMemory().rss_anon_bytes;
   absl::StatusOr<void*> block = (*allocator)->Allocate(size);
   ASSERT_THAT(block, IsOk());
   EXPECT_EQ(reinterpret_cast<uintptr_t>(*block) % PageSize(), 0u);
   EXPECT_EQ((*allocator)->MappedSize(size), size);
-  EXPECT_LT(ProcStatusBytes("RssShmem"), shmem_before + kMiB) << "untouched, still virtual";
+  EXPECT_LT(OwnMemory().rss_shmem_bytes, shmem_before + kMiB) << "untouched, still virtual";
 
   EXPECT_EQ(TouchBlock(*block, size, TouchMode::kPage, 1), size);
-  EXPECT_GE(ProcStatusBytes("RssShmem"), shmem_before + size);
+  EXPECT_GE(OwnMemory().rss_shmem_bytes, shmem_before + size);
   if (!kThreadSanitizer) {
-    EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB) << "shmem is not anonymous";
+    EXPECT_LT(OwnMemory().rss_anon_bytes, anon_before + 4 * kMiB) << "shmem is not anonymous";
   }
   EXPECT_EQ(MemloadMemfds().bytes, size);
   EXPECT_EQ(Resident(*block, size), size);
 
   (*allocator)->Free(*block, size);
-  EXPECT_LE(ProcStatusBytes("RssShmem"), shmem_before);
+  EXPECT_LE(OwnMemory().rss_shmem_bytes, shmem_before);
   EXPECT_EQ(MemloadMemfds().bytes, 0u) << "freed pages must leave the file too";
 }
 
@@ -273,13 +260,13 @@ TEST_P(MlockTest, LocksEachBlockAndUnlocksItOnFree) {
   BlockAllocator* allocator = LockingAllocator(GetParam(), &owned);
   ASSERT_NE(allocator, nullptr);
   const size_t size = 64 << 10;
-  const uint64_t locked_before = ProcStatusBytes("VmLck");
+  const uint64_t locked_before = OwnMemory().vm_lck_bytes;
   absl::StatusOr<void*> block = allocator->Allocate(size);
   ASSERT_THAT(block, IsOk());
-  EXPECT_GE(ProcStatusBytes("VmLck"), locked_before + size);
+  EXPECT_GE(OwnMemory().vm_lck_bytes, locked_before + size);
   EXPECT_GE(Resident(*block, size), size) << "mlock faults every page in";
   allocator->Free(*block, size);
-  EXPECT_EQ(ProcStatusBytes("VmLck"), locked_before);
+  EXPECT_EQ(OwnMemory().vm_lck_bytes, locked_before);
   if (GetParam() == Backing::kShmem) {
     EXPECT_EQ(MemloadMemfds().bytes, 0u) << "a locked shmem block's pages must leave the file";
   }
@@ -323,16 +310,16 @@ TEST_P(MlockTest, RefusalByRlimitMemlockIsResourceExhaustedNamingIt) {
     absl::StatusOr<void*> small = allocator->Allocate(16 << 10);
     if (!small.ok()) return 13;
     allocator->Free(*small, 16 << 10);
-    const uint64_t vm_before = ProcStatusBytes("VmSize");
+    const uint64_t vm_before = OwnMemory().vm_size_bytes;
     absl::StatusOr<void*> big = allocator->Allocate(kMiB);
     if (big.ok()) return 14;
     if (big.status().code() != absl::StatusCode::kResourceExhausted) return 15;
     const std::string message(big.status().message());
     if (message.find("RLIMIT_MEMLOCK is 65536 bytes") == std::string::npos) return 16;
     if (message.find("1048576 bytes") == std::string::npos) return 17;
-    if (ProcStatusBytes("VmLck") != 0) return 18;
+    if (OwnMemory().vm_lck_bytes != 0) return 18;
     // The refused block was given back (malloc may keep it in its own free lists).
-    if (backing != Backing::kMalloc && ProcStatusBytes("VmSize") >= vm_before + kMiB) return 19;
+    if (backing != Backing::kMalloc && OwnMemory().vm_size_bytes >= vm_before + kMiB) return 19;
     if (backing == Backing::kShmem && MemloadMemfds().bytes != 0) return 20;
     return 0;
   });

@@ -70,6 +70,23 @@ class Waiter {
   std::thread thread_;      // Last: starts after the fields above exist.
 };
 
+// Starts `waiters` threads in WaitUntil(deadline), waits until each is asleep in the kernel,
+// calls `wake_up` (Cancel or Notify) once, and expects every waiter to return `cancelled`
+// within kWakeBound of the call.
+void ExpectWakeUpWakesEveryWaiter(CancelSignal& signal, void (CancelSignal::*wake_up)(),
+                                  int waiters, absl::Time deadline, bool cancelled) {
+  std::vector<std::unique_ptr<Waiter>> threads;
+  for (int i = 0; i < waiters; ++i) threads.push_back(std::make_unique<Waiter>(&signal, deadline));
+  for (auto& waiter : threads) ASSERT_TRUE(waiter->AwaitBlocked());
+  const absl::Time woken_at = absl::Now();
+  (signal.*wake_up)();
+  for (auto& waiter : threads) {
+    absl::Time returned_at;
+    EXPECT_EQ(waiter->Join(&returned_at), cancelled);
+    EXPECT_LT(returned_at - woken_at, kWakeBound);
+  }
+}
+
 // On a simulated clock the deadline is simulated time: the wait ends when the test moves
 // the clock past it, never by itself.
 TEST(CancelSignalTest, WaitUntilFollowsItsClock) {
@@ -130,25 +147,15 @@ TEST(CancelSignalTest, PastDeadlinesReturnAtOnce) {
 
 TEST(CancelSignalTest, CancelFromAnotherThreadWakesAWaiterPromptly) {
   CancelSignal signal;
-  Waiter waiter(&signal, absl::Now() + kLongWait);
-  ASSERT_TRUE(waiter.AwaitBlocked());
-  const absl::Time cancelled_at = absl::Now();
-  signal.Cancel();
-  absl::Time returned_at;
-  EXPECT_TRUE(waiter.Join(&returned_at));
-  EXPECT_LT(returned_at - cancelled_at, kWakeBound);
+  ExpectWakeUpWakesEveryWaiter(signal, &CancelSignal::Cancel, 1, absl::Now() + kLongWait,
+                               /*cancelled=*/true);
   EXPECT_TRUE(signal.cancelled());
 }
 
 TEST(CancelSignalTest, CancelWakesAWaiterWithAnInfiniteDeadline) {
   CancelSignal signal;
-  Waiter waiter(&signal, absl::InfiniteFuture());
-  ASSERT_TRUE(waiter.AwaitBlocked());
-  const absl::Time cancelled_at = absl::Now();
-  signal.Cancel();
-  absl::Time returned_at;
-  EXPECT_TRUE(waiter.Join(&returned_at));
-  EXPECT_LT(returned_at - cancelled_at, kWakeBound);
+  ExpectWakeUpWakesEveryWaiter(signal, &CancelSignal::Cancel, 1, absl::InfiniteFuture(),
+                               /*cancelled=*/true);
 }
 
 TEST(CancelSignalTest, CancelIsForGood) {
@@ -165,13 +172,8 @@ TEST(CancelSignalTest, CancelIsForGood) {
 
 TEST(CancelSignalTest, NotifyWakesAWaiterWithoutCancelling) {
   CancelSignal signal;
-  Waiter waiter(&signal, absl::Now() + kLongWait);
-  ASSERT_TRUE(waiter.AwaitBlocked());
-  const absl::Time notified_at = absl::Now();
-  signal.Notify();
-  absl::Time returned_at;
-  EXPECT_FALSE(waiter.Join(&returned_at));
-  EXPECT_LT(returned_at - notified_at, kWakeBound);
+  ExpectWakeUpWakesEveryWaiter(signal, &CancelSignal::Notify, 1, absl::Now() + kLongWait,
+                               /*cancelled=*/false);
   EXPECT_FALSE(signal.cancelled());
 }
 
@@ -199,34 +201,14 @@ TEST(CancelSignalTest, NotifyFromAnotherThreadBeforeTheWaitIsNotLost) {
 
 TEST(CancelSignalTest, NotifyWakesEveryWaiter) {
   CancelSignal signal;
-  std::vector<std::unique_ptr<Waiter>> waiters;
-  for (int i = 0; i < 3; ++i) {
-    waiters.push_back(std::make_unique<Waiter>(&signal, absl::Now() + kLongWait));
-  }
-  for (auto& waiter : waiters) ASSERT_TRUE(waiter->AwaitBlocked());
-  const absl::Time notified_at = absl::Now();
-  signal.Notify();
-  for (auto& waiter : waiters) {
-    absl::Time returned_at;
-    EXPECT_FALSE(waiter->Join(&returned_at));
-    EXPECT_LT(returned_at - notified_at, kWakeBound);
-  }
+  ExpectWakeUpWakesEveryWaiter(signal, &CancelSignal::Notify, 3, absl::Now() + kLongWait,
+                               /*cancelled=*/false);
 }
 
 TEST(CancelSignalTest, CancelWakesEveryWaiter) {
   CancelSignal signal;
-  std::vector<std::unique_ptr<Waiter>> waiters;
-  for (int i = 0; i < 3; ++i) {
-    waiters.push_back(std::make_unique<Waiter>(&signal, absl::Now() + kLongWait));
-  }
-  for (auto& waiter : waiters) ASSERT_TRUE(waiter->AwaitBlocked());
-  const absl::Time cancelled_at = absl::Now();
-  signal.Cancel();
-  for (auto& waiter : waiters) {
-    absl::Time returned_at;
-    EXPECT_TRUE(waiter->Join(&returned_at));
-    EXPECT_LT(returned_at - cancelled_at, kWakeBound);
-  }
+  ExpectWakeUpWakesEveryWaiter(signal, &CancelSignal::Cancel, 3, absl::Now() + kLongWait,
+                               /*cancelled=*/true);
 }
 
 TEST(CancelSignalTest, ConcurrentNotifyAndCancelAreSafe) {

@@ -38,7 +38,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +51,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/node_readers.h"
 #include "core/plan_counters.h"
 #include "core/retained_set.h"
 #include "core/streaming.h"
@@ -87,20 +87,8 @@ Usage SelfUsage() {
                static_cast<uint64_t>(usage.ru_minflt)};
 }
 
-uint64_t VmRssBytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    uint64_t kib = 0;
-    std::string digits;
-    for (char c : line) {
-      if (c >= '0' && c <= '9') digits.push_back(c);
-    }
-    if (absl::SimpleAtoi(digits, &kib)) return kib * 1024;
-  }
-  return 0;
-}
+// This process's VmRSS (0 if /proc/self/status cannot be read).
+uint64_t VmRssBytes() { return ReadProcessMemory(0).value_or(ProcessMemory{}).rss_bytes; }
 
 std::vector<uint64_t> ParseList(const std::string& text) {
   std::vector<uint64_t> values;

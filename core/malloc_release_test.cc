@@ -4,12 +4,12 @@
 // glibc's malloc (malloc_release_test) and linked with memload-worker's allocator
 // (malloc_release_process_allocator_test).
 #include <cstdint>
-#include <fstream>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "core/block_allocator.h"
 #include "core/retained_set.h"
+#include "core/testing/own_memory.h"
 #include "core/testing/sanitizers.h"
 #include "core/testing/status_matchers.h"
 #include "core/touch.h"
@@ -20,17 +20,6 @@ namespace memload {
 namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
-
-// RssAnon of this process, from the OS.
-uint64_t RssAnonBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8)) * 1024;
-  }
-  ADD_FAILURE() << "RssAnon not found in /proc/self/status";
-  return 0;
-}
 
 // An allocator may keep some freed memory resident for reuse (tcmalloc's per-size free
 // lists), which a new set then reuses: growth is checked with this much slack.
@@ -59,35 +48,35 @@ class MallocReleaseTest : public ::testing::TestWithParam<uint64_t> {};
 
 TEST_P(MallocReleaseTest, ShrinkToGivesTheMemoryBackToTheOs) {
   const uint64_t block = GetParam();
-  const uint64_t before = RssAnonBytes();
+  const uint64_t before = OwnMemory().rss_anon_bytes;
   absl::StatusOr<RetainedSet> set = RetainedSet::Create(MallocPages(block), 48 * kMiB / block);
   ASSERT_THAT(set, IsOk());
   if (kRssFollowsAllocations) {
-    EXPECT_GE(RssAnonBytes() + kAllocatorCache, before + 48 * kMiB);
+    EXPECT_GE(OwnMemory().rss_anon_bytes + kAllocatorCache, before + 48 * kMiB);
   }
   set->ShrinkTo(set->block_count() / 4);  // 12 MiB stay.
   if (kRssFollowsFrees) {
-    EXPECT_LE(RssAnonBytes(), before + 20 * kMiB);
+    EXPECT_LE(OwnMemory().rss_anon_bytes, before + 20 * kMiB);
   }
   set->Release();
   if (kRssFollowsFrees) {
-    EXPECT_LE(RssAnonBytes(), before + kLeftAfterRelease);
+    EXPECT_LE(OwnMemory().rss_anon_bytes, before + kLeftAfterRelease);
   }
 }
 
 TEST_P(MallocReleaseTest, ReleaseGivesTheMemoryBackAndTheSetIsUsableAgain) {
   const uint64_t block = GetParam();
-  const uint64_t before = RssAnonBytes();
+  const uint64_t before = OwnMemory().rss_anon_bytes;
   for (int round = 0; round < 2; ++round) {
     absl::StatusOr<RetainedSet> set = RetainedSet::Create(MallocPages(block), 32 * kMiB / block);
     ASSERT_THAT(set, IsOk());
     if (kRssFollowsAllocations) {
-      EXPECT_GE(RssAnonBytes() + kAllocatorCache, before + 32 * kMiB);
+      EXPECT_GE(OwnMemory().rss_anon_bytes + kAllocatorCache, before + 32 * kMiB);
     }
     set->Release();
     EXPECT_EQ(set->block_count(), 0u);
     if (kRssFollowsFrees) {
-      EXPECT_LE(RssAnonBytes(), before + kLeftAfterRelease) << "round " << round;
+      EXPECT_LE(OwnMemory().rss_anon_bytes, before + kLeftAfterRelease) << "round " << round;
     }
     ASSERT_THAT(set->Grow(1), IsOk());
   }

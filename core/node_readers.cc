@@ -114,6 +114,7 @@ absl::StatusOr<ProcessMemory> ParseProcStatusNamed(absl::string_view contents,
                                             {"RssShmem", &m.rss_shmem_bytes, false},
                                             {"VmSize", &m.vm_size_bytes, false},
                                             {"VmHWM", &m.vm_hwm_bytes, false},
+                                            {"VmLck", &m.vm_lck_bytes, false},
                                         }));
   return m;
 }

@@ -166,6 +166,7 @@ struct ProcessMemory {
   uint64_t rss_shmem_bytes = 0;  // RssShmem
   uint64_t vm_size_bytes = 0;    // VmSize
   uint64_t vm_hwm_bytes = 0;     // VmHWM (peak RSS)
+  uint64_t vm_lck_bytes = 0;     // VmLck (locked: mlock)
 };
 
 // Parses /proc/PID/status contents. VmRSS is required (kernel threads have none); the other

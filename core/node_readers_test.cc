@@ -332,6 +332,7 @@ TEST(ParseProcStatusTest, ParsesRealFile) {
   EXPECT_EQ(m->rss_shmem_bytes, 8 * kKi);
   EXPECT_EQ(m->vm_size_bytes, 3060 * kKi);
   EXPECT_EQ(m->vm_hwm_bytes, 1780 * kKi);
+  EXPECT_EQ(m->vm_lck_bytes, 0u);
 }
 
 TEST(ParseProcStatusTest, OptionalFieldsDefaultToZero) {
@@ -341,6 +342,13 @@ TEST(ParseProcStatusTest, OptionalFieldsDefaultToZero) {
   EXPECT_EQ(m->rss_anon_bytes, 0u);
   EXPECT_EQ(m->vm_size_bytes, 0u);
   EXPECT_EQ(m->vm_hwm_bytes, 0u);
+  EXPECT_EQ(m->vm_lck_bytes, 0u);
+}
+
+TEST(ParseProcStatusTest, ReadsLockedMemory) {
+  const absl::StatusOr<ProcessMemory> m = ParseProcStatus("VmRSS:\t  4 kB\nVmLck:\t  12 kB\n");
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->vm_lck_bytes, 12 * kKi);
 }
 
 TEST(ParseProcStatusTest, KernelThreadHasNoRss) {

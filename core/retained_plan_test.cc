@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "core/node_readers.h"
 #include "core/testing/counting_allocator.h"
+#include "core/testing/own_memory.h"
 #include "core/testing/plan_runs.h"
 #include "core/testing/status_matchers.h"
 #include "core/testing/wait_recording_clock.h"
@@ -26,13 +27,6 @@ namespace {
 using ::memload::testing::Eventually;
 using ::memload::testing::kMiB;
 using ::testing::HasSubstr;
-
-// This process's anonymous resident memory, as the OS counts it.
-uint64_t RssAnon() {
-  absl::StatusOr<ProcessMemory> memory = ReadProcessMemory(0);
-  EXPECT_THAT(memory, IsOk());
-  return memory.ok() ? memory->rss_anon_bytes : 0;
-}
 
 RetainedPlanSpec OnePhase(uint64_t target, absl::Duration hold = absl::InfiniteDuration()) {
   RetainedPlanSpec spec;
@@ -74,7 +68,7 @@ bool AsleepAt(WaitRecordingClock& clock, const PlanCounters& counters, PlanState
 TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
   PlanCounters counters;
   WaitRecordingClock clock;
-  const uint64_t rss_before = RssAnon();
+  const uint64_t rss_before = OwnMemory().rss_anon_bytes;
   std::unique_ptr<RetainedPlan> plan =
       MustStart<RetainedPlan>(OnePhase(64 * kMiB), &counters, &clock);
   ASSERT_NE(plan, nullptr);
@@ -83,7 +77,7 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
   PlanCountersSnapshot held = counters.Snapshot();
   EXPECT_EQ(held.payload_bytes, 64 * kMiB);
   EXPECT_GE(held.resident_bytes, 64 * kMiB);
-  EXPECT_GE(RssAnon(), rss_before + 60 * kMiB);
+  EXPECT_GE(OwnMemory().rss_anon_bytes, rss_before + 60 * kMiB);
 
   // Asleep in its hold (until its next once-a-second measurement, which never comes: the
   // clock stands still), the cancel alone wakes it.
@@ -92,7 +86,7 @@ TEST(RetainedPlanTest, StepHoldsTargetResidentAndCancelReturnsIt) {
   plan->Cancel();
   const PlanCountersSnapshot done = ExpectEndedReleased(*plan, PlanState::kCancelled);
   EXPECT_EQ(done.peak_payload_bytes, 64 * kMiB);
-  EXPECT_LT(RssAnon(), rss_before + 8 * kMiB);
+  EXPECT_LT(OwnMemory().rss_anon_bytes, rss_before + 8 * kMiB);
 }
 
 TEST(RetainedPlanTest, FiniteHoldCompletesAndReleases) {

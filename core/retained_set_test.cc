@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <string>
@@ -15,6 +14,7 @@
 #include "absl/status/status.h"
 #include "core/block_allocator.h"
 #include "core/testing/counting_allocator.h"
+#include "core/testing/own_memory.h"
 #include "core/testing/sanitizers.h"
 #include "core/testing/status_matchers.h"
 #include "core/touch.h"
@@ -39,20 +39,6 @@ constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 // under ASan, whose allocator maps large blocks anyway.)
 const int kPinnedMmapThreshold = mallopt(M_MMAP_THRESHOLD, 128 << 10);
 
-// The bytes of a "Name:   123 kB" line of /proc/self/status.
-uint64_t ProcStatusBytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  const std::string prefix = field + ":";
-  while (std::getline(in, line)) {
-    if (line.compare(0, prefix.size(), prefix) == 0) {
-      return std::stoull(line.substr(prefix.size())) * 1024;
-    }
-  }
-  ADD_FAILURE() << field << " not found in /proc/self/status";
-  return 0;
-}
-
 uint64_t Resident(const RetainedSet& set) { return set.ResidentBytes().value_or(kMax); }
 
 RetainedSetOptions Options(uint64_t block_size, TouchMode touch, Backing backing) {
@@ -75,26 +61,26 @@ class RetainedSetBackingTest : public ::testing::TestWithParam<Backing> {};
 
 TEST_P(RetainedSetBackingTest, PageTouchIsResidentByTheOsAndReleaseGivesItBack) {
   const uint64_t size = 64 * kMiB;
-  const uint64_t anon_before = ProcStatusBytes("RssAnon");
+  const uint64_t anon_before = OwnMemory().rss_anon_bytes;
   absl::StatusOr<RetainedSet> set =
       RetainedSet::Create(Options(kMiB, TouchMode::kPage, GetParam()), 64);
   ASSERT_THAT(set, IsOk());
   EXPECT_EQ(set->block_count(), 64u);
   EXPECT_GE(Resident(*set), size);
   EXPECT_LT(Resident(*set), size + 64 * 2 * PageSize());
-  EXPECT_GE(ProcStatusBytes("RssAnon"), anon_before + 60 * kMiB);
+  EXPECT_GE(OwnMemory().rss_anon_bytes, anon_before + 60 * kMiB);
   EXPECT_EQ(set->stats().bytes_touched, size);
 
   set->Release();
   EXPECT_EQ(set->block_count(), 0u);
   EXPECT_EQ(Resident(*set), 0u);
   if (GetParam() != Backing::kMalloc || !kAddressSanitizer) {
-    EXPECT_LE(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB);
+    EXPECT_LE(OwnMemory().rss_anon_bytes, anon_before + 4 * kMiB);
   }
 }
 
 TEST_P(RetainedSetBackingTest, NoTouchStaysVirtual) {
-  const uint64_t anon_before = ProcStatusBytes("RssAnon");
+  const uint64_t anon_before = OwnMemory().rss_anon_bytes;
   absl::StatusOr<RetainedSet> set =
       RetainedSet::Create(Options(kMiB, TouchMode::kNone, GetParam()), 64);
   ASSERT_THAT(set, IsOk());
@@ -106,7 +92,7 @@ TEST_P(RetainedSetBackingTest, NoTouchStaysVirtual) {
     // a block. ASan instead fills the first 4 KiB of every block, from mid-page: two.
     EXPECT_LE(Resident(*set), (kAddressSanitizer ? 2 : 1) * 64 * PageSize());
   }
-  EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 8 * kMiB);
+  EXPECT_LT(OwnMemory().rss_anon_bytes, anon_before + 8 * kMiB);
 }
 
 TEST_P(RetainedSetBackingTest, FillIsResidentAndDiffersBetweenBlocks) {
@@ -154,20 +140,20 @@ TEST(RetainedSetTest, FillWritesADifferentPatternInEveryBlock) {
 
 TEST(RetainedSetTest, ShmemIsAccountedAsShmemAndReleased) {
   const uint64_t size = 32 * kMiB;
-  const uint64_t shmem_before = ProcStatusBytes("RssShmem");
-  const uint64_t anon_before = ProcStatusBytes("RssAnon");
+  const uint64_t shmem_before = OwnMemory().rss_shmem_bytes;
+  const uint64_t anon_before = OwnMemory().rss_anon_bytes;
   absl::StatusOr<RetainedSet> set =
       RetainedSet::Create(Options(kMiB, TouchMode::kPage, Backing::kShmem), 32);
   ASSERT_THAT(set, IsOk());
   EXPECT_GE(Resident(*set), size);
-  EXPECT_GE(ProcStatusBytes("RssShmem"), shmem_before + size);
+  EXPECT_GE(OwnMemory().rss_shmem_bytes, shmem_before + size);
   if (!kThreadSanitizer) {
-    EXPECT_LT(ProcStatusBytes("RssAnon"), anon_before + 4 * kMiB);
+    EXPECT_LT(OwnMemory().rss_anon_bytes, anon_before + 4 * kMiB);
   }
   EXPECT_EQ(set->stats().mapped_bytes, size);
 
   set->Release();
-  EXPECT_LE(ProcStatusBytes("RssShmem"), shmem_before + kMiB);
+  EXPECT_LE(OwnMemory().rss_shmem_bytes, shmem_before + kMiB);
   // Still usable after Release: it keeps its memfd.
   ASSERT_THAT(set->Grow(2), IsOk());
   EXPECT_EQ(Resident(*set), 2 * kMiB);
@@ -490,13 +476,13 @@ TEST(RetainedSetTest, MlockedSetIsResidentWithoutTouching) {
   if (kMlockIsNoop) GTEST_SKIP() << "mlock is a no-op under sanitizers";
   RetainedSetOptions options = Options(256 << 10, TouchMode::kNone, Backing::kMmap);
   options.mlock = true;
-  const uint64_t locked_before = ProcStatusBytes("VmLck");
+  const uint64_t locked_before = OwnMemory().vm_lck_bytes;
   absl::StatusOr<RetainedSet> set = RetainedSet::Create(options, 4);
   ASSERT_THAT(set, IsOk());
   EXPECT_EQ(Resident(*set), kMiB);
-  EXPECT_EQ(ProcStatusBytes("VmLck"), locked_before + kMiB);
+  EXPECT_EQ(OwnMemory().vm_lck_bytes, locked_before + kMiB);
   set->Release();
-  EXPECT_EQ(ProcStatusBytes("VmLck"), locked_before);
+  EXPECT_EQ(OwnMemory().vm_lck_bytes, locked_before);
 }
 
 TEST(RetainedSetTest, HugePagesAreAdviceOnly) {
