@@ -59,6 +59,27 @@ void MakeProcess(const std::string& proc, int pid, const std::string& comm) {
   WriteFile(absl::StrCat(proc, "/", pid, "/comm"), comm + "\n");
 }
 
+// A placement in pod `uid`: on the container with `container_id` or `container_name` when
+// given, else on the pod's only app container.
+v1::Placement PodPlacement(const std::string& uid, const std::string& container_id = "",
+                           const std::string& container_name = "") {
+  v1::Placement placement;
+  placement.mutable_pod()->set_pod_uid(uid);
+  if (!container_id.empty()) placement.mutable_pod()->set_container_id(container_id);
+  if (!container_name.empty()) placement.mutable_pod()->set_container_name(container_name);
+  return placement;
+}
+
+// A resolver over the fake memory cgroup tree `root`/memory and /proc `root`/proc that
+// searches pods under the kubelet roots "/" and "/kubelet".
+CgroupTargetResolver PodResolverUnder(const std::string& root) {
+  CgroupTargetOptions options;
+  options.memory_root = root + "/memory";
+  options.proc_root = root + "/proc";
+  options.kubelet_roots = {"/", "/kubelet"};
+  return CgroupTargetResolver(options);
+}
+
 enum class Driver { kCgroupfs, kSystemd };
 enum class Qos { kGuaranteed, kBurstable, kBestEffort };
 enum class Runtime { kContainerd, kCrio, kDocker };
@@ -163,9 +184,7 @@ class PodLayoutTest : public ::testing::TestWithParam<std::tuple<Driver, Qos, Ru
 };
 
 TEST_P(PodLayoutTest, OnlyAppContainerIsChosenWithoutAName) {
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid(kUid);
-  absl::StatusOr<ResolvedTarget> target = Resolver().Resolve(placement);
+  absl::StatusOr<ResolvedTarget> target = Resolver().Resolve(PodPlacement(kUid));
   ASSERT_THAT(target, IsOk());
   EXPECT_EQ(target->dir, app_dir_);
   EXPECT_EQ(target->version, version_);
@@ -175,44 +194,32 @@ TEST_P(PodLayoutTest, OnlyAppContainerIsChosenWithoutAName) {
 }
 
 TEST_P(PodLayoutTest, ContainerIdWithSchemeIsFound) {
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid(kUid);
-  placement.mutable_pod()->set_container_id(absl::StrCat("containerd://", kAppId));
-  absl::StatusOr<ResolvedTarget> target = Resolver().Resolve(placement);
+  absl::StatusOr<ResolvedTarget> target =
+      Resolver().Resolve(PodPlacement(kUid, absl::StrCat("containerd://", kAppId)));
   ASSERT_THAT(target, IsOk());
   EXPECT_EQ(target->dir, app_dir_);
 }
 
 TEST_P(PodLayoutTest, SandboxIsNeverATarget) {
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid(kUid);
-  placement.mutable_pod()->set_container_id(kSandboxId);
-  EXPECT_THAT(Resolver().Resolve(placement),
+  EXPECT_THAT(Resolver().Resolve(PodPlacement(kUid, kSandboxId)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sandbox")));
 }
 
 TEST_P(PodLayoutTest, ContainerNameFromRuntimeAnnotations) {
   WriteAnnotations();
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid(kUid);
-  placement.mutable_pod()->set_container_name("web");
-  absl::StatusOr<ResolvedTarget> target = Resolver().Resolve(placement);
+  absl::StatusOr<ResolvedTarget> target = Resolver().Resolve(PodPlacement(kUid, "", "web"));
   ASSERT_THAT(target, IsOk());
   EXPECT_EQ(target->dir, app_dir_);
   EXPECT_EQ(target->container_name, "web");
   // The sandbox is told by its annotation now, even with a process not named "pause".
   MakeProcess(proc_, 4100, "something-else");
-  placement.mutable_pod()->set_container_id(kSandboxId);
-  EXPECT_THAT(Resolver().Resolve(placement),
+  EXPECT_THAT(Resolver().Resolve(PodPlacement(kUid, kSandboxId, "web")),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("sandbox")));
 }
 
 TEST_P(PodLayoutTest, UnknownContainerNameIsNotFoundNoFallback) {
   WriteAnnotations();
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid(kUid);
-  placement.mutable_pod()->set_container_name("db");
-  EXPECT_THAT(Resolver().Resolve(placement),
+  EXPECT_THAT(Resolver().Resolve(PodPlacement(kUid, "", "db")),
               StatusIs(absl::StatusCode::kNotFound,
                        AllOf(HasSubstr("no container named \"db\""), HasSubstr(pod_dir_))));
 }
@@ -220,9 +227,7 @@ TEST_P(PodLayoutTest, UnknownContainerNameIsNotFoundNoFallback) {
 TEST_P(PodLayoutTest, TwoAppContainersNeedAName) {
   MakeCgroup(pod_dir_ + "/" + LeafName(driver_, runtime_, kSidecarId), version_, "4300\n");
   MakeProcess(proc_, 4300, "envoy");
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid(kUid);
-  EXPECT_THAT(Resolver().Resolve(placement),
+  EXPECT_THAT(Resolver().Resolve(PodPlacement(kUid)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        AllOf(HasSubstr("2 app containers"), HasSubstr("aaaa1111bbbb"),
                              HasSubstr("fedcba987654"))));
@@ -230,9 +235,7 @@ TEST_P(PodLayoutTest, TwoAppContainersNeedAName) {
 
 TEST_P(PodLayoutTest, PodWithoutContainersIsNotFoundNotThePodCgroup) {
   std::filesystem::remove_all(app_dir_);
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid(kUid);
-  EXPECT_THAT(Resolver().Resolve(placement),
+  EXPECT_THAT(Resolver().Resolve(PodPlacement(kUid)),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no running app container")));
 }
 
@@ -260,13 +263,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(PodResolveTest, UnknownPodIsNotFoundNamingEverySearchedPlace) {
   const std::string root = TestDir();
   MakeCgroup(root + "/memory/kubepods/burstable", 1);
-  CgroupTargetOptions options;
-  options.memory_root = root + "/memory";
-  options.proc_root = root + "/proc";
-  options.kubelet_roots = {"/", "/kubelet"};
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid("1111-2222");
-  EXPECT_THAT(CgroupTargetResolver(options).Resolve(placement),
+  EXPECT_THAT(PodResolverUnder(root).Resolve(PodPlacement("1111-2222")),
               StatusIs(absl::StatusCode::kNotFound,
                        AllOf(HasSubstr("kubepods/burstable/pod1111-2222"),
                              HasSubstr("kubepods-besteffort-pod1111_2222.slice"),
@@ -278,13 +275,7 @@ TEST(PodResolveTest, KubeletCgroupRootIsSearched) {
   const std::string leaf = root + "/memory/kubelet/kubepods/besteffort/pod1111-2222/" + kAppId;
   MakeCgroup(leaf, 1, "77\n");
   MakeProcess(root + "/proc", 77, "app");
-  CgroupTargetOptions options;
-  options.memory_root = root + "/memory";
-  options.proc_root = root + "/proc";
-  options.kubelet_roots = {"/", "/kubelet"};
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid("1111-2222");
-  absl::StatusOr<ResolvedTarget> target = CgroupTargetResolver(options).Resolve(placement);
+  absl::StatusOr<ResolvedTarget> target = PodResolverUnder(root).Resolve(PodPlacement("1111-2222"));
   ASSERT_THAT(target, IsOk());
   EXPECT_EQ(target->dir, leaf);
 }
@@ -296,12 +287,7 @@ TEST(PodResolveTest, LeafLinkedOutsideKubepodsIsRefused) {
   MakeCgroup(root + "/memory/elsewhere", 1, "77\n");
   MakeProcess(root + "/proc", 77, "app");
   std::filesystem::create_directory_symlink(root + "/memory/elsewhere", pod + "/" + kAppId);
-  CgroupTargetOptions options;
-  options.memory_root = root + "/memory";
-  options.proc_root = root + "/proc";
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid("1111-2222");
-  EXPECT_THAT(CgroupTargetResolver(options).Resolve(placement),
+  EXPECT_THAT(PodResolverUnder(root).Resolve(PodPlacement("1111-2222")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("not a kubepods cgroup")));
 }
 
@@ -464,10 +450,7 @@ TEST(ResolverTest, DetectsTheMemoryRootFromMountinfo) {
   EXPECT_EQ(CgroupTargetResolver(options).memory_root(), f.mount);
   ProcFixture none = MakeProcFixture("", "22 27 0:21 / /proc rw - proc proc rw\n");
   options.proc_root = none.proc;
-  CgroupTargetResolver resolver(options);
-  v1::Placement placement;
-  placement.mutable_pod()->set_pod_uid("abc");
-  EXPECT_THAT(resolver.Resolve(placement),
+  EXPECT_THAT(CgroupTargetResolver(options).Resolve(PodPlacement("abc")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no memory cgroup root")));
 }
 

@@ -13,6 +13,7 @@
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/proto_time.h"
 #include "tests/testing/eventually.h"
 #include "tests/testing/sizes.h"
 
@@ -56,6 +57,12 @@ v1::PlanSpec Retained(const std::string& id, uint64_t bytes) {
   v1::Phase* phase = spec.mutable_retained()->add_phases();
   phase->mutable_target()->set_bytes(bytes);
   phase->set_hold_forever(true);
+  return spec;
+}
+
+// `spec` with a lease of `lease`.
+v1::PlanSpec WithLease(v1::PlanSpec spec, absl::Duration lease) {
+  ToProtoDuration(lease, spec.mutable_lease());
   return spec;
 }
 
@@ -230,9 +237,8 @@ TEST_F(PlanManagerTest, StopOfAStuckWorkerKillsItAfterTheTimeout) {
 TEST_F(PlanManagerTest, LeaseExpiryStopsThePlan) {
   SimulatedClock clock;
   PlanManager manager(Options(), &probe_, &launcher_, &clock);
-  v1::PlanSpec spec = Retained("leased", kGiB);
-  spec.mutable_lease()->set_nanos(50'000'000);
-  ASSERT_THAT(StartSync(manager, spec), IsOk());
+  ASSERT_THAT(StartSync(manager, WithLease(Retained("leased", kGiB), absl::Milliseconds(50))),
+              IsOk());
   ASSERT_TRUE(clock.BlockUntilWaiters(1));
   clock.Advance(absl::Milliseconds(49));
   ASSERT_TRUE(clock.BlockUntilWaiters(1));
@@ -252,9 +258,8 @@ TEST_F(PlanManagerTest, LeaseExpiryStopsThePlan) {
 TEST_F(PlanManagerTest, RenewKeepsThePlanAlive) {
   SimulatedClock clock;
   PlanManager manager(Options(), &probe_, &launcher_, &clock);
-  v1::PlanSpec spec = Retained("renewed", kGiB);
-  spec.mutable_lease()->set_nanos(200'000'000);
-  ASSERT_THAT(StartSync(manager, spec), IsOk());
+  ASSERT_THAT(StartSync(manager, WithLease(Retained("renewed", kGiB), absl::Milliseconds(200))),
+              IsOk());
   for (int i = 0; i < 12; ++i) {  // 600 ms of simulated time, renewed every 50 ms.
     v1::RenewLeasesRequest request;
     request.add_plan_ids("renewed");

@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <string>
 
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -64,33 +66,49 @@ TEST(ServerSecurityTest, TokensMayGoOverPlaintextWithAWarning) {
   EXPECT_THAT(security->warning(), HasSubstr("tokens travel unencrypted"));
 }
 
-TEST(ServerSecurityTest, FlagsThatDoNotGoTogether) {
-  ServerSecurityOptions options;
-  options.tls_cert_file = "/etc/memload/tls.crt";
-  EXPECT_THAT(ServerSecurity::Load(options, "127.0.0.1:0"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("go together")));
-  options = ServerSecurityOptions();
-  options.tls_client_ca_file = "/etc/memload/ca.crt";
-  EXPECT_THAT(ServerSecurity::Load(options, "127.0.0.1:0"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls-client-ca needs")));
-}
-
-TEST(ServerSecurityTest, BadFilesAreClearErrors) {
-  ServerSecurityOptions options;
-  options.auth_token_file = "/nonexistent/tokens";
-  EXPECT_THAT(ServerSecurity::Load(options, "127.0.0.1:0"),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/tokens")));
-  options.auth_token_file = WriteTempFile("empty-tokens", "# nothing yet\n");
-  EXPECT_THAT(ServerSecurity::Load(options, "127.0.0.1:0"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no token")));
-  options = ServerSecurityOptions();
-  options.tls_cert_file = "/nonexistent/tls.crt";
-  options.tls_key_file = "/nonexistent/tls.key";
-  EXPECT_THAT(ServerSecurity::Load(options, "127.0.0.1:0"),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/tls.crt")));
-  options.tls_cert_file = WriteTempFile("not-a-cert.pem", "hello\n");
-  EXPECT_THAT(ServerSecurity::Load(options, "127.0.0.1:0"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no PEM certificate")));
+// Flags that do not go together, and files that are missing or hold no token or certificate.
+TEST(ServerSecurityTest, RefusedOptionsAreClearErrors) {
+  struct Case {
+    const char* name;
+    std::function<void(ServerSecurityOptions&)> set;
+    absl::StatusCode code;
+    const char* message;
+  };
+  const std::string empty_tokens = WriteTempFile("empty-tokens", "# nothing yet\n");
+  const std::string not_a_cert = WriteTempFile("not-a-cert.pem", "hello\n");
+  const Case cases[] = {
+      {"a certificate without its key",
+       [](ServerSecurityOptions& o) { o.tls_cert_file = "/etc/memload/tls.crt"; },
+       absl::StatusCode::kInvalidArgument, "go together"},
+      {"a client CA without TLS",
+       [](ServerSecurityOptions& o) { o.tls_client_ca_file = "/etc/memload/ca.crt"; },
+       absl::StatusCode::kInvalidArgument, "--tls-client-ca needs"},
+      {"a missing token file",
+       [](ServerSecurityOptions& o) { o.auth_token_file = "/nonexistent/tokens"; },
+       absl::StatusCode::kNotFound, "/nonexistent/tokens"},
+      {"a token file without tokens",
+       [&](ServerSecurityOptions& o) { o.auth_token_file = empty_tokens; },
+       absl::StatusCode::kInvalidArgument, "no token"},
+      {"a missing certificate",
+       [](ServerSecurityOptions& o) {
+         o.tls_cert_file = "/nonexistent/tls.crt";
+         o.tls_key_file = "/nonexistent/tls.key";
+       },
+       absl::StatusCode::kNotFound, "/nonexistent/tls.crt"},
+      {"a certificate file without a certificate",
+       [&](ServerSecurityOptions& o) {
+         o.tls_cert_file = not_a_cert;
+         o.tls_key_file = "/nonexistent/tls.key";
+       },
+       absl::StatusCode::kInvalidArgument, "no PEM certificate"},
+  };
+  for (const Case& c : cases) {
+    ServerSecurityOptions options;
+    c.set(options);
+    EXPECT_THAT(ServerSecurity::Load(options, "127.0.0.1:0"),
+                StatusIs(c.code, HasSubstr(c.message)))
+        << c.name;
+  }
 }
 
 }  // namespace
