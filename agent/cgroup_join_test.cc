@@ -3,16 +3,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "core/node_readers.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace agent {
@@ -20,15 +19,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string TestDir() {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir =
-      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/",
-                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+std::string TestDir() { return memload::testing::FreshTestDir(); }
 
 TEST(JoinCgroupTest, MissingCgroupIsNotFoundNamingIt) {
   EXPECT_THAT(JoinCgroup(getpid(), TestDir() + "/gone"),

@@ -1,9 +1,7 @@
 // PlanManager with placed plans, over fake workers and a fixture cgroup tree: percentages,
 // admission and reporting against the target cgroup, TARGET_GONE, and nothing launched
 // when a placement cannot be resolved.
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
 
@@ -15,6 +13,7 @@
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace agent {
@@ -30,8 +29,7 @@ constexpr char kId[] = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef01
 
 void WriteFile(const std::string& path, const std::string& contents) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::trunc);
-  out << contents;
+  ASSERT_TRUE(memload::testing::WriteFile(path, contents)) << path;
 }
 
 absl::StatusOr<PlanManager::StartResult> StartSync(PlanManager& manager, v1::PlanSpec spec) {
@@ -73,10 +71,7 @@ v1::PlanSpec Placed(const std::string& id) {
 class PlacementManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    root_ = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/",
-                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(root_);
+    root_ = memload::testing::FreshTestDir();
     // A v2 burstable pod (cgroupfs names) with a 1 GiB limit on the pod, none on the leaf.
     const std::string pod = absl::StrCat(root_, "/cg/kubepods/burstable/pod", kUid);
     WriteFile(root_ + "/cg/cgroup.controllers", "memory\n");

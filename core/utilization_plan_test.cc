@@ -5,9 +5,7 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <limits>
@@ -30,6 +28,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/eventually.h"
+#include "tests/testing/files.h"
 #include "tests/testing/sizes.h"
 
 namespace memload {
@@ -209,32 +208,40 @@ TEST(UtilizationPlanTest, ConvergesToTargetAndHoldsWithoutSpinning) {
   ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
-TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
-  PlanCounters counters;
-  FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan =
-      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters);
-  ASSERT_NE(plan, nullptr);
-  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
-  ASSERT_TRUE(plan->settled_at().has_value());
+// A plan for 60% of the simulated node (real time), started and holding its payload.
+class HoldingPlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    plan_ = MustStart<UtilizationPlan>(Spec(60, node_.Source()), &counters_);
+    ASSERT_NE(plan_, nullptr);
+    ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters_, PayloadFor(60)); }));
+  }
+
+  PlanCounters counters_;
+  FakeNode node_{&counters_};
+  std::unique_ptr<UtilizationPlan> plan_;  // Last: destroyed (cancelled) first.
+};
+
+TEST_F(HoldingPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
+  ASSERT_TRUE(plan_->settled_at().has_value());
 
   // Another workload takes 30% of the node over 3 s: the plan gives way.
   const uint64_t workload = static_cast<uint64_t>(0.3 * kCapacity);
-  node.RampWorkload(workload, absl::Seconds(3));
+  node_.RampWorkload(workload, absl::Seconds(3));
   ASSERT_TRUE(Eventually([&] {
-    return node.workload() == workload && HoldsPayloadNear(counters, PayloadFor(60, workload));
+    return node_.workload() == workload && HoldsPayloadNear(counters_, PayloadFor(60, workload));
   }));
-  EXPECT_GT(counters.Snapshot().frees, 100u);
-  EXPECT_NEAR(plan->utilization_percent(), 60, 0.5);
+  EXPECT_GT(counters_.Snapshot().frees, 100u);
+  EXPECT_NEAR(plan_->utilization_percent(), 60, 0.5);
 
   // It goes away again: the plan takes the room back.
-  node.RampWorkload(0, absl::Seconds(3));
+  node_.RampWorkload(0, absl::Seconds(3));
   ASSERT_TRUE(Eventually(
-      [&] { return node.workload() == 0 && HoldsPayloadNear(counters, PayloadFor(60)); }));
-  EXPECT_NEAR(plan->utilization_percent(), 60, 0.5);
+      [&] { return node_.workload() == 0 && HoldsPayloadNear(counters_, PayloadFor(60)); }));
+  EXPECT_NEAR(plan_->utilization_percent(), 60, 0.5);
 
-  const double max_deviation = plan->max_deviation_percent();
-  const double mean_deviation = plan->mean_abs_deviation_percent();
+  const double max_deviation = plan_->max_deviation_percent();
+  const double mean_deviation = plan_->mean_abs_deviation_percent();
   std::cout << "competing workload (+30% over 3 s, then gone over 3 s, 25 ms interval): "
             << "max deviation " << max_deviation << " points, mean |deviation| " << mean_deviation
             << " points\n";
@@ -243,32 +250,26 @@ TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
   EXPECT_LE(max_deviation, 5.0);
   EXPECT_LE(mean_deviation, max_deviation);
 
-  plan->Cancel();
-  ExpectEndedReleased(*plan, PlanState::kCancelled);
+  plan_->Cancel();
+  ExpectEndedReleased(*plan_, PlanState::kCancelled);
 }
 
-TEST(UtilizationPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
-  PlanCounters counters;
-  FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan =
-      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters);
-  ASSERT_NE(plan, nullptr);
-  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
-  const PlanCountersSnapshot held = counters.Snapshot();
+TEST_F(HoldingPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
+  const PlanCountersSnapshot held = counters_.Snapshot();
 
   // The dead band here is 0.5% of 512 MiB = 2.56 MiB; 2 MiB of noise stays inside it.
-  node.SetBaseline(kBaseline + 2 * kMiB);
-  const uint64_t seen = node.measurements();
-  ASSERT_TRUE(Eventually([&] { return node.measurements() >= seen + 5; }));
-  EXPECT_EQ(counters.Snapshot().allocations, held.allocations);
-  EXPECT_EQ(counters.Snapshot().frees, held.frees);
-  EXPECT_EQ(StateOf(counters), PlanState::kHolding);
+  node_.SetBaseline(kBaseline + 2 * kMiB);
+  const uint64_t seen = node_.measurements();
+  ASSERT_TRUE(Eventually([&] { return node_.measurements() >= seen + 5; }));
+  EXPECT_EQ(counters_.Snapshot().allocations, held.allocations);
+  EXPECT_EQ(counters_.Snapshot().frees, held.frees);
+  EXPECT_EQ(StateOf(counters_), PlanState::kHolding);
 
   // 4 MiB is outside it: corrected.
-  node.SetBaseline(kBaseline + 4 * kMiB);
-  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60, 4 * kMiB)); }));
-  plan->Cancel();
-  ExpectEndedReleased(*plan, PlanState::kCancelled);
+  node_.SetBaseline(kBaseline + 4 * kMiB);
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters_, PayloadFor(60, 4 * kMiB)); }));
+  plan_->Cancel();
+  ExpectEndedReleased(*plan_, PlanState::kCancelled);
 }
 
 TEST(UtilizationPlanTest, CeilingCapsThePayloadAndLiftingItResumes) {
@@ -298,37 +299,30 @@ TEST(UtilizationPlanTest, CeilingCapsThePayloadAndLiftingItResumes) {
   ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
-TEST(UtilizationPlanTest, TargetChangesInPlace) {
-  PlanCounters counters;
-  FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan =
-      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters);
-  ASSERT_NE(plan, nullptr);
-  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
-
-  ASSERT_THAT(plan->SetTargetPercent(40), IsOk());
-  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(40)); }));
-  EXPECT_EQ(counters.Snapshot().target_bytes, static_cast<uint64_t>(0.4 * kCapacity));
-  EXPECT_NEAR(plan->utilization_percent(), 40, 0.5);
-  ASSERT_TRUE(Eventually([&] { return plan->settled_at().has_value(); }));
+TEST_F(HoldingPlanTest, TargetChangesInPlace) {
+  ASSERT_THAT(plan_->SetTargetPercent(40), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters_, PayloadFor(40)); }));
+  EXPECT_EQ(counters_.Snapshot().target_bytes, static_cast<uint64_t>(0.4 * kCapacity));
+  EXPECT_NEAR(plan_->utilization_percent(), 40, 0.5);
+  ASSERT_TRUE(Eventually([&] { return plan_->settled_at().has_value(); }));
   // The 20-point step itself is a transient, not a failure to hold.
-  EXPECT_LT(plan->max_deviation_percent(), 1.0);
+  EXPECT_LT(plan_->max_deviation_percent(), 1.0);
 
-  // As used bytes (the agent's form): 300 MiB of the node.
-  ASSERT_THAT(plan->SetTarget(300 * kMiB), IsOk());
-  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, 200 * kMiB); }));
-  EXPECT_EQ(counters.Snapshot().target_bytes, 300 * kMiB);
+  // As used bytes (the agent's form): 300 MiB of the node_.
+  ASSERT_THAT(plan_->SetTarget(300 * kMiB), IsOk());
+  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters_, 200 * kMiB); }));
+  EXPECT_EQ(counters_.Snapshot().target_bytes, 300 * kMiB);
 
   for (double bad : {0.0, 100.0, -5.0, std::numeric_limits<double>::quiet_NaN()}) {
-    EXPECT_THAT(plan->SetTargetPercent(bad),
+    EXPECT_THAT(plan_->SetTargetPercent(bad),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(0, 100)")));
   }
-  EXPECT_THAT(plan->SetTarget(0),
+  EXPECT_THAT(plan_->SetTarget(0),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("above 0")));
 
-  plan->Cancel();
-  ExpectEndedReleased(*plan, PlanState::kCancelled);
-  EXPECT_THAT(plan->SetTargetPercent(50),
+  plan_->Cancel();
+  ExpectEndedReleased(*plan_, PlanState::kCancelled);
+  EXPECT_THAT(plan_->SetTargetPercent(50),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("CANCELLED")));
 }
 
@@ -421,19 +415,13 @@ TEST(UtilizationPlanTest, DurationEndReleasesAndCompletes) {
   EXPECT_EQ(counters.Snapshot().peak_payload_bytes, PayloadFor(60));
 }
 
-TEST(UtilizationPlanTest, SourceErrorFailsThePlanAndFreesMemory) {
-  PlanCounters counters;
-  FakeNode node(&counters);
-  std::unique_ptr<UtilizationPlan> plan =
-      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters);
-  ASSERT_NE(plan, nullptr);
-  ASSERT_TRUE(Eventually([&] { return HoldsPayload(counters, PayloadFor(60)); }));
-  node.FailWith(absl::UnavailableError("sensor gone"));
+TEST_F(HoldingPlanTest, SourceErrorFailsThePlanAndFreesMemory) {
+  node_.FailWith(absl::UnavailableError("sensor gone"));
   EXPECT_THAT(
-      plan->WaitFor(absl::Seconds(20)),
+      plan_->WaitFor(absl::Seconds(20)),
       StatusIs(absl::StatusCode::kUnavailable, HasSubstr("measuring memory use: sensor gone")));
-  EXPECT_EQ(StateOf(counters), PlanState::kFailed);
-  ExpectReleased(counters);
+  EXPECT_EQ(StateOf(counters_), PlanState::kFailed);
+  ExpectReleased(counters_);
 }
 
 TEST(UtilizationPlanTest, ZeroCapacityFailsThePlan) {
@@ -538,21 +526,10 @@ TEST(UtilizationPlanTest, ConvergesOnTheProcessRssMeasuredByTheOs) {
 
 // ---- Cgroup source --------------------------------------------------------------------------
 
-// A fresh directory under TEST_TMPDIR named after the running test.
-std::string TestDir() {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string dir =
-      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/",
-                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+std::string TestDir() { return memload::testing::FreshTestDir(); }
 
 void WriteFile(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << contents;
-  ASSERT_TRUE(out.good()) << path;
+  ASSERT_TRUE(memload::testing::WriteFile(path, contents)) << path;
 }
 
 // A cgroup v1 directory; "9223372036854771712" is how v1 says unlimited.
