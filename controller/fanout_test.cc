@@ -36,11 +36,20 @@ FakeReply NamedUsage(const FakeCall& call) {
   return usage;
 }
 
-FanOutOptions Options() {
+// 5 s per call, 10 ms first backoff without jitter, `parallelism` calls in flight.
+FanOutOptions Options(int parallelism = FanOutOptions().parallelism) {
   FanOutOptions options;
   options.timeout = absl::Seconds(5);
   options.retry.initial_backoff = absl::Milliseconds(10);
   options.retry.jitter = 0;
+  options.parallelism = parallelism;
+  return options;
+}
+
+// The same for an idempotent call (retried).
+FanOutOptions Idempotent() {
+  FanOutOptions options = Options();
+  options.idempotent = true;
   return options;
 }
 
@@ -73,16 +82,14 @@ TEST(FanOutTest, InlineAnswersAreFine) {
   // A client may answer inside the call itself: FanOut must not hold its lock then.
   FakeFleet fleet(FakeFleet::Targets(20));
   fleet.SetResponder(NamedUsage, FakeDelivery::kInline);
-  FanOutOptions options = Options();
-  options.parallelism = 2;
+  FanOutOptions options = Options(/*parallelism=*/2);
   const auto results = FanOut(fleet.clients(), GetUsageCall(), options);
   for (const auto& result : results) EXPECT_THAT(result.response, IsOk());
 }
 
 TEST(FanOutTest, ParallelismBoundIsRespectedWhenStepping) {
   FakeFleet fleet(FakeFleet::Targets(10));
-  FanOutOptions options = Options();
-  options.parallelism = 3;
+  FanOutOptions options = Options(/*parallelism=*/3);
   std::vector<TargetResult<v1::NodeUsage>> results;
   std::thread fanout([&] { results = FanOut(fleet.clients(), GetUsageCall(), options); });
   // Answer one call at a time; each answer frees one slot, which the next target takes.
@@ -113,8 +120,7 @@ TEST(FanOutTest, AutoParallelismScalesWithTheTargets) {
 TEST(FanOutTest, ParallelismZeroHoldsAutoParallelismCallsInFlight) {
   constexpr int kTargets = 2400;  // AutoParallelism: 300.
   FakeFleet fleet(FakeFleet::Targets(kTargets));
-  FanOutOptions options = Options();
-  options.parallelism = 0;
+  FanOutOptions options = Options(/*parallelism=*/0);
   std::vector<TargetResult<v1::NodeUsage>> results;
   std::thread fanout([&] { results = FanOut(fleet.clients(), GetUsageCall(), options); });
   ASSERT_TRUE(fleet.WaitForPending(300, kWait));
@@ -130,8 +136,7 @@ TEST(FanOutTest, ParallelismZeroHoldsAutoParallelismCallsInFlight) {
 TEST(FanOutTest, ParallelismBoundIsRespectedUnderLoad) {
   FakeFleet fleet(FakeFleet::Targets(200));
   fleet.SetResponder(NamedUsage, FakeDelivery::kAsync);
-  FanOutOptions options = Options();
-  options.parallelism = 4;
+  FanOutOptions options = Options(/*parallelism=*/4);
   const auto results = FanOut(fleet.clients(), GetUsageCall(), options);
   EXPECT_LE(fleet.max_pending(), 4u);
   EXPECT_GE(fleet.max_pending(), 1u);
@@ -179,8 +184,7 @@ TEST(FanOutTest, RetriesUnavailableWithExponentialBackoffWhenIdempotent) {
   fleet.SetResponder(FlakyResponder(2, absl::UnavailableError("connection refused")),
                      FakeDelivery::kAsync);
   WaitRecordingClock clock;
-  FanOutOptions options = Options();
-  options.idempotent = true;
+  FanOutOptions options = Idempotent();
   options.retry.max_attempts = 3;
   options.retry.initial_backoff = absl::Milliseconds(40);
   options.retry.multiplier = 2;
@@ -217,8 +221,7 @@ TEST(FanOutTest, RetriesUnavailableWithExponentialBackoffWhenIdempotent) {
 TEST(FanOutTest, RetriesDeadlineExceededWhenIdempotent) {
   FakeFleet fleet(FakeFleet::Targets(1));
   fleet.SetResponder(FlakyResponder(1, absl::DeadlineExceededError("no answer within 5s")));
-  FanOutOptions options = Options();
-  options.idempotent = true;
+  FanOutOptions options = Idempotent();
   const auto results = FanOut(fleet.clients(), GetUsageCall(), options);
   EXPECT_THAT(results[0].response, IsOk());
   EXPECT_EQ(results[0].attempts, 2);
@@ -236,8 +239,7 @@ TEST(FanOutTest, NoRetryForNonIdempotentCalls) {
 TEST(FanOutTest, NoRetryForPermanentErrors) {
   FakeFleet fleet(FakeFleet::Targets(1));
   fleet.SetResponder(FlakyResponder(1, absl::InvalidArgumentError("bad plan")));
-  FanOutOptions options = Options();
-  options.idempotent = true;
+  FanOutOptions options = Idempotent();
   const auto results = FanOut(fleet.clients(), GetUsageCall(), options);
   EXPECT_THAT(results[0].response, StatusIs(absl::StatusCode::kInvalidArgument, "bad plan"));
   EXPECT_EQ(results[0].attempts, 1);
@@ -246,8 +248,7 @@ TEST(FanOutTest, NoRetryForPermanentErrors) {
 TEST(FanOutTest, GivesUpAfterMaxAttempts) {
   FakeFleet fleet(FakeFleet::Targets(1));
   fleet.SetResponder(FlakyResponder(100, absl::UnavailableError("down")), FakeDelivery::kAsync);
-  FanOutOptions options = Options();
-  options.idempotent = true;
+  FanOutOptions options = Idempotent();
   options.retry.max_attempts = 4;
   const auto results = FanOut(fleet.clients(), GetUsageCall(), options);
   EXPECT_THAT(results[0].response, StatusIs(absl::StatusCode::kUnavailable, "down"));
@@ -270,8 +271,7 @@ TEST(FanOutTest, BackoffGrowsAndIsCapped) {
 TEST(FanOutTest, EachAttemptGetsThePerCallTimeout) {
   FakeFleet fleet(FakeFleet::Targets(3));
   fleet.SetResponder(FlakyResponder(1, absl::UnavailableError("down")));
-  FanOutOptions options = Options();
-  options.idempotent = true;
+  FanOutOptions options = Idempotent();
   options.timeout = absl::Milliseconds(1234);
   FanOut(fleet.clients(), GetUsageCall(), options);
   const std::vector<FakeCall> calls = fleet.Calls();
@@ -313,8 +313,7 @@ TEST(FanOutTest, HungTargetTimesOutAloneAndLateAnswerIsIgnored) {
 TEST(FanOutTest, CancelStopsNewTargetsButAwaitsCallsInFlight) {
   FakeFleet fleet(FakeFleet::Targets(5));
   CancelSignal cancel;
-  FanOutOptions options = Options();
-  options.parallelism = 2;
+  FanOutOptions options = Options(/*parallelism=*/2);
   options.cancel = &cancel;
   std::vector<TargetResult<v1::NodeUsage>> results;
   std::thread fanout([&] { results = FanOut(fleet.clients(), GetUsageCall(), options); });
@@ -336,8 +335,7 @@ TEST(FanOutTest, CancelStopsNewTargetsButAwaitsCallsInFlight) {
 TEST(FanOutTest, StopsStartingTargetsOnceFailuresExceedTheLimit) {
   FakeFleet fleet(FakeFleet::Targets(6));
   fleet.SetResponder([](const FakeCall&) -> FakeReply { return absl::InternalError("boom"); });
-  FanOutOptions options = Options();
-  options.parallelism = 1;
+  FanOutOptions options = Options(/*parallelism=*/1);
   options.stop_after_failures = 1;
   const auto results = FanOut(fleet.clients(), GetUsageCall(), options);
   EXPECT_EQ(results[0].attempts, 1);
