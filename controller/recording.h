@@ -4,8 +4,8 @@
 // `memloadctl report` (report.h) reads it.
 //
 //   RunRecorder recorder(&file);
-//   while (...) recorder.Record(absl::Now(), view, usage_by_target);   // every refresh
-//   recorder.Finish(absl::Now(), view);                                // after the stop
+//   while (...) recorder.Record(clock->Now(), view, usage_by_target);  // every refresh
+//   recorder.Finish(clock->Now(), view);                               // after the stop
 //
 // Lines:
 //   {"event":"run","time":<run began>,"planId":...,"spec":{PlanSpec},"targets":[...]}  first
