@@ -63,41 +63,47 @@ std::vector<NodeResult<AgentInfo>> Agents() {
   return agents;
 }
 
+// node-a's plan in every fixture: "drill", holding its 2 GiB.
+constexpr char kDrillHolding[] = R"pb(
+  plan_id: "drill"
+  spec { retained {} }
+  state: PLAN_STATE_HOLDING
+  target_bytes: 2147483648
+  payload_bytes: 2147483648
+  resident_bytes: 2155872256
+)pb";
+
 std::vector<NodeResult<v1::NodeUsage>> Usage() {
   std::vector<NodeResult<v1::NodeUsage>> nodes;
   nodes.push_back(
-      {"10.0.0.1:7070", Parse<v1::NodeUsage>(R"pb(
-         node { node_name: "node-a" }
-         meminfo { total_bytes: 17179869184 available_bytes: 10200547328 }
-         cgroup { version: 2 limited: true limit_bytes: 8589934592 usage_bytes: 3221225472 }
-         pressure { available: true some_avg10: 0.125 }
-         agent_rss_bytes: 25165824
-         plans {
-           plan_id: "drill"
-           spec { retained {} }
-           state: PLAN_STATE_HOLDING
-           target_bytes: 2147483648
-           payload_bytes: 2147483648
-           resident_bytes: 2155872256
-         }
-         plans {
-           plan_id: "churn"
-           spec { streaming {} }
-           state: PLAN_STATE_STREAMING
-           payload_bytes: 16777216
-           resident_bytes: 18874368
-           allocation_rate_bytes_per_sec: 13107200
-         }
-         plans {
-           plan_id: "old"
-           spec { retained {} }
-           state: PLAN_STATE_OOM_KILLED
-           target_bytes: 1073741824
-           error: "worker killed by the OOM killer"
-         }
-         plans_payload_bytes: 2164260864
-         plans_resident_bytes: 2174746624
-       )pb")});
+      {"10.0.0.1:7070",
+       Parse<v1::NodeUsage>(absl::StrReplaceAll(
+           R"pb(
+             node { node_name: "node-a" }
+             meminfo { total_bytes: 17179869184 available_bytes: 10200547328 }
+             cgroup { version: 2 limited: true limit_bytes: 8589934592 usage_bytes: 3221225472 }
+             pressure { available: true some_avg10: 0.125 }
+             agent_rss_bytes: 25165824
+             plans { $DRILL }
+             plans {
+               plan_id: "churn"
+               spec { streaming {} }
+               state: PLAN_STATE_STREAMING
+               payload_bytes: 16777216
+               resident_bytes: 18874368
+               allocation_rate_bytes_per_sec: 13107200
+             }
+             plans {
+               plan_id: "old"
+               spec { retained {} }
+               state: PLAN_STATE_OOM_KILLED
+               target_bytes: 1073741824
+               error: "worker killed by the OOM killer"
+             }
+             plans_payload_bytes: 2164260864
+             plans_resident_bytes: 2174746624
+           )pb",
+           {{"$DRILL", kDrillHolding}}))});
   nodes.push_back({"10.0.0.2:7070", Parse<v1::NodeUsage>(R"pb(
                      node { node_name: "node-b" }
                      meminfo { total_bytes: 8589934592 available_bytes: 4294967296 }
@@ -115,17 +121,11 @@ RunView LiveRun() {
   run.elapsed = absl::Milliseconds(12345);
   run.nodes.push_back({"10.0.0.1:7070",
                        "node-a",
-                       Parse<v1::PlanStatus>(R"pb(
-                         plan_id: "drill"
-                         spec { retained {} }
-                         state: PLAN_STATE_HOLDING
-                         target_bytes: 2147483648
-                         payload_bytes: 2147483648
-                         resident_bytes: 2155872256
+                       Parse<v1::PlanStatus>(absl::StrCat(kDrillHolding, R"pb(
                          peak_resident_bytes: 2155872256
                          started { seconds: 100 }
                          target_reached { seconds: 103 nanos: 250000000 }
-                       )pb"),
+                       )pb")),
                        {}});
   run.nodes.push_back({"10.0.0.2:7070",
                        "node-b",
