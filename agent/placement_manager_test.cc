@@ -2,7 +2,6 @@
 // admission and reporting against the target cgroup, TARGET_GONE, and nothing launched
 // when a placement cannot be resolved.
 #include <filesystem>
-#include <future>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -10,15 +9,18 @@
 #include "agent/cgroup_target.h"
 #include "agent/plan_manager.h"
 #include "agent/testing/fake_worker.h"
+#include "agent/testing/plan_manager_calls.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/files.h"
 
 namespace memload {
 namespace agent {
 namespace {
 
+using ::memload::testing::Eventually;
 using ::testing::_;
 using ::testing::HasSubstr;
 
@@ -30,32 +32,6 @@ constexpr char kId[] = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef01
 void WriteFile(const std::string& path, const std::string& contents) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   ASSERT_TRUE(memload::testing::WriteFile(path, contents)) << path;
-}
-
-absl::StatusOr<PlanManager::StartResult> StartSync(PlanManager& manager, v1::PlanSpec spec) {
-  auto promise = std::make_shared<std::promise<absl::StatusOr<PlanManager::StartResult>>>();
-  std::future<absl::StatusOr<PlanManager::StartResult>> future = promise->get_future();
-  manager.Start(std::move(spec), [promise](absl::StatusOr<PlanManager::StartResult> result) {
-    promise->set_value(std::move(result));
-  });
-  EXPECT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-  return future.get();
-}
-
-std::optional<v1::PlanStatus> Find(PlanManager& manager, const std::string& id) {
-  for (v1::PlanStatus& status : manager.List(/*include_ended=*/true)) {
-    if (status.plan_id() == id) return status;
-  }
-  return std::nullopt;
-}
-
-bool Eventually(const std::function<bool()>& condition) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return condition();
 }
 
 v1::PlanSpec Placed(const std::string& id) {

@@ -2,11 +2,13 @@
 // leases, stops, worker deaths, ceilings, resizes.
 #include "agent/plan_manager.h"
 
+#include <chrono>
 #include <future>
 
 #include "absl/time/clock.h"
 #include "agent/admission.h"
 #include "agent/testing/fake_worker.h"
+#include "agent/testing/plan_manager_calls.h"
 #include "core/block_cost.h"
 #include "core/sync/mutex.h"
 #include "core/testing/simulated_clock.h"
@@ -27,30 +29,6 @@ using ::memload::testing::kMiB;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-template <typename T>
-T Await(std::future<T>& future) {
-  EXPECT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
-  return future.get();
-}
-
-absl::StatusOr<PlanManager::StartResult> StartSync(PlanManager& manager, v1::PlanSpec spec) {
-  auto promise = std::make_shared<std::promise<absl::StatusOr<PlanManager::StartResult>>>();
-  std::future<absl::StatusOr<PlanManager::StartResult>> future = promise->get_future();
-  manager.Start(std::move(spec), [promise](absl::StatusOr<PlanManager::StartResult> result) {
-    promise->set_value(std::move(result));
-  });
-  return Await(future);
-}
-
-absl::StatusOr<v1::PlanStatus> StopSync(PlanManager& manager, const std::string& id) {
-  auto promise = std::make_shared<std::promise<absl::StatusOr<v1::PlanStatus>>>();
-  std::future<absl::StatusOr<v1::PlanStatus>> future = promise->get_future();
-  manager.Stop(id, [promise](absl::StatusOr<v1::PlanStatus> status) {
-    promise->set_value(std::move(status));
-  });
-  return Await(future);
-}
-
 v1::PlanSpec Retained(const std::string& id, uint64_t bytes) {
   v1::PlanSpec spec;
   spec.set_plan_id(id);
@@ -64,13 +42,6 @@ v1::PlanSpec Retained(const std::string& id, uint64_t bytes) {
 v1::PlanSpec WithLease(v1::PlanSpec spec, absl::Duration lease) {
   ToProtoDuration(lease, spec.mutable_lease());
   return spec;
-}
-
-std::optional<v1::PlanStatus> Find(PlanManager& manager, const std::string& id) {
-  for (v1::PlanStatus& status : manager.List(/*include_ended=*/true)) {
-    if (status.plan_id() == id) return status;
-  }
-  return std::nullopt;
 }
 
 class PlanManagerTest : public ::testing::Test {
@@ -741,7 +712,8 @@ TEST_F(PlanManagerTest, ASlowLaunchDoesNotHoldTheLock) {
   renew.add_plan_ids("slow");
   EXPECT_EQ(slow_manager.Renew(renew).not_found_size(), 1);
   slow.Release();
-  ASSERT_THAT(Await(future), IsOk());
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  ASSERT_THAT(future.get(), IsOk());
   EXPECT_THAT(StartSync(slow_manager, Retained("more", 4 * kGiB)),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("--max-memory")));
 }
