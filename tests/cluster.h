@@ -4,6 +4,8 @@
 // dnsmasq on 127.0.0.1 that answers one name with every agent's address, like a
 // Kubernetes headless Service. Everything starts with Start() and stops with the Cluster
 // (agents and dnsmasq killed and reaped, cgroups removed). Nothing but loopback is used.
+// Under ASan, the memload processes started after Start() run without ASan's quarantine of
+// freed memory, so that their RSS and their cgroups' usage are what they hold.
 //
 //   ClusterOptions options;
 //   options.nodes = {{"node-1", "zone=a", 256 * kMiB}, {"node-2", "zone=b", 512 * kMiB}};

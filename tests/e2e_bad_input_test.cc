@@ -17,6 +17,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "controller/agent_requests.h"
+#include "core/testing/sanitizers.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -370,35 +371,7 @@ grpc::Status RawCall(std::shared_ptr<grpc::Channel> channel, const std::string& 
   return status;
 }
 
-// Under ASan freed blocks wait in a quarantine (256 MiB by default) before they are reused,
-// so a process's RSS grows with every request even when nothing leaks (+48.8 MiB over this
-// test's requests). The agents started after this run without it, so their RSS is what
-// they hold; LeakSanitizer (at the agent's exit) checks for leaks as well. Other builds
-// ignore ASAN_OPTIONS.
-void StartAgentsWithoutAsanQuarantine() {
-  const char* options = std::getenv("ASAN_OPTIONS");
-  setenv("ASAN_OPTIONS",
-         absl::StrCat(options != nullptr ? options : "",
-                      ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0")
-             .c_str(),
-         /*overwrite=*/1);
-}
-
-constexpr bool kAddressSanitizer =
-#if defined(__SANITIZE_ADDRESS__)
-    true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    true;
-#else
-    false;
-#endif
-#else
-    false;
-#endif
-
 TEST(E2eBadInputTest, MalformedApiRequestsGetTheirStatusAndLeakNothing) {
-  StartAgentsWithoutAsanQuarantine();
   START_CLUSTER_OR_SKIP(cluster, TwoNodes());
   ClusterNode& node = cluster.node(0);
   std::shared_ptr<grpc::Channel> channel =
