@@ -241,10 +241,15 @@ absl::Status Cluster::StartDns(const ClusterOptions& options) {
     return absl::NotFoundError(
         absl::StrCat(kDnsmasq, " is missing: install dnsmasq-base (bazel/install_deps.sh)"));
   }
-  std::string last_error;
-  for (int attempt = 0; attempt < 5; ++attempt) {
+  // A port free for UDP may be taken for TCP (by any of the machine's connections: a
+  // fan-out benchmark's thousands of loopback connections take most ephemeral ports), so a
+  // pair is looked for up to 100 times; dnsmasq itself is started up to 5 times.
+  std::string last_error = "no port on 127.0.0.1 was free for both UDP and TCP in 100 tries";
+  int starts = 0;
+  for (int attempt = 0; attempt < 100 && starts < 5; ++attempt) {
     const int port = FreeDnsPort();
     if (port == 0) continue;
+    ++starts;
     // Only the records given here: no upstream, no /etc/hosts, no config file, no pid file.
     std::vector<std::string> argv = {kDnsmasq,
                                      "--no-daemon",
@@ -274,7 +279,10 @@ absl::Status Cluster::StartDns(const ClusterOptions& options) {
       dns_port_ = port;
       return absl::OkStatus();
     }
-    last_error = dns_->Stderr();
+    last_error = absl::StrCat(
+        "on port ", port,
+        dns_->running() ? " it did not answer with every record in 10 s" : " it exited", ": ",
+        dns_->Stderr());
     dns_.reset();  // Killed and reaped; a port lost to a race is retried with another.
   }
   return absl::UnavailableError(absl::StrCat("dnsmasq did not start: ", last_error));
