@@ -133,14 +133,14 @@ def main():
     if peers:
         print("\nChurn against stress-ng --vm 1 (same block, every byte written once): GiB/s "
               "touched (wall), CPU s per GiB, GiB per CPU second (medians)\n")
-        print("| who | block | GiB/s | CPU s/GiB | GiB per CPU s | ÷ best stress-ng |")
+        print("| who | block | GiB/s | CPU s/GiB | GiB per CPU s | ÷ best stress-ng, same block |")
         print("|---|---|---|---|---|---|")
         for alloc in order:
             rows = peers.get(alloc, {})
-            stress = [median([p for _, _, p in v]) for (who, _), v in rows.items()
-                      if who.startswith("stress-ng")]
-            best = max(stress) if stress else float("nan")
             for (who, size), runs in sorted(rows.items()):
+                stress = [median([p for _, _, p in v]) for (w, sz), v in rows.items()
+                          if sz == size and w.startswith("stress-ng")]
+                best = max(stress) if stress else float("nan")
                 per_cpu = median([p for _, _, p in runs])
                 label = who if who.startswith("stress-ng") else "%s (%s)" % (who, alloc)
                 print("| %s | %d KiB | %.2f | %.2f | %.2f | %.2f× |" % (

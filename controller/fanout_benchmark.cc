@@ -19,7 +19,8 @@
 //   cold: a new factory per command (new channels, new connections), as a fresh memloadctl
 //   warm: one factory kept across commands (connected channels), as `memloadctl run` does
 // raw: plain generated stubs, callback API (stub->async()), every call in flight at once,
-// nothing else: the same calls, cold (channels created inside the timing) and warm.
+// nothing else: the same calls, cold (channels created inside the timing) and warm. For
+// usage those are two rounds, as memloadctl's: GetUsage, then ListPlans(include_ended).
 // Every channel of either side uses a local subchannel pool, so "cold" never borrows a
 // connection another channel still holds.
 //
@@ -229,12 +230,23 @@ class Raw {
           target, grpc::InsecureChannelCredentials(), BenchChannelArgs())));
     }
   }
+  // The calls memloadctl usage makes: GetUsage, then ListPlans with the ended plans (its
+  // "recently ended" rows) from every target that answered — here all of them.
   absl::Status Usage() {
-    return FanOut<v1::GetUsageRequest, v1::NodeUsage>(
+    absl::Status usage = FanOut<v1::GetUsageRequest, v1::NodeUsage>(
         v1::GetUsageRequest(), [](v1::Agent::Stub::async_interface* async,
                                   grpc::ClientContext* context, const v1::GetUsageRequest* request,
                                   v1::NodeUsage* response, std::function<void(grpc::Status)> done) {
           async->GetUsage(context, request, response, std::move(done));
+        });
+    if (!usage.ok()) return usage;
+    v1::ListPlansRequest list;
+    list.set_include_ended(true);
+    return FanOut<v1::ListPlansRequest, v1::ListPlansResponse>(
+        list, [](v1::Agent::Stub::async_interface* async, grpc::ClientContext* context,
+                 const v1::ListPlansRequest* request, v1::ListPlansResponse* response,
+                 std::function<void(grpc::Status)> done) {
+          async->ListPlans(context, request, response, std::move(done));
         });
   }
   absl::Status StartStop(const std::string& id) {
