@@ -233,48 +233,35 @@ class Raw {
   // The calls memloadctl usage makes: GetUsage, then ListPlans with the ended plans (its
   // "recently ended" rows) from every target that answered — here all of them.
   absl::Status Usage() {
-    absl::Status usage = FanOut<v1::GetUsageRequest, v1::NodeUsage>(
-        v1::GetUsageRequest(), [](v1::Agent::Stub::async_interface* async,
-                                  grpc::ClientContext* context, const v1::GetUsageRequest* request,
-                                  v1::NodeUsage* response, std::function<void(grpc::Status)> done) {
-          async->GetUsage(context, request, response, std::move(done));
-        });
+    absl::Status usage = FanOut(v1::GetUsageRequest(), &v1::Agent::Stub::async_interface::GetUsage);
     if (!usage.ok()) return usage;
     v1::ListPlansRequest list;
     list.set_include_ended(true);
-    return FanOut<v1::ListPlansRequest, v1::ListPlansResponse>(
-        list, [](v1::Agent::Stub::async_interface* async, grpc::ClientContext* context,
-                 const v1::ListPlansRequest* request, v1::ListPlansResponse* response,
-                 std::function<void(grpc::Status)> done) {
-          async->ListPlans(context, request, response, std::move(done));
-        });
+    return FanOut(list, &v1::Agent::Stub::async_interface::ListPlans);
   }
   absl::Status StartStop(const std::string& id) {
     v1::StartPlanRequest start;
     *start.mutable_spec() = TinyPlan(id);
-    absl::Status started = FanOut<v1::StartPlanRequest, v1::StartPlanResponse>(
-        start, [](v1::Agent::Stub::async_interface* async, grpc::ClientContext* context,
-                  const v1::StartPlanRequest* request, v1::StartPlanResponse* response,
-                  std::function<void(grpc::Status)> done) {
-          async->StartPlan(context, request, response, std::move(done));
-        });
+    absl::Status started = FanOut(start, &v1::Agent::Stub::async_interface::StartPlan);
     if (!started.ok()) return started;
     return Stop(id);
   }
   absl::Status Stop(const std::string& id) {
     v1::StopPlanRequest stop;
     stop.set_plan_id(id);
-    return FanOut<v1::StopPlanRequest, v1::StopPlanResponse>(
-        stop, [](v1::Agent::Stub::async_interface* async, grpc::ClientContext* context,
-                 const v1::StopPlanRequest* request, v1::StopPlanResponse* response,
-                 std::function<void(grpc::Status)> done) {
-          async->StopPlan(context, request, response, std::move(done));
-        });
+    return FanOut(stop, &v1::Agent::Stub::async_interface::StopPlan);
   }
 
  private:
-  template <typename Request, typename Response, typename Call>
-  absl::Status FanOut(const Request& request, Call call) {
+  // A unary method of the callback API: (stub->async()->*method)(context, request, response,
+  // done).
+  template <typename Request, typename Response>
+  using AsyncUnary = void (v1::Agent::Stub::async_interface::*)(grpc::ClientContext*,
+                                                                const Request*, Response*,
+                                                                std::function<void(grpc::Status)>);
+
+  template <typename Request, typename Response>
+  absl::Status FanOut(const Request& request, AsyncUnary<Request, Response> method) {
     const size_t n = stubs_.size();
     std::vector<grpc::ClientContext> contexts(n);
     std::vector<Response> responses(n);
@@ -291,14 +278,15 @@ class Raw {
     }
     for (size_t i = 0; i < n; ++i) {
       contexts[i].set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      call(stubs_[i]->async(), &contexts[i], &request, &responses[i], [&](grpc::Status status) {
-        MutexLock lock(&outcome.mutex);
-        if (!status.ok()) {
-          ++outcome.failed;
-          outcome.error = status.error_message();
-        }
-        if (--outcome.pending == 0) outcome.all_done.notify_one();
-      });
+      (stubs_[i]->async()->*method)(&contexts[i], &request, &responses[i],
+                                    [&](grpc::Status status) {
+                                      MutexLock lock(&outcome.mutex);
+                                      if (!status.ok()) {
+                                        ++outcome.failed;
+                                        outcome.error = status.error_message();
+                                      }
+                                      if (--outcome.pending == 0) outcome.all_done.notify_one();
+                                    });
     }
     MutexLock lock(&outcome.mutex);
     outcome.all_done.wait(lock.native(), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(outcome.mutex) {
