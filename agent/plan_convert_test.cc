@@ -1,7 +1,9 @@
 #include "agent/plan_convert.h"
 
 #include <cmath>
+#include <initializer_list>
 #include <limits>
+#include <utility>
 
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -346,24 +348,30 @@ TEST(ToUtilizationSpecTest, UnknownEnumValues) {
 
 // ---- enums ----
 
-TEST(EnumTest, TouchModeRoundTrips) {
-  EXPECT_EQ(FromProto(v1::TOUCH_MODE_UNSPECIFIED), TouchMode::kPage);
-  for (TouchMode mode : {TouchMode::kNone, TouchMode::kPage, TouchMode::kFill}) {
-    EXPECT_EQ(FromProto(ToProto(mode)), mode);
+// `unspecified` reads as `default_value`, and each (core value, proto value) pair converts
+// both ways.
+template <typename Core, typename Proto>
+void ExpectRoundTrips(Proto unspecified, Core default_value,
+                      std::initializer_list<std::pair<Core, Proto>> pairs) {
+  EXPECT_EQ(FromProto(unspecified), default_value);
+  for (const auto& [core, proto] : pairs) {
+    EXPECT_EQ(ToProto(core), proto);
+    EXPECT_EQ(FromProto(proto), core);
   }
-  EXPECT_EQ(ToProto(TouchMode::kNone), v1::TOUCH_MODE_NONE);
-  EXPECT_EQ(ToProto(TouchMode::kPage), v1::TOUCH_MODE_PAGE);
-  EXPECT_EQ(ToProto(TouchMode::kFill), v1::TOUCH_MODE_FILL);
+}
+
+TEST(EnumTest, TouchModeRoundTrips) {
+  ExpectRoundTrips(v1::TOUCH_MODE_UNSPECIFIED, TouchMode::kPage,
+                   {{TouchMode::kNone, v1::TOUCH_MODE_NONE},
+                    {TouchMode::kPage, v1::TOUCH_MODE_PAGE},
+                    {TouchMode::kFill, v1::TOUCH_MODE_FILL}});
 }
 
 TEST(EnumTest, BackingRoundTrips) {
-  EXPECT_EQ(FromProto(v1::BACKING_UNSPECIFIED), Backing::kMmap);
-  for (Backing backing : {Backing::kMalloc, Backing::kMmap, Backing::kShmem}) {
-    EXPECT_EQ(FromProto(ToProto(backing)), backing);
-  }
-  EXPECT_EQ(ToProto(Backing::kMalloc), v1::BACKING_MALLOC);
-  EXPECT_EQ(ToProto(Backing::kMmap), v1::BACKING_MMAP);
-  EXPECT_EQ(ToProto(Backing::kShmem), v1::BACKING_SHMEM);
+  ExpectRoundTrips(v1::BACKING_UNSPECIFIED, Backing::kMmap,
+                   {{Backing::kMalloc, v1::BACKING_MALLOC},
+                    {Backing::kMmap, v1::BACKING_MMAP},
+                    {Backing::kShmem, v1::BACKING_SHMEM}});
 }
 
 TEST(EnumTest, PlanStates) {
