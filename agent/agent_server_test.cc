@@ -45,6 +45,16 @@ constexpr char kWorkerBinary[] = "agent/memload-worker";
 // Exists, zombies included (the agent reaps its workers): what "gone" means here.
 bool ProcessExists(int pid) { return pid > 0 && kill(pid, 0) == 0; }
 
+// Shuts `server` down with `deadline`, prints how long that took as a "[figure] shutdown
+// with WHAT" line, and returns it.
+absl::Duration TimedShutdown(AgentServer& server, absl::Duration deadline, const char* what) {
+  const absl::Time start = absl::Now();
+  server.Shutdown(deadline);
+  const absl::Duration took = absl::Now() - start;
+  std::printf("[figure] shutdown with %s: %s\n", what, absl::FormatDuration(took).c_str());
+  return took;
+}
+
 class AgentServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -605,11 +615,8 @@ TEST(AgentServerWatchTest, ShutdownEndsAStreamWhoseClientStoppedReading) {
   ASSERT_TRUE(ok);
   // The client reads no more: the agent's next message waits for it.
   ASSERT_TRUE(Eventually([&] { return (*server)->stalled_watches() == 1; }));
-  const absl::Time start = absl::Now();
-  (*server)->Shutdown(absl::Seconds(30));
-  const absl::Duration took = absl::Now() - start;
-  std::printf("[figure] shutdown with a stalled watch stream (30 s deadline): %s\n",
-              absl::FormatDuration(took).c_str());
+  const absl::Duration took =
+      TimedShutdown(**server, absl::Seconds(30), "a stalled watch stream (30 s deadline)");
   // Before the fix: the whole 30 s deadline. The grace is 250 ms; the rest is slack for a
   // sanitizer on a loaded machine.
   EXPECT_LT(took, absl::Seconds(10));
@@ -680,11 +687,7 @@ TEST(AgentServerWatchTest, StreamsTakeNoThreadAreCappedAndEndAtShutdown) {
     EXPECT_TRUE(stub->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info).ok());
   }
   // Shutdown ends every stream at once instead of waiting for its deadline.
-  const absl::Time start = absl::Now();
-  (*server)->Shutdown(absl::Seconds(5));
-  const absl::Duration took = absl::Now() - start;
-  std::printf("[figure] shutdown with 300 watch streams open: %s\n",
-              absl::FormatDuration(took).c_str());
+  const absl::Duration took = TimedShutdown(**server, absl::Seconds(5), "300 watch streams open");
   EXPECT_LT(took, absl::Seconds(2));
   for (auto& watch : watches) watch->context.TryCancel();
   queue.Shutdown();
@@ -704,11 +707,7 @@ TEST(AgentServerWatchTest, AnIdleClientDoesNotDelayShutdown) {
   grpc::ClientContext context;
   v1::NodeInfo info;
   ASSERT_TRUE(stub->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info).ok());
-  const absl::Time start = absl::Now();
-  (*server)->Shutdown(absl::Seconds(1));
-  const absl::Duration took = absl::Now() - start;
-  std::printf("[figure] shutdown with an idle client connected: %s\n",
-              absl::FormatDuration(took).c_str());
+  const absl::Duration took = TimedShutdown(**server, absl::Seconds(1), "an idle client connected");
   EXPECT_LT(took, absl::Milliseconds(500));
 }
 
