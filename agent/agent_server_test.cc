@@ -45,6 +45,14 @@ constexpr char kWorkerBinary[] = "agent/memload-worker";
 // Exists, zombies included (the agent reaps its workers): what "gone" means here.
 bool ProcessExists(int pid) { return pid > 0 && kill(pid, 0) == 0; }
 
+// An agent on 127.0.0.1:0 with the test's worker binary; the rest is AgentOptions' defaults.
+AgentOptions LocalAgent() {
+  AgentOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.worker_binary = kWorkerBinary;
+  return options;
+}
+
 // Shuts `server` down with `deadline`, prints how long that took as a "[figure] shutdown
 // with WHAT" line, and returns it.
 absl::Duration TimedShutdown(AgentServer& server, absl::Duration deadline, const char* what) {
@@ -370,9 +378,7 @@ TEST_F(AgentServerTest, ShutdownStopsEveryPlanAndReturnsTheMemory) {
 // RssShmem, from /proc) never exceeds what was admitted. Before: 60,000 one-byte mmap
 // blocks were admitted as 60,000 bytes and held 236.5 MiB.
 TEST(AgentServerLimitsTest, TinyBlockPlansAreAdmittedAtTheirRealCost) {
-  AgentOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.worker_binary = kWorkerBinary;
+  AgentOptions options = LocalAgent();
   options.plans.reserve_bytes = 16 * kMiB;
   options.plans.max_memory_bytes = 64 * kMiB;
   options.plans.tick = absl::Milliseconds(20);
@@ -485,9 +491,7 @@ TEST_F(AgentServerTest, AWorkerTerminatedFromOutsideIsFailed) {
 }
 
 TEST(AgentServerConfigTest, DefaultLeaseAboveTheMaximumFailsTheConfig) {
-  AgentOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.worker_binary = kWorkerBinary;
+  AgentOptions options = LocalAgent();
   options.plans.default_lease = absl::Hours(25);
   EXPECT_THAT(AgentServer::CheckConfig(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--default-lease=25h")));
@@ -586,9 +590,7 @@ struct Watch {
 // whole deadline (seen under TSan with 300 streams: 4.8-56 s against a 5 s deadline). Now
 // such a stream is cancelled after a grace of at most 250 ms.
 TEST(AgentServerWatchTest, ShutdownEndsAStreamWhoseClientStoppedReading) {
-  AgentOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.worker_binary = kWorkerBinary;
+  AgentOptions options = LocalAgent();
   absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
   ASSERT_THAT(server, IsOk());
   // A client whose stream window is a few bytes (no BDP probing to grow it): past the
@@ -628,9 +630,7 @@ TEST(AgentServerWatchTest, ShutdownEndsAStreamWhoseClientStoppedReading) {
 }
 
 TEST(AgentServerWatchTest, StreamsTakeNoThreadAreCappedAndEndAtShutdown) {
-  AgentOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.worker_binary = kWorkerBinary;
+  AgentOptions options = LocalAgent();
   options.max_watch_streams = 300;
   absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
   ASSERT_THAT(server, IsOk());
@@ -697,9 +697,7 @@ TEST(AgentServerWatchTest, StreamsTakeNoThreadAreCappedAndEndAtShutdown) {
 
 // Issue 12 (4): with one idle client connected, shutdown took the whole 1 s deadline.
 TEST(AgentServerWatchTest, AnIdleClientDoesNotDelayShutdown) {
-  AgentOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.worker_binary = kWorkerBinary;
+  AgentOptions options = LocalAgent();
   absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
   ASSERT_THAT(server, IsOk());
   auto stub = v1::Agent::NewStub(
