@@ -170,16 +170,16 @@ TEST_F(SecurityProcessTest, MemloadctlOverMutualTlsWithTokens) {
   EXPECT_EQ(read_only_usage.exit_code, 0) << read_only_usage.err;
   CommandResult read_only_stop =
       Ctl(with({"stop", "--plan-id=secure-e2e", "--output=json"}), kReadOnlyToken);
-  EXPECT_EQ(read_only_stop.exit_code, 1);
+  EXPECT_EQ(read_only_stop.exit_code, 1) << read_only_stop.err;
   EXPECT_THAT(read_only_stop.out, HasSubstr("PERMISSION_DENIED"));
   // No token; and no client certificate.
   CommandResult anonymous = Ctl(with({"usage", "--output=json"}));
-  EXPECT_EQ(anonymous.exit_code, 1);
+  EXPECT_EQ(anonymous.exit_code, 1) << anonymous.err;
   EXPECT_THAT(anonymous.out, HasSubstr("UNAUTHENTICATED"));
   CommandResult no_cert = Ctl({"usage", "--targets=" + address, "--tls-ca=" + pki_->ca_cert,
                                "--output=json", "--retries=0"},
                               kFullToken);
-  EXPECT_EQ(no_cert.exit_code, 1);
+  EXPECT_EQ(no_cert.exit_code, 1) << no_cert.err;
   EXPECT_THAT(no_cert.out, HasSubstr("UNAVAILABLE"));
 
   CommandResult stop = Ctl(with({"stop", "--plan-id=secure-e2e"}), kFullToken);
