@@ -239,7 +239,12 @@ class Dispatcher {
       Target& target = state_->targets[index];
       RawResult& result = results[index];
       result.target = clients_[index]->target();
-      result.status = target.status;
+      // Moved, not copied: an absl::Status's heap rep is counted inside Debian's
+      // uninstrumented libabsl_status.so, and State may be freed last on a client's release
+      // thread — a rep shared with it would be deleted there, out of TSan's sight of the
+      // count (security_process_test's memloadctl children reported that race). The rep now
+      // has one owner, the caller.
+      result.status = std::move(target.status);
       if (target.status.ok()) result.value = std::move(target.value);
       result.attempts = target.attempts;
       result.start = target.attempts > 0 ? target.start : absl::InfinitePast();
