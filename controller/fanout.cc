@@ -244,8 +244,8 @@ class Dispatcher {
       // thread — a rep shared with it would be deleted there, out of TSan's sight of the
       // count (security_process_test's memloadctl children reported that race). The rep now
       // has one owner, the caller.
-      result.status = std::move(target.status);
       if (target.status.ok()) result.value = std::move(target.value);
+      result.status = std::move(target.status);
       result.attempts = target.attempts;
       result.start = target.attempts > 0 ? target.start : absl::InfinitePast();
       result.latency = target.attempts > 0 ? target.answered - target.start : absl::ZeroDuration();
