@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/admission.h"
+#include "agent/testing/local_agent.h"
 #include "agent/testing/stock_services.pb.h"
 #include "core/node_readers.h"
 #include "core/testing/sanitizers.h"
@@ -39,19 +40,9 @@ using ::testing::HasSubstr;
 
 // Sanitized workers also hold shadow memory, so their RSS has no tight upper bound.
 constexpr bool kSanitized = kAddressSanitizer || kThreadSanitizer;
-// Bazel runs tests from the workspace root of their runfiles.
-constexpr char kWorkerBinary[] = "agent/memload-worker";
 
 // Exists, zombies included (the agent reaps its workers): what "gone" means here.
 bool ProcessExists(int pid) { return pid > 0 && kill(pid, 0) == 0; }
-
-// An agent on 127.0.0.1:0 with the test's worker binary; the rest is AgentOptions' defaults.
-AgentOptions LocalAgent() {
-  AgentOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.worker_binary = kWorkerBinary;
-  return options;
-}
 
 // Shuts `server` down with `deadline`, prints how long that took as a "[figure] shutdown
 // with WHAT" line, and returns it.
@@ -63,31 +54,21 @@ absl::Duration TimedShutdown(AgentServer& server, absl::Duration deadline, const
   return took;
 }
 
-class AgentServerTest : public ::testing::Test {
+class AgentServerTest : public LocalAgentTest {
  protected:
-  void SetUp() override {
-    AgentOptions options;
-    options.listen_address = "127.0.0.1:0";
+  AgentOptions Options() override {
+    AgentOptions options = LocalAgentOptions();
     options.node_name = "test-node";
     options.labels = {{"zone", "a"}};
-    options.worker_binary = kWorkerBinary;
     options.plans.reserve_bytes = 64 * kMiB;
     options.plans.max_memory_bytes = 1024 * kMiB;
     options.plans.tick = absl::Milliseconds(20);
-    absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    channel_ = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
-    stub_ = v1::Agent::NewStub(channel_);
-  }
-
-  void TearDown() override {
-    if (server_) server_->Shutdown(absl::Seconds(2));
+    return options;
   }
 
   grpc::Status Start(const v1::PlanSpec& spec, v1::StartPlanResponse* response) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context.set_deadline(CallDeadline());
     v1::StartPlanRequest request;
     *request.mutable_spec() = spec;
     return stub_->StartPlan(&context, request, response);
@@ -95,7 +76,7 @@ class AgentServerTest : public ::testing::Test {
 
   grpc::Status Stop(const std::string& id, v1::StopPlanResponse* response) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context.set_deadline(CallDeadline());
     v1::StopPlanRequest request;
     request.set_plan_id(id);
     return stub_->StopPlan(&context, request, response);
@@ -103,7 +84,7 @@ class AgentServerTest : public ::testing::Test {
 
   v1::NodeUsage Usage() {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context.set_deadline(CallDeadline());
     v1::NodeUsage usage;
     EXPECT_TRUE(stub_->GetUsage(&context, v1::GetUsageRequest(), &usage).ok());
     return usage;
@@ -132,10 +113,6 @@ class AgentServerTest : public ::testing::Test {
     phase->set_hold_forever(true);
     return spec;
   }
-
-  std::unique_ptr<AgentServer> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Agent::Stub> stub_;
 };
 
 TEST_F(AgentServerTest, RetainedPlanIsResidentInItsWorkerAndStopReturnsIt) {
@@ -378,7 +355,7 @@ TEST_F(AgentServerTest, ShutdownStopsEveryPlanAndReturnsTheMemory) {
 // RssShmem, from /proc) never exceeds what was admitted. Before: 60,000 one-byte mmap
 // blocks were admitted as 60,000 bytes and held 236.5 MiB.
 TEST(AgentServerLimitsTest, TinyBlockPlansAreAdmittedAtTheirRealCost) {
-  AgentOptions options = LocalAgent();
+  AgentOptions options = LocalAgentOptions();
   options.plans.reserve_bytes = 16 * kMiB;
   options.plans.max_memory_bytes = 64 * kMiB;
   options.plans.tick = absl::Milliseconds(20);
@@ -399,7 +376,7 @@ TEST(AgentServerLimitsTest, TinyBlockPlansAreAdmittedAtTheirRealCost) {
     phase->mutable_target()->set_bytes(bytes);
     phase->set_hold_forever(true);
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context.set_deadline(CallDeadline());
     return stub->StartPlan(&context, request, response);
   };
   auto list = [&] {
@@ -491,7 +468,7 @@ TEST_F(AgentServerTest, AWorkerTerminatedFromOutsideIsFailed) {
 }
 
 TEST(AgentServerConfigTest, DefaultLeaseAboveTheMaximumFailsTheConfig) {
-  AgentOptions options = LocalAgent();
+  AgentOptions options = LocalAgentOptions();
   options.plans.default_lease = absl::Hours(25);
   EXPECT_THAT(AgentServer::CheckConfig(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--default-lease=25h")));
@@ -507,7 +484,7 @@ TEST(AgentServerListenTest, BadAddressesAreRefusedWithTheReason) {
         "[::1:80", "127.0.0.1:+80", "127.0.0.1: 80", "127.0.0.1:0x50"}) {
     AgentOptions options;
     options.listen_address = address;
-    options.worker_binary = kWorkerBinary;
+    options.worker_binary = kTestWorkerBinary;
     EXPECT_THAT(AgentServer::CheckConfig(options),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--listen")))
         << address;
@@ -540,7 +517,7 @@ TEST(AgentServerListenTest, AnAddressInUseIsRefused) {
   const int fd = ListenOn(&port);
   AgentOptions options;
   options.listen_address = absl::StrCat("127.0.0.1:", port);
-  options.worker_binary = kWorkerBinary;
+  options.worker_binary = kTestWorkerBinary;
   EXPECT_THAT(AgentServer::CheckConfig(options),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("in use")));
   EXPECT_THAT(AgentServer::Start(options),
@@ -590,7 +567,7 @@ struct Watch {
 // whole deadline (seen under TSan with 300 streams: 4.8-56 s against a 5 s deadline). Now
 // such a stream is cancelled after a grace of at most 250 ms.
 TEST(AgentServerWatchTest, ShutdownEndsAStreamWhoseClientStoppedReading) {
-  AgentOptions options = LocalAgent();
+  AgentOptions options = LocalAgentOptions();
   absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
   ASSERT_THAT(server, IsOk());
   // A client whose stream window is a few bytes (no BDP probing to grow it): past the
@@ -630,7 +607,7 @@ TEST(AgentServerWatchTest, ShutdownEndsAStreamWhoseClientStoppedReading) {
 }
 
 TEST(AgentServerWatchTest, StreamsTakeNoThreadAreCappedAndEndAtShutdown) {
-  AgentOptions options = LocalAgent();
+  AgentOptions options = LocalAgentOptions();
   options.max_watch_streams = 300;
   absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
   ASSERT_THAT(server, IsOk());
@@ -697,7 +674,7 @@ TEST(AgentServerWatchTest, StreamsTakeNoThreadAreCappedAndEndAtShutdown) {
 
 // Issue 12 (4): with one idle client connected, shutdown took the whole 1 s deadline.
 TEST(AgentServerWatchTest, AnIdleClientDoesNotDelayShutdown) {
-  AgentOptions options = LocalAgent();
+  AgentOptions options = LocalAgentOptions();
   absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
   ASSERT_THAT(server, IsOk());
   auto stub = v1::Agent::NewStub(

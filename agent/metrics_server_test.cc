@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/agent_server.h"
+#include "agent/testing/local_agent.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -91,24 +92,15 @@ TEST(MetricsServerTest, RefusesBadAddresses) {
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr((*first)->address())));
 }
 
-class AgentMetricsEndpointTest : public ::testing::Test {
+class AgentMetricsEndpointTest : public LocalAgentTest {
  protected:
-  void SetUp() override {
-    AgentOptions options;
-    options.listen_address = "127.0.0.1:0";
+  AgentOptions Options() override {
+    AgentOptions options = LocalAgentOptions();
     options.metrics_listen_address = "127.0.0.1:0";
     options.node_name = "metrics-node";
-    options.worker_binary = "agent/memload-worker";
     options.plans.reserve_bytes = 64 * kMiB;
     options.plans.tick = absl::Milliseconds(20);
-    absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    stub_ = v1::Agent::NewStub(
-        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown(absl::Seconds(2));
+    return options;
   }
 
   std::string Scrape() {
@@ -122,12 +114,9 @@ class AgentMetricsEndpointTest : public ::testing::Test {
 
   std::unique_ptr<grpc::ClientContext> Context() {
     auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context->set_deadline(CallDeadline());
     return context;
   }
-
-  std::unique_ptr<AgentServer> server_;
-  std::unique_ptr<v1::Agent::Stub> stub_;
 };
 
 TEST_F(AgentMetricsEndpointTest, ShowsNodePlansAndRpcs) {
@@ -194,10 +183,8 @@ TEST_F(AgentMetricsEndpointTest, ShowsNodePlansAndRpcs) {
 }
 
 TEST(AgentServerMetricsTest, BadMetricsAddressFailsStart) {
-  AgentOptions options;
-  options.listen_address = "127.0.0.1:0";
+  AgentOptions options = LocalAgentOptions();
   options.metrics_listen_address = "nonsense";
-  options.worker_binary = "agent/memload-worker";
   EXPECT_THAT(AgentServer::Start(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nonsense")));
 }

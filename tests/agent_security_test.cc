@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/agent_server.h"
+#include "agent/testing/local_agent.h"
 #include "agent/testing/stock_services.pb.h"
 #include "controller/client_security.h"
 #include "controller/grpc_agent_client.h"
@@ -27,6 +28,7 @@ namespace memload {
 namespace testing {
 namespace {
 
+using ::memload::agent::CallDeadline;
 using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
@@ -36,10 +38,6 @@ constexpr char kFullToken[] = "full-0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 constexpr char kReadOnlyToken[] = "reader-00112233445566778899aabbccddeeff";
 constexpr char kWrongToken[] = "wrong-ffeeddccbbaa99887766554433221100";
 constexpr char kReflection[] = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
-
-std::chrono::system_clock::time_point Deadline() {
-  return std::chrono::system_clock::now() + std::chrono::seconds(10);
-}
 
 // Audit lines, collected from gRPC's threads.
 struct AuditLines {
@@ -67,10 +65,8 @@ class AgentSecurityTest : public ::testing::Test {
 
   // An agent on 127.0.0.1:0 with `security`; its audit lines go to audit_.
   std::unique_ptr<agent::AgentServer> StartAgent(agent::ServerSecurityOptions security) {
-    agent::AgentOptions options;
-    options.listen_address = "127.0.0.1:0";
+    agent::AgentOptions options = agent::LocalAgentOptions();
     options.node_name = "secure-node";
-    options.worker_binary = WorkerBinary();
     options.plans.reserve_bytes = 16 << 20;
     std::shared_ptr<AuditLines> audit = audit_;
     security.audit_log = [audit](const std::string& line) {
@@ -121,12 +117,12 @@ class AgentSecurityTest : public ::testing::Test {
   }
 
   static void Authorize(grpc::ClientContext* context, const std::string& token) {
-    context->set_deadline(Deadline());
+    context->set_deadline(CallDeadline());
     if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
   }
 
   // One unary call of the agent's service as `token` (none when empty), bounded by
-  // Deadline(); the response is dropped.
+  // CallDeadline(); the response is dropped.
   template <typename Request, typename Response>
   static grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, const std::string& token,
                            grpc::Status (v1::Agent::Stub::*method)(grpc::ClientContext*,
@@ -166,7 +162,7 @@ class AgentSecurityTest : public ::testing::Test {
                              HealthCheckResponse::ServingStatus* serving) {
     grpc::TemplatedGenericStub<HealthCheckRequest, HealthCheckResponse> health(channel);
     grpc::ClientContext context;
-    context.set_deadline(Deadline());
+    context.set_deadline(CallDeadline());
     HealthCheckRequest request;
     HealthCheckResponse response;
     std::promise<grpc::Status> done;
@@ -250,9 +246,7 @@ TEST_F(AgentSecurityTest, WrongCaIsAHandshakeFailure) {
 }
 
 TEST_F(AgentSecurityTest, AgentRefusesToStartWithAnExpiredCertificate) {
-  agent::AgentOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.worker_binary = WorkerBinary();
+  agent::AgentOptions options = agent::LocalAgentOptions();
   options.security.tls_cert_file = pki_->expired_server.cert;
   options.security.tls_key_file = pki_->expired_server.key;
   EXPECT_THAT(agent::AgentServer::Start(options),
@@ -282,7 +276,7 @@ TEST_F(AgentSecurityTest, ClientRefusesAServerWithAnExpiredCertificate) {
                   [&](absl::StatusOr<v1::NodeUsage> usage) { done.set_value(usage.status()); });
   EXPECT_THAT(done.get_future().get(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("agent unreachable")));
-  server->Shutdown(Deadline());
+  server->Shutdown(CallDeadline());
 }
 
 TEST_F(AgentSecurityTest, MutualTlsAcceptsOnlyCertificatesOfItsCa) {

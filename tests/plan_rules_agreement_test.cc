@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
+#include "agent/testing/local_agent.h"
 #include "controller/plan_builder.h"
 #include "core/block_cost.h"
 #include "core/testing/status_matchers.h"
@@ -25,41 +26,27 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr char kWorkerBinary[] = "agent/memload-worker";
 constexpr uint64_t kMiB = 1 << 20;
 
-class PlanRulesAgreementTest : public ::testing::Test {
+class PlanRulesAgreementTest : public agent::LocalAgentTest {
  protected:
-  void SetUp() override {
-    agent::AgentOptions options;
-    options.listen_address = "127.0.0.1:0";
+  agent::AgentOptions Options() override {
+    agent::AgentOptions options = agent::LocalAgentOptions();
     options.node_name = "rules-node";
-    options.worker_binary = kWorkerBinary;
     options.plans.reserve_bytes = 64 * kMiB;
     options.plans.max_memory_bytes = 256 * kMiB;
-    absl::StatusOr<std::unique_ptr<agent::AgentServer>> server = agent::AgentServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    stub_ = v1::Agent::NewStub(
-        grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
-  }
-
-  void TearDown() override {
-    if (server_) server_->Shutdown(absl::Seconds(2));
+    return options;
   }
 
   // The agent's answer to StartPlan(spec), as a status.
   grpc::Status AgentStart(const v1::PlanSpec& spec) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context.set_deadline(agent::CallDeadline());
     v1::StartPlanRequest request;
     *request.mutable_spec() = spec;
     v1::StartPlanResponse response;
     return stub_->StartPlan(&context, request, &response);
   }
-
-  std::unique_ptr<agent::AgentServer> server_;
-  std::unique_ptr<v1::Agent::Stub> stub_;
 };
 
 v1::PlanSpec Streaming(const std::string& id) {
