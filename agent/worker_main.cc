@@ -45,6 +45,7 @@
 #include "agent/worker.pb.h"
 #include "agent/worker_shared.h"
 #include "core/base/status_macros.h"
+#include "core/block_allocator.h"
 #include "core/clock.h"
 #include "core/plan.h"
 #include "core/retained_plan.h"
@@ -307,6 +308,11 @@ int Main(int argc, char** argv) {
   if (signal_fd < 0 || wake_fd < 0) {
     return Fail(shared, kExitPlanFailed, absl::ErrnoToStatus(errno, "signalfd/eventfd").ToString());
   }
+
+  // The process allocator (tcmalloc) keeps what a plan frees until the plan gives it back
+  // in bulk (a set shrinking or released, a streaming plan's end): a background release
+  // would make a churning plan fault its blocks' pages in again (README "Performance").
+  KeepFreedMallocMemory();
 
   absl::StatusOr<BuiltPlan> built = BuildPlan(*spec, &shared->counters);
   if (!built.ok()) {

@@ -13,8 +13,10 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+// Declarations only (libgoogle-perftools-dev); the calls go through the weak reference below.
 #include "core/sync/mutex.h"
 #include "core/touch.h"
+#include "gperftools/malloc_extension.h"
 
 namespace memload {
 
@@ -50,6 +52,11 @@ void MallocExtension_MarkThreadIdle(void) __attribute__((weak));
 int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
     __attribute__((weak));
 }
+
+// gperftools' MallocExtension::instance(), the one way to its release rate (the C API has no
+// setter), named by its symbol so that the reference can be weak like the C ones above.
+MallocExtension* GperftoolsMallocExtension() __asm__("_ZN15MallocExtension8instanceEv")
+    __attribute__((weak));
 
 namespace {
 
@@ -96,6 +103,25 @@ void EndMallocBulkFree() {
   } else {
     malloc_trim(0);
   }
+}
+
+// UBSan's vptr check of a call through MallocExtension needs its type info, which only
+// tcmalloc defines (and sanitizer builds never link it): not checked here.
+#if defined(__clang__)
+#define MEMLOAD_NO_VPTR_CHECK __attribute__((no_sanitize("vptr")))
+#else
+#define MEMLOAD_NO_VPTR_CHECK
+#endif
+
+MEMLOAD_NO_VPTR_CHECK bool KeepFreedMallocMemory() {
+  if (GperftoolsMallocExtension == nullptr) return false;
+  GperftoolsMallocExtension()->SetMemoryReleaseRate(0);
+  return true;
+}
+
+MEMLOAD_NO_VPTR_CHECK double MallocReleaseRate() {
+  if (GperftoolsMallocExtension == nullptr) return -1;
+  return GperftoolsMallocExtension()->GetMemoryReleaseRate();
 }
 
 absl::Status MallocFailed(size_t size) {

@@ -98,6 +98,22 @@ class BlockAllocator {
 void BeginMallocBulkFree();
 void EndMallocBulkFree();
 
+// Makes the process allocator keep the memory that frees make free, for reuse, until
+// EndMallocBulkFree gives it back, instead of giving it back a little at a time on later
+// frees. gperftools' tcmalloc (memload-worker's allocator) releases one free span to the OS
+// per ~1,000 pages freed by default (its release rate, 1), so a streaming plan of big blocks
+// faults every page of a released block in again: 1 MiB churn ran 13-20x slower than on
+// glibc (README "Performance"). This sets that release rate to 0; what a plan frees then
+// goes back to the OS when the plan ends or shrinks (BlockAllocator::EndBulkFree). Other
+// allocators have no such background release to stop: nothing is done. Returns true when
+// the setting was made (tcmalloc linked or preloaded). Thread-safe; process-wide.
+// memload-worker calls it before it builds its plan; the benchmarks call it too.
+bool KeepFreedMallocMemory();
+
+// tcmalloc's release rate now (0 after KeepFreedMallocMemory), or -1 when the process
+// allocator is not gperftools' tcmalloc. Thread-safe.
+double MallocReleaseRate();
+
 // Status for a failed std::malloc of `size` bytes (what Allocate would have said).
 absl::Status MallocFailed(size_t size);
 

@@ -18,6 +18,9 @@
 // (getrusage: every worker thread), so "CPU s/GiB" holds even when other processes share
 // the cores and wall time does not.
 //
+// The process allocator is set up as memload-worker sets it up (KeepFreedMallocMemory:
+// tcmalloc's background release off), whichever allocator bench.sh preloads.
+//
 // peers: the same plan at --peer_block_size with touch fill (every byte written once),
 // once through mmap/munmap per block (return_to_os: the kernel faults and zeroes every
 // page, as stress-ng's vm stressor does when it re-maps its buffer every pass) and once
@@ -51,6 +54,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/block_allocator.h"
 #include "core/node_readers.h"
 #include "core/plan_counters.h"
 #include "core/retained_set.h"
@@ -317,6 +321,7 @@ absl::Status Peers() {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  memload::KeepFreedMallocMemory();
   const std::string mode = absl::GetFlag(FLAGS_mode);
   absl::Status status;
   if (mode == "churn") {

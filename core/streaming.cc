@@ -137,6 +137,12 @@ absl::Status StreamWorker::StepGeneral() {
 }
 
 void StreamWorker::ReleaseAll() {
+  if (allocations_ == allocations_at_release_) return;  // Nothing allocated since the last.
+  allocations_at_release_ = allocations_;
+  // The allocator may keep what the frees make free for reuse that will not come (memload-
+  // worker's tcmalloc keeps everything: KeepFreedMallocMemory): the bracket gives it back,
+  // the blocks freed by earlier steps included.
+  allocator_->BeginBulkFree();
   // The live blocks are the live_ slots before head_; walk them from the oldest.
   uint64_t slot = (head_ + window_ - live_) % (window_ == 0 ? 1 : window_);
   for (; live_ > 0; --live_) {
@@ -144,6 +150,7 @@ void StreamWorker::ReleaseAll() {
     slot = slot + 1 == window_ ? 0 : slot + 1;
   }
   head_ = 0;
+  allocator_->EndBulkFree();
 }
 
 void StreamWorker::MeasureResident() {

@@ -100,7 +100,10 @@ class StreamWorker {
   // leaks; blocks already in the ring stay there).
   absl::Status Step();
 
-  // Frees every block in the ring, oldest first. The worker stays usable.
+  // Frees every block in the ring, oldest first, and has the allocator give the memory
+  // that these frees and the earlier steps' made free back to the OS (BeginBulkFree/
+  // EndBulkFree: for malloc a walk of the heap, so not per step). Does nothing when no
+  // block was allocated since the last call. The worker stays usable.
   void ReleaseAll();
 
   // Measures the ring's resident bytes with mincore(2) into resident_bytes(). Costs a
@@ -142,6 +145,7 @@ class StreamWorker {
   uint64_t head_ = 0;  // Next slot to fill; when the ring is full, the oldest block.
   uint64_t live_ = 0;
   uint64_t allocations_ = 0;
+  uint64_t allocations_at_release_ = 0;  // allocations_ at the last ReleaseAll().
   uint64_t bytes_touched_ = 0;
   uint64_t resident_bytes_ = 0;
   // Values as of the last Flush().

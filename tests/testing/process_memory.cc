@@ -1,9 +1,12 @@
 #include "tests/testing/process_memory.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/node_readers.h"
 
 namespace memload {
@@ -27,6 +30,19 @@ bool Alive(pid_t pid) {
   const size_t close = stat->rfind(')');
   return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z' &&
          (*stat)[close + 2] != 'X';
+}
+
+uint64_t MinorFaultsOf(pid_t pid) {
+  absl::StatusOr<std::string> stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return 0;
+  // After "pid (comm) ": state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt.
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 >= stat->size()) return 0;
+  const std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(*stat).substr(close + 2), ' ');
+  uint64_t minflt = 0;
+  if (fields.size() < 8 || !absl::SimpleAtoi(fields[7], &minflt)) return 0;
+  return minflt;
 }
 
 }  // namespace testing

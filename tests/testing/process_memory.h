@@ -20,6 +20,9 @@ uint64_t ResidentOf(pid_t pid);
 uint64_t RssOf(pid_t pid);
 // The process exists and is neither a zombie nor dead (/proc/PID/stat).
 bool Alive(pid_t pid);
+// Minor page faults of the process so far (/proc/PID/stat: every fresh page it touched);
+// 0 when it is gone.
+uint64_t MinorFaultsOf(pid_t pid);
 
 }  // namespace testing
 }  // namespace memload
