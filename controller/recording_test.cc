@@ -1,10 +1,16 @@
 #include "controller/recording.h"
 
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "controller/commands.h"
+#include "controller/testing/deadline_driver.h"
+#include "controller/testing/fake_agent_client.h"
 #include "core/testing/status_matchers.h"
+#include "core/testing/wait_recording_clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -16,6 +22,7 @@ namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::DeadlineDriver;
 using ::memload::testing::kMiB;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -151,6 +158,83 @@ TEST(RunRecorderTest, ReportsWriteErrors) {
   view.spec.set_plan_id("rec");
   recorder.Record(kStart, view, {});
   EXPECT_THAT(recorder.status(), StatusIs(absl::StatusCode::kDataLoss, HasSubstr("written")));
+}
+
+// run --record on the commands' clock: every refresh samples every node, so a ramp longer
+// than the refresh period is recorded while it ramps, then holding, then the stop — to the
+// millisecond, whatever the machine's speed (tests/recording_test.cc runs the same over real
+// agents, where only the states' order can be promised).
+TEST(RunRecordTest, EveryRefreshSamplesEveryNodeSoARampLongerThanThePeriodIsSeen) {
+  WaitRecordingClock clock;
+  const std::vector<std::string> targets = FakeFleet::Targets(2);
+  FakeFleet fleet(targets, &clock);
+  const absl::Time start = clock.Now();
+  // The plan ramps for 2.5 refresh periods, then holds until stopped.
+  const absl::Duration refresh = absl::Seconds(1);
+  const absl::Duration ramp = 2.5 * refresh;
+  fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    const bool ramping = call.time - start < ramp;
+    v1::PlanStatus plan = Plan(ramping ? v1::PLAN_STATE_RAMPING : v1::PLAN_STATE_HOLDING,
+                               ramping ? 16 * kMiB : 64 * kMiB);
+    ToProtoTimestamp(start, plan.mutable_started());
+    if (!ramping) ToProtoTimestamp(start + ramp, plan.mutable_target_reached());
+    if (call.method == "ListPlans") {
+      v1::ListPlansResponse response;
+      *response.add_plans() = plan;
+      return response;
+    }
+    if (call.method == "StopPlan") {
+      plan.set_state(v1::PLAN_STATE_STOPPED);
+      plan.set_resident_bytes(0);
+      v1::StopPlanResponse response;
+      *response.mutable_plan() = plan;
+      return response;
+    }
+    if (call.method == "StartPlan") {
+      v1::StartPlanResponse response;
+      *response.mutable_plan() = Plan(v1::PLAN_STATE_PENDING, 0);
+      return response;
+    }
+    return FakeReply();
+  });
+  std::ostringstream out, recorded;
+  CommandEnv env;
+  env.clock = &clock;
+  env.targets = targets;
+  env.factory = fleet.factory();
+  env.out = &out;
+  env.json = true;
+  RunRecorder recorder(&recorded);
+  RunOptions options;
+  options.keep = 5 * refresh;
+  options.refresh = refresh;
+  options.recorder = &recorder;
+  v1::PlanSpec spec;
+  spec.set_plan_id("rec");
+  spec.mutable_retained();
+  {
+    DeadlineDriver driver(&clock);
+    EXPECT_EQ(RunRun(env, spec, options), kExitOk) << out.str();
+  }
+
+  for (const std::string& target : targets) {
+    SCOPED_TRACE(target);
+    std::vector<std::string> lines;
+    for (const google::protobuf::Struct& line : Lines(recorded.str())) {
+      if (Field(line, "target") != target) continue;
+      lines.push_back(
+          absl::StrCat(Field(line, "time"), " ", Field(line, "event"), " ", Field(line, "state")));
+    }
+    const auto at = [&](absl::Duration offset) { return RecordingTime(start + offset); };
+    EXPECT_THAT(
+        lines,
+        ElementsAre(at(absl::ZeroDuration()) + " start <none>",
+                    at(absl::ZeroDuration()) + " <none> ramping", at(refresh) + " <none> ramping",
+                    at(2 * refresh) + " <none> ramping", at(ramp) + " target_reached <none>",
+                    at(3 * refresh) + " <none> holding", at(4 * refresh) + " <none> holding",
+                    at(5 * refresh) + " stop stopped", at(5 * refresh) + " <none> stopped",
+                    at(5 * refresh) + " result stopped"));
+  }
 }
 
 }  // namespace

@@ -1,10 +1,14 @@
 // memloadctl run --record against two real agents, then memloadctl report on what it
-// wrote: the recording's content checked against the run, and the page's structure.
+// wrote: the recording's content checked against the run and the agents' own stamps, and
+// the page's structure.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +19,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/testing/eventually.h"
 #include "tests/testing/files.h"
 #include "tests/testing/subprocess.h"
 
@@ -54,29 +59,69 @@ struct Line {
   }
 };
 
+// The recording's complete lines so far (memloadctl flushes it at every refresh; a line
+// still being written is left for the next read).
+std::vector<Line> ReadLines(const std::string& path) {
+  std::string text = ReadFile(path);
+  text.erase(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  std::vector<Line> lines;
+  for (absl::string_view one : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    Line line;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(one), &line.object).ok())
+        << one;
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// Whether every one of `targets` has a sample holding at least 90% of `target` resident.
+bool EveryNodeHolds(const std::vector<Line>& lines, const std::vector<std::string>& targets,
+                    double target) {
+  std::set<std::string> holding;
+  for (const Line& line : lines) {
+    if (!line.Has("event") && line.Text("state") == "holding" &&
+        line.Number("residentBytes") >= 0.9 * target) {
+      holding.insert(line.Text("target"));
+    }
+  }
+  return std::all_of(targets.begin(), targets.end(),
+                     [&](const std::string& one) { return holding.count(one) > 0; });
+}
+
+// The run's phases follow the states the recording shows, not the clock: memloadctl runs
+// until the test has seen every node hold its target in the recording (holding, with 90% of
+// it resident as the OS counts it), then the test stops
+// the plan and the run ends because the plan ended everywhere (`--for` is only a bound). So
+// the recording holds whatever TSan's or a loaded machine's speed: samples while it ramps
+// (when a refresh falls inside the one-second ramp: at 200 ms on an idle machine; asserted
+// exactly on simulated time in controller/recording_test.cc), while it holds, and the stop.
 TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
   const std::string dir = TestTempDir();
   absl::StatusOr<LocalAgents> started = StartLocalAgents(2, "rec");
   ASSERT_TRUE(started.ok()) << started.status();
   std::vector<Subprocess>& agents = started->processes;
   std::vector<std::string> addresses = started->addresses;
+  const std::string targets = "--targets=" + absl::StrJoin(addresses, ",");
 
-  // Ramp to 32 MiB over 1 s, hold, stopped by memloadctl after 3 s; refresh every 200 ms.
+  // Ramp to 32 MiB over 1 s, hold until the test stops it; refresh every 200 ms.
   const std::string recording = dir + "/run.jsonl";
-  CommandResult run = RunCommand(
-      {CtlBinary(), "run", "--targets=" + absl::StrJoin(addresses, ","), "--kind=retained",
-       "--target=32MiB", "--touch=page", "--ramp=1s", "--hold=forever", "--for=3s",
-       "--interval=200ms", "--plan-id=recorded", "--record=" + recording},
-      absl::Seconds(60));
-  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  absl::StatusOr<Subprocess> run =
+      Subprocess::Start({CtlBinary(), "run", targets, "--kind=retained", "--target=32MiB",
+                         "--touch=page", "--ramp=1s", "--hold=forever", "--for=2m",
+                         "--interval=200ms", "--plan-id=recorded", "--record=" + recording});
+  ASSERT_TRUE(run.ok()) << run.status();
+  const bool held =
+      Eventually([&] { return EveryNodeHolds(ReadLines(recording), addresses, kTarget); },
+                 kEventuallyTimeout, absl::Milliseconds(50));
+  CommandResult stop =
+      RunCommand({CtlBinary(), "stop", targets, "--plan-id=recorded"}, absl::Seconds(30));
+  EXPECT_EQ(stop.exit_code, 0) << stop.out << stop.err;
+  const std::optional<int> run_exit = run->Wait(absl::Seconds(60));
+  ASSERT_TRUE(held) << "no node-holding-its-target sample of every node in\n"
+                    << ReadFile(recording);
+  ASSERT_EQ(run_exit, 0) << run->Stdout() << run->Stderr();
 
-  std::vector<Line> lines;
-  for (absl::string_view text : absl::StrSplit(ReadFile(recording), '\n', absl::SkipEmpty())) {
-    Line line;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(std::string(text), &line.object).ok())
-        << text;
-    lines.push_back(line);
-  }
+  const std::vector<Line> lines = ReadLines(recording);
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(lines[0].Text("event"), "run");
   EXPECT_EQ(lines[0].Text("planId"), "recorded");
@@ -90,14 +135,24 @@ TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
   ASSERT_EQ(samples.size(), 2u);
   for (int i = 0; i < 2; ++i) {
     SCOPED_TRACE(addresses[i]);
+    std::vector<std::string> kinds;
+    for (const Line& event : events[addresses[i]]) kinds.push_back(event.Text("event"));
+    ASSERT_EQ(kinds, (std::vector<std::string>{"start", "target_reached", "stop", "result"}));
+    // The events carry the agent's own stamps.
+    const std::vector<Line>& on_node = events[addresses[i]];
+    EXPECT_LE(on_node[0].Time(), on_node[1].Time());
+    EXPECT_LE(on_node[1].Time(), on_node[2].Time());
+    EXPECT_EQ(on_node[2].Text("state"), "stopped");
+    // Ramping over 1 s: the target is reached no sooner (a slow machine only adds).
+    EXPECT_GE(on_node[1].Time() - on_node[0].Time(), absl::Milliseconds(700));
+    const absl::Time target_reached = on_node[1].Time();
+
+    // A sample per refresh that reached the node, up to the stop, and a last one after it.
     const std::vector<Line>& series = samples[addresses[i]];
-    // One sample per refresh: ~15 in 3 s at 200 ms on an idle machine, but a refresh is a
-    // fan-out to two agents, and at load 20-30 only 5-8 fitted (3 of 5 runs failed a ">= 10"
-    // here). What the recording must show is checked below whatever the count: every stage
-    // in order, increasing times, and samples over the whole run.
-    ASSERT_GE(series.size(), 3u);
-    EXPECT_GE(series.back().Time() - series.front().Time(), absl::Seconds(2));
-    // Times increase; states move forward: [pending] ramping... holding... stopped.
+    ASSERT_GE(series.size(), 2u);
+    // Times increase; states move forward: [pending] [ramping] holding... stopped, and
+    // each agrees with the agent's stamps: a node is seen holding only once it reached the
+    // target.
     const std::vector<std::string> order = {"pending", "ramping", "holding", "stopped"};
     size_t stage = 0;
     std::vector<std::string> seen;
@@ -112,30 +167,24 @@ TEST(RecordingTest, RunRecordsEveryNodeAndReportDrawsIt) {
       ASSERT_GE(static_cast<size_t>(at - order.begin()), stage) << "state went back";
       stage = at - order.begin();
       if (seen.empty() || seen.back() != *at) seen.push_back(*at);
+      if (*at != "pending") {
+        EXPECT_GE(sample.Time(), on_node[0].Time()) << "running before the plan started";
+      }
       EXPECT_EQ(sample.Number("targetBytes"), kTarget);
       if (sample.Text("state") == "holding") {
-        EXPECT_GE(sample.Number("residentBytes"), 0.9 * kTarget);
+        // The resident figure is the OS's (/proc of the worker), read by the agent: under
+        // TSan at load the first holding sample has shown 14-22 MB of the 32 MiB, so its
+        // 90% is what the wait above asks of some holding sample, not of every one.
+        EXPECT_GE(sample.Time(), target_reached) << "holding before it reached the target";
         EXPECT_GT(sample.Number("availableBytes"), 0);
       }
       if (k + 1 < series.size()) {
         EXPECT_TRUE(sample.Has("availableBytes"));  // All but the final sample.
       }
     }
-    EXPECT_THAT(seen, ::testing::IsSupersetOf({"ramping", "holding", "stopped"}))
-        << absl::StrJoin(seen, " ");
+    EXPECT_THAT(seen, ::testing::IsSupersetOf({"holding", "stopped"})) << absl::StrJoin(seen, " ");
+    EXPECT_EQ(seen.back(), "stopped");
     EXPECT_EQ(series.back().Number("residentBytes"), 0);
-
-    std::vector<std::string> kinds;
-    for (const Line& event : events[addresses[i]]) kinds.push_back(event.Text("event"));
-    EXPECT_EQ(kinds, (std::vector<std::string>{"start", "target_reached", "stop", "result"}));
-    if (kinds.size() == 3) {
-      const std::vector<Line>& on_node = events[addresses[i]];
-      EXPECT_LE(on_node[0].Time(), on_node[1].Time());
-      EXPECT_LE(on_node[1].Time(), on_node[2].Time());
-      EXPECT_EQ(on_node[2].Text("state"), "stopped");
-      // Ramping over 1 s: the target is reached about then.
-      EXPECT_GE(on_node[1].Time() - on_node[0].Time(), absl::Milliseconds(700));
-    }
   }
 
   // The report.
