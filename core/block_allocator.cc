@@ -177,6 +177,25 @@ absl::Status ApplyOptions(void* data, size_t size, const AllocatorOptions& optio
   return absl::OkStatus();
 }
 
+// The end of a mapping allocator's Allocate: `block` is what mmap just returned for a
+// block of `size` bytes (`what` names them in the error: "bytes", "shmem bytes"). A failed
+// mapping is ResourceExhausted with errno's text; otherwise `options` are applied to the
+// block, which goes back through `allocator`->Free if they fail.
+absl::StatusOr<void*> MappedBlock(void* block, size_t size, absl::string_view what,
+                                  const AllocatorOptions& options, BlockAllocator* allocator) {
+  if (block == MAP_FAILED) {
+    const int error = errno;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("mmap of ", size, " ", what, " failed: ", std::strerror(error)));
+  }
+  absl::Status status = ApplyOptions(block, size, options);
+  if (!status.ok()) {
+    allocator->Free(block, size);
+    return status;
+  }
+  return block;
+}
+
 class MallocAllocator final : public BlockAllocator {
  public:
   constexpr explicit MallocAllocator(AllocatorOptions options) : options_(options) {
@@ -218,17 +237,7 @@ class MmapAllocator final : public BlockAllocator {
 
   absl::StatusOr<void*> Allocate(size_t size) override {
     void* block = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (block == MAP_FAILED) {
-      const int error = errno;
-      return absl::ResourceExhaustedError(
-          absl::StrCat("mmap of ", size, " bytes failed: ", std::strerror(error)));
-    }
-    absl::Status status = ApplyOptions(block, size, options_);
-    if (!status.ok()) {
-      munmap(block, size);
-      return status;
-    }
-    return block;
+    return MappedBlock(block, size, "bytes", options_, this);
   }
 
   void Free(void* block, size_t size) override { munmap(block, size); }
@@ -264,17 +273,7 @@ class ShmemAllocator final : public BlockAllocator {
       file_end_ += static_cast<off_t>(mapped);
     }
     void* block = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, offset);
-    if (block == MAP_FAILED) {
-      const int error = errno;
-      return absl::ResourceExhaustedError(
-          absl::StrCat("mmap of ", size, " shmem bytes failed: ", std::strerror(error)));
-    }
-    absl::Status status = ApplyOptions(block, size, options_);
-    if (!status.ok()) {
-      Free(block, size);
-      return status;
-    }
-    return block;
+    return MappedBlock(block, size, "shmem bytes", options_, this);
   }
 
   void Free(void* block, size_t size) override {

@@ -154,6 +154,20 @@ TEST(MmapAllocatorTest, BlocksArePageAlignedUntouchedAndUnmappedOnFree) {
   }
 }
 
+// A mapping the address space cannot hold (128 TiB, all of x86-64's user space): the
+// mapping allocators' one error, naming the size and errno's text.
+TEST(MappingAllocatorsTest, AFailedMappingIsResourceExhaustedNamingTheSize) {
+  constexpr size_t kTooLarge = size_t{1} << 47;
+  EXPECT_THAT(SharedBlockAllocator(Backing::kMmap, {})->Allocate(kTooLarge),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("mmap of 140737488355328 bytes failed: ")));
+  absl::StatusOr<std::unique_ptr<BlockAllocator>> shmem = MakeShmemAllocator({});
+  ASSERT_THAT(shmem, IsOk());
+  EXPECT_THAT((*shmem)->Allocate(kTooLarge),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("mmap of 140737488355328 shmem bytes failed: ")));
+}
+
 TEST(ShmemAllocatorTest, MemoryIsShmemWhileHeldAndGoneAfterFree) {
   absl::StatusOr<std::unique_ptr<BlockAllocator>> allocator = MakeShmemAllocator({});
   ASSERT_THAT(allocator, IsOk());
