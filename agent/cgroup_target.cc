@@ -303,10 +303,9 @@ CgroupTargetResolver::CgroupTargetResolver(CgroupTargetOptions options)
   if (!options_.memory_root.empty()) {
     memory_root_ = options_.memory_root;
     // A v1 cgroup mount's parent (/sys/fs/cgroup) names the memory hierarchy beneath it.
-    struct stat info;
-    if (stat(Join(memory_root_, "cgroup.controllers").c_str(), &info) != 0 &&
-        stat(Join(memory_root_, "memory.limit_in_bytes").c_str(), &info) != 0 &&
-        stat(Join(memory_root_, "memory/memory.limit_in_bytes").c_str(), &info) == 0) {
+    if (!PathExists(Join(memory_root_, "cgroup.controllers")) &&
+        !PathExists(Join(memory_root_, "memory.limit_in_bytes")) &&
+        PathExists(Join(memory_root_, "memory/memory.limit_in_bytes"))) {
       memory_root_ = Join(memory_root_, "memory");
     }
     return;

@@ -1,7 +1,5 @@
 #include "agent/plan_manager.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <atomic>
 #include <utility>
@@ -79,8 +77,7 @@ struct TargetReading {
 
   void Read() {
     memory = ReadCgroupMemory(dir);
-    struct stat info;
-    exists = stat(dir.c_str(), &info) == 0;
+    exists = PathExists(dir);
     absl::StatusOr<std::vector<int>> pids = CgroupProcs(dir);
     others = false;
     if (pids.ok()) {

@@ -15,11 +15,6 @@ namespace memload {
 namespace agent {
 namespace {
 
-bool Exists(const std::string& path) {
-  struct stat info;
-  return stat(path.c_str(), &info) == 0;
-}
-
 // Writes `text` to a cgroup control file in one write(2), as the kernel wants.
 absl::Status WriteControlFile(const std::string& path, const std::string& text) {
   const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -60,9 +55,9 @@ absl::StatusOr<std::optional<WorkerCgroup>> PrepareWorkerCgroup(const std::strin
   }
   // v2: the child has memory.max only once its parent hands it the memory controller,
   // which the kernel refuses while the parent has processes of its own.
-  if (!Exists(workers.dir + "/memory.max")) {
+  if (!PathExists(workers.dir + "/memory.max")) {
     const absl::Status handed = WriteControlFile(agent.path + "/cgroup.subtree_control", "+memory");
-    if (!handed.ok() || !Exists(workers.dir + "/memory.max")) {
+    if (!handed.ok() || !PathExists(workers.dir + "/memory.max")) {
       rmdir(workers.dir.c_str());
       return absl::FailedPreconditionError(
           absl::StrCat("cgroup v2: cannot give the memory controller to ", workers.dir,

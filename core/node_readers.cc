@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -263,6 +264,11 @@ absl::Status ParsePressureLine(const std::vector<absl::string_view>& words, absl
 }
 
 }  // namespace
+
+bool PathExists(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0;
+}
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return ReadFileUpTo(path, kMaxKernelFileBytes, "");

@@ -32,6 +32,11 @@ namespace memload {
 // in the message.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
+// Whether `path` exists (stat succeeds; a dangling link does not): how cgroup code tells
+// which control files a hierarchy has, e.g. "memory.max" (v2) or "memory.limit_in_bytes"
+// (v1).
+bool PathExists(const std::string& path);
+
 // ---- /proc/meminfo -------------------------------------------------------------------
 
 // Machine-wide memory, from /proc/meminfo.

@@ -189,6 +189,18 @@ void WriteFile(const std::string& path, const std::string& contents) {
   ASSERT_TRUE(memload::testing::WriteFile(path, contents)) << path;
 }
 
+// ---- PathExists --------------------------------------------------------------------------
+
+TEST(PathExistsTest, FilesAndDirectoriesExistMissingPathsAndDanglingLinksDoNot) {
+  const std::string dir = TestDir();
+  WriteFile(dir + "/memory.max", "max\n");
+  EXPECT_TRUE(PathExists(dir));
+  EXPECT_TRUE(PathExists(dir + "/memory.max"));
+  EXPECT_FALSE(PathExists(dir + "/memory.limit_in_bytes"));
+  ASSERT_EQ(symlink("nowhere", (dir + "/dangling").c_str()), 0);
+  EXPECT_FALSE(PathExists(dir + "/dangling"));
+}
+
 // ---- ReadFileToString --------------------------------------------------------------------
 
 TEST(ReadFileToStringTest, ReadsWholeFile) {

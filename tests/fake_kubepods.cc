@@ -69,8 +69,7 @@ absl::StatusOr<std::unique_ptr<FakeKubepods>> FakeKubepods::Create(const std::st
     }
   }
   const std::string& leaf = pods->leaf();
-  struct stat info;
-  const bool v1 = stat((leaf + "/memory.limit_in_bytes").c_str(), &info) == 0;
+  const bool v1 = PathExists(leaf + "/memory.limit_in_bytes");
   if (!Write(leaf + (v1 ? "/memory.limit_in_bytes" : "/memory.max"),
              absl::StrCat(leaf_limit_bytes))) {
     return absl::UnavailableError(absl::StrCat("cannot limit ", leaf));

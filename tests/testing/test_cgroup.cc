@@ -18,11 +18,6 @@ namespace memload {
 namespace testing {
 namespace {
 
-bool Exists(const std::string& path) {
-  struct stat info;
-  return stat(path.c_str(), &info) == 0;
-}
-
 // The child cgroups of `dir` (e.g. the agent's memload-workers).
 std::vector<std::string> ChildDirectories(const std::string& dir) {
   std::vector<std::string> children;
@@ -54,18 +49,18 @@ absl::StatusOr<TestCgroup> TestCgroup::Create(const std::string& name, uint64_t 
     return absl::UnavailableError(absl::StrCat("cannot create a cgroup under ", *own, ": ", error));
   }
   const std::string limit = absl::StrCat(limit_bytes);
-  if (Exists(cgroup.dir_ + "/memory.limit_in_bytes")) {
+  if (PathExists(cgroup.dir_ + "/memory.limit_in_bytes")) {
     cgroup.version_ = 1;
     if (!WriteFile(cgroup.dir_ + "/memory.limit_in_bytes", limit)) {
       return absl::UnavailableError("cannot set memory.limit_in_bytes");
     }
-  } else if (Exists(cgroup.dir_ + "/memory.max")) {
+  } else if (PathExists(cgroup.dir_ + "/memory.max")) {
     cgroup.version_ = 2;
     if (!WriteFile(cgroup.dir_ + "/memory.max", limit)) {
       return absl::UnavailableError("cannot set memory.max");
     }
     // Without swap accounting there is no memory.swap.max, and nothing to turn off.
-    if (Exists(cgroup.dir_ + "/memory.swap.max") &&
+    if (PathExists(cgroup.dir_ + "/memory.swap.max") &&
         !WriteFile(cgroup.dir_ + "/memory.swap.max", "0")) {
       return absl::UnavailableError("cannot set memory.swap.max");
     }
