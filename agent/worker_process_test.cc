@@ -76,6 +76,14 @@ std::unique_ptr<Worker> LaunchOrDie(WorkerLauncher& launcher, const WorkerSpec& 
   return worker.ok() ? std::move(*worker) : nullptr;
 }
 
+// Launches the test's workers into `cgroup` (its cgroup.procs).
+WorkerProcessOptions InCgroup(const ::memload::testing::TestCgroup& cgroup) {
+  WorkerProcessOptions options;
+  options.worker_binary = kWorkerBinary;
+  options.cgroup_procs_path = cgroup.procs_file();
+  return options;
+}
+
 PlanState StateOf(const Worker& worker) { return worker.Counters().state; }
 
 // Gone = no such process, or a zombie about to be reaped by someone else.
@@ -259,10 +267,7 @@ TEST(WorkerProcessTest, UtilizationPlanPublishesItsNumbers) {
   absl::StatusOr<::memload::testing::TestCgroup> cgroup =
       ::memload::testing::TestCgroup::Create("memload-utilization", 256 * kMiB);
   if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << cgroup.status();
-  WorkerProcessOptions options;
-  options.worker_binary = kWorkerBinary;
-  options.cgroup_procs_path = cgroup->procs_file();
-  WorkerProcessLauncher launcher(options);
+  WorkerProcessLauncher launcher(InCgroup(*cgroup));
   WorkerSpec spec;
   spec.set_initial_ceiling_bytes(512 * kMiB);  // Bounded, whatever happens.
   spec.set_reference(v1::UtilizationPlan::REFERENCE_CGROUP);
@@ -373,11 +378,7 @@ TEST(WorkerProcessTest, OomKillInAMemoryCgroupIsOomKilled) {
   absl::StatusOr<::memload::testing::TestCgroup> cgroup =
       ::memload::testing::TestCgroup::Create("memload-test", 64 * kMiB);
   if (!cgroup.ok()) GTEST_SKIP() << "cannot create a memory cgroup here: " << cgroup.status();
-
-  WorkerProcessOptions options;
-  options.worker_binary = kWorkerBinary;
-  options.cgroup_procs_path = cgroup->procs_file();
-  WorkerProcessLauncher launcher(options);
+  WorkerProcessLauncher launcher(InCgroup(*cgroup));
   std::unique_ptr<Worker> worker = LaunchOrDie(launcher, RetainedSpec(256 * kMiB));
   ASSERT_NE(worker, nullptr);
   const WorkerExit exit = worker->WaitExit(absl::Seconds(30));
