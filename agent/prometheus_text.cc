@@ -10,13 +10,17 @@
 namespace memload {
 namespace agent {
 
-std::string EscapeLabelValue(absl::string_view value) {
+namespace {
+
+// The text format's escapes: backslash and line feed always, the double quote where
+// `quotes` (label values, which are quoted; HELP text is not).
+std::string Escape(absl::string_view text, bool quotes) {
   std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
+  out.reserve(text.size());
+  for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
-    } else if (c == '"') {
+    } else if (c == '"' && quotes) {
       out += "\\\"";
     } else if (c == '\n') {
       out += "\\n";
@@ -27,20 +31,11 @@ std::string EscapeLabelValue(absl::string_view value) {
   return out;
 }
 
-std::string EscapeHelp(absl::string_view help) {
-  std::string out;
-  out.reserve(help.size());
-  for (char c : help) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+}  // namespace
+
+std::string EscapeLabelValue(absl::string_view value) { return Escape(value, /*quotes=*/true); }
+
+std::string EscapeHelp(absl::string_view help) { return Escape(help, /*quotes=*/false); }
 
 std::string FormatMetricValue(double value) {
   if (std::isnan(value)) return "NaN";
