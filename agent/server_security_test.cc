@@ -2,27 +2,21 @@
 // TLS and tokens against a running agent: tests/agent_security_test.cc.
 #include "agent/server_security.h"
 
-#include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <string>
 
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace agent {
 namespace {
 
+using ::memload::testing::WriteTestFile;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-std::string WriteTempFile(const std::string& name, const std::string& text) {
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-  std::ofstream(path) << text;
-  return path;
-}
 
 TEST(ServerSecurityTest, LoopbackAddresses) {
   for (const char* address : {"127.0.0.1:7070", "127.1.2.3:0", "localhost:7070", "[::1]:7070",
@@ -59,7 +53,7 @@ TEST(ServerSecurityTest, InsecureAcceptsTheRiskAndSaysSo) {
 TEST(ServerSecurityTest, TokensMayGoOverPlaintextWithAWarning) {
   ServerSecurityOptions options;
   options.auth_token_file =
-      WriteTempFile("tokens", "0123456789abcdef0123\nfedcba9876543210fedc:read-only\n");
+      WriteTestFile("tokens", "0123456789abcdef0123\nfedcba9876543210fedc:read-only\n");
   absl::StatusOr<ServerSecurity> security = ServerSecurity::Load(options, "0.0.0.0:7070");
   ASSERT_THAT(security, IsOk());
   EXPECT_EQ(security->summary(), "tls=off tokens=2 (1 read-only)");
@@ -74,8 +68,8 @@ TEST(ServerSecurityTest, RefusedOptionsAreClearErrors) {
     absl::StatusCode code;
     const char* message;
   };
-  const std::string empty_tokens = WriteTempFile("empty-tokens", "# nothing yet\n");
-  const std::string not_a_cert = WriteTempFile("not-a-cert.pem", "hello\n");
+  const std::string empty_tokens = WriteTestFile("empty-tokens", "# nothing yet\n");
+  const std::string not_a_cert = WriteTestFile("not-a-cert.pem", "hello\n");
   const Case cases[] = {
       {"a certificate without its key",
        [](ServerSecurityOptions& o) { o.tls_cert_file = "/etc/memload/tls.crt"; },

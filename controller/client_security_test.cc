@@ -2,26 +2,19 @@
 // combinations. TLS against a running agent: tests/agent_security_test.cc.
 #include "controller/client_security.h"
 
-#include <cstdlib>
-#include <fstream>
-
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/files.h"
 
 namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::WriteTestFile;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string WriteTempFile(const std::string& name, const std::string& text) {
-  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-  std::ofstream(path) << text;
-  return path;
-}
 
 TEST(ClientSecurityTest, TokenFileHoldsOneToken) {
   EXPECT_THAT(ParseClientToken("# ops token\n  s3cret-0123456789  \n\n"), IsOk());
@@ -40,7 +33,7 @@ TEST(ClientSecurityTest, TokenFileHoldsOneToken) {
 TEST(ClientSecurityTest, TokenFromFileWinsOverEnvironment) {
   ClientSecurityOptions security;
   security.token = "from-the-environment";
-  security.token_file = WriteTempFile("token", "from-the-file\n");
+  security.token_file = WriteTestFile("token", "from-the-file\n");
   GrpcClientOptions options;
   ASSERT_THAT(ApplyClientSecurity(security, &options), IsOk());
   EXPECT_EQ(options.bearer_token, "from-the-file");
@@ -70,7 +63,7 @@ TEST(ClientSecurityTest, BadFilesAndCombinations) {
   EXPECT_THAT(ApplyClientSecurity(security, &options),
               StatusIs(absl::StatusCode::kNotFound,
                        AllOf(HasSubstr("--token-file"), HasSubstr("/nonexistent/token"))));
-  security.token_file = WriteTempFile("empty-token", "");
+  security.token_file = WriteTestFile("empty-token", "");
   EXPECT_THAT(ApplyClientSecurity(security, &options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no token")));
 

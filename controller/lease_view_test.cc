@@ -1,7 +1,7 @@
 #include "controller/lease_view.h"
 
+#include "controller/testing/text_proto.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "proto/proto_time.h"
 
@@ -9,46 +9,42 @@ namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::ParseTextProto;
 using ::testing::HasSubstr;
 
-template <typename T>
-T Parse(const std::string& text) {
-  T message;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &message)) << text;
-  return message;
-}
-
 TEST(LeaseViewTest, PlanRunTime) {
-  EXPECT_EQ(PlanRunTime(Parse<v1::PlanSpec>(R"pb(retained {
-                                                   phases {
-                                                     ramp_duration { seconds: 60 }
-                                                     hold { seconds: 600 }
-                                                   }
-                                                   phases { hold { seconds: 30 } }
-                                                 })pb")),
+  EXPECT_EQ(PlanRunTime(ParseTextProto<v1::PlanSpec>(R"pb(retained {
+                                                            phases {
+                                                              ramp_duration { seconds: 60 }
+                                                              hold { seconds: 600 }
+                                                            }
+                                                            phases { hold { seconds: 30 } }
+                                                          })pb")),
             absl::Seconds(690));
-  EXPECT_EQ(PlanRunTime(Parse<v1::PlanSpec>(R"pb(retained {
-                                                   phases { ramp_duration { seconds: 30 } }
-                                                   repeat: 10
-                                                 })pb")),
+  EXPECT_EQ(PlanRunTime(ParseTextProto<v1::PlanSpec>(R"pb(retained {
+                                                            phases { ramp_duration { seconds: 30 } }
+                                                            repeat: 10
+                                                          })pb")),
             absl::Seconds(300));
-  EXPECT_EQ(PlanRunTime(Parse<v1::PlanSpec>(R"pb(retained { phases { hold_forever: true } })pb")),
+  EXPECT_EQ(PlanRunTime(
+                ParseTextProto<v1::PlanSpec>(R"pb(retained { phases { hold_forever: true } })pb")),
             absl::InfiniteDuration());
-  EXPECT_EQ(PlanRunTime(Parse<v1::PlanSpec>(R"pb(retained {
-                                                   phases {}
-                                                   repeat_forever: true
-                                                 })pb")),
+  EXPECT_EQ(PlanRunTime(ParseTextProto<v1::PlanSpec>(R"pb(retained {
+                                                            phases {}
+                                                            repeat_forever: true
+                                                          })pb")),
             absl::InfiniteDuration());
-  EXPECT_EQ(PlanRunTime(Parse<v1::PlanSpec>(R"pb(utilization { target_percent: 50 })pb")),
+  EXPECT_EQ(PlanRunTime(ParseTextProto<v1::PlanSpec>(R"pb(utilization { target_percent: 50 })pb")),
             absl::InfiniteDuration());
-  EXPECT_EQ(PlanRunTime(Parse<v1::PlanSpec>(R"pb(streaming { duration { seconds: 5 } })pb")),
-            absl::Seconds(5));
-  EXPECT_EQ(PlanRunTime(Parse<v1::PlanSpec>(R"pb(streaming { amount_bytes: 1024 })pb")),
+  EXPECT_EQ(
+      PlanRunTime(ParseTextProto<v1::PlanSpec>(R"pb(streaming { duration { seconds: 5 } })pb")),
+      absl::Seconds(5));
+  EXPECT_EQ(PlanRunTime(ParseTextProto<v1::PlanSpec>(R"pb(streaming { amount_bytes: 1024 })pb")),
             std::nullopt);
 }
 
 NodeResult<v1::PlanStatus> Started(const std::string& target, int64_t lease_seconds) {
-  v1::PlanStatus plan = Parse<v1::PlanStatus>(R"pb(
+  v1::PlanStatus plan = ParseTextProto<v1::PlanStatus>(R"pb(
     plan_id: "p"
     spec { retained {} }
     state: PLAN_STATE_RAMPING
@@ -62,8 +58,8 @@ NodeResult<v1::PlanStatus> Started(const std::string& target, int64_t lease_seco
 
 TEST(LeaseViewTest, WarnsWhenThePlanOutlastsItsLease) {
   const v1::PlanSpec ten_minutes =
-      Parse<v1::PlanSpec>(R"pb(plan_id: "p"
-                               retained { phases { hold { seconds: 600 } } })pb");
+      ParseTextProto<v1::PlanSpec>(R"pb(plan_id: "p"
+                                        retained { phases { hold { seconds: 600 } } })pb");
   std::vector<NodeResult<v1::PlanStatus>> nodes = {
       Started("10.0.0.1:7070", 60),
       Started("10.0.0.2:7070", 120),
@@ -74,11 +70,13 @@ TEST(LeaseViewTest, WarnsWhenThePlanOutlastsItsLease) {
   EXPECT_THAT(warning, HasSubstr("memloadctl run"));
   EXPECT_THAT(warning, HasSubstr("--lease=11m00s"));
   EXPECT_THAT(
-      LeaseWarning(Parse<v1::PlanSpec>(R"pb(retained { phases { hold_forever: true } })pb"), nodes),
+      LeaseWarning(
+          ParseTextProto<v1::PlanSpec>(R"pb(retained { phases { hold_forever: true } })pb"), nodes),
       HasSubstr("runs until stopped"));
   // A plan that ends within its lease, or no lease known: nothing to say.
-  EXPECT_EQ(LeaseWarning(Parse<v1::PlanSpec>(R"pb(retained { phases { hold { seconds: 30 } } })pb"),
-                         nodes),
+  EXPECT_EQ(LeaseWarning(
+                ParseTextProto<v1::PlanSpec>(R"pb(retained { phases { hold { seconds: 30 } } })pb"),
+                nodes),
             "");
   EXPECT_EQ(LeaseWarning(ten_minutes, {{"10.0.0.3:7070", absl::UnavailableError("down")}}), "");
 }
@@ -97,9 +95,9 @@ TEST(LeaseViewTest, StartTableShowsLeaseAndExpiry) {
 }
 
 TEST(LeaseViewTest, UsageAddsRecentlyEndedPlans) {
-  v1::NodeUsage usage =
-      Parse<v1::NodeUsage>(R"pb(plans { plan_id: "running" state: PLAN_STATE_HOLDING })pb");
-  v1::ListPlansResponse listed = Parse<v1::ListPlansResponse>(R"pb(
+  v1::NodeUsage usage = ParseTextProto<v1::NodeUsage>(
+      R"pb(plans { plan_id: "running" state: PLAN_STATE_HOLDING })pb");
+  v1::ListPlansResponse listed = ParseTextProto<v1::ListPlansResponse>(R"pb(
     plans { plan_id: "running" state: PLAN_STATE_HOLDING }
     plans {
       plan_id: "expired"

@@ -9,10 +9,10 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "controller/testing/json_document.h"
+#include "controller/testing/text_proto.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
-#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
@@ -23,16 +23,10 @@ namespace {
 using ::memload::testing::ExpectSummary;
 using ::memload::testing::Field;
 using ::memload::testing::ParseJsonDocument;
+using ::memload::testing::ParseTextProto;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-template <typename Message>
-Message Parse(const std::string& text) {
-  Message message;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &message)) << text;
-  return message;
-}
 
 // Parses a JSON document the way a script would, failing the test if it is not JSON.
 
@@ -47,7 +41,7 @@ const absl::Status kNastyError =
 
 std::vector<NodeResult<AgentInfo>> Agents() {
   std::vector<NodeResult<AgentInfo>> agents;
-  agents.push_back({"10.0.0.1:7070", AgentInfo{Parse<v1::NodeInfo>(R"pb(
+  agents.push_back({"10.0.0.1:7070", AgentInfo{ParseTextProto<v1::NodeInfo>(R"pb(
                                                  node_name: "node-a"
                                                  version: "0.3.0"
                                                  incarnation: "5f2c9a7e41d04b7b"
@@ -55,10 +49,11 @@ std::vector<NodeResult<AgentInfo>> Agents() {
                                                  labels { key: "tier" value: "gold" }
                                                )pb"),
                                                2}});
-  agents.push_back({"10.0.0.2:7070", AgentInfo{Parse<v1::NodeInfo>(R"pb(node_name: "node-b"
-                                                                        version: "0.3.0"
-                                                                        incarnation: "0c1d")pb"),
-                                               std::nullopt}});
+  agents.push_back(
+      {"10.0.0.2:7070", AgentInfo{ParseTextProto<v1::NodeInfo>(R"pb(node_name: "node-b"
+                                                                    version: "0.3.0"
+                                                                    incarnation: "0c1d")pb"),
+                                  std::nullopt}});
   agents.push_back({"10.0.0.3:7070", absl::UnavailableError("failed to connect to all addresses")});
   return agents;
 }
@@ -77,7 +72,7 @@ std::vector<NodeResult<v1::NodeUsage>> Usage() {
   std::vector<NodeResult<v1::NodeUsage>> nodes;
   nodes.push_back(
       {"10.0.0.1:7070",
-       Parse<v1::NodeUsage>(absl::StrReplaceAll(
+       ParseTextProto<v1::NodeUsage>(absl::StrReplaceAll(
            R"pb(
              node { node_name: "node-a" }
              meminfo { total_bytes: 17179869184 available_bytes: 10200547328 }
@@ -104,7 +99,7 @@ std::vector<NodeResult<v1::NodeUsage>> Usage() {
              plans_resident_bytes: 2174746624
            )pb",
            {{"$DRILL", kDrillHolding}}))});
-  nodes.push_back({"10.0.0.2:7070", Parse<v1::NodeUsage>(R"pb(
+  nodes.push_back({"10.0.0.2:7070", ParseTextProto<v1::NodeUsage>(R"pb(
                      node { node_name: "node-b" }
                      meminfo { total_bytes: 8589934592 available_bytes: 4294967296 }
                      cgroup { version: 1 }
@@ -116,12 +111,13 @@ std::vector<NodeResult<v1::NodeUsage>> Usage() {
 
 RunView LiveRun() {
   RunView run;
-  run.spec = Parse<v1::PlanSpec>(R"pb(plan_id: "drill"
-                                      retained { phases { target { bytes: 2147483648 } } })pb");
+  run.spec =
+      ParseTextProto<v1::PlanSpec>(R"pb(plan_id: "drill"
+                                        retained { phases { target { bytes: 2147483648 } } })pb");
   run.elapsed = absl::Milliseconds(12345);
   run.nodes.push_back({"10.0.0.1:7070",
                        "node-a",
-                       Parse<v1::PlanStatus>(absl::StrCat(kDrillHolding, R"pb(
+                       ParseTextProto<v1::PlanStatus>(absl::StrCat(kDrillHolding, R"pb(
                          peak_resident_bytes: 2155872256
                          started { seconds: 100 }
                          target_reached { seconds: 103 nanos: 250000000 }
@@ -129,7 +125,7 @@ RunView LiveRun() {
                        {}});
   run.nodes.push_back({"10.0.0.2:7070",
                        "node-b",
-                       Parse<v1::PlanStatus>(R"pb(
+                       ParseTextProto<v1::PlanStatus>(R"pb(
                          plan_id: "drill"
                          spec { retained {} }
                          state: PLAN_STATE_RAMPING
@@ -199,11 +195,11 @@ TEST(FormatTest, Values) {
   EXPECT_EQ(PlanStateName(v1::PLAN_STATE_UNSPECIFIED), "unknown");
   EXPECT_EQ(PlanStateName(static_cast<v1::PlanState>(99)), "unknown");
 
-  EXPECT_EQ(FormatQuantity(Parse<v1::Quantity>("bytes: 1610612736")), "1.5 GiB");
-  EXPECT_EQ(FormatQuantity(Parse<v1::Quantity>("percent_of_total: 80")), "80% of total");
-  EXPECT_EQ(FormatQuantity(Parse<v1::Quantity>("percent_of_available: 12.5")),
+  EXPECT_EQ(FormatQuantity(ParseTextProto<v1::Quantity>("bytes: 1610612736")), "1.5 GiB");
+  EXPECT_EQ(FormatQuantity(ParseTextProto<v1::Quantity>("percent_of_total: 80")), "80% of total");
+  EXPECT_EQ(FormatQuantity(ParseTextProto<v1::Quantity>("percent_of_available: 12.5")),
             "12.5% of available");
-  EXPECT_EQ(FormatQuantity(Parse<v1::Quantity>("percent_of_cgroup_limit: 90")),
+  EXPECT_EQ(FormatQuantity(ParseTextProto<v1::Quantity>("percent_of_cgroup_limit: 90")),
             "90% of cgroup limit");
   EXPECT_EQ(FormatQuantity(v1::Quantity()), "-");
 
@@ -225,7 +221,7 @@ TEST(FormatTest, Values) {
 
 TEST(FormatTest, PlanOutcomes) {
   auto status = [](const std::string& text) {
-    return PlanOutcomeStatus(Parse<v1::PlanStatus>(text));
+    return PlanOutcomeStatus(ParseTextProto<v1::PlanStatus>(text));
   };
   EXPECT_THAT(status("state: PLAN_STATE_RAMPING"), IsOk());
   EXPECT_THAT(status("state: PLAN_STATE_CAPPED error: \"at the reserve\""), IsOk());
@@ -391,12 +387,12 @@ TEST(RunTest, Progress) {
 
 TEST(RunTest, StreamingProgressHasNoBar) {
   RunView run;
-  run.spec = Parse<v1::PlanSpec>(R"pb(plan_id: "churn"
-                                      streaming { block_size: 1 })pb");
+  run.spec = ParseTextProto<v1::PlanSpec>(R"pb(plan_id: "churn"
+                                               streaming { block_size: 1 })pb");
   run.elapsed = absl::Seconds(2);
   run.nodes.push_back({"h:1",
                        "a",
-                       Parse<v1::PlanStatus>(R"pb(
+                       ParseTextProto<v1::PlanStatus>(R"pb(
                          spec { streaming {} }
                          state: PLAN_STATE_STREAMING
                          resident_bytes: 1048576

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/civil_time.h"
+#include "controller/testing/text_proto.h"
 #include "core/clock.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -21,6 +22,7 @@ namespace memload {
 namespace controller {
 namespace {
 
+using ::memload::testing::ParseTextProto;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::StartsWith;
@@ -34,11 +36,7 @@ absl::StatusOr<v1::PlanSpec> Build(const PlanFlags& flags) {
   return BuildPlanFromFlags(flags, kNow, kRandom);
 }
 
-v1::PlanSpec Spec(const std::string& text) {
-  v1::PlanSpec spec;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &spec)) << text;
-  return spec;
-}
+v1::PlanSpec Spec(const std::string& text) { return ParseTextProto<v1::PlanSpec>(text); }
 
 MATCHER_P(EqualsProto, expected, "") {
   if (google::protobuf::util::MessageDifferencer::Equals(arg, expected)) return true;

@@ -45,5 +45,11 @@ bool WriteFile(const std::string& path, const std::string& text) {
   return static_cast<bool>(file);
 }
 
+std::string WriteTestFile(const std::string& name, const std::string& text) {
+  const std::string path = TestTempPath(name);
+  EXPECT_TRUE(WriteFile(path, text)) << "cannot write " << path;
+  return path;
+}
+
 }  // namespace testing
 }  // namespace memload

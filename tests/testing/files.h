@@ -26,6 +26,9 @@ std::string FreshTestDir();
 std::string ReadFile(const std::string& path);
 // Writes (replaces) the file; whether every byte was written.
 bool WriteFile(const std::string& path, const std::string& text);
+// Writes `text` to TestTempPath(name), replacing it, and returns that path; a failed write
+// fails the running test.
+std::string WriteTestFile(const std::string& name, const std::string& text);
 
 }  // namespace testing
 }  // namespace memload
