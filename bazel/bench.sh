@@ -31,6 +31,27 @@ bazel build --config=bench "${targets[@]}" 2>&1 | grep -E '^(ERROR|FAILED)' && e
 # Not the bazel-bin symlink: another build in this workspace may have repointed it.
 bin=$(bazel info --config=bench bazel-bin 2>/dev/null)
 
+# The 64 KiB churn goal's baseline: the code as it was when issue 16 was filed (glibc malloc,
+# each reused block populated with MADV_POPULATE_WRITE). churn_benchmark came with the
+# issue's first change (d9c671d), so its first version is built on that change's parent,
+# whose streaming, touch and allocator code is that of cacb8db, the last commit before the
+# issue. Built once (a tree from `git archive`, its own bazel server, shut down after) and
+# kept in BENCH_BASELINE_DIR; without git history the goal row falls back to glibc at HEAD.
+baseline_dir=${BENCH_BASELINE_DIR:-$HOME/.cache/memload-bench-baseline}
+baseline_bin=$baseline_dir/churn_benchmark
+if [[ ! -x $baseline_bin ]] && git cat-file -e d9c671d^{commit} 2>/dev/null; then
+  rm -rf "$baseline_dir/src" && mkdir -p "$baseline_dir/src"
+  git archive d9c671d^ | tar -x -C "$baseline_dir/src"
+  git show d9c671d:core/churn_benchmark.cc >"$baseline_dir/src/core/churn_benchmark.cc"
+  git show d9c671d:core/BUILD | sed -n '/^cc_binary($/{N;/churn_benchmark/{:a;N;/\n)$/!ba;p}}' \
+    >>"$baseline_dir/src/core/BUILD"
+  if ! (cd "$baseline_dir/src" && bazel build --config=bench //core:churn_benchmark >/dev/null 2>&1 &&
+    cp "$(bazel info --config=bench bazel-bin 2>/dev/null)/core/churn_benchmark" "$baseline_bin"); then
+    echo "(the issue-16 baseline did not build: the 64 KiB goal is shown against glibc at HEAD)"
+  fi
+  (cd "$baseline_dir/src" && bazel shutdown >/dev/null 2>&1) || true
+fi
+
 started=$(date +%s)
 echo "=== machine ==="
 echo "$(nproc) vCPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))," \
@@ -74,6 +95,11 @@ if [[ ${BENCH_ALLOCATORS:-} == all ]]; then
 fi
 if [[ $quick == 1 ]]; then rounds=${BENCH_ROUNDS:-1}; else rounds=${BENCH_ROUNDS:-3}; fi
 for ((round = 0; round < rounds; round++)); do
+  if [[ -x $baseline_bin ]]; then
+    timeout 120 stdbuf -oL "$baseline_bin" --mode=churn --seconds=0.25 --sizes=65536 \
+      --windows=0,1000 --workers=1,2 | sed "s/^/issue16-baseline\t$round\t/" >>"$raw" ||
+      echo "(stopped: issue16-baseline round $round, time limit 120s?)"
+  fi
   for i in "${!alloc_names[@]}"; do
     run() {
       env LD_PRELOAD="${alloc_preload[$i]}" GLIBC_TUNABLES="${alloc_tunables[$i]}" \
