@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,11 @@
 namespace memload {
 
 namespace {
+
+// What one read() asks for. The buffer is on the heap: these readers run on threads whose
+// stacks are not ours (the metrics endpoint's civetweb workers), and a 64 KiB array on the
+// stack overflowed one under ASan at -O0 (metrics_server_test).
+constexpr size_t kReadChunkBytes = 64 * 1024;
 
 // Opens `path` for reading without waiting for a FIFO's writer (a FIFO nobody writes to
 // blocked open() for good: attack note N6), then makes reads blocking again: a FIFO without
@@ -55,14 +61,14 @@ absl::StatusOr<std::string> ReadUpTo(const std::string& path, uint64_t max_bytes
     }
   }
   std::string contents;
-  char buffer[64 * 1024];
+  const std::unique_ptr<char[]> buffer(new char[kReadChunkBytes]);
   while (true) {
     // One byte past the limit is enough to know the file is too large.
     const uint64_t left = max_bytes - contents.size();
-    const size_t want = left >= sizeof(buffer) ? sizeof(buffer) : static_cast<size_t>(left) + 1;
-    const ssize_t n = read(fd, buffer, want);
+    const size_t want = left >= kReadChunkBytes ? kReadChunkBytes : static_cast<size_t>(left) + 1;
+    const ssize_t n = read(fd, buffer.get(), want);
     if (n > 0) {
-      contents.append(buffer, static_cast<size_t>(n));
+      contents.append(buffer.get(), static_cast<size_t>(n));
       if (contents.size() > max_bytes) {
         close(fd);
         return absl::InvalidArgumentError(absl::StrCat(name, ": larger than the limit of ",
@@ -101,9 +107,9 @@ absl::Status ReadLinesUpTo(const std::string& path, size_t max_line_bytes, absl:
   std::string line;  // At most max_line_bytes + 1 bytes.
   bool cut = false;  // The current line was too long and has been passed on.
   absl::Status status;
-  char buffer[64 * 1024];
+  const std::unique_ptr<char[]> buffer(new char[kReadChunkBytes]);
   while (status.ok()) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    const ssize_t n = read(fd, buffer.get(), kReadChunkBytes);
     if (n < 0) {
       if (errno == EINTR) continue;
       status = absl::ErrnoToStatus(errno, absl::StrCat(name, ": cannot read"));
@@ -113,8 +119,8 @@ absl::Status ReadLinesUpTo(const std::string& path, size_t max_line_bytes, absl:
       if (!cut && !line.empty()) status = each(line);  // A last line without '\n'.
       break;
     }
-    const char* next = buffer;
-    const char* const end = buffer + n;
+    const char* next = buffer.get();
+    const char* const end = buffer.get() + n;
     while (next < end && status.ok()) {
       const char* newline = static_cast<const char*>(memchr(next, '\n', end - next));
       const char* const piece_end = newline != nullptr ? newline : end;

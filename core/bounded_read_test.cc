@@ -1,7 +1,9 @@
 #include "core/bounded_read.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,47 @@ using ::memload::testing::WriteFile;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+
+// Runs `body` on a thread of its own with a `stack_bytes` stack (as small as the threads of
+// a library such as civetweb may be) and waits for it.
+void RunOnStackOf(size_t stack_bytes, const std::function<void()>& body) {
+  pthread_attr_t attributes;
+  ASSERT_EQ(pthread_attr_init(&attributes), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attributes, stack_bytes), 0);
+  pthread_t thread;
+  std::function<void()> run = body;
+  ASSERT_EQ(pthread_create(
+                &thread, &attributes,
+                [](void* argument) -> void* {
+                  (*static_cast<std::function<void()>*>(argument))();
+                  return nullptr;
+                },
+                &run),
+            0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attributes);
+}
+
+// The readers keep their read buffer off the stack: the metrics endpoint calls them on
+// civetweb's threads, and a 64 KiB array on the stack overflowed one there (ASan, -O0).
+// Before, this test died of a stack overflow (SIGSEGV) on the 64 KiB thread.
+TEST(ReadFileUpToTest, ReadsOnAThreadWithASmallStack) {
+  const std::string path = TestTempPath("small_stack");
+  ASSERT_TRUE(WriteFile(path, std::string(100 * 1024, 'x') + "\nlast"));
+  RunOnStackOf(64 * 1024, [&] {
+    absl::StatusOr<std::string> text = ReadFileUpTo(path, kMaxTokenFileBytes, "--x");
+    ASSERT_THAT(text, IsOk());
+    EXPECT_EQ(text->size(), 100 * 1024 + 5);
+    int lines = 0;
+    EXPECT_THAT(ReadLinesUpTo(path, 200 * 1024, "--x",
+                              [&](absl::string_view) {
+                                ++lines;
+                                return absl::OkStatus();
+                              }),
+                IsOk());
+    EXPECT_EQ(lines, 2);
+  });
+}
 
 TEST(ReadFileUpToTest, ReadsAFileUpToAndAtTheLimit) {
   const std::string path = TestTempPath("small");
