@@ -338,33 +338,37 @@ struct Figures {
   std::vector<Sample> raw_ss_cold, ctl_ss_cold, raw_ss_warm, ctl_ss_warm;
 };
 
+// Times one kind of client: usage cold (the client and its channels made inside the
+// timing), then usage and a start+stop warm on the same channels.
+template <typename MakeClient>
+absl::Status TimeUsageAndWarmStartStop(const MakeClient& make_client, const std::string& tag,
+                                       std::vector<Sample>* usage_cold,
+                                       std::vector<Sample>* usage_warm,
+                                       std::vector<Sample>* start_stop_warm) {
+  decltype(make_client()) client;
+  BENCH_ASSIGN(cold, Time([&] {
+                 client = make_client();
+                 return client->Usage();
+               }));
+  BENCH_ASSIGN(warm, Time([&] { return client->Usage(); }));
+  BENCH_ASSIGN(ss_warm, Time([&] { return client->StartStop(tag); }));
+  usage_cold->push_back(cold);
+  usage_warm->push_back(warm);
+  start_stop_warm->push_back(ss_warm);
+  return absl::OkStatus();
+}
+
 // One repetition of every figure at one N, raw and memloadctl alternated. Cold calls make
 // their channels inside the timing; the warm ones then reuse those channels.
 absl::Status RunOnce(const std::vector<std::string>& targets, const std::string& tag, Figures* f) {
-  {
-    std::unique_ptr<Raw> raw;
-    BENCH_ASSIGN(usage_cold, Time([&] {
-                   raw = std::make_unique<Raw>(targets);
-                   return raw->Usage();
-                 }));
-    BENCH_ASSIGN(usage_warm, Time([&] { return raw->Usage(); }));
-    BENCH_ASSIGN(ss_warm, Time([&] { return raw->StartStop(tag + "-rw"); }));
-    f->raw_usage_cold.push_back(usage_cold);
-    f->raw_usage_warm.push_back(usage_warm);
-    f->raw_ss_warm.push_back(ss_warm);
-  }
-  {
-    std::unique_ptr<Ctl> ctl;
-    BENCH_ASSIGN(usage_cold, Time([&] {
-                   ctl = std::make_unique<Ctl>(targets, NewFactory());
-                   return ctl->Usage();
-                 }));
-    BENCH_ASSIGN(usage_warm, Time([&] { return ctl->Usage(); }));
-    BENCH_ASSIGN(ss_warm, Time([&] { return ctl->StartStop(tag + "-cw"); }));
-    f->ctl_usage_cold.push_back(usage_cold);
-    f->ctl_usage_warm.push_back(usage_warm);
-    f->ctl_ss_warm.push_back(ss_warm);
-  }
+  absl::Status raw =
+      TimeUsageAndWarmStartStop([&] { return std::make_unique<Raw>(targets); }, tag + "-rw",
+                                &f->raw_usage_cold, &f->raw_usage_warm, &f->raw_ss_warm);
+  if (!raw.ok()) return raw;
+  absl::Status ctl = TimeUsageAndWarmStartStop(
+      [&] { return std::make_unique<Ctl>(targets, NewFactory()); }, tag + "-cw", &f->ctl_usage_cold,
+      &f->ctl_usage_warm, &f->ctl_ss_warm);
+  if (!ctl.ok()) return ctl;
   // Start + stop, cold: one new set of channels, made inside the timing, for both.
   BENCH_ASSIGN(raw_ss_cold, Time([&] { return Raw(targets).StartStop(tag + "-rc"); }));
   BENCH_ASSIGN(ctl_ss_cold,
