@@ -1,5 +1,6 @@
 #include "tests/testing/process_memory.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,26 +23,33 @@ uint64_t RssOf(pid_t pid) {
   return memory.ok() ? memory->rss_bytes : 0;
 }
 
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  absl::StatusOr<std::string> stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return std::nullopt;
+  const size_t open = stat->find('(');
+  const size_t close = stat->rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close < open ||
+      close + 2 >= stat->size()) {
+    return std::nullopt;
+  }
+  ProcStat parsed;
+  parsed.command = stat->substr(open + 1, close - open - 1);
+  parsed.fields = absl::StrSplit(absl::string_view(*stat).substr(close + 2), ' ');
+  return parsed;
+}
+
 bool Alive(pid_t pid) {
   if (pid <= 0) return false;
-  absl::StatusOr<std::string> stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return false;
-  // "pid (comm) S ...": the state follows the last ')'.
-  const size_t close = stat->rfind(')');
-  return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z' &&
-         (*stat)[close + 2] != 'X';
+  const std::optional<ProcStat> stat = ReadProcStat(pid);
+  return stat.has_value() && stat->fields[0] != "Z" && stat->fields[0] != "X";
 }
 
 uint64_t MinorFaultsOf(pid_t pid) {
-  absl::StatusOr<std::string> stat = ReadFileToString(absl::StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return 0;
-  // After "pid (comm) ": state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt.
-  const size_t close = stat->rfind(')');
-  if (close == std::string::npos || close + 2 >= stat->size()) return 0;
-  const std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(*stat).substr(close + 2), ' ');
+  const std::optional<ProcStat> stat = ReadProcStat(pid);
   uint64_t minflt = 0;
-  if (fields.size() < 8 || !absl::SimpleAtoi(fields[7], &minflt)) return 0;
+  if (!stat.has_value() || stat->fields.size() < 8 || !absl::SimpleAtoi(stat->fields[7], &minflt)) {
+    return 0;
+  }
   return minflt;
 }
 

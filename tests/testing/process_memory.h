@@ -10,6 +10,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace memload {
 namespace testing {
@@ -20,6 +23,14 @@ uint64_t ResidentOf(pid_t pid);
 uint64_t RssOf(pid_t pid);
 // The process exists and is neither a zombie nor dead (/proc/PID/stat).
 bool Alive(pid_t pid);
+// /proc/PID/stat, split where its command name (which may hold spaces and parentheses)
+// ends: `command` is what stands between "pid (" and the last ')', `fields` what follows,
+// from the state on (fields[0] "S", [1] ppid, ..., [7] minflt). nullopt when it is gone.
+struct ProcStat {
+  std::string command;
+  std::vector<std::string> fields;
+};
+std::optional<ProcStat> ReadProcStat(pid_t pid);
 // Minor page faults of the process so far (/proc/PID/stat: every fresh page it touched);
 // 0 when it is gone.
 uint64_t MinorFaultsOf(pid_t pid);

@@ -11,13 +11,16 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "tests/testing/files.h"
+#include "tests/testing/process_memory.h"
 
 namespace memload {
 namespace testing {
@@ -172,14 +175,11 @@ std::vector<pid_t> WorkersOf(pid_t agent_pid) {
   while (dirent* entry = readdir(proc)) {
     int pid = 0;
     if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-    const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
-    // "pid (comm) state ppid ..."
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos || stat.find("(memload-worker") == std::string::npos) continue;
-    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+    const std::optional<ProcStat> stat = ReadProcStat(pid);
     int parent = 0;
-    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &parent) && parent == agent_pid &&
-        fields[0] != "Z") {
+    if (stat.has_value() && absl::StartsWith(stat->command, "memload-worker") &&
+        stat->fields.size() > 1 && absl::SimpleAtoi(stat->fields[1], &parent) &&
+        parent == agent_pid && stat->fields[0] != "Z") {
       workers.push_back(pid);
     }
   }

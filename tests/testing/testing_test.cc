@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -60,6 +62,21 @@ TEST(ProcessMemoryTest, ThisProcessAndAGoneOne) {
   EXPECT_FALSE(Alive(0));
   EXPECT_FALSE(Alive(1 << 30));  // Above any pid_max.
   EXPECT_EQ(ResidentOf(1 << 30), 0u);
+}
+
+TEST(ProcessMemoryTest, ProcStatSplitsAfterTheCommandAndCountsFaults) {
+  const std::optional<ProcStat> stat = ReadProcStat(getpid());
+  ASSERT_TRUE(stat.has_value());
+  EXPECT_EQ(stat->command, "testing_test");
+  ASSERT_GE(stat->fields.size(), 8u);
+  EXPECT_EQ(stat->fields[0], "R");  // This thread is running while it reads.
+  EXPECT_EQ(stat->fields[1], std::to_string(getppid()));
+  EXPECT_FALSE(ReadProcStat(1 << 30).has_value());
+  // Fresh pages are faulted in on first touch (4,096 of 4 KiB, or 8 huge pages).
+  const uint64_t before = MinorFaultsOf(getpid());
+  std::vector<char> block(16 * kMiB, 1);
+  EXPECT_GE(MinorFaultsOf(getpid()), before + 8) << block[kMiB];
+  EXPECT_EQ(MinorFaultsOf(1 << 30), 0u);
 }
 
 TEST(LoopbackPortTest, AFreePort) {
