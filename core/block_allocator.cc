@@ -13,10 +13,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-// Declarations only (libgoogle-perftools-dev); the calls go through the weak reference below.
 #include "core/sync/mutex.h"
 #include "core/touch.h"
-#include "gperftools/malloc_extension.h"
+#include "gperftools/malloc_extension.h"  // Declarations only: calls go through a weak reference.
 
 namespace memload {
 
