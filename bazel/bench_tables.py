@@ -184,9 +184,9 @@ def print_summary(bm, churn, peers, fanout_path, floor):
     # 64 KiB churn against the code as it was when issue 16 was filed ("issue16-baseline":
     # glibc, bench.sh builds it), or against glibc at HEAD when that could not be built.
     baseline = "issue16-baseline" if churn.get("issue16-baseline") else "glibc"
-    for against, goal in ((baseline, True), ("glibc", False)):
-        if against == "glibc" and baseline == "glibc" and not goal:
-            continue
+    # The goal's row, then (when the goal's baseline is not glibc) glibc at HEAD, for information.
+    comparisons = [(baseline, True)] + ([("glibc", False)] if baseline != "glibc" else [])
+    for against, goal in comparisons:
         cpu_ratios, wall_ratios = [], []
         for key in sorted(k for k in churn.get("tcmalloc", {}) if k[0] == 65536):
             base, runs = churn.get(against, {}).get(key), churn["tcmalloc"][key]
