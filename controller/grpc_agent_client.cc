@@ -31,6 +31,21 @@ void SetDefault(grpc::ChannelArguments& args, const char* key, absl::Duration va
   if (!HasArg(args, key)) args.SetInt(key, static_cast<int>(absl::ToInt64Milliseconds(value)));
 }
 
+// Set on threads where a client's destructor must not wait for its calls (see
+// ~GrpcAgentClient): the releaser's thread, whose queue those calls are in, and our
+// callbacks on gRPC's threads, which must not block (the call running one is not released
+// until it returns).
+thread_local int no_wait_depth = 0;
+
+class NoWaitScope {
+ public:
+  NoWaitScope() { ++no_wait_depth; }
+  ~NoWaitScope() { --no_wait_depth; }
+  NoWaitScope(const NoWaitScope&) = delete;
+  NoWaitScope& operator=(const NoWaitScope&) = delete;
+  static bool Active() { return no_wait_depth > 0; }
+};
+
 // Destroys what finished calls leave behind on a thread of its own, never on the gRPC
 // thread that ran their callback.
 //
@@ -44,6 +59,11 @@ void SetDefault(grpc::ChannelArguments& args, const char* key, absl::Duration va
 // jump to a non-executable region, or a hang (grpc/grpc#37858). A call holds a reference to
 // its channel (so a client may go with calls in flight), and the caller's `done` may hold
 // clients: so the call's whole state is freed here instead.
+//
+// What it frees belongs to a client, which waits in its destructor until the releaser has
+// freed every call it started (CallCount): the releaser holds nothing of a client that is
+// gone, so nothing of ours is left to gRPC's threads after main (issue 17: a channel still
+// reconnecting at exit crashed in OpenSSL's lock while OpenSSL's atexit cleanup ran).
 //
 // Thread-safety: thread-safe. The releaser and its thread live until the process exits.
 class Releaser {
@@ -68,6 +88,7 @@ class Releaser {
   }
 
   void Run() {
+    NoWaitScope no_wait;  // A client freed here (held by a `done`) cannot wait for this thread.
     std::vector<std::shared_ptr<void>> batch;
     while (true) {
       {
@@ -85,10 +106,27 @@ class Releaser {
   std::vector<std::shared_ptr<void>> queue_ ABSL_GUARDED_BY(mutex_);
 };
 
+// One live unary call of a client: made when the call starts, destroyed last with the call's
+// state (after its channel reference).
+class CallToken {
+ public:
+  explicit CallToken(std::shared_ptr<GrpcAgentClient::CallCount> count);
+  ~CallToken();
+  CallToken(const CallToken&) = delete;
+  CallToken& operator=(const CallToken&) = delete;
+
+ private:
+  const std::shared_ptr<GrpcAgentClient::CallCount> count_;
+};
+
 // One unary call's state, on the heap from the call until its callback; the Releaser frees
 // it.
 template <typename Request, typename Response>
 struct UnaryCall {
+  explicit UnaryCall(std::shared_ptr<GrpcAgentClient::CallCount> count) : token(std::move(count)) {}
+
+  // First: destroyed last, once the channel reference below is gone.
+  CallToken token;
   // Keeps the channel, and the callback queue it owns, alive until the answer.
   std::shared_ptr<grpc::Channel> channel;
   grpc::ClientContext context;
@@ -134,14 +172,20 @@ class WatchReactor final : public grpc::ClientReadReactor<v1::NodeUsage> {
   void OnReadDone(bool ok) override {
     TsanTakeOver(this);
     if (!ok) return;  // The stream is ending; OnDone follows.
-    on_usage_(usage_);
+    {
+      NoWaitScope no_wait;
+      on_usage_(usage_);
+    }
     TsanHandOff(this);
     StartRead(&usage_);
   }
 
   void OnDone(const grpc::Status& status) override {
     TsanTakeOver(this);
-    on_done_(FromGrpcStatus(status, target_, absl::InfiniteDuration()));
+    {
+      NoWaitScope no_wait;
+      on_done_(FromGrpcStatus(status, target_, absl::InfiniteDuration()));
+    }
     // Once `done` is set the owner may delete this reactor: signal through a local copy.
     std::shared_ptr<Sync> sync = sync_;
     {
@@ -180,6 +224,40 @@ class GrpcUsageWatch final : public UsageWatch {
  private:
   const std::unique_ptr<WatchReactor> reactor_;
 };
+
+}  // namespace
+
+// Thread-safety: thread-safe.
+class GrpcAgentClient::CallCount {
+ public:
+  void Add() ABSL_LOCKS_EXCLUDED(mutex_) {
+    MutexLock lock(&mutex_);
+    ++live_;
+  }
+  void Remove() ABSL_LOCKS_EXCLUDED(mutex_) {
+    MutexLock lock(&mutex_);
+    --live_;
+    if (live_ == 0) zero_.notify_all();
+  }
+  void WaitForZero() ABSL_LOCKS_EXCLUDED(mutex_) {
+    MutexLock lock(&mutex_);
+    zero_.wait(lock.native(),
+               [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return live_ == 0; });
+  }
+
+ private:
+  Mutex mutex_;
+  std::condition_variable zero_;
+  int live_ ABSL_GUARDED_BY(mutex_) = 0;
+};
+
+namespace {
+
+CallToken::CallToken(std::shared_ptr<GrpcAgentClient::CallCount> count) : count_(std::move(count)) {
+  count_->Add();
+}
+
+CallToken::~CallToken() { count_->Remove(); }
 
 }  // namespace
 
@@ -228,16 +306,22 @@ GrpcAgentClient::GrpcAgentClient(std::string target, const GrpcClientOptions& op
 GrpcAgentClient::GrpcAgentClient(std::string target, std::shared_ptr<grpc::Channel> channel)
     : target_(std::move(target)),
       channel_(std::move(channel)),
-      stub_(v1::Agent::NewStub(channel_)) {}
+      stub_(v1::Agent::NewStub(channel_)),
+      calls_(std::make_shared<CallCount>()) {}
 
-GrpcAgentClient::~GrpcAgentClient() = default;
+GrpcAgentClient::~GrpcAgentClient() {
+  // Every call this client started is answered (each has its deadline) and freed, with its
+  // channel reference, before the client is gone (see Releaser). Not where that wait could
+  // block on itself or a gRPC thread: those calls are then freed by the releaser alone.
+  if (!NoWaitScope::Active()) calls_->WaitForZero();
+}
 
 template <typename Request, typename Response, typename Start>
 void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout, Done<Response> done,
                             Start start) {
   // Two owners: this thread until `start` returns (gRPC reads the request there) and the
   // callback. The last one to let go frees the call, and never on gRPC's thread (Releaser).
-  auto call = std::make_shared<UnaryCall<Request, Response>>();
+  auto call = std::make_shared<UnaryCall<Request, Response>>(calls_);
   call->channel = channel_;
   call->request = request;
   call->done = std::move(done);
@@ -249,10 +333,13 @@ void GrpcAgentClient::Unary(const Request& request, absl::Duration timeout, Done
   start(stub_->async(), &call->context, &call->request, &call->response,
         [call](grpc::Status status) mutable {
           TsanTakeOver(call.get());
-          if (status.ok()) {
-            call->done(std::move(call->response));
-          } else {
-            call->done(FromGrpcStatus(status, call->target, call->timeout));
+          {
+            NoWaitScope no_wait;
+            if (status.ok()) {
+              call->done(std::move(call->response));
+            } else {
+              call->done(FromGrpcStatus(status, call->target, call->timeout));
+            }
           }
           // Not here: this may be the channel's last reference (see Releaser).
           Releaser::Release(std::move(call));

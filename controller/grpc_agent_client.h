@@ -18,6 +18,15 @@
 // channel alive until it is answered, so a client may be destroyed with calls in flight
 // (their callbacks still run).
 //
+// Destroying a client waits until every unary call it started has been answered (each
+// within its deadline), its callback has returned and its state is freed: when the
+// destructor returns, nothing of the client is left to gRPC's threads, and a channel only
+// this client held is destroyed (issue 17: channels left to a background thread outlived
+// main and reconnected while OpenSSL's atexit cleanup ran). Two exceptions do not wait, as
+// the wait could block on itself: a client destroyed inside one of this file's callbacks,
+// or by the release of a call's state (a `done` holding it); their calls are freed soon
+// after on a thread of this file. A UsageWatch keeps its own reference to the channel.
+//
 // Thread-safety: thread-safe; calls may be issued concurrently from any thread.
 #ifndef MEMLOAD_CONTROLLER_GRPC_AGENT_CLIENT_H_
 #define MEMLOAD_CONTROLLER_GRPC_AGENT_CLIENT_H_
@@ -82,6 +91,8 @@ class GrpcAgentClient : public AgentClient {
                                          std::function<void(const v1::NodeUsage&)> on_usage,
                                          std::function<void(absl::Status)> on_done) override;
 
+  class CallCount;  // grpc_agent_client.cc
+
  private:
   // Starts one unary call; `start` calls the matching stub_->async() method.
   template <typename Request, typename Response, typename Start>
@@ -90,6 +101,8 @@ class GrpcAgentClient : public AgentClient {
   const std::string target_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::Agent::Stub> stub_;
+  // The unary calls started and not yet freed; the destructor waits for none.
+  const std::shared_ptr<CallCount> calls_;
 };
 
 // Clients for any target; clients of the same target share one channel (cached for the

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -292,6 +293,83 @@ TEST(GrpcAgentClientLifetimeTest, CallHoldingTheLastChannelEndsCleanly) {
                 StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("no answer")));
   }
   close(listener);
+}
+
+// Runs `work` on a thread of its own; false when it has not returned within kWait (then the
+// thread is left behind, blocked).
+bool ReturnsInTime(std::function<void()> work) {
+  auto returned = std::make_shared<std::promise<void>>();
+  std::future<void> future = returned->get_future();
+  std::thread([work = std::move(work), returned] {
+    work();
+    returned->set_value();
+  }).detach();
+  return future.wait_for(absl::ToChronoNanoseconds(kWait)) == std::future_status::ready;
+}
+
+// Issue 17: once a client is destroyed, nothing it made is left to another thread: the
+// channel only it held is gone with every call's state. Before, the calls' states (and
+// with them the channel) were freed "soon" on a background thread, which could be after
+// main returned: a channel still reconnecting then crashed in OpenSSL's lock while
+// OpenSSL's atexit cleanup ran (agent_lifecycle_test under TSan).
+TEST_F(GrpcAgentClientTest, DestroyedClientLeavesNoChannelBehind) {
+  for (int round = 0; round < 20; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    std::shared_ptr<grpc::Channel> channel = CreateAgentChannel(target_, GrpcClientOptions());
+    const std::weak_ptr<grpc::Channel> alive = channel;
+    auto client = std::make_unique<GrpcAgentClient>(target_, std::move(channel));
+    Answer<v1::NodeUsage> answer;
+    client->GetUsage(v1::GetUsageRequest(), absl::Seconds(5), answer.callback());
+    ASSERT_THAT(answer.Get(), IsOk());
+    client.reset();
+    EXPECT_TRUE(alive.expired());
+  }
+}
+
+// The same with a call still in flight: the destructor waits for its answer (the deadline
+// here), and the callback still runs.
+TEST_F(GrpcAgentClientTest, DestroyingAClientWaitsForItsCallsInFlight) {
+  std::shared_ptr<grpc::Channel> channel = CreateAgentChannel(target_, GrpcClientOptions());
+  const std::weak_ptr<grpc::Channel> alive = channel;
+  auto client = std::make_unique<GrpcAgentClient>(target_, std::move(channel));
+  Answer<v1::NodeInfo> answer;
+  client->GetNodeInfo(v1::GetNodeInfoRequest(), absl::Milliseconds(200), answer.callback());
+  client.reset();
+  EXPECT_TRUE(alive.expired());
+  EXPECT_THAT(answer.Get(), StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("200ms")));
+}
+
+// A client destroyed inside its own call's callback cannot wait for that call: it does not.
+TEST_F(GrpcAgentClientTest, ClientDestroyedInItsOwnCallbackDoesNotWaitOnItself) {
+  GrpcAgentClient* client = new GrpcAgentClient(target_);
+  std::promise<void> destroyed;
+  client->GetUsage(v1::GetUsageRequest(), absl::Seconds(5), [&](absl::StatusOr<v1::NodeUsage>) {
+    delete client;
+    destroyed.set_value();
+  });
+  EXPECT_EQ(destroyed.get_future().wait_for(absl::ToChronoNanoseconds(kWait)),
+            std::future_status::ready);
+}
+
+// A client held by another call's `done` is destroyed where call states are freed; it must
+// not wait there for its own call in flight (that call is freed on the same thread).
+TEST_F(GrpcAgentClientTest, ClientHeldByACallbackIsFreedWithoutWaitingOnItself) {
+  auto inner = std::make_shared<std::unique_ptr<GrpcAgentClient>>(
+      std::make_unique<GrpcAgentClient>(target_));
+  Answer<v1::NodeInfo> inner_answer;
+  (*inner)->GetNodeInfo(v1::GetNodeInfoRequest(), absl::Milliseconds(300), inner_answer.callback());
+  auto outer = std::make_unique<GrpcAgentClient>(target_);
+  Answer<v1::NodeUsage> outer_answer;
+  Done<v1::NodeUsage> reply = outer_answer.callback();
+  outer->GetUsage(v1::GetUsageRequest(), absl::Seconds(5),
+                  [inner = std::move(inner), reply](absl::StatusOr<v1::NodeUsage> usage) {
+                    reply(std::move(usage));
+                  });
+  EXPECT_THAT(outer_answer.Get(), IsOk());
+  EXPECT_THAT(inner_answer.Get(),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("300ms")));
+  // Waits for the outer call's release, which came after the inner client's.
+  EXPECT_TRUE(ReturnsInTime([client = outer.release()] { delete client; }));
 }
 
 TEST_F(GrpcAgentClientTest, FactoryClientsWork) {
