@@ -10,7 +10,7 @@
 # and ends with ONE summary table: every goal of README "Performance", its figure from this
 # run, and the ratio against the baseline measured in the same run.
 #
-#   bash bazel/bench.sh                  # ~9 minutes on 2 vCPUs after the build (load 25)
+#   bash bazel/bench.sh                  # ~11-14 minutes on 2 vCPUs after the build (load 10-25)
 #   BENCH_QUICK=1 bash bazel/bench.sh    # shorter: 1 round, fan-out to 1,000 only
 #   BENCH_1GIB=1 (also core's 1 GiB retain/touch figures: minutes more on a loaded machine)
 #   BENCH_ALLOCATORS=all bash bazel/bench.sh   # also jemalloc, mimalloc, glibc tunables
