@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "controller/grpc_agent_client.h"
 #include "core/bounded_read.h"
 #include "core/security/tls_files.h"
 

@@ -19,10 +19,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "controller/grpc_agent_client.h"
 
 namespace memload {
 namespace controller {
+
+struct GrpcClientOptions;  // controller/grpc_agent_client.h
 
 struct ClientSecurityOptions {
   // PEM CA certificate(s) that signed the agents' certificates: talk TLS. "" = plaintext.

@@ -2,6 +2,7 @@
 // combinations. TLS against a running agent: tests/agent_security_test.cc.
 #include "controller/client_security.h"
 
+#include "controller/grpc_agent_client.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
