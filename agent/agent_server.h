@@ -114,6 +114,9 @@ class AgentServer {
   std::string security_summary_;
   std::string security_warning_;
   int port_ = 0;
+  // Under TSan: where every call's ops hand their thread's past over (TsanHandOff), which
+  // Shutdown takes over once the server has shut down (agent_server.cc); otherwise unused.
+  char calls_ended_ = 0;
   Mutex shutdown_mutex_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mutex_) = false;
   std::condition_variable shut_down_cv_;
