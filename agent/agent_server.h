@@ -94,7 +94,10 @@ class AgentServer {
   size_t stalled_watches() const { return service_->stalled_watches(); }
 
   // Stops every plan (their memory returned), ends every WatchUsage stream, then the
-  // server; in-flight RPCs get until `deadline` from now to finish. Idempotent.
+  // server; in-flight RPCs get until `deadline` from now to finish, then gRPC cancels them.
+  // Returns once every call has ended: past the deadline by the time gRPC's threads take to
+  // end the cancelled calls (proportional to their number; seconds for hundreds of streams
+  // on a starved machine). Idempotent.
   void Shutdown(absl::Duration deadline);
   // Blocks until Shutdown() has completed.
   void Wait();
