@@ -178,14 +178,21 @@ absl::StatusOr<StartConfig> CheckStartConfig(const AgentOptions& options) {
 //   3. Server::Shutdown waits for every such reference (UnrefAndWaitLocked), also after its
 //      deadline (then it cancels the calls and still waits).
 // So our order is right (Shutdown before the free; services and the plan manager outlive
-// the server): what is missing is only TSan's view of 1-3. This interceptor's hook hands its
-// thread's past over to `order` at step 1 (after the read, before the batch starts), and
-// Shutdown takes it over once the server's Shutdown has returned. Under TSan only; the
-// cost is one more interceptor per call (notes/s16/tsan2.md: agent_server_test timing).
+// the server): what is missing is only TSan's view of 1-3. This interceptor hands its
+// thread's past over to `order` at every hook (step 1: after the read, before the batch
+// starts) and when it is destroyed: that is on the thread that ran the reactor's OnDone,
+// after it — call_requester deletes the CallbackRequest, whose destructor destroys the
+// call's context (and the interceptors with it) before UnrefWithPossibleNotify (1.51.1's
+// ~CallbackRequest<CallbackServerContext>, libgrpc++.so.1.51 0xace70: the context's
+// destructor at 0xacf26, then the unref at 0xacecf). So what OnDone did is covered too (a
+// second report, s16: ~AgentService's condition variable destroyed against a watch's OnDone
+// notifying it). Shutdown takes it all over once the server's Shutdown has returned. Under
+// TSan only; the cost is one more interceptor per call (notes/s16/tsan2.md).
 #ifdef MEMLOAD_THREAD_SANITIZER
 class CallHandOffInterceptor final : public grpc::experimental::Interceptor {
  public:
   explicit CallHandOffInterceptor(const void* order) : order_(order) {}
+  ~CallHandOffInterceptor() override { TsanHandOff(order_); }
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     TsanHandOff(order_);
     methods->Proceed();
