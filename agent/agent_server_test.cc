@@ -343,9 +343,12 @@ TEST_F(AgentServerTest, ShutdownStopsEveryPlanAndReturnsTheMemory) {
   ASSERT_TRUE(Start(Retained("one", 16 * kMiB), &one).ok());
   ASSERT_TRUE(Start(Retained("two", 16 * kMiB), &two).ok());
   ASSERT_TRUE(Eventually([&] { return Plan("two")->state() == v1::PLAN_STATE_HOLDING; }));
+  // The plans end without waiting for the deadline (a grace for calls in flight, not a
+  // bound: under ASan at load 22 this took 2.45 s of a 2 s deadline). A stop that waited for
+  // it would take the whole 30 s.
   const absl::Time start = absl::Now();
-  server_->Shutdown(absl::Seconds(2));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  server_->Shutdown(absl::Seconds(30));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_FALSE(ProcessExists(one.plan().worker_pid()));
   EXPECT_FALSE(ProcessExists(two.plan().worker_pid()));
 }
