@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/block_allocator.h"
+#include "core/clock.h"
 #include "core/node_readers.h"
 #include "core/plan_counters.h"
 #include "core/sync/mutex.h"
@@ -45,11 +46,13 @@ constexpr uint64_t kBaseline = 100 * kMiB;
 // plan, not a guess at how long it takes.
 // A simulated node: used = baseline + another workload + the plan's own payload (read from
 // its counters, so the loop sees its corrections at once). The other workload moves
-// linearly from where it is to a new size over a ramp, as real workloads allocate.
+// linearly from where it is to a new size over a ramp, as real workloads allocate; the ramp
+// runs on `clock` (not owned; the plan's own clock when the test drives simulated time).
 // Thread-safety: thread-safe.
 class FakeNode {
  public:
-  explicit FakeNode(const PlanCounters* counters) : counters_(counters) {}
+  explicit FakeNode(const PlanCounters* counters, Clock* clock = Clock::Real())
+      : counters_(counters), clock_(clock) {}
 
   MemoryUseSource Source() {
     return [this] { return Measure(); };
@@ -60,16 +63,17 @@ class FakeNode {
     baseline_ = bytes;
   }
   void RampWorkload(uint64_t bytes, absl::Duration ramp) {
+    const absl::Time now = clock_->Now();
     MutexLock lock(&mutex_);
-    const absl::Time now = absl::Now();
     workload_from_ = WorkloadLocked(now);
     workload_to_ = bytes;
     ramp_start_ = now;
     ramp_ = ramp;
   }
   uint64_t workload() {
+    const absl::Time now = clock_->Now();
     MutexLock lock(&mutex_);
-    return WorkloadLocked(absl::Now());
+    return WorkloadLocked(now);
   }
   void FailWith(absl::Status status) {
     MutexLock lock(&mutex_);
@@ -82,12 +86,13 @@ class FakeNode {
 
  private:
   absl::StatusOr<MemoryUse> Measure() {
+    const absl::Time now = clock_->Now();
     MutexLock lock(&mutex_);
     ++measurements_;
     if (!error_.ok()) return error_;
     MemoryUse use;
     use.capacity_bytes = kCapacity;
-    use.used_bytes = baseline_ + WorkloadLocked(absl::Now()) + counters_->payload_bytes.load();
+    use.used_bytes = baseline_ + WorkloadLocked(now) + counters_->payload_bytes.load();
     return use;
   }
   uint64_t WorkloadLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
@@ -100,6 +105,7 @@ class FakeNode {
   }
 
   const PlanCounters* const counters_;
+  Clock* const clock_;
   Mutex mutex_;
   uint64_t baseline_ ABSL_GUARDED_BY(mutex_) = kBaseline;
   uint64_t workload_from_ ABSL_GUARDED_BY(mutex_) = 0;
@@ -222,26 +228,59 @@ class HoldingPlanTest : public ::testing::Test {
   std::unique_ptr<UtilizationPlan> plan_;  // Last: destroyed (cancelled) first.
 };
 
-TEST_F(HoldingPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
-  ASSERT_TRUE(plan_->settled_at().has_value());
+// Advances `clock` one measurement interval at a time — each step waits (real time) for the
+// plan to take that measurement and go back to sleep — until `done` holds after a step;
+// false if it still does not after `limit` of simulated time.
+bool StepUntil(WaitRecordingClock& clock, FakeNode& node, const std::function<bool()>& done,
+               absl::Duration limit) {
+  const absl::Time give_up = clock.Now() + limit;
+  while (clock.Now() < give_up) {
+    const uint64_t measurements = node.measurements();
+    clock.AdvanceTo(clock.last_deadline());
+    if (!Eventually([&] { return node.measurements() > measurements && clock.waiters() == 1; })) {
+      return false;
+    }
+    if (done()) return true;
+  }
+  return false;
+}
+
+// On simulated time (the plan's clock and the other workload's ramp alike): each 25 ms
+// interval is one measurement, as on an idle machine, without 6 s of real time.
+TEST(UtilizationPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
+  PlanCounters counters;
+  WaitRecordingClock clock;
+  FakeNode node(&counters, &clock);
+  std::unique_ptr<UtilizationPlan> plan =
+      MustStart<UtilizationPlan>(Spec(60, node.Source()), &counters, &clock);
+  ASSERT_NE(plan, nullptr);
+  ASSERT_TRUE(Eventually([&] { return clock.waiters() == 1; }));
+  ASSERT_TRUE(StepUntil(
+      clock, node, [&] { return HoldsPayload(counters, PayloadFor(60)); }, absl::Seconds(30)));
+  ASSERT_TRUE(plan->settled_at().has_value());
 
   // Another workload takes 30% of the node over 3 s: the plan gives way.
   const uint64_t workload = static_cast<uint64_t>(0.3 * kCapacity);
-  node_.RampWorkload(workload, absl::Seconds(3));
-  ASSERT_TRUE(Eventually([&] {
-    return node_.workload() == workload && HoldsPayloadNear(counters_, PayloadFor(60, workload));
-  }));
-  EXPECT_GT(counters_.Snapshot().frees, 100u);
-  EXPECT_NEAR(plan_->utilization_percent(), 60, 0.5);
+  node.RampWorkload(workload, absl::Seconds(3));
+  ASSERT_TRUE(StepUntil(
+      clock, node,
+      [&] {
+        return node.workload() == workload && HoldsPayloadNear(counters, PayloadFor(60, workload));
+      },
+      absl::Seconds(30)));
+  EXPECT_GT(counters.Snapshot().frees, 100u);
+  EXPECT_NEAR(plan->utilization_percent(), 60, 0.5);
 
   // It goes away again: the plan takes the room back.
-  node_.RampWorkload(0, absl::Seconds(3));
-  ASSERT_TRUE(Eventually(
-      [&] { return node_.workload() == 0 && HoldsPayloadNear(counters_, PayloadFor(60)); }));
-  EXPECT_NEAR(plan_->utilization_percent(), 60, 0.5);
+  node.RampWorkload(0, absl::Seconds(3));
+  ASSERT_TRUE(StepUntil(
+      clock, node,
+      [&] { return node.workload() == 0 && HoldsPayloadNear(counters, PayloadFor(60)); },
+      absl::Seconds(30)));
+  EXPECT_NEAR(plan->utilization_percent(), 60, 0.5);
 
-  const double max_deviation = plan_->max_deviation_percent();
-  const double mean_deviation = plan_->mean_abs_deviation_percent();
+  const double max_deviation = plan->max_deviation_percent();
+  const double mean_deviation = plan->mean_abs_deviation_percent();
   std::cout << "competing workload (+30% over 3 s, then gone over 3 s, 25 ms interval): "
             << "max deviation " << max_deviation << " points, mean |deviation| " << mean_deviation
             << " points\n";
@@ -250,8 +289,8 @@ TEST_F(HoldingPlanTest, CompetingWorkloadMakesItShrinkThenGrowBack) {
   EXPECT_LE(max_deviation, 5.0);
   EXPECT_LE(mean_deviation, max_deviation);
 
-  plan_->Cancel();
-  ExpectEndedReleased(*plan_, PlanState::kCancelled);
+  plan->Cancel();
+  ExpectEndedReleased(*plan, PlanState::kCancelled);
 }
 
 TEST_F(HoldingPlanTest, SmallFluctuationsInsideTheDeadBandAreIgnored) {
