@@ -28,6 +28,7 @@ class ControllerIntegrationTest : public ::testing::Test {
   static void SetUpTestSuite() {
     const char* hosts[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3"};
     const char* zones[] = {"a", "b", "b"};
+    // All three start side by side; then each is waited for.
     for (int i = 0; i < 3; ++i) {
       absl::StatusOr<Subprocess> agent =
           Subprocess::Start({AgentBinary(), absl::StrCat("--listen=", hosts[i], ":0"),
@@ -35,8 +36,10 @@ class ControllerIntegrationTest : public ::testing::Test {
                              absl::StrCat("--labels=zone=", zones[i]), "--reserve=64MiB"});
       ASSERT_TRUE(agent.ok()) << agent.status();
       agents_->push_back(*std::move(agent));
-      const std::string address = WaitForAgentAddress(agents_->back(), absl::Seconds(10));
-      ASSERT_FALSE(address.empty()) << agents_->back().Stderr();
+    }
+    for (Subprocess& agent : *agents_) {
+      const std::string address = WaitForAgentAddress(agent, absl::Seconds(10));
+      ASSERT_FALSE(address.empty()) << agent.Stderr();
       addresses_->push_back(address);
     }
   }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -37,6 +38,22 @@ std::string AgentBinary() { return "agent/memload-agent"; }
 std::string WorkerBinary() { return "agent/memload-worker"; }
 std::string CtlBinary() { return "controller/memloadctl"; }
 
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& argv,
+                                          const std::vector<std::string>& environment) {
+  const bool memload = std::find_if(argv.begin(), argv.end(), [](const std::string& arg) {
+                         return arg == AgentBinary() || arg == CtlBinary();
+                       }) != argv.end();
+  std::vector<std::string> child = environment;
+  if (!memload) return child;
+  for (std::string& variable : child) {
+    if (absl::StartsWith(variable, "TSAN_OPTIONS=") &&
+        !absl::StrContains(variable, "atexit_sleep_ms=")) {
+      absl::StrAppend(&variable, ":atexit_sleep_ms=0");
+    }
+  }
+  return child;
+}
+
 absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
                                              const std::string& cgroup_procs) {
   Subprocess process;
@@ -48,6 +65,14 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
+  // Built before fork: the child only calls async-signal-safe functions.
+  std::vector<std::string> inherited;
+  for (char** variable = environ; *variable != nullptr; ++variable) inherited.push_back(*variable);
+  const std::vector<std::string> environment = ChildEnvironment(argv, inherited);
+  std::vector<char*> env;
+  for (const std::string& variable : environment)
+    env.push_back(const_cast<char*>(variable.c_str()));
+  env.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
   if (pid == 0) {
@@ -63,7 +88,7 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), env.data());
     _exit(127);
   }
   close(out);
@@ -135,6 +160,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
 absl::StatusOr<LocalAgents> StartLocalAgents(int count, const std::string& name,
                                              const std::vector<std::string>& flags) {
   LocalAgents agents;
+  // Every agent is started before the first is waited for: they start side by side.
   for (int i = 0; i < count; ++i) {
     std::vector<std::string> argv = {AgentBinary(), absl::StrCat("--listen=127.0.0.", i + 1, ":0"),
                                      absl::StrCat("--node-name=", name, "-", i + 1),
@@ -143,10 +169,12 @@ absl::StatusOr<LocalAgents> StartLocalAgents(int count, const std::string& name,
     absl::StatusOr<Subprocess> agent = Subprocess::Start(argv);
     if (!agent.ok()) return agent.status();
     agents.processes.push_back(*std::move(agent));
-    agents.addresses.push_back(WaitForAgentAddress(agents.processes.back(), absl::Seconds(10)));
+  }
+  for (int i = 0; i < count; ++i) {
+    agents.addresses.push_back(WaitForAgentAddress(agents.processes[i], absl::Seconds(10)));
     if (agents.addresses.back().empty()) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "agent ", name, "-", i + 1, " did not start: ", agents.processes.back().Stderr()));
+          "agent ", name, "-", i + 1, " did not start: ", agents.processes[i].Stderr()));
     }
   }
   return agents;

@@ -29,10 +29,25 @@ std::string AgentBinary();
 std::string WorkerBinary();
 std::string CtlBinary();
 
+// The environment a child started with `argv` gets: `environment` (the test's own), except
+// that a command running memload-agent or memloadctl (as argv[0], or later, as under
+// /usr/bin/env) has `atexit_sleep_ms=0` added to TSAN_OPTIONS unless it already sets it.
+// TSan's exit path — which it also runs for _exit — sleeps that long (1 s by default)
+// whenever another thread is alive, so that threads racing with the exit's teardown get a
+// chance to run. Both binaries leave with _exit (no destructor runs: nothing is torn down
+// for such a race), yet gRPC's background threads are always alive, so under TSan every
+// memloadctl run and every agent stop cost a second of idle wall time. Test binaries,
+// which do run their destructors, keep the sleep. The agent's workers inherit the option;
+// they join their threads before leaving, so TSan never sleeps for them either way. Other
+// builds ignore TSAN_OPTIONS.
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& argv,
+                                          const std::vector<std::string>& environment);
+
 class Subprocess {
  public:
-  // Starts argv[0] with argv; stdout and stderr go to files of their own. When
-  // `cgroup_procs` is set, the child moves itself into that cgroup before exec.
+  // Starts argv[0] with argv and ChildEnvironment(argv, the test's environment); stdout
+  // and stderr go to files of their own. When `cgroup_procs` is set, the child moves itself
+  // into that cgroup before exec.
   static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
                                           const std::string& cgroup_procs = "");
   Subprocess(Subprocess&& other) noexcept;
@@ -67,9 +82,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
 // Waits for "listening on HOST:PORT" in the agent's log; "" on timeout or early exit.
 std::string WaitForAgentAddress(Subprocess& agent, absl::Duration timeout);
 
-// `count` real agents for a test: agent i listens on 127.0.0.<i+1>:0 (an address of its
-// own), is named "<name>-<i+1>" and keeps --reserve=64MiB, plus `flags`. Fails (with the
-// agent's log) when one does not start or does not say where it listens within 10 s.
+// `count` real agents for a test, started side by side: agent i listens on
+// 127.0.0.<i+1>:0 (an address of its own), is named "<name>-<i+1>" and keeps
+// --reserve=64MiB, plus `flags`. Fails (with the agent's log) when one does not start or
+// does not say where it listens within 10 s.
 struct LocalAgents {
   std::vector<Subprocess> processes;
   std::vector<std::string> addresses;  // HOST:PORT, in start order.

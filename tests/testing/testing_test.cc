@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "tests/testing/loopback_port.h"
 #include "tests/testing/process_memory.h"
 #include "tests/testing/sizes.h"
+#include "tests/testing/subprocess.h"
 #include "tests/testing/test_cgroup.h"
 
 namespace memload {
@@ -83,6 +85,42 @@ TEST(LoopbackPortTest, AFreePort) {
   const int port = FreeLoopbackPort();
   EXPECT_GT(port, 0);
   EXPECT_LT(port, 65536);
+}
+
+TEST(ChildEnvironmentTest, MemloadBinariesLeaveWithoutTsansExitSleep) {
+  const std::vector<std::string> env = {"HOME=/root", "TSAN_OPTIONS=halt_on_error=1"};
+  const std::vector<std::string> amended = {"HOME=/root",
+                                            "TSAN_OPTIONS=halt_on_error=1:atexit_sleep_ms=0"};
+  EXPECT_EQ(ChildEnvironment({CtlBinary(), "usage"}, env), amended);
+  EXPECT_EQ(ChildEnvironment({AgentBinary(), "--listen=127.0.0.1:0"}, env), amended);
+  // memloadctl under /usr/bin/env (security_process_test) is memloadctl all the same.
+  EXPECT_EQ(ChildEnvironment({"/usr/bin/env", "-u", "MEMLOAD_TOKEN", CtlBinary()}, env), amended);
+  // Anything else keeps the test's environment as it is; so does an explicit choice.
+  EXPECT_EQ(ChildEnvironment({"/usr/bin/tmux", "kill-server"}, env), env);
+  EXPECT_EQ(ChildEnvironment({WorkerBinary()}, env), env);
+  const std::vector<std::string> chosen = {"TSAN_OPTIONS=atexit_sleep_ms=50"};
+  EXPECT_EQ(ChildEnvironment({CtlBinary()}, chosen), chosen);
+  const std::vector<std::string> none = {"HOME=/root"};
+  EXPECT_EQ(ChildEnvironment({CtlBinary()}, none), none);
+}
+
+TEST(ChildEnvironmentTest, TheChildGetsIt) {
+  const char* before = std::getenv("TSAN_OPTIONS");
+  const std::string saved = before != nullptr ? before : "";
+  setenv("TSAN_OPTIONS", "halt_on_error=1", /*overwrite=*/1);
+  // A shell standing in for memloadctl: CtlBinary() is only its $0 here.
+  CommandResult printed =
+      RunCommand({"/bin/sh", "-c", "printf %s \"$TSAN_OPTIONS\"", CtlBinary()}, absl::Seconds(10));
+  CommandResult other =
+      RunCommand({"/bin/sh", "-c", "printf %s \"$TSAN_OPTIONS\""}, absl::Seconds(10));
+  if (before != nullptr) {
+    setenv("TSAN_OPTIONS", saved.c_str(), /*overwrite=*/1);
+  } else {
+    unsetenv("TSAN_OPTIONS");
+  }
+  EXPECT_EQ(printed.exit_code, 0) << printed.err;
+  EXPECT_EQ(printed.out, "halt_on_error=1:atexit_sleep_ms=0");
+  EXPECT_EQ(other.out, "halt_on_error=1");
 }
 
 TEST(TestCgroupTest, MadeWithItsLimitAndRemoved) {
