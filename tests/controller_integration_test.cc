@@ -26,22 +26,12 @@ using ::testing::HasSubstr;
 class ControllerIntegrationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const char* hosts[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3"};
-    const char* zones[] = {"a", "b", "b"};
-    // All three start side by side; then each is waited for.
-    for (int i = 0; i < 3; ++i) {
-      absl::StatusOr<Subprocess> agent =
-          Subprocess::Start({AgentBinary(), absl::StrCat("--listen=", hosts[i], ":0"),
-                             absl::StrCat("--node-name=node-", i + 1),
-                             absl::StrCat("--labels=zone=", zones[i]), "--reserve=64MiB"});
-      ASSERT_TRUE(agent.ok()) << agent.status();
-      agents_->push_back(*std::move(agent));
-    }
-    for (Subprocess& agent : *agents_) {
-      const std::string address = WaitForAgentAddress(agent, absl::Seconds(10));
-      ASSERT_FALSE(address.empty()) << agent.Stderr();
-      addresses_->push_back(address);
-    }
+    // node-1..3 on 127.0.0.1-3, in zones a, b, b.
+    absl::StatusOr<LocalAgents> started = StartLocalAgents(
+        3, "node", {}, {{"--labels=zone=a"}, {"--labels=zone=b"}, {"--labels=zone=b"}});
+    ASSERT_TRUE(started.ok()) << started.status();
+    *agents_ = std::move(started->processes);
+    *addresses_ = std::move(started->addresses);
   }
   static void TearDownTestSuite() {
     for (Subprocess& agent : *agents_) {

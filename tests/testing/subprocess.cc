@@ -157,8 +157,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
   return result;
 }
 
-absl::StatusOr<LocalAgents> StartLocalAgents(int count, const std::string& name,
-                                             const std::vector<std::string>& flags) {
+absl::StatusOr<LocalAgents> StartLocalAgents(
+    int count, const std::string& name, const std::vector<std::string>& flags,
+    const std::vector<std::vector<std::string>>& flags_of_agent) {
   LocalAgents agents;
   // Every agent is started before the first is waited for: they start side by side.
   for (int i = 0; i < count; ++i) {
@@ -166,6 +167,9 @@ absl::StatusOr<LocalAgents> StartLocalAgents(int count, const std::string& name,
                                      absl::StrCat("--node-name=", name, "-", i + 1),
                                      "--reserve=64MiB"};
     argv.insert(argv.end(), flags.begin(), flags.end());
+    if (static_cast<size_t>(i) < flags_of_agent.size()) {
+      argv.insert(argv.end(), flags_of_agent[i].begin(), flags_of_agent[i].end());
+    }
     absl::StatusOr<Subprocess> agent = Subprocess::Start(argv);
     if (!agent.ok()) return agent.status();
     agents.processes.push_back(*std::move(agent));

@@ -84,14 +84,16 @@ std::string WaitForAgentAddress(Subprocess& agent, absl::Duration timeout);
 
 // `count` real agents for a test, started side by side: agent i listens on
 // 127.0.0.<i+1>:0 (an address of its own), is named "<name>-<i+1>" and keeps
-// --reserve=64MiB, plus `flags`. Fails (with the agent's log) when one does not start or
-// does not say where it listens within 10 s.
+// --reserve=64MiB, plus `flags`, plus `flags_of_agent[i]` where given (e.g. each its own
+// labels). Fails (with the agent's log) when one does not start or does not say where it
+// listens within 10 s.
 struct LocalAgents {
   std::vector<Subprocess> processes;
   std::vector<std::string> addresses;  // HOST:PORT, in start order.
 };
-absl::StatusOr<LocalAgents> StartLocalAgents(int count, const std::string& name,
-                                             const std::vector<std::string>& flags = {});
+absl::StatusOr<LocalAgents> StartLocalAgents(
+    int count, const std::string& name, const std::vector<std::string>& flags = {},
+    const std::vector<std::vector<std::string>>& flags_of_agent = {});
 
 // Pids of live memload-worker processes whose parent is `agent_pid`.
 std::vector<pid_t> WorkersOf(pid_t agent_pid);
