@@ -98,7 +98,7 @@ def main():
         print("|---|---|---|---|---|---|---|---|")
         for alloc in order:
             if (alloc, "BM_Stream1Byte/touch_page:0") not in bm:
-                continue  # Churn only (the issue-16 baseline).
+                continue  # No 1-byte figures (its core step was stopped).
             glibc = bm[(alloc, "BM_GlibcRawMalloc1Byte")]
             rawp = bm[(alloc, "BM_RawMalloc1Byte")]
             stream = bm[(alloc, "BM_Stream1Byte/touch_page:0")]
@@ -286,28 +286,24 @@ def print_summary(bm, churn, peers, fanout_path, floor, goal_rounds):
                      "lowest of %d points (window %d, %d workers)" % (
                          len(points), low_wall["key"][1], low_wall["key"][2]),
                      "%.2f×" % median(low_wall["wall"]), "—", "—"))
-    # Without the goal's rounds (no git history to build the baseline from): glibc at HEAD.
-    baseline = "glibc" if not points else None
-    # The goal's row, then (when the goal's baseline is not glibc) glibc at HEAD, for information.
-    comparisons = [("glibc", False)] if baseline is None else [(baseline, True)]
-    for against, goal in comparisons:
-        cpu_ratios, wall_ratios = [], []
-        for key in sorted(k for k in churn.get("tcmalloc", {}) if k[0] == 65536):
-            base, runs = churn.get(against, {}).get(key), churn["tcmalloc"][key]
-            if not base:
-                continue
-            cpu_ratios.append((median([c for _, c in base]) / median([c for _, c in runs]), key))
-            wall_ratios.append((median([g for g, _ in runs]) / median([g for g, _ in base]), key))
-        if not cpu_ratios:
+    # glibc at HEAD: the goal's row when the goal's own rounds are missing (no git history to
+    # build the issue-time code from), otherwise for information only.
+    glibc_is_goal = not points
+    cpu_ratios, wall_ratios = [], []
+    for key in sorted(k for k in churn.get("tcmalloc", {}) if k[0] == 65536):
+        base, runs = churn.get("glibc", {}).get(key), churn["tcmalloc"][key]
+        if not base:
             continue
-        who = ("the code when issue 16 was filed (glibc)" if against == "issue16-baseline"
-               else "glibc at HEAD" + ("" if goal else " (not the goal's baseline)"))
+        cpu_ratios.append((median([c for _, c in base]) / median([c for _, c in runs]), key))
+        wall_ratios.append((median([g for g, _ in runs]) / median([g for g, _ in base]), key))
+    if cpu_ratios:
+        who = "glibc at HEAD" + ("" if glibc_is_goal else " (not the goal's baseline)")
         for label, ratios in (("bytes per CPU second", cpu_ratios),
                               ("bytes per wall second", wall_ratios)):
             low, key = min(ratios)
             measured = "lowest of %d points (window %d, %d workers); highest %.2f×" % (
                 len(ratios), key[1], key[2], max(ratios)[0])
-            if goal:
+            if glibc_is_goal:
                 row("64 KiB streaming churn, memload-worker (tcmalloc) vs %s: %s" % (who, label),
                     measured, "%.2f×" % low, "≥ 1.5×", low >= 1.5)
             else:
