@@ -146,16 +146,13 @@ fi
 if [[ -x $baseline_bin ]]; then
   if [[ $quick == 1 ]]; then goal_rounds=${BENCH_GOAL_ROUNDS:-5}; else goal_rounds=${BENCH_GOAL_ROUNDS:-15}; fi
   echo "=== 64 KiB churn goal: $goal_rounds interleaved rounds (load before: $(cut -d' ' -f1-3 /proc/loadavg)) ==="
+  # One side of a round: the issue-time binary on glibc, or this release's under tcmalloc.
   goal_side() {
-    local who=$1 round=$2
-    if [[ $who == baseline ]]; then
-      timeout 120 stdbuf -oL "$baseline_bin" --mode=churn --seconds=0.25 --sizes=65536 \
-        --windows=0,1000 --workers=1,2 | sed "s/^/goal64-baseline\t$round\t/" >>"$raw"
-    else
-      env LD_PRELOAD="$lib/libtcmalloc_minimal.so.4" timeout 120 stdbuf -oL \
-        "$bin/core/churn_benchmark" --mode=churn --seconds=0.25 --sizes=65536 \
-        --windows=0,1000 --workers=1,2 | sed "s/^/goal64-memload\t$round\t/" >>"$raw"
-    fi || echo "(stopped: goal64 $who round $round, time limit 120s?)"
+    local who=$1 round=$2 binary=$bin/core/churn_benchmark preload=$lib/libtcmalloc_minimal.so.4
+    if [[ $who == baseline ]]; then binary=$baseline_bin preload=; fi
+    env LD_PRELOAD="$preload" timeout 120 stdbuf -oL "$binary" --mode=churn --seconds=0.25 \
+      --sizes=65536 --windows=0,1000 --workers=1,2 | sed "s/^/goal64-$who\t$round\t/" >>"$raw" ||
+      echo "(stopped: goal64 $who round $round, time limit 120s?)"
   }
   for ((round = 0; round < goal_rounds; round++)); do
     if ((round % 2 == 0)); then
