@@ -151,8 +151,11 @@ class LiveViewTest : public ::testing::TestWithParam<std::pair<int, int>> {
 TEST_P(LiveViewTest, WatchLeavesExactlyOneFrame) {
   const auto [columns, rows] = GetParam();
   Tmux tmux(columns, rows);
+  // The first frame waits up to --timeout for every node's first answer (the unreachable
+  // target answers at once: refused); 2 s was too short for a live agent under TSan on a
+  // loaded machine, which then showed up as a second UNAVAILABLE row.
   ASSERT_TRUE(tmux.Start({CtlBinary(), "watch", "--targets=" + absl::StrJoin(addresses_, ","),
-                          "--interval=200ms", "--count=8", "--timeout=2s"}));
+                          "--interval=200ms", "--count=8", "--timeout=20s"}));
   EXPECT_EQ(tmux.WaitDone(absl::Seconds(60)), 1);  // The unreachable target fails.
   const std::string screen = tmux.Capture();
   SCOPED_TRACE(screen);
