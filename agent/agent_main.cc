@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
 #include "agent/cgroup_target.h"
+#include "agent/open_files_limit.h"
 #include "agent/worker_cgroup.h"
 #include "bazel/leak_check.h"
 #include "core/base/log.h"
@@ -299,6 +300,10 @@ int Main(int argc, char** argv) {
     }
     return 0;
   }
+  // Every connection is a descriptor, and gRPC stops accepting for good at the limit
+  // (agent/open_files_limit.h): the soft limit goes up to the hard one before it listens.
+  const std::vector<std::string> open_files =
+      agent::DescribeOpenFilesLimit(agent::RaiseOpenFilesLimit());
   absl::StatusOr<OomProtection> oom = ProtectFromOomKiller(oom_score_adj);
   if (!oom.ok()) return Fail(oom.status());
   options.worker_cgroup_procs = oom->worker_cgroup_procs;
@@ -312,6 +317,7 @@ int Main(int argc, char** argv) {
                                              : std::string("none"),
               FormatSize(options.plans.reserve_bytes));
   MEMLOAD_LOG("security: %s", (*server)->security_summary());
+  for (const std::string& line : open_files) MEMLOAD_LOG("%s", line);
   for (const std::string& line : oom->log) MEMLOAD_LOG("%s", line);
   for (const std::string& line : skipped_labels) {
     MEMLOAD_LOG("warning: label line \"%s\" from --labels_file skipped", line);

@@ -1,0 +1,103 @@
+#include "agent/open_files_limit.h"
+
+#include <sys/resource.h>
+
+#include <limits>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace memload {
+namespace agent {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// Restores this process's RLIMIT_NOFILE when the test ends (a raised soft limit stays
+// allowed: only the hard limit cannot go back up).
+class OpenFilesLimitTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved_), 0); }
+  void TearDown() override { EXPECT_EQ(setrlimit(RLIMIT_NOFILE, &saved_), 0); }
+  struct rlimit saved_ {};
+};
+
+TEST_F(OpenFilesLimitTest, RaisesTheSoftLimitToTheHardOne) {
+  if (saved_.rlim_max < 128) GTEST_SKIP() << "hard limit " << saved_.rlim_max << " too low";
+  struct rlimit lowered = saved_;
+  lowered.rlim_cur = 64;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+
+  const OpenFilesLimit limit = RaiseOpenFilesLimit();
+  EXPECT_EQ(limit.error, "");
+  EXPECT_EQ(limit.soft_before, 64u);
+  EXPECT_EQ(limit.soft, saved_.rlim_max);
+  EXPECT_EQ(limit.hard, saved_.rlim_max);
+  struct rlimit now {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_EQ(now.rlim_cur, saved_.rlim_max);  // In force, not only reported.
+  EXPECT_EQ(now.rlim_max, saved_.rlim_max);
+}
+
+TEST_F(OpenFilesLimitTest, KeepsASoftLimitThatIsTheHardOne) {
+  struct rlimit equal = saved_;
+  equal.rlim_cur = saved_.rlim_max;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &equal), 0);
+
+  const OpenFilesLimit limit = RaiseOpenFilesLimit();
+  EXPECT_EQ(limit.error, "");
+  EXPECT_EQ(limit.soft_before, saved_.rlim_max);
+  EXPECT_EQ(limit.soft, saved_.rlim_max);
+  EXPECT_EQ(limit.hard, saved_.rlim_max);
+}
+
+TEST(DescribeOpenFilesLimitTest, RaisedAndHighIsOneLine) {
+  EXPECT_THAT(DescribeOpenFilesLimit({1024, 65536, 65536, ""}),
+              ElementsAre("open files: soft limit 1024 raised to the hard limit 65536"));
+}
+
+TEST(DescribeOpenFilesLimitTest, UnchangedAndHighIsOneLine) {
+  EXPECT_THAT(DescribeOpenFilesLimit({1048576, 1048576, 1048576, ""}),
+              ElementsAre("open files: soft limit 1048576, hard limit 1048576"));
+}
+
+TEST(DescribeOpenFilesLimitTest, LowLimitWarnsAndNamesTheRisk) {
+  const std::vector<std::string> lines = DescribeOpenFilesLimit({1024, 1024, 1024, ""});
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "open files: soft limit 1024, hard limit 1024");
+  EXPECT_THAT(lines[1], StartsWith("warning: open files: a limit of 1024 is low"));
+  EXPECT_THAT(lines[1], HasSubstr("stop gRPC accepting connections until the agent restarts"));
+  EXPECT_THAT(lines[1], HasSubstr("at least 4096"));
+}
+
+TEST(DescribeOpenFilesLimitTest, TheWarningIsAtTheBoundOnly) {
+  EXPECT_EQ(DescribeOpenFilesLimit({4095, 4095, 4095, ""}).size(), 2u);
+  EXPECT_EQ(DescribeOpenFilesLimit({4096, 4096, 4096, ""}).size(), 1u);
+  EXPECT_EQ(DescribeOpenFilesLimit({1024, 4096, 4096, ""}).size(), 1u);
+}
+
+TEST(DescribeOpenFilesLimitTest, AFailedRaiseIsAWarning) {
+  EXPECT_THAT(
+      DescribeOpenFilesLimit({1024, 1024, 65536, "setrlimit(RLIMIT_NOFILE) to 65536: EPERM"}),
+      ElementsAre("open files: soft limit 1024, hard limit 65536",
+                  "warning: open files: cannot raise the soft limit: setrlimit(RLIMIT_NOFILE) "
+                  "to 65536: EPERM",
+                  StartsWith("warning: open files: a limit of 1024 is low")));
+}
+
+TEST(DescribeOpenFilesLimitTest, AnUnreadableLimitIsAWarning) {
+  EXPECT_THAT(DescribeOpenFilesLimit({0, 0, 0, "getrlimit(RLIMIT_NOFILE): EFAULT"}),
+              ElementsAre("warning: open files: getrlimit(RLIMIT_NOFILE): EFAULT"));
+}
+
+TEST(DescribeOpenFilesLimitTest, UnlimitedIsNamed) {
+  const uint64_t unlimited = std::numeric_limits<uint64_t>::max();
+  EXPECT_THAT(DescribeOpenFilesLimit({1024, unlimited, unlimited, ""}),
+              ElementsAre("open files: soft limit 1024 raised to the hard limit unlimited"));
+}
+
+}  // namespace
+}  // namespace agent
+}  // namespace memload
