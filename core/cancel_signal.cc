@@ -2,13 +2,30 @@
 
 namespace memload {
 
-void CancelSignal::Cancel() {
+bool CancelSignal::Cancel() {
+  bool answered;
   {
     MutexLock lock(&mutex_);
     cancelled_.store(true, std::memory_order_relaxed);
     ++notifications_;
+    answered = scopes_ > 0;
   }
   wake_.notify_all();
+  return answered;
+}
+
+bool CancelSignal::OpenScope() {
+  MutexLock lock(&mutex_);
+  // Read under the mutex that Cancel() sets it under: a scope opens before a Cancel (which
+  // then counts it) or not at all.
+  if (cancelled()) return false;
+  ++scopes_;
+  return true;
+}
+
+void CancelSignal::CloseScope() {
+  MutexLock lock(&mutex_);
+  --scopes_;
 }
 
 void CancelSignal::Notify() {

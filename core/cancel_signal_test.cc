@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -73,7 +74,8 @@ class Waiter {
 // Starts `waiters` threads in WaitUntil(deadline), waits until each is asleep in the kernel,
 // calls `wake_up` (Cancel or Notify) once, and expects every waiter to return `cancelled`
 // within kWakeBound of the call.
-void ExpectWakeUpWakesEveryWaiter(CancelSignal& signal, void (CancelSignal::*wake_up)(),
+template <typename Result>
+void ExpectWakeUpWakesEveryWaiter(CancelSignal& signal, Result (CancelSignal::*wake_up)(),
                                   int waiters, absl::Time deadline, bool cancelled) {
   std::vector<std::unique_ptr<Waiter>> threads;
   for (int i = 0; i < waiters; ++i) threads.push_back(std::make_unique<Waiter>(&signal, deadline));
@@ -230,6 +232,84 @@ TEST(CancelSignalTest, ConcurrentNotifyAndCancelAreSafe) {
   stop.store(true);
   for (std::thread& thread : threads) thread.join();
   EXPECT_TRUE(signal.cancelled());
+}
+
+// --- CancelScope: who answers a cancellation.
+
+TEST(CancelScopeTest, CancelSaysWhetherAScopeIsOpen) {
+  CancelSignal nobody;
+  EXPECT_FALSE(nobody.Cancel());  // Nobody answers: the canceller may end the process.
+  EXPECT_TRUE(nobody.cancelled());
+
+  CancelSignal signal;
+  {
+    CancelScope outer(&signal);
+    EXPECT_TRUE(outer.open());
+    {
+      CancelScope inner(&signal);
+      EXPECT_TRUE(inner.open());
+    }
+    EXPECT_TRUE(signal.Cancel());  // `outer` is still open: its code answers.
+    EXPECT_TRUE(signal.cancelled());
+    EXPECT_TRUE(signal.Cancel());  // Again (a second Ctrl-C): still answered.
+  }
+  EXPECT_FALSE(signal.Cancel());  // Every scope closed.
+}
+
+TEST(CancelScopeTest, ClosedScopesNoLongerAnswer) {
+  CancelSignal signal;
+  { CancelScope scope(&signal); }
+  EXPECT_FALSE(signal.Cancel());
+}
+
+TEST(CancelScopeTest, NoScopeOpensOnceCancelled) {
+  CancelSignal signal;
+  signal.Cancel();
+  CancelScope scope(&signal);
+  EXPECT_FALSE(scope.open());     // The code must start nothing.
+  EXPECT_FALSE(signal.Cancel());  // And it does not count as answering.
+}
+
+TEST(CancelScopeTest, NullSignalScopeIsOpen) {
+  CancelScope scope(nullptr);
+  EXPECT_TRUE(scope.open());
+}
+
+// The hand-off memloadctl relies on, under whichever interleaving two threads released
+// together take: a scope that opens is counted by a concurrent Cancel(), and a Cancel() that
+// saw none keeps any from opening. Either way, exactly one side acts.
+TEST(CancelScopeTest, OpeningAndCancellingRaceToExactlyOneWinner) {
+  int opened_first = 0, cancelled_first = 0;
+  for (int round = 0; round < 300; ++round) {
+    CancelSignal signal;
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    auto on_go = [&] {
+      ready.fetch_add(1);
+      while (!go.load()) {
+      }
+    };
+    std::unique_ptr<CancelScope> scope;  // Written by `opener`, read after its join.
+    bool answered = false;               // Written by `canceller`, read after its join.
+    std::thread opener([&] {
+      on_go();
+      scope = std::make_unique<CancelScope>(&signal);
+    });
+    std::thread canceller([&] {
+      on_go();
+      answered = signal.Cancel();
+    });
+    while (ready.load() < 2) {
+    }
+    go.store(true);
+    opener.join();
+    canceller.join();
+    EXPECT_EQ(scope->open(), answered) << "round " << round;
+    (scope->open() ? opened_first : cancelled_first) += 1;
+  }
+  // Not asserted (scheduling decides), but shows whether the race ran both ways.
+  std::printf("[figure] scope opened first %d times, cancel first %d times\n", opened_first,
+              cancelled_first);
 }
 
 }  // namespace
