@@ -271,9 +271,9 @@ struct RunState {
   std::vector<AgentClient*> uncertain;  // Failed starts that may have started anyway.
 };
 
-// Names every node (and applies the selector), then starts per the rollout.
-void StartRun(const CommandEnv& env, const std::vector<AgentClient*>& clients,
-              const v1::PlanSpec& spec, const RunOptions& options, RunState* state) {
+// Names every node (and applies the selector): asks, starts nothing.
+void SelectRun(const CommandEnv& env, const std::vector<AgentClient*>& clients,
+               const v1::PlanSpec& spec, RunState* state) {
   state->begin = env.clock->Now();
   state->selection = Select(env, clients, /*need_info=*/true);
   const Selection& selection = state->selection;
@@ -293,6 +293,13 @@ void StartRun(const CommandEnv& env, const std::vector<AgentClient*>& clients,
     node.errors.push_back(status);
     view.nodes.push_back(std::move(node));
   }
+}
+
+// Starts per the rollout on the selected nodes (none once cancelled).
+void StartRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options,
+              RunState* state) {
+  const Selection& selection = state->selection;
+  RunView& view = state->view;
   state->started = StartOn(env, selection.clients, spec, options.rollout);
   const RolloutResult<v1::StartPlanResponse>& started = state->started;
   for (size_t i = 0; i < started.results.size(); ++i) {
@@ -485,10 +492,15 @@ int RunDryRun(const CommandEnv& env, const std::string& command, const v1::PlanS
 int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptions& rollout) {
   Fleet fleet(env);
   Selection selection = Select(env, fleet.all(), /*need_info=*/false);
+  // As run's: a Ctrl-C from here on is answered by releasing what started.
+  CancelScope answers_ctrl_c(env.cancel);
   RolloutResult<v1::StartPlanResponse> started = StartOn(env, selection.clients, spec, rollout);
+  // Also when the Ctrl-C came after the last start went out (the rollout then kept nothing
+  // from starting): it was answered with "stopping what was started".
+  const bool interrupted = started.cancelled || (env.cancel != nullptr && env.cancel->cancelled());
   std::vector<NodeResult<v1::PlanStatus>> results;
   AppendPlanResults(started.results, &results);
-  if (started.stopped_by_failures || started.cancelled) {
+  if (started.stopped_by_failures || interrupted) {
     // Release what this rollout started, and say so per node.
     const std::vector<size_t> release = MayHaveStarted(started);
     std::vector<AgentClient*> to_release;
@@ -499,7 +511,7 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
       const size_t i = release[k];
       if (!results[i].value.ok()) continue;  // Its failed start is what the node reports.
       results[i].value = absl::AbortedError(absl::StrCat(
-          started.cancelled ? "interrupted" : "too many nodes failed (--max-failures)",
+          interrupted ? "interrupted" : "too many nodes failed (--max-failures)",
           "; the plan was stopped here again",
           stopped[k].response.ok()
               ? ""
@@ -509,7 +521,7 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
   AddFailures(selection, &results);
   // Nothing renews a lease after start: say so when the plan outlasts it (on stderr, where
   // warnings go, so that stdout keeps the table alone; JSON carries it in "warnings").
-  const std::string warning = started.cancelled ? "" : LeaseWarning(spec, results);
+  const std::string warning = interrupted ? "" : LeaseWarning(spec, results);
   if (!warning.empty() && !env.json) *(env.err != nullptr ? env.err : env.out) << warning << "\n";
   const int code = PrintResults(
       env, std::move(results),
@@ -520,7 +532,7 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
         return StartJson(
             rows, warning.empty() ? std::vector<std::string>() : std::vector<std::string>{warning});
       });
-  if (started.cancelled) return kExitInterrupted;
+  if (interrupted) return kExitInterrupted;
   return code;
 }
 
@@ -663,14 +675,18 @@ int RunWatch(const CommandEnv& env, const WatchOptions& options) {
   for (auto& watch : watches) watch->Cancel();
   watches.clear();  // Waits for the streams' callbacks to stop.
   if (last_nodes > 0) PrintCounts(env, last_nodes, last_failed);  // As of the last frame.
-  if (env.cancel != nullptr && env.cancel->cancelled()) return kExitOk;
+  if (env.cancel != nullptr && env.cancel->cancelled()) return kExitInterrupted;
   return any_failed ? kExitNodesFailed : kExitOk;
 }
 
 int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options) {
   Fleet fleet(env);
   RunState state;
-  StartRun(env, fleet.all(), spec, options, &state);
+  SelectRun(env, fleet.all(), spec, &state);
+  // From the first start on, a Ctrl-C is answered here: stop what started, then summarise.
+  // Cancelled before: StartOn starts nothing, and the summary says so.
+  CancelScope answers_ctrl_c(env.cancel);
+  StartRun(env, spec, options, &state);
   MonitorRun(env, spec, options, &state);
   return StopRun(env, spec, options, &state);
 }

@@ -11,8 +11,15 @@
 // one-step command, "N ok, N failed" goes to `err`.
 //
 // Exit codes: 0 every node ok; 1 one or more nodes failed (they are listed, and never hide
-// the others' results); 130 interrupted (run, after stopping what it started). Usage
-// errors (exit 2) are caught before a command runs, in main.
+// the others' results); 130 interrupted (env.cancel: Ctrl-C or SIGTERM). Usage errors
+// (exit 2) are caught before a command runs, in main.
+//
+// Ctrl-C: run and start (and RunPods) open a CancelScope (core/cancel_signal.h) just
+// before their first StartPlan and answer a cancellation themselves: no further start,
+// stop what may have started (run: everything it started), summary, 130. Cancelled before
+// that scope opened, they start nothing. The other commands start nothing and open no
+// scope: whoever cancels may end the process at once (memloadctl_main.cc does); run
+// without that, watch still ends at its next frame with 130.
 //
 // Time: a command paces, waits and stamps on `env.clock` alone (run's refresh and --for,
 // watch's frames, the recording's times, usage's "recently ended" window, and the fan-outs'
@@ -63,8 +70,8 @@ struct CommandEnv {
   std::ostream* out = nullptr;
   // "N ok, N failed" after a table or document; null = not printed.
   std::ostream* err = nullptr;
-  // Ctrl-C / SIGTERM; may be null. Its waits run on its own clock, which must be `clock`
-  // (CancelSignal cancel(clock)).
+  // Ctrl-C / SIGTERM (see "Ctrl-C" above); may be null. Its waits run on its own clock,
+  // which must be `clock` (CancelSignal cancel(clock)).
   CancelSignal* cancel = nullptr;
   // What every wait, pace and time stamp of the command reads (see "Time" above). Not
   // owned, never null; memloadctl's main passes Clock::Real().

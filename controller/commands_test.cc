@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -299,12 +300,13 @@ void ExpectCtrlCReleasesWhatStarted(
     if (call.method == "StartPlan") first_start.Cancel();
     return Healthy(call);
   });
+  bool answered = false;  // Written by the signal thread, read after its join.
   std::thread signal_thread([&] {
     const absl::Time deadline = absl::Now() + kWait;
     while (!first_start.WaitUntil(deadline) && absl::Now() < deadline) {
     }
     EXPECT_TRUE(first_start.cancelled()) << "no StartPlan within " << kWait;
-    ctrl_c.Cancel();
+    answered = ctrl_c.Cancel();
   });
   RolloutOptions rollout;
   rollout.strategy.mode = RolloutStrategy::Mode::kSerial;
@@ -313,6 +315,8 @@ void ExpectCtrlCReleasesWhatStarted(
   const int exit_code = command(h.env, rollout);
   signal_thread.join();
 
+  // A start went out: the command said it answers the Ctrl-C (memloadctl waits for it).
+  EXPECT_TRUE(answered);
   EXPECT_EQ(exit_code, kExitInterrupted);
   EXPECT_EQ(h.clock.Now(), begin);
   EXPECT_THAT(h.TargetsOf("StartPlan"), ElementsAre(h.targets[0]));
@@ -337,6 +341,102 @@ TEST(CtrlCTest, RunReleasesWhatStarted) {
     options.rollout = rollout;
     return RunRun(env, Spec(), options);
   });
+}
+
+// A Ctrl-C after start's last StartPlan went out keeps nothing from starting, but it was
+// answered ("stopping what was started"): start still releases every plan, and exits 130
+// (it used to exit 0 and leave them running).
+TEST(CtrlCTest, StartInterruptedAfterItsLastStartWentOutReleasesEveryPlan) {
+  Harness h(2);
+  CancelSignal ctrl_c(&h.clock);
+  h.env.cancel = &ctrl_c;
+  std::optional<bool> answered;
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    if (call.method == "StartPlan" && call.target == h.targets[1]) answered = ctrl_c.Cancel();
+    return Healthy(call);
+  });
+  EXPECT_EQ(RunStart(h.env, Spec(), RolloutOptions()), kExitInterrupted);
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_TRUE(*answered);
+  EXPECT_THAT(h.TargetsOf("StartPlan"), UnorderedElementsAre(h.targets[0], h.targets[1]));
+  EXPECT_THAT(h.TargetsOf("StopPlan"), UnorderedElementsAre(h.targets[0], h.targets[1]));
+  const std::vector<google::protobuf::Struct> nodes = Nodes(h.Json());
+  ASSERT_EQ(nodes.size(), 2u);
+  for (const google::protobuf::Struct& node : nodes) {
+    EXPECT_FALSE(Field(node, "ok").bool_value());
+    EXPECT_THAT(Field(Sub(node, "error"), "message").string_value(),
+                HasSubstr("interrupted; the plan was stopped here again"));
+  }
+}
+
+// run and start leave a Ctrl-C that comes before their first start to the caller (no
+// scope is open: memloadctl exits at once), and then start nothing — not even the start
+// they were about to send while memloadctl exits.
+TEST(CtrlCTest, BeforeTheFirstStartRunAndStartLeaveItToTheCallerAndStartNothing) {
+  {
+    SCOPED_TRACE("run: Ctrl-C while it names the nodes");
+    Harness h(2);
+    CancelSignal ctrl_c(&h.clock);
+    h.env.cancel = &ctrl_c;
+    std::once_flag first;
+    std::optional<bool> answered;
+    h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+      if (call.method == "GetNodeInfo") {
+        std::call_once(first, [&] { answered = ctrl_c.Cancel(); });
+      }
+      return Healthy(call);
+    });
+    EXPECT_EQ(RunRun(h.env, Spec(), RunOptions()), kExitInterrupted);
+    ASSERT_TRUE(answered.has_value()) << "run asked no GetNodeInfo";
+    EXPECT_FALSE(*answered);
+    EXPECT_THAT(h.Calls("StartPlan"), ::testing::IsEmpty());
+    EXPECT_THAT(h.Calls("StopPlan"), ::testing::IsEmpty());  // Nothing to stop.
+    EXPECT_EQ(Nodes(h.Json()).size(), 2u);
+  }
+  {
+    SCOPED_TRACE("start: Ctrl-C just before it");
+    Harness h(2);
+    CancelSignal ctrl_c(&h.clock);
+    h.env.cancel = &ctrl_c;
+    h.fleet.SetResponder(Healthy);
+    EXPECT_FALSE(ctrl_c.Cancel());
+    EXPECT_EQ(RunStart(h.env, Spec(), RolloutOptions()), kExitInterrupted);
+    EXPECT_THAT(h.Calls("StartPlan"), ::testing::IsEmpty());
+    EXPECT_THAT(h.Calls("StopPlan"), ::testing::IsEmpty());
+  }
+}
+
+// Commands that start nothing never claim a Ctrl-C (memloadctl then exits at once, instead
+// of awaiting answers up to --timeout per retry): Cancel() during their first call says
+// nobody answers it.
+TEST(CtrlCTest, CommandsThatStartNothingLeaveItToTheCaller) {
+  v1::Quantity target;
+  target.set_bytes(1 << 20);
+  const std::vector<std::pair<std::string, std::function<int(const CommandEnv&)>>> commands = {
+      {"agents", [](const CommandEnv& env) { return RunAgents(env); }},
+      {"usage", [](const CommandEnv& env) { return RunUsage(env); }},
+      {"start --dry-run", [](const CommandEnv& env) { return RunDryRun(env, "start", Spec()); }},
+      {"run --dry-run", [](const CommandEnv& env) { return RunDryRun(env, "run", Spec()); }},
+      {"resize", [&](const CommandEnv& env) { return RunResize(env, kPlanId, target); }},
+      {"stop", [](const CommandEnv& env) { return RunStop(env, kPlanId); }},
+      {"stop --all", [](const CommandEnv& env) { return RunStop(env, ""); }},
+  };
+  for (const auto& [name, command] : commands) {
+    SCOPED_TRACE(name);
+    Harness h(2);
+    CancelSignal ctrl_c(&h.clock);
+    h.env.cancel = &ctrl_c;
+    std::once_flag first;
+    std::optional<bool> answered;
+    h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+      std::call_once(first, [&] { answered = ctrl_c.Cancel(); });
+      return Healthy(call);
+    });
+    command(h.env);
+    ASSERT_TRUE(answered.has_value()) << "no call";
+    EXPECT_FALSE(*answered);
+    EXPECT_THAT(h.Calls("StartPlan"), ::testing::IsEmpty());
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -693,6 +793,27 @@ TEST(RunWatchTest, FramesArePacedOnTheCommandsClock) {
   EXPECT_THAT(times,
               ElementsAre("2026-01-01T00:10:00Z", "2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z",
                           "2026-01-01T00:20:00Z", "2026-01-01T00:30:00Z", "2026-01-01T00:30:00Z"));
+}
+
+// watch claims no Ctrl-C either; without memloadctl's exit it ends at the frame it waits
+// for, at once, with 130 like every interrupted command.
+TEST(CtrlCTest, WatchLeavesItToTheCallerAndEndsWith130) {
+  Harness h(1);
+  CancelSignal ctrl_c(&h.clock);
+  h.env.cancel = &ctrl_c;
+  UsageSender sender(&h, 1);
+  const absl::Time start = h.clock.Now();
+  int exit_code = -1;
+  std::thread watch([&] { exit_code = RunWatch(h.env, WatchOptions()); });  // Until Ctrl-C.
+  sender.Join();
+  // Waiting for its first frame (a second away on a clock nothing moves).
+  EXPECT_TRUE(Eventually(
+      [&] { return h.clock.waiters() == 1 && h.clock.last_deadline() == start + absl::Seconds(1); },
+      kWait));
+  EXPECT_FALSE(ctrl_c.Cancel());
+  watch.join();
+  EXPECT_EQ(exit_code, kExitInterrupted);
+  EXPECT_EQ(h.clock.Now(), start);
 }
 
 // run paces on the command's clock too: with --for=5m and a 1 m refresh it looks at the

@@ -35,16 +35,34 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  // Ctrl-C / SIGTERM: a signal thread flips the cancel signal; the command then stops
-  // what it started and reports. A second signal exits at once.
+  // Ctrl-C / SIGTERM (one rule: exit 130 for either). A command that has started plans
+  // (run, start, --pods: from their first start on) holds a CancelScope and answers the
+  // cancel itself: it stops what it started, reports and returns 130. Any other moment —
+  // a command that started nothing: agents, usage, watch, stop, resize, --dry-run, config,
+  // report, or run/start before their first start — has nothing to undo, so the process
+  // ends at once rather than after the answers due (up to --timeout per retry). A second
+  // signal ends it at once too.
   // Outlives the detached signal thread.
   static memload::CancelSignal cancel(memload::Clock::Real());
   std::thread([signals] {
     int signal = 0;
     sigwait(&signals, &signal);
-    std::cerr << "\nmemloadctl: interrupted; stopping what was started (again to quit now)\n";
-    cancel.Cancel();
+    const std::string name = signal == SIGINT ? "SIGINT" : "SIGTERM";
+    // One write() per message: nothing interleaves with the command's own stderr lines.
+    auto say = [](const std::string& line) {
+      if (write(STDERR_FILENO, line.data(), line.size()) < 0) {
+        // Nowhere left to say it; the exit code still does.
+      }
+    };
+    if (!cancel.Cancel()) {
+      say("\nmemloadctl: interrupted by " + name + "; no plan was started, exiting now\n");
+      _exit(memload::controller::kExitInterrupted);
+    }
+    say("\nmemloadctl: interrupted by " + name +
+        "; stopping what was started (again to quit now)\n");
     sigwait(&signals, &signal);
+    say("\nmemloadctl: interrupted again; quitting now (a plan not stopped yet ends with its "
+        "lease)\n");
     _exit(memload::controller::kExitInterrupted);
   }).detach();
 

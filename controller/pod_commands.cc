@@ -203,6 +203,9 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   auto spec_of = [&](AgentClient& client) -> const v1::PlanSpec& {
     return rows[row_of[&client]].plan.spec;
   };
+  // From the first start on, a Ctrl-C is answered here (run: stop what started; both:
+  // report). Cancelled before: the fan-out starts nothing.
+  CancelScope answers_ctrl_c(env.cancel);
   std::vector<TargetResult<v1::StartPlanResponse>> started =
       FanOut(pod_clients,
              RpcEach(&AgentClient::StartPlan,
