@@ -16,6 +16,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "controller/pod_commands.h"
+#include "controller/pods.h"
 #include "controller/testing/deadline_driver.h"
 #include "controller/testing/fake_agent_client.h"
 #include "controller/testing/json_document.h"
@@ -366,6 +368,53 @@ TEST(CtrlCTest, StartInterruptedAfterItsLastStartWentOutReleasesEveryPlan) {
     EXPECT_FALSE(Field(node, "ok").bool_value());
     EXPECT_THAT(Field(Sub(node, "error"), "message").string_value(),
                 HasSubstr("interrupted; the plan was stopped here again"));
+  }
+}
+
+// start --pods answers it the same way: every pod's plan is stopped again and each row says
+// so, exit 130 (it used to report the pods as started and leave their plans running).
+TEST(CtrlCTest, StartPodsInterruptedReleasesEveryPodsPlan) {
+  Harness h(2);
+  CancelSignal ctrl_c(&h.clock);
+  h.env.cancel = &ctrl_c;
+  std::optional<bool> answered;
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    if (call.method == "GetNodeInfo") {
+      v1::NodeInfo info;
+      info.set_node_name("node@" + call.target);
+      return info;
+    }
+    if (call.method == "StartPlan" && call.target == h.targets[1]) answered = ctrl_c.Cancel();
+    return Healthy(call);
+  });
+  PodsOptions options;  // start: options.run stays false.
+  for (size_t i = 0; i < h.targets.size(); ++i) {
+    Pod pod;
+    pod.ns = "shop";
+    pod.name = absl::StrCat("web-", i);
+    pod.uid = absl::StrCat("0000000", i, "-uid");
+    pod.node_name = "node@" + h.targets[i];
+    pod.phase = "Running";
+    PodContainer container;
+    container.name = "app";
+    container.container_id = absl::StrCat("containerd://c", i);
+    container.running = true;
+    pod.containers.push_back(container);
+    options.pods.push_back(pod);
+  }
+  EXPECT_EQ(RunPods(h.env, Spec(), options), kExitInterrupted);
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_TRUE(*answered);
+  EXPECT_THAT(h.TargetsOf("StartPlan"), UnorderedElementsAre(h.targets[0], h.targets[1]));
+  EXPECT_THAT(h.TargetsOf("StopPlan"), UnorderedElementsAre(h.targets[0], h.targets[1]));
+  const google::protobuf::Struct document = h.Json();
+  ASSERT_EQ(Field(document, "pods").list_value().values_size(), 2);
+  for (const auto& value : Field(document, "pods").list_value().values()) {
+    const google::protobuf::Struct& pod = value.struct_value();
+    EXPECT_FALSE(Field(pod, "ok").bool_value());
+    EXPECT_THAT(Field(pod, "error").string_value(),
+                HasSubstr("interrupted; the plan was stopped here again"));
+    EXPECT_EQ(Field(Sub(pod, "plan"), "state").string_value(), "PLAN_STATE_STOPPED");
   }
 }
 

@@ -227,14 +227,40 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   }
 
   bool interrupted = env.cancel != nullptr && env.cancel->cancelled();
+  FanOutOptions once = env.fanout;  // Renewals, reads and stops: no cancel, they must finish.
+  once.clock = clock;
+  once.idempotent = true;
+  if (!options.run && interrupted) {
+    // As RunStart: release what may have started there — a started plan, or a start that
+    // ended UNAVAILABLE or DEADLINE_EXCEEDED (it may have reached the agent) — and say so.
+    std::vector<AgentClient*> to_release;
+    for (size_t k = 0; k < started.size(); ++k) {
+      const TargetResult<v1::StartPlanResponse>& one = started[k];
+      if (one.response.ok() || (one.attempted() && IsRetryable(one.response.status()))) {
+        to_release.push_back(pod_clients[k]);
+      }
+    }
+    std::vector<TargetResult<v1::StopPlanResponse>> stopped =
+        FanOut(to_release,
+               RpcEach(&AgentClient::StopPlan,
+                       [&](AgentClient& client) { return StopRequest(spec_of(client).plan_id()); }),
+               once);
+    for (size_t k = 0; k < to_release.size(); ++k) {
+      PodRow& row = rows[row_of[to_release[k]]];
+      if (!row.error.ok()) continue;  // Its failed start is what the row reports.
+      if (stopped[k].response.ok()) row.status = stopped[k].response->plan();
+      row.error = absl::AbortedError(absl::StrCat(
+          "interrupted; the plan was stopped here again",
+          stopped[k].response.ok()
+              ? ""
+              : absl::StrCat(" (stop failed: ", stopped[k].response.status().message(), ")")));
+    }
+  }
   if (options.run) {
     CancelSignal never(clock);
     CancelSignal* cancel = env.cancel != nullptr ? env.cancel : &never;
     const absl::Time until = options.keep == absl::InfiniteDuration() ? absl::InfiniteFuture()
                                                                       : clock->Now() + options.keep;
-    FanOutOptions once = env.fanout;  // Renewals and reads: no cancel, they must finish.
-    once.clock = clock;
-    once.idempotent = true;
     v1::ListPlansRequest list;
     list.set_include_ended(true);
     while (!cancel->cancelled() && clock->Now() < until) {

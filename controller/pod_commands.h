@@ -11,9 +11,8 @@
 //   int exit_code = RunPods(env, base_spec, options);
 //
 // Exit codes as commands.h: 0 when every pod's plan started (start) or ended as asked
-// (run); 1 when a pod failed; 130 interrupted (run: after stopping what was started; start
-// only reports: unlike RunStart, what it started keeps running). Ctrl-C as commands.h: the
-// scope that answers it opens just before the first StartPlan.
+// (run); 1 when a pod failed; 130 interrupted (after stopping what was started). Ctrl-C as
+// commands.h: the scope that answers it opens just before the first StartPlan.
 //
 // Time: waits, refreshes and the recording's stamps read env.clock (commands.h).
 //
