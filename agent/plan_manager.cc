@@ -118,13 +118,17 @@ absl::Status AdmitCost(const AdmissionLimits& limits, AdmissionRequest request, 
 }  // namespace
 
 absl::Status CheckPlanManagerOptions(const PlanManagerOptions& options) {
-  if (options.max_lease <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("the maximum lease must be positive");
-  }
-  if (options.default_lease <= absl::ZeroDuration() || options.default_lease > options.max_lease) {
+  // Leases within [plan_rules::kMinLease, max_lease]: the bounds a plan's own lease has.
+  if (options.max_lease < plan_rules::kMinLease) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--default-lease=", absl::FormatDuration(options.default_lease), " must be in (0, ",
-        absl::FormatDuration(options.max_lease), "] (the longest lease a plan may have)"));
+        "the maximum lease must be at least ", absl::FormatDuration(plan_rules::kMinLease),
+        " (the shortest lease a plan may have), got ", absl::FormatDuration(options.max_lease)));
+  }
+  if (options.default_lease < plan_rules::kMinLease || options.default_lease > options.max_lease) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--default-lease=", absl::FormatDuration(options.default_lease), " must be in [",
+        absl::FormatDuration(plan_rules::kMinLease), ", ", absl::FormatDuration(options.max_lease),
+        "] (the shortest and the longest lease a plan may have)"));
   }
   if (options.max_running_plans < 1 || options.max_running_plans > kMaxPlansLimit) {
     return absl::InvalidArgumentError(absl::StrCat("--max-plans must be 1..", kMaxPlansLimit,
@@ -399,10 +403,10 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
     }
   }
   record->lease = spec.has_lease() ? FromProtoDuration(spec.lease()) : options_.default_lease;
-  if (record->lease <= absl::ZeroDuration() || record->lease > options_.max_lease) {
-    return absl::InvalidArgumentError(absl::StrCat("lease must be in (0, ",
-                                                   absl::FormatDuration(options_.max_lease),
-                                                   "], got ", absl::FormatDuration(record->lease)));
+  if (record->lease < plan_rules::kMinLease || record->lease > options_.max_lease) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lease must be in [", absl::FormatDuration(plan_rules::kMinLease), ", ",
+        absl::FormatDuration(options_.max_lease), "], got ", absl::FormatDuration(record->lease)));
   }
 
   const AdmissionLimits limits{options_.max_memory_bytes, options_.reserve_bytes};
@@ -682,8 +686,9 @@ v1::RenewLeasesResponse PlanManager::Renew(const v1::RenewLeasesRequest& request
     Record& record = *it->second;
     absl::Duration lease = record.lease;
     if (request.has_lease()) {
+      // The service refuses a lease under kMinLease (plan_rules::CheckRenewLeases).
       lease =
-          std::clamp(FromProtoDuration(request.lease()), absl::Milliseconds(1), options_.max_lease);
+          std::clamp(FromProtoDuration(request.lease()), plan_rules::kMinLease, options_.max_lease);
     }
     record.lease_expires = now + lease;
     response.add_renewed(id);

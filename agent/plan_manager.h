@@ -69,6 +69,7 @@ inline constexpr size_t kMaxStatusBytes = plan_rules::kMaxSpecBytes + 1024;
 struct PlanManagerOptions {
   uint64_t max_memory_bytes = 0;  // Cap on what all plans together may hold; 0 = none.
   uint64_t reserve_bytes = 0;     // Effective MemAvailable that plans never eat into.
+  // Both in [plan_rules::kMinLease, plan_rules::kMaxLease], default_lease <= max_lease.
   absl::Duration default_lease = absl::Minutes(1);
   absl::Duration max_lease = plan_rules::kMaxLease;
   // How often leases, ceilings, rates and worker deaths are looked at (10 ms while a stop
@@ -92,9 +93,10 @@ struct PlanManagerOptions {
   uint64_t target_reserve_bytes = 8ull << 20;
 };
 
-// OK, or InvalidArgument naming the option: a lease that is not positive, a default lease
-// above the maximum, max_running_plans outside 1..kMaxPlansLimit, a tick that is not
-// positive. For `memload-agent --check-config` and AgentServer::Start.
+// OK, or InvalidArgument naming the option: a lease shorter than plan_rules::kMinLease
+// (--default-lease=500ms), a default lease above the maximum, max_running_plans outside
+// 1..kMaxPlansLimit, a tick that is not positive. For `memload-agent --check-config` and
+// AgentServer::Start.
 absl::Status CheckPlanManagerOptions(const PlanManagerOptions& options);
 
 class PlanManager {

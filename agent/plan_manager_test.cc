@@ -118,6 +118,8 @@ TEST_F(PlanManagerTest, MalformedPlansAreInvalidArguments) {
   v1::PlanSpec empty_id = Retained("", kMiB);
   v1::PlanSpec negative_lease = Retained("lease", kMiB);
   negative_lease.mutable_lease()->set_seconds(-5);
+  v1::PlanSpec short_lease = Retained("short-lease", kMiB);  // Expired at once (N11).
+  short_lease.mutable_lease()->set_nanos(1);
   v1::PlanSpec no_target = Retained("target", kMiB);
   no_target.mutable_retained()->mutable_phases(0)->clear_target();
   v1::PlanSpec bad_percent = Retained("percent", kMiB);
@@ -132,6 +134,7 @@ TEST_F(PlanManagerTest, MalformedPlansAreInvalidArguments) {
                                          {bad_id, "plan_id"},
                                          {empty_id, "plan_id"},
                                          {negative_lease, "lease"},
+                                         {short_lease, "lease: must be at least 1s, got 1ns"},
                                          {no_target, "phases[0].target"},
                                          {bad_percent, "phases[0].target"},
                                          {bad_oom, "oom_score_adj"}}) {
@@ -208,13 +211,14 @@ TEST_F(PlanManagerTest, StopOfAStuckWorkerKillsItAfterTheTimeout) {
 TEST_F(PlanManagerTest, LeaseExpiryStopsThePlan) {
   SimulatedClock clock;
   PlanManager manager(Options(), &probe_, &launcher_, &clock);
-  ASSERT_THAT(StartSync(manager, WithLease(Retained("leased", kGiB), absl::Milliseconds(50))),
+  // The shortest lease a plan may have (plan_rules::kMinLease, 1 s), on simulated time.
+  ASSERT_THAT(StartSync(manager, WithLease(Retained("leased", kGiB), plan_rules::kMinLease)),
               IsOk());
   ASSERT_TRUE(clock.BlockUntilWaiters(1));
-  clock.Advance(absl::Milliseconds(49));
+  clock.Advance(plan_rules::kMinLease - absl::Milliseconds(1));
   ASSERT_TRUE(clock.BlockUntilWaiters(1));
   EXPECT_EQ(Find(manager, "leased")->state(), v1::PLAN_STATE_PENDING);
-  // Leases are looked at every tick (5 ms here): expired by the first tick past 50 ms.
+  // Leases are looked at every tick (5 ms here): expired by the first tick past 1 s.
   clock.Advance(absl::Milliseconds(10));
   ASSERT_TRUE(Eventually([&] {
     auto status = Find(manager, "leased");
@@ -229,9 +233,8 @@ TEST_F(PlanManagerTest, LeaseExpiryStopsThePlan) {
 TEST_F(PlanManagerTest, RenewKeepsThePlanAlive) {
   SimulatedClock clock;
   PlanManager manager(Options(), &probe_, &launcher_, &clock);
-  ASSERT_THAT(StartSync(manager, WithLease(Retained("renewed", kGiB), absl::Milliseconds(200))),
-              IsOk());
-  for (int i = 0; i < 12; ++i) {  // 600 ms of simulated time, renewed every 50 ms.
+  ASSERT_THAT(StartSync(manager, WithLease(Retained("renewed", kGiB), absl::Seconds(2))), IsOk());
+  for (int i = 0; i < 12; ++i) {  // 6 s of simulated time, renewed every 500 ms.
     v1::RenewLeasesRequest request;
     request.add_plan_ids("renewed");
     request.add_plan_ids("unknown");
@@ -239,7 +242,7 @@ TEST_F(PlanManagerTest, RenewKeepsThePlanAlive) {
     ASSERT_THAT(response.renewed(), ElementsAre("renewed"));
     ASSERT_THAT(response.not_found(), ElementsAre("unknown"));
     ASSERT_TRUE(clock.BlockUntilWaiters(1));
-    clock.Advance(absl::Milliseconds(50));
+    clock.Advance(absl::Milliseconds(500));
   }
   ASSERT_TRUE(clock.BlockUntilWaiters(1));
   EXPECT_EQ(Find(manager, "renewed")->state(), v1::PLAN_STATE_PENDING);
@@ -653,6 +656,20 @@ TEST(PlanManagerOptionsTest, DefaultLeaseAboveTheMaximumIsRefused) {
   options.default_lease = absl::Hours(25);
   EXPECT_THAT(CheckPlanManagerOptions(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--default-lease=25h")));
+  // Below the shortest lease a plan may have (N11): every plan that gives none would end
+  // at the next tick.
+  options.default_lease = absl::Milliseconds(500);
+  EXPECT_THAT(CheckPlanManagerOptions(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "--default-lease=500ms must be in [1s, 24h] (the shortest and the longest "
+                       "lease a plan may have)"));
+  options.default_lease = plan_rules::kMinLease;
+  EXPECT_THAT(CheckPlanManagerOptions(options), IsOk());
+  options.max_lease = absl::Milliseconds(1);
+  EXPECT_THAT(CheckPlanManagerOptions(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("the maximum lease must be at least 1s")));
+  options.max_lease = plan_rules::kMaxLease;
   options.default_lease = absl::Minutes(1);
   options.max_running_plans = kMaxPlansLimit + 1;
   EXPECT_THAT(CheckPlanManagerOptions(options),

@@ -573,6 +573,9 @@ absl::StatusOr<v1::PlanSpec> ApplyPlanLevelFlags(v1::PlanSpec spec, const PlanFl
   if (Given(flags, &PlanFlags::lease)) {
     MEMLOAD_ASSIGN_OR_RETURN(absl::Duration lease,
                              FlagDuration("lease", flags.lease, /*positive=*/true));
+    if (std::optional<std::string> problem = plan_rules::LeaseProblem(lease)) {
+      return FlagError("lease", flags.lease, *problem);
+    }
     ToProtoDuration(lease, spec.mutable_lease());
   }
   if (Given(flags, &PlanFlags::labels)) {

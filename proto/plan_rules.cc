@@ -46,6 +46,21 @@ std::optional<std::string> DurationProblem(absl::Duration duration, bool positiv
   return std::nullopt;
 }
 
+std::optional<std::string> LeaseProblem(absl::Duration lease) {
+  if (std::optional<std::string> problem = DurationProblem(lease, /*positive=*/true)) {
+    return problem;
+  }
+  if (lease < kMinLease) {
+    return absl::StrCat("must be at least ", absl::FormatDuration(kMinLease), ", got ",
+                        absl::FormatDuration(lease));
+  }
+  if (lease > kMaxLease) {
+    return absl::StrCat("must be at most ", absl::FormatDuration(kMaxLease), ", got ",
+                        absl::FormatDuration(lease), " (memloadctl run renews a shorter one)");
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> WorkersProblem(uint64_t workers) {
   if (workers <= kMaxStreamWorkers) return std::nullopt;
   return absl::StrCat("must be 1..", kMaxStreamWorkers, ", got ", workers);
@@ -264,8 +279,11 @@ absl::Status CheckPlanId(absl::string_view id) {
 
 absl::Status CheckRenewLeases(const v1::RenewLeasesRequest& request) {
   if (request.has_lease()) {
-    // 0 or less would end the plans it "renews" (a StartPlan's lease must be positive too).
-    MEMLOAD_RETURN_IF_ERROR(CheckDuration(request.lease(), "lease", /*positive=*/true).status());
+    // 0 or less would end the plans it "renews", less than kMinLease nearly so (a StartPlan's
+    // lease has the same floor). A longer one than the agent's maximum is cut to it.
+    MEMLOAD_ASSIGN_OR_RETURN(absl::Duration lease,
+                             CheckDuration(request.lease(), "lease", /*positive=*/true));
+    if (lease < kMinLease) return FieldError("lease", *LeaseProblem(lease));
   }
   if (static_cast<size_t>(request.plan_ids_size()) > kMaxRenewPlanIds) {
     return FieldError("plan_ids", absl::StrCat("at most ", kMaxRenewPlanIds, " ids, got ",
@@ -318,10 +336,8 @@ absl::Status ValidateFields(const v1::PlanSpec& spec, PlanIdRule plan_id) {
   if (spec.has_lease()) {
     MEMLOAD_ASSIGN_OR_RETURN(absl::Duration lease,
                              CheckDuration(spec.lease(), "lease", /*positive=*/true));
-    if (lease > kMaxLease) {
-      return FieldError("lease", absl::StrCat("must be at most ", absl::FormatDuration(kMaxLease),
-                                              ", got ", absl::FormatDuration(lease),
-                                              " (memloadctl run renews a shorter one)"));
+    if (std::optional<std::string> problem = LeaseProblem(lease)) {
+      return FieldError("lease", *problem);
     }
   }
   if (spec.has_oom_score_adj()) {

@@ -47,6 +47,17 @@ inline constexpr int64_t kMaxDurationSeconds = 315576000000;
 // The longest lease a plan may have (an unrenewed plan must end within a day): the agent's
 // default --max-lease-like bound (PlanManagerOptions::max_lease) and memloadctl's early check.
 inline constexpr absl::Duration kMaxLease = absl::Hours(24);
+// The shortest lease a plan may have, in a StartPlan, a RenewLeases, memloadctl's --lease and
+// the agent's --default-lease alike. A lease is how long a plan outlives the last renewal of
+// a client that went away; a client that keeps one alive (memloadctl run: one RenewLeases
+// call per refresh, --interval, 1 s by default, at least 50 ms) needs it to outlast one
+// refresh plus the renewal's round trip, and the agent looks at leases only on its tick
+// (100 ms), so a plan may outlive its lease by up to a tick. Below 1 s a lease is shorter
+// than `run`'s default refresh and a handful of ticks: the plan is started, reported started
+// and gone before anyone renews it (a 1 ns lease was accepted: attack N11). 1 s keeps ten
+// ticks and leaves a renewing client with a sub-second --interval room for a slow call;
+// with run's default 1 s refresh give a lease of a few seconds or more.
+inline constexpr absl::Duration kMinLease = absl::Seconds(1);
 // The kernel's oom_score_adj range.
 inline constexpr int64_t kMinOomScoreAdj = -1000;
 inline constexpr int64_t kMaxOomScoreAdj = 1000;
@@ -87,6 +98,9 @@ std::optional<std::string> PercentProblem(double percent, bool allow_100);
 // "must not be negative, got -5s", "must be positive, got 0s" (when `positive`), "must be
 // at most 10000 years".
 std::optional<std::string> DurationProblem(absl::Duration duration, bool positive);
+// A plan's lease outside [kMinLease, kMaxLease]: "must be at least 1s, got 1ns", "must be at
+// most 24h, got 25h (memloadctl run renews a shorter one)". Not positive: DurationProblem's.
+std::optional<std::string> LeaseProblem(absl::Duration lease);
 // "must be 1..64, got 65". 0 is fine here (a proto's "unset"): memloadctl refuses
 // --workers=0 itself.
 std::optional<std::string> WorkersProblem(uint64_t workers);
@@ -121,7 +135,8 @@ absl::Status CheckPlanId(absl::string_view id);
 
 // A RenewLeases request: at most kMaxRenewPlanIds ids (a controller renews one plan per
 // call; the agent runs at most 128), each a valid plan id — so no request makes the agent
-// hold its lock over, or answer with, more than that — and a lease, when given, positive.
+// hold its lock over, or answer with, more than that — and a lease, when given, at least
+// kMinLease (a longer one than the agent's maximum is cut to it).
 inline constexpr size_t kMaxRenewPlanIds = 1024;
 absl::Status CheckRenewLeases(const v1::RenewLeasesRequest& request);
 
@@ -165,7 +180,7 @@ absl::Status CheckPlanBounds(const v1::PlanSpec& spec);
 // Whether ValidatePlanSpec insists on a plan_id (a plan file may leave it to memloadctl).
 enum class PlanIdRule { kRequired, kOptional };
 
-// The whole plan: plan_id, lease (positive), oom_score_adj, a kind, that kind's checks,
+// The whole plan: plan_id, lease (kMinLease..kMaxLease), oom_score_adj, a kind, that kind's checks,
 // then CheckPlanBounds.
 absl::Status ValidatePlanSpec(const v1::PlanSpec& spec, PlanIdRule plan_id = PlanIdRule::kRequired);
 

@@ -63,6 +63,16 @@ TEST(PlanRulesTest, IdsOfResizeStopAndRenewFollowTheIdRuleAndAreCutInMessages) {
   renew.mutable_lease()->set_seconds(0);
   EXPECT_THAT(CheckRenewLeases(renew),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lease: must be positive")));
+  renew.mutable_lease()->set_seconds(0);
+  renew.mutable_lease()->set_nanos(1);  // Renewed a plan into expiring at once (attack N11).
+  EXPECT_THAT(CheckRenewLeases(renew),
+              StatusIs(absl::StatusCode::kInvalidArgument, "lease: must be at least 1s, got 1ns"));
+  renew.mutable_lease()->set_nanos(999999999);
+  EXPECT_THAT(CheckRenewLeases(renew), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                "lease: must be at least 1s, got 999.999999ms"));
+  renew.mutable_lease()->set_seconds(1);
+  renew.mutable_lease()->set_nanos(0);
+  EXPECT_THAT(CheckRenewLeases(renew), IsOk());
   renew.mutable_lease()->set_seconds(60);
   EXPECT_THAT(CheckRenewLeases(renew), IsOk());
   v1::RenewLeasesRequest bad;
@@ -105,6 +115,32 @@ TEST(PlanRulesTest, ARetainedPlanOfNothingButZeroIsRefused) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(kNothingToHold))));
   // A sawtooth: up, then down to 0.
   spec.mutable_retained()->mutable_phases(0)->mutable_target()->set_bytes(1 << 20);
+  EXPECT_THAT(ValidatePlanSpec(spec), IsOk());
+}
+
+// A lease under kMinLease was accepted and the plan ended at the agent's next tick, after
+// `start` had said it started (attack N11).
+TEST(PlanRulesTest, ALeaseIsAtLeastASecond) {
+  EXPECT_EQ(kMinLease, absl::Seconds(1));
+  EXPECT_EQ(LeaseProblem(kMinLease), std::nullopt);
+  EXPECT_EQ(LeaseProblem(kMaxLease), std::nullopt);
+  EXPECT_EQ(LeaseProblem(absl::Nanoseconds(1)), "must be at least 1s, got 1ns");
+  EXPECT_EQ(LeaseProblem(kMinLease - absl::Nanoseconds(1)),
+            "must be at least 1s, got 999.999999ms");
+  EXPECT_EQ(LeaseProblem(absl::ZeroDuration()), "must be positive, got 0s");
+  EXPECT_EQ(LeaseProblem(absl::Seconds(-1)), "must not be negative, got -1s");
+  EXPECT_EQ(LeaseProblem(absl::Hours(25)),
+            "must be at most 24h, got 25h (memloadctl run renews a shorter one)");
+
+  v1::PlanSpec spec = Streaming("leased");
+  spec.mutable_lease()->set_nanos(1);
+  EXPECT_THAT(ValidatePlanSpec(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument, "lease: must be at least 1s, got 1ns"));
+  spec.mutable_lease()->set_nanos(300000000);
+  EXPECT_THAT(ValidatePlanSpec(spec), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               "lease: must be at least 1s, got 300ms"));
+  spec.mutable_lease()->set_nanos(0);
+  spec.mutable_lease()->set_seconds(1);
   EXPECT_THAT(ValidatePlanSpec(spec), IsOk());
 }
 

@@ -86,7 +86,10 @@ TEST(E2eBadInputTest, CommandLineAndPlanFilesExitTwoNamingTheFlagOrFieldAndSendN
       {{"start", targets, "--kind=retained", "--target=64MiB", "--lease=0s"}, "--lease"},
       // Refused by the agent only, in raw seconds, before (attack N12).
       {{"start", targets, "--kind=retained", "--target=64MiB", "--lease=1193h"},
-       "lease: must be at most 24h, got 1193h"},
+       "--lease=\"1193h\": must be at most 24h, got 1193h"},
+      // Started, reported started, expired at the agent's next tick, before (attack N11).
+      {{"start", targets, "--kind=retained", "--target=64MiB", "--lease=1ns"},
+       "--lease=\"1ns\": must be at least 1s, got 1ns"},
       {{"start", targets, "--kind=retained", "--target=64MiB", "--oom-score-adj=2000"},
        "--oom-score-adj"},
       {{"start", targets, "--kind=retained", "--target=64MiB", "--window=3"}, "--window"},
@@ -225,6 +228,8 @@ std::vector<ApiCase> ApiCases() {
   };
   std::vector<std::string> many_ids;
   for (int i = 0; i < 1025; ++i) many_ids.push_back(absl::StrCat("p", i));
+  v1::RenewLeasesRequest renew_for_1ns = controller::RenewRequest({"victim"});
+  renew_for_1ns.mutable_lease()->set_nanos(1);  // Would end the plan it renews (N11).
   std::vector<ApiCase> cases = {
       {"StartPlan without spec",
        [](Stub& stub, Context& context) { return Start(stub, context, {}, false); }, kInvalid},
@@ -275,6 +280,8 @@ std::vector<ApiCase> ApiCases() {
           "negative lease", [](v1::PlanSpec& s) { s.mutable_lease()->set_seconds(-1); }, kInvalid),
       spec_case(
           "zero lease", [](v1::PlanSpec& s) { s.mutable_lease(); }, kInvalid),
+      spec_case(
+          "1 ns lease", [](v1::PlanSpec& s) { s.mutable_lease()->set_nanos(1); }, kInvalid),
       spec_case(
           "oom_score_adj 5000", [](v1::PlanSpec& s) { s.set_oom_score_adj(5000); }, kInvalid),
       spec_case(
@@ -328,6 +335,7 @@ std::vector<ApiCase> ApiCases() {
                 kInvalid),
       UnaryCase("RenewLeases of a plan id with a newline", &Stub::RenewLeases,
                 controller::RenewRequest({"victim\naudit: StopPlan plan=victim"}), kInvalid),
+      UnaryCase("RenewLeases for 1 ns", &Stub::RenewLeases, renew_for_1ns, kInvalid),
   };
   for (int64_t nanos : {int64_t{1000000}, int64_t{-1000000000}}) {
     cases.push_back({absl::StrCat("WatchUsage every ", nanos / 1000000, " ms"),
