@@ -438,6 +438,14 @@ std::string DescribeJsonError(absl::string_view json, absl::string_view file_nam
 
 const std::vector<PlanFlagInfo>& PlanFlagTable() {
   constexpr int kBlocks = kRetainedKind | kUtilizationKind;
+  // The plan rules' numbers, from proto/plan_rules.h.
+  static const auto* const kLeaseHelp =
+      new std::string(absl::StrCat(absl::FormatDuration(plan_rules::kMinLease), "..",
+                                   absl::FormatDuration(plan_rules::kMaxLease),
+                                   ": the agent stops the plan if not renewed within DURATION"));
+  static const auto* const kLabelsHelp = new std::string(absl::StrCat(
+      "plan labels: at most ", plan_rules::kMaxLabels, ", keys 1-", plan_rules::kMaxLabelKeyBytes,
+      " bytes, values up to ", plan_rules::kMaxLabelValueBytes, " (no ',' in either)"));
   static const auto* const kTable = new std::vector<PlanFlagInfo>{
       // name, value name, unset means, help, field (text or toggle), kinds, with --plan
       {"plan", "FILE", "", "the whole plan from a JSON file (PlanSpec)", &PlanFlags::plan, nullptr,
@@ -469,12 +477,11 @@ const std::vector<PlanFlagInfo>& PlanFlagTable() {
        kStreamingKind, false},
       {"duration", "DURATION", "forever", "DURATION or forever", &PlanFlags::duration, nullptr,
        kStreamingKind | kUtilizationKind, false},
-      {"lease", "DURATION", "the agent's --default-lease",
-       "the agent stops the plan if not renewed within DURATION", &PlanFlags::lease, nullptr,
+      {"lease", "DURATION", "the agent's --default-lease", *kLeaseHelp, &PlanFlags::lease, nullptr,
        kAnyKind, true},
       {"plan_id", "ID", "generated", "idempotency key, 1-128 of [A-Za-z0-9._-]",
        &PlanFlags::plan_id, nullptr, kAnyKind, true},
-      {"labels", "k=v,...", "", "plan labels", &PlanFlags::labels, nullptr, kAnyKind, true},
+      {"labels", "k=v,...", "", *kLabelsHelp, &PlanFlags::labels, nullptr, kAnyKind, true},
       {"expect_oom", "", "", "an OOM kill is this plan's success (OOM drills)", nullptr,
        &PlanFlags::expect_oom, kAnyKind, true},
       {"oom_score_adj", "N", "1000", "of the worker, -1000..1000", &PlanFlags::oom_score_adj,
@@ -579,9 +586,26 @@ absl::StatusOr<v1::PlanSpec> ApplyPlanLevelFlags(v1::PlanSpec spec, const PlanFl
     ToProtoDuration(lease, spec.mutable_lease());
   }
   if (Given(flags, &PlanFlags::labels)) {
-    absl::StatusOr<std::map<std::string, std::string>> labels = ParseLabels(flags.labels);
+    // The k=v,... syntax, then the plan-label rule the agent applies (not ParseLabels': that
+    // is the rule of a node's labels, which --selector matches).
+    const int in_file = spec.labels_size();
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> labels =
+        SplitLabels(flags.labels);
     if (!labels.ok()) return FlagError("labels", flags.labels, labels.status().message());
-    for (const auto& [key, value] : *labels) (*spec.mutable_labels())[key] = value;
+    for (const auto& [key, value] : *labels) {
+      if (absl::Status valid = plan_rules::CheckPlanLabel(key, value); !valid.ok()) {
+        return FlagError("labels", flags.labels, valid.message());
+      }
+      (*spec.mutable_labels())[key] = value;
+    }
+    if (absl::Status count =
+            plan_rules::CheckPlanLabelCount(static_cast<size_t>(spec.labels_size()));
+        !count.ok()) {
+      return FlagError("labels", flags.labels,
+                       in_file == 0
+                           ? std::string(count.message())
+                           : absl::StrCat(count.message(), " (the plan file has ", in_file, ")"));
+    }
   }
   if (Given(flags, &PlanFlags::expect_oom)) spec.set_expect_oom(flags.expect_oom);
   if (Given(flags, &PlanFlags::oom_score_adj)) {

@@ -90,10 +90,14 @@ struct PlanFlags {
                               // the block size.
   std::string duration;       // streaming, utilization: DURATION > 0 or "forever" (= unset:
                               // until stopped or the lease ends).
-  std::string lease;          // DURATION > 0. Unset: the agent's --default_lease.
+  std::string lease;          // DURATION in [1s, 24h] (plan_rules::LeaseProblem). Unset: the
+                              // agent's --default_lease.
   std::string plan_id;        // 1-128 of [A-Za-z0-9._-]. Unset: MakePlanId(now, random).
-  std::string labels;         // k=v,k2=v2 (core/cli/flag_values.h ParseLabels). With --plan:
-                              // merged into the file's labels, the flag winning on a key.
+  std::string labels;         // k=v,k2=v2 (core/cli/flag_values.h SplitLabels), each label
+                              // and their number under the plan rules the agent applies
+                              // (plan_rules::CheckPlanLabel: any bytes but ',', key 1-128,
+                              // value up to 256). With --plan: merged into the file's
+                              // labels, the flag winning on a key.
   bool expect_oom = false;
   std::string oom_score_adj;  // -1000..1000. Unset: the agent's default (1000).
   bool huge_pages = false;    // retained only.

@@ -346,6 +346,17 @@ TEST(FlagsTest, BadRetainedFlags) {
           {"labels",
            {{"labels", "novalue"}},
            R"(--labels="novalue": label "novalue" is not of the form key=value)"},
+          {"labels twice", {{"labels", "a=1,a=2"}}, R"(--labels="a=1,a=2": label "a" given twice)"},
+          // The plan-label rule (the agent's), not the node-label one.
+          {"label empty key",
+           {{"labels", "=v"}},
+           R"(--labels="=v": labels: a key must be 1-128 bytes, got 0 (""))"},
+          {"label long key",
+           {{"labels", std::string(129, 'k') + "=v"}},
+           "labels: a key must be 1-128 bytes, got 129"},
+          {"label long value",
+           {{"labels", "k=" + std::string(257, 'v')}},
+           R"(labels["k"]: a value may be at most 256 bytes, got 257)"},
           {"oom score",
            {{"oom_score_adj", "2000"}},
            R"(--oom_score_adj="2000": must be in [-1000, 1000], got 2000)"},
@@ -366,6 +377,48 @@ TEST(FlagsTest, BadRetainedFlags) {
           {"kind", {{"kind", "heap"}}, R"(--kind="heap": want retained, streaming or utilization)"},
           {"no kind", {{"kind", std::nullopt}}, "--kind is required"},
       });
+}
+
+// A plan's --labels follow the plan rules (any bytes but ',', key 1-128 bytes, value up to
+// 256, at most 32): what the API accepts can be written with the flag (attack N13: it took
+// only keys and values of at most 63 of [A-Za-z0-9._/-]).
+TEST(FlagsTest, LabelsFollowThePlanRules) {
+  const std::string long_key(128, 'k');
+  const std::string long_value(256, 'v');
+  absl::StatusOr<v1::PlanSpec> spec =
+      Build(Given({{"kind", "streaming"},
+                   {"labels", absl::StrCat("owner=team blue, url=http://x/?a=b,", long_key, "=",
+                                           long_value, ",empty=")}}));
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_EQ(spec->labels().size(), 4u);
+  EXPECT_EQ(spec->labels().at("owner"), "team blue");
+  EXPECT_EQ(spec->labels().at("url"), "http://x/?a=b");
+  EXPECT_EQ(spec->labels().at(long_key), long_value);
+  EXPECT_EQ(spec->labels().at("empty"), "");
+
+  std::string many;
+  for (int i = 0; i < 33; ++i) absl::StrAppend(&many, i == 0 ? "" : ",", "k", i, "=v");
+  EXPECT_THAT(Build(Given({{"kind", "streaming"}, {"labels", many}})),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       absl::StrCat("--labels=\"", many, "\": labels: at most 32 labels, got 33")));
+  // Merged with a plan file's labels, the count is the merged one.
+  PlanFlags flags;
+  std::string file_labels;
+  for (int i = 0; i < 31; ++i)
+    absl::StrAppend(&file_labels, i == 0 ? "" : ",", "\"f", i, "\": \"\"");
+  flags.plan = WriteFile("labelled.json", absl::StrCat(R"({"labels": {)", file_labels,
+                                                       R"(}, "streaming": {"blockSize": "8"}})"));
+  flags.labels = "f0=x,new=1";  // f0 replaces the file's: 32 in all.
+  absl::StatusOr<v1::PlanSpec> merged = Build(flags);
+  ASSERT_THAT(merged, IsOk());
+  EXPECT_EQ(merged->labels().size(), 32u);
+  EXPECT_EQ(merged->labels().at("f0"), "x");
+  flags.labels = "new=1,new2=2";
+  EXPECT_THAT(
+      Build(flags),
+      StatusIs(
+          absl::StatusCode::kInvalidArgument,
+          R"(--labels="new=1,new2=2": labels: at most 32 labels, got 33 (the plan file has 31))"));
 }
 
 TEST(FlagsTest, BadStreamingFlags) {

@@ -297,22 +297,30 @@ absl::Status CheckRenewLeases(const v1::RenewLeasesRequest& request) {
   return absl::OkStatus();
 }
 
-absl::Status CheckPlanBounds(const v1::PlanSpec& spec) {
-  if (static_cast<size_t>(spec.labels_size()) > kMaxLabels) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("labels: at most ", kMaxLabels, " labels, got ", spec.labels_size()));
+absl::Status CheckPlanLabelCount(size_t count) {
+  if (count <= kMaxLabels) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("labels: at most ", kMaxLabels, " labels, got ", count));
+}
+
+absl::Status CheckPlanLabel(absl::string_view key, absl::string_view value) {
+  if (key.empty() || key.size() > kMaxLabelKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("labels: a key must be 1-", kMaxLabelKeyBytes,
+                                                   " bytes, got ", key.size(), " (", Quoted(key),
+                                                   ")"));
   }
+  if (value.size() > kMaxLabelValueBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("labels[", Quoted(key), "]: a value may be at most ", kMaxLabelValueBytes,
+                     " bytes, got ", value.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPlanBounds(const v1::PlanSpec& spec) {
+  MEMLOAD_RETURN_IF_ERROR(CheckPlanLabelCount(static_cast<size_t>(spec.labels_size())));
   for (const auto& [key, value] : spec.labels()) {
-    if (key.empty() || key.size() > kMaxLabelKeyBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("labels: a key must be 1-", kMaxLabelKeyBytes,
-                                                     " bytes, got ", key.size(), " (", Quoted(key),
-                                                     ")"));
-    }
-    if (value.size() > kMaxLabelValueBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("labels[", Quoted(key), "]: a value may be at most ", kMaxLabelValueBytes,
-                       " bytes, got ", value.size()));
-    }
+    MEMLOAD_RETURN_IF_ERROR(CheckPlanLabel(key, value));
   }
   if (spec.has_retained() && spec.retained().phases_size() > kMaxPhases) {
     return absl::InvalidArgumentError(absl::StrCat("retained.phases: at most ", kMaxPhases,

@@ -176,6 +176,12 @@ absl::Status CheckRetainedCost(const v1::PlanSpec& spec);
 // InvalidArgument naming the field and the limit when `spec` stores more than the bounds
 // above (labels, phases, serialized size).
 absl::Status CheckPlanBounds(const v1::PlanSpec& spec);
+// The label bounds alone, for memloadctl's --labels (it quotes the flag in front):
+// InvalidArgument "labels: a key must be 1-128 bytes, got 0 (\"\")", "labels[\"k\"]: a value
+// may be at most 256 bytes, got 300", "labels: at most 32 labels, got 33" — the words
+// CheckPlanBounds (so the agent) uses. Any bytes are fine in a key or value.
+absl::Status CheckPlanLabel(absl::string_view key, absl::string_view value);
+absl::Status CheckPlanLabelCount(size_t count);
 
 // Whether ValidatePlanSpec insists on a plan_id (a plan file may leave it to memloadctl).
 enum class PlanIdRule { kRequired, kOptional };

@@ -153,6 +153,34 @@ TEST(PlanRulesTest, ALeaseIsAtMostADay) {
                                                HasSubstr("lease: must be at most 24h, got 24h1s")));
 }
 
+// A plan label is any bytes within the bounds; one label and the count are checked alone
+// for memloadctl's --labels, with the words CheckPlanBounds (the agent) uses on a spec.
+TEST(PlanRulesTest, PlanLabelBounds) {
+  EXPECT_THAT(CheckPlanLabel("team: a/b@c", "any text, = and , too"), IsOk());
+  EXPECT_THAT(
+      CheckPlanLabel(std::string(kMaxLabelKeyBytes, 'k'), std::string(kMaxLabelValueBytes, 'v')),
+      IsOk());
+  EXPECT_THAT(CheckPlanLabel("k", ""), IsOk());
+  EXPECT_THAT(CheckPlanLabel("", "v"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                "labels: a key must be 1-128 bytes, got 0 (\"\")"));
+  EXPECT_THAT(CheckPlanLabel(std::string(kMaxLabelKeyBytes + 1, 'k'), "v"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("labels: a key must be 1-128 bytes, got 129 (\"kkk")));
+  EXPECT_THAT(CheckPlanLabel("k", std::string(kMaxLabelValueBytes + 1, 'v')),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "labels[\"k\"]: a value may be at most 256 bytes, got 257"));
+  EXPECT_THAT(CheckPlanLabelCount(kMaxLabels), IsOk());
+  EXPECT_THAT(CheckPlanLabelCount(kMaxLabels + 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, "labels: at most 32 labels, got 33"));
+
+  v1::PlanSpec spec = Streaming("labelled");
+  (*spec.mutable_labels())["k"] = std::string(kMaxLabelValueBytes + 1, 'v');
+  EXPECT_EQ(CheckPlanBounds(spec), CheckPlanLabel("k", spec.labels().at("k")));
+  spec.clear_labels();
+  for (size_t i = 0; i <= kMaxLabels; ++i) (*spec.mutable_labels())[absl::StrCat("k", i)] = "";
+  EXPECT_EQ(CheckPlanBounds(spec), CheckPlanLabelCount(kMaxLabels + 1));
+}
+
 TEST(PlanRulesTest, OomScoreAdjRange) {
   EXPECT_EQ(OomScoreAdjProblem(kMinOomScoreAdj), std::nullopt);
   EXPECT_EQ(OomScoreAdjProblem(kMaxOomScoreAdj), std::nullopt);

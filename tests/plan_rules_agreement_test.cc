@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "agent/agent_server.h"
 #include "agent/testing/local_agent.h"
@@ -87,6 +89,20 @@ TEST_F(PlanRulesAgreementTest, BothSidesRefuseWithTheSameMessage) {
     cases.push_back(c);
   }
   {
+    // Below the shortest lease: accepted, then expired at the agent's next tick (N11).
+    Case c{"short lease", Streaming("short-lease"), ""};
+    c.spec.mutable_lease()->set_nanos(1);
+    c.message = absl::StrCat("lease: ", *plan_rules::LeaseProblem(absl::Nanoseconds(1)));
+    cases.push_back(c);
+  }
+  {
+    Case c{"label key", Streaming("label-key"), ""};
+    const std::string key(plan_rules::kMaxLabelKeyBytes + 1, 'k');
+    (*c.spec.mutable_labels())[key] = "v";
+    c.message = std::string(plan_rules::CheckPlanLabel(key, "v").message());
+    cases.push_back(c);
+  }
+  {
     Case c{"workers", Streaming("workers"), ""};
     c.spec.mutable_streaming()->set_workers(plan_rules::kMaxStreamWorkers + 1);
     c.message = absl::StrCat("streaming.workers: must be 1..", plan_rules::kMaxStreamWorkers,
@@ -162,6 +178,90 @@ TEST_F(PlanRulesAgreementTest, BothSidesRefuseWithTheSameMessage) {
     // The same words: the agent is the authority, memloadctl fails early with its message.
     EXPECT_EQ(agent.error_message(), std::string(cli.message()));
   }
+}
+
+// A plan's --lease and --labels and the agent apply one rule each (N11, N13): what the flag
+// refuses it refuses with the agent's words after the quoted flag; what the API accepts the
+// flag can write, and the agent takes it.
+TEST_F(PlanRulesAgreementTest, LeaseAndLabelFlagsFollowTheAgentsRule) {
+  struct Case {
+    std::string name;
+    std::string lease, labels;  // Flag values.
+    v1::PlanSpec spec;          // The same plan, as the API would get it.
+  };
+  std::vector<Case> cases;
+  {
+    Case c{"1ns lease", "1ns", "", Streaming("flag-lease")};
+    c.spec.mutable_lease()->set_nanos(1);
+    cases.push_back(c);
+  }
+  {
+    Case c{"999ms lease", "999ms", "", Streaming("flag-lease")};
+    c.spec.mutable_lease()->set_nanos(999000000);
+    cases.push_back(c);
+  }
+  {
+    const std::string key(plan_rules::kMaxLabelKeyBytes + 1, 'k');
+    Case c{"long key", "", key + "=v", Streaming("flag-labels")};
+    (*c.spec.mutable_labels())[key] = "v";
+    cases.push_back(c);
+  }
+  {
+    const std::string value(plan_rules::kMaxLabelValueBytes + 1, 'v');
+    Case c{"long value", "", "k=" + value, Streaming("flag-labels")};
+    (*c.spec.mutable_labels())["k"] = value;
+    cases.push_back(c);
+  }
+  {
+    Case c{"too many", "", "", Streaming("flag-labels")};
+    for (size_t i = 0; i <= plan_rules::kMaxLabels; ++i) {
+      absl::StrAppend(&c.labels, i == 0 ? "" : ",", "k", i, "=v");
+      (*c.spec.mutable_labels())[absl::StrCat("k", i)] = "v";
+    }
+    cases.push_back(c);
+  }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const grpc::Status agent = AgentStart(c.spec);
+    ASSERT_EQ(agent.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << agent.error_message();
+    controller::PlanFlags flags;
+    flags.kind = "streaming";
+    flags.block_size = "4096";
+    flags.plan_id = c.spec.plan_id();
+    flags.lease = c.lease;
+    flags.labels = c.labels;
+    // A flag error is `--NAME="TEXT": PROBLEM`; the agent's, `FIELD: PROBLEM`. The labels'
+    // problems name the label ("labels[\"k\"]: ..."), so they keep the agent's whole text.
+    const std::string agent_words = agent.error_message();  // By value: keep it.
+    absl::string_view words = agent_words;
+    if (!c.lease.empty()) {
+      EXPECT_TRUE(absl::ConsumePrefix(&words, "lease: ")) << words;
+    }
+    const std::string flag = c.lease.empty() ? absl::StrCat("--labels=\"", c.labels, "\"")
+                                             : absl::StrCat("--lease=\"", c.lease, "\"");
+    EXPECT_THAT(controller::BuildPlanFromFlags(flags, absl::UnixEpoch(), /*random=*/0),
+                StatusIs(absl::StatusCode::kInvalidArgument, absl::StrCat(flag, ": ", words)));
+  }
+
+  // Labels of any bytes but ',' within the bounds, the longest key and value, 32 of them:
+  // the flag writes them and the agent takes them (refusing this plan for its size only,
+  // after every plan rule passed).
+  controller::PlanFlags flags;
+  flags.kind = "retained";
+  flags.target = "1GiB";  // Beyond this agent's --max-memory of 256 MiB.
+  flags.plan_id = "labelled";
+  flags.lease = absl::FormatDuration(plan_rules::kMinLease);
+  flags.labels =
+      absl::StrCat("owner=team blue: a/b@c,", std::string(plan_rules::kMaxLabelKeyBytes, 'k'), "=",
+                   std::string(plan_rules::kMaxLabelValueBytes, 'v'));
+  for (size_t i = 2; i < plan_rules::kMaxLabels; ++i) absl::StrAppend(&flags.labels, ",k", i, "=");
+  absl::StatusOr<v1::PlanSpec> spec =
+      controller::BuildPlanFromFlags(flags, absl::UnixEpoch(), /*random=*/0);
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_EQ(static_cast<size_t>(spec->labels_size()), plan_rules::kMaxLabels);
+  EXPECT_EQ(spec->labels().at("owner"), "team blue: a/b@c");
+  const grpc::Status agent = AgentStart(*spec);
+  EXPECT_EQ(agent.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << agent.error_message();
 }
 
 // The flag path quotes the flag, then says what plan_rules says.

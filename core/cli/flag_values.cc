@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/base/quoted.h"
 #include "core/size.h"
 
 namespace memload {
@@ -26,27 +29,39 @@ bool ValidLabelText(absl::string_view text, bool key) {
 
 }  // namespace
 
-absl::StatusOr<std::map<std::string, std::string>> ParseLabels(absl::string_view text) {
-  std::map<std::string, std::string> labels;
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SplitLabels(
+    absl::string_view text) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::set<absl::string_view> keys;
   text = absl::StripAsciiWhitespace(text);
-  if (text.empty()) return labels;
+  if (text.empty()) return pairs;
   for (absl::string_view entry : absl::StrSplit(text, ',')) {
     entry = absl::StripAsciiWhitespace(entry);
     const size_t equals = entry.find('=');
     if (equals == absl::string_view::npos) {
       return absl::InvalidArgumentError(
-          absl::StrCat("label \"", entry, "\" is not of the form key=value"));
+          absl::StrCat("label ", Quoted(entry), " is not of the form key=value"));
     }
     const absl::string_view key = entry.substr(0, equals);
-    const absl::string_view value = entry.substr(equals + 1);
+    if (!keys.insert(key).second) {
+      return absl::InvalidArgumentError(absl::StrCat("label ", Quoted(key), " given twice"));
+    }
+    pairs.emplace_back(std::string(key), std::string(entry.substr(equals + 1)));
+  }
+  return pairs;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ParseLabels(absl::string_view text) {
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> pairs = SplitLabels(text);
+  if (!pairs.ok()) return pairs.status();
+  std::map<std::string, std::string> labels;
+  for (auto& [key, value] : *pairs) {
     if (!ValidLabelText(key, /*key=*/true) || !ValidLabelText(value, /*key=*/false)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("label \"", entry,
-                       "\": keys are 1-63 of [A-Za-z0-9._/-], values up to 63 of [A-Za-z0-9._-]"));
+          absl::StrCat("label ", Quoted(absl::StrCat(key, "=", value)),
+                       ": keys are 1-63 of [A-Za-z0-9._/-], values up to 63 of [A-Za-z0-9._-]"));
     }
-    if (!labels.emplace(std::string(key), std::string(value)).second) {
-      return absl::InvalidArgumentError(absl::StrCat("label \"", key, "\" given twice"));
-    }
+    labels.emplace(std::move(key), std::move(value));
   }
   return labels;
 }

@@ -1,6 +1,7 @@
 // Parsers for values that memload's command-line flags share: label lists and
 // "bytes or percent" quantities. Thread-safe free functions.
 //
+//   SplitLabels("note=a b,x=1=2")    → {{"note","a b"},{"x","1=2"}}
 //   ParseLabels("zone=a,tier=gold")  → {{"tier","gold"},{"zone","a"}}
 //   ParseSizeOrPercent("80%")        → {percent = 80}
 //   ParseSizeOrPercent("512MiB")     → {bytes = 536870912}
@@ -11,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -18,9 +20,18 @@
 
 namespace memload {
 
-// "k=v,k2=v2" (empty = none). Keys: 1-63 of [A-Za-z0-9._/-]; values: up to 63 of
-// [A-Za-z0-9._-] (Kubernetes label syntax, loosely). Duplicate keys, missing '=' and bad
-// characters are InvalidArgument naming the entry.
+// The syntax of every k=v list flag: "k=v,k2=v2" (empty = none), white space around each
+// entry dropped, a value running to the next ',' (it may hold '='). Pairs in the order given.
+// An entry without '=' and a key given twice are InvalidArgument naming the entry; what a
+// key or value may hold is the caller's rule: ParseLabels' below for a node's labels,
+// proto/plan_rules.h's (CheckPlanLabel) for a plan's (memloadctl's --labels).
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SplitLabels(
+    absl::string_view text);
+
+// A node's labels (memload-agent --labels, --labels-file), which memloadctl's --selector
+// matches: SplitLabels, and keys 1-63 of [A-Za-z0-9._/-], values up to 63 of [A-Za-z0-9._-]
+// (Kubernetes label syntax, loosely; --selector takes no other characters). Bad characters
+// are InvalidArgument naming the entry.
 absl::StatusOr<std::map<std::string, std::string>> ParseLabels(absl::string_view text);
 
 // Lines of "k=v" (blank lines and '#' comments skipped), e.g. a Kubernetes Node's labels

@@ -31,6 +31,25 @@ TEST(ParseLabelsTest, RejectsBadEntries) {
   }
 }
 
+// The k=v,... syntax alone: any bytes in keys and values but ',' (and '=' in a key).
+TEST(SplitLabelsTest, SplitsInOrderAndLeavesTheContentToTheCaller) {
+  auto pairs = SplitLabels(" note=two words , url=a=b,e=, team:x/y@z=1 ");
+  ASSERT_THAT(pairs, IsOk());
+  EXPECT_THAT(*pairs, ElementsAre(Pair("note", "two words"), Pair("url", "a=b"), Pair("e", ""),
+                                  Pair("team:x/y@z", "1")));
+  EXPECT_THAT(SplitLabels("  "), IsOk());
+  EXPECT_TRUE(SplitLabels("")->empty());
+  auto empty_key = SplitLabels("=v");  // The caller's rule refuses it (plan rules: 1-128 bytes).
+  ASSERT_THAT(empty_key, IsOk());
+  EXPECT_THAT(*empty_key, ElementsAre(Pair("", "v")));
+  EXPECT_THAT(SplitLabels("a=1,b"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "label \"b\" is not of the form key=value"));
+  EXPECT_THAT(SplitLabels("a=1,,b=2"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                "label \"\" is not of the form key=value"));
+  EXPECT_THAT(SplitLabels("a=1,b=2,a=3"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "label \"a\" given twice"));
+}
+
 TEST(ParseSizeOrPercentTest, ParsesBoth) {
   auto percent = ParseSizeOrPercent("80%");
   ASSERT_THAT(percent, IsOk());
