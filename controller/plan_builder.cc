@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "core/base/quoted.h"
 #include "core/base/status_macros.h"
 #include "core/bounded_read.h"
 #include "core/cli/flag_values.h"
@@ -377,6 +378,307 @@ absl::Status BuildStreaming(const PlanFlags& flags, v1::StreamingPlan* plan) {
 
 // --- Plan files.
 
+// Where `offset` falls in `json`: "LINE:COLUMN", both from 1, the column in bytes.
+std::string LineColumn(absl::string_view json, size_t offset) {
+  const absl::string_view before = json.substr(0, offset);
+  const size_t line_start = before.rfind('\n');
+  const size_t line = 1 + std::count(before.begin(), before.end(), '\n');
+  const size_t column = line_start == absl::string_view::npos ? offset + 1 : offset - line_start;
+  return absl::StrCat(line, ":", column);
+}
+
+// A key given twice in one JSON object: protobuf's parser (3.21: no option to refuse it)
+// keeps the last value of a field given twice and appends a repeated field given twice —
+// in a plan file a setting silently lost — and refuses a map key given twice without
+// saying where ("(labels[0]) team: Repeated map key: 'team' is already set."). The scan reads
+// the grammar of protobuf's JsonStreamParser — "..." and '...' strings, bare keys
+// [A-Za-z_$][A-Za-z0-9_$]*, a trailing comma before } or ], \uXXXX escapes with surrogate
+// pairs and \c for any other c (the parser's decoding, so "plan\u0049d" is "planId") —
+// and compares keys as the parser resolves them: in a message a key is its field, under
+// its JSON name or its proto name (planId = plan_id); in a map (labels), a well-known type
+// or under an unknown key it is the decoded text. It stops without a verdict (the parser
+// then says what is wrong) at anything else: a syntax error, a number JSON does not allow,
+// more than kMaxDepth levels (the parser's own limit for objects is 100). It only ever adds
+// an error, never accepts: the parser reads every file the scan passes. One pass over the
+// file, which ReadPlanFile bounds (kMaxPlanFileBytes); recursion at most kMaxDepth deep.
+class DuplicateKeyScan {
+ public:
+  explicit DuplicateKeyScan(absl::string_view json) : json_(json) {}
+
+  // The first key given twice ("FILE:LINE:COLUMN: key ... given twice ..."), or nullopt.
+  std::optional<std::string> Run(absl::string_view file_name) {
+    if (Value(Shape{v1::PlanSpec::descriptor(), false}, 0) || !duplicate_.has_value()) {
+      return std::nullopt;
+    }
+    const Duplicate& d = *duplicate_;
+    return absl::StrCat(file_name, ":", LineColumn(json_, d.offset), ": key ", Quoted(d.key),
+                        " given twice in one object (first ",
+                        d.first == d.key ? "" : absl::StrCat("as ", Quoted(d.first), " "), "at ",
+                        LineColumn(json_, d.first_offset), ")");
+  }
+
+ private:
+  static constexpr int kMaxDepth = 100;
+
+  // What an object holds: a message's fields (`message`), or keys of their own (a map, a
+  // well-known type, anything unknown: message null). `map` objects' values are `message`.
+  struct Shape {
+    const google::protobuf::Descriptor* message = nullptr;
+    bool map = false;
+  };
+  struct Duplicate {
+    std::string key, first;
+    size_t offset = 0, first_offset = 0;
+  };
+  struct Seen {
+    std::string spelling;
+    size_t offset = 0;
+  };
+
+  // Messages of google.protobuf (Duration, Struct, wrappers, ...) have JSON forms of their
+  // own: their objects' keys are compared as text.
+  static const google::protobuf::Descriptor* Plain(const google::protobuf::Descriptor* type) {
+    if (type == nullptr || type->file()->package() == "google.protobuf") return nullptr;
+    return type;
+  }
+  // The shape of a field's value (of its elements, for a repeated field).
+  static Shape FieldShape(const google::protobuf::FieldDescriptor* field) {
+    if (field == nullptr || field->message_type() == nullptr) return Shape{};
+    if (field->is_map())
+      return Shape{Plain(field->message_type()->map_value()->message_type()), true};
+    return Shape{Plain(field->message_type()), false};
+  }
+  static const google::protobuf::FieldDescriptor* FindField(
+      const google::protobuf::Descriptor* type, absl::string_view key) {
+    if (type == nullptr) return nullptr;
+    for (int i = 0; i < type->field_count(); ++i) {
+      const google::protobuf::FieldDescriptor* field = type->field(i);
+      if (field->json_name() == key || field->name() == key) return field;
+    }
+    return nullptr;
+  }
+
+  void SkipSpace() {
+    while (at_ < json_.size() && absl::ascii_isspace(static_cast<unsigned char>(json_[at_]))) {
+      ++at_;
+    }
+  }
+  bool Next(char c) {
+    SkipSpace();
+    if (at_ < json_.size() && json_[at_] == c) {
+      ++at_;
+      return true;
+    }
+    return false;
+  }
+  bool Peek(char c) {
+    SkipSpace();
+    return at_ < json_.size() && json_[at_] == c;
+  }
+  static bool HexValue(char c, uint32_t* value) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (!absl::ascii_isxdigit(u)) return false;
+    *value = (*value << 4) + (absl::ascii_isdigit(u) ? u - '0' : absl::ascii_tolower(u) - 'a' + 10);
+    return true;
+  }
+  // Four hex digits after "\u" at `at_`.
+  bool Hex4(uint32_t* code) {
+    if (json_.size() - at_ < 6 || json_[at_] != '\\' || json_[at_ + 1] != 'u') return false;
+    *code = 0;
+    for (size_t i = 2; i < 6; ++i) {
+      if (!HexValue(json_[at_ + i], code)) return false;
+    }
+    at_ += 6;
+    return true;
+  }
+  // A string at `at_` (its quote), decoded as the parser does; false when it is not one.
+  bool String(std::string* text) {
+    const char quote = json_[at_++];
+    while (at_ < json_.size()) {
+      const char c = json_[at_];
+      if (c == quote) {
+        ++at_;
+        return true;
+      }
+      if (c != '\\') {
+        text->push_back(c);
+        ++at_;
+        continue;
+      }
+      if (at_ + 1 >= json_.size()) return false;
+      const char escaped = json_[at_ + 1];
+      if (escaped == 'u') {
+        uint32_t code = 0;
+        if (!Hex4(&code)) return false;
+        if (code >= 0xD800 && code <= 0xDBFF) {
+          uint32_t low = 0;
+          if (!Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
+          code = 0x10000 + ((code & 0x3FF) << 10) + (low & 0x3FF);
+        } else if (code >= 0xDC00 && code <= 0xDFFF) {
+          return false;  // A lone low surrogate: the parser refuses it.
+        }
+        char utf8[4];
+        text->append(utf8, EncodeUtf8(code, utf8));
+        continue;
+      }
+      switch (escaped) {
+        case 'b':
+          text->push_back('\b');
+          break;
+        case 'f':
+          text->push_back('\f');
+          break;
+        case 'n':
+          text->push_back('\n');
+          break;
+        case 'r':
+          text->push_back('\r');
+          break;
+        case 't':
+          text->push_back('\t');
+          break;
+        case 'v':
+          text->push_back('\v');
+          break;
+        default:
+          text->push_back(escaped);
+          break;
+      }
+      at_ += 2;
+    }
+    return false;  // No closing quote.
+  }
+  static size_t EncodeUtf8(uint32_t code, char* out) {
+    if (code < 0x80) {
+      out[0] = static_cast<char>(code);
+      return 1;
+    }
+    if (code < 0x800) {
+      out[0] = static_cast<char>(0xC0 | (code >> 6));
+      out[1] = static_cast<char>(0x80 | (code & 0x3F));
+      return 2;
+    }
+    if (code < 0x10000) {
+      out[0] = static_cast<char>(0xE0 | (code >> 12));
+      out[1] = static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out[2] = static_cast<char>(0x80 | (code & 0x3F));
+      return 3;
+    }
+    out[0] = static_cast<char>(0xF0 | (code >> 18));
+    out[1] = static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+    out[2] = static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+    out[3] = static_cast<char>(0x80 | (code & 0x3F));
+    return 4;
+  }
+  static bool KeyStart(char c) {
+    return absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '_' || c == '$';
+  }
+  static bool KeyPart(char c) {
+    return KeyStart(c) || absl::ascii_isdigit(static_cast<unsigned char>(c));
+  }
+
+  // A number as JSON writes it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+  bool Number() {
+    auto digits = [&] {
+      const size_t from = at_;
+      while (at_ < json_.size() && absl::ascii_isdigit(static_cast<unsigned char>(json_[at_])))
+        ++at_;
+      return at_ > from;
+    };
+    if (json_[at_] == '-') ++at_;
+    if (at_ < json_.size() && json_[at_] == '0') {
+      ++at_;
+    } else if (!digits()) {
+      return false;
+    }
+    if (at_ < json_.size() && json_[at_] == '.') {
+      ++at_;
+      if (!digits()) return false;
+    }
+    if (at_ < json_.size() && (json_[at_] == 'e' || json_[at_] == 'E')) {
+      ++at_;
+      if (at_ < json_.size() && (json_[at_] == '+' || json_[at_] == '-')) ++at_;
+      if (!digits()) return false;
+    }
+    // What the parser would read on as part of the number ("1x", "0123") is not JSON.
+    return at_ >= json_.size() || !(absl::ascii_isalnum(static_cast<unsigned char>(json_[at_])) ||
+                                    json_[at_] == '.' || json_[at_] == '+' || json_[at_] == '-');
+  }
+
+  // Each returns true to go on, false to stop: a duplicate found (duplicate_ set) or text
+  // the scan does not read.
+  bool Value(const Shape& shape, int depth) {
+    SkipSpace();
+    if (at_ >= json_.size()) return false;
+    const char c = json_[at_];
+    if (c == '{') return Object(shape, depth + 1);
+    if (c == '[') return Array(shape, depth + 1);
+    if (c == '"' || c == '\'') {
+      std::string ignored;
+      return String(&ignored);
+    }
+    if (c == '-' || absl::ascii_isdigit(static_cast<unsigned char>(c))) return Number();
+    for (absl::string_view word : {"true", "false", "null"}) {
+      if (absl::StartsWith(json_.substr(at_), word)) {
+        at_ += word.size();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  bool Array(const Shape& elements, int depth) {
+    if (depth > kMaxDepth) return false;
+    ++at_;  // '['
+    if (Next(']')) return true;
+    while (true) {
+      if (!Value(elements, depth)) return false;
+      if (Next(']')) return true;
+      if (!Next(',')) return false;
+      if (Next(']')) return true;  // A trailing comma.
+    }
+  }
+
+  bool Object(const Shape& shape, int depth) {
+    if (depth > kMaxDepth) return false;
+    ++at_;                             // '{'
+    std::map<std::string, Seen> seen;  // By identity: "#field number", or "=text".
+    while (true) {
+      if (Next('}')) return true;  // Also after a trailing comma.
+      SkipSpace();
+      if (at_ >= json_.size()) return false;
+      const size_t key_offset = at_;
+      std::string key;
+      if (json_[at_] == '"' || json_[at_] == '\'') {
+        if (!String(&key)) return false;
+      } else if (KeyStart(json_[at_])) {
+        while (at_ < json_.size() && KeyPart(json_[at_])) key.push_back(json_[at_++]);
+        if (key == "true" || key == "false" || key == "null") return false;
+      } else {
+        return false;
+      }
+      const google::protobuf::FieldDescriptor* field =
+          shape.map ? nullptr : FindField(shape.message, key);
+      const std::string identity =
+          field != nullptr ? absl::StrCat("#", field->number()) : absl::StrCat("=", key);
+      auto [it, inserted] = seen.try_emplace(identity, Seen{key, key_offset});
+      if (!inserted) {
+        duplicate_ = Duplicate{key, it->second.spelling, key_offset, it->second.offset};
+        return false;
+      }
+      if (!Next(':')) return false;
+      const Shape value = shape.map ? Shape{shape.message, false} : FieldShape(field);
+      if (!Value(value, depth)) return false;
+      if (Next('}')) return true;
+      if (!Next(',')) return false;
+    }
+  }
+
+  const absl::string_view json_;
+  size_t at_ = 0;
+  std::optional<Duplicate> duplicate_;
+};
+
 // Makes protobuf's JSON parse errors point into the file. They come in three shapes:
 //   syntax:  "<what>\n<up to 40 bytes around the spot>\n<spaces>^"
 //   mapping: "(retained.block_size): invalid value \"1MiB\" for type TYPE_UINT64"
@@ -403,12 +705,7 @@ std::string DescribeJsonError(absl::string_view json, absl::string_view file_nam
       }
     }
     if (offset.has_value()) {
-      const absl::string_view before = json.substr(0, *offset);
-      const size_t line_start = before.rfind('\n');
-      const size_t line = 1 + std::count(before.begin(), before.end(), '\n');
-      const size_t column =
-          line_start == absl::string_view::npos ? *offset + 1 : *offset - line_start;
-      return absl::StrCat(file_name, ":", line, ":", column, ": ", what);
+      return absl::StrCat(file_name, ":", LineColumn(json, *offset), ": ", what);
     }
     return absl::StrCat(file_name, ": ", what, " near \"", absl::CHexEscape(context), "\"");
   }
@@ -539,6 +836,9 @@ absl::Status ValidatePlanSpec(const v1::PlanSpec& spec) {
 
 absl::StatusOr<v1::PlanSpec> ParsePlanFile(absl::string_view json_text,
                                            absl::string_view file_name) {
+  if (std::optional<std::string> duplicate = DuplicateKeyScan(json_text).Run(file_name)) {
+    return absl::InvalidArgumentError(*duplicate);
+  }
   v1::PlanSpec spec;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;  // A misspelt field must not silently drop a setting.

@@ -158,6 +158,9 @@ absl::StatusOr<v1::PlanSpec> BuildPlanFromFlags(const PlanFlags& flags, Clock* c
 // caller fills it); everything else must pass ValidatePlanSpec. Errors are InvalidArgument
 // starting with `file_name`: syntax errors give line and column ("drill.json:3:14: ..."),
 // mapping errors the field path ("drill.json: retained.block_size: invalid value ...").
+// A key given twice in one object — the same field under one spelling or its two
+// ("planId" and "plan_id"), a map key — is an error too (protobuf would keep the last):
+// "drill.json:1:18: key \"plan_id\" given twice in one object (first as \"planId\" at 1:2)".
 absl::StatusOr<v1::PlanSpec> ParsePlanFile(absl::string_view json_text,
                                            absl::string_view file_name);
 

@@ -23,8 +23,10 @@ namespace controller {
 namespace {
 
 using ::memload::testing::ParseTextProto;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 const absl::Time kNow =
@@ -544,6 +546,81 @@ TEST(PlanFileTest, SyntaxErrorsGiveLineAndColumn) {
               StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("cut.json:1:11: ")));
   EXPECT_THAT(ParsePlanFile("", "empty.json"),
               StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("empty.json")));
+}
+
+// protobuf keeps the last of two equal keys (appends a repeated field given twice): in a
+// plan file each was a setting silently lost (attack N15). Now an error at the second key.
+TEST(PlanFileTest, AKeyGivenTwiceInOneObjectIsAnError) {
+  const std::string body = R"("streaming": {"blockSize": "8"})";
+  struct Case {
+    std::string json;
+    std::string message;
+  };
+  for (
+      const Case& c : std::vector<Case>{
+          {absl::StrCat(R"({"planId": "a", "planId": "b", )", body, "}"),
+           R"(d.json:1:17: key "planId" given twice in one object (first at 1:2))"},
+          // The same field under its JSON name and its proto name.
+          {absl::StrCat(R"({"planId": "a",)", "\n  ", R"("plan_id": "b", )", body, "}"),
+           R"(d.json:2:3: key "plan_id" given twice in one object (first as "planId" at 1:2))"},
+          // Escapes decode as the parser decodes them; bare keys and single quotes count.
+          {absl::StrCat(R"({"planId": "a", "plan\u0049d": "b", )", body, "}"),
+           R"(d.json:1:17: key "planId" given twice)"},
+          {absl::StrCat(R"({planId: "a", 'plan_id': "b", )", body, "}"),
+           R"(d.json:1:15: key "plan_id" given twice in one object (first as "planId" at 1:2))"},
+          // Nested: a phase's target, a quantity's bytes, a repeated field, map keys.
+          {R"({"retained": {"phases": [{"target": {"bytes": "1048576"}, "hold": "1s", "target": {"bytes": "2097152"}}]}})",
+           R"(d.json:1:73: key "target" given twice in one object (first at 1:27))"},
+          {R"({"retained": {"phases": [{"target": {"bytes": "1048576", "bytes": "8"}}]}})",
+           R"(d.json:1:58: key "bytes" given twice)"},
+          {R"({"retained": {"phases": [{"target": {"bytes": "1"}}], "phases": []}})",
+           R"(d.json:1:55: key "phases" given twice)"},
+          {absl::StrCat(R"({"labels": {"team": "a", "team": "b"}, )", body, "}"),
+           R"(d.json:1:26: key "team" given twice)"},
+      }) {
+    EXPECT_THAT(ParsePlanFile(c.json, "d.json"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+        << c.json;
+  }
+  // Not duplicates: the same key in two objects, map keys that would be one field's two
+  // spellings (map keys are text), a key's text as a value, trailing commas.
+  absl::StatusOr<v1::PlanSpec> fine = ParsePlanFile(
+      R"({"planId": "planId", "labels": {"plan_id": "1", "planId": "2", "a": "a"},
+          "retained": {"phases": [{"target": {"bytes": "1048576"}, "hold": "1s"},
+                                  {"target": {"bytes": "2097152"}, "hold": "1s",},]}})",
+      "f.json");
+  ASSERT_THAT(fine, IsOk());
+  EXPECT_EQ(fine->labels().size(), 3u);
+  EXPECT_EQ(fine->retained().phases_size(), 2);
+}
+
+// The scan reads only what the parser reads: where the text is not JSON before a key is
+// given twice, the parser's error stands; the scan is bounded in depth and linear in size.
+TEST(PlanFileTest, TheDuplicateScanLeavesOtherErrorsToTheParser) {
+  EXPECT_THAT(ParsePlanFile(R"({"planId": 01, "planId": "b"})", "s.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(StartsWith("s.json:1:"), Not(HasSubstr("given twice")))));
+  EXPECT_THAT(ParsePlanFile(R"({"planId": "a" "planId": "b"})", "s.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(StartsWith("s.json:1:"), Not(HasSubstr("given twice")))));
+  EXPECT_THAT(ParsePlanFile(R"({"a\u00": 1, "a\u00": 2})", "s.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("given twice"))));
+  // Deeper than the parser goes: its error, not a scan 100,000 levels down.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_THAT(ParsePlanFile(deep, "s.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("given twice"))));
+  std::string deep_objects;
+  for (int i = 0; i < 200; ++i) absl::StrAppend(&deep_objects, R"({"a": )");
+  absl::StrAppend(&deep_objects, "1", std::string(200, '}'));
+  EXPECT_THAT(ParsePlanFile(deep_objects, "s.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, Not(HasSubstr("given twice"))));
+  // A file of many keys at the size limit is scanned, and refused at its one duplicate.
+  std::string wide = R"({"labels": {)";
+  for (int i = 0; wide.size() < (1 << 20) - 100; ++i)
+    absl::StrAppend(&wide, "\"k", i, "\": \"\", ");
+  absl::StrAppend(&wide, R"("k0": ""}})");
+  EXPECT_THAT(ParsePlanFile(wide, "w.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(R"(key "k0" given twice)")));
 }
 
 TEST(PlanFileTest, MappingErrorsNameTheField) {

@@ -132,6 +132,13 @@ TEST(E2eBadInputTest, CommandLineAndPlanFilesExitTwoNamingTheFlagOrFieldAndSendN
       {"streaming.json", R"({"streaming": {"blockSize": "0"}})", "streaming.block_size"},
       {"utilization.json", R"({"utilization": {"targetPercent": 100}})",
        "utilization.target_percent"},
+      // protobuf kept the last of the two, silently (attack N15).
+      {"twice.json",
+       absl::StrCat(R"({"planId": "x", "plan_id": "y", "retained": {)", one_phase, "}}"),
+       R"(twice.json:1:17: key "plan_id" given twice in one object (first as "planId" at 1:2))"},
+      {"short-lease.json",
+       absl::StrCat(R"({"lease": "0.000000001s", "retained": {)", one_phase, "}}"),
+       "lease: must be at least 1s, got 1ns"},
   };
   std::vector<CliCase> all = cli;
   for (const FileCase& file : files) {
