@@ -183,6 +183,19 @@ TEST(CliProcessTest, AgentHelpVersionAndTypos) {
   EXPECT_THAT(value.err, HasSubstr("--default-lease=\"soon\""));
 }
 
+// A default lease under the shortest a plan may have (proto/plan_rules.h kMinLease) ended
+// every plan that gives none at the agent's next tick; it fails start and --check-config
+// (attack N11: "config ok").
+TEST(CliProcessTest, AgentRefusesADefaultLeaseUnderASecond) {
+  CommandResult short_lease =
+      Agent({"--check-config", "--listen=127.0.0.1:0", "--default-lease=500ms"});
+  EXPECT_EQ(short_lease.exit_code, 2);
+  EXPECT_THAT(short_lease.err, HasSubstr("--default-lease=500ms must be in [1s, 24h]"));
+  CommandResult shortest = Agent({"--check-config", "--listen=127.0.0.1:0", "--default-lease=1s"});
+  EXPECT_EQ(shortest.exit_code, 0) << shortest.err;
+  EXPECT_THAT(shortest.out + shortest.err, HasSubstr("config ok"));
+}
+
 }  // namespace
 }  // namespace testing
 }  // namespace memload
