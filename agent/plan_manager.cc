@@ -398,8 +398,9 @@ absl::StatusOr<std::unique_ptr<PlanManager::Record>> PlanManager::PrepareLocked(
     if (lease.seconds() < 0 || lease.nanos() < 0 || lease.nanos() >= 1000000000 ||
         absl::Seconds(lease.seconds()) > options_.max_lease) {
       return absl::InvalidArgumentError(
-          absl::StrCat("lease must be in (0, ", absl::FormatDuration(options_.max_lease), "], got ",
-                       lease.seconds(), "s ", lease.nanos(), "ns"));
+          absl::StrCat("lease must be in [", absl::FormatDuration(plan_rules::kMinLease), ", ",
+                       absl::FormatDuration(options_.max_lease), "], got ", lease.seconds(), "s ",
+                       lease.nanos(), "ns"));
     }
   }
   record->lease = spec.has_lease() ? FromProtoDuration(spec.lease()) : options_.default_lease;

@@ -230,6 +230,19 @@ TEST_F(PlanManagerTest, LeaseExpiryStopsThePlan) {
   EXPECT_EQ(launcher_.worker(0)->stop_requests(), 1);
 }
 
+// An agent whose maximum lease is below plan_rules' (PlanManagerOptions::max_lease) says its
+// bounds, the shortest lease a plan may have first.
+TEST_F(PlanManagerTest, ALeaseAboveTheAgentsMaximumIsRefusedWithItsBounds) {
+  PlanManagerOptions options = Options();
+  options.max_lease = absl::Minutes(1);
+  PlanManager manager(options, &probe_, &launcher_);
+  EXPECT_THAT(
+      StartSync(manager, WithLease(Retained("long", kMiB), absl::Minutes(2))),
+      StatusIs(absl::StatusCode::kInvalidArgument, "lease must be in [1s, 1m], got 120s 0ns"));
+  EXPECT_THAT(StartSync(manager, WithLease(Retained("fits", kMiB), absl::Minutes(1))), IsOk());
+  EXPECT_EQ(launcher_.launched(), 1u);
+}
+
 TEST_F(PlanManagerTest, RenewKeepsThePlanAlive) {
   SimulatedClock clock;
   PlanManager manager(Options(), &probe_, &launcher_, &clock);
