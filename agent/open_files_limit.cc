@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -25,7 +26,7 @@ std::string Text(uint64_t value) {
 
 }  // namespace
 
-OpenFilesLimit RaiseOpenFilesLimit() {
+OpenFilesLimit RaiseOpenFilesLimit(uint64_t at_most) {
   OpenFilesLimit limit;
   struct rlimit current {};
   if (getrlimit(RLIMIT_NOFILE, &current) != 0) {
@@ -34,15 +35,17 @@ OpenFilesLimit RaiseOpenFilesLimit() {
   }
   limit.soft_before = limit.soft = FromRlim(current.rlim_cur);
   limit.hard = FromRlim(current.rlim_max);
-  if (current.rlim_cur == current.rlim_max) return limit;
+  const uint64_t wanted = std::min(limit.hard, at_most);
+  if (limit.soft >= wanted) return limit;
   struct rlimit raised = current;
-  raised.rlim_cur = current.rlim_max;
+  raised.rlim_cur =
+      wanted == std::numeric_limits<uint64_t>::max() ? RLIM_INFINITY : static_cast<rlim_t>(wanted);
   if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
     limit.error =
-        absl::StrCat("setrlimit(RLIMIT_NOFILE) to ", Text(limit.hard), ": ", std::strerror(errno));
+        absl::StrCat("setrlimit(RLIMIT_NOFILE) to ", Text(wanted), ": ", std::strerror(errno));
     return limit;
   }
-  limit.soft = limit.hard;
+  limit.soft = wanted;
   return limit;
 }
 
@@ -52,9 +55,13 @@ std::vector<std::string> DescribeOpenFilesLimit(const OpenFilesLimit& limit, uin
     lines.push_back(absl::StrCat("warning: open files: ", limit.error));
     return lines;
   }
-  if (limit.soft != limit.soft_before) {
+  if (limit.soft != limit.soft_before && limit.soft == limit.hard) {
     lines.push_back(absl::StrFormat("open files: soft limit %s raised to the hard limit %s",
                                     Text(limit.soft_before), Text(limit.hard)));
+  } else if (limit.soft != limit.soft_before) {
+    lines.push_back(absl::StrFormat(
+        "open files: soft limit %s raised to %s, the most the agent asks for (hard limit %s)",
+        Text(limit.soft_before), Text(limit.soft), Text(limit.hard)));
   } else {
     lines.push_back(absl::StrFormat("open files: soft limit %s, hard limit %s", Text(limit.soft),
                                     Text(limit.hard)));

@@ -6,7 +6,13 @@
 // flood of connections past the limit deafens the agent until it restarts (README
 // "Limits"). The agent cannot cap connections in this gRPC version; what it can do is make
 // the limit as high as it is allowed to: the soft limit up to the hard one, as Go's runtime
-// does for every Go program. memload's workers inherit it; they do not use select().
+// does for every Go program, but not past kMaxRaisedOpenFiles. More is not better: each
+// idle connection costs the agent ~13 KB (1,100 of them: +14 MB), so 1,048,576 would let a
+// flood hold ~13 GB in a process the OOM killer may not take (oom_score_adj -1000); and on
+// kernels without close_range (< 5.11) a worker's start marks every descriptor up to the
+// soft limit close-on-exec one by one (1,048,576 fcntl calls took 2.3 s on a development
+// VM, 65,536 took 0.12 s). A soft limit already above it is kept. memload's workers inherit
+// the limit; they do not use select().
 //
 //   OpenFilesLimit limit = RaiseOpenFilesLimit();
 //   for (const std::string& line : DescribeOpenFilesLimit(limit)) MEMLOAD_LOG("%s", line);
@@ -23,6 +29,9 @@
 namespace memload {
 namespace agent {
 
+// The most the agent raises its soft limit to: the systemd unit's LimitNOFILE.
+inline constexpr uint64_t kMaxRaisedOpenFiles = 65536;
+
 // Below this many open files the agent warns: a few thousand connections from one
 // controller's fan-out or a flood are enough to reach it.
 inline constexpr uint64_t kLowOpenFilesLimit = 4096;
@@ -36,9 +45,10 @@ struct OpenFilesLimit {
   std::string error;  // Why the limit could not be read or raised; "" when it could.
 };
 
-// Sets the soft RLIMIT_NOFILE to the hard one when it is lower. Never fails: a limit that
-// cannot be read or raised is reported in `error`, and the one in force is kept.
-OpenFilesLimit RaiseOpenFilesLimit();
+// Raises the soft RLIMIT_NOFILE to min(hard limit, `at_most`) when it is lower; never lowers
+// it. Never fails: a limit that cannot be read or raised is reported in `error`, and the one
+// in force is kept.
+OpenFilesLimit RaiseOpenFilesLimit(uint64_t at_most = kMaxRaisedOpenFiles);
 
 // The log lines for `limit`: one line with both values, then a line starting "warning:"
 // when the limit in force is below `low` or could not be raised.

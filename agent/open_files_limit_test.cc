@@ -30,7 +30,8 @@ TEST_F(OpenFilesLimitTest, RaisesTheSoftLimitToTheHardOne) {
   lowered.rlim_cur = 64;
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
 
-  const OpenFilesLimit limit = RaiseOpenFilesLimit();
+  // No cap here: the hard limit this test runs under may be above kMaxRaisedOpenFiles.
+  const OpenFilesLimit limit = RaiseOpenFilesLimit(std::numeric_limits<uint64_t>::max());
   EXPECT_EQ(limit.error, "");
   EXPECT_EQ(limit.soft_before, 64u);
   EXPECT_EQ(limit.soft, saved_.rlim_max);
@@ -39,6 +40,38 @@ TEST_F(OpenFilesLimitTest, RaisesTheSoftLimitToTheHardOne) {
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
   EXPECT_EQ(now.rlim_cur, saved_.rlim_max);  // In force, not only reported.
   EXPECT_EQ(now.rlim_max, saved_.rlim_max);
+}
+
+TEST_F(OpenFilesLimitTest, RaisesNoFurtherThanAsked) {
+  if (saved_.rlim_max < 256) GTEST_SKIP() << "hard limit " << saved_.rlim_max << " too low";
+  struct rlimit lowered = saved_;
+  lowered.rlim_cur = 64;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+
+  const OpenFilesLimit limit = RaiseOpenFilesLimit(/*at_most=*/128);
+  EXPECT_EQ(limit.error, "");
+  EXPECT_EQ(limit.soft_before, 64u);
+  EXPECT_EQ(limit.soft, 128u);
+  EXPECT_EQ(limit.hard, saved_.rlim_max);
+  struct rlimit now {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_EQ(now.rlim_cur, 128u);
+  EXPECT_EQ(now.rlim_max, saved_.rlim_max);
+}
+
+TEST_F(OpenFilesLimitTest, NeverLowersASoftLimitAboveTheCap) {
+  if (saved_.rlim_max < 256) GTEST_SKIP() << "hard limit " << saved_.rlim_max << " too low";
+  struct rlimit high = saved_;
+  high.rlim_cur = 200;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &high), 0);
+
+  const OpenFilesLimit limit = RaiseOpenFilesLimit(/*at_most=*/128);
+  EXPECT_EQ(limit.error, "");
+  EXPECT_EQ(limit.soft_before, 200u);
+  EXPECT_EQ(limit.soft, 200u);
+  struct rlimit now {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  EXPECT_EQ(now.rlim_cur, 200u);
 }
 
 TEST_F(OpenFilesLimitTest, KeepsASoftLimitThatIsTheHardOne) {
@@ -56,6 +89,12 @@ TEST_F(OpenFilesLimitTest, KeepsASoftLimitThatIsTheHardOne) {
 TEST(DescribeOpenFilesLimitTest, RaisedAndHighIsOneLine) {
   EXPECT_THAT(DescribeOpenFilesLimit({1024, 65536, 65536, ""}),
               ElementsAre("open files: soft limit 1024 raised to the hard limit 65536"));
+}
+
+TEST(DescribeOpenFilesLimitTest, RaisedToTheCapSaysSo) {
+  EXPECT_THAT(DescribeOpenFilesLimit({1024, 65536, 1048576, ""}),
+              ElementsAre("open files: soft limit 1024 raised to 65536, the most the agent asks "
+                          "for (hard limit 1048576)"));
 }
 
 TEST(DescribeOpenFilesLimitTest, UnchangedAndHighIsOneLine) {
@@ -94,8 +133,9 @@ TEST(DescribeOpenFilesLimitTest, AnUnreadableLimitIsAWarning) {
 
 TEST(DescribeOpenFilesLimitTest, UnlimitedIsNamed) {
   const uint64_t unlimited = std::numeric_limits<uint64_t>::max();
-  EXPECT_THAT(DescribeOpenFilesLimit({1024, unlimited, unlimited, ""}),
-              ElementsAre("open files: soft limit 1024 raised to the hard limit unlimited"));
+  EXPECT_THAT(DescribeOpenFilesLimit({1024, 65536, unlimited, ""}),
+              ElementsAre("open files: soft limit 1024 raised to 65536, the most the agent asks "
+                          "for (hard limit unlimited)"));
 }
 
 }  // namespace
