@@ -15,6 +15,8 @@
 #include "controller/lease_view.h"
 #include "controller/output.h"
 #include "core/sync/mutex.h"
+#include "proto/plan_rules.h"
+#include "proto/proto_time.h"
 
 namespace memload {
 namespace controller {
@@ -266,10 +268,37 @@ struct RunState {
   // Each agent's incarnation when the run began: one that changes means the agent
   // restarted and its plan died with the old process, so waiting for it would never end.
   std::map<AgentClient*, std::string> incarnation;
+  // Each agent's --default-lease (NodeInfo.default_lease) as it last said; absent when it
+  // said none (an agent older than the field).
+  std::map<AgentClient*, absl::Duration> default_lease;
   RolloutResult<v1::StartPlanResponse> started;
   std::vector<AgentClient*> running;    // Started, not known to be gone.
   std::vector<AgentClient*> uncertain;  // Failed starts that may have started anyway.
 };
+
+void NoteDefaultLease(AgentClient* client, const v1::NodeInfo& info, RunState* state) {
+  if (info.has_default_lease()) {
+    state->default_lease[client] = FromProtoDuration(info.default_lease());
+  }
+}
+
+// How often `run` renews its plan's lease, at the least: every lease/3, the lease being the
+// plan's own (--lease) or else the shortest --default-lease of the agents it still runs on,
+// and never under plan_rules::kMinLease (an agent saying less cannot make `run` spin).
+// nullopt when there is no lease to go by (no agent said its default): once per refresh.
+std::optional<absl::Duration> RenewalPeriod(const v1::PlanSpec& spec, const RunState& state) {
+  std::optional<absl::Duration> lease;
+  if (spec.has_lease()) {
+    lease = FromProtoDuration(spec.lease());
+  } else {
+    for (AgentClient* client : state.running) {
+      auto it = state.default_lease.find(client);
+      if (it != state.default_lease.end()) lease = std::min(lease.value_or(it->second), it->second);
+    }
+  }
+  if (!lease.has_value()) return std::nullopt;
+  return std::max(*lease, plan_rules::kMinLease) / 3;
+}
 
 // Names every node (and applies the selector): asks, starts nothing.
 void SelectRun(const CommandEnv& env, const std::vector<AgentClient*>& clients,
@@ -284,6 +313,7 @@ void SelectRun(const CommandEnv& env, const std::vector<AgentClient*>& clients,
     node.target = selection.clients[i]->target();
     node.node_name = selection.infos[i].node_name();
     state->incarnation[selection.clients[i]] = selection.infos[i].incarnation();
+    NoteDefaultLease(selection.clients[i], selection.infos[i], state);
     state->index[selection.clients[i]] = view.nodes.size();
     view.nodes.push_back(std::move(node));
   }
@@ -331,7 +361,9 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
   list.set_include_ended(true);
   std::vector<AgentClient*>& running = state->running;
   RunView& view = state->view;
+  absl::Time renewed;  // When the last renewal went out.
   while (!abort_rollout && !running.empty()) {
+    renewed = env.clock->Now();
     Ask(env, running, &AgentClient::RenewLeases, renew);
     std::vector<TargetResult<v1::ListPlansResponse>> listed =
         Ask(env, running, &AgentClient::ListPlans, list);
@@ -349,6 +381,7 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
         continue;  // Nothing left there to renew, watch or stop.
       }
       still_running.push_back(running[k]);
+      if (identities[k].response.ok()) NoteDefaultLease(running[k], *identities[k].response, state);
       if (!listed[k].response.ok()) {
         // An unreachable node may still be running the plan: keep renewing it. The same
         // failure tick after tick is recorded once.
@@ -377,8 +410,24 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
       env.out->flush();
     }
     if (!any_running) break;
+    // Until the next refresh, renewals alone whenever one is due (no redraw): a lease
+    // shorter than --interval must not expire between refreshes.
     const absl::Time next = std::min(env.clock->Now() + options.refresh, keep_until);
-    if (cancel->WaitUntil(next) || env.clock->Now() >= keep_until) break;
+    bool interrupted = false;
+    for (;;) {
+      const std::optional<absl::Duration> period = RenewalPeriod(spec, *state);
+      if (!period.has_value() || renewed + *period >= next) {
+        interrupted = cancel->WaitUntil(next);
+        break;
+      }
+      if (cancel->WaitUntil(renewed + *period)) {
+        interrupted = true;
+        break;
+      }
+      renewed = env.clock->Now();
+      Ask(env, running, &AgentClient::RenewLeases, renew);
+    }
+    if (interrupted || env.clock->Now() >= keep_until) break;
   }
 }
 

@@ -1,5 +1,6 @@
 #include "controller/commands.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -29,6 +30,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "proto/proto_time.h"
 #include "tests/testing/eventually.h"
 
 namespace memload {
@@ -888,6 +890,116 @@ TEST(RunRunTest, KeepsThePlanForExactlyItsTimeOnTheCommandsClock) {
   ASSERT_EQ(stops.size(), 1u);
   EXPECT_EQ(stops[0].time - start, options.keep);
   EXPECT_EQ(Field(h.Json(), "elapsed").string_value(), "300s");
+}
+
+// The simulated times (since `start`) of the `method` calls to `target`.
+std::vector<absl::Duration> CallTimes(const Harness& h, const std::string& method,
+                                      const std::string& target, absl::Time start) {
+  std::vector<absl::Duration> times;
+  for (const FakeCall& call : h.Calls(method, target)) times.push_back(call.time - start);
+  return times;
+}
+
+// 0, step, 2 * step, ... below `end`.
+std::vector<absl::Duration> Every(absl::Duration step, absl::Duration end) {
+  std::vector<absl::Duration> times;
+  for (absl::Duration t; t < end; t += step) times.push_back(t);
+  return times;
+}
+
+// A PlanScript agent that says its --default-lease in GetNodeInfo (`leases` per target).
+FakeReply WithDefaultLease(PlanScript* script, const std::map<std::string, absl::Duration>& leases,
+                           const FakeCall& call) {
+  FakeReply reply = script->Answer(call);
+  if (call.method != "GetNodeInfo") return reply;
+  v1::NodeInfo info;
+  info.set_node_name("node@" + call.target);
+  ToProtoDuration(leases.at(call.target), info.mutable_default_lease());
+  return info;
+}
+
+// run renews every lease/3 however long --interval is: a 3 s lease with a 10 s refresh is
+// renewed every second (on the old code, every 10 s: the plan expired after 3 s), while the
+// refreshes (ListPlans, the redraw) stay 10 s apart. The plan's own lease decides, not the
+// agents' shorter default.
+TEST(RunRunTest, RenewsEveryThirdOfThePlansLeaseWhateverTheInterval) {
+  Harness h(2);
+  PlanScript script(/*holding_lists=*/1000, {});
+  const std::map<std::string, absl::Duration> defaults = {{h.targets[0], absl::Seconds(1)},
+                                                          {h.targets[1], absl::Seconds(1)}};
+  h.fleet.SetResponder(
+      [&](const FakeCall& call) { return WithDefaultLease(&script, defaults, call); });
+  v1::PlanSpec spec = Spec();
+  spec.mutable_lease()->set_seconds(3);
+  RunOptions options;
+  options.refresh = absl::Seconds(10);
+  options.keep = absl::Seconds(25);
+  const absl::Time start = h.clock.Now();
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunRun(h.env, spec, options), kExitOk);
+  }
+  EXPECT_EQ(h.clock.Now() - start, options.keep);
+  for (const std::string& target : h.targets) {
+    SCOPED_TRACE(target);
+    // 0 s, 1 s, ..., 24 s: 25 renewals, one a second, none twice.
+    const std::vector<absl::Duration> renewals = CallTimes(h, "RenewLeases", target, start);
+    EXPECT_THAT(renewals, ElementsAreArray(Every(absl::Seconds(1), options.keep)));
+    EXPECT_EQ(std::count_if(renewals.begin(), renewals.end(),
+                            [](absl::Duration t) { return t <= absl::Seconds(10); }),
+              11);
+    EXPECT_THAT(CallTimes(h, "ListPlans", target, start),
+                ElementsAre(absl::ZeroDuration(), absl::Seconds(10), absl::Seconds(20)));
+    EXPECT_THAT(CallTimes(h, "StopPlan", target, start), ElementsAre(options.keep));
+  }
+}
+
+// Without --lease the agents' default lease decides, the shortest of them: nodes saying 3 s
+// and 1 h are both renewed every second; refreshes stay at --interval.
+TEST(RunRunTest, RenewsEveryThirdOfTheShortestDefaultLeaseWithoutALease) {
+  Harness h(2);
+  PlanScript script(/*holding_lists=*/1000, {});
+  const std::map<std::string, absl::Duration> defaults = {{h.targets[0], absl::Hours(1)},
+                                                          {h.targets[1], absl::Seconds(3)}};
+  h.fleet.SetResponder(
+      [&](const FakeCall& call) { return WithDefaultLease(&script, defaults, call); });
+  RunOptions options;
+  options.refresh = absl::Seconds(10);
+  options.keep = absl::Seconds(25);
+  const absl::Time start = h.clock.Now();
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk);
+  }
+  for (const std::string& target : h.targets) {
+    SCOPED_TRACE(target);
+    EXPECT_THAT(CallTimes(h, "RenewLeases", target, start),
+                ElementsAreArray(Every(absl::Seconds(1), options.keep)));
+    EXPECT_THAT(CallTimes(h, "ListPlans", target, start),
+                ElementsAre(absl::ZeroDuration(), absl::Seconds(10), absl::Seconds(20)));
+  }
+}
+
+// An agent cannot make run spin: a default lease said as 1 ns counts as plan_rules' 1 s
+// minimum, renewed every third of it: a 1 s run renews 4 times (0, 1/3, 2/3 and 3/3 s, a hair under
+// 1 s).
+TEST(RunRunTest, AnAgentsTinyDefaultLeaseCountsAsTheMinimum) {
+  Harness h(1);
+  PlanScript script(/*holding_lists=*/1000, {});
+  const std::map<std::string, absl::Duration> defaults = {{h.targets[0], absl::Nanoseconds(1)}};
+  h.fleet.SetResponder(
+      [&](const FakeCall& call) { return WithDefaultLease(&script, defaults, call); });
+  RunOptions options;
+  options.refresh = absl::Seconds(10);
+  options.keep = absl::Seconds(1);
+  const absl::Time start = h.clock.Now();
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk);
+  }
+  const std::vector<absl::Duration> renewals = CallTimes(h, "RenewLeases", h.targets[0], start);
+  const absl::Duration third = absl::Seconds(1) / 3;  // 333,333,333.25 ns: 3 of them < 1 s.
+  EXPECT_THAT(renewals, ElementsAre(absl::ZeroDuration(), third, 2 * third, 3 * third));
 }
 
 TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
