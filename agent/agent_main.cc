@@ -49,6 +49,9 @@ ABSL_FLAG(int, max_plans, 64, "most plans running at once (1..128)");
 ABSL_FLAG(int, max_watch_streams, 1024,
           "WatchUsage streams open at once (1..100000); more are refused with "
           "RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_calls_per_connection, 100,
+          "calls (unary and streams) in flight at once on one client connection (1..100000); "
+          "a client's further calls wait until one ends");
 ABSL_FLAG(std::string, cgroup_root, "",
           "placement: root of the memory cgroup hierarchy (v1: the memory mount, v2: the "
           "unified mount); default: found in /proc/self/mountinfo");
@@ -275,6 +278,7 @@ int Main(int argc, char** argv) {
         absl::StrCat("--max_watch_streams must be 1..100000, got ", streams)));
   }
   options.max_watch_streams = absl::GetFlag(FLAGS_max_watch_streams);
+  options.max_calls_per_connection = absl::GetFlag(FLAGS_max_calls_per_connection);
   options.metrics_listen_address = absl::GetFlag(FLAGS_metrics_listen);
   options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);

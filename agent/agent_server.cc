@@ -144,6 +144,12 @@ struct StartConfig {
 
 absl::StatusOr<StartConfig> CheckStartConfig(const AgentOptions& options) {
   if (absl::Status plans = CheckPlanManagerOptions(options.plans); !plans.ok()) return plans;
+  if (options.max_calls_per_connection < 1 ||
+      options.max_calls_per_connection > kMaxCallsPerConnectionLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-calls-per-connection must be 1..",
+                                                   kMaxCallsPerConnectionLimit, ", got ",
+                                                   options.max_calls_per_connection));
+  }
   absl::StatusOr<ListenAddress> listen = ParseListenAddress(options.listen_address);
   if (!listen.ok()) return listen.status();
   if (absl::Status bindable = CheckBindable(*listen); !bindable.ok()) return bindable;
@@ -280,6 +286,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   // too, the kernel splitting clients between them. One address, one agent.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_calls_per_connection);
   builder.AddListeningPort(options.listen_address, security.credentials(), &agent->port_);
   builder.RegisterService(agent->service_.get());
   // Every RPC of every service, counted in one place for memload_rpcs_total.

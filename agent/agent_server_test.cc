@@ -478,6 +478,19 @@ TEST(AgentServerConfigTest, DefaultLeaseAboveTheMaximumFailsTheConfig) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--default-lease=25h")));
 }
 
+TEST(AgentServerConfigTest, CallsPerConnectionOutsideTheirBoundsFailTheConfig) {
+  for (const int calls : {0, -1, kMaxCallsPerConnectionLimit + 1}) {
+    AgentOptions options = LocalAgentOptions();
+    options.max_calls_per_connection = calls;
+    const std::string expected =
+        absl::StrCat("--max-calls-per-connection must be 1..100000, got ", calls);
+    EXPECT_THAT(AgentServer::CheckConfig(options),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(expected)));
+    EXPECT_THAT(AgentServer::Start(options),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(expected)));
+  }
+}
+
 // Issue 12 (5): these addresses crashed the agent (SIGSEGV in ~AgentServer on a null
 // server), or bound a random port, or 443; --check-config said "config ok".
 TEST(AgentServerListenTest, BadAddressesAreRefusedWithTheReason) {
@@ -611,6 +624,7 @@ TEST(AgentServerWatchTest, ShutdownEndsAStreamWhoseClientStoppedReading) {
 TEST(AgentServerWatchTest, StreamsTakeNoThreadAreCappedAndEndAtShutdown) {
   AgentOptions options = LocalAgentOptions();
   options.max_watch_streams = 300;
+  options.max_calls_per_connection = 400;  // All 300 on the test's one connection.
   absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
   ASSERT_THAT(server, IsOk());
   auto channel = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
@@ -673,6 +687,59 @@ TEST(AgentServerWatchTest, StreamsTakeNoThreadAreCappedAndEndAtShutdown) {
   EXPECT_LT(took, absl::Seconds(10));
   for (auto& watch : watches) watch->context.TryCancel();
   queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+}
+
+// The attack pass of this release: 20,000 GetUsage calls in flight on one connection grew
+// the agent from 19 to 365 MB resident, kept after they ended. One connection now holds at
+// most --max-calls-per-connection calls at once (HTTP/2's MAX_CONCURRENT_STREAMS): the
+// client queues the rest; other connections are not affected.
+TEST(AgentServerWatchTest, OneConnectionHoldsAtMostItsCapOfCalls) {
+  constexpr int kCap = 4;
+  AgentOptions options = LocalAgentOptions();
+  options.max_calls_per_connection = kCap;
+  absl::StatusOr<std::unique_ptr<AgentServer>> server = AgentServer::Start(options);
+  ASSERT_THAT(server, IsOk());
+  auto channel = grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Agent::NewStub(channel);
+  // Its own connection: channels with different arguments do not share a subchannel.
+  grpc::ChannelArguments other_arguments;
+  other_arguments.SetInt("memload.test.other_connection", 1);
+  auto other_stub = v1::Agent::NewStub(grpc::CreateCustomChannel(
+      (*server)->address(), grpc::InsecureChannelCredentials(), other_arguments));
+  auto node_info = [](v1::Agent::Stub& on) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::NodeInfo info;
+    return on.GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info).error_code();
+  };
+  ASSERT_EQ(node_info(*stub), grpc::StatusCode::OK);  // Connected.
+  // kCap watch streams take every call the connection may hold.
+  grpc::CompletionQueue queue;
+  std::vector<std::unique_ptr<Watch>> watches;
+  v1::WatchUsageRequest request;
+  request.mutable_interval()->set_seconds(1);
+  for (int i = 0; i < kCap; ++i) {
+    auto watch = std::make_unique<Watch>();
+    watch->reader = stub->PrepareAsyncWatchUsage(&watch->context, request, &queue);
+    watch->reader->StartCall(reinterpret_cast<void*>(static_cast<intptr_t>(i)));
+    watches.push_back(std::move(watch));
+  }
+  ASSERT_TRUE(Eventually([&] { return (*server)->open_watches() == kCap; }));
+  // One more call on that connection waits for a free slot (here: until its deadline)...
+  EXPECT_EQ(node_info(*stub), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // ...while another connection is served at once.
+  EXPECT_EQ(node_info(*other_stub), grpc::StatusCode::OK);
+  // A stream that ends frees its slot.
+  watches[0]->context.TryCancel();
+  ASSERT_TRUE(Eventually([&] { return (*server)->open_watches() == kCap - 1; }));
+  EXPECT_EQ(node_info(*stub), grpc::StatusCode::OK);
+  for (auto& watch : watches) watch->context.TryCancel();
+  (*server)->Shutdown(absl::Seconds(5));
+  queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
   while (queue.Next(&tag, &ok)) {
   }
 }
