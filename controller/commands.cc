@@ -282,22 +282,17 @@ void NoteDefaultLease(AgentClient* client, const v1::NodeInfo& info, RunState* s
   }
 }
 
-// How often `run` renews its plan's lease, at the least: every lease/3, the lease being the
-// plan's own (--lease) or else the shortest --default-lease of the agents it still runs on,
-// and never under plan_rules::kMinLease (an agent saying less cannot make `run` spin).
-// nullopt when there is no lease to go by (no agent said its default): once per refresh.
-std::optional<absl::Duration> RenewalPeriod(const v1::PlanSpec& spec, const RunState& state) {
-  std::optional<absl::Duration> lease;
-  if (spec.has_lease()) {
-    lease = FromProtoDuration(spec.lease());
-  } else {
-    for (AgentClient* client : state.running) {
-      auto it = state.default_lease.find(client);
-      if (it != state.default_lease.end()) lease = std::min(lease.value_or(it->second), it->second);
-    }
+// The shortest RenewalPeriod of the nodes `run` still runs on.
+std::optional<absl::Duration> RunRenewalPeriod(const v1::PlanSpec& spec, const RunState& state) {
+  std::optional<absl::Duration> shortest;
+  for (AgentClient* client : state.running) {
+    auto it = state.default_lease.find(client);
+    const std::optional<absl::Duration> period = RenewalPeriod(
+        spec,
+        it != state.default_lease.end() ? std::optional<absl::Duration>(it->second) : std::nullopt);
+    if (period.has_value()) shortest = std::min(shortest.value_or(*period), *period);
   }
-  if (!lease.has_value()) return std::nullopt;
-  return std::max(*lease, plan_rules::kMinLease) / 3;
+  return shortest;
 }
 
 // Names every node (and applies the selector): asks, starts nothing.
@@ -415,7 +410,7 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
     const absl::Time next = std::min(env.clock->Now() + options.refresh, keep_until);
     bool interrupted = false;
     for (;;) {
-      const std::optional<absl::Duration> period = RenewalPeriod(spec, *state);
+      const std::optional<absl::Duration> period = RunRenewalPeriod(spec, *state);
       if (!period.has_value() || renewed + *period >= next) {
         interrupted = cancel->WaitUntil(next);
         break;
@@ -470,6 +465,15 @@ int StopRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& o
 }
 
 }  // namespace
+
+std::optional<absl::Duration> RenewalPeriod(const v1::PlanSpec& spec,
+                                            std::optional<absl::Duration> default_lease) {
+  const std::optional<absl::Duration> lease =
+      spec.has_lease() ? std::optional<absl::Duration>(FromProtoDuration(spec.lease()))
+                       : default_lease;
+  if (!lease.has_value()) return std::nullopt;
+  return std::max(*lease, plan_rules::kMinLease) / 3;
+}
 
 int RunAgents(const CommandEnv& env) {
   Fleet fleet(env);

@@ -112,6 +112,14 @@ struct RunOptions {
 };
 int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options);
 
+// How often `run` (and `run --pods`) renews a plan between refreshes: every lease/3, the
+// lease being the spec's, else `default_lease` (its agent's NodeInfo.default_lease; nullopt
+// when the agent said none), and at least plan_rules::kMinLease (an agent saying less cannot
+// make `run` spin). nullopt when neither is known: renew at each refresh only. Over several
+// plans or agents, the shortest period applies.
+std::optional<absl::Duration> RenewalPeriod(const v1::PlanSpec& spec,
+                                            std::optional<absl::Duration> default_lease);
+
 }  // namespace controller
 }  // namespace memload
 

@@ -1002,6 +1002,54 @@ TEST(RunRunTest, AnAgentsTinyDefaultLeaseCountsAsTheMinimum) {
   EXPECT_THAT(renewals, ElementsAre(absl::ZeroDuration(), third, 2 * third, 3 * third));
 }
 
+// run --pods renews the same way: every lease/3 (the shortest agent default here, 3 s),
+// from the starts on, between refreshes 10 s apart (on the old code: at 10, 20 and 25 s).
+TEST(RunRunTest, PodsRenewEveryThirdOfTheLeaseWhateverTheInterval) {
+  Harness h(2);
+  const std::map<std::string, absl::Duration> defaults = {{h.targets[0], absl::Hours(1)},
+                                                          {h.targets[1], absl::Seconds(3)}};
+  h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {
+    if (call.method != "GetNodeInfo") return Healthy(call);
+    v1::NodeInfo info;
+    info.set_node_name("node@" + call.target);
+    ToProtoDuration(defaults.at(call.target), info.mutable_default_lease());
+    return info;
+  });
+  PodsOptions options;
+  options.run = true;
+  options.refresh = absl::Seconds(10);
+  options.keep = absl::Seconds(25);
+  for (size_t i = 0; i < h.targets.size(); ++i) {
+    Pod pod;
+    pod.ns = "shop";
+    pod.name = absl::StrCat("web-", i);
+    pod.uid = absl::StrCat("0000000", i, "-uid");
+    pod.node_name = "node@" + h.targets[i];
+    pod.phase = "Running";
+    PodContainer container;
+    container.name = "app";
+    container.container_id = absl::StrCat("containerd://c", i);
+    container.running = true;
+    pod.containers.push_back(container);
+    options.pods.push_back(pod);
+  }
+  const absl::Time start = h.clock.Now();
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunPods(h.env, Spec(), options), kExitOk);
+  }
+  std::vector<absl::Duration> every_second;  // 1 s, 2 s, ..., 25 s.
+  for (int s = 1; s <= 25; ++s) every_second.push_back(absl::Seconds(s));
+  for (const std::string& target : h.targets) {
+    SCOPED_TRACE(target);
+    EXPECT_THAT(CallTimes(h, "StartPlan", target, start), ElementsAre(absl::ZeroDuration()));
+    EXPECT_THAT(CallTimes(h, "RenewLeases", target, start), ElementsAreArray(every_second));
+    EXPECT_THAT(CallTimes(h, "ListPlans", target, start),
+                ElementsAre(absl::Seconds(10), absl::Seconds(20), absl::Seconds(25)));
+    EXPECT_THAT(CallTimes(h, "StopPlan", target, start), ElementsAre(options.keep));
+  }
+}
+
 TEST(RunStopTest, AllStopsEveryRunningPlanOfEveryNode) {
   Harness h(2);
   h.fleet.SetResponder([&](const FakeCall& call) -> FakeReply {

@@ -15,6 +15,7 @@
 #include "core/size.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/proto_time.h"
 
 namespace memload {
 namespace controller {
@@ -164,6 +165,7 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
       FanOut(agents, Rpc(&AgentClient::GetNodeInfo, v1::GetNodeInfoRequest()), idempotent);
   std::map<std::string, std::string> node_agent;
   std::map<std::string, std::string> agent_node;
+  std::map<std::string, absl::Duration> agent_default_lease;  // By target, when it said one.
   std::vector<std::string> unreachable;
   for (const auto& info : infos) {
     if (!info.response.ok()) {
@@ -173,6 +175,9 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
     }
     node_agent.emplace(info.response->node_name(), info.target);  // First one wins.
     agent_node[info.target] = info.response->node_name();
+    if (info.response->has_default_lease()) {
+      agent_default_lease[info.target] = FromProtoDuration(info.response->default_lease());
+    }
   }
 
   std::vector<PodRow> rows;
@@ -206,6 +211,7 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   // From the first start on, a Ctrl-C is answered here (run: stop what started; both:
   // report). Cancelled before: the fan-out starts nothing.
   CancelScope answers_ctrl_c(env.cancel);
+  absl::Time renewed = clock->Now();  // When the leases were last granted or renewed.
   std::vector<TargetResult<v1::StartPlanResponse>> started =
       FanOut(pod_clients,
              RpcEach(&AgentClient::StartPlan,
@@ -263,17 +269,37 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
                                                                       : clock->Now() + options.keep;
     v1::ListPlansRequest list;
     list.set_include_ended(true);
-    while (!cancel->cancelled() && clock->Now() < until) {
-      bool any_running = false;
-      for (AgentClient* client : running) any_running |= !Ended(rows[row_of[client]]);
-      if (!any_running) break;
-      cancel->WaitUntil(std::min(until, clock->Now() + options.refresh));
-      if (cancel->cancelled()) break;
+    auto renew = [&] {
+      renewed = clock->Now();
       FanOut(
           running,
           RpcEach(&AgentClient::RenewLeases,
                   [&](AgentClient& client) { return RenewRequest({spec_of(client).plan_id()}); }),
           once);
+    };
+    // As run's (commands.h RenewalPeriod): the shortest over the pods' plans and agents.
+    std::optional<absl::Duration> period;
+    for (AgentClient* client : running) {
+      auto it = agent_default_lease.find(client->target());
+      const std::optional<absl::Duration> one =
+          RenewalPeriod(spec_of(*client), it != agent_default_lease.end()
+                                              ? std::optional<absl::Duration>(it->second)
+                                              : std::nullopt);
+      if (one.has_value()) period = std::min(period.value_or(*one), *one);
+    }
+    while (!cancel->cancelled() && clock->Now() < until) {
+      bool any_running = false;
+      for (AgentClient* client : running) any_running |= !Ended(rows[row_of[client]]);
+      if (!any_running) break;
+      // Until the next refresh, renewals alone whenever one is due (no redraw).
+      const absl::Time next = std::min(until, clock->Now() + options.refresh);
+      while (period.has_value() && renewed + *period < next &&
+             !cancel->WaitUntil(renewed + *period)) {
+        renew();
+      }
+      cancel->WaitUntil(next);
+      if (cancel->cancelled()) break;
+      renew();
       std::vector<TargetResult<v1::ListPlansResponse>> listed =
           FanOut(running, Rpc(&AgentClient::ListPlans, list), once);
       for (size_t k = 0; k < running.size(); ++k) {
