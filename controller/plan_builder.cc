@@ -248,6 +248,9 @@ absl::StatusOr<BlockFlags> ParseBlockFlags(const PlanFlags& flags) {
     if (out.block_size == 0) {
       return FlagError("block_size", flags.block_size, "must be at least 1 byte");
     }
+    if (std::optional<std::string> problem = plan_rules::BlockSizeProblem(out.block_size)) {
+      return FlagError("block_size", flags.block_size, *problem);
+    }
   }
   return out;
 }

@@ -66,6 +66,13 @@ std::optional<std::string> WorkersProblem(uint64_t workers) {
   return absl::StrCat("must be 1..", kMaxStreamWorkers, ", got ", workers);
 }
 
+std::optional<std::string> BlockSizeProblem(uint64_t block_size) {
+  if (block_size <= kMaxBlockSize) return std::nullopt;
+  return absl::StrCat("must be at most ", FormatSize(kMaxBlockSize),
+                      " (more than any machine can map), got ", block_size, " bytes (",
+                      FormatSize(block_size), ")");
+}
+
 std::optional<std::string> WindowProblem(uint64_t window, uint64_t block_size) {
   // The bytes must fit in 64 bits, and the window's block pointers in the address space.
   const bool bytes_fit = block_size == 0 || window <= UINT64_MAX / block_size;
@@ -172,6 +179,9 @@ absl::Status CheckRetainedCost(const v1::PlanSpec& spec) {
 }
 
 absl::Status CheckRetainedPlan(const v1::RetainedPlan& plan) {
+  if (std::optional<std::string> problem = BlockSizeProblem(plan.block_size())) {
+    return FieldError("retained.block_size", *problem);
+  }
   MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "retained.touch"));
   MEMLOAD_RETURN_IF_ERROR(CheckBacking(plan.backing(), "retained.backing"));
   if (plan.phases_size() == 0) {
@@ -213,6 +223,9 @@ absl::Status CheckRetainedPlan(const v1::RetainedPlan& plan) {
 }
 
 absl::Status CheckUtilizationPlan(const v1::UtilizationPlan& plan) {
+  if (std::optional<std::string> problem = BlockSizeProblem(plan.block_size())) {
+    return FieldError("utilization.block_size", *problem);
+  }
   if (std::optional<std::string> problem =
           PercentProblem(plan.target_percent(), /*allow_100=*/false)) {
     return FieldError("utilization.target_percent", *problem);
@@ -244,6 +257,9 @@ absl::Status CheckUtilizationPlan(const v1::UtilizationPlan& plan) {
 
 absl::Status CheckStreamingPlan(const v1::StreamingPlan& plan) {
   if (plan.block_size() == 0) return FieldError("streaming.block_size", "required (> 0)");
+  if (std::optional<std::string> problem = BlockSizeProblem(plan.block_size())) {
+    return FieldError("streaming.block_size", *problem);
+  }
   MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "streaming.touch"));
   if (std::optional<std::string> problem = WorkersProblem(plan.workers())) {
     return FieldError("streaming.workers", *problem);

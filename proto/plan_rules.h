@@ -63,6 +63,12 @@ inline constexpr int64_t kMinOomScoreAdj = -1000;
 inline constexpr int64_t kMaxOomScoreAdj = 1000;
 // A worker's oom_score_adj when the plan sets none: the OOM killer takes the load first.
 inline constexpr int32_t kDefaultOomScoreAdj = 1000;
+// The largest block a plan may ask for: x86-64's user address space with 4-level page
+// tables. A larger block cannot be mapped on any machine, so it is a wrong value
+// (INVALID_ARGUMENT naming block_size) rather than a shortage of memory; without the bound
+// 2^64-1 failed deep inside the cost arithmetic ("size overflow ... + 16"), named as
+// another field.
+inline constexpr uint64_t kMaxBlockSize = uint64_t{1} << 47;
 // Block size used when a plan gives 0 (retained and utilization plans; memloadctl fills it
 // in for streaming plans, which require one).
 inline constexpr uint64_t kDefaultBlockSize = uint64_t{1} << 20;
@@ -104,6 +110,10 @@ std::optional<std::string> LeaseProblem(absl::Duration lease);
 // "must be 1..64, got 65". 0 is fine here (a proto's "unset"): memloadctl refuses
 // --workers=0 itself.
 std::optional<std::string> WorkersProblem(uint64_t workers);
+// A block larger than kMaxBlockSize: "must be at most 128 TiB (more than any machine can
+// map), got 18446744073709551615 bytes (15.99 EiB)". 0 is fine here (a proto's "unset"; streaming
+// plans require one).
+std::optional<std::string> BlockSizeProblem(uint64_t block_size);
 // window blocks of block_size bytes must fit in the address space.
 std::optional<std::string> WindowProblem(uint64_t window, uint64_t block_size);
 // amount_bytes must be a multiple of block_size.

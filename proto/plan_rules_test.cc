@@ -240,6 +240,34 @@ TEST(PlanRulesTest, StreamingLimits) {
                        "bytes), got 5000"));
 }
 
+// Attack pass F4: a streaming block_size of 2^64-1 was refused as "streaming.window: size
+// overflow: 18446744073709551615 + 16 does not fit in 64 bits", a retained one as
+// RESOURCE_EXHAUSTED at the agent; now every kind names block_size.
+TEST(PlanRulesTest, ABlockIsAtMostTheAddressSpace) {
+  v1::PlanSpec spec = Streaming("s");
+  spec.mutable_streaming()->set_block_size(kMaxBlockSize);
+  EXPECT_THAT(ValidatePlanSpec(spec), IsOk());
+  spec.mutable_streaming()->set_block_size(std::numeric_limits<uint64_t>::max());
+  EXPECT_THAT(ValidatePlanSpec(spec),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "streaming.block_size: must be at most 128 TiB (more than any machine "
+                       "can map), got 18446744073709551615 bytes (15.99 EiB)"));
+  v1::PlanSpec retained;
+  retained.set_plan_id("r");
+  retained.mutable_retained()->set_block_size(kMaxBlockSize + 1);
+  retained.mutable_retained()->add_phases()->mutable_target()->set_bytes(kMaxBlockSize + 1);
+  EXPECT_THAT(ValidatePlanSpec(retained),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("retained.block_size: must be at most")));
+  v1::PlanSpec utilization;
+  utilization.set_plan_id("u");
+  utilization.mutable_utilization()->set_target_percent(50);
+  utilization.mutable_utilization()->set_block_size(kMaxBlockSize + 1);
+  EXPECT_THAT(ValidatePlanSpec(utilization),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("utilization.block_size: must be at most")));
+}
+
 TEST(PlanRulesTest, RetainedPhases) {
   v1::PlanSpec spec;
   spec.set_plan_id("r");

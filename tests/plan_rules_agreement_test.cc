@@ -110,6 +110,20 @@ TEST_F(PlanRulesAgreementTest, BothSidesRefuseWithTheSameMessage) {
     cases.push_back(c);
   }
   {
+    // 2^64-1 was refused deep in the cost arithmetic, named as streaming.window (attack F4).
+    Case c{"block size", Streaming("block-size"), ""};
+    c.spec.mutable_streaming()->set_block_size(UINT64_MAX);
+    c.message = absl::StrCat("streaming.block_size: ", *plan_rules::BlockSizeProblem(UINT64_MAX));
+    cases.push_back(c);
+  }
+  {
+    Case c{"retained block size", Retained("retained-block-size"), ""};
+    c.spec.mutable_retained()->set_block_size(plan_rules::kMaxBlockSize + 1);
+    c.message = absl::StrCat("retained.block_size: ",
+                             *plan_rules::BlockSizeProblem(plan_rules::kMaxBlockSize + 1));
+    cases.push_back(c);
+  }
+  {
     Case c{"amount", Streaming("amount"), "streaming.amount_bytes: must be a multiple"};
     c.spec.mutable_streaming()->set_amount_bytes(5000);
     cases.push_back(c);
