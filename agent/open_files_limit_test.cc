@@ -21,14 +21,27 @@ class OpenFilesLimitTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved_), 0); }
   void TearDown() override { EXPECT_EQ(setrlimit(RLIMIT_NOFILE, &saved_), 0); }
+
+  // Sets the soft limit (the hard one stays).
+  void SetSoftLimit(rlim_t soft) {
+    struct rlimit changed = saved_;
+    changed.rlim_cur = soft;
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &changed), 0);
+  }
+  // The limits in force, not only those reported.
+  void ExpectInForce(rlim_t soft, rlim_t hard) {
+    struct rlimit now {};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+    EXPECT_EQ(now.rlim_cur, soft);
+    EXPECT_EQ(now.rlim_max, hard);
+  }
+
   struct rlimit saved_ {};
 };
 
 TEST_F(OpenFilesLimitTest, RaisesTheSoftLimitToTheHardOne) {
   if (saved_.rlim_max < 128) GTEST_SKIP() << "hard limit " << saved_.rlim_max << " too low";
-  struct rlimit lowered = saved_;
-  lowered.rlim_cur = 64;
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  SetSoftLimit(64);
 
   // No cap here: the hard limit this test runs under may be above kMaxRaisedOpenFiles.
   const OpenFilesLimit limit = RaiseOpenFilesLimit(std::numeric_limits<uint64_t>::max());
@@ -36,48 +49,34 @@ TEST_F(OpenFilesLimitTest, RaisesTheSoftLimitToTheHardOne) {
   EXPECT_EQ(limit.soft_before, 64u);
   EXPECT_EQ(limit.soft, saved_.rlim_max);
   EXPECT_EQ(limit.hard, saved_.rlim_max);
-  struct rlimit now {};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
-  EXPECT_EQ(now.rlim_cur, saved_.rlim_max);  // In force, not only reported.
-  EXPECT_EQ(now.rlim_max, saved_.rlim_max);
+  ExpectInForce(saved_.rlim_max, saved_.rlim_max);
 }
 
 TEST_F(OpenFilesLimitTest, RaisesNoFurtherThanAsked) {
   if (saved_.rlim_max < 256) GTEST_SKIP() << "hard limit " << saved_.rlim_max << " too low";
-  struct rlimit lowered = saved_;
-  lowered.rlim_cur = 64;
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  SetSoftLimit(64);
 
   const OpenFilesLimit limit = RaiseOpenFilesLimit(/*at_most=*/128);
   EXPECT_EQ(limit.error, "");
   EXPECT_EQ(limit.soft_before, 64u);
   EXPECT_EQ(limit.soft, 128u);
   EXPECT_EQ(limit.hard, saved_.rlim_max);
-  struct rlimit now {};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
-  EXPECT_EQ(now.rlim_cur, 128u);
-  EXPECT_EQ(now.rlim_max, saved_.rlim_max);
+  ExpectInForce(128, saved_.rlim_max);
 }
 
 TEST_F(OpenFilesLimitTest, NeverLowersASoftLimitAboveTheCap) {
   if (saved_.rlim_max < 256) GTEST_SKIP() << "hard limit " << saved_.rlim_max << " too low";
-  struct rlimit high = saved_;
-  high.rlim_cur = 200;
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &high), 0);
+  SetSoftLimit(200);
 
   const OpenFilesLimit limit = RaiseOpenFilesLimit(/*at_most=*/128);
   EXPECT_EQ(limit.error, "");
   EXPECT_EQ(limit.soft_before, 200u);
   EXPECT_EQ(limit.soft, 200u);
-  struct rlimit now {};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
-  EXPECT_EQ(now.rlim_cur, 200u);
+  ExpectInForce(200, saved_.rlim_max);
 }
 
 TEST_F(OpenFilesLimitTest, KeepsASoftLimitThatIsTheHardOne) {
-  struct rlimit equal = saved_;
-  equal.rlim_cur = saved_.rlim_max;
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &equal), 0);
+  SetSoftLimit(saved_.rlim_max);
 
   const OpenFilesLimit limit = RaiseOpenFilesLimit();
   EXPECT_EQ(limit.error, "");
