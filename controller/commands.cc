@@ -406,8 +406,10 @@ void MonitorRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOption
     }
     if (!any_running) break;
     // Until the next refresh, renewals alone whenever one is due (no redraw): a lease
-    // shorter than --interval must not expire between refreshes.
-    const absl::Time next = std::min(env.clock->Now() + options.refresh, keep_until);
+    // shorter than --interval must not expire between refreshes. Refreshes start --interval
+    // apart (the next at once after a slower one), so the renewal that falls due with a
+    // refresh is the refresh's own and none goes out twice.
+    const absl::Time next = std::min(renewed + options.refresh, keep_until);
     bool interrupted = false;
     for (;;) {
       const std::optional<absl::Duration> period = RunRenewalPeriod(spec, *state);

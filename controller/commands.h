@@ -102,10 +102,11 @@ struct RunOptions {
   // How long to keep the plan before stopping it everywhere; InfiniteDuration = until it
   // ends by itself on every node, or Ctrl-C.
   absl::Duration keep = absl::InfiniteDuration();
-  // Progress refresh and usage polling (--interval). The lease is renewed at every refresh
+  // Progress refresh and usage polling (--interval): refreshes start this far apart (the
+  // next at once after one that took longer). The lease is renewed at every refresh
   // and, between refreshes, every lease/3 (the spec's lease, else the shortest
   // NodeInfo.default_lease of the nodes still running it; at least plan_rules::kMinLease),
-  // so no lease expires whatever the refresh; those renewals redraw nothing.
+  // so the lease need not outlast the refresh; those renewals redraw nothing.
   absl::Duration refresh = absl::Seconds(1);
   // --record: each refresh appends samples and events to it (recording.h); null = none.
   RunRecorder* recorder = nullptr;

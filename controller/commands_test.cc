@@ -954,6 +954,32 @@ TEST(RunRunTest, RenewsEveryThirdOfThePlansLeaseWhateverTheInterval) {
   }
 }
 
+// Refreshes start --interval apart even when their calls take time (here ListPlans takes
+// 400 ms of simulated time): the renewal due with a refresh is the refresh's own, none goes
+// out twice (refreshes measured end to start renewed at 10 s and again at 10.4 s).
+TEST(RunRunTest, ARenewalDueWithARefreshGoesOutOnce) {
+  Harness h(1);
+  PlanScript script(/*holding_lists=*/1000, {});
+  h.fleet.SetResponder([&](const FakeCall& call) {
+    if (call.method == "ListPlans") h.clock.Advance(absl::Milliseconds(400));
+    return script.Answer(call);
+  });
+  v1::PlanSpec spec = Spec();
+  spec.mutable_lease()->set_seconds(3);
+  RunOptions options;
+  options.refresh = absl::Seconds(10);
+  options.keep = absl::Seconds(25);
+  const absl::Time start = h.clock.Now();
+  {
+    DeadlineDriver driver(&h.clock);
+    EXPECT_EQ(RunRun(h.env, spec, options), kExitOk);
+  }
+  EXPECT_THAT(CallTimes(h, "RenewLeases", h.targets[0], start),
+              ElementsAreArray(Every(absl::Seconds(1), options.keep)));
+  EXPECT_THAT(CallTimes(h, "ListPlans", h.targets[0], start),
+              ElementsAre(absl::ZeroDuration(), absl::Seconds(10), absl::Seconds(20)));
+}
+
 // Without --lease the agents' default lease decides, the shortest of them: nodes saying 3 s
 // and 1 h are both renewed every second; refreshes stay at --interval.
 TEST(RunRunTest, RenewsEveryThirdOfTheShortestDefaultLeaseWithoutALease) {

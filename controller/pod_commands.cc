@@ -291,8 +291,9 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
       bool any_running = false;
       for (AgentClient* client : running) any_running |= !Ended(rows[row_of[client]]);
       if (!any_running) break;
-      // Until the next refresh, renewals alone whenever one is due (no redraw).
-      const absl::Time next = std::min(until, clock->Now() + options.refresh);
+      // Until the next refresh, renewals alone whenever one is due (no redraw); refreshes
+      // start --interval apart, as run's (commands.cc MonitorRun).
+      const absl::Time next = std::min(until, renewed + options.refresh);
       while (period.has_value() && renewed + *period < next &&
              !cancel->WaitUntil(renewed + *period)) {
         renew();
