@@ -110,6 +110,27 @@ v1::PlanSpec Spec() {
   return spec;
 }
 
+// One running pod ("shop/web-I", one container "app") on the node of each target, named
+// "node@TARGET" as the fake agents' GetNodeInfo answers.
+std::vector<Pod> RunningPodPerTarget(const std::vector<std::string>& targets) {
+  std::vector<Pod> pods;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    Pod pod;
+    pod.ns = "shop";
+    pod.name = absl::StrCat("web-", i);
+    pod.uid = absl::StrCat("0000000", i, "-uid");
+    pod.node_name = "node@" + targets[i];
+    pod.phase = "Running";
+    PodContainer container;
+    container.name = "app";
+    container.container_id = absl::StrCat("containerd://c", i);
+    container.running = true;
+    pod.containers.push_back(container);
+    pods.push_back(pod);
+  }
+  return pods;
+}
+
 v1::PlanStatus Plan(const std::string& id, v1::PlanState state, bool outcome_ok = true) {
   v1::PlanStatus plan;
   plan.set_plan_id(id);
@@ -390,20 +411,7 @@ TEST(CtrlCTest, StartPodsInterruptedReleasesEveryPodsPlan) {
     return Healthy(call);
   });
   PodsOptions options;  // start: options.run stays false.
-  for (size_t i = 0; i < h.targets.size(); ++i) {
-    Pod pod;
-    pod.ns = "shop";
-    pod.name = absl::StrCat("web-", i);
-    pod.uid = absl::StrCat("0000000", i, "-uid");
-    pod.node_name = "node@" + h.targets[i];
-    pod.phase = "Running";
-    PodContainer container;
-    container.name = "app";
-    container.container_id = absl::StrCat("containerd://c", i);
-    container.running = true;
-    pod.containers.push_back(container);
-    options.pods.push_back(pod);
-  }
+  options.pods = RunningPodPerTarget(h.targets);
   EXPECT_EQ(RunPods(h.env, Spec(), options), kExitInterrupted);
   ASSERT_TRUE(answered.has_value());
   EXPECT_TRUE(*answered);
@@ -1045,20 +1053,7 @@ TEST(RunRunTest, PodsRenewEveryThirdOfTheLeaseWhateverTheInterval) {
   options.run = true;
   options.refresh = absl::Seconds(10);
   options.keep = absl::Seconds(25);
-  for (size_t i = 0; i < h.targets.size(); ++i) {
-    Pod pod;
-    pod.ns = "shop";
-    pod.name = absl::StrCat("web-", i);
-    pod.uid = absl::StrCat("0000000", i, "-uid");
-    pod.node_name = "node@" + h.targets[i];
-    pod.phase = "Running";
-    PodContainer container;
-    container.name = "app";
-    container.container_id = absl::StrCat("containerd://c", i);
-    container.running = true;
-    pod.containers.push_back(container);
-    options.pods.push_back(pod);
-  }
+  options.pods = RunningPodPerTarget(h.targets);
   const absl::Time start = h.clock.Now();
   {
     DeadlineDriver driver(&h.clock);

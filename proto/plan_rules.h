@@ -49,14 +49,13 @@ inline constexpr int64_t kMaxDurationSeconds = 315576000000;
 inline constexpr absl::Duration kMaxLease = absl::Hours(24);
 // The shortest lease a plan may have, in a StartPlan, a RenewLeases, memloadctl's --lease and
 // the agent's --default-lease alike. A lease is how long a plan outlives the last renewal of
-// a client that went away; a client that keeps one alive (memloadctl run: one RenewLeases
-// call per refresh, --interval, 1 s by default, at least 50 ms) needs it to outlast one
-// refresh plus the renewal's round trip, and the agent looks at leases only on its tick
-// (100 ms), so a plan may outlive its lease by up to a tick. Below 1 s a lease is shorter
-// than `run`'s default refresh and a handful of ticks: the plan is started, reported started
-// and gone before anyone renews it (a 1 ns lease was accepted: attack N11). 1 s keeps ten
-// ticks and leaves a renewing client with a sub-second --interval room for a slow call;
-// with run's default 1 s refresh give a lease of a few seconds or more.
+// a client that went away. A client that keeps one alive (memloadctl run: a RenewLeases call
+// every lease/3 and at each refresh, controller/commands.h RenewalPeriod) needs it to outlast
+// a renewal period plus the renewal's round trip, and the agent looks at leases only on its
+// tick (100 ms), so a plan may outlive its lease by up to a tick. A 1 ns lease was accepted
+// (attack N11): the plan was started, reported started and gone before anyone could renew
+// it. 1 s keeps ten ticks and leaves `run` (renewing every 333 ms then) room for a slow call;
+// on a slow network give a lease of several --timeout's.
 inline constexpr absl::Duration kMinLease = absl::Seconds(1);
 // The kernel's oom_score_adj range.
 inline constexpr int64_t kMinOomScoreAdj = -1000;
