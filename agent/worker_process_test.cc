@@ -289,7 +289,8 @@ TEST(WorkerProcessTest, UtilizationPlanPublishesItsNumbers) {
 TEST(WorkerProcessTest, AllocationFailureIsAFailedExitWithTheWorkersReason) {
   WorkerProcessLauncher launcher(kWorkerBinary);
   WorkerSpec spec = RetainedSpec(kPiB);
-  spec.mutable_plan()->mutable_retained()->set_block_size(kPiB);  // No mmap can give that.
+  // 64 TiB blocks: within the plan rules' largest block (128 TiB), but no mmap gives that.
+  spec.mutable_plan()->mutable_retained()->set_block_size(kPiB / 16);
   std::unique_ptr<Worker> worker = LaunchOrDie(launcher, spec);
   ASSERT_NE(worker, nullptr);
   const WorkerExit exit = worker->WaitExit(absl::Seconds(20));
