@@ -244,6 +244,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(AgentOptions opt
   std::unique_ptr<AgentServer> agent(new AgentServer());
   agent->security_summary_ = security.summary();
   agent->security_warning_ = security.warning();
+  agent->refused_call_audit_ = security.refused_call_audit();
   agent->probe_ = options.probe ? options.probe : std::make_shared<SystemNodeProbe>();
   if (options.launcher) {
     agent->launcher_ = options.launcher;
@@ -356,6 +357,8 @@ void AgentServer::Shutdown(absl::Duration deadline) {
     // CallHandOffInterceptor): the server may be freed.
     TsanTakeOver(&calls_ended_);
   }
+  // No call can be refused any more: the counts of refusals not yet written come out now.
+  if (refused_call_audit_) refused_call_audit_->Close();
   shut_down_ = true;
   shut_down_cv_.notify_all();
 }

@@ -121,6 +121,8 @@ class AgentServer {
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<RpcCounters> rpc_counters_;
   std::unique_ptr<MetricsServer> metrics_;  // Null without --metrics-listen.
+  // Closed once the server has shut down (its last counts written); null without tokens.
+  std::shared_ptr<RefusedCallAudit> refused_call_audit_;
   v1::NodeInfo identity_;
   std::string address_;
   std::string security_summary_;

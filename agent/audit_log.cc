@@ -1,5 +1,6 @@
 #include "agent/audit_log.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -8,7 +9,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "core/base/quoted.h"
+#include "google/protobuf/descriptor.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/server_context.h"
 #include "proto/memload.pb.h"
@@ -101,6 +104,35 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
   AuditRecord record_;  // gRPC runs one call's hook points one at a time.
 };
 
+// The method as a key's first part: the printed name of a method the agent serves, else
+// one name for all others (a client chooses it: the key set stays bounded).
+constexpr absl::string_view kOtherMethods = "(other methods)";
+
+std::string KeyMethod(absl::string_view method) {
+  if (method == "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" ||
+      method == "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") {
+    return std::string(method);
+  }
+  if (absl::ConsumePrefix(&method, "/memload.v1.Agent/")) {
+    static const google::protobuf::ServiceDescriptor* const service =
+        v1::StartPlanRequest::descriptor()->file()->FindServiceByName("Agent");
+    if (service != nullptr && service->FindMethodByName(std::string(method)) != nullptr) {
+      return std::string(method);
+    }
+  }
+  return std::string(kOtherMethods);
+}
+
+// Every refusal of a kind first seen past RefusedCallAudit::kMaxKeys.
+std::tuple<std::string, int, std::string> OverflowKey() { return {"", -1, ""}; }
+
+// 19990 -> "19,990".
+std::string WithThousands(int64_t n) {
+  std::string digits = absl::StrCat(n);
+  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(i, ",");
+  return digits;
+}
+
 }  // namespace
 
 std::string FormatAuditLine(const AuditRecord& record) {
@@ -131,6 +163,90 @@ grpc::experimental::Interceptor* AuditInterceptorFactory::CreateServerIntercepto
     grpc::experimental::ServerRpcInfo* info) {
   if (!log_ || info->method() == nullptr || !IsMutatingMethod(info->method())) return nullptr;
   return new AuditInterceptor(info, policy_.get(), &log_);
+}
+
+RefusedCallAudit::RefusedCallAudit(AuditLog log, Clock* clock)
+    : log_(std::move(log)), clock_(clock), thread_([this] { Run(); }) {}
+
+RefusedCallAudit::~RefusedCallAudit() { Close(); }
+
+void RefusedCallAudit::Close() {
+  MutexLock lock(&mutex_);
+  if (!stopping_) {
+    stopping_ = true;
+    wake_.notify_all();
+    lock.Unlock();
+    thread_.join();
+    lock.Lock();
+  }
+  // Without the clock: it may be gone once the server is.
+  FlushEnded(absl::InfiniteFuture(), /*all=*/true);
+}
+
+void RefusedCallAudit::Log(const AuditRecord& record) {
+  MutexLock lock(&mutex_);
+  const absl::Time now = clock_->Now();
+  FlushEnded(now, /*all=*/false);
+  Key key(KeyMethod(record.method), static_cast<int>(record.code), record.detail);
+  auto it = windows_.find(key);
+  if (it == windows_.end()) {
+    if (windows_.size() >= kMaxKeys) key = OverflowKey();  // Created past the cap: one more.
+    it = windows_.try_emplace(std::move(key), Window{now}).first;
+  }
+  Window& window = it->second;
+  // Over (its summary written above), or the wall clock stepped back past its start.
+  if (now >= window.start + absl::Seconds(1) || now < window.start) window = Window{now};
+  if (window.logged < kLinesPerSecond) {
+    ++window.logged;
+    log_(FormatAuditLine(record));
+  } else if (window.suppressed++ == 0) {
+    rearm_ = true;  // A summary is due at window.start + 1s.
+    wake_.notify_all();
+  }
+}
+
+size_t RefusedCallAudit::keys() {
+  MutexLock lock(&mutex_);
+  return windows_.size();
+}
+
+void RefusedCallAudit::FlushEnded(absl::Time now, bool all) {
+  for (auto& [key, window] : windows_) {
+    if (window.suppressed > 0 && (all || now >= window.start + absl::Seconds(1))) {
+      WriteSummary(key, window);
+    }
+  }
+}
+
+void RefusedCallAudit::WriteSummary(const Key& key, Window& window) {
+  const auto& [method, code, detail] = key;
+  std::string line;
+  if (key == OverflowKey()) {
+    line = "audit: (refusals past the cap of kinds)";
+  } else {
+    line = absl::StrCat("audit: ", method, " -> ",
+                        absl::StatusCodeToString(static_cast<absl::StatusCode>(code)));
+    if (!detail.empty()) absl::StrAppend(&line, " (", detail, ")");
+  }
+  absl::StrAppend(&line, ": ", WithThousands(window.suppressed),
+                  " more in the last 1s (not logged one by one)");
+  log_(line);
+  window.suppressed = 0;
+}
+
+void RefusedCallAudit::Run() {
+  MutexLock lock(&mutex_);
+  while (!stopping_) {
+    FlushEnded(clock_->Now(), /*all=*/false);
+    absl::Time next = absl::InfiniteFuture();
+    for (const auto& [key, window] : windows_) {
+      if (window.suppressed > 0) next = std::min(next, window.start + absl::Seconds(1));
+    }
+    rearm_ = false;
+    clock_->WaitUntil(wake_, lock.native(), next, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+      return stopping_ || rearm_;
+    });
+  }
 }
 
 }  // namespace agent

@@ -27,7 +27,7 @@ absl::string_view View(const grpc_slice& slice) {
 // through its destroy hook.
 struct TokenCheck {
   std::shared_ptr<const AccessPolicy> policy;
-  AuditLog log;
+  std::shared_ptr<RefusedCallAudit> refused;  // Null without an audit log.
 };
 
 // gRPC's server auth-metadata processor: runs for every call, before any handler, on a
@@ -49,7 +49,7 @@ void CheckToken(void* state, grpc_auth_context* context, const grpc_metadata* me
     done(user_data, nullptr, 0, nullptr, 0, GRPC_STATUS_OK, nullptr);
     return;
   }
-  if (check->log) {
+  if (check->refused != nullptr) {
     AuditRecord record;
     record.method = std::string(method);
     record.token_name = check->policy->NameOf(authorization);
@@ -63,7 +63,7 @@ void CheckToken(void* state, grpc_auth_context* context, const grpc_metadata* me
                         ? "read-only token"
                     : authorization.has_value() ? "invalid token"
                                                 : "no token";
-    check->log(FormatAuditLine(record));
+    check->refused->Log(record);  // Rate-limited: anyone can provoke these lines.
   }
   // gRPC copies the message before `done` returns.
   const std::string message(caller.status().message());
@@ -203,7 +203,11 @@ absl::StatusOr<ServerSecurity> ServerSecurity::Load(const ServerSecurityOptions&
   if (security.policy_ != nullptr) {
     check = std::make_unique<TokenCheck>();
     check->policy = security.policy_;
-    check->log = options.audit_log;
+    if (options.audit_log) {
+      security.refused_call_audit_ = std::make_shared<RefusedCallAudit>(
+          options.audit_log, options.audit_clock != nullptr ? options.audit_clock : Clock::Real());
+      check->refused = security.refused_call_audit_;
+    }
   }
   security.credentials_ =
       std::make_shared<CoreServerCredentials>(pair, client_ca, std::move(check));

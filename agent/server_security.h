@@ -30,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "agent/access_policy.h"
 #include "agent/audit_log.h"
+#include "core/clock.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/support/server_interceptor.h"
 
@@ -48,8 +49,11 @@ struct ServerSecurityOptions {
   // Serve a non-loopback address even though clients are not authenticated (neither
   // tokens nor client certificates).
   bool insecure = false;
-  // Receives the audit lines; empty = no audit log.
+  // Receives the audit lines; empty = no audit log. Refused calls' lines are
+  // rate-limited (RefusedCallAudit, agent/audit_log.h) on `audit_clock` (null: the real
+  // clock; tests give a simulated one).
   AuditLog audit_log;
+  Clock* audit_clock = nullptr;
 };
 
 // True for 127.0.0.0/8, ::1, "localhost" and unix: sockets; false for wildcard addresses
@@ -68,6 +72,11 @@ class ServerSecurity {
   // Plaintext or TLS, with the token check when there are tokens. Each call returns the
   // same object.
   std::shared_ptr<grpc::ServerCredentials> credentials() const { return credentials_; }
+  // The token check's audit of refused calls (agent/audit_log.h); null without tokens or
+  // an audit log. Close() it once the server has shut down: it writes the counts still due.
+  const std::shared_ptr<RefusedCallAudit>& refused_call_audit() const {
+    return refused_call_audit_;
+  }
   // Audits mutating calls (see agent/audit_log.h); give it to the server builder.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
   NewAuditInterceptorFactory() const;
@@ -85,6 +94,7 @@ class ServerSecurity {
   std::shared_ptr<grpc::ServerCredentials> credentials_;
   std::shared_ptr<const AccessPolicy> policy_;  // Null without a token file.
   AuditLog audit_log_;
+  std::shared_ptr<RefusedCallAudit> refused_call_audit_;  // Shared with the token check.
   std::string summary_;
   std::string warning_;
 };

@@ -3,6 +3,7 @@
 // test time. Every refusal is checked for its exact status code.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <future>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "agent/testing/stock_services.pb.h"
 #include "controller/client_security.h"
 #include "controller/grpc_agent_client.h"
+#include "core/testing/simulated_clock.h"
 #include "core/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -316,6 +318,46 @@ TEST_F(AgentSecurityTest, CallsWithoutAValidTokenAreUnauthenticated) {
                                         "UNAUTHENTICATED (no token)")));
   EXPECT_THAT(audit, Contains(HasSubstr("audit: StartPlan plan=- token=- cert=- peer=- -> "
                                         "UNAUTHENTICATED (invalid token)")));
+}
+
+// F8: anyone who reaches the port can provoke refusals, so their lines are rate-limited
+// (agent/audit_log.h, RefusedCallAudit); the calls a token let in are all logged. Time stands
+// still on a simulated clock: every refusal falls in one second.
+TEST_F(AgentSecurityTest, RefusedCallsAreRateLimitedInTheAuditLogAllowedOnesNever) {
+  SimulatedClock clock;
+  agent::ServerSecurityOptions security = Tokens();
+  security.audit_clock = &clock;
+  std::unique_ptr<agent::AgentServer> server = StartAgent(security);
+  ASSERT_NE(server, nullptr);
+  std::shared_ptr<grpc::Channel> channel = Channel(*server);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(StartPlan(channel, "", "intruder").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  v1::StopPlanRequest stop;
+  stop.set_plan_id("no-such-plan");
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(Call(channel, kFullToken, &v1::Agent::Stub::StopPlan, stop).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  const auto count = [](const std::vector<std::string>& lines, const std::string& part) {
+    return std::count_if(lines.begin(), lines.end(),
+                         [&](const std::string& line) { return absl::StrContains(line, part); });
+  };
+  std::vector<std::string> audit = AuditLog();
+  EXPECT_EQ(count(audit,
+                  "audit: StartPlan plan=- token=- cert=- peer=- -> UNAUTHENTICATED (no "
+                  "token)"),
+            10);
+  EXPECT_EQ(count(audit, "audit: StopPlan plan=no-such-plan token=token-"), 30);
+  EXPECT_EQ(count(audit, "more in the last 1s"), 0);
+  // The second never ends on this clock: the count comes out as the agent stops.
+  server->Shutdown(absl::Seconds(5));
+  server.reset();
+  audit = AuditLog();
+  EXPECT_EQ(count(audit,
+                  "audit: StartPlan -> UNAUTHENTICATED (no token): 20 more in the last 1s "
+                  "(not logged one by one)"),
+            1);
 }
 
 TEST_F(AgentSecurityTest, ReadOnlyTokenReadsButCannotChangeAnything) {
