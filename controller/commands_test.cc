@@ -110,6 +110,16 @@ v1::PlanSpec Spec() {
   return spec;
 }
 
+// Runs `command` while a DeadlineDriver moves the simulated clock on to every deadline it
+// waits for; returns the simulated time it started at.
+template <typename Command>
+absl::Time RunOnDrivenClock(Harness& h, Command command) {
+  const absl::Time start = h.clock.Now();
+  DeadlineDriver driver(&h.clock);
+  command();
+  return start;
+}
+
 // One running pod ("shop/web-I", one container "app") on the node of each target, named
 // "node@TARGET" as the fake agents' GetNodeInfo answers.
 std::vector<Pod> RunningPodPerTarget(const std::vector<std::string>& targets) {
@@ -884,11 +894,8 @@ TEST(RunRunTest, KeepsThePlanForExactlyItsTimeOnTheCommandsClock) {
   RunOptions options;
   options.keep = absl::Minutes(5);
   options.refresh = absl::Minutes(1);
-  const absl::Time start = h.clock.Now();
-  {
-    DeadlineDriver driver(&h.clock);
-    EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk);
-  }
+  const absl::Time start =
+      RunOnDrivenClock(h, [&] { EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk); });
   EXPECT_EQ(h.clock.Now() - start, options.keep);
   std::vector<absl::Duration> lists;
   for (const FakeCall& call : h.Calls("ListPlans")) lists.push_back(call.time - start);
@@ -942,11 +949,8 @@ TEST(RunRunTest, RenewsEveryThirdOfThePlansLeaseWhateverTheInterval) {
   RunOptions options;
   options.refresh = absl::Seconds(10);
   options.keep = absl::Seconds(25);
-  const absl::Time start = h.clock.Now();
-  {
-    DeadlineDriver driver(&h.clock);
-    EXPECT_EQ(RunRun(h.env, spec, options), kExitOk);
-  }
+  const absl::Time start =
+      RunOnDrivenClock(h, [&] { EXPECT_EQ(RunRun(h.env, spec, options), kExitOk); });
   EXPECT_EQ(h.clock.Now() - start, options.keep);
   for (const std::string& target : h.targets) {
     SCOPED_TRACE(target);
@@ -977,11 +981,8 @@ TEST(RunRunTest, ARenewalDueWithARefreshGoesOutOnce) {
   RunOptions options;
   options.refresh = absl::Seconds(10);
   options.keep = absl::Seconds(25);
-  const absl::Time start = h.clock.Now();
-  {
-    DeadlineDriver driver(&h.clock);
-    EXPECT_EQ(RunRun(h.env, spec, options), kExitOk);
-  }
+  const absl::Time start =
+      RunOnDrivenClock(h, [&] { EXPECT_EQ(RunRun(h.env, spec, options), kExitOk); });
   EXPECT_THAT(CallTimes(h, "RenewLeases", h.targets[0], start),
               ElementsAreArray(Every(absl::Seconds(1), options.keep)));
   EXPECT_THAT(CallTimes(h, "ListPlans", h.targets[0], start),
@@ -1000,11 +1001,8 @@ TEST(RunRunTest, RenewsEveryThirdOfTheShortestDefaultLeaseWithoutALease) {
   RunOptions options;
   options.refresh = absl::Seconds(10);
   options.keep = absl::Seconds(25);
-  const absl::Time start = h.clock.Now();
-  {
-    DeadlineDriver driver(&h.clock);
-    EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk);
-  }
+  const absl::Time start =
+      RunOnDrivenClock(h, [&] { EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk); });
   for (const std::string& target : h.targets) {
     SCOPED_TRACE(target);
     EXPECT_THAT(CallTimes(h, "RenewLeases", target, start),
@@ -1026,11 +1024,8 @@ TEST(RunRunTest, AnAgentsTinyDefaultLeaseCountsAsTheMinimum) {
   RunOptions options;
   options.refresh = absl::Seconds(10);
   options.keep = absl::Seconds(1);
-  const absl::Time start = h.clock.Now();
-  {
-    DeadlineDriver driver(&h.clock);
-    EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk);
-  }
+  const absl::Time start =
+      RunOnDrivenClock(h, [&] { EXPECT_EQ(RunRun(h.env, Spec(), options), kExitOk); });
   const std::vector<absl::Duration> renewals = CallTimes(h, "RenewLeases", h.targets[0], start);
   const absl::Duration third = absl::Seconds(1) / 3;  // 333,333,333.25 ns: 3 of them < 1 s.
   EXPECT_THAT(renewals, ElementsAre(absl::ZeroDuration(), third, 2 * third, 3 * third));
@@ -1054,11 +1049,8 @@ TEST(RunRunTest, PodsRenewEveryThirdOfTheLeaseWhateverTheInterval) {
   options.refresh = absl::Seconds(10);
   options.keep = absl::Seconds(25);
   options.pods = RunningPodPerTarget(h.targets);
-  const absl::Time start = h.clock.Now();
-  {
-    DeadlineDriver driver(&h.clock);
-    EXPECT_EQ(RunPods(h.env, Spec(), options), kExitOk);
-  }
+  const absl::Time start =
+      RunOnDrivenClock(h, [&] { EXPECT_EQ(RunPods(h.env, Spec(), options), kExitOk); });
   std::vector<absl::Duration> every_second;  // 1 s, 2 s, ..., 25 s.
   for (int s = 1; s <= 25; ++s) every_second.push_back(absl::Seconds(s));
   for (const std::string& target : h.targets) {
