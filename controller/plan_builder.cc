@@ -25,6 +25,7 @@
 #include "absl/strings/strip.h"
 #include "core/base/quoted.h"
 #include "core/base/status_macros.h"
+#include "core/base/utf8.h"
 #include "core/bounded_read.h"
 #include "core/cli/flag_values.h"
 #include "core/size.h"
@@ -520,8 +521,7 @@ class DuplicateKeyScan {
         } else if (code >= 0xDC00 && code <= 0xDFFF) {
           return false;  // A lone low surrogate: the parser refuses it.
         }
-        char utf8[4];
-        text->append(utf8, EncodeUtf8(code, utf8));
+        AppendUtf8(code, text);
         continue;
       }
       switch (escaped) {
@@ -550,28 +550,6 @@ class DuplicateKeyScan {
       at_ += 2;
     }
     return false;  // No closing quote.
-  }
-  static size_t EncodeUtf8(uint32_t code, char* out) {
-    if (code < 0x80) {
-      out[0] = static_cast<char>(code);
-      return 1;
-    }
-    if (code < 0x800) {
-      out[0] = static_cast<char>(0xC0 | (code >> 6));
-      out[1] = static_cast<char>(0x80 | (code & 0x3F));
-      return 2;
-    }
-    if (code < 0x10000) {
-      out[0] = static_cast<char>(0xE0 | (code >> 12));
-      out[1] = static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      out[2] = static_cast<char>(0x80 | (code & 0x3F));
-      return 3;
-    }
-    out[0] = static_cast<char>(0xF0 | (code >> 18));
-    out[1] = static_cast<char>(0x80 | ((code >> 12) & 0x3F));
-    out[2] = static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-    out[3] = static_cast<char>(0x80 | (code & 0x3F));
-    return 4;
   }
   static bool KeyStart(char c) {
     return absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '_' || c == '$';

@@ -15,6 +15,7 @@
 #include "controller/output.h"
 #include "controller/recording.h"
 #include "core/base/status_macros.h"
+#include "core/base/utf8.h"
 #include "core/bounded_read.h"
 #include "core/size.h"
 #include "google/protobuf/util/json_util.h"
@@ -153,24 +154,6 @@ class JsonScanner {
   absl::string_view text_;
   size_t at_ = 0;
 };
-
-void AppendUtf8(uint32_t code, std::string* out) {
-  if (code < 0x80) {
-    *out += static_cast<char>(code);
-  } else if (code < 0x800) {
-    *out += static_cast<char>(0xc0 | (code >> 6));
-    *out += static_cast<char>(0x80 | (code & 0x3f));
-  } else if (code < 0x10000) {
-    *out += static_cast<char>(0xe0 | (code >> 12));
-    *out += static_cast<char>(0x80 | ((code >> 6) & 0x3f));
-    *out += static_cast<char>(0x80 | (code & 0x3f));
-  } else {
-    *out += static_cast<char>(0xf0 | (code >> 18));
-    *out += static_cast<char>(0x80 | ((code >> 12) & 0x3f));
-    *out += static_cast<char>(0x80 | ((code >> 6) & 0x3f));
-    *out += static_cast<char>(0x80 | (code & 0x3f));
-  }
-}
 
 // The text of a JSON string value, escapes undone (bad escapes become U+FFFD).
 std::string Unescape(const JsonValue& value) {
