@@ -182,18 +182,11 @@ RolloutResult<v1::StartPlanResponse> StartOn(const CommandEnv& env,
   return Rollout<v1::StartPlanResponse>(clients, Rpc(&AgentClient::StartPlan, request), options);
 }
 
-// The targets an aborted or finished rollout must stop: those that started the plan, and
-// those whose start ended UNAVAILABLE or DEADLINE_EXCEEDED (it may have reached the agent
-// and started anyway). A definite refusal started nothing: stopping there could even hit
-// another plan holding the same id (ALREADY_EXISTS).
-template <typename Response>
-std::vector<size_t> MayHaveStarted(const RolloutResult<Response>& started) {
+// The indexes of the targets an aborted or finished rollout must stop (MayHaveStarted).
+std::vector<size_t> MayHaveStarted(const RolloutResult<v1::StartPlanResponse>& started) {
   std::vector<size_t> indexes;
   for (size_t i = 0; i < started.results.size(); ++i) {
-    const TargetResult<Response>& result = started.results[i];
-    if (result.attempted() && (result.response.ok() || IsRetryable(result.response.status()))) {
-      indexes.push_back(i);
-    }
+    if (MayHaveStarted(started.results[i])) indexes.push_back(i);
   }
   return indexes;
 }
@@ -468,6 +461,16 @@ int StopRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& o
 
 }  // namespace
 
+bool MayHaveStarted(const TargetResult<v1::StartPlanResponse>& start) {
+  return start.attempted() && (start.response.ok() || IsRetryable(start.response.status()));
+}
+
+absl::Status StoppedHereAgain(absl::string_view why, const absl::Status& stop) {
+  return absl::AbortedError(
+      absl::StrCat(why, "; the plan was stopped here again",
+                   stop.ok() ? "" : absl::StrCat(" (stop failed: ", stop.message(), ")")));
+}
+
 std::optional<absl::Duration> RenewalPeriod(const v1::PlanSpec& spec,
                                             std::optional<absl::Duration> default_lease) {
   const std::optional<absl::Duration> lease =
@@ -565,12 +568,9 @@ int RunStart(const CommandEnv& env, const v1::PlanSpec& spec, const RolloutOptio
     for (size_t k = 0; k < release.size(); ++k) {
       const size_t i = release[k];
       if (!results[i].value.ok()) continue;  // Its failed start is what the node reports.
-      results[i].value = absl::AbortedError(absl::StrCat(
-          interrupted ? "interrupted" : "too many nodes failed (--max-failures)",
-          "; the plan was stopped here again",
-          stopped[k].response.ok()
-              ? ""
-              : absl::StrCat(" (stop failed: ", stopped[k].response.status().message(), ")")));
+      results[i].value =
+          StoppedHereAgain(interrupted ? "interrupted" : "too many nodes failed (--max-failures)",
+                           stopped[k].response.status());
     }
   }
   AddFailures(selection, &results);

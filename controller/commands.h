@@ -36,6 +36,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "controller/agent_client.h"
 #include "controller/fanout.h"
@@ -112,6 +114,17 @@ struct RunOptions {
   RunRecorder* recorder = nullptr;
 };
 int RunRun(const CommandEnv& env, const v1::PlanSpec& spec, const RunOptions& options);
+
+// A start's answer after which the plan may be running there, so that a start or run that
+// gives up must stop it again: it started, or it ended UNAVAILABLE or DEADLINE_EXCEEDED (it
+// may have reached the agent and started anyway). A definite refusal started nothing:
+// stopping there could even hit another plan holding the same id (ALREADY_EXISTS).
+bool MayHaveStarted(const TargetResult<v1::StartPlanResponse>& start);
+
+// What a node's row says of a plan stopped again because `why` (e.g. "interrupted"):
+// ABORTED "WHY; the plan was stopped here again", and " (stop failed: ...)" when `stop`
+// failed.
+absl::Status StoppedHereAgain(absl::string_view why, const absl::Status& stop);
 
 // How often `run` (and `run --pods`) renews a plan between refreshes: every lease/3, the
 // lease being the spec's, else `default_lease` (its agent's NodeInfo.default_lease; nullopt

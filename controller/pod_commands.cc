@@ -237,14 +237,10 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
   once.clock = clock;
   once.idempotent = true;
   if (!options.run && interrupted) {
-    // As RunStart: release what may have started there — a started plan, or a start that
-    // ended UNAVAILABLE or DEADLINE_EXCEEDED (it may have reached the agent) — and say so.
+    // As RunStart: release what may have started there, and say so.
     std::vector<AgentClient*> to_release;
     for (size_t k = 0; k < started.size(); ++k) {
-      const TargetResult<v1::StartPlanResponse>& one = started[k];
-      if (one.response.ok() || (one.attempted() && IsRetryable(one.response.status()))) {
-        to_release.push_back(pod_clients[k]);
-      }
+      if (MayHaveStarted(started[k])) to_release.push_back(pod_clients[k]);
     }
     std::vector<TargetResult<v1::StopPlanResponse>> stopped =
         FanOut(to_release,
@@ -255,11 +251,7 @@ int RunPods(const CommandEnv& env, const v1::PlanSpec& base, const PodsOptions& 
       PodRow& row = rows[row_of[to_release[k]]];
       if (!row.error.ok()) continue;  // Its failed start is what the row reports.
       if (stopped[k].response.ok()) row.status = stopped[k].response->plan();
-      row.error = absl::AbortedError(absl::StrCat(
-          "interrupted; the plan was stopped here again",
-          stopped[k].response.ok()
-              ? ""
-              : absl::StrCat(" (stop failed: ", stopped[k].response.status().message(), ")")));
+      row.error = StoppedHereAgain("interrupted", stopped[k].response.status());
     }
   }
   if (options.run) {
