@@ -119,6 +119,13 @@ absl::Status CheckTouch(v1::TouchMode touch, absl::string_view field) {
   return FieldError(field, absl::StrCat("unknown value ", touch));
 }
 
+absl::Status CheckBlockSize(uint64_t block_size, absl::string_view field) {
+  if (std::optional<std::string> problem = BlockSizeProblem(block_size)) {
+    return FieldError(field, *problem);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckBacking(v1::Backing backing, absl::string_view field) {
   if (v1::Backing_IsValid(backing)) return absl::OkStatus();
   return FieldError(field, absl::StrCat("unknown value ", backing));
@@ -179,9 +186,7 @@ absl::Status CheckRetainedCost(const v1::PlanSpec& spec) {
 }
 
 absl::Status CheckRetainedPlan(const v1::RetainedPlan& plan) {
-  if (std::optional<std::string> problem = BlockSizeProblem(plan.block_size())) {
-    return FieldError("retained.block_size", *problem);
-  }
+  MEMLOAD_RETURN_IF_ERROR(CheckBlockSize(plan.block_size(), "retained.block_size"));
   MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "retained.touch"));
   MEMLOAD_RETURN_IF_ERROR(CheckBacking(plan.backing(), "retained.backing"));
   if (plan.phases_size() == 0) {
@@ -223,9 +228,7 @@ absl::Status CheckRetainedPlan(const v1::RetainedPlan& plan) {
 }
 
 absl::Status CheckUtilizationPlan(const v1::UtilizationPlan& plan) {
-  if (std::optional<std::string> problem = BlockSizeProblem(plan.block_size())) {
-    return FieldError("utilization.block_size", *problem);
-  }
+  MEMLOAD_RETURN_IF_ERROR(CheckBlockSize(plan.block_size(), "utilization.block_size"));
   if (std::optional<std::string> problem =
           PercentProblem(plan.target_percent(), /*allow_100=*/false)) {
     return FieldError("utilization.target_percent", *problem);
@@ -257,9 +260,7 @@ absl::Status CheckUtilizationPlan(const v1::UtilizationPlan& plan) {
 
 absl::Status CheckStreamingPlan(const v1::StreamingPlan& plan) {
   if (plan.block_size() == 0) return FieldError("streaming.block_size", "required (> 0)");
-  if (std::optional<std::string> problem = BlockSizeProblem(plan.block_size())) {
-    return FieldError("streaming.block_size", *problem);
-  }
+  MEMLOAD_RETURN_IF_ERROR(CheckBlockSize(plan.block_size(), "streaming.block_size"));
   MEMLOAD_RETURN_IF_ERROR(CheckTouch(plan.touch(), "streaming.touch"));
   if (std::optional<std::string> problem = WorkersProblem(plan.workers())) {
     return FieldError("streaming.workers", *problem);
