@@ -44,6 +44,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -61,6 +62,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/open_files_limit.h"
 #include "agent/testing/light_agents.h"
 #include "controller/commands.h"
 #include "controller/fanout.h"
@@ -516,12 +518,9 @@ int main(int argc, char** argv) {
   alarm(limit);
   // Repetitions stop early to end before the alarm (20 s left for the summary and exit).
   const absl::Time deadline = absl::Now() + absl::Seconds(limit - 20);
-  // Every connection is an fd here (and one or two in an agent host): as many as allowed.
-  struct rlimit files;
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &files);
-  }
+  // Every connection is an fd here (and one or two in an agent host): as many as allowed
+  // (the agent's own raise, without its cap; a limit that cannot be raised stays).
+  memload::agent::RaiseOpenFilesLimit(std::numeric_limits<uint64_t>::max());
 
   // Fork before any gRPC use in this process: children host the agents, at most
   // --agents_per_process ports each (a host holds two fds per target: the listener and the
